@@ -1,0 +1,124 @@
+//! Commands: each file holds one command's validation and decision. A decision
+//! reads the shard, returns the reply and the events that carry it out; the
+//! shard applies those events, so nothing here mutates state directly.
+
+mod expire_due;
+mod place_order;
+mod put_sku;
+mod restock;
+mod transition;
+
+pub use expire_due::ExpireDue;
+pub use place_order::PlaceOrder;
+pub use put_sku::PutSku;
+pub use restock::Restock;
+pub use transition::{Cancel, Confirm};
+
+use super::event::Event;
+use super::order::Order;
+use super::shard::ShardCore;
+use super::sku::Sku;
+use super::types::{InvalidField, OrderId, SkuId, Timestamp};
+
+#[derive(Clone, Debug)]
+pub enum Command {
+    PutSku(PutSku),
+    Restock(Restock),
+    PlaceOrder(PlaceOrder),
+    Confirm(Confirm),
+    Cancel(Cancel),
+    ExpireDue(ExpireDue),
+}
+
+/// What a successful command answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// `created` is false when an idempotent retry found the order already there.
+    Order {
+        order: Order,
+        created: bool,
+    },
+    /// `created` is false when the SKU existed and its settings were updated.
+    Sku {
+        sku: Sku,
+        created: bool,
+    },
+    Expired {
+        count: usize,
+    },
+}
+
+/// Every way a command can be refused. Each maps to one error code a user sees.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    #[error("sku {0} is sold out")]
+    SoldOut(SkuId),
+    #[error("sku {sku} has {available} units available, {requested} requested")]
+    InsufficientStock {
+        sku: SkuId,
+        available: u64,
+        requested: u64,
+    },
+    #[error("customer holds {held} units of sku {sku}; {requested} more would pass the limit of {limit} per customer")]
+    LimitExceeded {
+        sku: SkuId,
+        limit: u64,
+        held: u64,
+        requested: u64,
+    },
+    #[error("the sale of sku {sku} opens at {starts_at}")]
+    SaleNotOpen { sku: SkuId, starts_at: Timestamp },
+    #[error("no sku {0}")]
+    UnknownSku(SkuId),
+    #[error("no order {0}")]
+    UnknownOrder(OrderId),
+    #[error("order {id} is {from}; it cannot become {to}")]
+    InvalidTransition {
+        id: OrderId,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("{0}")]
+    InvalidField(#[from] InvalidField),
+    #[error("the idempotency key was first used for order {existing} with a different request")]
+    IdempotencyKeyReused { existing: OrderId },
+    #[error("the shard holds its maximum of {0} orders")]
+    OrderCapacityReached(usize),
+}
+
+impl Command {
+    pub(super) fn decide(
+        self,
+        shard: &mut ShardCore,
+        now: Timestamp,
+    ) -> (Result<Reply, CoreError>, Vec<Event>) {
+        let mut events = Vec::new();
+        let reply = match self {
+            Command::PutSku(command) => command.decide(shard, &mut events),
+            Command::Restock(command) => command.decide(shard, &mut events),
+            Command::PlaceOrder(command) => command.decide(shard, now, &mut events),
+            Command::Confirm(command) => command.decide(shard, now, &mut events),
+            Command::Cancel(command) => command.decide(shard, now, &mut events),
+            Command::ExpireDue(command) => command.decide(shard, now, &mut events),
+        };
+        (reply, events)
+    }
+}
+
+/// Applies the events a decision produced. They were decided against this very
+/// state, so a misfit is a bug, not bad input.
+fn apply_decided(shard: &mut ShardCore, events: &[Event]) {
+    for event in events {
+        shard
+            .apply(event)
+            .expect("an event decided by the core applies to the state it was decided on");
+    }
+}
+
+fn order_reply(shard: &ShardCore, id: &OrderId, created: bool) -> Reply {
+    let order = shard
+        .order(id)
+        .expect("order exists after its event")
+        .clone();
+    Reply::Order { order, created }
+}

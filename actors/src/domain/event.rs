@@ -1,0 +1,40 @@
+//! Events: what a command changed. They are what the log stores, what replay
+//! applies, and (later) what a standby applies; applying one decides nothing.
+
+use bincode::{Decode, Encode};
+
+use super::order::Order;
+use super::sku::SkuSettings;
+use super::types::{OrderId, SkuId, Timestamp};
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Event {
+    SkuCreated {
+        sku: SkuId,
+        stock: u64,
+        settings: SkuSettings,
+    },
+    SkuSettingsChanged {
+        sku: SkuId,
+        settings: SkuSettings,
+    },
+    Restocked {
+        sku: SkuId,
+        quantity: u64,
+    },
+    /// A new order holding stock; carries the whole order.
+    OrderReserved(Order),
+    OrderConfirmed {
+        id: OrderId,
+        at: Timestamp,
+    },
+    OrderCancelled {
+        id: OrderId,
+        at: Timestamp,
+    },
+    /// Decided by the primary's clock; replay never re-decides it.
+    OrderExpired {
+        id: OrderId,
+        at: Timestamp,
+    },
+}

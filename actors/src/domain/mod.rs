@@ -1,0 +1,18 @@
+//! The I/O-free order logic of one shard: commands and `now` go in, a reply and
+//! the events to log come out. No clocks, threads, sockets or disk.
+
+pub mod command;
+pub mod event;
+pub mod order;
+pub mod shard;
+pub mod sku;
+pub mod types;
+
+pub use command::{
+    Cancel, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply, Restock,
+};
+pub use event::Event;
+pub use order::{Order, OrderStatus};
+pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage};
+pub use sku::{Sku, SkuSettings};
+pub use types::{CustomerId, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp};

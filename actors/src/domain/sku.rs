@@ -1,0 +1,113 @@
+//! A SKU's settings and its stock counters.
+
+use std::collections::HashMap;
+
+use bincode::{Decode, Encode};
+
+use super::types::{CustomerId, SkuId, Timestamp};
+
+/// Default number of seconds a reservation holds stock before it expires.
+pub const RESERVATION_TTL_SECS_DEFAULT: u32 = 600;
+/// Default largest quantity of one order.
+pub const MAX_QUANTITY_PER_ORDER_DEFAULT: u32 = 10;
+/// Largest settable reservation TTL (one week).
+pub const RESERVATION_TTL_SECS_MAX: u32 = 7 * 24 * 3600;
+/// Largest quantity one order may ever ask for, whatever the SKU allows.
+pub const QUANTITY_PER_ORDER_MAX: u32 = 1_000_000;
+/// Largest stock of one SKU: far below u64::MAX so sums of counters never overflow.
+pub const STOCK_MAX: u64 = 1 << 48;
+
+/// What an administrator sets on a SKU; everything but the stock can change later.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SkuSettings {
+    /// Most units one customer may hold (reserved + confirmed) of this SKU.
+    pub per_customer_limit: Option<u64>,
+    pub max_quantity_per_order: u32,
+    /// Orders before this instant are refused with `sale_not_open`.
+    pub sale_starts_at: Option<Timestamp>,
+    pub reservation_ttl_secs: u32,
+    /// When available stock falls to or below this, the SKU reports `low_stock`.
+    pub low_stock_threshold: u64,
+}
+
+impl Default for SkuSettings {
+    fn default() -> SkuSettings {
+        SkuSettings {
+            per_customer_limit: None,
+            max_quantity_per_order: MAX_QUANTITY_PER_ORDER_DEFAULT,
+            sale_starts_at: None,
+            reservation_ttl_secs: RESERVATION_TTL_SECS_DEFAULT,
+            low_stock_threshold: 0,
+        }
+    }
+}
+
+/// A SKU and its counters. Invariant: `available + reserved + sold == total`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sku {
+    pub id: SkuId,
+    pub total: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    pub settings: SkuSettings,
+    /// Units each customer holds (reserved + confirmed); entries at zero are removed.
+    pub held_by_customer: HashMap<CustomerId, u64>,
+}
+
+impl Sku {
+    pub fn new(id: SkuId, stock: u64, settings: SkuSettings) -> Sku {
+        Sku {
+            id,
+            total: stock,
+            available: stock,
+            reserved: 0,
+            sold: 0,
+            settings,
+            held_by_customer: HashMap::new(),
+        }
+    }
+
+    pub fn held_by(&self, customer: &CustomerId) -> u64 {
+        self.held_by_customer.get(customer).copied().unwrap_or(0)
+    }
+
+    pub fn is_low_stock(&self) -> bool {
+        self.available <= self.settings.low_stock_threshold
+    }
+
+    pub(crate) fn hold(&mut self, customer: &CustomerId, quantity: u64) {
+        *self.held_by_customer.entry(customer.clone()).or_insert(0) += quantity;
+    }
+
+    pub(crate) fn release(&mut self, customer: &CustomerId, quantity: u64) {
+        let held = self
+            .held_by_customer
+            .get_mut(customer)
+            .expect("a customer releases only units it holds");
+        assert!(*held >= quantity, "customer releases more than it holds");
+        *held -= quantity;
+        if *held == 0 {
+            self.held_by_customer.remove(customer);
+        }
+    }
+
+    /// Panics if the counters disagree: that would mean oversell or lost stock,
+    /// and no reply may leave a shard in that state.
+    pub fn assert_invariants(&self) {
+        let counted = self
+            .available
+            .checked_add(self.reserved)
+            .and_then(|sum| sum.checked_add(self.sold));
+        assert_eq!(
+            counted,
+            Some(self.total),
+            "sku {}: available {} + reserved {} + sold {} != total {}",
+            self.id,
+            self.available,
+            self.reserved,
+            self.sold,
+            self.total
+        );
+    }
+}

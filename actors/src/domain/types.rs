@@ -1,0 +1,231 @@
+//! Identifiers and values of the order domain, validated once at construction.
+
+use std::fmt;
+
+use bincode::{Decode, Encode};
+
+/// Milliseconds since the Unix epoch, UTC. The core never reads a clock: every
+/// command carries the `now` its shell observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub fn from_system_time(time: std::time::SystemTime) -> Timestamp {
+        let since_epoch = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn to_system_time(self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0)
+    }
+
+    /// Parses an RFC 3339 UTC instant such as `2026-11-27T09:00:00Z`.
+    pub fn parse_rfc3339(value: &str) -> Option<Timestamp> {
+        humantime::parse_rfc3339(value)
+            .ok()
+            .map(Timestamp::from_system_time)
+    }
+
+    pub fn plus_secs(self, secs: u32) -> Timestamp {
+        Timestamp(self.0.saturating_add(u64::from(secs) * 1000))
+    }
+}
+
+/// Longest SKU id, customer id and idempotency key, in bytes.
+pub const ID_LENGTH_MAX: usize = 64;
+
+/// Why a value was refused: names the field and the rule it broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub rule: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, rule: impl Into<String>) -> InvalidField {
+        InvalidField {
+            field,
+            rule: rule.into(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T09:00:00.000Z`.
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_millis(self.to_system_time())
+        )
+    }
+}
+
+/// A SKU id: 1 to 64 characters of `A-Za-z0-9._-`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct SkuId(String);
+
+impl SkuId {
+    pub fn parse(value: &str) -> Result<SkuId, InvalidField> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if value.is_empty() || value.len() > ID_LENGTH_MAX || !value.chars().all(allowed) {
+            return Err(InvalidField::new(
+                "sku",
+                "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+            ));
+        }
+        Ok(SkuId(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A hash that never changes between builds or runs (FNV-1a), so a SKU maps to
+    /// the same shard on every node and after every restart.
+    pub fn stable_hash(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.0.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+}
+
+impl fmt::Display for SkuId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn parse_printable(field: &'static str, value: &str) -> Result<String, InvalidField> {
+    let printable = |c: char| !c.is_control();
+    if value.is_empty() || value.len() > ID_LENGTH_MAX || !value.chars().all(printable) {
+        return Err(InvalidField::new(
+            field,
+            "must be 1 to 64 bytes of printable characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A customer id: 1 to 64 bytes of printable characters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub fn parse(value: &str) -> Result<CustomerId, InvalidField> {
+        parse_printable("customer_id", value).map(CustomerId)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen key that makes retries of one order safe: 1 to 64 bytes of
+/// printable characters, scoped to the customer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(value: &str) -> Result<IdempotencyKey, InvalidField> {
+        parse_printable("Idempotency-Key", value).map(IdempotencyKey)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An order id, unique for the life of a data directory and across failovers:
+/// the epoch that created it, the shard that owns it, and the shard's counter.
+/// Written `<epoch>-<shard>-<number>`, e.g. `1-3-1042`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct OrderId {
+    pub epoch: u64,
+    pub shard: u32,
+    pub number: u64,
+}
+
+impl OrderId {
+    pub fn parse(value: &str) -> Option<OrderId> {
+        let mut parts = value.splitn(3, '-');
+        let mut next = || {
+            parts
+                .next()
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let epoch = next()?.parse().ok()?;
+        let shard = next()?.parse().ok()?;
+        let number = next()?.parse().ok()?;
+        Some(OrderId {
+            epoch,
+            shard,
+            number,
+        })
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.epoch, self.shard, self.number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sku_ids_follow_the_rule() {
+        assert!(SkuId::parse("TSHIRT-red.L_2").is_ok());
+        assert!(SkuId::parse("").is_err());
+        assert!(SkuId::parse(&"a".repeat(65)).is_err());
+        assert!(SkuId::parse(&"a".repeat(64)).is_ok());
+        assert!(SkuId::parse("no spaces").is_err());
+        assert!(SkuId::parse("é").is_err());
+    }
+
+    #[test]
+    fn customer_ids_refuse_control_characters() {
+        assert!(CustomerId::parse("alice@example.com").is_ok());
+        assert!(CustomerId::parse("tab\there").is_err());
+        assert!(CustomerId::parse("").is_err());
+    }
+
+    #[test]
+    fn order_ids_round_trip_through_text() {
+        let id = OrderId {
+            epoch: 7,
+            shard: 3,
+            number: 1042,
+        };
+        assert_eq!(id.to_string(), "7-3-1042");
+        assert_eq!(OrderId::parse("7-3-1042"), Some(id));
+        assert_eq!(OrderId::parse("7-3"), None);
+        assert_eq!(OrderId::parse("7-3-x"), None);
+        assert_eq!(OrderId::parse("7--3-4"), None);
+        assert_eq!(OrderId::parse("+7-3-4"), None);
+    }
+
+    #[test]
+    fn timestamps_print_and_parse_as_rfc3339() {
+        let t = Timestamp::parse_rfc3339("2026-11-27T09:00:00Z").unwrap();
+        assert_eq!(t.to_string(), "2026-11-27T09:00:00.000Z");
+        assert_eq!(Timestamp::parse_rfc3339("tomorrow"), None);
+    }
+
+    #[test]
+    fn stable_hash_is_fnv1a() {
+        // Changing this hash would move SKUs between shards of existing data dirs.
+        assert_eq!(
+            SkuId::parse("a").unwrap().stable_hash(),
+            0xaf63_dc4c_8601_ec8c
+        );
+    }
+}

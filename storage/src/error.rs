@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+use crate::record::Lsn;
+
+/// Everything that can go wrong with the data directory. Messages say what,
+/// where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot use data dir {path}: {source}; check that it exists or can be created, is writable by this user, and is not used by another flashgate process")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the log in {path}: {message}; check that no other flashgate process uses this data dir")]
+    Open { path: PathBuf, message: String },
+    #[error("data dir {path} was written by storage format {found}; this flashgate reads format {supported} at most: run a newer flashgate")]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("log record at LSN {lsn} is damaged: {reason}; the log cannot be trusted past this point: restore the data dir from a standby or backup")]
+    Corrupt { lsn: Lsn, reason: String },
+    #[error("checkpoint is damaged: {0}; remove nothing by hand: restore the data dir from a standby or backup")]
+    CorruptCheckpoint(String),
+    #[error("log write failed: {0}")]
+    Io(String),
+    #[error("storage stopped taking writes after an earlier failure: {0}")]
+    Stopped(String),
+}
+
+impl StorageError {
+    pub fn corrupt(lsn: Lsn, reason: impl Into<String>) -> StorageError {
+        StorageError::Corrupt {
+            lsn,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(error: sled::Error) -> StorageError {
+        StorageError::Io(error.to_string())
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(error: std::io::Error) -> StorageError {
+        StorageError::Io(error.to_string())
+    }
+}

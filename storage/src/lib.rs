@@ -1,0 +1,22 @@
+//! flashgate's storage: a write-ahead log and checkpoints on sled. It knows bytes,
+//! LSNs, epochs and checksums; it does not know what an order is.
+//!
+//! # Layout
+//! - `record`: the record format (version, epoch, LSN, CRC32, body) and its checks.
+//! - `store`: `Storage`, the sled database of a data dir, its durability barrier
+//!   (sled flush + fsync of the data file) and persistent node facts.
+//! - `writer`: the group-commit writer thread and its bounded queue.
+//! - `checkpoint`: snapshots as checksummed chunks, swapped in atomically.
+//! - `error`: `StorageError`.
+
+mod checkpoint;
+mod error;
+mod record;
+mod store;
+mod writer;
+
+pub use checkpoint::Checkpoint;
+pub use error::StorageError;
+pub use record::{decode_entry, encode_record, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION};
+pub use store::{Storage, StorageConfig, FORMAT_VERSION};
+pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};

@@ -1,0 +1,250 @@
+//! `Storage`: the sled database in a data directory, its durability barrier, and
+//! the node's small persistent facts (format version, epoch, shard count).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::StorageError;
+use crate::record::{decode_entry, Lsn, Record};
+
+/// The storage format this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const META_FORMAT_VERSION: &[u8] = b"format_version";
+
+/// Limits of the storage layer.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// Largest record body accepted when reading the log back.
+    pub record_bytes_max: usize,
+    /// Largest checkpoint chunk accepted when reading a checkpoint back.
+    pub chunk_bytes_max: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            record_bytes_max: 1 << 20,
+            chunk_bytes_max: 64 << 20,
+        }
+    }
+}
+
+/// The data directory's database. Cheap to clone; all clones share one sled
+/// instance.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    config: StorageConfig,
+    db: sled::Db,
+    pub(crate) log: sled::Tree,
+    pub(crate) checkpoints: sled::Tree,
+    meta: sled::Tree,
+    /// sled's data file, opened only to fsync it: sled 0.34's `flush` issues
+    /// sync_file_range, which reaches neither the device cache nor file metadata.
+    data_file: File,
+}
+
+impl Storage {
+    /// Opens (or creates) the database under `data_dir/sled`. Refuses a data dir
+    /// written by a newer format.
+    pub fn open(data_dir: &Path, config: StorageConfig) -> Result<Storage, StorageError> {
+        let data_dir_error = |source| StorageError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(data_dir_error)?;
+        // Probe writability with a real write: sled's own error for a read-only
+        // directory is less clear.
+        let probe = data_dir.join(".write-probe");
+        std::fs::write(&probe, b"flashgate").map_err(data_dir_error)?;
+        std::fs::remove_file(&probe).map_err(data_dir_error)?;
+
+        let path = data_dir.join("sled");
+        let db = sled::Config::new()
+            .path(&path)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|error| StorageError::Open {
+                path: path.clone(),
+                message: error.to_string(),
+            })?;
+        let open_tree = |name: &str| {
+            db.open_tree(name).map_err(|error| StorageError::Open {
+                path: path.clone(),
+                message: error.to_string(),
+            })
+        };
+        let log = open_tree("log")?;
+        let checkpoints = open_tree("checkpoints")?;
+        let meta = open_tree("meta")?;
+        let data_file = File::open(path.join("db")).map_err(|source| StorageError::DataDir {
+            path: path.join("db"),
+            source,
+        })?;
+        let storage = Storage {
+            inner: Arc::new(Inner {
+                path: data_dir.to_path_buf(),
+                config,
+                db,
+                log,
+                checkpoints,
+                meta,
+                data_file,
+            }),
+        };
+        match storage.meta_u64(META_FORMAT_VERSION)? {
+            Some(found) if found > u64::from(FORMAT_VERSION) => {
+                return Err(StorageError::NewerFormat {
+                    path: data_dir.to_path_buf(),
+                    found: u32::try_from(found).unwrap_or(u32::MAX),
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => storage.set_meta_u64(META_FORMAT_VERSION, u64::from(FORMAT_VERSION))?,
+        }
+        Ok(storage)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.inner.config
+    }
+
+    /// The durability barrier: returns only after everything written before the
+    /// call is on the device (sled flush, then fsync of sled's data file).
+    pub fn barrier(&self) -> Result<(), StorageError> {
+        self.inner.db.flush()?;
+        self.inner.data_file.sync_all()?;
+        Ok(())
+    }
+
+    /// Reads a persistent number, e.g. the epoch.
+    pub fn meta_u64(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
+        match self.inner.meta.get(key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let array: [u8; 8] = bytes.as_ref().try_into().map_err(|_| {
+                    StorageError::CorruptCheckpoint(format!(
+                        "meta value {} is {} bytes, not 8",
+                        String::from_utf8_lossy(key),
+                        bytes.len()
+                    ))
+                })?;
+                Ok(Some(u64::from_be_bytes(array)))
+            }
+        }
+    }
+
+    /// Stores a persistent number; returns only after it is durable.
+    pub fn set_meta_u64(&self, key: &[u8], value: u64) -> Result<(), StorageError> {
+        self.inner.meta.insert(key, &value.to_be_bytes())?;
+        self.barrier()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn log_tree(&self) -> &sled::Tree {
+        &self.inner.log
+    }
+
+    pub(crate) fn checkpoint_tree(&self) -> &sled::Tree {
+        &self.inner.checkpoints
+    }
+
+    /// The LSN of the last record in the log, if any.
+    pub fn last_lsn(&self) -> Result<Option<Lsn>, StorageError> {
+        let Some((key, value)) = self.inner.log.last()? else {
+            return Ok(None);
+        };
+        let first = lsn_of_key(&key)?;
+        let mut records = Vec::new();
+        decode_entry(
+            &value,
+            first,
+            self.inner.config.record_bytes_max,
+            &mut records,
+        )?;
+        Ok(records.last().map(|record| record.lsn))
+    }
+
+    /// Reads every record after `after`, in LSN order, each checked. An error
+    /// stops the scan.
+    pub fn read_log_after<E: From<StorageError>>(
+        &self,
+        after: Lsn,
+        mut visit: impl FnMut(&Record) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let wanted = after + 1;
+        // The record after `after` may sit inside a batch keyed by an earlier LSN.
+        let start = match self.inner.log.range(..=wanted.to_be_bytes()).next_back() {
+            Some(entry) => lsn_of_key(&entry.map_err(StorageError::from)?.0)?,
+            None => wanted,
+        };
+        let mut records = Vec::new();
+        let mut expected: Option<Lsn> = None;
+        for entry in self.inner.log.range(start.to_be_bytes()..) {
+            let (key, value) = entry.map_err(StorageError::from)?;
+            let first = lsn_of_key(&key)?;
+            if let Some(expected) = expected.filter(|expected| *expected != first) {
+                return Err(StorageError::corrupt(
+                    expected,
+                    format!("log jumps from LSN {} to {first}", expected - 1),
+                )
+                .into());
+            }
+            records.clear();
+            decode_entry(
+                &value,
+                first,
+                self.inner.config.record_bytes_max,
+                &mut records,
+            )?;
+            for record in records.iter().filter(|record| record.lsn > after) {
+                visit(record)?;
+            }
+            expected = records.last().map(|record| record.lsn + 1);
+        }
+        Ok(())
+    }
+
+    /// Inserts one encoded batch (the writer thread's job); not durable until
+    /// `barrier`.
+    pub(crate) fn insert_entry(&self, first: Lsn, bytes: &[u8]) -> Result<(), StorageError> {
+        self.inner.log.insert(first.to_be_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Removes the log entries whose records all have LSN at most `through`.
+    /// `through` must be the last LSN of an entry (a batch boundary).
+    pub(crate) fn trim_log(&self, through: Lsn) -> Result<usize, StorageError> {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for key in self.inner.log.range(..=through.to_be_bytes()).keys() {
+            batch.remove(key?);
+            count += 1;
+        }
+        self.inner.log.apply_batch(batch)?;
+        Ok(count)
+    }
+
+    /// Size of the database on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn lsn_of_key(key: &[u8]) -> Result<Lsn, StorageError> {
+    let array: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StorageError::corrupt(0, format!("log key of {} bytes", key.len())))?;
+    Ok(u64::from_be_bytes(array))
+}

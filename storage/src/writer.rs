@@ -1,0 +1,363 @@
+//! The group-commit log writer: one thread that takes appends from a bounded
+//! crossbeam channel, writes each batch as one sled entry, passes the durability
+//! barrier, and only then reports the batch durable. While it waits on the disk,
+//! the next batch gathers in the channel, so one fsync serves many orders.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::error::StorageError;
+use crate::record::{decode_entry, encode_record, Lsn, RECORD_HEADER_BYTES};
+use crate::store::Storage;
+
+/// Limits of the writer.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// Appends that may wait in the channel; a full channel makes senders wait.
+    pub queue_records_max: usize,
+    /// Most records in one batch.
+    pub batch_records_max: usize,
+    /// Most bytes in one batch; a batch closes once it reaches this.
+    pub batch_bytes_max: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> WriterConfig {
+        WriterConfig {
+            queue_records_max: 65_536,
+            batch_records_max: 8_192,
+            batch_bytes_max: 4 << 20,
+        }
+    }
+}
+
+/// One record to append, and what to hand back when it is durable.
+pub struct Append<T> {
+    pub body: Vec<u8>,
+    pub ticket: T,
+}
+
+/// Told of each batch's fate. Runs on the writer thread: keep it short.
+pub trait Completion<T>: Send + 'static {
+    /// The records of `tickets` (in append order) are durable, the last at `last_lsn`.
+    fn durable(&mut self, tickets: &[T], last_lsn: Lsn);
+    /// The log failed; nothing in `tickets` nor anything appended later will be
+    /// durable. Called once; the writer stops after it.
+    fn failed(&mut self, error: &StorageError, tickets: &[T]);
+}
+
+/// Where the log stands, readable from any thread.
+#[derive(Debug, Default)]
+pub struct LogProgress {
+    appended_lsn: AtomicU64,
+    durable_lsn: AtomicU64,
+    epoch: AtomicU64,
+    failure: OnceLock<String>,
+}
+
+impl LogProgress {
+    /// The last LSN handed out. Always a batch boundary.
+    pub fn appended_lsn(&self) -> Lsn {
+        self.appended_lsn.load(Ordering::Acquire)
+    }
+
+    /// Every record up to this LSN is durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn.load(Ordering::Acquire)
+    }
+
+    /// The epoch new records are stamped with.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// Why the log stopped, once it has.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+}
+
+/// The sending side of the writer. Dropping it (every clone of `sender`) lets the
+/// writer drain what is queued and stop; `join` waits for that.
+pub struct LogWriter<T> {
+    sender: Sender<Append<T>>,
+    progress: Arc<LogProgress>,
+    thread: JoinHandle<()>,
+}
+
+impl<T: Send + 'static> LogWriter<T> {
+    /// Starts the writer thread. The first record it writes gets `last_lsn + 1`.
+    pub fn start(
+        storage: Storage,
+        config: WriterConfig,
+        epoch: u64,
+        last_lsn: Lsn,
+        completion: impl Completion<T>,
+    ) -> LogWriter<T> {
+        assert!(config.queue_records_max > 0 && config.batch_records_max > 0);
+        let (sender, receiver) = crossbeam_channel::bounded(config.queue_records_max);
+        let progress = Arc::new(LogProgress::default());
+        progress.appended_lsn.store(last_lsn, Ordering::Release);
+        progress.durable_lsn.store(last_lsn, Ordering::Release);
+        progress.epoch.store(epoch, Ordering::Release);
+        let thread_progress = Arc::clone(&progress);
+        let thread = std::thread::Builder::new()
+            .name("flashgate-log".into())
+            .spawn(move || run(storage, config, receiver, thread_progress, completion))
+            .expect("spawn the log writer thread");
+        LogWriter {
+            sender,
+            progress,
+            thread,
+        }
+    }
+
+    pub fn sender(&self) -> LogSender<T> {
+        LogSender {
+            sender: self.sender.clone(),
+        }
+    }
+
+    pub fn progress(&self) -> &Arc<LogProgress> {
+        &self.progress
+    }
+
+    /// Closes this handle's sender and waits for the thread to write everything
+    /// already queued. Other `LogSender`s must be dropped first.
+    pub fn join(self) {
+        drop(self.sender);
+        if self.thread.join().is_err() {
+            tracing::error!("the log writer thread panicked");
+        }
+    }
+}
+
+/// A cloneable handle for appending to the log.
+pub struct LogSender<T> {
+    sender: Sender<Append<T>>,
+}
+
+impl<T> Clone for LogSender<T> {
+    fn clone(&self) -> Self {
+        LogSender {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<T> LogSender<T> {
+    /// Queues a record, waiting while the queue is full (back pressure). Fails
+    /// once the writer has stopped.
+    pub fn append(&self, append: Append<T>) -> Result<(), StorageError> {
+        match self.sender.try_send(append) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(append)) => self
+                .sender
+                .send(append)
+                .map_err(|_| StorageError::Stopped("the log writer has stopped".into())),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(StorageError::Stopped("the log writer has stopped".into()))
+            }
+        }
+    }
+
+    /// Appends waiting in the queue right now.
+    pub fn queued(&self) -> usize {
+        self.sender.len()
+    }
+}
+
+fn run<T>(
+    storage: Storage,
+    config: WriterConfig,
+    receiver: Receiver<Append<T>>,
+    progress: Arc<LogProgress>,
+    mut completion: impl Completion<T>,
+) {
+    let mut tickets: Vec<T> = Vec::with_capacity(config.batch_records_max);
+    let mut bytes: Vec<u8> = Vec::with_capacity(config.batch_bytes_max);
+    let record_bytes_max = storage.config().record_bytes_max;
+    let mut next_lsn = progress.appended_lsn() + 1;
+    // Block for the first append of a batch, then take whatever else is queued.
+    while let Ok(first) = receiver.recv() {
+        let started = Instant::now();
+        let epoch = progress.epoch();
+        let first_lsn = next_lsn;
+        tickets.clear();
+        bytes.clear();
+        let mut next = Some(first);
+        while let Some(append) = next {
+            assert!(
+                append.body.len() <= record_bytes_max,
+                "record body over the limit"
+            );
+            encode_record(&mut bytes, epoch, next_lsn, &append.body);
+            tickets.push(append.ticket);
+            next_lsn += 1;
+            next = if tickets.len() < config.batch_records_max
+                && bytes.len() < config.batch_bytes_max
+            {
+                receiver.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let last_lsn = next_lsn - 1;
+        progress.appended_lsn.store(last_lsn, Ordering::Release);
+        // Check the checksums right before the bytes leave for the disk: a
+        // corruption in memory must not become a durable record.
+        if cfg!(debug_assertions) {
+            let mut check = Vec::with_capacity(tickets.len());
+            decode_entry(&bytes, first_lsn, record_bytes_max, &mut check)
+                .expect("a batch decodes right after encoding");
+            assert_eq!(check.len(), tickets.len());
+        }
+        debug_assert_eq!(bytes.len() >= tickets.len() * RECORD_HEADER_BYTES, true);
+        let written = storage
+            .insert_entry(first_lsn, &bytes)
+            .and_then(|()| storage.barrier());
+        match written {
+            Ok(()) => {
+                progress.durable_lsn.store(last_lsn, Ordering::Release);
+                metrics::histogram!("flashgate_log_batch_records").record(tickets.len() as f64);
+                metrics::histogram!("flashgate_log_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                completion.durable(&tickets, last_lsn);
+            }
+            Err(error) => {
+                // Fail-stop: nothing after this point may be acknowledged.
+                tracing::error!(%error, first_lsn, last_lsn, "LOG WRITE FAILED: this node stops taking writes");
+                let _ = progress.failure.set(error.to_string());
+                completion.failed(&error, &tickets);
+                drop(receiver);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StorageConfig;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<(u32, Lsn)>>>);
+
+    impl Completion<u32> for Collect {
+        fn durable(&mut self, tickets: &[u32], last_lsn: Lsn) {
+            let first = last_lsn + 1 - tickets.len() as u64;
+            let mut seen = self.0.lock().unwrap();
+            for (i, ticket) in tickets.iter().enumerate() {
+                seen.push((*ticket, first + i as u64));
+            }
+        }
+        fn failed(&mut self, error: &StorageError, _tickets: &[u32]) {
+            panic!("unexpected failure: {error}");
+        }
+    }
+
+    #[test]
+    fn appended_records_are_durable_in_order_and_read_back_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let collect = Collect::default();
+        {
+            let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+            let writer = LogWriter::start(storage, WriterConfig::default(), 4, 0, collect.clone());
+            let sender = writer.sender();
+            for i in 0..1000u32 {
+                sender
+                    .append(Append {
+                        body: i.to_le_bytes().to_vec(),
+                        ticket: i,
+                    })
+                    .unwrap();
+            }
+            drop(sender);
+            writer.join();
+        }
+        let seen = collect.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1000);
+        for (i, (ticket, lsn)) in seen.iter().enumerate() {
+            assert_eq!((*ticket, *lsn), (i as u32, i as u64 + 1));
+        }
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        assert_eq!(storage.last_lsn().unwrap(), Some(1000));
+        let mut bodies = Vec::new();
+        storage
+            .read_log_after::<StorageError>(990, |record| {
+                assert_eq!(record.epoch, 4);
+                bodies.push(u32::from_le_bytes(record.body[..4].try_into().unwrap()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(bodies, (990..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_checkpoint_trims_the_log_it_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let mut bytes = Vec::new();
+        for lsn in 1..=3 {
+            bytes.clear();
+            encode_record(&mut bytes, 1, lsn, b"x");
+            storage.insert_entry(lsn, &bytes).unwrap();
+        }
+        storage.write_checkpoint(2, &[b"state".to_vec()]).unwrap();
+        assert_eq!(storage.log_tree().len(), 1);
+        let mut lsns = Vec::new();
+        storage
+            .read_log_after::<StorageError>(2, |record| {
+                lsns.push(record.lsn);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(lsns, vec![3]);
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_an_error_naming_the_lsn() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let mut bytes = Vec::new();
+        for lsn in [1, 2, 4] {
+            bytes.clear();
+            encode_record(&mut bytes, 1, lsn, b"x");
+            storage.insert_entry(lsn, &bytes).unwrap();
+        }
+        let error = storage
+            .read_log_after::<StorageError>(0, |_| Ok(()))
+            .unwrap_err();
+        assert!(
+            matches!(error, StorageError::Corrupt { lsn: 3, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+            storage.set_meta_u64(b"format_version", 99).unwrap();
+        }
+        let error = Storage::open(dir.path(), StorageConfig::default())
+            .err()
+            .unwrap();
+        let message = error.to_string();
+        assert!(
+            message.contains("format 99") && message.contains("newer flashgate"),
+            "{message}"
+        );
+    }
+}
