@@ -1,1 +1,93 @@
-fn main() {}
+//! `flashgate`: the command line. `flashgate serve` runs a node; see `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use flashgate_gateway::{Config, LogFormat, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "flashgate",
+    version,
+    about = "An order gateway for flash sales"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: recover the data dir, then take orders over HTTP until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; FLASHGATE_* environment variables override it, flags override both.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the log, checkpoints and generated secrets [default: ./flashgate-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on for HTTP [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// Shards for a new data dir [default: the number of cores].
+    #[arg(long)]
+    shards: Option<u32>,
+    /// Bearer token for the admin API; generated into the data dir when absent.
+    #[arg(long, env = "FLASHGATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Write logs as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        http_addr: args.http_addr,
+        shards: args.shards,
+        admin_token: args.admin_token,
+        log_format: args.log_json.then_some(LogFormat::Json),
+    };
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("flashgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log_format);
+    let result = actix_web::rt::System::new().block_on(flashgate_gateway::serve(config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "flashgate stopped");
+            eprintln!("flashgate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

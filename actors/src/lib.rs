@@ -2,6 +2,20 @@
 //!
 //! # Layout
 //! - `domain`: the deterministic, I/O-free per-shard order logic (SKUs, orders,
-//!   commands, events).
+//!   commands, events). Commands and `now` in; reply and events out.
+//! - `codec`: events and snapshots as bincode bytes for the log and checkpoints.
+//! - `shard_actor`: `ShardActor`, the actix actor owning one shard's state.
+//! - `node`: `Node`, routing to shards, bounded queues, waiting for durability,
+//!   checkpoints.
+//! - `recovery`: rebuilding shards from checkpoint + log.
+//! - `error`: `NodeError`, what a caller of `Node` can get back.
 
+pub mod codec;
 pub mod domain;
+pub mod error;
+pub mod node;
+pub mod recovery;
+pub mod shard_actor;
+
+pub use error::NodeError;
+pub use node::{CheckpointReport, Node, NodeConfig, NodeRuntime, StartError, StartReport};

@@ -14,5 +14,5 @@ pub use command::{
 pub use event::Event;
 pub use order::{Order, OrderStatus};
 pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage};
-pub use sku::{Sku, SkuSettings};
+pub use sku::{Sku, SkuSettings, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
 pub use types::{CustomerId, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp};

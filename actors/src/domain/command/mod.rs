@@ -80,8 +80,8 @@ pub enum CoreError {
     },
     #[error("{0}")]
     InvalidField(#[from] InvalidField),
-    #[error("the idempotency key was first used for order {existing} with a different request")]
-    IdempotencyKeyReused { existing: OrderId },
+    #[error("this Idempotency-Key was already used by this customer with a different request; use a new key for a new order")]
+    IdempotencyKeyReused,
     #[error("the shard holds its maximum of {0} orders")]
     OrderCapacityReached(usize),
 }

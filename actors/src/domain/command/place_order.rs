@@ -27,9 +27,7 @@ impl PlaceOrder {
         if let Some(key) = &self.idempotency_key {
             if let Some(existing) = shard.order_by_idempotency_key(&self.customer, key) {
                 if existing.sku != self.sku || existing.quantity != self.quantity {
-                    return Err(CoreError::IdempotencyKeyReused {
-                        existing: existing.id,
-                    });
+                    return Err(CoreError::IdempotencyKeyReused);
                 }
                 return Ok(Reply::Order {
                     order: existing.clone(),

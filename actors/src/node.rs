@@ -1,0 +1,513 @@
+//! `Node`: the running shards of one flashgate process, and the only way in.
+//! It routes each request to the shard that owns it, bounds every shard's queue,
+//! and answers only once what the answer reflects is durable.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use flashgate_storage::{
+    Completion, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
+};
+use tokio::sync::watch;
+
+use crate::domain::{
+    Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
+    PutSku, Reply, Restock, ShardConfig, Sku, SkuId,
+};
+use crate::error::NodeError;
+use crate::recovery::{recover, RecoveryError};
+use crate::shard_actor::{Answer, Execute, Read, ReadReply, ShardActor, Snapshot, Ticket};
+
+const META_SHARD_COUNT: &[u8] = b"shard_count";
+const META_EPOCH: &[u8] = b"epoch";
+/// Most shards a node runs.
+pub const SHARDS_MAX: u32 = 256;
+
+/// How a node runs. Every limit is here.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Shards for a new data dir. An existing data dir keeps the count it was
+    /// created with; asking for another is refused at start.
+    pub shards: u32,
+    /// Whether `shards` was asked for explicitly (then a mismatch is an error).
+    pub shards_explicit: bool,
+    /// Requests that may wait in one shard's mailbox; beyond it, `Overloaded`.
+    pub mailbox_requests_max: usize,
+    /// Most orders one shard keeps.
+    pub orders_per_shard_max: usize,
+    /// How often shards look for expired reservations.
+    pub expiry_interval: Duration,
+    /// Most reservations one expiry pass expires.
+    pub expiry_batch_max: usize,
+    pub writer: WriterConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> NodeConfig {
+        NodeConfig {
+            shards: 2,
+            shards_explicit: false,
+            mailbox_requests_max: 4_096,
+            orders_per_shard_max: 20_000_000,
+            expiry_interval: Duration::from_millis(250),
+            expiry_batch_max: 4_096,
+            writer: WriterConfig::default(),
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error("data dir {path} was created with {stored} shards; start with --shards {stored} (a data dir cannot be re-sharded)")]
+    ShardCount { path: String, stored: u64 },
+    #[error("--shards must be between 1 and {SHARDS_MAX}, got {0}")]
+    ShardsOutOfRange(u32),
+}
+
+/// A shard's durable progress, published by the log writer.
+#[derive(Clone, Debug, Default)]
+struct Durable {
+    seq: u64,
+    failure: Option<Arc<str>>,
+}
+
+struct ShardHandle {
+    addr: Addr<ShardActor>,
+    /// Requests sent and not yet answered.
+    depth: Arc<AtomicUsize>,
+    durable: watch::Receiver<Durable>,
+}
+
+/// What recovery found, for the start-up log line.
+#[derive(Clone, Debug)]
+pub struct StartReport {
+    pub shards: u32,
+    pub epoch: u64,
+    pub orders: usize,
+    pub skus: usize,
+    pub replayed_records: u64,
+    pub last_lsn: Lsn,
+    pub elapsed: Duration,
+}
+
+pub struct Node {
+    shards: Vec<ShardHandle>,
+    /// First request of each idempotency key, so a key reused for another SKU (and
+    /// so another shard) is caught. The owning shard does the actual dedup.
+    idempotency: DashMap<(CustomerId, IdempotencyKey), (SkuId, u32)>,
+    storage: Storage,
+    progress: Arc<LogProgress>,
+    config: NodeConfig,
+    epoch: u64,
+}
+
+/// What must be stopped, in order, when the node shuts down.
+pub struct NodeRuntime {
+    arbiters: Vec<Arbiter>,
+    writer: LogWriter<Ticket>,
+}
+
+struct Notifier {
+    watches: Vec<watch::Sender<Durable>>,
+    latest: Vec<u64>,
+}
+
+impl Completion<Ticket> for Notifier {
+    fn durable(&mut self, tickets: &[Ticket], _last_lsn: Lsn) {
+        for (shard, seq) in tickets {
+            let latest = &mut self.latest[*shard as usize];
+            *latest = (*latest).max(*seq);
+        }
+        for (watch, latest) in self.watches.iter().zip(&self.latest) {
+            watch.send_if_modified(|durable| {
+                let advanced = durable.seq < *latest;
+                durable.seq = durable.seq.max(*latest);
+                advanced
+            });
+        }
+    }
+
+    fn failed(&mut self, error: &StorageError, _tickets: &[Ticket]) {
+        let reason: Arc<str> = Arc::from(error.to_string());
+        for watch in &self.watches {
+            watch.send_modify(|durable| durable.failure = Some(Arc::clone(&reason)));
+        }
+    }
+}
+
+struct DepthGuard<'a>(&'a AtomicUsize);
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Node {
+    /// Recovers the data dir and starts the log writer and one actor per shard,
+    /// each on its own arbiter. Must run inside an actix system.
+    pub fn start(
+        storage: Storage,
+        config: NodeConfig,
+    ) -> Result<(Arc<Node>, NodeRuntime, StartReport), StartError> {
+        let started = Instant::now();
+        if config.shards == 0 || config.shards > SHARDS_MAX {
+            return Err(StartError::ShardsOutOfRange(config.shards));
+        }
+        let shards = match storage.meta_u64(META_SHARD_COUNT)? {
+            Some(stored) if config.shards_explicit && stored != u64::from(config.shards) => {
+                return Err(StartError::ShardCount {
+                    path: storage.path().display().to_string(),
+                    stored,
+                })
+            }
+            Some(stored) => u32::try_from(stored)
+                .ok()
+                .filter(|count| (1..=SHARDS_MAX).contains(count))
+                .ok_or(StartError::ShardsOutOfRange(u32::MAX))?,
+            None => {
+                storage.set_meta_u64(META_SHARD_COUNT, u64::from(config.shards))?;
+                config.shards
+            }
+        };
+        let epoch = match storage.meta_u64(META_EPOCH)? {
+            Some(epoch) => epoch,
+            None => {
+                storage.set_meta_u64(META_EPOCH, 1)?;
+                1
+            }
+        };
+        let shard_configs = (0..shards)
+            .map(|shard| ShardConfig {
+                shard,
+                epoch,
+                orders_max: config.orders_per_shard_max,
+                expiry_batch_max: config.expiry_batch_max,
+            })
+            .collect();
+        let recovered = recover(&storage, shard_configs)?;
+        for core in &recovered.cores {
+            core.assert_consistent();
+        }
+        let report = StartReport {
+            shards,
+            epoch,
+            orders: recovered.cores.iter().map(|core| core.order_count()).sum(),
+            skus: recovered.cores.iter().map(|core| core.skus().count()).sum(),
+            replayed_records: recovered.replayed_records,
+            last_lsn: recovered.last_lsn,
+            elapsed: started.elapsed(),
+        };
+
+        let (watches, receivers): (Vec<_>, Vec<_>) = recovered
+            .seqs
+            .iter()
+            .map(|seq| {
+                watch::channel(Durable {
+                    seq: *seq,
+                    failure: None,
+                })
+            })
+            .unzip();
+        let notifier = Notifier {
+            watches,
+            latest: recovered.seqs.clone(),
+        };
+        let writer = LogWriter::start(
+            storage.clone(),
+            config.writer.clone(),
+            epoch,
+            recovered.last_lsn,
+            notifier,
+        );
+        let progress = Arc::clone(writer.progress());
+        let mut arbiters = Vec::with_capacity(shards as usize);
+        let mut handles = Vec::with_capacity(shards as usize);
+        let idempotency = DashMap::new();
+        for ((core, seq), durable) in recovered
+            .cores
+            .into_iter()
+            .zip(recovered.seqs)
+            .zip(receivers)
+        {
+            for order in core.orders() {
+                if let Some(key) = &order.idempotency_key {
+                    idempotency.insert(
+                        (order.customer.clone(), key.clone()),
+                        (order.sku.clone(), order.quantity),
+                    );
+                }
+            }
+            let arbiter = Arbiter::new();
+            let actor = ShardActor::new(
+                core,
+                seq,
+                writer.sender(),
+                Arc::clone(&progress),
+                config.expiry_interval,
+            );
+            let mailbox = config.mailbox_requests_max + 1;
+            let addr = ShardActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                // Above our own limit, so `send` never parks: `depth` refuses first.
+                ctx.set_mailbox_capacity(mailbox);
+                actor
+            });
+            arbiters.push(arbiter);
+            handles.push(ShardHandle {
+                addr,
+                depth: Arc::new(AtomicUsize::new(0)),
+                durable,
+            });
+        }
+        let node = Arc::new(Node {
+            shards: handles,
+            idempotency,
+            storage,
+            progress,
+            config,
+            epoch,
+        });
+        Ok((node, NodeRuntime { arbiters, writer }, report))
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn progress(&self) -> &LogProgress {
+        &self.progress
+    }
+
+    /// Requests waiting for each shard right now.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|shard| shard.depth.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Why the node stopped taking writes, once it has.
+    pub fn storage_failure(&self) -> Option<&str> {
+        self.progress.failure()
+    }
+
+    pub fn shard_of(&self, sku: &SkuId) -> u32 {
+        (sku.stable_hash() % self.shards.len() as u64) as u32
+    }
+
+    async fn ask<M>(&self, shard: u32, message: M) -> Result<M::Result, NodeError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ShardActor: Handler<M>,
+    {
+        let handle = &self.shards[shard as usize];
+        let depth = handle.depth.fetch_add(1, Ordering::AcqRel);
+        let _guard = DepthGuard(&handle.depth);
+        if depth >= self.config.mailbox_requests_max {
+            metrics::counter!("flashgate_shard_overloaded_total").increment(1);
+            return Err(NodeError::Overloaded { shard, depth });
+        }
+        handle
+            .addr
+            .send(message)
+            .await
+            .map_err(|_| NodeError::ShuttingDown)
+    }
+
+    /// Waits until the shard's events up to `seq` are durable.
+    async fn durable<T>(&self, shard: u32, answer: Answer<T>) -> Result<T, NodeError> {
+        let mut durable = self.shards[shard as usize].durable.clone();
+        let state = durable
+            .wait_for(|state| state.seq >= answer.wait_seq || state.failure.is_some())
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?;
+        if state.seq < answer.wait_seq {
+            let reason = state.failure.as_deref().unwrap_or("unknown").to_owned();
+            return Err(NodeError::StorageFailed(reason));
+        }
+        drop(state);
+        answer.result
+    }
+
+    async fn execute(&self, shard: u32, command: Command) -> Result<Reply, NodeError> {
+        let answer = self.ask(shard, Execute(command)).await?;
+        self.durable(shard, answer).await
+    }
+
+    async fn read(&self, shard: u32, read: Read) -> Result<ReadReply, NodeError> {
+        let answer = self.ask(shard, read).await?;
+        self.durable(shard, answer).await
+    }
+
+    /// Reserves stock. Returns the order and whether it was created (false for an
+    /// idempotent retry); returns only once the order is durable.
+    pub async fn place_order(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
+        if let Some(key) = &command.idempotency_key {
+            let fingerprint = (command.sku.clone(), command.quantity);
+            let entry = self
+                .idempotency
+                .entry((command.customer.clone(), key.clone()))
+                .or_insert_with(|| fingerprint.clone());
+            if *entry != fingerprint {
+                drop(entry);
+                return Err(CoreError::IdempotencyKeyReused.into());
+            }
+        }
+        let shard = self.shard_of(&command.sku);
+        match self.execute(shard, Command::PlaceOrder(command)).await? {
+            Reply::Order { order, created } => Ok((order, created)),
+            other => unreachable!("place order answered {other:?}"),
+        }
+    }
+
+    pub async fn confirm(&self, id: OrderId) -> Result<Order, NodeError> {
+        let shard = self.owner_of(id)?;
+        order_of(
+            self.execute(shard, Command::Confirm(Confirm { id }))
+                .await?,
+        )
+    }
+
+    pub async fn cancel(&self, id: OrderId) -> Result<Order, NodeError> {
+        let shard = self.owner_of(id)?;
+        order_of(self.execute(shard, Command::Cancel(Cancel { id })).await?)
+    }
+
+    pub async fn order(&self, id: OrderId) -> Result<Order, NodeError> {
+        let shard = self.owner_of(id)?;
+        match self.read(shard, Read::Order(id)).await? {
+            ReadReply::Order(Some(order)) => Ok(order),
+            _ => Err(CoreError::UnknownOrder(id).into()),
+        }
+    }
+
+    /// Creates a SKU or changes its settings; returns it and whether it was created.
+    pub async fn put_sku(&self, command: PutSku) -> Result<(Sku, bool), NodeError> {
+        command.validate().map_err(CoreError::from)?;
+        let shard = self.shard_of(&command.sku);
+        match self.execute(shard, Command::PutSku(command)).await? {
+            Reply::Sku { sku, created } => Ok((sku, created)),
+            other => unreachable!("put sku answered {other:?}"),
+        }
+    }
+
+    pub async fn restock(&self, command: Restock) -> Result<Sku, NodeError> {
+        let shard = self.shard_of(&command.sku);
+        match self.execute(shard, Command::Restock(command)).await? {
+            Reply::Sku { sku, .. } => Ok(sku),
+            other => unreachable!("restock answered {other:?}"),
+        }
+    }
+
+    pub async fn sku(&self, id: SkuId) -> Result<Sku, NodeError> {
+        let shard = self.shard_of(&id);
+        match self.read(shard, Read::Sku(id.clone())).await? {
+            ReadReply::Sku(Some(sku)) => Ok(sku),
+            _ => Err(CoreError::UnknownSku(id).into()),
+        }
+    }
+
+    /// Every SKU, sorted by id.
+    pub async fn skus(&self) -> Result<Vec<Sku>, NodeError> {
+        let mut all = Vec::new();
+        for shard in 0..self.shard_count() {
+            if let ReadReply::Skus(skus) = self.read(shard, Read::Skus).await? {
+                all.extend(skus);
+            }
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
+    fn owner_of(&self, id: OrderId) -> Result<u32, NodeError> {
+        if id.shard < self.shard_count() {
+            Ok(id.shard)
+        } else {
+            Err(CoreError::UnknownOrder(id).into())
+        }
+    }
+
+    /// Writes a checkpoint of every shard and trims the log it covers. Shards pause
+    /// only while they serialise their own state.
+    pub async fn checkpoint(&self) -> Result<CheckpointReport, NodeError> {
+        let started = Instant::now();
+        // Every record up to this LSN was decided before any shard is asked for
+        // its snapshot below, so the snapshots contain it.
+        let covers_lsn = self.progress.appended_lsn();
+        let mut chunks = Vec::new();
+        for shard in 0..self.shard_count() {
+            let handle = &self.shards[shard as usize];
+            let snapshot = handle
+                .addr
+                .send(Snapshot)
+                .await
+                .map_err(|_| NodeError::ShuttingDown)?;
+            // The checkpoint may hold only what is durable in the log.
+            let seq = snapshot.seq;
+            self.durable(
+                shard,
+                Answer {
+                    result: Ok(()),
+                    wait_seq: seq,
+                },
+            )
+            .await?;
+            chunks.extend(snapshot.chunks);
+        }
+        let storage = self.storage.clone();
+        let chunk_count = chunks.len();
+        let bytes: usize = chunks.iter().map(Vec::len).sum();
+        tokio::task::spawn_blocking(move || storage.write_checkpoint(covers_lsn, &chunks))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?
+            .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
+        Ok(CheckpointReport {
+            covers_lsn,
+            chunks: chunk_count,
+            bytes,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckpointReport {
+    pub covers_lsn: Lsn,
+    pub chunks: usize,
+    pub bytes: usize,
+    pub elapsed: Duration,
+}
+
+impl NodeRuntime {
+    /// Stops the shard actors, then lets the log writer write what is queued.
+    /// Blocks: call it after the last request is answered.
+    pub fn stop(self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        for arbiter in self.arbiters {
+            let _ = arbiter.join();
+        }
+        self.writer.join();
+    }
+}
+
+fn order_of(reply: Reply) -> Result<Order, NodeError> {
+    match reply {
+        Reply::Order { order, .. } => Ok(order),
+        other => unreachable!("an order command answered {other:?}"),
+    }
+}

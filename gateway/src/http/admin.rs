@@ -1,0 +1,60 @@
+//! The admin guard: `Authorization: Bearer <token>`.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+
+use crate::problem::ApiError;
+
+/// Passes when the request carries the admin token. Compares in constant time so
+/// response timing does not reveal how much of a guess was right.
+pub fn require_admin(request: &HttpRequest, token: &str) -> Result<(), ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthorized);
+    };
+    let value = value.to_str().map_err(|_| ApiError::Forbidden)?;
+    let Some(given) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+    else {
+        return Err(ApiError::Unauthorized);
+    };
+    if constant_time_equal(given.trim().as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+fn constant_time_equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn missing_is_401_wrong_is_403_right_passes() {
+        let token = "0123456789abcdef";
+        let none = TestRequest::default().to_http_request();
+        assert!(matches!(
+            require_admin(&none, token),
+            Err(ApiError::Unauthorized)
+        ));
+        let wrong = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer 0123456789abcdeX"))
+            .to_http_request();
+        assert!(matches!(
+            require_admin(&wrong, token),
+            Err(ApiError::Forbidden)
+        ));
+        let right = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .to_http_request();
+        assert!(require_admin(&right, token).is_ok());
+    }
+}

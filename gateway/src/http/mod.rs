@@ -1,0 +1,97 @@
+//! The HTTP API. Each file holds one group of routes; `configure` mounts them.
+
+mod admin;
+mod ops;
+mod orders;
+mod skus;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use flashgate_actors::domain::InvalidField;
+use flashgate_actors::Node;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+use crate::problem::ApiError;
+
+pub use ops::Readiness;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub node: Arc<Node>,
+    pub admin_token: String,
+    pub body_bytes_max: usize,
+    pub metrics: PrometheusHandle,
+    pub readiness: Arc<Readiness>,
+}
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v1/orders")
+                .route(web::post().to(orders::place))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/orders/{order_id}")
+                .route(web::get().to(orders::get))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/orders/{order_id}/confirm")
+                .route(web::post().to(orders::confirm))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/orders/{order_id}/cancel")
+                .route(web::post().to(orders::cancel))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/skus")
+                .route(web::get().to(skus::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/skus/{sku}")
+                .route(web::get().to(skus::get))
+                .route(web::put().to(skus::put))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/skus/{sku}/restock")
+                .route(web::post().to(skus::restock))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "{} {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+fn json<T: Serialize>(status: actix_web::http::StatusCode, body: &T) -> HttpResponse {
+    HttpResponse::build(status).json(body)
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(error: InvalidField) -> ApiError {
+        ApiError::InvalidField(error.to_string())
+    }
+}

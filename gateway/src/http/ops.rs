@@ -1,0 +1,68 @@
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::AppState;
+
+/// Whether the node takes orders: false until recovery is done and from the
+/// moment shutdown begins.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "up" }))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(reason) = state.node.storage_failure() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready",
+            "detail": format!("the order log failed; this node takes no more writes: {reason}"),
+        }));
+    }
+    if !state.readiness.is_ready() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready",
+            "detail": "the node is starting or shutting down",
+        }));
+    }
+    HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "epoch": state.node.epoch(),
+        "shards": state.node.shard_count(),
+        "durable_lsn": state.node.progress().durable_lsn(),
+    }))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    for (shard, depth) in state.node.queue_depths().into_iter().enumerate() {
+        metrics::gauge!("flashgate_shard_queue_depth", "shard" => shard.to_string())
+            .set(depth as f64);
+    }
+    let progress = state.node.progress();
+    metrics::gauge!("flashgate_log_durable_lsn").set(progress.durable_lsn() as f64);
+    metrics::gauge!("flashgate_storage_failed").set(if progress.failure().is_some() {
+        1.0
+    } else {
+        0.0
+    });
+    HttpResponse::build(StatusCode::OK)
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,121 @@
+//! `ApiError`: every error the HTTP API answers, as RFC 9457 problem details
+//! (`application/problem+json`) with a `code` member. One variant, one status,
+//! one code.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use flashgate_actors::domain::CoreError;
+use flashgate_actors::NodeError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Node(#[from] NodeError),
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidField(String),
+    #[error("the request body is over the limit of {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("the request body must be JSON: send Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("this endpoint needs an admin token: send Authorization: Bearer <token>")]
+    Unauthorized,
+    #[error("the admin token is wrong")]
+    Forbidden,
+    #[error("no order {0}: order ids look like 1-0-42")]
+    UnknownOrderId(String),
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// Set by the server once it stops taking requests.
+    #[error("{0}")]
+    NotReady(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+}
+
+impl ApiError {
+    /// The status and machine-readable code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::Node(NodeError::Rejected(rejected)) => match rejected {
+                CoreError::SoldOut(_) => (S::CONFLICT, "sold_out"),
+                CoreError::InsufficientStock { .. } => (S::CONFLICT, "insufficient_stock"),
+                CoreError::LimitExceeded { .. } => (S::CONFLICT, "limit_exceeded"),
+                CoreError::SaleNotOpen { .. } => (S::CONFLICT, "sale_not_open"),
+                CoreError::UnknownSku(_) => (S::NOT_FOUND, "unknown_sku"),
+                CoreError::UnknownOrder(_) => (S::NOT_FOUND, "unknown_order"),
+                CoreError::InvalidTransition { .. } => (S::CONFLICT, "invalid_transition"),
+                CoreError::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
+                CoreError::IdempotencyKeyReused => {
+                    (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+                }
+                CoreError::OrderCapacityReached(_) => (S::SERVICE_UNAVAILABLE, "capacity_reached"),
+            },
+            ApiError::Node(NodeError::Overloaded { .. }) => (S::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Node(NodeError::StorageFailed(_)) => {
+                (S::SERVICE_UNAVAILABLE, "storage_failed")
+            }
+            ApiError::Node(NodeError::ShuttingDown) => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
+            ApiError::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
+            ApiError::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (S::FORBIDDEN, "forbidden"),
+            ApiError::UnknownOrderId(_) => (S::NOT_FOUND, "unknown_order"),
+            ApiError::NotFound(_) => (S::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::NotReady(_) => (S::SERVICE_UNAVAILABLE, "not_ready"),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+}
+
+/// Seconds a client should wait before retrying an overloaded shard.
+pub static RETRY_AFTER_SECS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        let problem = Problem {
+            kind: format!("urn:flashgate:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/problem+json");
+        match self {
+            ApiError::Node(NodeError::Overloaded { .. }) => {
+                let secs = RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed);
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            ApiError::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_string(&problem).expect("problems serialise"))
+    }
+}

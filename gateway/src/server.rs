@@ -1,0 +1,209 @@
+//! `serve`: start a node and its HTTP front end, run until SIGINT or SIGTERM,
+//! then stop accepting, finish in-flight requests, checkpoint, and return.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{middleware, web, App, HttpServer};
+use flashgate_actors::{Node, StartError};
+use flashgate_storage::{Storage, StorageConfig, StorageError};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::Config;
+use crate::http::{configure, AppState, Readiness};
+use crate::problem::RETRY_AFTER_SECS;
+use crate::token::{admin_token, TokenError, TokenSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("cannot listen for HTTP on {addr}: {source}; pick a free address with --http-addr")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(String),
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Latency buckets in seconds, from 50 µs to 10 s.
+const LATENCY_BUCKETS_SECS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 8192.0,
+];
+
+fn install_metrics() -> Result<PrometheusHandle, ServeError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full("flashgate_log_batch_records".into()),
+                BATCH_BUCKETS,
+            )
+        })
+        .map_err(|error| ServeError::Metrics(error.to_string()))?
+        .install_recorder()
+        .map_err(|error| ServeError::Metrics(error.to_string()))
+}
+
+/// Runs the node until a shutdown signal. Must run inside an actix system.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let metrics = install_metrics()?;
+    RETRY_AFTER_SECS.store(
+        config.retry_after_secs,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let storage = Storage::open(&config.data_dir, StorageConfig::default())?;
+    let (token, token_source) = admin_token(&config.data_dir, config.admin_token.as_deref())?;
+    match &token_source {
+        TokenSource::Configured => tracing::info!("admin token: configured"),
+        TokenSource::Stored(path) => println!("flashgate: admin token is in {}", path.display()),
+        TokenSource::Generated(path) => {
+            println!(
+                "flashgate: generated an admin token, stored in {} (mode 0600)",
+                path.display()
+            )
+        }
+    }
+
+    let (node, runtime, report) = Node::start(storage, config.node_config())?;
+    tracing::info!(
+        shards = report.shards,
+        epoch = report.epoch,
+        skus = report.skus,
+        orders = report.orders,
+        replayed_records = report.replayed_records,
+        last_lsn = report.last_lsn,
+        recovery_ms = report.elapsed.as_millis() as u64,
+        "recovered data dir {}",
+        config.data_dir.display()
+    );
+    let readiness = Arc::new(Readiness::default());
+    let state = web::Data::new(AppState {
+        node: Arc::clone(&node),
+        admin_token: token,
+        body_bytes_max: config.http_body_bytes_max,
+        metrics,
+        readiness: Arc::clone(&readiness),
+    });
+    let workers = config.http_workers.unwrap_or_else(Config::cores);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(record_latency))
+            .configure(configure)
+    })
+    .workers(workers)
+    .max_connections(config.http_connections_max)
+    .shutdown_timeout(config.shutdown_timeout_secs)
+    .disable_signals()
+    .bind(config.http_addr)
+    .map_err(|source| ServeError::Bind {
+        addr: config.http_addr.to_string(),
+        source,
+    })?;
+    for addr in server.addrs() {
+        // One plain line on stdout, for operators and scripts that start us on port 0.
+        println!("flashgate: listening on http {addr}");
+        tracing::info!(%addr, "listening for HTTP");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    readiness.set(true);
+
+    let checkpoint_node = Arc::clone(&node);
+    let checkpoints = (config.checkpoint_interval_secs > 0).then(|| {
+        let interval = Duration::from_secs(config.checkpoint_interval_secs);
+        actix_web::rt::spawn(async move {
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            loop {
+                ticker.tick().await;
+                match checkpoint_node.checkpoint().await {
+                    Ok(report) => tracing::info!(
+                        covers_lsn = report.covers_lsn,
+                        bytes = report.bytes,
+                        elapsed_ms = report.elapsed.as_millis() as u64,
+                        "checkpoint written"
+                    ),
+                    Err(error) => tracing::error!(%error, "checkpoint failed"),
+                }
+            }
+        })
+    });
+
+    let signal_readiness = Arc::clone(&readiness);
+    actix_web::rt::spawn(async move {
+        let name = wait_for_signal().await;
+        tracing::info!(
+            signal = name,
+            "shutting down: no new connections; finishing in-flight requests"
+        );
+        signal_readiness.set(false);
+        handle.stop(true).await;
+    });
+
+    server.await.map_err(ServeError::Http)?;
+    readiness.set(false);
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.abort();
+    }
+    let started = Instant::now();
+    match node.checkpoint().await {
+        Ok(report) => tracing::info!(
+            covers_lsn = report.covers_lsn,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "final checkpoint written"
+        ),
+        Err(error) => {
+            tracing::error!(%error, "final checkpoint failed; the log still holds every order")
+        }
+    }
+    drop(node);
+    actix_web::rt::task::spawn_blocking(move || runtime.stop())
+        .await
+        .ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+    let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}
+
+async fn record_latency(
+    request: actix_web::dev::ServiceRequest,
+    next: middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let response = next.call(request).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics::histogram!(
+        "flashgate_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}

@@ -1,0 +1,190 @@
+//! The JSON wire format: reading request bodies field by field (so every error
+//! names its field and rule) and the response bodies. Wire types convert into
+//! domain types here and nowhere else.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use flashgate_actors::domain::{Order, Sku, Timestamp};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::problem::ApiError;
+
+/// Reads a JSON object body: checks the media type, the size limit and the syntax.
+pub async fn read_object(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    body_bytes_max: usize,
+) -> Result<Fields, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > body_bytes_max) {
+        return Err(ApiError::BodyTooLarge(body_bytes_max));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(body_bytes_max));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|error| ApiError::MalformedJson(format!("cannot read the body: {error}")))?;
+        if body.len() + chunk.len() > body_bytes_max {
+            return Err(ApiError::BodyTooLarge(body_bytes_max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(Fields(map)),
+        Ok(_) => Err(ApiError::InvalidField("body: must be a JSON object".into())),
+        Err(error) => Err(ApiError::MalformedJson(format!(
+            "the body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+/// The members of a JSON object body, taken one at a time.
+pub struct Fields(Map<String, Value>);
+
+fn invalid(field: &str, rule: &str) -> ApiError {
+    ApiError::InvalidField(format!("{field}: {rule}"))
+}
+
+impl Fields {
+    fn take(&mut self, field: &str) -> Option<Value> {
+        self.0.remove(field).filter(|value| !value.is_null())
+    }
+
+    pub fn string(&mut self, field: &str) -> Result<String, ApiError> {
+        self.optional_string(field)?
+            .ok_or_else(|| invalid(field, "is required (a string)"))
+    }
+
+    pub fn optional_string(&mut self, field: &str) -> Result<Option<String>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(value)) => Ok(Some(value)),
+            Some(_) => Err(invalid(field, "must be a string")),
+        }
+    }
+
+    pub fn unsigned(&mut self, field: &str) -> Result<u64, ApiError> {
+        self.optional_unsigned(field)?
+            .ok_or_else(|| invalid(field, "is required (a whole number)"))
+    }
+
+    pub fn optional_unsigned(&mut self, field: &str) -> Result<Option<u64>, ApiError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| invalid(field, "must be a whole number, 0 or more")),
+        }
+    }
+
+    pub fn optional_u32(&mut self, field: &str) -> Result<Option<u32>, ApiError> {
+        match self.optional_unsigned(field)? {
+            None => Ok(None),
+            Some(value) => u32::try_from(value)
+                .map(Some)
+                .map_err(|_| invalid(field, &format!("must be at most {}", u32::MAX))),
+        }
+    }
+
+    pub fn optional_timestamp(&mut self, field: &str) -> Result<Option<Timestamp>, ApiError> {
+        match self.optional_string(field)? {
+            None => Ok(None),
+            Some(text) => Timestamp::parse_rfc3339(&text).map(Some).ok_or_else(|| {
+                invalid(
+                    field,
+                    "must be an RFC 3339 UTC time such as 2026-11-27T09:00:00Z",
+                )
+            }),
+        }
+    }
+
+    /// Call last: refuses members nobody asked for, so typos are not ignored.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.0.keys().next() {
+            None => Ok(()),
+            Some(unknown) => Err(invalid(unknown, "is not a member of this request")),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct OrderBody<'a> {
+    pub order_id: String,
+    pub sku: &'a str,
+    pub quantity: u32,
+    pub customer_id: &'a str,
+    pub status: &'static str,
+    pub created_at: String,
+    pub reserved_until: String,
+    pub updated_at: String,
+}
+
+impl<'a> From<&'a Order> for OrderBody<'a> {
+    fn from(order: &'a Order) -> OrderBody<'a> {
+        OrderBody {
+            order_id: order.id.to_string(),
+            sku: order.sku.as_str(),
+            quantity: order.quantity,
+            customer_id: order.customer.as_str(),
+            status: order.status.as_str(),
+            created_at: order.created_at.to_string(),
+            reserved_until: order.reserved_until.to_string(),
+            updated_at: order.updated_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SkuBody<'a> {
+    pub sku: &'a str,
+    pub total: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    pub per_customer_limit: Option<u64>,
+    pub max_quantity_per_order: u32,
+    pub sale_starts_at: Option<String>,
+    pub reservation_ttl_secs: u32,
+    pub low_stock_threshold: u64,
+    pub low_stock: bool,
+}
+
+impl<'a> From<&'a Sku> for SkuBody<'a> {
+    fn from(sku: &'a Sku) -> SkuBody<'a> {
+        SkuBody {
+            sku: sku.id.as_str(),
+            total: sku.total,
+            available: sku.available,
+            reserved: sku.reserved,
+            sold: sku.sold,
+            per_customer_limit: sku.settings.per_customer_limit,
+            max_quantity_per_order: sku.settings.max_quantity_per_order,
+            sale_starts_at: sku.settings.sale_starts_at.map(|at| at.to_string()),
+            reservation_ttl_secs: sku.settings.reservation_ttl_secs,
+            low_stock_threshold: sku.settings.low_stock_threshold,
+            low_stock: sku.is_low_stock(),
+        }
+    }
+}
