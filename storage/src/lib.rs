@@ -17,6 +17,8 @@ mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use error::StorageError;
-pub use record::{decode_entry, encode_record, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION};
+pub use record::{
+    decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
+};
 pub use store::{Storage, StorageConfig, FORMAT_VERSION};
 pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};

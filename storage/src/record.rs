@@ -43,6 +43,18 @@ pub fn encode_record(out: &mut Vec<u8>, epoch: u64, lsn: Lsn, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// Checks every record of one entry without copying anything; returns the count.
+/// The writer runs this right before an entry goes to disk.
+pub fn verify_entry(
+    bytes: &[u8],
+    expected_first: Lsn,
+    body_bytes_max: usize,
+) -> Result<usize, StorageError> {
+    let mut count = 0;
+    walk_entry(bytes, expected_first, body_bytes_max, |_, _, _| count += 1)?;
+    Ok(count)
+}
+
 /// Decodes every record of one log entry. `expected_first` is the LSN the entry is
 /// keyed by; each following record must carry the next LSN. Any mismatch, torn
 /// record or checksum failure is an error naming the LSN, never a panic.
@@ -51,6 +63,21 @@ pub fn decode_entry(
     expected_first: Lsn,
     body_bytes_max: usize,
     out: &mut Vec<Record>,
+) -> Result<(), StorageError> {
+    walk_entry(bytes, expected_first, body_bytes_max, |epoch, lsn, body| {
+        out.push(Record {
+            epoch,
+            lsn,
+            body: body.to_vec(),
+        })
+    })
+}
+
+fn walk_entry(
+    bytes: &[u8],
+    expected_first: Lsn,
+    body_bytes_max: usize,
+    mut visit: impl FnMut(u64, Lsn, &[u8]),
 ) -> Result<(), StorageError> {
     let mut rest = bytes;
     let mut expected = expected_first;
@@ -93,11 +120,7 @@ pub fn decode_entry(
                 format!("record carries LSN {lsn} where the log expects {expected}"),
             ));
         }
-        out.push(Record {
-            epoch,
-            lsn,
-            body: body.to_vec(),
-        });
+        visit(epoch, lsn, body);
         expected += 1;
         rest = &rest[RECORD_HEADER_BYTES + body_len..];
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::StorageError;
-use crate::record::{decode_entry, encode_record, Lsn, RECORD_HEADER_BYTES};
+use crate::record::{encode_record, verify_entry, Lsn};
 use crate::store::Storage;
 
 /// Limits of the writer.
@@ -214,13 +214,9 @@ fn run<T>(
         progress.appended_lsn.store(last_lsn, Ordering::Release);
         // Check the checksums right before the bytes leave for the disk: a
         // corruption in memory must not become a durable record.
-        if cfg!(debug_assertions) {
-            let mut check = Vec::with_capacity(tickets.len());
-            decode_entry(&bytes, first_lsn, record_bytes_max, &mut check)
-                .expect("a batch decodes right after encoding");
-            assert_eq!(check.len(), tickets.len());
-        }
-        debug_assert_eq!(bytes.len() >= tickets.len() * RECORD_HEADER_BYTES, true);
+        let verified = verify_entry(&bytes, first_lsn, record_bytes_max)
+            .expect("a batch verifies right after encoding");
+        assert_eq!(verified, tickets.len());
         let written = storage
             .insert_entry(first_lsn, &bytes)
             .and_then(|()| storage.barrier());
