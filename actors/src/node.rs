@@ -2,7 +2,7 @@
 //! It routes each request to the shard that owns it, bounds every shard's queue,
 //! and answers only once what the answer reflects is durable.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use flashgate_storage::{
     Completion, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
 };
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
@@ -19,7 +19,9 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::recovery::{recover, RecoveryError};
-use crate::shard_actor::{Answer, Execute, Read, ReadReply, ShardActor, Snapshot, Ticket};
+use crate::shard_actor::{
+    Outcome, Request, RequestKind, ShardActor, ShardShared, Snapshot, Ticket,
+};
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
@@ -72,18 +74,9 @@ pub enum StartError {
     ShardsOutOfRange(u32),
 }
 
-/// A shard's durable progress, published by the log writer.
-#[derive(Clone, Debug, Default)]
-struct Durable {
-    seq: u64,
-    failure: Option<Arc<str>>,
-}
-
 struct ShardHandle {
     addr: Addr<ShardActor>,
-    /// Requests sent and not yet answered.
-    depth: Arc<AtomicUsize>,
-    durable: watch::Receiver<Durable>,
+    shared: Arc<ShardShared>,
 }
 
 /// What recovery found, for the start-up log line.
@@ -115,39 +108,33 @@ pub struct NodeRuntime {
     writer: LogWriter<Ticket>,
 }
 
+/// Runs on the log writer thread: records each shard's durable progress and
+/// sends the replies that were waiting for it.
 struct Notifier {
-    watches: Vec<watch::Sender<Durable>>,
-    latest: Vec<u64>,
+    shards: Vec<Arc<ShardShared>>,
 }
 
 impl Completion<Ticket> for Notifier {
-    fn durable(&mut self, tickets: &[Ticket], _last_lsn: Lsn) {
-        for (shard, seq) in tickets {
-            let latest = &mut self.latest[*shard as usize];
-            *latest = (*latest).max(*seq);
+    fn durable(&mut self, tickets: &mut Vec<Ticket>, _last_lsn: Lsn) {
+        // Publish progress before replying, so a caller that hears back and asks
+        // again finds its shard already durable.
+        for ticket in tickets.iter().filter(|ticket| ticket.seq > 0) {
+            let durable = &self.shards[ticket.shard as usize].durable_seq;
+            durable.fetch_max(ticket.seq, Ordering::AcqRel);
         }
-        for (watch, latest) in self.watches.iter().zip(&self.latest) {
-            watch.send_if_modified(|durable| {
-                let advanced = durable.seq < *latest;
-                durable.seq = durable.seq.max(*latest);
-                advanced
-            });
-        }
-    }
-
-    fn failed(&mut self, error: &StorageError, _tickets: &[Ticket]) {
-        let reason: Arc<str> = Arc::from(error.to_string());
-        for watch in &self.watches {
-            watch.send_modify(|durable| durable.failure = Some(Arc::clone(&reason)));
+        for ticket in tickets.drain(..) {
+            if let Some(reply) = ticket.reply {
+                reply.send();
+            }
         }
     }
-}
 
-struct DepthGuard<'a>(&'a AtomicUsize);
-
-impl Drop for DepthGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+    fn failed(&mut self, error: &StorageError, tickets: &mut Vec<Ticket>) {
+        for ticket in tickets.drain(..) {
+            if let Some(reply) = ticket.reply {
+                reply.fail(NodeError::StorageFailed(error.to_string()));
+            }
+        }
     }
 }
 
@@ -207,19 +194,18 @@ impl Node {
             elapsed: started.elapsed(),
         };
 
-        let (watches, receivers): (Vec<_>, Vec<_>) = recovered
+        let shared: Vec<Arc<ShardShared>> = recovered
             .seqs
             .iter()
             .map(|seq| {
-                watch::channel(Durable {
-                    seq: *seq,
-                    failure: None,
+                Arc::new(ShardShared {
+                    depth: AtomicUsize::new(0),
+                    durable_seq: AtomicU64::new(*seq),
                 })
             })
-            .unzip();
+            .collect();
         let notifier = Notifier {
-            watches,
-            latest: recovered.seqs.clone(),
+            shards: shared.clone(),
         };
         let writer = LogWriter::start(
             storage.clone(),
@@ -232,12 +218,7 @@ impl Node {
         let mut arbiters = Vec::with_capacity(shards as usize);
         let mut handles = Vec::with_capacity(shards as usize);
         let idempotency = DashMap::new();
-        for ((core, seq), durable) in recovered
-            .cores
-            .into_iter()
-            .zip(recovered.seqs)
-            .zip(receivers)
-        {
+        for ((core, seq), shared) in recovered.cores.into_iter().zip(recovered.seqs).zip(shared) {
             for order in core.orders() {
                 if let Some(key) = &order.idempotency_key {
                     idempotency.insert(
@@ -252,20 +233,17 @@ impl Node {
                 seq,
                 writer.sender(),
                 Arc::clone(&progress),
+                Arc::clone(&shared),
                 config.expiry_interval,
             );
-            let mailbox = config.mailbox_requests_max + 1;
+            // Snapshots bypass the request limit, so leave them room.
+            let mailbox = config.mailbox_requests_max + 16;
             let addr = ShardActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
-                // Above our own limit, so `send` never parks: `depth` refuses first.
                 ctx.set_mailbox_capacity(mailbox);
                 actor
             });
             arbiters.push(arbiter);
-            handles.push(ShardHandle {
-                addr,
-                depth: Arc::new(AtomicUsize::new(0)),
-                durable,
-            });
+            handles.push(ShardHandle { addr, shared });
         }
         let node = Arc::new(Node {
             shards: handles,
@@ -294,7 +272,7 @@ impl Node {
     pub fn queue_depths(&self) -> Vec<usize> {
         self.shards
             .iter()
-            .map(|shard| shard.depth.load(Ordering::Acquire))
+            .map(|shard| shard.shared.depth.load(Ordering::Acquire))
             .collect()
     }
 
@@ -307,49 +285,37 @@ impl Node {
         (sku.stable_hash() % self.shards.len() as u64) as u32
     }
 
-    async fn ask<M>(&self, shard: u32, message: M) -> Result<M::Result, NodeError>
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        ShardActor: Handler<M>,
-    {
+    /// Sends a request to a shard and waits for its answer, which comes only once
+    /// what it reflects is durable. A full mailbox is `Overloaded` at once.
+    async fn ask(&self, shard: u32, kind: RequestKind) -> Result<Outcome, NodeError> {
         let handle = &self.shards[shard as usize];
-        let depth = handle.depth.fetch_add(1, Ordering::AcqRel);
-        let _guard = DepthGuard(&handle.depth);
+        let depth = handle.shared.depth.fetch_add(1, Ordering::AcqRel);
         if depth >= self.config.mailbox_requests_max {
+            handle.shared.depth.fetch_sub(1, Ordering::AcqRel);
             metrics::counter!("flashgate_shard_overloaded_total").increment(1);
             return Err(NodeError::Overloaded { shard, depth });
         }
-        handle
-            .addr
-            .send(message)
-            .await
-            .map_err(|_| NodeError::ShuttingDown)
-    }
-
-    /// Waits until the shard's events up to `seq` are durable.
-    async fn durable<T>(&self, shard: u32, answer: Answer<T>) -> Result<T, NodeError> {
-        let mut durable = self.shards[shard as usize].durable.clone();
-        let state = durable
-            .wait_for(|state| state.seq >= answer.wait_seq || state.failure.is_some())
-            .await
-            .map_err(|_| NodeError::ShuttingDown)?;
-        if state.seq < answer.wait_seq {
-            let reason = state.failure.as_deref().unwrap_or("unknown").to_owned();
-            return Err(NodeError::StorageFailed(reason));
+        let (reply, answer) = oneshot::channel();
+        // `depth` bounds the mailbox below its capacity, so this never parks.
+        if handle.addr.try_send(Request { kind, reply }).is_err() {
+            handle.shared.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(NodeError::ShuttingDown);
         }
-        drop(state);
-        answer.result
+        match answer.await {
+            Ok(response) => response,
+            // The reply was dropped unsent: the log writer or the shard stopped.
+            Err(_) => Err(match self.progress.failure() {
+                Some(reason) => NodeError::StorageFailed(reason.to_owned()),
+                None => NodeError::ShuttingDown,
+            }),
+        }
     }
 
     async fn execute(&self, shard: u32, command: Command) -> Result<Reply, NodeError> {
-        let answer = self.ask(shard, Execute(command)).await?;
-        self.durable(shard, answer).await
-    }
-
-    async fn read(&self, shard: u32, read: Read) -> Result<ReadReply, NodeError> {
-        let answer = self.ask(shard, read).await?;
-        self.durable(shard, answer).await
+        match self.ask(shard, RequestKind::Execute(command)).await? {
+            Outcome::Reply(reply) => Ok(reply),
+            other => unreachable!("a command answered {other:?}"),
+        }
     }
 
     /// Reserves stock. Returns the order and whether it was created (false for an
@@ -388,8 +354,8 @@ impl Node {
 
     pub async fn order(&self, id: OrderId) -> Result<Order, NodeError> {
         let shard = self.owner_of(id)?;
-        match self.read(shard, Read::Order(id)).await? {
-            ReadReply::Order(Some(order)) => Ok(order),
+        match self.ask(shard, RequestKind::Order(id)).await? {
+            Outcome::Order(Some(order)) => Ok(order),
             _ => Err(CoreError::UnknownOrder(id).into()),
         }
     }
@@ -414,8 +380,8 @@ impl Node {
 
     pub async fn sku(&self, id: SkuId) -> Result<Sku, NodeError> {
         let shard = self.shard_of(&id);
-        match self.read(shard, Read::Sku(id.clone())).await? {
-            ReadReply::Sku(Some(sku)) => Ok(sku),
+        match self.ask(shard, RequestKind::Sku(id.clone())).await? {
+            Outcome::Sku(Some(sku)) => Ok(sku),
             _ => Err(CoreError::UnknownSku(id).into()),
         }
     }
@@ -424,7 +390,7 @@ impl Node {
     pub async fn skus(&self) -> Result<Vec<Sku>, NodeError> {
         let mut all = Vec::new();
         for shard in 0..self.shard_count() {
-            if let ReadReply::Skus(skus) = self.read(shard, Read::Skus).await? {
+            if let Outcome::Skus(skus) = self.ask(shard, RequestKind::Skus).await? {
                 all.extend(skus);
             }
         }
@@ -456,15 +422,7 @@ impl Node {
                 .await
                 .map_err(|_| NodeError::ShuttingDown)?;
             // The checkpoint may hold only what is durable in the log.
-            let seq = snapshot.seq;
-            self.durable(
-                shard,
-                Answer {
-                    result: Ok(()),
-                    wait_seq: seq,
-                },
-            )
-            .await?;
+            self.ask(shard, RequestKind::Durable).await?;
             chunks.extend(snapshot.chunks);
         }
         let storage = self.storage.clone();

@@ -1,50 +1,79 @@
 //! `ShardActor`: the actix actor that owns one `ShardCore`. It reads the clock,
 //! runs commands through the core, numbers the resulting events in the shard's
-//! sequence and hands them to the log writer. It decides nothing the core could.
+//! sequence and hands them to the log writer together with the reply, which the
+//! writer sends once the events are durable. It decides nothing the core could.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use flashgate_storage::{Append, LogProgress, LogSender};
+use tokio::sync::oneshot;
 
 use crate::codec::{encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, ORDERS_PER_CHUNK};
-use crate::domain::{Command, ExpireDue, Order, OrderId, Reply, ShardCore, Sku, SkuId, Timestamp};
+use crate::domain::{
+    Command, Event, ExpireDue, Order, OrderId, Reply, ShardCore, Sku, SkuId, Timestamp,
+};
 use crate::error::NodeError;
 
-/// A log ticket: which shard's which event a record holds.
-pub type Ticket = (u32, u64);
-
-/// The result of a message to a shard, and the shard sequence number that must be
-/// durable before anyone is told: the shard's latest event when it answered, so
-/// nothing a caller sees is ahead of the disk.
-pub struct Answer<T> {
-    pub result: Result<T, NodeError>,
-    pub wait_seq: u64,
-}
-
-/// Runs a command (a write).
-pub struct Execute(pub Command);
-
-impl Message for Execute {
-    type Result = Answer<Reply>;
-}
-
-/// Reads state without changing it.
-pub enum Read {
-    Order(OrderId),
-    Sku(SkuId),
-    Skus,
-}
-
-pub enum ReadReply {
+/// What a shard answers.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Reply),
     Order(Option<Order>),
     Sku(Option<Sku>),
     Skus(Vec<Sku>),
+    /// For `Request::Durable`: everything the shard had decided is on disk.
+    Durable,
 }
 
-impl Message for Read {
-    type Result = Answer<ReadReply>;
+pub type Response = Result<Outcome, NodeError>;
+
+/// An answer waiting for the disk: sent by the log writer once every record
+/// appended before it (and with it) is durable.
+pub struct PendingReply {
+    sender: oneshot::Sender<Response>,
+    response: Response,
+}
+
+impl PendingReply {
+    pub fn send(self) {
+        // The caller may have gone (client disconnected); the outcome stands.
+        let _ = self.sender.send(self.response);
+    }
+
+    pub fn fail(self, error: NodeError) {
+        let _ = self.sender.send(Err(error));
+    }
+}
+
+/// A log ticket: which shard's which event a record holds (`seq` 0 for a
+/// marker), and the reply to send once it is durable.
+pub struct Ticket {
+    pub shard: u32,
+    pub seq: u64,
+    pub reply: Option<PendingReply>,
+}
+
+pub enum RequestKind {
+    Execute(Command),
+    Order(OrderId),
+    Sku(SkuId),
+    Skus,
+    /// Answers once everything the shard decided so far is durable.
+    Durable,
+}
+
+/// A request to a shard. The answer goes to `reply`, never before what it
+/// reflects is durable.
+pub struct Request {
+    pub kind: RequestKind,
+    pub reply: oneshot::Sender<Response>,
+}
+
+impl Message for Request {
+    type Result = ();
 }
 
 /// Serialises the shard's whole state for a checkpoint.
@@ -59,6 +88,14 @@ impl Message for Snapshot {
     type Result = ShardSnapshot;
 }
 
+/// What a shard shares with the rest of the node.
+pub struct ShardShared {
+    /// Requests sent and not yet taken from the mailbox.
+    pub depth: AtomicUsize,
+    /// The shard's last durable event sequence number (set by the log writer).
+    pub durable_seq: AtomicU64,
+}
+
 pub struct ShardActor {
     core: ShardCore,
     index: u32,
@@ -66,6 +103,7 @@ pub struct ShardActor {
     seq: u64,
     log: LogSender<Ticket>,
     progress: Arc<LogProgress>,
+    shared: Arc<ShardShared>,
     expiry_interval: Duration,
 }
 
@@ -75,6 +113,7 @@ impl ShardActor {
         seq: u64,
         log: LogSender<Ticket>,
         progress: Arc<LogProgress>,
+        shared: Arc<ShardShared>,
         expiry_interval: Duration,
     ) -> ShardActor {
         ShardActor {
@@ -83,41 +122,97 @@ impl ShardActor {
             seq,
             log,
             progress,
+            shared,
             expiry_interval,
         }
     }
 
-    fn answer<T>(&self, result: Result<T, NodeError>) -> Answer<T> {
-        Answer {
-            result,
-            wait_seq: self.seq,
-        }
-    }
-
-    fn run(&mut self, command: Command) -> Result<Reply, NodeError> {
+    /// Runs a command and appends its events; the reply rides on the last one.
+    fn execute(&mut self, command: Command, reply: Option<oneshot::Sender<Response>>) {
         // Fail-stop: once the log has failed, nothing more is decided.
         if let Some(reason) = self.progress.failure() {
-            return Err(NodeError::StorageFailed(reason.to_owned()));
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(NodeError::StorageFailed(reason.to_owned())));
+            }
+            return;
         }
         let now = Timestamp::from_system_time(SystemTime::now());
         let execution = self.core.execute(command, now);
-        for event in execution.events {
-            self.seq += 1;
-            let body = encode_log_entry(&LogEntry {
-                shard: self.index,
-                seq: self.seq,
-                event,
-            });
-            // Waits while the log queue is full: back pressure that fills this
-            // shard's mailbox, which callers then see as `Overloaded`.
-            self.log
-                .append(Append {
-                    body,
-                    ticket: (self.index, self.seq),
-                })
-                .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
+        let response = execution.reply.map(Outcome::Reply).map_err(NodeError::from);
+        let mut pending = reply.map(|sender| PendingReply { sender, response });
+        let count = execution.events.len();
+        for (index, event) in execution.events.into_iter().enumerate() {
+            let reply = if index + 1 == count {
+                pending.take()
+            } else {
+                None
+            };
+            if !self.append(event, reply) {
+                return;
+            }
         }
-        execution.reply.map_err(NodeError::from)
+        if let Some(pending) = pending {
+            self.respond(pending);
+        }
+    }
+
+    /// Appends one event with the reply that waits for it. Returns false, having
+    /// failed the reply, once the log writer has stopped.
+    fn append(&mut self, event: Event, reply: Option<PendingReply>) -> bool {
+        self.seq += 1;
+        let body = encode_log_entry(&LogEntry {
+            shard: self.index,
+            seq: self.seq,
+            event,
+        });
+        let ticket = Ticket {
+            shard: self.index,
+            seq: self.seq,
+            reply,
+        };
+        // Waits while the log queue is full: back pressure that fills this
+        // shard's mailbox, which callers then see as `Overloaded`.
+        match self.log.append(Append {
+            body: Some(body),
+            ticket,
+        }) {
+            Ok(()) => true,
+            Err(rejected) => {
+                if let Some(reply) = rejected.ticket.reply {
+                    reply.fail(NodeError::StorageFailed(self.failure_reason()));
+                }
+                false
+            }
+        }
+    }
+
+    /// Sends an answer that appended nothing: at once if everything the shard
+    /// decided is durable, else behind its records as a marker.
+    fn respond(&mut self, pending: PendingReply) {
+        if self.shared.durable_seq.load(Ordering::Acquire) >= self.seq {
+            pending.send();
+            return;
+        }
+        let marker = Append {
+            body: None,
+            ticket: Ticket {
+                shard: self.index,
+                seq: 0,
+                reply: Some(pending),
+            },
+        };
+        if let Err(rejected) = self.log.append(marker) {
+            if let Some(reply) = rejected.ticket.reply {
+                reply.fail(NodeError::StorageFailed(self.failure_reason()));
+            }
+        }
+    }
+
+    fn failure_reason(&self) -> String {
+        self.progress
+            .failure()
+            .unwrap_or("the log writer has stopped")
+            .to_owned()
     }
 }
 
@@ -129,36 +224,32 @@ impl Actor for ShardActor {
             if actor.core.next_expiry().is_none() {
                 return;
             }
-            match actor.run(Command::ExpireDue(ExpireDue)) {
-                Ok(Reply::Expired { count }) if count > 0 => {
-                    metrics::counter!("flashgate_orders_expired_total").increment(count as u64);
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(shard = actor.index, %error, "expiry pass failed"),
+            let before = actor.seq;
+            actor.execute(Command::ExpireDue(ExpireDue), None);
+            let expired = actor.seq - before;
+            if expired > 0 {
+                metrics::counter!("flashgate_orders_expired_total").increment(expired);
             }
         });
     }
 }
 
-impl Handler<Execute> for ShardActor {
-    type Result = MessageResult<Execute>;
+impl Handler<Request> for ShardActor {
+    type Result = ();
 
-    fn handle(&mut self, Execute(command): Execute, _: &mut Self::Context) -> Self::Result {
-        let result = self.run(command);
-        MessageResult(self.answer(result))
-    }
-}
-
-impl Handler<Read> for ShardActor {
-    type Result = MessageResult<Read>;
-
-    fn handle(&mut self, read: Read, _: &mut Self::Context) -> Self::Result {
-        let reply = match read {
-            Read::Order(id) => ReadReply::Order(self.core.order(&id).cloned()),
-            Read::Sku(id) => ReadReply::Sku(self.core.sku(&id).cloned()),
-            Read::Skus => ReadReply::Skus(self.core.skus().cloned().collect()),
+    fn handle(&mut self, request: Request, _: &mut Self::Context) {
+        self.shared.depth.fetch_sub(1, Ordering::AcqRel);
+        let outcome = match request.kind {
+            RequestKind::Execute(command) => return self.execute(command, Some(request.reply)),
+            RequestKind::Order(id) => Outcome::Order(self.core.order(&id).cloned()),
+            RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
+            RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
+            RequestKind::Durable => Outcome::Durable,
         };
-        MessageResult(self.answer(Ok(reply)))
+        self.respond(PendingReply {
+            sender: request.reply,
+            response: Ok(outcome),
+        });
     }
 }
 

@@ -112,6 +112,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         addr: config.http_addr.to_string(),
         source,
     })?;
+    // Installed before the listening line: whoever reads that line may send
+    // SIGTERM at once, and it must shut down gracefully, not kill the process.
+    let signals = ShutdownSignals::install();
     for addr in server.addrs() {
         // One plain line on stdout, for operators and scripts that start us on port 0.
         println!("flashgate: listening on http {addr}");
@@ -144,7 +147,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let signal_readiness = Arc::clone(&readiness);
     actix_web::rt::spawn(async move {
-        let name = wait_for_signal().await;
+        let name = signals.recv().await;
         tracing::info!(
             signal = name,
             "shutting down: no new connections; finishing in-flight requests"
@@ -177,13 +180,28 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
-    let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+/// The shutdown signals. From `install` on, SIGINT and SIGTERM no longer kill the
+/// process; they wait in these streams until `recv` takes them.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).expect("install the SIGINT handler"),
+            terminate: signal(SignalKind::terminate()).expect("install the SIGTERM handler"),
+        }
+    }
+
+    /// Waits for the first signal; returns its name.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }
 

@@ -48,6 +48,9 @@ struct Inner {
     /// sled's data file, opened only to fsync it: sled 0.34's `flush` issues
     /// sync_file_range, which reaches neither the device cache nor file metadata.
     data_file: File,
+    /// Tests make the barrier fail from the n-th call on, to exercise fail-stop.
+    #[cfg(test)]
+    pub(crate) fail_barrier_from: std::sync::atomic::AtomicU64,
 }
 
 impl Storage {
@@ -96,6 +99,8 @@ impl Storage {
                 checkpoints,
                 meta,
                 data_file,
+                #[cfg(test)]
+                fail_barrier_from: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
         };
         match storage.meta_u64(META_FORMAT_VERSION)? {
@@ -123,6 +128,13 @@ impl Storage {
     /// The durability barrier: returns only after everything written before the
     /// call is on the device (sled flush, then fsync of sled's data file).
     pub fn barrier(&self) -> Result<(), StorageError> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            if self.inner.fail_barrier_from.fetch_sub(1, Ordering::AcqRel) <= 1 {
+                return Err(StorageError::Io("injected fsync failure".into()));
+            }
+        }
         self.inner.db.flush()?;
         self.inner.data_file.sync_all()?;
         Ok(())
@@ -149,6 +161,14 @@ impl Storage {
     pub fn set_meta_u64(&self, key: &[u8], value: u64) -> Result<(), StorageError> {
         self.inner.meta.insert(key, &value.to_be_bytes())?;
         self.barrier()
+    }
+
+    /// Makes every barrier after the next `successes` fail.
+    #[cfg(test)]
+    pub(crate) fn fail_barriers_after(&self, successes: u64) {
+        self.inner
+            .fail_barrier_from
+            .store(successes + 1, std::sync::atomic::Ordering::Release);
     }
 
     #[cfg(test)]

@@ -35,19 +35,23 @@ impl Default for WriterConfig {
     }
 }
 
-/// One record to append, and what to hand back when it is durable.
+/// One record to append, and what to hand back when it is durable. With no body
+/// it is a marker: it writes nothing and completes once everything appended
+/// before it is durable.
 pub struct Append<T> {
-    pub body: Vec<u8>,
+    pub body: Option<Vec<u8>>,
     pub ticket: T,
 }
 
 /// Told of each batch's fate. Runs on the writer thread: keep it short.
 pub trait Completion<T>: Send + 'static {
-    /// The records of `tickets` (in append order) are durable, the last at `last_lsn`.
-    fn durable(&mut self, tickets: &[T], last_lsn: Lsn);
-    /// The log failed; nothing in `tickets` nor anything appended later will be
-    /// durable. Called once; the writer stops after it.
-    fn failed(&mut self, error: &StorageError, tickets: &[T]);
+    /// Everything appended with `tickets` (in append order) is durable; the
+    /// batch's last record has `last_lsn`. Drain the tickets.
+    fn durable(&mut self, tickets: &mut Vec<T>, last_lsn: Lsn);
+    /// The log failed: none of `tickets` (this batch and everything still queued)
+    /// nor anything appended later will be durable. Called once; the writer stops
+    /// after it.
+    fn failed(&mut self, error: &StorageError, tickets: &mut Vec<T>);
 }
 
 /// Where the log stands, readable from any thread.
@@ -154,18 +158,15 @@ impl<T> Clone for LogSender<T> {
 }
 
 impl<T> LogSender<T> {
-    /// Queues a record, waiting while the queue is full (back pressure). Fails
-    /// once the writer has stopped.
-    pub fn append(&self, append: Append<T>) -> Result<(), StorageError> {
+    /// Queues a record, waiting while the queue is full (back pressure). Once the
+    /// writer has stopped, hands the append back.
+    pub fn append(&self, append: Append<T>) -> Result<(), Append<T>> {
         match self.sender.try_send(append) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(append)) => self
-                .sender
-                .send(append)
-                .map_err(|_| StorageError::Stopped("the log writer has stopped".into())),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(StorageError::Stopped("the log writer has stopped".into()))
+            Err(TrySendError::Full(append)) => {
+                self.sender.send(append).map_err(|error| error.into_inner())
             }
+            Err(TrySendError::Disconnected(append)) => Err(append),
         }
     }
 
@@ -195,13 +196,12 @@ fn run<T>(
         bytes.clear();
         let mut next = Some(first);
         while let Some(append) = next {
-            assert!(
-                append.body.len() <= record_bytes_max,
-                "record body over the limit"
-            );
-            encode_record(&mut bytes, epoch, next_lsn, &append.body);
+            if let Some(body) = append.body {
+                assert!(body.len() <= record_bytes_max, "record body over the limit");
+                encode_record(&mut bytes, epoch, next_lsn, &body);
+                next_lsn += 1;
+            }
             tickets.push(append.ticket);
-            next_lsn += 1;
             next = if tickets.len() < config.batch_records_max
                 && bytes.len() < config.batch_bytes_max
             {
@@ -210,29 +210,36 @@ fn run<T>(
                 None
             };
         }
+        let records = next_lsn - first_lsn;
+        if records == 0 {
+            // Only markers: everything before them is durable already.
+            completion.durable(&mut tickets, first_lsn - 1);
+            continue;
+        }
         let last_lsn = next_lsn - 1;
         progress.appended_lsn.store(last_lsn, Ordering::Release);
         // Check the checksums right before the bytes leave for the disk: a
         // corruption in memory must not become a durable record.
         let verified = verify_entry(&bytes, first_lsn, record_bytes_max)
             .expect("a batch verifies right after encoding");
-        assert_eq!(verified, tickets.len());
+        assert_eq!(verified as u64, records);
         let written = storage
             .insert_entry(first_lsn, &bytes)
             .and_then(|()| storage.barrier());
         match written {
             Ok(()) => {
                 progress.durable_lsn.store(last_lsn, Ordering::Release);
-                metrics::histogram!("flashgate_log_batch_records").record(tickets.len() as f64);
+                metrics::histogram!("flashgate_log_batch_records").record(records as f64);
                 metrics::histogram!("flashgate_log_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
-                completion.durable(&tickets, last_lsn);
+                completion.durable(&mut tickets, last_lsn);
             }
             Err(error) => {
                 // Fail-stop: nothing after this point may be acknowledged.
                 tracing::error!(%error, first_lsn, last_lsn, "LOG WRITE FAILED: this node stops taking writes");
                 let _ = progress.failure.set(error.to_string());
-                completion.failed(&error, &tickets);
+                tickets.extend(receiver.try_iter().map(|append| append.ticket));
+                completion.failed(&error, &mut tickets);
                 drop(receiver);
                 return;
             }
@@ -250,14 +257,14 @@ mod tests {
     struct Collect(Arc<Mutex<Vec<(u32, Lsn)>>>);
 
     impl Completion<u32> for Collect {
-        fn durable(&mut self, tickets: &[u32], last_lsn: Lsn) {
+        fn durable(&mut self, tickets: &mut Vec<u32>, last_lsn: Lsn) {
             let first = last_lsn + 1 - tickets.len() as u64;
             let mut seen = self.0.lock().unwrap();
-            for (i, ticket) in tickets.iter().enumerate() {
-                seen.push((*ticket, first + i as u64));
+            for (i, ticket) in tickets.drain(..).enumerate() {
+                seen.push((ticket, first + i as u64));
             }
         }
-        fn failed(&mut self, error: &StorageError, _tickets: &[u32]) {
+        fn failed(&mut self, error: &StorageError, _tickets: &mut Vec<u32>) {
             panic!("unexpected failure: {error}");
         }
     }
@@ -273,10 +280,10 @@ mod tests {
             for i in 0..1000u32 {
                 sender
                     .append(Append {
-                        body: i.to_le_bytes().to_vec(),
+                        body: Some(i.to_le_bytes().to_vec()),
                         ticket: i,
                     })
-                    .unwrap();
+                    .unwrap_or_else(|_| panic!("the writer stopped"));
             }
             drop(sender);
             writer.join();
@@ -297,6 +304,123 @@ mod tests {
             })
             .unwrap();
         assert_eq!(bodies, (990..1000).collect::<Vec<u32>>());
+    }
+
+    /// Records the order in which tickets complete; markers are tickets >= 1000.
+    #[derive(Clone, Default)]
+    struct Order(Arc<Mutex<Vec<u32>>>);
+
+    impl Completion<u32> for Order {
+        fn durable(&mut self, tickets: &mut Vec<u32>, _last_lsn: Lsn) {
+            self.0.lock().unwrap().extend(tickets.drain(..));
+        }
+        fn failed(&mut self, error: &StorageError, _tickets: &mut Vec<u32>) {
+            panic!("unexpected failure: {error}");
+        }
+    }
+
+    #[test]
+    fn markers_complete_after_what_was_appended_before_them_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = Order::default();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let writer = LogWriter::start(
+            storage.clone(),
+            WriterConfig::default(),
+            1,
+            0,
+            order.clone(),
+        );
+        let sender = writer.sender();
+        let append = |body: Option<&[u8]>, ticket| {
+            sender
+                .append(Append {
+                    body: body.map(<[u8]>::to_vec),
+                    ticket,
+                })
+                .unwrap_or_else(|_| panic!("the writer stopped"))
+        };
+        append(None, 1000);
+        append(Some(b"a"), 1);
+        append(None, 1001);
+        append(Some(b"b"), 2);
+        append(None, 1002);
+        drop(sender);
+        writer.join();
+        assert_eq!(*order.0.lock().unwrap(), vec![1000, 1, 1001, 2, 1002]);
+        assert_eq!(storage.last_lsn().unwrap(), Some(2), "markers take no LSN");
+    }
+
+    #[derive(Clone, Default)]
+    struct Outcomes {
+        durable: Arc<Mutex<Vec<u32>>>,
+        failed: Arc<Mutex<Vec<u32>>>,
+    }
+
+    impl Completion<u32> for Outcomes {
+        fn durable(&mut self, tickets: &mut Vec<u32>, _last_lsn: Lsn) {
+            self.durable.lock().unwrap().extend(tickets.drain(..));
+        }
+        fn failed(&mut self, _error: &StorageError, tickets: &mut Vec<u32>) {
+            self.failed.lock().unwrap().extend(tickets.drain(..));
+        }
+    }
+
+    #[test]
+    fn a_failed_fsync_stops_the_writer_and_acknowledges_nothing_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let outcomes = Outcomes::default();
+        let writer = LogWriter::start(
+            storage.clone(),
+            WriterConfig::default(),
+            1,
+            0,
+            outcomes.clone(),
+        );
+        let sender = writer.sender();
+        let append = |ticket: u32| {
+            sender.append(Append {
+                body: Some(ticket.to_le_bytes().to_vec()),
+                ticket,
+            })
+        };
+        assert!(append(1).is_ok());
+        // Wait for ticket 1 to be durable before breaking the disk.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while writer.progress().durable_lsn() < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "first record never became durable"
+            );
+            std::thread::yield_now();
+        }
+        storage.fail_barriers_after(0);
+        assert!(append(2).is_ok());
+        // The writer stops after the failure: a later append is handed back.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while writer.progress().failure().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failure was never reported"
+            );
+            std::thread::yield_now();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut ticket = 3;
+        while append(ticket).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "appends after the failure must be refused"
+            );
+            ticket += 1;
+            std::thread::yield_now();
+        }
+        assert_eq!(*outcomes.durable.lock().unwrap(), vec![1]);
+        assert_eq!(outcomes.failed.lock().unwrap().first(), Some(&2));
+        assert!(writer.progress().failure().unwrap().contains("injected"));
+        drop(sender);
+        writer.join();
     }
 
     #[test]
