@@ -48,6 +48,8 @@ struct Inner {
     /// sled's data file, opened only to fsync it: sled 0.34's `flush` issues
     /// sync_file_range, which reaches neither the device cache nor file metadata.
     data_file: File,
+    /// Serialises checkpoint writes: two at once would write the same generation.
+    pub(crate) checkpoint_lock: std::sync::Mutex<()>,
     /// Tests make the barrier fail from the n-th call on, to exercise fail-stop.
     #[cfg(test)]
     pub(crate) fail_barrier_from: std::sync::atomic::AtomicU64,
@@ -99,6 +101,7 @@ impl Storage {
                 checkpoints,
                 meta,
                 data_file,
+                checkpoint_lock: std::sync::Mutex::new(()),
                 #[cfg(test)]
                 fail_barrier_from: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
@@ -176,6 +179,15 @@ impl Storage {
         &self.inner.log
     }
 
+    pub(crate) fn checkpoint_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while holding it left no half-written pointer: the pointer is
+        // one insert. Carry on.
+        self.inner
+            .checkpoint_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn checkpoint_tree(&self) -> &sled::Tree {
         &self.inner.checkpoints
     }
@@ -205,12 +217,13 @@ impl Storage {
     ) -> Result<(), E> {
         let wanted = after + 1;
         // The record after `after` may sit inside a batch keyed by an earlier LSN.
-        let start = match self.inner.log.range(..=wanted.to_be_bytes()).next_back() {
-            Some(entry) => lsn_of_key(&entry.map_err(StorageError::from)?.0)?,
-            None => wanted,
+        // Without such a batch, the log must resume exactly at `wanted`.
+        let (start, mut expected) = match self.inner.log.range(..=wanted.to_be_bytes()).next_back()
+        {
+            Some(entry) => (lsn_of_key(&entry.map_err(StorageError::from)?.0)?, None),
+            None => (wanted, Some(wanted)),
         };
         let mut records = Vec::new();
-        let mut expected: Option<Lsn> = None;
         for entry in self.inner.log.range(start.to_be_bytes()..) {
             let (key, value) = entry.map_err(StorageError::from)?;
             let first = lsn_of_key(&key)?;

@@ -465,6 +465,25 @@ mod tests {
     }
 
     #[test]
+    fn a_log_that_resumes_after_a_gap_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, 1, 150, b"x");
+        storage.insert_entry(150, &bytes).unwrap();
+        let error = storage
+            .read_log_after::<StorageError>(100, |_| Ok(()))
+            .unwrap_err();
+        assert!(
+            matches!(error, StorageError::Corrupt { lsn: 101, .. }),
+            "{error}"
+        );
+        storage
+            .read_log_after::<StorageError>(149, |_| Ok(()))
+            .unwrap();
+    }
+
+    #[test]
     fn a_newer_format_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         {
