@@ -79,6 +79,17 @@ struct ShardHandle {
     shared: Arc<ShardShared>,
 }
 
+/// A claim on an idempotency key. Every request with the key goes through its
+/// claim; it is removed only when no request is in flight and none succeeded, so
+/// a key with an order can never be claimed for a different request.
+#[derive(Debug)]
+struct KeyClaim {
+    sku: SkuId,
+    quantity: u32,
+    in_flight: u32,
+    ordered: bool,
+}
+
 /// What recovery found, for the start-up log line.
 #[derive(Clone, Debug)]
 pub struct StartReport {
@@ -93,9 +104,9 @@ pub struct StartReport {
 
 pub struct Node {
     shards: Vec<ShardHandle>,
-    /// First request of each idempotency key, so a key reused for another SKU (and
+    /// Claims on idempotency keys, so a key reused for another SKU (and
     /// so another shard) is caught. The owning shard does the actual dedup.
-    idempotency: DashMap<(CustomerId, IdempotencyKey), (SkuId, u32)>,
+    idempotency: DashMap<(CustomerId, IdempotencyKey), KeyClaim>,
     storage: Storage,
     progress: Arc<LogProgress>,
     config: NodeConfig,
@@ -223,7 +234,12 @@ impl Node {
                 if let Some(key) = &order.idempotency_key {
                     idempotency.insert(
                         (order.customer.clone(), key.clone()),
-                        (order.sku.clone(), order.quantity),
+                        KeyClaim {
+                            sku: order.sku.clone(),
+                            quantity: order.quantity,
+                            in_flight: 0,
+                            ordered: true,
+                        },
                     );
                 }
             }
@@ -321,17 +337,43 @@ impl Node {
     /// Reserves stock. Returns the order and whether it was created (false for an
     /// idempotent retry); returns only once the order is durable.
     pub async fn place_order(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
-        if let Some(key) = &command.idempotency_key {
-            let fingerprint = (command.sku.clone(), command.quantity);
-            let entry = self
+        let Some(key) = command.idempotency_key.clone() else {
+            return self.place_in_shard(command).await;
+        };
+        let key = (command.customer.clone(), key);
+        {
+            let mut claim = self
                 .idempotency
-                .entry((command.customer.clone(), key.clone()))
-                .or_insert_with(|| fingerprint.clone());
-            if *entry != fingerprint {
-                drop(entry);
+                .entry(key.clone())
+                .or_insert_with(|| KeyClaim {
+                    sku: command.sku.clone(),
+                    quantity: command.quantity,
+                    in_flight: 0,
+                    ordered: false,
+                });
+            if claim.sku != command.sku || claim.quantity != command.quantity {
                 return Err(CoreError::IdempotencyKeyReused.into());
             }
+            claim.in_flight += 1;
         }
+        // If this future is dropped here (the client went away), `in_flight` is
+        // never decremented and the key stays claimed: the safe side, since the
+        // shard may still create the order.
+        let result = self.place_in_shard(command).await;
+        if let dashmap::Entry::Occupied(mut entry) = self.idempotency.entry(key) {
+            let claim = entry.get_mut();
+            claim.in_flight -= 1;
+            claim.ordered |= result.is_ok();
+            // A refused order frees its key, so a corrected retry may use it and
+            // refusals in a sold-out sale hold no memory.
+            if claim.in_flight == 0 && !claim.ordered {
+                entry.remove();
+            }
+        }
+        result
+    }
+
+    async fn place_in_shard(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
         let shard = self.shard_of(&command.sku);
         match self.execute(shard, Command::PlaceOrder(command)).await? {
             Reply::Order { order, created } => Ok((order, created)),

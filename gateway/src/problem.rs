@@ -28,8 +28,8 @@ pub enum ApiError {
     UnknownOrderId(String),
     #[error("no such resource: {0}")]
     NotFound(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    #[error("{detail}; allowed: {allow}")]
+    MethodNotAllowed { detail: String, allow: &'static str },
     /// Set by the server once it stops taking requests.
     #[error("{0}")]
     NotReady(String),
@@ -77,7 +77,7 @@ impl ApiError {
             ApiError::Forbidden => (S::FORBIDDEN, "forbidden"),
             ApiError::UnknownOrderId(_) => (S::NOT_FOUND, "unknown_order"),
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found"),
-            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady(_) => (S::SERVICE_UNAVAILABLE, "not_ready"),
         }
     }
@@ -113,6 +113,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }

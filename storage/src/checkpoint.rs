@@ -103,6 +103,7 @@ impl Storage {
         covers_lsn: Lsn,
         chunks: &[Vec<u8>],
     ) -> Result<(), StorageError> {
+        let _one_at_a_time = self.checkpoint_lock();
         let old = self.checkpoint_pointer()?;
         let generation = old.as_ref().map_or(1, |pointer| pointer.generation + 1);
         let chunk_count = u32::try_from(chunks.len()).expect("fewer than 2^32 chunks");

@@ -71,14 +71,7 @@ impl Storage {
         std::fs::remove_file(&probe).map_err(data_dir_error)?;
 
         let path = data_dir.join("sled");
-        let db = sled::Config::new()
-            .path(&path)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|error| StorageError::Open {
-                path: path.clone(),
-                message: error.to_string(),
-            })?;
+        let db = open_sled(&path)?;
         let open_tree = |name: &str| {
             db.open_tree(name).map_err(|error| StorageError::Open {
                 path: path.clone(),
@@ -272,6 +265,30 @@ impl Storage {
     /// Size of the database on disk, in bytes.
     pub fn size_on_disk(&self) -> u64 {
         self.inner.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// How long to wait for another process (or a just-dropped instance whose I/O
+/// threads are finishing) to release the data dir's lock.
+const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
+    loop {
+        match sled::Config::new().path(path).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            Err(error) => {
+                let message = error.to_string();
+                let locked = message.contains("could not acquire lock");
+                if !locked || std::time::Instant::now() >= deadline {
+                    return Err(StorageError::Open {
+                        path: path.to_path_buf(),
+                        message,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 }
 

@@ -31,42 +31,54 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/orders")
                 .route(web::post().to(orders::place))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("POST")),
         )
         .service(
             web::resource("/v1/orders/{order_id}")
                 .route(web::get().to(orders::get))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("GET")),
         )
         .service(
             web::resource("/v1/orders/{order_id}/confirm")
                 .route(web::post().to(orders::confirm))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("POST")),
         )
         .service(
             web::resource("/v1/orders/{order_id}/cancel")
                 .route(web::post().to(orders::cancel))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("POST")),
         )
         .service(
             web::resource("/v1/skus")
                 .route(web::get().to(skus::list))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("GET")),
         )
         .service(
             web::resource("/v1/skus/{sku}")
                 .route(web::get().to(skus::get))
                 .route(web::put().to(skus::put))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("GET, PUT")),
         )
         .service(
             web::resource("/v1/skus/{sku}/restock")
                 .route(web::post().to(skus::restock))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(allow("POST")),
         )
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(ops::healthz))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(ops::readyz))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(ops::metrics))
+                .default_service(allow("GET")),
+        )
         .default_service(web::to(not_found));
 }
 
@@ -78,12 +90,14 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
-        request.method(),
-        request.path()
-    )))
+/// The answer for a method a resource does not take: 405 with `Allow`.
+fn allow(methods: &'static str) -> actix_web::Route {
+    web::to(move |request: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            detail: format!("{} is not allowed on {}", request.method(), request.path()),
+            allow: methods,
+        })
+    })
 }
 
 fn json<T: Serialize>(status: actix_web::http::StatusCode, body: &T) -> HttpResponse {

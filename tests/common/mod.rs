@@ -1,0 +1,743 @@
+//! What the black-box tests share: `Launch` starts the real `flashgate` binary on
+//! a free port, `Server` owns the running process, `Client` talks HTTP to it the
+//! way a user would, and `Burst` keeps orders flowing from several threads while
+//! a test kills or stops the process.
+//!
+//! Every wait here is bounded: a test that cannot reach the state it waits for
+//! fails with a message saying what it waited for, instead of hanging.
+
+// Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The admin token every test server is started with.
+pub const ADMIN_TOKEN: &str = "integration-test-admin-token";
+
+/// Longest wait for the process to print its listening line, or to exit.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest wait for a graceful shutdown after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest any single HTTP request may take before the client gives up.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `poll_until` waits between two looks.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+const LISTENING_PREFIX: &str = "flashgate: listening on http ";
+
+/// How to start `flashgate serve`: a data dir (a fresh temporary one unless
+/// given), extra environment variables and extra arguments.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    data_dir: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+/// A process that exited on its own: how, and what it wrote to stderr.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+impl Launch {
+    pub fn new() -> Launch {
+        Launch::default()
+    }
+
+    /// Uses `data_dir` instead of a fresh temporary directory, e.g. to restart on
+    /// the data of an earlier process.
+    pub fn data_dir(mut self, data_dir: &Path) -> Launch {
+        self.data_dir = Some(data_dir.to_path_buf());
+        self
+    }
+
+    /// Sets an environment variable of the process, e.g. `FLASHGATE_SHARDS`.
+    pub fn env(mut self, name: &str, value: &str) -> Launch {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds a command-line argument after the standard ones.
+    pub fn arg(mut self, arg: impl Into<String>) -> Launch {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the process and returns once it accepts connections. Panics, with
+    /// the process's stderr, if it exits first or does not listen within
+    /// `START_TIMEOUT`.
+    pub fn start(self) -> Server {
+        let log_dir = tempfile::tempdir().expect("create a temporary log dir");
+        let (data_dir, owned_data_dir) = match &self.data_dir {
+            Some(data_dir) => (data_dir.clone(), None),
+            None => {
+                let owned = tempfile::tempdir().expect("create a temporary data dir");
+                (owned.path().join("data"), Some(owned))
+            }
+        };
+        let stderr_path = log_dir.path().join("stderr.log");
+        let mut child = self
+            .command(&data_dir, &stderr_path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn flashgate");
+
+        // Read stdout on a thread so the wait for the listening line is bounded,
+        // and keep reading after it so the pipe never fills.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Once the listening line is found nobody receives; keep draining.
+                let _ = lines_sender.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
+                        break addr.trim().to_owned();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = wait_bounded(&mut child, START_TIMEOUT);
+                    panic!(
+                        "flashgate exited ({status:?}) before it listened; stderr:\n{}",
+                        read_to_string_lossy(&stderr_path)
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "flashgate did not print its listening line within {START_TIMEOUT:?}; stderr:\n{}",
+                        read_to_string_lossy(&stderr_path)
+                    );
+                }
+            }
+        };
+        Server {
+            child: Some(child),
+            client: Client::new(format!("http://{addr}")),
+            data_dir,
+            stderr_path,
+            _log_dir: log_dir,
+            _owned_data_dir: owned_data_dir,
+        }
+    }
+
+    /// Runs a process that is expected to fail at start-up and returns how it
+    /// exited. Panics if it starts listening or runs longer than `START_TIMEOUT`.
+    pub fn expect_exit(self) -> Exited {
+        let log_dir = tempfile::tempdir().expect("create a temporary log dir");
+        let data_dir = match &self.data_dir {
+            Some(data_dir) => data_dir.clone(),
+            None => log_dir.path().join("data"),
+        };
+        let stderr_path = log_dir.path().join("stderr.log");
+        let mut child = self
+            .command(&data_dir, &stderr_path)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn flashgate");
+        let status = wait_bounded(&mut child, START_TIMEOUT);
+        let stderr = read_to_string_lossy(&stderr_path);
+        let Some(status) = status else {
+            panic!(
+                "flashgate was expected to exit at start-up but still ran after {START_TIMEOUT:?}; stderr:\n{stderr}"
+            );
+        };
+        Exited { status, stderr }
+    }
+
+    fn command(&self, data_dir: &Path, stderr_path: &Path) -> Command {
+        let stderr = std::fs::File::create(stderr_path).expect("create the stderr log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flashgate"));
+        // Settings of the environment the tests run in must not leak into the server.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("FLASHGATE_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--http-addr")
+            .arg("127.0.0.1:0")
+            .arg("--admin-token")
+            .arg(ADMIN_TOKEN)
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .stderr(Stdio::from(stderr));
+        command
+    }
+}
+
+/// A running `flashgate serve`. Dropping it kills the process.
+pub struct Server {
+    child: Option<Child>,
+    client: Client,
+    data_dir: PathBuf,
+    stderr_path: PathBuf,
+    _log_dir: TempDir,
+    _owned_data_dir: Option<TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data dir with default settings.
+    pub fn start() -> Server {
+        Launch::new().start()
+    }
+
+    /// A client for this server; clone it to use it from other threads.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.client.base_url
+    }
+
+    pub fn admin_token(&self) -> &str {
+        ADMIN_TOKEN
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Everything the process wrote to stderr so far (its logs).
+    pub fn stderr(&self) -> String {
+        read_to_string_lossy(&self.stderr_path)
+    }
+
+    /// SIGKILL: the process gets no chance to flush or checkpoint. Returns once it
+    /// is gone, so its data dir can be reopened.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("the server is running");
+        child.kill().expect("SIGKILL flashgate");
+        child.wait().expect("reap flashgate");
+    }
+
+    /// SIGTERM, then waits (at most `STOP_TIMEOUT`) for the process to exit and
+    /// returns its exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(
+            sent,
+            0,
+            "SIGTERM flashgate: {}",
+            std::io::Error::last_os_error()
+        );
+        match wait_bounded(&mut child, STOP_TIMEOUT) {
+            Some(status) => status,
+            None => panic!(
+                "flashgate did not exit within {STOP_TIMEOUT:?} of SIGTERM; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let stderr = self.stderr();
+            let lines: Vec<&str> = stderr.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "--- last lines of flashgate's stderr ({}) ---\n{}",
+                self.client.base_url,
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+/// Waits for `child` to exit, at most `timeout`; kills it if it is still running
+/// then and returns `None`.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for flashgate") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn read_to_string_lossy(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
+/// Calls `check` until it returns `Some`, at most `timeout`; panics naming `what`
+/// if it never does.
+pub fn poll_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// An HTTP answer, whatever its status.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: HashMap<String, String>,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The body as JSON; panics if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|error| {
+            panic!(
+                "status {} body is not JSON ({error}): {:?}",
+                self.status, self.text
+            )
+        })
+    }
+}
+
+/// Talks to one server over HTTP with a pooled keep-alive agent. Cheap to clone;
+/// clones share the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    base_url: String,
+}
+
+impl Client {
+    fn new(base_url: String) -> Client {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .try_proxy_from_env(false)
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(256)
+            .build();
+        Client { agent, base_url }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A request to build by hand, for the cases the helpers do not cover.
+    pub fn request(&self, method: &str, path: &str) -> ureq::Request {
+        self.agent.request(method, &self.url(path))
+    }
+
+    /// Sends `request` with `body` (or none) and returns the answer for every
+    /// status; `Err` only when no HTTP answer came back.
+    pub fn try_send(&self, request: ureq::Request, body: Option<&str>) -> Result<Answer, String> {
+        let result = match body {
+            Some(body) => request.send_string(body),
+            None => request.call(),
+        };
+        read_answer(result)
+    }
+
+    /// Like `try_send`, but a missing answer fails the test.
+    pub fn send(&self, request: ureq::Request, body: Option<&str>) -> Answer {
+        let description = format!("{} {}", request.method(), request.url());
+        self.try_send(request, body)
+            .unwrap_or_else(|error| panic!("{description}: no answer: {error}"))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let answer = self.send(self.request("GET", path), None);
+        (answer.status, answer.json())
+    }
+
+    /// POSTs `body` as `application/json`.
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let answer = self.send(
+            json_request(self.request("POST", path)),
+            Some(&body.to_string()),
+        );
+        (answer.status, answer.json())
+    }
+
+    /// POSTs `body` as `application/json`; `Err` when no answer came back.
+    pub fn try_post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), String> {
+        let mut request = json_request(self.request("POST", path));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let answer = self.try_send(request, Some(&body.to_string()))?;
+        Ok((answer.status, answer.json()))
+    }
+
+    /// POSTs `body` with the admin token.
+    pub fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let request = admin(json_request(self.request("POST", path)));
+        let answer = self.send(request, Some(&body.to_string()));
+        (answer.status, answer.json())
+    }
+
+    /// PUTs `body` with the admin token.
+    pub fn admin_put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let request = admin(json_request(self.request("PUT", path)));
+        let answer = self.send(request, Some(&body.to_string()));
+        (answer.status, answer.json())
+    }
+
+    /// Creates (or updates) a SKU and asserts it worked; returns its body.
+    pub fn put_sku(&self, sku: &str, settings: Value) -> Value {
+        let (status, body) = self.admin_put(&format!("/v1/skus/{sku}"), &settings);
+        assert!(
+            status == 201 || status == 200,
+            "PUT /v1/skus/{sku} answered {status}: {body}"
+        );
+        body
+    }
+
+    /// `GET /v1/skus/{sku}`, asserting 200.
+    pub fn sku(&self, sku: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/skus/{sku}"));
+        assert_eq!(status, 200, "GET /v1/skus/{sku}: {body}");
+        body
+    }
+
+    /// `GET /v1/orders/{id}`, asserting 200.
+    pub fn order(&self, order_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/orders/{order_id}"));
+        assert_eq!(status, 200, "GET /v1/orders/{order_id}: {body}");
+        body
+    }
+
+    /// Places an order with `POST /v1/orders`.
+    pub fn place_order(&self, sku: &str, quantity: u64, customer: &str) -> (u16, Value) {
+        self.post_json(
+            "/v1/orders",
+            &json!({ "sku": sku, "quantity": quantity, "customer_id": customer }),
+        )
+    }
+
+    /// Places an order and asserts it was created; returns the order.
+    pub fn reserve(&self, sku: &str, quantity: u64, customer: &str) -> Value {
+        let (status, body) = self.place_order(sku, quantity, customer);
+        assert_eq!(
+            status, 201,
+            "order of {quantity} {sku} for {customer}: {body}"
+        );
+        assert_eq!(body["status"], "reserved", "{body}");
+        body
+    }
+
+    /// `POST /v1/orders/{id}/confirm`.
+    pub fn confirm(&self, order_id: &str) -> (u16, Value) {
+        self.post_json(&format!("/v1/orders/{order_id}/confirm"), &json!({}))
+    }
+
+    /// `POST /v1/orders/{id}/cancel`.
+    pub fn cancel(&self, order_id: &str) -> (u16, Value) {
+        self.post_json(&format!("/v1/orders/{order_id}/cancel"), &json!({}))
+    }
+}
+
+/// Turns what ureq returns into an `Answer` for every HTTP status; `Err` only
+/// when no HTTP answer came back.
+pub fn read_answer(result: Result<ureq::Response, ureq::Error>) -> Result<Answer, String> {
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(ureq::Error::Transport(transport)) => return Err(transport.to_string()),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| {
+            let value = response.header(&name)?.to_owned();
+            Some((name.to_ascii_lowercase(), value))
+        })
+        .collect();
+    let text = response
+        .into_string()
+        .map_err(|error| format!("reading the body: {error}"))?;
+    Ok(Answer {
+        status,
+        headers,
+        text,
+    })
+}
+
+fn json_request(request: ureq::Request) -> ureq::Request {
+    request.set("Content-Type", "application/json")
+}
+
+fn admin(request: ureq::Request) -> ureq::Request {
+    request.set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+}
+
+/// The id of an order body.
+pub fn order_id(order: &Value) -> String {
+    order["order_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no order_id in {order}"))
+        .to_owned()
+}
+
+/// One order a `Burst` tried to place, and what came of it.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub sku: String,
+    pub quantity: u64,
+    pub customer: String,
+    pub idempotency_key: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// 201: the server acknowledged the order.
+    Created(Value),
+    /// Any other HTTP answer.
+    Answered(u16, Value),
+    /// No answer (the server went away mid-request): the order may or may not exist.
+    Lost(String),
+}
+
+impl Attempt {
+    /// The request body, the same for the first try and every retry.
+    pub fn body(&self) -> Value {
+        json!({ "sku": self.sku, "quantity": self.quantity, "customer_id": self.customer })
+    }
+}
+
+/// Threads placing orders, each with its own Idempotency-Key, until told to stop,
+/// until the server stops answering, or until `ATTEMPTS_PER_THREAD_MAX`.
+pub struct Burst {
+    stop: Arc<AtomicBool>,
+    created: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<Vec<Attempt>>>,
+}
+
+/// Bounds each burst thread's loop.
+pub const ATTEMPTS_PER_THREAD_MAX: usize = 20_000;
+
+impl Burst {
+    /// Starts `threads` threads ordering 1 to 3 units of the given SKUs in turn.
+    pub fn start(client: &Client, skus: &[&str], threads: usize) -> Burst {
+        let stop = Arc::new(AtomicBool::new(false));
+        let created = Arc::new(AtomicUsize::new(0));
+        let skus: Vec<String> = skus.iter().map(|sku| (*sku).to_owned()).collect();
+        let threads = (0..threads)
+            .map(|thread| {
+                let client = client.clone();
+                let stop = Arc::clone(&stop);
+                let created = Arc::clone(&created);
+                let skus = skus.clone();
+                std::thread::spawn(move || {
+                    let mut attempts = Vec::new();
+                    for i in 0..ATTEMPTS_PER_THREAD_MAX {
+                        if stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        let mut attempt = Attempt {
+                            sku: skus[(thread + i) % skus.len()].clone(),
+                            quantity: (i % 3) as u64 + 1,
+                            customer: format!("burst-{thread}-{}", i % 7),
+                            idempotency_key: format!("burst-{thread}-{i}"),
+                            outcome: Outcome::Lost(String::new()),
+                        };
+                        let result = client.try_post_json(
+                            "/v1/orders",
+                            &attempt.body(),
+                            &[("Idempotency-Key", &attempt.idempotency_key)],
+                        );
+                        let lost = result.is_err();
+                        attempt.outcome = match result {
+                            Ok((201, order)) => {
+                                created.fetch_add(1, Ordering::AcqRel);
+                                Outcome::Created(order)
+                            }
+                            Ok((status, body)) => Outcome::Answered(status, body),
+                            Err(error) => Outcome::Lost(error),
+                        };
+                        attempts.push(attempt);
+                        if lost {
+                            // The server is gone; later requests would only be refused.
+                            break;
+                        }
+                    }
+                    attempts
+                })
+            })
+            .collect();
+        Burst {
+            stop,
+            created,
+            threads,
+        }
+    }
+
+    /// Orders acknowledged with 201 so far.
+    pub fn created(&self) -> usize {
+        self.created.load(Ordering::Acquire)
+    }
+
+    /// Waits until at least `count` orders were acknowledged.
+    pub fn wait_for_created(&self, count: usize) {
+        poll_until(
+            &format!("{count} acknowledged orders"),
+            START_TIMEOUT,
+            || {
+                assert!(
+                    !self.threads.iter().all(|thread| thread.is_finished()),
+                    "every burst thread stopped before {count} orders were acknowledged"
+                );
+                (self.created() >= count).then_some(())
+            },
+        );
+    }
+
+    /// Stops the threads and returns every attempt.
+    pub fn finish(self) -> Vec<Attempt> {
+        self.stop.store(true, Ordering::Release);
+        self.threads
+            .into_iter()
+            .flat_map(|thread| thread.join().expect("a burst thread panicked"))
+            .collect()
+    }
+}
+
+/// What `settle` found.
+pub struct Settled {
+    /// Every order the burst made, as the server shows it now.
+    pub orders: Vec<Value>,
+    /// Attempts the client got no 201 for whose order nonetheless existed (the
+    /// retry answered 200): executed, but the answer never arrived.
+    pub unanswered: Vec<Attempt>,
+}
+
+/// Brings a burst's outcome up to date on a (restarted) server: checks that every
+/// acknowledged order is there as acknowledged, and retries every attempt without
+/// a 201 under its Idempotency-Key, so that afterwards every order the server
+/// holds from the burst is known.
+pub fn settle(client: &Client, attempts: &[Attempt]) -> Settled {
+    let mut settled = Settled {
+        orders: Vec::with_capacity(attempts.len()),
+        unanswered: Vec::new(),
+    };
+    for attempt in attempts {
+        let order = match &attempt.outcome {
+            Outcome::Created(acknowledged) => {
+                let id = order_id(acknowledged);
+                let stored = client.order(&id);
+                assert_eq!(
+                    &stored, acknowledged,
+                    "acknowledged order {id} differs after the restart"
+                );
+                stored
+            }
+            Outcome::Answered(..) | Outcome::Lost(_) => {
+                let (status, order) = client
+                    .try_post_json(
+                        "/v1/orders",
+                        &attempt.body(),
+                        &[("Idempotency-Key", &attempt.idempotency_key)],
+                    )
+                    .unwrap_or_else(|error| panic!("retry of {attempt:?}: {error}"));
+                match status {
+                    200 => settled.unanswered.push(attempt.clone()),
+                    201 => {}
+                    _ => panic!("retry of {attempt:?} answered {status}: {order}"),
+                }
+                assert_eq!(order["sku"], attempt.sku.as_str(), "{order}");
+                assert_eq!(order["quantity"], attempt.quantity, "{order}");
+                assert_eq!(order["customer_id"], attempt.customer.as_str(), "{order}");
+                order
+            }
+        };
+        settled.orders.push(order);
+    }
+    settled
+}
+
+/// Checks every SKU's counters against the orders that name it: `reserved` and
+/// `sold` are the sums of the reserved and confirmed orders' quantities, and
+/// `available` is what is left of `total`. `orders` must be every order of those
+/// SKUs.
+pub fn assert_counters_match(client: &Client, skus: &[&str], orders: &[Value]) {
+    for sku in skus {
+        let mut reserved = 0;
+        let mut sold = 0;
+        for order in orders.iter().filter(|order| order["sku"] == *sku) {
+            let quantity = order["quantity"].as_u64().expect("quantity is a number");
+            match order["status"].as_str() {
+                Some("reserved") => reserved += quantity,
+                Some("confirmed") => sold += quantity,
+                Some("cancelled" | "expired") => {}
+                other => panic!("order with status {other:?}: {order}"),
+            }
+        }
+        let body = client.sku(sku);
+        let total = body["total"].as_u64().expect("total is a number");
+        assert_eq!(
+            (body["reserved"].as_u64(), body["sold"].as_u64()),
+            (Some(reserved), Some(sold)),
+            "sku {sku}: counters {body} disagree with its orders"
+        );
+        assert_eq!(
+            body["available"].as_u64(),
+            Some(total - reserved - sold),
+            "sku {sku}: {body}"
+        );
+    }
+}
