@@ -25,7 +25,7 @@ start() {
   "$@" >"$log.out" 2>"$log.err" &
   echo $! >"$log.pid"
   for _ in $(seq 1 100); do
-    addr=$(grep -o 'listening on http [0-9.:]*' "$log.out" 2>/dev/null | awk '{print $4}' | head -1)
+    addr=$(grep -o 'listening on http [0-9.:]*' "$log.out" 2>/dev/null | awk '{print $4}' | head -1 || true)
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1
   done

@@ -22,7 +22,7 @@ start() {
     --http-addr 127.0.0.1:0 --admin-token "$token" >"$work/out" 2>>"$work/err" &
   echo $! >"$work/pid"
   for _ in $(seq 1 6000); do
-    addr=$(grep -o 'listening on http [0-9.:]*' "$work/out" | awk '{print $4}' | head -1)
+    addr=$(grep -o 'listening on http [0-9.:]*' "$work/out" | awk '{print $4}' | head -1 || true)
     [ -n "$addr" ] && return
     sleep 0.05
   done
