@@ -28,6 +28,9 @@ pub struct Recovered {
     /// The last LSN in the log (or covered by the checkpoint); new records follow it.
     pub last_lsn: Lsn,
     pub replayed_records: u64,
+    /// Time spent loading the checkpoint, and replaying the log after it.
+    pub checkpoint_elapsed: std::time::Duration,
+    pub replay_elapsed: std::time::Duration,
 }
 
 struct ShardParts {
@@ -37,7 +40,25 @@ struct ShardParts {
     orders: Vec<Order>,
 }
 
+fn restore_shard(
+    config: ShardConfig,
+    part: Option<ShardParts>,
+) -> Result<(ShardCore, u64), RecoveryError> {
+    let shard = config.shard;
+    match part {
+        None => Ok((ShardCore::new(config), 0)),
+        Some(part) => {
+            let core = ShardCore::restore(config, part.next_order_number, part.skus, part.orders)
+                .map_err(|InconsistentEvent(reason)| {
+                RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
+            })?;
+            Ok((core, part.seq))
+        }
+    }
+}
+
 pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered, RecoveryError> {
+    let started = std::time::Instant::now();
     let shard_count = configs.len();
     let mut parts: Vec<Option<ShardParts>> = (0..shard_count).map(|_| None).collect();
     let mut covers_lsn = 0;
@@ -85,25 +106,27 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         }
     }
 
+    // Shards are independent: rebuild them side by side.
+    let restored: Vec<Result<(ShardCore, u64), RecoveryError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = configs
+            .into_iter()
+            .zip(parts)
+            .map(|(config, part)| scope.spawn(move || restore_shard(config, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("restoring a shard panicked"))
+            .collect()
+    });
     let mut cores = Vec::with_capacity(shard_count);
     let mut seqs = Vec::with_capacity(shard_count);
-    for (config, part) in configs.into_iter().zip(parts) {
-        let shard = config.shard;
-        let (core, seq) = match part {
-            None => (ShardCore::new(config), 0),
-            Some(part) => {
-                let core =
-                    ShardCore::restore(config, part.next_order_number, part.skus, part.orders)
-                        .map_err(|InconsistentEvent(reason)| {
-                            RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
-                        })?;
-                (core, part.seq)
-            }
-        };
+    for result in restored {
+        let (core, seq) = result?;
         cores.push(core);
         seqs.push(seq);
     }
 
+    let checkpoint_elapsed = started.elapsed();
     let mut last_lsn = covers_lsn;
     let mut replayed_records = 0;
     storage.read_log_after::<RecoveryError>(covers_lsn, |record| {
@@ -137,5 +160,7 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         seqs,
         last_lsn,
         replayed_records,
+        checkpoint_elapsed,
+        replay_elapsed: started.elapsed() - checkpoint_elapsed,
     })
 }

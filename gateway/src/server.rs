@@ -84,6 +84,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         orders = report.orders,
         replayed_records = report.replayed_records,
         last_lsn = report.last_lsn,
+        checkpoint_ms = report.checkpoint_elapsed.as_millis() as u64,
+        replay_ms = report.replay_elapsed.as_millis() as u64,
+        verify_ms = report.verify_elapsed.as_millis() as u64,
         recovery_ms = report.elapsed.as_millis() as u64,
         "recovered data dir {}",
         config.data_dir.display()
