@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::error::NodeError;
 use crate::recovery::{recover, RecoveryError};
 use crate::shard_actor::{
-    Outcome, Request, RequestKind, ShardActor, ShardShared, Snapshot, Ticket,
+    Outcome, Request, RequestKind, Requests, ShardActor, ShardShared, Snapshot, Ticket,
 };
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
@@ -316,26 +316,38 @@ impl Node {
     /// Sends a request to a shard and waits for its answer, which comes only once
     /// what it reflects is durable. A full mailbox is `Overloaded` at once.
     async fn ask(&self, shard: u32, kind: RequestKind) -> Result<Outcome, NodeError> {
-        let handle = &self.shards[shard as usize];
-        let depth = handle.shared.depth.fetch_add(1, Ordering::AcqRel);
-        if depth >= self.config.mailbox_requests_max {
-            handle.shared.depth.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!("flashgate_shard_overloaded_total").increment(1);
-            return Err(NodeError::Overloaded { shard, depth });
-        }
         let (reply, answer) = oneshot::channel();
-        // `depth` bounds the mailbox below its capacity, so this never parks.
-        if handle.addr.try_send(Request { kind, reply }).is_err() {
-            handle.shared.depth.fetch_sub(1, Ordering::AcqRel);
-            return Err(NodeError::ShuttingDown);
-        }
+        self.send(shard, Requests(vec![Request { kind, reply }]))?;
         match answer.await {
             Ok(response) => response,
-            // The reply was dropped unsent: the log writer or the shard stopped.
-            Err(_) => Err(match self.progress.failure() {
-                Some(reason) => NodeError::StorageFailed(reason.to_owned()),
-                None => NodeError::ShuttingDown,
-            }),
+            Err(_) => Err(self.stopped_error()),
+        }
+    }
+
+    /// Queues requests for a shard, or refuses them all when its queue is full.
+    fn send(&self, shard: u32, requests: Requests) -> Result<(), NodeError> {
+        let handle = &self.shards[shard as usize];
+        let count = requests.0.len();
+        let depth = handle.shared.depth.fetch_add(count, Ordering::AcqRel);
+        if depth >= self.config.mailbox_requests_max {
+            handle.shared.depth.fetch_sub(count, Ordering::AcqRel);
+            metrics::counter!("flashgate_shard_overloaded_total").increment(count as u64);
+            return Err(NodeError::Overloaded { shard, depth });
+        }
+        // `depth` keeps the mailbox (counted in messages) below its capacity, so
+        // this never parks.
+        if handle.addr.try_send(requests).is_err() {
+            handle.shared.depth.fetch_sub(count, Ordering::AcqRel);
+            return Err(NodeError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Why a reply was dropped unsent: the log writer or the shard stopped.
+    fn stopped_error(&self) -> NodeError {
+        match self.progress.failure() {
+            Some(reason) => NodeError::StorageFailed(reason.to_owned()),
+            None => NodeError::ShuttingDown,
         }
     }
 
@@ -349,47 +361,118 @@ impl Node {
     /// Reserves stock. Returns the order and whether it was created (false for an
     /// idempotent retry); returns only once the order is durable.
     pub async fn place_order(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
-        let Some(key) = command.idempotency_key.clone() else {
-            return self.place_in_shard(command).await;
-        };
-        let key = (command.customer.clone(), key);
-        {
-            let mut claim = self
-                .idempotency
-                .entry(key.clone())
-                .or_insert_with(|| KeyClaim {
-                    sku: command.sku.clone(),
-                    quantity: command.quantity,
-                    in_flight: 0,
-                    ordered: false,
-                });
-            if claim.sku != command.sku || claim.quantity != command.quantity {
-                return Err(CoreError::IdempotencyKeyReused.into());
+        let key = self.claim(&command)?;
+        // If this future is dropped while waiting (the client went away), the
+        // claim is never released and the key stays claimed: the safe side,
+        // since the shard may still create the order.
+        let shard = self.shard_of(&command.sku);
+        let result = self
+            .execute(shard, Command::PlaceOrder(command))
+            .await
+            .map(placed);
+        self.release(key, &result);
+        result
+    }
+
+    /// Reserves stock for many orders at once, sending one message per shard.
+    /// Answers in the order given; each as `place_order` would answer it.
+    pub async fn place_orders(
+        &self,
+        commands: Vec<PlaceOrder>,
+    ) -> Vec<Result<(Order, bool), NodeError>> {
+        let count = commands.len();
+        let mut results: Vec<Option<Result<(Order, bool), NodeError>>> =
+            (0..count).map(|_| None).collect();
+        let mut keys = Vec::with_capacity(count);
+        let mut per_shard: Vec<(Vec<usize>, Vec<Request>)> = (0..self.shards.len())
+            .map(|_| (Vec::new(), Vec::new()))
+            .collect();
+        let mut answers = Vec::with_capacity(count);
+        for (index, command) in commands.into_iter().enumerate() {
+            match self.claim(&command) {
+                Ok(key) => keys.push(key),
+                Err(error) => {
+                    keys.push(None);
+                    results[index] = Some(Err(error));
+                    continue;
+                }
             }
-            claim.in_flight += 1;
+            let (reply, answer) = oneshot::channel();
+            let (indexes, requests) = &mut per_shard[self.shard_of(&command.sku) as usize];
+            indexes.push(index);
+            requests.push(Request {
+                kind: RequestKind::Execute(Command::PlaceOrder(command)),
+                reply,
+            });
+            answers.push((index, answer));
         }
-        // If this future is dropped here (the client went away), `in_flight` is
-        // never decremented and the key stays claimed: the safe side, since the
-        // shard may still create the order.
-        let result = self.place_in_shard(command).await;
+        for (shard, (indexes, requests)) in per_shard.into_iter().enumerate() {
+            if requests.is_empty() {
+                continue;
+            }
+            if let Err(error) = self.send(shard as u32, Requests(requests)) {
+                for index in indexes {
+                    results[index] = Some(Err(error.clone()));
+                }
+            }
+        }
+        for (index, answer) in answers {
+            if results[index].is_some() {
+                continue; // Its shard refused the batch.
+            }
+            let result = match answer.await {
+                Ok(response) => response.map(|outcome| match outcome {
+                    Outcome::Reply(reply) => placed(reply),
+                    other => unreachable!("an order answered {other:?}"),
+                }),
+                Err(_) => Err(self.stopped_error()),
+            };
+            results[index] = Some(result);
+        }
+        let results: Vec<_> = results
+            .into_iter()
+            .map(|result| result.expect("every order was answered"))
+            .collect();
+        for (key, result) in keys.into_iter().zip(&results) {
+            self.release(key, result);
+        }
+        results
+    }
+
+    /// Claims an order's idempotency key, or refuses a key first used for a
+    /// different request. `None` when the order has no key.
+    fn claim(&self, command: &PlaceOrder) -> Result<Option<ClaimKey>, NodeError> {
+        let Some(key) = &command.idempotency_key else {
+            return Ok(None);
+        };
+        let key = (command.customer.clone(), key.clone());
+        let mut claim = self
+            .idempotency
+            .entry(key.clone())
+            .or_insert_with(|| KeyClaim {
+                sku: command.sku.clone(),
+                quantity: command.quantity,
+                in_flight: 0,
+                ordered: false,
+            });
+        if claim.sku != command.sku || claim.quantity != command.quantity {
+            return Err(CoreError::IdempotencyKeyReused.into());
+        }
+        claim.in_flight += 1;
+        Ok(Some(key))
+    }
+
+    /// Ends one request's claim. A refused order frees its key, so a corrected
+    /// retry may use it and refusals in a sold-out sale hold no memory.
+    fn release(&self, key: Option<ClaimKey>, result: &Result<(Order, bool), NodeError>) {
+        let Some(key) = key else { return };
         if let dashmap::Entry::Occupied(mut entry) = self.idempotency.entry(key) {
             let claim = entry.get_mut();
             claim.in_flight -= 1;
             claim.ordered |= result.is_ok();
-            // A refused order frees its key, so a corrected retry may use it and
-            // refusals in a sold-out sale hold no memory.
             if claim.in_flight == 0 && !claim.ordered {
                 entry.remove();
             }
-        }
-        result
-    }
-
-    async fn place_in_shard(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
-        let shard = self.shard_of(&command.sku);
-        match self.execute(shard, Command::PlaceOrder(command)).await? {
-            Reply::Order { order, created } => Ok((order, created)),
-            other => unreachable!("place order answered {other:?}"),
         }
     }
 
@@ -514,6 +597,15 @@ impl NodeRuntime {
             let _ = arbiter.join();
         }
         self.writer.join();
+    }
+}
+
+type ClaimKey = (CustomerId, IdempotencyKey);
+
+fn placed(reply: Reply) -> (Order, bool) {
+    match reply {
+        Reply::Order { order, created } => (order, created),
+        other => unreachable!("place order answered {other:?}"),
     }
 }
 

@@ -72,7 +72,11 @@ pub struct Request {
     pub reply: oneshot::Sender<Response>,
 }
 
-impl Message for Request {
+/// Requests to one shard, handled in order: one message for many requests (a
+/// batch frame), so a batch costs one mailbox hop.
+pub struct Requests(pub Vec<Request>);
+
+impl Message for Requests {
     type Result = ();
 }
 
@@ -234,11 +238,21 @@ impl Actor for ShardActor {
     }
 }
 
-impl Handler<Request> for ShardActor {
+impl Handler<Requests> for ShardActor {
     type Result = ();
 
-    fn handle(&mut self, request: Request, _: &mut Self::Context) {
-        self.shared.depth.fetch_sub(1, Ordering::AcqRel);
+    fn handle(&mut self, Requests(requests): Requests, _: &mut Self::Context) {
+        self.shared
+            .depth
+            .fetch_sub(requests.len(), Ordering::AcqRel);
+        for request in requests {
+            self.serve(request);
+        }
+    }
+}
+
+impl ShardActor {
+    fn serve(&mut self, request: Request) {
         let outcome = match request.kind {
             RequestKind::Execute(command) => return self.execute(command, Some(request.reply)),
             RequestKind::Order(id) => Outcome::Order(self.core.order(&id).cloned()),

@@ -1,0 +1,33 @@
+//! Error codes. Order outcomes are the HTTP API's codes, with the same meaning;
+//! the rest are about frames and connection limits.
+
+// Order outcomes (the same as the HTTP API).
+pub const SOLD_OUT: &str = "sold_out";
+pub const INSUFFICIENT_STOCK: &str = "insufficient_stock";
+pub const LIMIT_EXCEEDED: &str = "limit_exceeded";
+pub const SALE_NOT_OPEN: &str = "sale_not_open";
+pub const UNKNOWN_SKU: &str = "unknown_sku";
+pub const UNKNOWN_ORDER: &str = "unknown_order";
+pub const INVALID_TRANSITION: &str = "invalid_transition";
+pub const INVALID_FIELD: &str = "invalid_field";
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+pub const CAPACITY_REACHED: &str = "capacity_reached";
+pub const OVERLOADED: &str = "overloaded";
+pub const STORAGE_FAILED: &str = "storage_failed";
+pub const SHUTTING_DOWN: &str = "shutting_down";
+pub const UNAUTHORIZED: &str = "unauthorized";
+pub const FORBIDDEN: &str = "forbidden";
+
+// Frames and limits (QUIC only).
+/// The frame's body is not a valid message.
+pub const MALFORMED_FRAME: &str = "malformed_frame";
+/// The stream ended in the middle of a frame.
+pub const TRUNCATED_FRAME: &str = "truncated_frame";
+/// The frame's length is over the server's limit.
+pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+/// The frame's version byte is not one this server speaks.
+pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
+/// The connection has its maximum of requests in flight; retry after answers arrive.
+pub const TOO_MANY_IN_FLIGHT: &str = "too_many_in_flight";
+/// A batch frame holds more orders than the server's limit.
+pub const BATCH_TOO_LARGE: &str = "batch_too_large";
