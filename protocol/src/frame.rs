@@ -50,7 +50,7 @@ pub fn encode_frame<M: Encode>(message: &M, out: &mut Vec<u8>) {
 }
 
 /// Cuts frames out of a byte stream. Feed it bytes as they arrive with
-/// `extend`, take complete frames with `next`, and call `finish` when the
+/// `extend`, take complete frames with `next_frame`, and call `finish` when the
 /// stream ends.
 pub struct FrameReader {
     buffer: Vec<u8>,
@@ -79,7 +79,7 @@ impl FrameReader {
 
     /// The next complete frame's message, `Ok(None)` if more bytes are needed.
     /// After an error the stream cannot be resynchronised: stop reading it.
-    pub fn next<M: Decode<()>>(&mut self) -> Result<Option<M>, FrameError> {
+    pub fn next_frame<M: Decode<()>>(&mut self) -> Result<Option<M>, FrameError> {
         let pending = &self.buffer[self.start..];
         if pending.len() < 4 {
             return Ok(None);
@@ -164,16 +164,16 @@ mod tests {
         let mut whole = FrameReader::new(1 << 20);
         whole.extend(&bytes);
         for id in 0..3 {
-            assert_eq!(whole.next::<Request>().unwrap(), Some(place(id)));
+            assert_eq!(whole.next_frame::<Request>().unwrap(), Some(place(id)));
         }
-        assert_eq!(whole.next::<Request>().unwrap(), None);
+        assert_eq!(whole.next_frame::<Request>().unwrap(), None);
         whole.finish().unwrap();
 
         let mut trickle = FrameReader::new(1 << 20);
         let mut seen = Vec::new();
         for byte in &bytes {
             trickle.extend(std::slice::from_ref(byte));
-            while let Some(request) = trickle.next::<Request>().unwrap() {
+            while let Some(request) = trickle.next_frame::<Request>().unwrap() {
                 seen.push(request);
             }
         }
@@ -187,7 +187,7 @@ mod tests {
         let mut reader = FrameReader::new(1024);
         reader.extend(&bytes);
         assert_eq!(
-            reader.next::<Request>().unwrap(),
+            reader.next_frame::<Request>().unwrap(),
             Some(Request::GetSku {
                 request_id: 7,
                 sku: "A".into()
@@ -209,34 +209,34 @@ mod tests {
         let mut oversized = FrameReader::new(64);
         oversized.extend(&[0, 0, 1, 0, 1]);
         assert_eq!(
-            oversized.next::<Request>().unwrap_err().code(),
+            oversized.next_frame::<Request>().unwrap_err().code(),
             code::FRAME_TOO_LARGE
         );
 
         let mut version = FrameReader::new(64);
         version.extend(&[0, 0, 0, 2, 9, 0]);
         assert_eq!(
-            version.next::<Request>().unwrap_err().code(),
+            version.next_frame::<Request>().unwrap_err().code(),
             code::UNSUPPORTED_VERSION
         );
 
         let mut garbage = FrameReader::new(64);
         garbage.extend(&[0, 0, 0, 3, 1, 200, 200]);
         assert_eq!(
-            garbage.next::<Request>().unwrap_err().code(),
+            garbage.next_frame::<Request>().unwrap_err().code(),
             code::MALFORMED_FRAME
         );
 
         let mut trailing = FrameReader::new(64);
         trailing.extend(&[0, 0, 0, 6, 1, 4, 7, 1, b'A', 0]);
         assert_eq!(
-            trailing.next::<Request>().unwrap_err().code(),
+            trailing.next_frame::<Request>().unwrap_err().code(),
             code::MALFORMED_FRAME
         );
 
         let mut truncated = FrameReader::new(64);
         truncated.extend(&[0, 0, 0, 5, 1, 4]);
-        assert_eq!(truncated.next::<Request>().unwrap(), None);
+        assert_eq!(truncated.next_frame::<Request>().unwrap(), None);
         assert_eq!(
             truncated.finish().unwrap_err().code(),
             code::TRUNCATED_FRAME
@@ -248,7 +248,7 @@ mod tests {
             0, 0, 0, 12, 1, 4, 7, 253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f,
         ]);
         assert_eq!(
-            bomb.next::<Request>().unwrap_err().code(),
+            bomb.next_frame::<Request>().unwrap_err().code(),
             code::MALFORMED_FRAME
         );
     }
@@ -264,6 +264,6 @@ mod tests {
         encode_frame(&response, &mut bytes);
         let mut reader = FrameReader::new(1024);
         reader.extend(&bytes);
-        assert_eq!(reader.next::<Response>().unwrap(), Some(response));
+        assert_eq!(reader.next_frame::<Response>().unwrap(), Some(response));
     }
 }
