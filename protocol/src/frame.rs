@@ -204,6 +204,57 @@ mod tests {
         assert_eq!(encoded, bytes);
     }
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn the_documented_order_exchange_encodes_byte_for_byte() {
+        // docs/PROTOCOL.md, section 8.
+        let mut request = Vec::new();
+        encode_frame(
+            &Request::PlaceOrder(PlaceOrder {
+                request_id: 300,
+                sku: "SKU-1".into(),
+                quantity: 2,
+                customer_id: "c1".into(),
+                idempotency_key: Some("k1".into()),
+            }),
+            &mut request,
+        );
+        assert_eq!(
+            hex(&request),
+            "00 00 00 13 01 00 fb 2c 01 05 53 4b 55 2d 31 02 02 63 31 01 02 6b 31"
+        );
+        let mut response = Vec::new();
+        encode_frame(
+            &Response::Order {
+                request_id: 300,
+                created: true,
+                order: crate::message::Order {
+                    order_id: "1-0-7".into(),
+                    sku: "SKU-1".into(),
+                    quantity: 2,
+                    customer_id: "c1".into(),
+                    status: crate::message::OrderStatus::Reserved,
+                    created_at_ms: 1_795_000_000_000,
+                    reserved_until_ms: 1_795_000_600_000,
+                    updated_at_ms: 1_795_000_000_000,
+                },
+            },
+            &mut response,
+        );
+        assert_eq!(
+            hex(&response),
+            "00 00 00 32 01 00 fb 2c 01 01 05 31 2d 30 2d 37 05 53 4b 55 2d 31 02 02 63 31 00 \
+             fd 00 5e 56 ee a1 01 00 00 fd c0 85 5f ee a1 01 00 00 fd 00 5e 56 ee a1 01 00 00"
+        );
+    }
+
     #[test]
     fn bad_frames_are_errors_with_codes() {
         let mut oversized = FrameReader::new(64);
