@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: recover the data dir, then take orders over HTTP until SIGINT or SIGTERM.
+    /// Run a node: recover the data dir, then take orders over HTTP and QUIC until SIGINT or SIGTERM.
     Serve(ServeArgs),
 }
 
@@ -35,6 +35,20 @@ struct ServeArgs {
     /// Address to listen on for HTTP [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     http_addr: Option<SocketAddr>,
+    /// Address to listen on for QUIC (UDP) [default: 127.0.0.1:4433].
+    #[arg(long, value_name = "ADDR")]
+    quic_addr: Option<SocketAddr>,
+    /// Do not run the QUIC front end (the other --quic-* flags are then unused);
+    /// HTTP runs either way.
+    #[arg(long)]
+    no_quic: bool,
+    /// PEM certificate chain for QUIC, with --quic-key [default: a self-signed
+    /// certificate generated into the data dir].
+    #[arg(long, value_name = "FILE")]
+    quic_cert: Option<PathBuf>,
+    /// PEM private key for --quic-cert.
+    #[arg(long, value_name = "FILE")]
+    quic_key: Option<PathBuf>,
     /// Shards for a new data dir [default: the number of cores].
     #[arg(long)]
     shards: Option<u32>,
@@ -60,6 +74,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         shards: args.shards,
         admin_token: args.admin_token,
         log_format: args.log_json.then_some(LogFormat::Json),
+        quic_enabled: args.no_quic.then_some(false),
+        quic_addr: args.quic_addr,
+        quic_cert: args.quic_cert,
+        quic_key: args.quic_key,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

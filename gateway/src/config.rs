@@ -51,7 +51,40 @@ pub struct Config {
     pub log_queue_records_max: usize,
     pub log_batch_records_max: usize,
     pub log_batch_bytes_max: usize,
+    /// Whether to run the QUIC front end (`--no-quic` turns it off; HTTP runs
+    /// either way).
+    pub quic_enabled: bool,
+    pub quic_addr: SocketAddr,
+    /// PEM certificate chain for QUIC; with `quic_key`, or neither (then a
+    /// self-signed certificate is generated into the data dir).
+    pub quic_cert: Option<PathBuf>,
+    /// PEM private key for `quic_cert`.
+    pub quic_key: Option<PathBuf>,
+    /// Largest request frame (length prefix included); a larger one is answered
+    /// with `frame_too_large` and its stream ends.
+    pub quic_frame_bytes_max: usize,
+    /// Bidirectional streams a client may have open on one connection; it opens
+    /// more once one ends.
+    pub quic_streams_per_connection_max: u32,
+    /// Open QUIC connections; further ones are closed with a reason.
+    pub quic_connections_max: usize,
+    /// Requests (batched orders count one each) being processed per connection;
+    /// beyond it a request is answered `too_many_in_flight`.
+    pub quic_in_flight_per_connection_max: usize,
+    /// Most orders in one `PlaceOrders` frame; more is `batch_too_large`.
+    pub quic_batch_orders_max: usize,
+    /// A connection with no traffic for this long is closed.
+    pub quic_idle_timeout_ms: u64,
 }
+
+/// The largest `quic_batch_orders_max`. One answer in a `Response::Batch` (an
+/// order, or an error with its detail) is at most about 300 bytes, so a batch's
+/// answer stays near 2 MiB: inside the frame limit clients read answers with.
+pub const QUIC_BATCH_ORDERS_MAX_LIMIT: usize = 8_192;
+/// The smallest `quic_frame_bytes_max`: room for any one request of valid ids.
+pub const QUIC_FRAME_BYTES_MAX_MIN: usize = 1024;
+/// The longest `quic_idle_timeout_ms` (one day).
+pub const QUIC_IDLE_TIMEOUT_MS_LIMIT: u64 = 24 * 3600 * 1000;
 
 impl Default for Config {
     fn default() -> Config {
@@ -75,6 +108,16 @@ impl Default for Config {
             log_queue_records_max: node.writer.queue_records_max,
             log_batch_records_max: node.writer.batch_records_max,
             log_batch_bytes_max: node.writer.batch_bytes_max,
+            quic_enabled: true,
+            quic_addr: SocketAddr::from(([127, 0, 0, 1], 4433)),
+            quic_cert: None,
+            quic_key: None,
+            quic_frame_bytes_max: 64 * 1024,
+            quic_streams_per_connection_max: 16,
+            quic_connections_max: 1024,
+            quic_in_flight_per_connection_max: 4096,
+            quic_batch_orders_max: 1024,
+            quic_idle_timeout_ms: 30_000,
         }
     }
 }
@@ -92,6 +135,14 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +172,16 @@ const ENV_KEYS: &[&str] = &[
     "log_queue_records_max",
     "log_batch_records_max",
     "log_batch_bytes_max",
+    "quic_enabled",
+    "quic_addr",
+    "quic_cert",
+    "quic_key",
+    "quic_frame_bytes_max",
+    "quic_streams_per_connection_max",
+    "quic_connections_max",
+    "quic_in_flight_per_connection_max",
+    "quic_batch_orders_max",
+    "quic_idle_timeout_ms",
 ];
 
 impl Config {
@@ -154,6 +215,17 @@ impl Config {
             ("log_queue_records_max", self.log_queue_records_max as u64),
             ("log_batch_records_max", self.log_batch_records_max as u64),
             ("log_batch_bytes_max", self.log_batch_bytes_max as u64),
+            (
+                "quic_streams_per_connection_max",
+                u64::from(self.quic_streams_per_connection_max),
+            ),
+            ("quic_connections_max", self.quic_connections_max as u64),
+            (
+                "quic_in_flight_per_connection_max",
+                self.quic_in_flight_per_connection_max as u64,
+            ),
+            ("quic_batch_orders_max", self.quic_batch_orders_max as u64),
+            ("quic_idle_timeout_ms", self.quic_idle_timeout_ms),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -180,6 +252,41 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "admin_token must be at least 16 characters".into(),
+            ));
+        }
+        self.validate_quic()
+    }
+
+    fn validate_quic(&self) -> Result<(), ConfigError> {
+        let frame_limit = flashgate_protocol::FRAME_BYTES_MAX_LIMIT;
+        if !(QUIC_FRAME_BYTES_MAX_MIN..=frame_limit).contains(&self.quic_frame_bytes_max) {
+            return Err(ConfigError::Invalid(format!(
+                "quic_frame_bytes_max must be between {QUIC_FRAME_BYTES_MAX_MIN} and {frame_limit}, got {}",
+                self.quic_frame_bytes_max
+            )));
+        }
+        if self.quic_batch_orders_max > QUIC_BATCH_ORDERS_MAX_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "quic_batch_orders_max must be at most {QUIC_BATCH_ORDERS_MAX_LIMIT}, got {}",
+                self.quic_batch_orders_max
+            )));
+        }
+        // A batch takes one in-flight slot per order: a larger batch could never run.
+        if self.quic_batch_orders_max > self.quic_in_flight_per_connection_max {
+            return Err(ConfigError::Invalid(format!(
+                "quic_batch_orders_max ({}) must be at most quic_in_flight_per_connection_max ({})",
+                self.quic_batch_orders_max, self.quic_in_flight_per_connection_max
+            )));
+        }
+        if self.quic_idle_timeout_ms > QUIC_IDLE_TIMEOUT_MS_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "quic_idle_timeout_ms must be at most {QUIC_IDLE_TIMEOUT_MS_LIMIT}, got {}",
+                self.quic_idle_timeout_ms
+            )));
+        }
+        if self.quic_cert.is_some() != self.quic_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "quic_cert and quic_key go together: give both (--quic-cert and --quic-key) or neither".into(),
             ));
         }
         Ok(())
@@ -245,5 +352,38 @@ mod tests {
             Config::load(Some(&missing), &Overrides::default()),
             Err(ConfigError::MissingFile(_))
         ));
+    }
+
+    #[test]
+    fn quic_limits_are_checked_and_cert_and_key_go_together() {
+        Config::default().validate().unwrap();
+        let invalid = |config: Config| config.validate().unwrap_err().to_string();
+        let message = invalid(Config {
+            quic_cert: Some("cert.pem".into()),
+            ..Config::default()
+        });
+        assert!(message.contains("quic_key"), "{message}");
+        let message = invalid(Config {
+            quic_frame_bytes_max: flashgate_protocol::FRAME_BYTES_MAX_LIMIT + 1,
+            ..Config::default()
+        });
+        assert!(message.contains("quic_frame_bytes_max"), "{message}");
+        let message = invalid(Config {
+            quic_batch_orders_max: 100,
+            quic_in_flight_per_connection_max: 10,
+            ..Config::default()
+        });
+        assert!(
+            message.contains("quic_in_flight_per_connection_max"),
+            "{message}"
+        );
+        let message = invalid(Config {
+            quic_streams_per_connection_max: 0,
+            ..Config::default()
+        });
+        assert!(
+            message.contains("quic_streams_per_connection_max"),
+            "{message}"
+        );
     }
 }

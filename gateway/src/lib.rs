@@ -1,17 +1,23 @@
-//! flashgate's front ends: the HTTP API, configuration, metrics. The only crate
-//! that knows HTTP and JSON.
+//! flashgate's front ends: the HTTP API, the QUIC front end, configuration,
+//! metrics. The only crate that knows HTTP, JSON, QUIC and wire frames.
 //!
 //! # Layout
 //! - `config`: `Config`, its defaults and layers (file, environment, flags).
 //! - `server`: `serve`, the process's life: start, listen, signals, shutdown.
 //! - `http`: the routes, one file per group (`orders`, `skus`, `ops`, `admin`).
+//! - `quic`: the QUIC front end (binary frames of `flashgate_protocol`) on its
+//!   own thread and tokio runtime.
+//! - `error_code`: the one mapping from node errors to the codes both front ends
+//!   answer.
 //! - `wire`: JSON request parsing and response bodies.
 //! - `problem`: `ApiError`, RFC 9457 problem responses with a `code`.
 //! - `token`: the admin token, configured or generated into the data dir.
 
 pub mod config;
+pub mod error_code;
 pub mod http;
 pub mod problem;
+pub mod quic;
 pub mod server;
 pub mod token;
 pub mod wire;

@@ -6,7 +6,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use flashgate_actors::domain::CoreError;
 use flashgate_actors::NodeError;
+use flashgate_protocol::code;
 use serde::Serialize;
+
+use crate::error_code::node_error_code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -50,32 +53,14 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         use StatusCode as S;
         match self {
-            ApiError::Node(NodeError::Rejected(rejected)) => match rejected {
-                CoreError::SoldOut(_) => (S::CONFLICT, "sold_out"),
-                CoreError::InsufficientStock { .. } => (S::CONFLICT, "insufficient_stock"),
-                CoreError::LimitExceeded { .. } => (S::CONFLICT, "limit_exceeded"),
-                CoreError::SaleNotOpen { .. } => (S::CONFLICT, "sale_not_open"),
-                CoreError::UnknownSku(_) => (S::NOT_FOUND, "unknown_sku"),
-                CoreError::UnknownOrder(_) => (S::NOT_FOUND, "unknown_order"),
-                CoreError::InvalidTransition { .. } => (S::CONFLICT, "invalid_transition"),
-                CoreError::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
-                CoreError::IdempotencyKeyReused => {
-                    (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
-                }
-                CoreError::OrderCapacityReached(_) => (S::SERVICE_UNAVAILABLE, "capacity_reached"),
-            },
-            ApiError::Node(NodeError::Overloaded { .. }) => (S::SERVICE_UNAVAILABLE, "overloaded"),
-            ApiError::Node(NodeError::StorageFailed(_)) => {
-                (S::SERVICE_UNAVAILABLE, "storage_failed")
-            }
-            ApiError::Node(NodeError::ShuttingDown) => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Node(error) => (node_error_status(error), node_error_code(error)),
             ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
-            ApiError::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
+            ApiError::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, code::INVALID_FIELD),
             ApiError::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden => (S::FORBIDDEN, "forbidden"),
-            ApiError::UnknownOrderId(_) => (S::NOT_FOUND, "unknown_order"),
+            ApiError::Unauthorized => (S::UNAUTHORIZED, code::UNAUTHORIZED),
+            ApiError::Forbidden => (S::FORBIDDEN, code::FORBIDDEN),
+            ApiError::UnknownOrderId(_) => (S::NOT_FOUND, code::UNKNOWN_ORDER),
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady(_) => (S::SERVICE_UNAVAILABLE, "not_ready"),
@@ -84,6 +69,27 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
+    }
+}
+
+/// The HTTP status of a node error. Its code comes from `node_error_code`, which
+/// the QUIC front end shares.
+fn node_error_status(error: &NodeError) -> StatusCode {
+    use StatusCode as S;
+    match error {
+        NodeError::Rejected(rejected) => match rejected {
+            CoreError::SoldOut(_)
+            | CoreError::InsufficientStock { .. }
+            | CoreError::LimitExceeded { .. }
+            | CoreError::SaleNotOpen { .. }
+            | CoreError::InvalidTransition { .. } => S::CONFLICT,
+            CoreError::UnknownSku(_) | CoreError::UnknownOrder(_) => S::NOT_FOUND,
+            CoreError::InvalidField(_) | CoreError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
+            CoreError::OrderCapacityReached(_) => S::SERVICE_UNAVAILABLE,
+        },
+        NodeError::Overloaded { .. } | NodeError::StorageFailed(_) | NodeError::ShuttingDown => {
+            S::SERVICE_UNAVAILABLE
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! `serve`: start a node and its HTTP front end, run until SIGINT or SIGTERM,
-//! then stop accepting, finish in-flight requests, checkpoint, and return.
+//! `serve`: start a node and its front ends (HTTP, and QUIC unless turned off),
+//! run until SIGINT or SIGTERM, then stop accepting, finish in-flight requests,
+//! checkpoint, and return.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::config::Config;
 use crate::http::{configure, AppState, Readiness};
 use crate::problem::RETRY_AFTER_SECS;
+use crate::quic::{server_certificate, CertificateSource, QuicError, QuicLimits, QuicServer};
 use crate::token::{admin_token, TokenError, TokenSource};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Quic(#[from] QuicError),
     #[error("cannot listen for HTTP on {addr}: {source}; pick a free address with --http-addr")]
     Bind {
         addr: String,
@@ -92,6 +96,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.data_dir.display()
     );
     let readiness = Arc::new(Readiness::default());
+    let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
         admin_token: token,
@@ -115,9 +120,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         addr: config.http_addr.to_string(),
         source,
     })?;
-    // Installed before the listening line: whoever reads that line may send
-    // SIGTERM at once, and it must shut down gracefully, not kill the process.
+    // Installed before the listening lines: whoever reads them may send SIGTERM
+    // at once, and it must shut down gracefully, not kill the process.
     let signals = ShutdownSignals::install();
+    // QUIC's lines come before HTTP's, so a reader waiting for the HTTP line has
+    // seen both.
+    let quic = if config.quic_enabled {
+        Some(start_quic(&config, Arc::clone(&node), quic_admin_token).await?)
+    } else {
+        None
+    };
     for addr in server.addrs() {
         // One plain line on stdout, for operators and scripts that start us on port 0.
         println!("flashgate: listening on http {addr}");
@@ -149,6 +161,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
 
     let signal_readiness = Arc::clone(&readiness);
+    let quic_shutdown = quic.as_ref().map(QuicServer::shutdown_trigger);
     actix_web::rt::spawn(async move {
         let name = signals.recv().await;
         tracing::info!(
@@ -156,11 +169,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             "shutting down: no new connections; finishing in-flight requests"
         );
         signal_readiness.set(false);
+        // Both front ends drain at once, each within the shutdown timeout.
+        if let Some(quic_shutdown) = quic_shutdown {
+            quic_shutdown.trigger();
+        }
         handle.stop(true).await;
     });
 
-    server.await.map_err(ServeError::Http)?;
+    let served = server.await;
     readiness.set(false);
+    // Whatever ended the HTTP server, QUIC stops too before the final checkpoint.
+    if let Some(quic) = quic {
+        quic.stop().await;
+    }
+    served.map_err(ServeError::Http)?;
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
     }
@@ -181,6 +203,42 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads or generates the QUIC certificate, prints it, and starts the QUIC front
+/// end; prints its address once bound.
+async fn start_quic(
+    config: &Config,
+    node: Arc<Node>,
+    admin_token: String,
+) -> Result<QuicServer, ServeError> {
+    let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
+    let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
+        .map_err(QuicError::from)?;
+    let source = match certificate.source {
+        CertificateSource::Configured => "configured",
+        CertificateSource::Stored => "stored",
+        CertificateSource::Generated => "generated",
+    };
+    // One plain line for clients that pin the certificate.
+    println!(
+        "flashgate: QUIC certificate {} sha256 {}",
+        certificate.path.display(),
+        certificate.fingerprint_sha256
+    );
+    tracing::info!(
+        path = %certificate.path.display(),
+        sha256 = %certificate.fingerprint_sha256,
+        source,
+        "QUIC certificate"
+    );
+    let tls = certificate.rustls_config().map_err(QuicError::from)?;
+    let limits = QuicLimits::from_config(config);
+    let quic = QuicServer::start(node, admin_token, tls, config.quic_addr, limits).await?;
+    let addr = quic.local_addr();
+    println!("flashgate: listening on quic {addr}");
+    tracing::info!(%addr, "listening for QUIC");
+    Ok(quic)
 }
 
 /// The shutdown signals. From `install` on, SIGINT and SIGTERM no longer kill the

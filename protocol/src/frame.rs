@@ -69,12 +69,20 @@ impl FrameReader {
         }
     }
 
+    /// Adds bytes read from the stream. Drops the frames already taken first, so
+    /// the buffer holds at most one partial frame plus `bytes`, however long the
+    /// stream runs.
     pub fn extend(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buffer.len() {
-            self.buffer.clear();
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
             self.start = 0;
         }
         self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Bytes held: those of frames not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len() - self.start
     }
 
     /// The next complete frame's message, `Ok(None)` if more bytes are needed.
@@ -178,6 +186,29 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..3).map(place).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_long_stream_read_in_odd_chunks_keeps_the_buffer_small() {
+        let mut bytes = Vec::new();
+        for id in 0..10_000 {
+            encode_frame(&place(id), &mut bytes);
+        }
+        let mut reader = FrameReader::new(1 << 20);
+        let mut taken = 0;
+        for chunk in bytes.chunks(37) {
+            reader.extend(chunk);
+            while reader.next_frame::<Request>().unwrap().is_some() {
+                taken += 1;
+            }
+            assert!(
+                reader.buffer.len() < 37 + 64,
+                "buffer grew to {}",
+                reader.buffer.len()
+            );
+        }
+        assert_eq!(taken, 10_000);
+        assert_eq!(reader.buffered(), 0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What the black-box tests share: `Launch` starts the real `flashgate` binary on
-//! a free port, `Server` owns the running process, `Client` talks HTTP to it the
+//! free ports (HTTP and QUIC), `Server` owns the running process, `Client` talks HTTP to it the
 //! way a user would, and `Burst` keeps orders flowing from several threads while
 //! a test kills or stops the process.
 //!
@@ -37,6 +37,18 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 const LISTENING_PREFIX: &str = "flashgate: listening on http ";
+const QUIC_LISTENING_PREFIX: &str = "flashgate: listening on quic ";
+const QUIC_CERTIFICATE_PREFIX: &str = "flashgate: QUIC certificate ";
+
+/// Where a server listens for QUIC and the certificate it printed.
+#[derive(Clone, Debug)]
+pub struct QuicEndpoint {
+    pub addr: std::net::SocketAddr,
+    /// The PEM certificate file the server printed.
+    pub certificate: PathBuf,
+    /// The SHA-256 of the certificate's DER it printed, lowercase hex.
+    pub sha256: String,
+}
 
 /// How to start `flashgate serve`: a data dir (a fresh temporary one unless
 /// given), extra environment variables and extra arguments.
@@ -109,12 +121,26 @@ impl Launch {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
+        // The QUIC lines come before the HTTP line.
+        let mut quic_addr = None;
+        let mut quic_certificate = None;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
                         break addr.trim().to_owned();
+                    }
+                    if let Some(addr) = line.strip_prefix(QUIC_LISTENING_PREFIX) {
+                        quic_addr = Some(addr.trim().parse().unwrap_or_else(|error| {
+                            panic!("unreadable QUIC address in {line:?}: {error}")
+                        }));
+                    }
+                    if let Some(rest) = line.strip_prefix(QUIC_CERTIFICATE_PREFIX) {
+                        let (path, sha256) = rest
+                            .rsplit_once(" sha256 ")
+                            .unwrap_or_else(|| panic!("unreadable certificate line {line:?}"));
+                        quic_certificate = Some((PathBuf::from(path), sha256.trim().to_owned()));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -134,9 +160,21 @@ impl Launch {
                 }
             }
         };
+        let quic = match (quic_addr, quic_certificate) {
+            (Some(addr), Some((certificate, sha256))) => Some(QuicEndpoint {
+                addr,
+                certificate,
+                sha256,
+            }),
+            (None, None) => None,
+            (addr, certificate) => panic!(
+                "flashgate printed only one of its QUIC lines: address {addr:?}, certificate {certificate:?}"
+            ),
+        };
         Server {
             child: Some(child),
             client: Client::new(format!("http://{addr}")),
+            quic,
             data_dir,
             stderr_path,
             _log_dir: log_dir,
@@ -183,6 +221,8 @@ impl Launch {
             .arg(data_dir)
             .arg("--http-addr")
             .arg("127.0.0.1:0")
+            .arg("--quic-addr")
+            .arg("127.0.0.1:0")
             .arg("--admin-token")
             .arg(ADMIN_TOKEN)
             .args(&self.args)
@@ -198,6 +238,7 @@ impl Launch {
 pub struct Server {
     child: Option<Child>,
     client: Client,
+    quic: Option<QuicEndpoint>,
     data_dir: PathBuf,
     stderr_path: PathBuf,
     _log_dir: TempDir,
@@ -217,6 +258,11 @@ impl Server {
 
     pub fn base_url(&self) -> &str {
         &self.client.base_url
+    }
+
+    /// Where the server listens for QUIC; `None` when started with `--no-quic`.
+    pub fn quic(&self) -> Option<&QuicEndpoint> {
+        self.quic.as_ref()
     }
 
     pub fn admin_token(&self) -> &str {

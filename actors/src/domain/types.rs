@@ -10,6 +10,9 @@ use bincode::{Decode, Encode};
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// The last instant RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
+
     pub fn from_system_time(time: std::time::SystemTime) -> Timestamp {
         let since_epoch = time
             .duration_since(std::time::UNIX_EPOCH)
@@ -56,6 +59,10 @@ impl InvalidField {
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T09:00:00.000Z`.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self > Timestamp::MAX {
+            // RFC 3339 has four-digit years; never reached through validated input.
+            return write!(f, "{} ms after the Unix epoch", self.0);
+        }
         write!(
             f,
             "{}",
@@ -218,6 +225,8 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-11-27T09:00:00Z").unwrap();
         assert_eq!(t.to_string(), "2026-11-27T09:00:00.000Z");
         assert_eq!(Timestamp::parse_rfc3339("tomorrow"), None);
+        assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59.999Z");
+        assert!(Timestamp(u64::MAX).to_string().contains("ms after"));
     }
 
     #[test]

@@ -4,9 +4,10 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 
 use crate::problem::ApiError;
+use crate::token::token_matches;
 
-/// Passes when the request carries the admin token. Compares in constant time so
-/// response timing does not reveal how much of a guess was right.
+/// Passes when the request carries the admin token (compared by `token_matches`,
+/// in constant time).
 pub fn require_admin(request: &HttpRequest, token: &str) -> Result<(), ApiError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized);
@@ -18,18 +19,11 @@ pub fn require_admin(request: &HttpRequest, token: &str) -> Result<(), ApiError>
     else {
         return Err(ApiError::Unauthorized);
     };
-    if constant_time_equal(given.trim().as_bytes(), token.as_bytes()) {
+    if token_matches(given.trim(), token) {
         Ok(())
     } else {
         Err(ApiError::Forbidden)
     }
-}
-
-fn constant_time_equal(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::domain::shard::ShardCore;
 use crate::domain::sku::{
     SkuSettings, QUANTITY_PER_ORDER_MAX, RESERVATION_TTL_SECS_MAX, STOCK_MAX,
 };
-use crate::domain::types::{InvalidField, SkuId};
+use crate::domain::types::{InvalidField, SkuId, Timestamp};
 
 #[derive(Clone, Debug)]
 pub struct PutSku {
@@ -49,6 +49,15 @@ impl PutSku {
             return Err(InvalidField::new(
                 "reservation_ttl_secs",
                 format!("must be between 1 and {RESERVATION_TTL_SECS_MAX}"),
+            ));
+        }
+        if settings
+            .sale_starts_at
+            .is_some_and(|at| at > Timestamp::MAX)
+        {
+            return Err(InvalidField::new(
+                "sale_starts_at",
+                "must be at most 9999-12-31T23:59:59.999Z",
             ));
         }
         if settings.low_stock_threshold > STOCK_MAX {

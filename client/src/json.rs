@@ -1,0 +1,393 @@
+//! The HTTP API's JSON, converted to and from the protocol crate's types: bodies,
+//! RFC 3339 times ↔ milliseconds since the epoch, and problem+json (RFC 9457)
+//! errors → `ClientError`. Pure functions, no I/O.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use flashgate_protocol::{code, Order, OrderStatus, Sku, SkuSettings};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::api::PlaceOrder;
+use crate::error::{ClientError, TransportError};
+
+/// The last millisecond RFC 3339 (a four-digit year) can write:
+/// 9999-12-31T23:59:59.999Z.
+pub const TIME_MS_MAX: u64 = 253_402_300_799_999;
+
+/// How much of an unreadable body an error message quotes.
+const BODY_QUOTE_BYTES_MAX: usize = 200;
+
+/// Milliseconds since the Unix epoch of an RFC 3339 UTC time such as
+/// `2026-11-27T09:00:00.000Z`; `None` if it is not one, or before the epoch.
+pub fn rfc3339_to_ms(text: &str) -> Option<u64> {
+    let time = humantime::parse_rfc3339(text).ok()?;
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since_epoch.as_millis()).ok()
+}
+
+/// The RFC 3339 UTC time, with milliseconds, of `ms` since the Unix epoch;
+/// `None` past `TIME_MS_MAX`.
+pub fn ms_to_rfc3339(ms: u64) -> Option<String> {
+    if ms > TIME_MS_MAX {
+        return None;
+    }
+    let time = UNIX_EPOCH + Duration::from_millis(ms);
+    Some(humantime::format_rfc3339_millis(time).to_string())
+}
+
+/// `POST /v1/orders`'s body (the idempotency key travels as a header).
+pub fn place_order_body(order: &PlaceOrder) -> Value {
+    serde_json::json!({
+        "sku": order.sku,
+        "quantity": order.quantity,
+        "customer_id": order.customer_id,
+    })
+}
+
+/// `PUT /v1/skus/{sku}`'s body: the settings that are set. A time past
+/// `TIME_MS_MAX` is refused with `invalid_field`, as the server would.
+pub fn sku_settings_body(settings: &SkuSettings) -> Result<Value, ClientError> {
+    let mut body = Map::new();
+    let mut put = |name: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            body.insert(name.to_owned(), value);
+        }
+    };
+    put("stock", settings.stock.map(Value::from));
+    put(
+        "per_customer_limit",
+        settings.per_customer_limit.map(Value::from),
+    );
+    put(
+        "max_quantity_per_order",
+        settings.max_quantity_per_order.map(Value::from),
+    );
+    put(
+        "reservation_ttl_secs",
+        settings.reservation_ttl_secs.map(Value::from),
+    );
+    put(
+        "low_stock_threshold",
+        settings.low_stock_threshold.map(Value::from),
+    );
+    if let Some(ms) = settings.sale_starts_at_ms {
+        let text = ms_to_rfc3339(ms).ok_or_else(|| {
+            ClientError::server(
+                code::INVALID_FIELD,
+                format!(
+                    "sale_starts_at_ms: {ms} is after 9999-12-31T23:59:59.999Z \
+                     (refused by the client: RFC 3339 cannot write it)"
+                ),
+            )
+        })?;
+        body.insert("sale_starts_at".into(), Value::String(text));
+    }
+    Ok(Value::Object(body))
+}
+
+/// An order as the HTTP API writes it.
+#[derive(Deserialize)]
+struct OrderBody {
+    order_id: String,
+    sku: String,
+    quantity: u32,
+    customer_id: String,
+    status: String,
+    created_at: String,
+    reserved_until: String,
+    updated_at: String,
+}
+
+/// A SKU as the HTTP API writes it.
+#[derive(Deserialize)]
+struct SkuBody {
+    sku: String,
+    total: u64,
+    available: u64,
+    reserved: u64,
+    sold: u64,
+    per_customer_limit: Option<u64>,
+    max_quantity_per_order: u32,
+    sale_starts_at: Option<String>,
+    reservation_ttl_secs: u32,
+    low_stock_threshold: u64,
+    low_stock: bool,
+}
+
+fn time_field(field: &str, text: &str) -> Result<u64, ClientError> {
+    rfc3339_to_ms(text).ok_or_else(|| {
+        ClientError::Protocol(format!(
+            "{field}: {text:?} is not an RFC 3339 UTC time after the epoch"
+        ))
+    })
+}
+
+fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ClientError::Protocol(format!(
+            "expected {what} as JSON ({error}); got {}",
+            quote(body)
+        ))
+    })
+}
+
+impl OrderBody {
+    fn into_order(self) -> Result<Order, ClientError> {
+        let status = OrderStatus::parse(&self.status).ok_or_else(|| {
+            ClientError::Protocol(format!("status: {:?} is not an order status", self.status))
+        })?;
+        Ok(Order {
+            created_at_ms: time_field("created_at", &self.created_at)?,
+            reserved_until_ms: time_field("reserved_until", &self.reserved_until)?,
+            updated_at_ms: time_field("updated_at", &self.updated_at)?,
+            order_id: self.order_id,
+            sku: self.sku,
+            quantity: self.quantity,
+            customer_id: self.customer_id,
+            status,
+        })
+    }
+}
+
+impl SkuBody {
+    fn into_sku(self) -> Result<Sku, ClientError> {
+        let sale_starts_at_ms = match &self.sale_starts_at {
+            None => None,
+            Some(text) => Some(time_field("sale_starts_at", text)?),
+        };
+        Ok(Sku {
+            sku: self.sku,
+            total: self.total,
+            available: self.available,
+            reserved: self.reserved,
+            sold: self.sold,
+            per_customer_limit: self.per_customer_limit,
+            max_quantity_per_order: self.max_quantity_per_order,
+            sale_starts_at_ms,
+            reservation_ttl_secs: self.reservation_ttl_secs,
+            low_stock_threshold: self.low_stock_threshold,
+            low_stock: self.low_stock,
+        })
+    }
+}
+
+/// Reads an order body.
+pub fn order_from_json(body: &[u8]) -> Result<Order, ClientError> {
+    parse::<OrderBody>("an order", body)?.into_order()
+}
+
+/// Reads a SKU body.
+pub fn sku_from_json(body: &[u8]) -> Result<Sku, ClientError> {
+    parse::<SkuBody>("a SKU", body)?.into_sku()
+}
+
+/// Reads `GET /v1/skus`'s array of SKUs.
+pub fn skus_from_json(body: &[u8]) -> Result<Vec<Sku>, ClientError> {
+    parse::<Vec<SkuBody>>("an array of SKUs", body)?
+        .into_iter()
+        .map(SkuBody::into_sku)
+        .collect()
+}
+
+/// An RFC 9457 problem as the server writes it; only `code` is required.
+#[derive(Deserialize)]
+struct Problem {
+    code: String,
+    detail: Option<String>,
+    title: Option<String>,
+}
+
+/// The error an HTTP answer with a non-success `status` means. A problem body
+/// with a `code` is the server's refusal. Without one the answer came from
+/// something else (a proxy, a load balancer): a 408, 502, 503 or 504 then says
+/// nothing about the request's outcome (`Transport`), any other status is a
+/// `Protocol` error.
+pub fn error_from_response(status: u16, body: &[u8]) -> ClientError {
+    if let Ok(problem) = serde_json::from_slice::<Problem>(body) {
+        let detail = problem
+            .detail
+            .or(problem.title)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        return ClientError::Server {
+            code: problem.code,
+            detail,
+        };
+    }
+    let what = format!("HTTP {status} without a problem+json body: {}", quote(body));
+    match status {
+        408 | 502 | 503 | 504 => ClientError::Transport(TransportError::Http(what)),
+        _ => ClientError::Protocol(what),
+    }
+}
+
+/// The start of a body, for error messages.
+fn quote(body: &[u8]) -> String {
+    let shown = &body[..body.len().min(BODY_QUOTE_BYTES_MAX)];
+    let mut text = format!("{:?}", String::from_utf8_lossy(shown));
+    if body.len() > shown.len() {
+        text.push_str(&format!(" ({} bytes in all)", body.len()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_and_ms_convert_both_ways() {
+        assert_eq!(rfc3339_to_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_to_ms("2026-11-27T09:00:00.123Z"),
+            Some(1_795_770_000_123)
+        );
+        assert_eq!(
+            ms_to_rfc3339(1_795_770_000_123).as_deref(),
+            Some("2026-11-27T09:00:00.123Z")
+        );
+        for ms in [0, 1, 999, 1_795_770_000_123, TIME_MS_MAX] {
+            let text = ms_to_rfc3339(ms).unwrap();
+            assert_eq!(rfc3339_to_ms(&text), Some(ms), "{text}");
+        }
+        assert_eq!(
+            ms_to_rfc3339(TIME_MS_MAX).as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(ms_to_rfc3339(TIME_MS_MAX + 1), None);
+        assert_eq!(ms_to_rfc3339(u64::MAX), None);
+        assert_eq!(rfc3339_to_ms("yesterday"), None);
+        assert_eq!(rfc3339_to_ms("2026-11-27 09:00:00"), None);
+    }
+
+    #[test]
+    fn an_order_body_becomes_an_order() {
+        let body = br#"{"order_id":"1-0-1","sku":"SNEAKER-42","quantity":2,
+            "customer_id":"alice","status":"reserved",
+            "created_at":"2026-11-27T09:00:00.000Z",
+            "reserved_until":"2026-11-27T09:10:00.000Z",
+            "updated_at":"2026-11-27T09:00:00.000Z","new_member":true}"#;
+        let order = order_from_json(body).unwrap();
+        assert_eq!(
+            order,
+            Order {
+                order_id: "1-0-1".into(),
+                sku: "SNEAKER-42".into(),
+                quantity: 2,
+                customer_id: "alice".into(),
+                status: OrderStatus::Reserved,
+                created_at_ms: 1_795_770_000_000,
+                reserved_until_ms: 1_795_770_600_000,
+                updated_at_ms: 1_795_770_000_000,
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_order_body_is_a_protocol_error() {
+        let bad_status = br#"{"order_id":"1-0-1","sku":"A","quantity":1,"customer_id":"c",
+            "status":"lost","created_at":"2026-11-27T09:00:00Z",
+            "reserved_until":"2026-11-27T09:00:00Z","updated_at":"2026-11-27T09:00:00Z"}"#;
+        assert!(matches!(
+            order_from_json(bad_status),
+            Err(ClientError::Protocol(message)) if message.contains("lost")
+        ));
+        let bad_time = br#"{"order_id":"1-0-1","sku":"A","quantity":1,"customer_id":"c",
+            "status":"reserved","created_at":"soon",
+            "reserved_until":"2026-11-27T09:00:00Z","updated_at":"2026-11-27T09:00:00Z"}"#;
+        assert!(matches!(
+            order_from_json(bad_time),
+            Err(ClientError::Protocol(message)) if message.contains("created_at")
+        ));
+        assert!(matches!(
+            order_from_json(b"<html>"),
+            Err(ClientError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_sku_body_becomes_a_sku() {
+        let body = br#"{"sku":"SNEAKER-42","total":100,"available":97,"reserved":2,"sold":1,
+            "per_customer_limit":1,"max_quantity_per_order":10,
+            "sale_starts_at":"2026-11-27T09:00:00.000Z","reservation_ttl_secs":600,
+            "low_stock_threshold":5,"low_stock":false}"#;
+        let sku = sku_from_json(body).unwrap();
+        assert_eq!(sku.sale_starts_at_ms, Some(1_795_770_000_000));
+        assert_eq!(
+            (sku.total, sku.available, sku.reserved, sku.sold),
+            (100, 97, 2, 1)
+        );
+        let list = format!("[{}]", String::from_utf8_lossy(body)).replace(
+            r#""sale_starts_at":"2026-11-27T09:00:00.000Z""#,
+            r#""sale_starts_at":null"#,
+        );
+        let skus = skus_from_json(list.as_bytes()).unwrap();
+        assert_eq!(skus.len(), 1);
+        assert_eq!(skus[0].sale_starts_at_ms, None);
+    }
+
+    #[test]
+    fn settings_send_only_what_is_set_with_rfc3339_times() {
+        let settings = SkuSettings {
+            stock: Some(100),
+            per_customer_limit: Some(1),
+            sale_starts_at_ms: Some(1_795_770_000_000),
+            ..SkuSettings::default()
+        };
+        assert_eq!(
+            sku_settings_body(&settings).unwrap(),
+            serde_json::json!({
+                "stock": 100,
+                "per_customer_limit": 1,
+                "sale_starts_at": "2026-11-27T09:00:00.000Z",
+            })
+        );
+        let too_late = SkuSettings {
+            sale_starts_at_ms: Some(u64::MAX),
+            ..SkuSettings::default()
+        };
+        assert_eq!(
+            sku_settings_body(&too_late).unwrap_err().code(),
+            Some(code::INVALID_FIELD)
+        );
+    }
+
+    #[test]
+    fn problem_bodies_become_server_errors_with_the_code() {
+        let body = br#"{"type":"urn:flashgate:problem:sold_out","title":"Conflict",
+            "status":409,"detail":"SKU SNEAKER-42 is sold out","code":"sold_out"}"#;
+        assert_eq!(
+            error_from_response(409, body),
+            ClientError::Server {
+                code: "sold_out".into(),
+                detail: "SKU SNEAKER-42 is sold out".into(),
+            }
+        );
+        let overloaded = br#"{"title":"Service Unavailable","status":503,"code":"overloaded"}"#;
+        let error = error_from_response(503, overloaded);
+        assert_eq!(error.code(), Some("overloaded"));
+        assert!(error.is_retryable());
+        assert!(
+            matches!(error, ClientError::Server { detail, .. } if detail == "Service Unavailable")
+        );
+    }
+
+    #[test]
+    fn answers_without_a_problem_are_transport_or_protocol_errors() {
+        assert!(matches!(
+            error_from_response(502, b"<html>Bad Gateway</html>"),
+            ClientError::Transport(TransportError::Http(message)) if message.contains("Bad Gateway")
+        ));
+        assert!(matches!(
+            error_from_response(418, b"{\"detail\":\"no code\"}"),
+            ClientError::Protocol(_)
+        ));
+        let long = vec![b'x'; 1000];
+        let ClientError::Protocol(message) = error_from_response(400, &long) else {
+            panic!("expected a protocol error");
+        };
+        assert!(message.contains("1000 bytes in all"), "{message}");
+        assert!(message.len() < 400, "{message}");
+    }
+}

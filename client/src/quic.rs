@@ -1,0 +1,922 @@
+//! `QuicClient`: the binary protocol over QUIC, pipelined.
+//!
+//! Requests are spread round-robin over a small pool of bidirectional streams
+//! on one connection. Each stream has a writer task, which writes frames in the
+//! order they were queued and coalesces the frames already waiting into one
+//! write, and a reader task, which cuts answers out of the stream and hands each
+//! to the request waiting under its request id (`Pending`); answers arrive in
+//! any order. A stream the server refuses a frame on (`FrameError`) takes no
+//! new requests: its reader collects the answers the server still sends, fails
+//! the requests left unanswered when the server ends the stream, and the next
+//! request that picks its slot opens a new stream. A lost connection fails every
+//! waiting request, and the next call reconnects.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use flashgate_protocol::{
+    encode_frame, FrameReader, Order, Request, Response, Sku, SkuSettings, FRAME_BYTES_MAX_LIMIT,
+    FRAME_HEADER_BYTES,
+};
+use quinn::crypto::rustls::QuicClientConfig;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::api::{missing_admin_token, OrderGateway, PlaceOrder, Placed};
+use crate::error::{ClientError, TransportError};
+use crate::pending::{Pending, Routed};
+use crate::trust::{client_tls_config, Trust};
+
+/// Most server addresses a config may list.
+pub const SERVER_ADDRS_MAX: usize = 16;
+/// Most streams a connection's pool may hold.
+pub const STREAMS_MAX: usize = 64;
+/// The highest `requests_in_flight_max` a config may set.
+pub const REQUESTS_IN_FLIGHT_MAX_LIMIT: usize = 65_536;
+/// The highest `connect_attempts_max` a config may set.
+pub const CONNECT_ATTEMPTS_MAX_LIMIT: u32 = 100;
+/// The longest wait between two connect attempts, however often the backoff
+/// doubles.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The writer coalesces waiting frames into one write up to this many bytes.
+const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
+/// The reader's buffer for one read from the stream.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Times a call looks for a usable stream before sending (a stream may fail
+/// between being picked and being used; nothing was sent on it yet).
+const STREAM_ATTEMPTS_MAX: usize = 3;
+
+/// How to reach and trust the server, and the client's limits. Build it with
+/// `QuicConfig::new` and change the fields you need.
+#[derive(Clone, Debug)]
+pub struct QuicConfig {
+    /// Tried in order at every (re)connect; the first that completes a
+    /// handshake is used. 1 to `SERVER_ADDRS_MAX`.
+    pub server_addrs: Vec<SocketAddr>,
+    /// The name the certificate is checked against (with `Trust::Certificate`
+    /// chains) and sent as SNI. Default `localhost`.
+    pub server_name: String,
+    pub trust: Trust,
+    /// Sent with the admin calls (`put_sku`, `restock`); without it they fail
+    /// with `ClientError::Config` and send nothing.
+    pub admin_token: Option<String>,
+    /// Streams requests are spread over, 1 to `STREAMS_MAX`. Default 4.
+    pub stream_count: usize,
+    /// The longest a call waits for its answer, from its start: waiting for an
+    /// in-flight slot and reconnecting count. Default 10 s.
+    pub request_timeout: Duration,
+    /// Requests (a batch counts each order) in flight at once on this client;
+    /// more wait for a slot. 1 to `REQUESTS_IN_FLIGHT_MAX_LIMIT`. Default 256.
+    pub requests_in_flight_max: usize,
+    /// The longest one handshake with one address may take. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Rounds over `server_addrs` before a (re)connect gives up, 1 to
+    /// `CONNECT_ATTEMPTS_MAX_LIMIT`. Default 3.
+    pub connect_attempts_max: u32,
+    /// The wait before the second round, doubled for each further round up to
+    /// `RECONNECT_BACKOFF_MAX`. Default 100 ms.
+    pub reconnect_backoff: Duration,
+    /// The largest answer frame accepted; a larger one fails its stream with
+    /// `ClientError::Protocol`. Up to `FRAME_BYTES_MAX_LIMIT`. Default 4 MiB.
+    pub response_frame_bytes_max: usize,
+    /// Pings on an idle connection so it stays open. Default 2 s.
+    pub keep_alive_interval: Duration,
+    /// The connection counts as lost after this long without hearing from the
+    /// server (the server's own idle timeout may make it shorter). This is how
+    /// a server that vanished without closing the connection is noticed: calls
+    /// until then time out, the first call after it reconnects. Default 10 s.
+    pub idle_timeout: Duration,
+}
+
+impl QuicConfig {
+    /// Defaults for everything but where the server is and how to trust it.
+    pub fn new(server_addrs: Vec<SocketAddr>, trust: Trust) -> QuicConfig {
+        QuicConfig {
+            server_addrs,
+            server_name: "localhost".into(),
+            trust,
+            admin_token: None,
+            stream_count: 4,
+            request_timeout: Duration::from_secs(10),
+            requests_in_flight_max: 256,
+            connect_timeout: Duration::from_secs(5),
+            connect_attempts_max: 3,
+            reconnect_backoff: Duration::from_millis(100),
+            response_frame_bytes_max: 4 << 20,
+            keep_alive_interval: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ClientError> {
+        let bad = |message: String| Err(ClientError::Config(message));
+        if self.server_addrs.is_empty() || self.server_addrs.len() > SERVER_ADDRS_MAX {
+            return bad(format!(
+                "server_addrs: give 1 to {SERVER_ADDRS_MAX} addresses, not {}",
+                self.server_addrs.len()
+            ));
+        }
+        if rustls_pki_types::ServerName::try_from(self.server_name.as_str()).is_err() {
+            return bad(format!(
+                "server_name: {:?} is not a DNS name or IP address",
+                self.server_name
+            ));
+        }
+        if !(1..=STREAMS_MAX).contains(&self.stream_count) {
+            return bad(format!("stream_count: must be 1 to {STREAMS_MAX}"));
+        }
+        if !(1..=REQUESTS_IN_FLIGHT_MAX_LIMIT).contains(&self.requests_in_flight_max) {
+            return bad(format!(
+                "requests_in_flight_max: must be 1 to {REQUESTS_IN_FLIGHT_MAX_LIMIT}"
+            ));
+        }
+        if !(1..=CONNECT_ATTEMPTS_MAX_LIMIT).contains(&self.connect_attempts_max) {
+            return bad(format!(
+                "connect_attempts_max: must be 1 to {CONNECT_ATTEMPTS_MAX_LIMIT}"
+            ));
+        }
+        if !(FRAME_HEADER_BYTES + 1..=FRAME_BYTES_MAX_LIMIT)
+            .contains(&self.response_frame_bytes_max)
+        {
+            return bad(format!(
+                "response_frame_bytes_max: must be {} to {FRAME_BYTES_MAX_LIMIT}",
+                FRAME_HEADER_BYTES + 1
+            ));
+        }
+        if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return bad("request_timeout and connect_timeout: must be more than 0".into());
+        }
+        if self.keep_alive_interval.is_zero() || self.keep_alive_interval >= self.idle_timeout {
+            return bad(
+                "keep_alive_interval: must be more than 0 and less than idle_timeout".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn quinn_config(&self) -> Result<quinn::ClientConfig, ClientError> {
+        let tls = client_tls_config(&self.trust)?;
+        let crypto = QuicClientConfig::try_from(tls)
+            .map_err(|error| ClientError::Config(format!("TLS for QUIC: {error}")))?;
+        let mut transport = quinn::TransportConfig::default();
+        let idle_timeout = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|_| ClientError::Config("idle_timeout: too long for QUIC".into()))?;
+        transport
+            .max_idle_timeout(Some(idle_timeout))
+            .keep_alive_interval(Some(self.keep_alive_interval))
+            // The server never opens streams towards the client.
+            .max_concurrent_bidi_streams(0u32.into())
+            .max_concurrent_uni_streams(0u32.into());
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(Arc::new(transport));
+        Ok(config)
+    }
+}
+
+/// A client of the binary protocol. Cheap to clone: clones share the
+/// connection, its streams and the in-flight limit. Dropping the last clone
+/// closes the connection.
+#[derive(Clone)]
+pub struct QuicClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: QuicConfig,
+    quinn_config: quinn::ClientConfig,
+    /// One UDP endpoint per address family among `server_addrs`.
+    endpoints: Vec<quinn::Endpoint>,
+    next_request_id: AtomicU64,
+    next_stream: AtomicUsize,
+    in_flight: Semaphore,
+    /// The connection in use; `None` or closed means the next call reconnects.
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Held while reconnecting, so concurrent calls share one reconnect.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// When the last reconnect gave up, and why: calls that waited for it fail
+    /// with its error instead of starting their own rounds at once.
+    last_connect_failure: Mutex<Option<(Instant, ClientError)>>,
+}
+
+/// One QUIC connection and its pool of streams.
+struct Connection {
+    quic: quinn::Connection,
+    /// Opened on first use and reopened after a failure.
+    streams: Vec<tokio::sync::Mutex<Option<Arc<Stream>>>>,
+}
+
+type Waiter = oneshot::Sender<Result<Response, ClientError>>;
+
+/// One bidirectional stream: a queue of frames to its writer task, and the
+/// requests its reader task answers.
+struct Stream {
+    frames: mpsc::Sender<Vec<u8>>,
+    pending: Arc<Mutex<Pending<Waiter>>>,
+}
+
+/// Locks a std mutex, ignoring poisoning: every critical section here leaves
+/// its data consistent before anything that could panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn connection_lost(reason: impl std::fmt::Display) -> ClientError {
+    ClientError::Transport(TransportError::ConnectionLost(reason.to_string()))
+}
+
+/// A failure before the request was sent.
+fn not_sent(reason: impl std::fmt::Display) -> ClientError {
+    ClientError::Transport(TransportError::Connect(reason.to_string()))
+}
+
+impl QuicClient {
+    /// Checks the config and connects to the first of `server_addrs` that
+    /// completes a handshake (trying them all up to `connect_attempts_max`
+    /// rounds). Returns `Config` for a config that cannot work and `Transport`
+    /// if no server answered.
+    pub async fn connect(config: QuicConfig) -> Result<QuicClient, ClientError> {
+        config.validate()?;
+        let quinn_config = config.quinn_config()?;
+        let mut endpoints = Vec::new();
+        for ipv6 in [false, true] {
+            if !config
+                .server_addrs
+                .iter()
+                .any(|addr| addr.is_ipv6() == ipv6)
+            {
+                continue;
+            }
+            let bind: SocketAddr = if ipv6 {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            };
+            let endpoint = quinn::Endpoint::client(bind).map_err(|error| {
+                ClientError::Transport(TransportError::Connect(format!(
+                    "cannot open a UDP socket on {bind}: {error}"
+                )))
+            })?;
+            endpoints.push(endpoint);
+        }
+        let inner = Arc::new(Inner {
+            in_flight: Semaphore::new(config.requests_in_flight_max),
+            config,
+            quinn_config,
+            endpoints,
+            next_request_id: AtomicU64::new(1),
+            next_stream: AtomicUsize::new(0),
+            current: Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
+            last_connect_failure: Mutex::new(None),
+        });
+        inner.connection().await?;
+        Ok(QuicClient { inner })
+    }
+
+    /// The address of the server currently connected to, if connected.
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        lock(&self.inner.current)
+            .as_ref()
+            .filter(|connection| connection.is_live())
+            .map(|connection| connection.quic.remote_address())
+    }
+
+    /// Closes the connection (failing requests still in flight with
+    /// `Transport`) and waits until the server has been told. Later calls
+    /// reconnect.
+    pub async fn close(&self) {
+        let connection = lock(&self.inner.current).take();
+        if let Some(connection) = connection {
+            connection.quic.close(0u32.into(), b"client closed");
+        }
+        for endpoint in &self.inner.endpoints {
+            endpoint.wait_idle().await;
+        }
+    }
+
+    fn admin_token(&self) -> Result<String, ClientError> {
+        self.inner
+            .config
+            .admin_token
+            .clone()
+            .ok_or_else(missing_admin_token)
+    }
+
+    /// Sends a request built around a fresh request id, and returns its answer
+    /// (an `Error` answer becomes `ClientError::Server`).
+    async fn request(&self, build: impl FnOnce(u64) -> Request) -> Result<Response, ClientError> {
+        let request_id = self.inner.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = Vec::new();
+        encode_frame(&build(request_id), &mut frame);
+        match self.inner.call(request_id, frame, 1).await? {
+            Response::Error { code, detail, .. } => Err(ClientError::Server { code, detail }),
+            answer => Ok(answer),
+        }
+    }
+
+    async fn order_request(
+        &self,
+        build: impl FnOnce(u64) -> Request,
+    ) -> Result<(Order, bool), ClientError> {
+        match self.request(build).await? {
+            Response::Order { order, created, .. } => Ok((order, created)),
+            other => Err(unexpected("an Order", &other)),
+        }
+    }
+
+    async fn sku_request(
+        &self,
+        build: impl FnOnce(u64) -> Request,
+    ) -> Result<(Sku, bool), ClientError> {
+        match self.request(build).await? {
+            Response::Sku { sku, created, .. } => Ok((sku, created)),
+            other => Err(unexpected("a Sku", &other)),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The streams' reader tasks keep the connection open until it closes.
+        if let Some(connection) = lock(&self.current).take() {
+            connection.quic.close(0u32.into(), b"client dropped");
+        }
+    }
+}
+
+fn protocol_order(request_id: u64, order: PlaceOrder) -> flashgate_protocol::PlaceOrder {
+    flashgate_protocol::PlaceOrder {
+        request_id,
+        sku: order.sku,
+        quantity: order.quantity,
+        customer_id: order.customer_id,
+        idempotency_key: order.idempotency_key,
+    }
+}
+
+fn kind(response: &Response) -> &'static str {
+    match response {
+        Response::Order { .. } => "Order",
+        Response::Sku { .. } => "Sku",
+        Response::Error { .. } => "Error",
+        Response::Batch { .. } => "Batch",
+        Response::FrameError { .. } => "FrameError",
+    }
+}
+
+fn unexpected(expected: &str, got: &Response) -> ClientError {
+    ClientError::Protocol(format!(
+        "expected {expected} answer, got a {} answer",
+        kind(got)
+    ))
+}
+
+/// Reads a `PlaceOrders` answer: one result per order, in order, each an
+/// `Order` or an `Error` under that order's request id. A whole-batch `Error`
+/// is the batch's refusal.
+fn batch_answer(
+    answer: Response,
+    first_request_id: u64,
+    count: usize,
+) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
+    let results = match answer {
+        Response::Batch { results } => results,
+        Response::Error { code, detail, .. } => return Err(ClientError::Server { code, detail }),
+        other => return Err(unexpected("a Batch", &other)),
+    };
+    if results.len() != count {
+        return Err(ClientError::Protocol(format!(
+            "a batch of {count} orders got {} results",
+            results.len()
+        )));
+    }
+    let mut placed = Vec::with_capacity(count);
+    for (request_id, result) in (first_request_id..).zip(results) {
+        if result.request_id() != Some(request_id) {
+            return Err(ClientError::Protocol(format!(
+                "a batch result answers request {:?} where {request_id} was expected",
+                result.request_id()
+            )));
+        }
+        placed.push(match result {
+            Response::Order { order, created, .. } => Ok(Placed { order, created }),
+            Response::Error { code, detail, .. } => Err(ClientError::Server { code, detail }),
+            other => return Err(unexpected("an Order or Error batch result", &other)),
+        });
+    }
+    Ok(placed)
+}
+
+impl Inner {
+    /// Sends one frame, answered under `request_id`, holding `permits`
+    /// in-flight slots; all within the request timeout.
+    async fn call(
+        &self,
+        request_id: u64,
+        frame: Vec<u8>,
+        permits: u32,
+    ) -> Result<Response, ClientError> {
+        let timeout = self.config.request_timeout;
+        match tokio::time::timeout(timeout, self.call_untimed(request_id, frame, permits)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout { after: timeout }.into()),
+        }
+    }
+
+    async fn call_untimed(
+        &self,
+        request_id: u64,
+        mut frame: Vec<u8>,
+        permits: u32,
+    ) -> Result<Response, ClientError> {
+        let _slots = self
+            .in_flight
+            .acquire_many(permits)
+            .await
+            .map_err(|_| connection_lost("the client is shutting down"))?;
+        let mut last_error = not_sent("no stream could be opened");
+        for _ in 0..STREAM_ATTEMPTS_MAX {
+            let connection = self.connection().await?;
+            let index = self.next_stream.fetch_add(1, Ordering::Relaxed) % connection.streams.len();
+            let stream = match connection.stream(index, &self.config).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    last_error = error;
+                    continue;
+                }
+            };
+            let (waiter, answer) = oneshot::channel();
+            if lock(&stream.pending).register(request_id, waiter).is_err() {
+                last_error = not_sent("the stream closed before the request was sent");
+                continue;
+            }
+            // Stops waiting (removes the waiter) however this call ends.
+            let _registration = Registration {
+                pending: &stream.pending,
+                request_id,
+            };
+            if let Err(unsent) = stream.frames.send(frame).await {
+                // The writer stopped before taking the frame: nothing was sent.
+                frame = unsent.0;
+                last_error = not_sent("the stream closed before the request was sent");
+                continue;
+            }
+            return match answer.await {
+                Ok(result) => result,
+                Err(_) => Err(connection_lost("the stream closed without an answer")),
+            };
+        }
+        Err(last_error)
+    }
+
+    fn live_connection(&self) -> Option<Arc<Connection>> {
+        lock(&self.current)
+            .as_ref()
+            .filter(|connection| connection.is_live())
+            .cloned()
+    }
+
+    /// The live connection, reconnecting first if there is none.
+    async fn connection(&self) -> Result<Arc<Connection>, ClientError> {
+        if let Some(connection) = self.live_connection() {
+            return Ok(connection);
+        }
+        let waiting_since = Instant::now();
+        let _reconnecting = self.reconnecting.lock().await;
+        if let Some(connection) = self.live_connection() {
+            return Ok(connection);
+        }
+        if let Some((failed_at, error)) = lock(&self.last_connect_failure).as_ref() {
+            if *failed_at >= waiting_since {
+                return Err(error.clone());
+            }
+        }
+        let quic = match self.connect_with_retries().await {
+            Ok(quic) => quic,
+            Err(error) => {
+                *lock(&self.last_connect_failure) = Some((Instant::now(), error.clone()));
+                return Err(error);
+            }
+        };
+        let streams = (0..self.config.stream_count)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        let connection = Arc::new(Connection { quic, streams });
+        *lock(&self.current) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn connect_with_retries(&self) -> Result<quinn::Connection, ClientError> {
+        let mut backoff = self.config.reconnect_backoff;
+        let mut failures = Vec::new();
+        for round in 1..=self.config.connect_attempts_max {
+            failures.clear();
+            for &addr in &self.config.server_addrs {
+                match self.connect_once(addr).await {
+                    Ok(connection) => {
+                        tracing::info!(%addr, "connected to flashgate over QUIC");
+                        return Ok(connection);
+                    }
+                    Err(failure) => {
+                        tracing::warn!(%addr, round, %failure, "QUIC connect failed");
+                        failures.push(format!("{addr}: {failure}"));
+                    }
+                }
+            }
+            if round < self.config.connect_attempts_max {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+            }
+        }
+        Err(TransportError::Connect(format!(
+            "no address answered in {} round(s) of attempts; last round: {}",
+            self.config.connect_attempts_max,
+            failures.join("; ")
+        ))
+        .into())
+    }
+
+    async fn connect_once(&self, addr: SocketAddr) -> Result<quinn::Connection, String> {
+        let endpoint = self
+            .endpoints
+            .iter()
+            .find(|endpoint| {
+                endpoint
+                    .local_addr()
+                    .is_ok_and(|local| local.is_ipv6() == addr.is_ipv6())
+            })
+            .ok_or("no UDP socket for this address family")?;
+        let connecting = endpoint
+            .connect_with(self.quinn_config.clone(), addr, &self.config.server_name)
+            .map_err(|error| error.to_string())?;
+        match tokio::time::timeout(self.config.connect_timeout, connecting).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "no handshake within {}",
+                humantime::format_duration(self.config.connect_timeout)
+            )),
+        }
+    }
+}
+
+impl Connection {
+    fn is_live(&self) -> bool {
+        self.quic.close_reason().is_none()
+    }
+
+    /// Stream `index` of the pool, opened (again) if it is not open.
+    async fn stream(&self, index: usize, config: &QuicConfig) -> Result<Arc<Stream>, ClientError> {
+        let mut slot = self.streams[index].lock().await;
+        if let Some(stream) = slot.as_ref().filter(|stream| stream.is_accepting()) {
+            return Ok(stream.clone());
+        }
+        let (send, recv) = self
+            .quic
+            .open_bi()
+            .await
+            .map_err(|error| not_sent(format!("cannot open a stream: {error}")))?;
+        let stream = Stream::start(send, recv, config);
+        *slot = Some(stream.clone());
+        Ok(stream)
+    }
+}
+
+impl Stream {
+    fn start(send: quinn::SendStream, recv: quinn::RecvStream, config: &QuicConfig) -> Arc<Stream> {
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        // Bounded by the in-flight limit: a queued frame holds a slot.
+        let (frames, queue) = mpsc::channel(config.requests_in_flight_max);
+        tokio::spawn(write_frames(send, queue, pending.clone()));
+        tokio::spawn(read_answers(
+            recv,
+            pending.clone(),
+            config.response_frame_bytes_max,
+        ));
+        Arc::new(Stream { frames, pending })
+    }
+
+    /// Whether new requests may go on this stream.
+    fn is_accepting(&self) -> bool {
+        lock(&self.pending).is_accepting()
+    }
+}
+
+/// Removes its request's waiter when dropped: on an answer (already removed),
+/// a timeout, or the caller dropping the call.
+struct Registration<'a> {
+    pending: &'a Mutex<Pending<Waiter>>,
+    request_id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(self.request_id);
+    }
+}
+
+/// Fails waiters whose answers will not come.
+fn fail_waiters(waiters: Vec<Waiter>, error: ClientError) {
+    if !waiters.is_empty() {
+        tracing::debug!(waiters = waiters.len(), %error, "QUIC stream ended with requests unanswered");
+    }
+    for waiter in waiters {
+        // The caller may have stopped waiting; that is fine.
+        let _ = waiter.send(Err(error.clone()));
+    }
+}
+
+/// The writer task: writes queued frames in order, coalescing the frames
+/// already queued into one write. Ends when the stream is dropped (finishing
+/// it, so the server ends its side once it has answered) or a write fails (the
+/// stream then takes no new requests; the reader still collects the answers to
+/// those the server read).
+async fn write_frames(
+    mut send: quinn::SendStream,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+    pending: Arc<Mutex<Pending<Waiter>>>,
+) {
+    while let Some(mut bytes) = queue.recv().await {
+        while bytes.len() < WRITE_BATCH_BYTES_MAX {
+            match queue.try_recv() {
+                Ok(frame) => bytes.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = send.write_all(&bytes).await {
+            tracing::debug!(%error, "QUIC stream cannot be written; it takes no new requests");
+            lock(&pending).stop_accepting();
+            return;
+        }
+    }
+    // Every handle on the stream is gone: tell the server no more requests come.
+    let _ = send.finish();
+}
+
+/// How a stream's read side ended.
+enum ReadEnd {
+    /// The server finished its side: it answered everything it read.
+    Finished,
+    Failed(ClientError),
+}
+
+/// The reader task: hands every answer to its waiter until the stream ends or
+/// fails, then fails whoever still waits.
+async fn read_answers(
+    mut recv: quinn::RecvStream,
+    pending: Arc<Mutex<Pending<Waiter>>>,
+    frame_bytes_max: usize,
+) {
+    let mut reader = FrameReader::new(frame_bytes_max);
+    let mut buffer = vec![0; READ_CHUNK_BYTES];
+    let end = 'stream: loop {
+        match recv.read(&mut buffer).await {
+            Ok(Some(read)) => reader.extend(&buffer[..read]),
+            Ok(None) => {
+                break match reader.finish() {
+                    Ok(()) => ReadEnd::Finished,
+                    Err(error) => ReadEnd::Failed(ClientError::Protocol(error.to_string())),
+                };
+            }
+            Err(error) => break ReadEnd::Failed(connection_lost(error)),
+        }
+        loop {
+            let answer = match reader.next_frame::<Response>() {
+                Ok(Some(answer)) => answer,
+                Ok(None) => break,
+                Err(error) => {
+                    break 'stream ReadEnd::Failed(ClientError::Protocol(error.to_string()))
+                }
+            };
+            let routed = lock(&pending).route(answer);
+            match routed {
+                Routed::Deliver(waiter, answer) => {
+                    let _ = waiter.send(Ok(answer));
+                }
+                Routed::Unmatched(answer) => {
+                    tracing::debug!(
+                        request_id = ?answer.request_id(),
+                        kind = kind(&answer),
+                        "QUIC answer for a request nobody waits for (timed out?)"
+                    );
+                }
+                Routed::Refused => {
+                    tracing::debug!("the server refused a frame; the stream takes no new requests");
+                }
+            }
+        }
+    };
+    let (waiters, error) = match end {
+        ReadEnd::Finished => lock(&pending).finish(connection_lost("the server ended the stream")),
+        ReadEnd::Failed(error) => (lock(&pending).close(), error),
+    };
+    fail_waiters(waiters, error);
+}
+
+impl OrderGateway for QuicClient {
+    async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
+        let (order, created) = self
+            .order_request(|request_id| Request::PlaceOrder(protocol_order(request_id, order)))
+            .await?;
+        Ok(Placed { order, created })
+    }
+
+    async fn place_batch(
+        &self,
+        orders: Vec<PlaceOrder>,
+    ) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = orders.len();
+        let first_request_id = self
+            .inner
+            .next_request_id
+            .fetch_add(count as u64, Ordering::Relaxed);
+        let orders = (first_request_id..)
+            .zip(orders)
+            .map(|(request_id, order)| protocol_order(request_id, order))
+            .collect();
+        let mut frame = Vec::new();
+        encode_frame(&Request::PlaceOrders { orders }, &mut frame);
+        let permits = count.min(self.inner.config.requests_in_flight_max) as u32;
+        let answer = self.inner.call(first_request_id, frame, permits).await?;
+        batch_answer(answer, first_request_id, count)
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Order, ClientError> {
+        let order_id = order_id.to_owned();
+        let (order, _) = self
+            .order_request(|request_id| Request::GetOrder {
+                request_id,
+                order_id,
+            })
+            .await?;
+        Ok(order)
+    }
+
+    async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
+        let order_id = order_id.to_owned();
+        let (order, _) = self
+            .order_request(|request_id| Request::Confirm {
+                request_id,
+                order_id,
+            })
+            .await?;
+        Ok(order)
+    }
+
+    async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {
+        let order_id = order_id.to_owned();
+        let (order, _) = self
+            .order_request(|request_id| Request::Cancel {
+                request_id,
+                order_id,
+            })
+            .await?;
+        Ok(order)
+    }
+
+    async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
+        let sku = sku.to_owned();
+        let (sku, _) = self
+            .sku_request(|request_id| Request::GetSku { request_id, sku })
+            .await?;
+        Ok(sku)
+    }
+
+    async fn put_sku(&self, sku: &str, settings: SkuSettings) -> Result<(Sku, bool), ClientError> {
+        let admin_token = self.admin_token()?;
+        let sku = sku.to_owned();
+        self.sku_request(|request_id| Request::PutSku {
+            request_id,
+            admin_token,
+            sku,
+            settings,
+        })
+        .await
+    }
+
+    async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
+        let admin_token = self.admin_token()?;
+        let sku = sku.to_owned();
+        let (sku, _) = self
+            .sku_request(|request_id| Request::Restock {
+                request_id,
+                admin_token,
+                sku,
+                quantity,
+            })
+            .await?;
+        Ok(sku)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flashgate_protocol::{code, OrderStatus};
+
+    fn order(request_id: u64) -> Response {
+        Response::Order {
+            request_id,
+            created: true,
+            order: Order {
+                order_id: format!("1-0-{request_id}"),
+                sku: "A".into(),
+                quantity: 1,
+                customer_id: "c".into(),
+                status: OrderStatus::Reserved,
+                created_at_ms: 1,
+                reserved_until_ms: 2,
+                updated_at_ms: 1,
+            },
+        }
+    }
+
+    fn refused(request_id: u64) -> Response {
+        Response::Error {
+            request_id,
+            code: code::SOLD_OUT.into(),
+            detail: "gone".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_answer_gives_one_result_per_order_in_order() {
+        let answer = Response::Batch {
+            results: vec![order(5), refused(6), order(7)],
+        };
+        let results = batch_answer(answer, 5, 3).unwrap();
+        assert_eq!(results[0].as_ref().unwrap().order.order_id, "1-0-5");
+        assert_eq!(results[1].as_ref().unwrap_err().code(), Some("sold_out"));
+        assert!(results[2].as_ref().unwrap().created);
+    }
+
+    #[test]
+    fn a_malformed_batch_answer_is_a_protocol_error() {
+        let short = Response::Batch {
+            results: vec![order(5)],
+        };
+        assert!(matches!(
+            batch_answer(short, 5, 2),
+            Err(ClientError::Protocol(_))
+        ));
+        let shuffled = Response::Batch {
+            results: vec![order(6), order(5)],
+        };
+        assert!(matches!(
+            batch_answer(shuffled, 5, 2),
+            Err(ClientError::Protocol(_))
+        ));
+        let wrong_kind = Response::Batch {
+            results: vec![Response::Batch { results: vec![] }],
+        };
+        assert!(matches!(
+            batch_answer(wrong_kind, 5, 1),
+            Err(ClientError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_whole_batch_refusal_is_a_server_error() {
+        let refusal = Response::Error {
+            request_id: 5,
+            code: code::BATCH_TOO_LARGE.into(),
+            detail: "at most 100 orders".into(),
+        };
+        assert_eq!(
+            batch_answer(refusal, 5, 200).unwrap_err().code(),
+            Some(code::BATCH_TOO_LARGE)
+        );
+    }
+
+    #[test]
+    fn configs_outside_the_limits_are_refused() {
+        let good = QuicConfig::new(
+            vec!["127.0.0.1:4433".parse().unwrap()],
+            Trust::InsecureAcceptAnyCertificate,
+        );
+        good.validate().unwrap();
+        let cases: Vec<fn(&mut QuicConfig)> = vec![
+            |config| config.server_addrs.clear(),
+            |config| config.stream_count = 0,
+            |config| config.stream_count = STREAMS_MAX + 1,
+            |config| config.requests_in_flight_max = 0,
+            |config| config.connect_attempts_max = 0,
+            |config| config.response_frame_bytes_max = FRAME_BYTES_MAX_LIMIT + 1,
+            |config| config.request_timeout = Duration::ZERO,
+            |config| config.keep_alive_interval = config.idle_timeout,
+            |config| config.server_name = "not a name!".into(),
+        ];
+        for (index, change) in cases.into_iter().enumerate() {
+            let mut config = good.clone();
+            change(&mut config);
+            assert!(
+                matches!(config.validate(), Err(ClientError::Config(_))),
+                "case {index}"
+            );
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! One QUIC connection: completes the handshake, accepts bidirectional streams
+//! (QUIC itself holds the client to `streams_per_connection_max` open at once)
+//! and gives each a task; all its streams share one in-flight limit.
+
+use std::sync::Arc;
+
+use quinn::{Incoming, VarInt};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::stream::serve_stream;
+use super::{Shared, CLOSE_SHUTTING_DOWN};
+
+/// The reason sent with `CLOSE_SHUTTING_DOWN`.
+const SHUTTING_DOWN_REASON: &[u8] =
+    b"flashgate is shutting down; reconnect to another node or later";
+
+/// Serves one connection until the client closes it or the server shuts down.
+/// At shutdown it takes no new streams, lets every stream answer what it took
+/// (the streams see the shutdown themselves), then closes the connection.
+pub(super) async fn serve_connection(
+    incoming: Incoming,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let remote = incoming.remote_address();
+    let connecting = match incoming.accept() {
+        Ok(connecting) => connecting,
+        Err(error) => {
+            tracing::debug!(%remote, %error, "QUIC connection not accepted");
+            return;
+        }
+    };
+    let connection = tokio::select! {
+        biased;
+        _ = shutdown.wait_for(|stopping| *stopping) => return,
+        connected = connecting => match connected {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::debug!(%remote, %error, "QUIC handshake failed");
+                return;
+            }
+        },
+    };
+    tracing::debug!(%remote, "QUIC connection open");
+    let in_flight = Arc::new(Semaphore::new(shared.limits.in_flight_per_connection_max));
+    let mut streams = JoinSet::new();
+    // Handed to each stream; `shutdown` itself is borrowed by the select.
+    let stream_shutdown = shutdown.clone();
+    let shutting_down = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stopping| *stopping) => break true,
+            Some(_) = streams.join_next() => {}
+            accepted = connection.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    streams.spawn(serve_stream(
+                        Arc::clone(&shared),
+                        Arc::clone(&in_flight),
+                        send,
+                        recv,
+                        stream_shutdown.clone(),
+                    ));
+                }
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "QUIC connection ended");
+                    break false;
+                }
+            },
+        }
+    };
+    while streams.join_next().await.is_some() {}
+    if shutting_down {
+        connection.close(VarInt::from_u32(CLOSE_SHUTTING_DOWN), SHUTTING_DOWN_REASON);
+    }
+}

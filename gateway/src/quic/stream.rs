@@ -1,0 +1,478 @@
+//! One bidirectional stream: a sequence of request frames in, their answers out.
+//!
+//! The reader cuts frames out of the stream and starts each request as its own
+//! task, so requests on one stream run concurrently; the writer sends each
+//! answer as soon as it completes, out of order, under its request id. A
+//! `PlaceOrders` batch goes to `Node::place_orders` and is answered by one
+//! `Response::Batch`, in the batch's order.
+//!
+//! Bounds: at most `in_flight_per_connection_max` requests of one connection
+//! run at once (beyond it a request is answered `too_many_in_flight` at once),
+//! and at most `RESPONSES_QUEUED_MAX` answers wait for the writer; when they do,
+//! the reader waits too, so a client that does not read its answers is held
+//! back by QUIC flow control instead of growing the server's memory.
+//!
+//! A frame that cannot be read is answered with a `Response::FrameError`; the
+//! server then stops reading the stream (STOP_SENDING `STREAM_STOP_FRAME_ERROR`),
+//! still answers the requests it already took, and finishes its side. Other
+//! streams and connections never notice.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use flashgate_actors::domain::Order;
+use flashgate_protocol::{
+    code, encode_frame, FrameError, FrameReader, PlaceOrder, Request, Response,
+};
+use quinn::{ReadError, ReadExactError, RecvStream, SendStream, VarInt};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::convert::{self, RequestError};
+use super::{
+    Shared, STREAM_STOP_ANSWERS_STOPPED, STREAM_STOP_FRAME_ERROR, STREAM_STOP_SHUTTING_DOWN,
+};
+
+/// Encoded answers that may wait for the writer, per stream.
+const RESPONSES_QUEUED_MAX: usize = 64;
+/// Answers that are ready together are written in one go, up to this size.
+const WRITE_COALESCE_BYTES_MAX: usize = 64 * 1024;
+/// After a frame larger than this, the read buffers are freed rather than kept
+/// for the next frame, so one large frame does not pin its memory for the life
+/// of the stream.
+const READ_BUFFER_KEPT_BYTES_MAX: usize = 16 * 1024;
+
+/// Serves one stream until the client finishes it, a frame error, the shutdown,
+/// or the connection's end; returns once every request it took is answered and
+/// the answers are acknowledged by the client (or cannot be delivered).
+pub(super) async fn serve_stream(
+    shared: Arc<Shared>,
+    in_flight: Arc<Semaphore>,
+    send: SendStream,
+    recv: RecvStream,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (responses, queue) = mpsc::channel(RESPONSES_QUEUED_MAX);
+    let reader = read_requests(shared, in_flight, recv, responses, shutdown);
+    tokio::join!(reader, write_responses(send, queue));
+}
+
+/// Why the server stops reading a stream after answering with a `FrameError`.
+#[derive(Debug, thiserror::Error)]
+enum FrameRefusal {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Answered as a frame error, not as a `Batch` of errors: the batch has no
+    /// request id of its own, and an answer with one error per order would be
+    /// as large as the batch the limit exists to refuse. A client that meets
+    /// this has a limit set wrongly; the detail tells it the server's limit.
+    #[error("the batch holds {orders} orders, over the limit of {max}; send at most {max} per PlaceOrders frame")]
+    BatchTooLarge { orders: usize, max: usize },
+}
+
+impl FrameRefusal {
+    fn code(&self) -> &'static str {
+        match self {
+            FrameRefusal::Frame(error) => error.code(),
+            FrameRefusal::BatchTooLarge { .. } => code::BATCH_TOO_LARGE,
+        }
+    }
+}
+
+/// What stopped a read: the bytes (answered) or the stream itself (not).
+enum ReadFailure {
+    Frame(FrameError),
+    Stream(ReadError),
+}
+
+impl From<FrameError> for ReadFailure {
+    fn from(error: FrameError) -> ReadFailure {
+        ReadFailure::Frame(error)
+    }
+}
+
+async fn read_requests(
+    shared: Arc<Shared>,
+    in_flight: Arc<Semaphore>,
+    mut recv: RecvStream,
+    responses: mpsc::Sender<Vec<u8>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut frames = Frames::new(shared.limits.frame_bytes_max);
+    loop {
+        if responses.is_closed() {
+            // The writer gave up (the client stopped our side, or the connection
+            // is gone): requests read now could not be answered.
+            let _ = recv.stop(VarInt::from_u32(STREAM_STOP_ANSWERS_STOPPED));
+            return;
+        }
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                let _ = recv.stop(VarInt::from_u32(STREAM_STOP_SHUTTING_DOWN));
+                return;
+            }
+            read = frames.next_request(&mut recv) => read,
+        };
+        let refusal = match read {
+            Ok(Some(request)) => match dispatch(&shared, &in_flight, request, &responses).await {
+                Ok(()) => continue,
+                Err(refusal) => refusal,
+            },
+            // The client finished its side between two frames.
+            Ok(None) => return,
+            Err(ReadFailure::Frame(error)) => FrameRefusal::Frame(error),
+            Err(ReadFailure::Stream(error)) => {
+                tracing::debug!(%error, "QUIC stream ended without finishing");
+                return;
+            }
+        };
+        let code = refusal.code();
+        metrics::counter!("flashgate_quic_frame_errors_total", "code" => code).increment(1);
+        tracing::debug!(code, detail = %refusal, "QUIC frame refused; the stream ends");
+        let _ = recv.stop(VarInt::from_u32(STREAM_STOP_FRAME_ERROR));
+        let answer = Response::FrameError {
+            code: code.to_owned(),
+            detail: refusal.to_string(),
+        };
+        let _ = responses.send(encode(&answer)).await;
+        return;
+    }
+}
+
+/// Starts one request as a task of its own, or answers it at once when the
+/// connection has its maximum in flight. Returns a refusal that ends the stream.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    in_flight: &Arc<Semaphore>,
+    request: Request,
+    responses: &mpsc::Sender<Vec<u8>>,
+) -> Result<(), FrameRefusal> {
+    let limits = &shared.limits;
+    // A batch takes one slot per order, so batching does not lift the limit.
+    let slots = match &request {
+        Request::PlaceOrders { orders } if orders.len() > limits.batch_orders_max => {
+            return Err(FrameRefusal::BatchTooLarge {
+                orders: orders.len(),
+                max: limits.batch_orders_max,
+            });
+        }
+        Request::PlaceOrders { orders } => orders.len().max(1),
+        _ => 1,
+    };
+    // `slots` is at most `batch_orders_max`, which the configuration bounds far
+    // below `u32::MAX`.
+    let slots = u32::try_from(slots).unwrap_or(u32::MAX);
+    match Arc::clone(in_flight).try_acquire_many_owned(slots) {
+        Ok(permit) => {
+            let shared = Arc::clone(shared);
+            let responses = responses.clone();
+            // Its own task: the request runs to its end even if the client goes
+            // away, so nothing is left half done.
+            tokio::spawn(async move {
+                let answer = answer(&shared, request).await;
+                let _ = responses.send(encode(&answer)).await;
+                drop(permit);
+            });
+        }
+        Err(_) => {
+            let answer = too_many_in_flight(request, limits.in_flight_per_connection_max);
+            let _ = responses.send(encode(&answer)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Writes answers as they come until every sender is gone (the reader stopped and
+/// every request it started is answered), then finishes the stream and waits
+/// until the client has acknowledged everything, so that a connection closed
+/// right after (at shutdown) does not cut answers off.
+async fn write_responses(mut send: SendStream, mut queue: mpsc::Receiver<Vec<u8>>) {
+    while let Some(mut bytes) = queue.recv().await {
+        while bytes.len() < WRITE_COALESCE_BYTES_MAX {
+            match queue.try_recv() {
+                Ok(more) => bytes.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = send.write_all(&bytes).await {
+            // Dropping the queue tells the reader and the running requests that
+            // their answers cannot be delivered; the requests still finish.
+            tracing::debug!(%error, "QUIC answers cannot be written");
+            return;
+        }
+    }
+    let _ = send.finish();
+    let _ = send.stopped().await;
+}
+
+fn encode(response: &Response) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_frame(response, &mut bytes);
+    bytes
+}
+
+/// Cuts request frames out of a stream with `FrameReader`, which does every
+/// check. `FrameReader` frees the bytes it consumed only when new bytes arrive
+/// exactly at a frame boundary; fed arbitrary chunks of a long-lived stream it
+/// would keep everything the stream ever carried. So this reads each frame's
+/// length prefix and then exactly the rest of the frame: the reader never holds
+/// more than one frame.
+struct Frames {
+    reader: FrameReader,
+    frame_bytes_max: usize,
+    body: Vec<u8>,
+}
+
+impl Frames {
+    fn new(frame_bytes_max: usize) -> Frames {
+        Frames {
+            reader: FrameReader::new(frame_bytes_max),
+            frame_bytes_max,
+            body: Vec::new(),
+        }
+    }
+
+    /// The next request; `Ok(None)` when the stream finished between frames.
+    async fn next_request(
+        &mut self,
+        recv: &mut RecvStream,
+    ) -> Result<Option<Request>, ReadFailure> {
+        let mut prefix = [0u8; 4];
+        let read = read_up_to(recv, &mut prefix).await?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.reader.extend(&prefix[..read]);
+        if read < prefix.len() {
+            return Err(self.truncated());
+        }
+        // With the prefix alone the reader refuses an oversized or empty frame.
+        if let Some(request) = self.reader.next_frame()? {
+            return Ok(Some(request));
+        }
+        // Within the frame limit, which the reader just checked.
+        let length = u32::from_be_bytes(prefix) as usize;
+        self.body.resize(length, 0);
+        let read = read_up_to(recv, &mut self.body).await?;
+        self.reader.extend(&self.body[..read]);
+        let request = match self.reader.next_frame()? {
+            Some(request) => request,
+            None => return Err(self.truncated()),
+        };
+        if length > READ_BUFFER_KEPT_BYTES_MAX {
+            self.reader = FrameReader::new(self.frame_bytes_max);
+            self.body = Vec::new();
+        }
+        Ok(Some(request))
+    }
+
+    /// The error for a stream that ended inside a frame.
+    fn truncated(&self) -> ReadFailure {
+        match self.reader.finish() {
+            Err(error) => ReadFailure::Frame(error),
+            // Unreachable: the reader holds the partial frame. Answer it anyway.
+            Ok(()) => ReadFailure::Frame(FrameError::Truncated { missing: 1 }),
+        }
+    }
+}
+
+/// Fills `buffer` from the stream; fewer bytes only if the stream ends first.
+async fn read_up_to(recv: &mut RecvStream, buffer: &mut [u8]) -> Result<usize, ReadFailure> {
+    match recv.read_exact(buffer).await {
+        Ok(()) => Ok(buffer.len()),
+        Err(ReadExactError::FinishedEarly(read)) => Ok(read),
+        Err(ReadExactError::ReadError(error)) => Err(ReadFailure::Stream(error)),
+    }
+}
+
+/// Runs one request against the node and returns its answer; counts its outcome.
+async fn answer(shared: &Shared, request: Request) -> Response {
+    let started = Instant::now();
+    let kind = kind_of(&request);
+    let node = &shared.node;
+    let response = match request {
+        Request::PlaceOrders { orders } => answer_batch(shared, orders).await,
+        Request::PlaceOrder(order) => {
+            let result = match convert::place_order(&order) {
+                Ok(command) => node.place_order(command).await.map_err(RequestError::from),
+                Err(error) => Err(error),
+            };
+            single(
+                order.request_id,
+                result.map(|(placed, created)| order_response(order.request_id, &placed, created)),
+            )
+        }
+        Request::GetOrder {
+            request_id,
+            order_id,
+        } => {
+            let result: Result<_, RequestError> =
+                async { Ok(node.order(convert::order_id(&order_id)?).await?) }.await;
+            single(
+                request_id,
+                result.map(|order| order_response(request_id, &order, false)),
+            )
+        }
+        Request::Confirm {
+            request_id,
+            order_id,
+        } => {
+            let result: Result<_, RequestError> =
+                async { Ok(node.confirm(convert::order_id(&order_id)?).await?) }.await;
+            single(
+                request_id,
+                result.map(|order| order_response(request_id, &order, false)),
+            )
+        }
+        Request::Cancel {
+            request_id,
+            order_id,
+        } => {
+            let result: Result<_, RequestError> =
+                async { Ok(node.cancel(convert::order_id(&order_id)?).await?) }.await;
+            single(
+                request_id,
+                result.map(|order| order_response(request_id, &order, false)),
+            )
+        }
+        Request::GetSku { request_id, sku } => {
+            let result: Result<_, RequestError> =
+                async { Ok(node.sku(convert::sku_id(&sku)?).await?) }.await;
+            single(
+                request_id,
+                result.map(|sku| Response::Sku {
+                    request_id,
+                    created: false,
+                    sku: convert::sku_to_wire(&sku),
+                }),
+            )
+        }
+        Request::PutSku {
+            request_id,
+            admin_token,
+            sku,
+            settings,
+        } => {
+            let result: Result<_, RequestError> = async {
+                convert::check_admin(&admin_token, &shared.admin_token)?;
+                Ok(node.put_sku(convert::put_sku(&sku, &settings)?).await?)
+            }
+            .await;
+            single(
+                request_id,
+                result.map(|(sku, created)| Response::Sku {
+                    request_id,
+                    created,
+                    sku: convert::sku_to_wire(&sku),
+                }),
+            )
+        }
+        Request::Restock {
+            request_id,
+            admin_token,
+            sku,
+            quantity,
+        } => {
+            let result: Result<_, RequestError> = async {
+                convert::check_admin(&admin_token, &shared.admin_token)?;
+                Ok(node.restock(convert::restock(&sku, quantity)?).await?)
+            }
+            .await;
+            single(
+                request_id,
+                result.map(|sku| Response::Sku {
+                    request_id,
+                    created: false,
+                    sku: convert::sku_to_wire(&sku),
+                }),
+            )
+        }
+    };
+    metrics::histogram!("flashgate_quic_request_duration_seconds", "request" => kind)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A batch: each order checked on its own (a bad one is an `Error` in its
+/// place), the good ones placed together, the answers in the batch's order.
+async fn answer_batch(shared: &Shared, orders: Vec<PlaceOrder>) -> Response {
+    let mut refusals = Vec::with_capacity(orders.len());
+    let mut commands = Vec::with_capacity(orders.len());
+    for order in &orders {
+        match convert::place_order(order) {
+            Ok(command) => {
+                commands.push(command);
+                refusals.push(None);
+            }
+            Err(error) => refusals.push(Some(error)),
+        }
+    }
+    let command_count = commands.len();
+    let placed = shared.node.place_orders(commands).await;
+    assert_eq!(placed.len(), command_count, "one answer per order");
+    let mut placed = placed.into_iter();
+    let results = orders
+        .iter()
+        .zip(refusals)
+        .map(|(order, refusal)| {
+            let result = match refusal {
+                Some(error) => Err(error),
+                None => placed
+                    .next()
+                    .expect("one answer per placed order, as asserted")
+                    .map_err(RequestError::from),
+            };
+            let result =
+                result.map(|(placed, created)| order_response(order.request_id, &placed, created));
+            single(order.request_id, result)
+        })
+        .collect();
+    Response::Batch { results }
+}
+
+/// The answer to one request (or one order of a batch); counts its outcome.
+fn single(request_id: u64, result: Result<Response, RequestError>) -> Response {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.code(),
+    };
+    metrics::counter!("flashgate_quic_requests_total", "outcome" => outcome).increment(1);
+    result.unwrap_or_else(|error| error.into_response(request_id))
+}
+
+fn order_response(request_id: u64, order: &Order, created: bool) -> Response {
+    Response::Order {
+        request_id,
+        created,
+        order: convert::order_to_wire(order),
+    }
+}
+
+/// The immediate answer to a request over the in-flight limit: an error under
+/// its id, or for a batch an error under each order's id.
+fn too_many_in_flight(request: Request, limit: usize) -> Response {
+    let refuse = |request_id| single(request_id, Err(RequestError::TooManyInFlight(limit)));
+    match request {
+        Request::PlaceOrders { orders } => Response::Batch {
+            results: orders
+                .iter()
+                .map(|order| refuse(order.request_id))
+                .collect(),
+        },
+        other => refuse(other.request_id().unwrap_or_default()),
+    }
+}
+
+/// A bounded label for the latency histogram.
+fn kind_of(request: &Request) -> &'static str {
+    match request {
+        Request::PlaceOrder(_) => "place_order",
+        Request::GetOrder { .. } => "get_order",
+        Request::Confirm { .. } => "confirm",
+        Request::Cancel { .. } => "cancel",
+        Request::GetSku { .. } => "get_sku",
+        Request::PlaceOrders { .. } => "place_orders",
+        Request::PutSku { .. } => "put_sku",
+        Request::Restock { .. } => "restock",
+    }
+}

@@ -1,0 +1,284 @@
+//! Orders over QUIC through the client library, against the real binary: the
+//! same guarantees as over HTTP (no oversell, limits, idempotency) when buyers
+//! come over QUIC, over HTTP, or both at once on the same SKU; and an order the
+//! server acknowledged survives the client vanishing and the server crashing.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use common::{Launch, Server, ADMIN_TOKEN};
+use flashgate_client::{
+    ClientError, HttpClient, HttpConfig, OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust,
+};
+use flashgate_protocol::{OrderStatus, SkuSettings};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn quic(server: &Server) -> QuicClient {
+    let endpoint = server.quic().expect("the server listens for QUIC");
+    let fingerprint = endpoint
+        .sha256
+        .parse()
+        .expect("the printed fingerprint parses");
+    let mut config = QuicConfig::new(vec![endpoint.addr], Trust::Fingerprint(fingerprint));
+    config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    QuicClient::connect(config).await.expect("QUIC connect")
+}
+
+fn http(server: &Server) -> HttpClient {
+    let mut config = HttpConfig::new(server.base_url());
+    config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    HttpClient::new(config).expect("HTTP client")
+}
+
+fn settings(stock: u64, limit: u64) -> SkuSettings {
+    SkuSettings {
+        stock: Some(stock),
+        per_customer_limit: Some(limit),
+        ..SkuSettings::default()
+    }
+}
+
+fn refusal_code(error: &ClientError) -> String {
+    match error {
+        ClientError::Server { code, .. } => code.clone(),
+        other => panic!("expected a refusal from the server, got {other}"),
+    }
+}
+
+/// The flash sale of the foundation, over QUIC: 100 units, a limit of 1, 2,000
+/// attempts from 500 customers over 4 connections, single orders and batches
+/// mixed → exactly 100 orders, no customer twice, counters that agree.
+#[test]
+fn flash_sale_over_quic_sells_every_unit_once() {
+    let server = Launch::new().start();
+    runtime().block_on(async {
+        let admin = quic(&server).await;
+        admin.put_sku("DROP", settings(100, 1)).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for connection in 0..4 {
+            let client = Arc::new(quic(&server).await);
+            for chunk in 0..10 {
+                let client = Arc::clone(&client);
+                tasks.spawn(async move {
+                    // 50 attempts per task: 5 tasks as one batch each, 5 as single orders.
+                    let orders: Vec<PlaceOrder> = (0..50)
+                        .map(|i| {
+                            let attempt = connection * 500 + chunk * 50 + i;
+                            PlaceOrder::new("DROP", 1, format!("buyer-{}", attempt % 500))
+                        })
+                        .collect();
+                    if chunk % 2 == 0 {
+                        client
+                            .place_batch(orders)
+                            .await
+                            .expect("the batch is answered")
+                    } else {
+                        let mut results = Vec::new();
+                        for order in orders {
+                            results.push(client.place(order).await);
+                        }
+                        results
+                    }
+                });
+            }
+        }
+        let mut buyers = HashSet::new();
+        let mut refusals: HashMap<String, usize> = HashMap::new();
+        let mut attempts = 0;
+        while let Some(results) = tasks.join_next().await {
+            for result in results.unwrap() {
+                attempts += 1;
+                match result {
+                    Ok(placed) => {
+                        assert!(placed.created);
+                        assert!(
+                            buyers.insert(placed.order.customer_id.clone()),
+                            "a customer bought twice"
+                        );
+                    }
+                    Err(error) => *refusals.entry(refusal_code(&error)).or_default() += 1,
+                }
+            }
+        }
+        assert_eq!(attempts, 2_000);
+        assert_eq!(buyers.len(), 100, "refusals: {refusals:?}");
+        assert!(
+            refusals
+                .keys()
+                .all(|code| code == "sold_out" || code == "limit_exceeded"),
+            "unexpected refusals: {refusals:?}"
+        );
+        let sku = admin.sku("DROP").await.unwrap();
+        assert_eq!(
+            (sku.available, sku.reserved, sku.sold, sku.total),
+            (0, 100, 0, 100)
+        );
+    });
+}
+
+/// Buyers over HTTP and over QUIC compete for one SKU at the same time: the total
+/// sold is exactly the stock and no customer passes the limit, whichever way
+/// each order came in.
+#[test]
+fn http_and_quic_buyers_share_one_stock() {
+    let server = Launch::new().start();
+    runtime().block_on(async {
+        let quic_client = Arc::new(quic(&server).await);
+        let http_client = Arc::new(http(&server));
+        quic_client
+            .put_sku("MIXED", settings(150, 2))
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        // 120 customers each try 3 orders: one over HTTP, two over QUIC.
+        for customer in 0..120 {
+            for attempt in 0..3 {
+                let quic_client = Arc::clone(&quic_client);
+                let http_client = Arc::clone(&http_client);
+                tasks.spawn(async move {
+                    let order = PlaceOrder::new("MIXED", 1, format!("c-{customer}"));
+                    if attempt == 0 {
+                        http_client.place(order).await
+                    } else {
+                        quic_client.place(order).await
+                    }
+                });
+            }
+        }
+        let mut held: HashMap<String, u32> = HashMap::new();
+        let mut created = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                Ok(placed) => {
+                    created += 1;
+                    *held.entry(placed.order.customer_id).or_default() += placed.order.quantity;
+                }
+                Err(error) => {
+                    let code = refusal_code(&error);
+                    assert!(code == "sold_out" || code == "limit_exceeded", "{code}");
+                }
+            }
+        }
+        assert_eq!(created, 150, "exactly the stock is sold");
+        assert!(
+            held.values().all(|units| *units <= 2),
+            "a customer passed the limit"
+        );
+        let sku = http_client.sku("MIXED").await.unwrap();
+        assert_eq!((sku.available, sku.reserved), (0, 150));
+    });
+}
+
+/// One idempotency key sent 30 times at once over QUIC and 20 times over HTTP
+/// makes one order; every answer names it, and exactly one says it created it.
+#[test]
+fn one_key_over_quic_and_http_makes_one_order() {
+    let server = Launch::new().start();
+    runtime().block_on(async {
+        let quic_client = Arc::new(quic(&server).await);
+        let http_client = Arc::new(http(&server));
+        quic_client.put_sku("KEYED", settings(10, 5)).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for attempt in 0..50 {
+            let quic_client = Arc::clone(&quic_client);
+            let http_client = Arc::clone(&http_client);
+            tasks.spawn(async move {
+                let order = PlaceOrder::new("KEYED", 1, "ada").with_idempotency_key("checkout-1");
+                if attempt % 5 < 3 {
+                    quic_client.place(order).await
+                } else {
+                    http_client.place(order).await
+                }
+            });
+        }
+        let mut ids = HashSet::new();
+        let mut created = 0;
+        while let Some(result) = tasks.join_next().await {
+            let placed = result
+                .unwrap()
+                .expect("every retry is answered with the order");
+            ids.insert(placed.order.order_id);
+            created += usize::from(placed.created);
+        }
+        assert_eq!(ids.len(), 1, "one order for one key: {ids:?}");
+        assert_eq!(created, 1);
+        // A retry over HTTP after the QUIC ones, and a different body under the key.
+        let retry = PlaceOrder::new("KEYED", 1, "ada").with_idempotency_key("checkout-1");
+        let again = http_client.place(retry).await.unwrap();
+        assert!(!again.created && ids.contains(&again.order.order_id));
+        let changed = PlaceOrder::new("KEYED", 2, "ada").with_idempotency_key("checkout-1");
+        let refused = quic_client.place(changed).await.unwrap_err();
+        assert_eq!(refusal_code(&refused), "idempotency_key_reused");
+        let sku = http_client.sku("KEYED").await.unwrap();
+        assert_eq!(sku.reserved, 1);
+    });
+}
+
+/// An order acknowledged over QUIC right before the client vanishes (its
+/// connection dropped without a goodbye) is there, also after the server is
+/// killed and restarted: an answer is only sent once the order is durable.
+#[test]
+fn an_order_acknowledged_before_the_client_drops_survives() {
+    let mut server = Launch::new().start();
+    let data_dir = server.data_dir().to_path_buf();
+    let (order_id, confirmed_id) = runtime().block_on(async {
+        let client = quic(&server).await;
+        client.put_sku("LAST", settings(5, 5)).await.unwrap();
+        let confirmed = client
+            .place(PlaceOrder::new("LAST", 1, "bea"))
+            .await
+            .unwrap()
+            .order;
+        client.confirm(&confirmed.order_id).await.unwrap();
+        let placed = client
+            .place(PlaceOrder::new("LAST", 2, "cal"))
+            .await
+            .unwrap();
+        // Dropped, not closed: no CONNECTION_CLOSE is sent before it goes.
+        drop(client);
+        (placed.order.order_id, confirmed.order_id)
+    });
+    server.kill();
+    let server = Launch::new().data_dir(&data_dir).start();
+    runtime().block_on(async {
+        let client = http(&server);
+        let order = client.order(&order_id).await.unwrap();
+        assert_eq!(
+            (order.status, order.quantity, order.customer_id.as_str()),
+            (OrderStatus::Reserved, 2, "cal")
+        );
+        let confirmed = client.order(&confirmed_id).await.unwrap();
+        assert_eq!(confirmed.status, OrderStatus::Confirmed);
+        let sku = client.sku("LAST").await.unwrap();
+        assert_eq!((sku.available, sku.reserved, sku.sold), (2, 2, 1));
+    });
+}
+
+/// A sale time RFC 3339 cannot write (past the year 9999) is refused over QUIC
+/// with `invalid_field`, so no later read over HTTP has to print it.
+#[test]
+fn a_sale_time_past_the_year_9999_is_refused() {
+    let server = Launch::new().start();
+    runtime().block_on(async {
+        let client = quic(&server).await;
+        let far = SkuSettings {
+            stock: Some(1),
+            sale_starts_at_ms: Some(u64::MAX),
+            ..SkuSettings::default()
+        };
+        let refused = client.put_sku("FAR", far).await.unwrap_err();
+        assert_eq!(refusal_code(&refused), "invalid_field");
+        assert!(refused.to_string().contains("sale_starts_at"), "{refused}");
+        let error = http(&server).sku("FAR").await.unwrap_err();
+        assert_eq!(refusal_code(&error), "unknown_sku");
+    });
+}
