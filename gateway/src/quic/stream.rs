@@ -212,11 +212,9 @@ fn encode(response: &Response) -> Vec<u8> {
 }
 
 /// Cuts request frames out of a stream with `FrameReader`, which does every
-/// check. `FrameReader` frees the bytes it consumed only when new bytes arrive
-/// exactly at a frame boundary; fed arbitrary chunks of a long-lived stream it
-/// would keep everything the stream ever carried. So this reads each frame's
-/// length prefix and then exactly the rest of the frame: the reader never holds
-/// more than one frame.
+/// check. It reads each frame's length prefix and then exactly the rest of the
+/// frame, so an oversized frame is refused before any of its body is read and
+/// the reader never holds more than one frame.
 struct Frames {
     reader: FrameReader,
     frame_bytes_max: usize,
