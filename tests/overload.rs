@@ -79,8 +79,18 @@ fn a_full_shard_queue_answers_503_overloaded_and_the_node_recovers() {
     assert_eq!(sku["available"], json!(1_000_000 - created - 1), "{sku}");
     let metrics = api.request("GET", "/metrics");
     let text = api.send(metrics, None).text;
+    for family in [
+        "flashgate_orders_total{outcome=\"overloaded\"}",
+        "flashgate_orders_total{outcome=\"created\"}",
+        "flashgate_http_request_duration_seconds_bucket",
+        "flashgate_log_batch_records_bucket",
+        "flashgate_log_commit_seconds_bucket",
+        "flashgate_shard_queue_depth{shard=\"0\"}",
+    ] {
+        assert!(text.contains(family), "/metrics lacks {family}");
+    }
     assert!(
-        text.contains("flashgate_orders_total{outcome=\"overloaded\"}"),
-        "overloads are counted"
+        !text.contains("sku="),
+        "metrics must not carry a per-SKU label"
     );
 }
