@@ -1,0 +1,187 @@
+//! Criterion benches of the front ends in process, each against a real `Node` on
+//! a fresh data dir (durable log, sled flush + fsync before every answer):
+//!
+//! - `http/place_order`: `POST /v1/orders` through an actix-web test service
+//!   built with `flashgate_gateway::http::configure`: JSON parsing, validation,
+//!   the node round trip, the JSON answer. No sockets: the HTTP stack's
+//!   connection handling is not in the figure.
+//! - `quic/place_order` and `quic/place_batch_64`: a `QuicServer` on
+//!   127.0.0.1:0 and one `QuicClient` (fingerprint-pinned), one order per
+//!   request, and batch frames of 64 orders.
+//!
+//! One request at a time, so each figure is a latency that includes a whole
+//! fsync; the load tests (`scripts/compare.sh`) measure throughput under
+//! concurrency.
+//!
+//! `cargo bench --bench handlers`
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::{header, StatusCode};
+use actix_web::rt::System;
+use actix_web::{test, web, App};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use flashgate_actors::domain::{PutSku, SkuId, SkuSettings, STOCK_MAX};
+use flashgate_actors::{Node, NodeConfig};
+use flashgate_client::{OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust};
+use flashgate_gateway::http::{configure, AppState, Readiness};
+use flashgate_gateway::quic::{server_certificate, QuicLimits, QuicServer};
+use flashgate_gateway::Config;
+use flashgate_storage::{Storage, StorageConfig};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+const SKUS: usize = 8;
+const BATCH_ORDERS: usize = 64;
+const ADMIN_TOKEN: &str = "bench-token-0123456789";
+
+fn configure_group(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+}
+
+fn handlers(c: &mut Criterion) {
+    let data_dir = tempfile::tempdir().expect("a temp dir");
+    let system = System::new();
+    let storage = Storage::open(data_dir.path(), StorageConfig::default()).expect("open storage");
+    let (node, runtime): (Arc<Node>, _) = system.block_on(async {
+        let (node, runtime, _report) =
+            Node::start(storage, NodeConfig::default()).expect("start the node");
+        for n in 0..SKUS {
+            node.put_sku(PutSku {
+                sku: SkuId::parse(&format!("BENCH-{n}")).expect("a valid SKU id"),
+                stock: Some(STOCK_MAX),
+                settings: SkuSettings::default(),
+            })
+            .await
+            .expect("create a SKU");
+        }
+        (node, runtime)
+    });
+    let config = Config::default();
+
+    // HTTP: the routes as `flashgate serve` mounts them, without a socket.
+    let state = web::Data::new(AppState {
+        node: Arc::clone(&node),
+        admin_token: ADMIN_TOKEN.into(),
+        body_bytes_max: config.http_body_bytes_max,
+        metrics: PrometheusBuilder::new().build_recorder().handle(),
+        readiness: Arc::new(Readiness::default()),
+    });
+    let app = system.block_on(test::init_service(
+        App::new().app_data(state).configure(configure),
+    ));
+    let mut group = c.benchmark_group("http");
+    configure_group(&mut group);
+    group.throughput(Throughput::Elements(1));
+    let mut customer: u64 = 0;
+    group.bench_function("place_order", |b| {
+        b.iter_custom(|iterations| {
+            system.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    customer += 1;
+                    let body = format!(
+                        r#"{{"sku":"BENCH-{}","quantity":1,"customer_id":"http-{customer}"}}"#,
+                        customer as usize % SKUS
+                    );
+                    let request = test::TestRequest::post()
+                        .uri("/v1/orders")
+                        .insert_header((header::CONTENT_TYPE, "application/json"))
+                        .set_payload(body)
+                        .to_request();
+                    let response = test::call_service(&app, request).await;
+                    assert_eq!(response.status(), StatusCode::CREATED);
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+    drop(app);
+
+    // QUIC: the real server on a loopback port and the client library.
+    let certificate = server_certificate(data_dir.path(), None, IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .expect("a generated certificate");
+    let tls = certificate.rustls_config().expect("a TLS config");
+    let quic = system
+        .block_on(QuicServer::start(
+            Arc::clone(&node),
+            ADMIN_TOKEN.into(),
+            tls,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            QuicLimits::from_config(&config),
+        ))
+        .expect("start the QUIC server");
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let fingerprint = certificate
+        .fingerprint_sha256
+        .parse()
+        .expect("a SHA-256 fingerprint");
+    let client = client_runtime
+        .block_on(QuicClient::connect(QuicConfig::new(
+            vec![quic.local_addr()],
+            Trust::Fingerprint(fingerprint),
+        )))
+        .expect("connect");
+    let mut group = c.benchmark_group("quic");
+    configure_group(&mut group);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("place_order", |b| {
+        b.iter_custom(|iterations| {
+            client_runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    customer += 1;
+                    let order = PlaceOrder::new(
+                        format!("BENCH-{}", customer as usize % SKUS),
+                        1,
+                        format!("quic-{customer}"),
+                    );
+                    client.place(order).await.expect("the order is placed");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.throughput(Throughput::Elements(BATCH_ORDERS as u64));
+    group.bench_function("place_batch_64", |b| {
+        b.iter_custom(|iterations| {
+            client_runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    let orders = (0..BATCH_ORDERS)
+                        .map(|n| {
+                            customer += 1;
+                            PlaceOrder::new(
+                                format!("BENCH-{}", n % SKUS),
+                                1,
+                                format!("quic-{customer}"),
+                            )
+                        })
+                        .collect();
+                    let results = client
+                        .place_batch(orders)
+                        .await
+                        .expect("the batch is answered");
+                    assert!(results.iter().all(Result::is_ok), "every order is placed");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+    client_runtime.block_on(client.close());
+    system.block_on(quic.stop());
+    drop(node);
+    runtime.stop();
+}
+
+criterion_group!(benches, handlers);
+criterion_main!(benches);

@@ -1,0 +1,270 @@
+//! The HTML report: one self-contained file (no network), with charts drawn
+//! by plotters' SVG backend into strings and inlined: throughput over time,
+//! latency p50/p99 over time, latency percentiles per outcome, outcome counts;
+//! then the summary table and the audit.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+
+use crate::report::Report;
+
+const WIDTH: u32 = 800;
+const HEIGHT: u32 = 320;
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// A line chart as an SVG string; an empty chart when there is no data.
+fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_>]) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = draw_lines(&root, title, x_label, y_label, series);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_lines(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    root.fill(&WHITE)?;
+    let points = series.iter().flat_map(|(_, _, points)| points.iter());
+    let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max);
+    let y_max = points.map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()?;
+    for (name, color, points) in series {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// A bar chart of counts per label, as an SVG string.
+fn bar_chart(title: &str, bars: &[(String, u64)]) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = draw_bars(&root, title, bars);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_bars(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    bars: &[(String, u64)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    root.fill(&WHITE)?;
+    let y_max = bars.iter().map(|bar| bar.1).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let count = bars.len().max(1) as u32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0u32..count).into_segmented(), 0.0..y_max)?;
+    let labels: Vec<String> = bars.iter().map(|bar| bar.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|value| match value {
+            SegmentValue::CenterOf(index) => {
+                labels.get(*index as usize).cloned().unwrap_or_default()
+            }
+            _ => String::new(),
+        })
+        .y_desc("orders")
+        .draw()?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .style(BLUE.filled())
+            .margin(10)
+            .data(
+                bars.iter()
+                    .enumerate()
+                    .map(|(index, bar)| (index as u32, bar.1 as f64)),
+            ),
+    )?;
+    Ok(())
+}
+
+const PALETTE: [RGBColor; 6] = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+
+/// The whole HTML report.
+pub fn render(report: &Report) -> String {
+    let seconds = |value: fn(&crate::recorder::Second) -> u64| -> Vec<(f64, f64)> {
+        report
+            .timeline
+            .iter()
+            .map(|second| (second.second as f64, value(second) as f64))
+            .collect()
+    };
+    let throughput = line_chart(
+        "Throughput",
+        "second",
+        "orders per second",
+        &[
+            ("acknowledged", BLUE, seconds(|s| s.acknowledged)),
+            ("sent", GREEN, seconds(|s| s.sent)),
+            ("errors", RED, seconds(|s| s.errors)),
+        ],
+    );
+    let latency = line_chart(
+        "Latency over time",
+        "second",
+        "µs",
+        &[
+            ("p50", BLUE, seconds(|s| s.latency_us_p50)),
+            ("p99", RED, seconds(|s| s.latency_us_p99)),
+        ],
+    );
+    let outcomes: Vec<Series<'_>> = std::iter::once(("overall", &report.latency_us.overall))
+        .chain(
+            report
+                .latency_us
+                .by_outcome
+                .iter()
+                .map(|(label, s)| (label.as_str(), s)),
+        )
+        .enumerate()
+        .map(|(index, (label, s))| {
+            let points = [s.p50, s.p90, s.p99, s.p999, s.max]
+                .iter()
+                .enumerate()
+                .map(|(position, value)| (position as f64, *value as f64))
+                .collect();
+            (label, PALETTE[index % PALETTE.len()], points)
+        })
+        .collect();
+    let percentiles = line_chart(
+        "Latency percentiles per outcome (0 p50, 1 p90, 2 p99, 3 p99.9, 4 max)",
+        "percentile",
+        "µs",
+        &outcomes,
+    );
+    let counts: Vec<(String, u64)> = report
+        .latency_us
+        .by_outcome
+        .iter()
+        .map(|(label, summary)| (label.clone(), summary.count))
+        .collect();
+    let outcome_counts = bar_chart("Outcomes", &counts);
+
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>flashgate load test {}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+         .passed{{color:green}}.failed{{color:red}}</style></head><body>\n",
+        escape(&report.run_id)
+    );
+    let _ = writeln!(
+        html,
+        "<h1>flashgate load test {}</h1>",
+        escape(&report.run_id)
+    );
+    let _ = writeln!(
+        html,
+        "<p>{:.1} s measured, throughput {:.1} acknowledged orders/s; sent {}, acknowledged {}, errors {}, late {}, retries {}.</p>",
+        report.measured_secs,
+        report.throughput_per_sec,
+        report.totals.sent,
+        report.totals.acknowledged,
+        report.totals.errors,
+        report.totals.late,
+        report.totals.retries
+    );
+    let _ = writeln!(html, "<h2>Summary</h2><table><tr><th>outcome</th><th>count</th><th>p50 µs</th><th>p90 µs</th><th>p99 µs</th><th>p99.9 µs</th><th>max µs</th></tr>");
+    for (label, s) in std::iter::once(("overall", &report.latency_us.overall)).chain(
+        report
+            .latency_us
+            .by_outcome
+            .iter()
+            .map(|(label, s)| (label.as_str(), s)),
+    ) {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(label), s.count, s.p50, s.p90, s.p99, s.p999, s.max
+        );
+    }
+    let _ = writeln!(html, "</table>");
+    for (title, svg) in [
+        ("Throughput over time", &throughput),
+        ("Latency over time", &latency),
+        ("Latency percentiles per outcome", &percentiles),
+        ("Outcomes", &outcome_counts),
+    ] {
+        let _ = writeln!(html, "<h2>{title}</h2>\n<div class=\"chart\">{svg}</div>");
+    }
+    let audit = &report.audit;
+    let _ = writeln!(
+        html,
+        "<h2>Audit</h2><p class=\"{}\">{}: {} orders and {} SKUs checked, {} violations{}.</p>",
+        if audit.passed { "passed" } else { "failed" },
+        if audit.passed { "PASSED" } else { "FAILED" },
+        audit.orders_checked,
+        audit.skus_checked,
+        audit.violation_count,
+        if audit.sole_writer {
+            ", counters compared with the orders"
+        } else {
+            ""
+        }
+    );
+    if !audit.violations.is_empty() {
+        let _ = writeln!(
+            html,
+            "<table><tr><th>kind</th><th>sku</th><th>order</th><th>detail</th></tr>"
+        );
+        for violation in &audit.violations {
+            let _ = writeln!(
+                html,
+                "<tr><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                violation.kind,
+                escape(violation.sku.as_deref().unwrap_or("")),
+                escape(violation.order_id.as_deref().unwrap_or("")),
+                escape(&violation.detail)
+            );
+        }
+        let _ = writeln!(html, "</table>");
+    }
+    let _ = writeln!(html, "</body></html>");
+    html
+}

@@ -1,0 +1,108 @@
+//! `Ledger`: what the run knows about the orders it made: every
+//! acknowledgement (an idempotency key answered with an order id), every
+//! acknowledged order as it was acknowledged, what the run then did to it, and
+//! the units whose placement outcome stayed unknown. The audit's input.
+
+use std::collections::{BTreeMap, HashMap};
+
+use flashgate_client::Order;
+
+use crate::workload::AfterPayment;
+
+/// What the run did to an acknowledged order after the payment delay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payment {
+    /// Nothing (the order stays reserved until it expires).
+    Nothing,
+    /// The action was planned but the run ended before it was answered.
+    Pending(AfterPayment),
+    /// The server applied it.
+    Done(AfterPayment),
+    /// The server refused it with this code; nothing was applied.
+    Refused(AfterPayment, String),
+    /// No answer, even after retries: it may or may not have been applied.
+    Unknown(AfterPayment),
+}
+
+/// An order as it was acknowledged to the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcknowledgedOrder {
+    pub order_id: String,
+    pub sku: String,
+    pub quantity: u32,
+    pub customer_id: String,
+    pub idempotency_key: String,
+    pub payment: Payment,
+}
+
+/// One acknowledgement: the key of the request and the order id answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub customer_id: String,
+    pub idempotency_key: String,
+    pub order_id: String,
+}
+
+/// Everything the audit needs from the run.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    /// Acknowledged orders by order id.
+    pub orders: BTreeMap<String, AcknowledgedOrder>,
+    /// Every acknowledgement, retries and replays included.
+    pub acknowledgements: Vec<Acknowledgement>,
+    /// Units per SKU of placements that got no answer even after retries: the
+    /// server may hold orders the run does not know.
+    pub unknown_units_by_sku: HashMap<String, u64>,
+}
+
+impl Ledger {
+    /// Records an acknowledgement of `order` under `idempotency_key`, with what
+    /// the run plans to do to it.
+    pub fn acknowledged(&mut self, order: &Order, idempotency_key: &str, plan: AfterPayment) {
+        self.acknowledgements.push(Acknowledgement {
+            customer_id: order.customer_id.clone(),
+            idempotency_key: idempotency_key.to_owned(),
+            order_id: order.order_id.clone(),
+        });
+        let payment = match plan {
+            AfterPayment::Nothing => Payment::Nothing,
+            planned => Payment::Pending(planned),
+        };
+        self.orders
+            .entry(order.order_id.clone())
+            .or_insert_with(|| AcknowledgedOrder {
+                order_id: order.order_id.clone(),
+                sku: order.sku.clone(),
+                quantity: order.quantity,
+                customer_id: order.customer_id.clone(),
+                idempotency_key: idempotency_key.to_owned(),
+                payment,
+            });
+    }
+
+    /// Records how the confirm or cancel of `order_id` ended.
+    pub fn paid(&mut self, order_id: &str, payment: Payment) {
+        if let Some(order) = self.orders.get_mut(order_id) {
+            order.payment = payment;
+        }
+    }
+
+    /// Records a placement whose outcome stays unknown.
+    pub fn unknown(&mut self, sku: &str, quantity: u32) {
+        *self.unknown_units_by_sku.entry(sku.to_owned()).or_default() += u64::from(quantity);
+    }
+
+    /// Orders the run confirmed (applied) and cancelled (applied).
+    pub fn payments_done(&self) -> (u64, u64) {
+        let mut confirmed = 0;
+        let mut cancelled = 0;
+        for order in self.orders.values() {
+            match order.payment {
+                Payment::Done(AfterPayment::Confirm) => confirmed += 1,
+                Payment::Done(AfterPayment::Cancel) => cancelled += 1,
+                _ => {}
+            }
+        }
+        (confirmed, cancelled)
+    }
+}

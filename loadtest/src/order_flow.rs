@@ -1,0 +1,237 @@
+//! One call's life: place its orders (one, or a QUIC batch), retry after a
+//! timeout or transport error under the same idempotency key (bounded), record
+//! each order's outcome and latency (from its intended send time), and plan
+//! the confirm or cancel that follows after the payment delay.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flashgate_client::{ClientError, OrderGateway, PlaceOrder, Placed, TransportError};
+use tokio::task::JoinSet;
+
+use crate::ledger::{Ledger, Payment};
+use crate::recorder::{error_label, Recorder, CREATED, REPLAYED};
+use crate::target::Endpoint;
+use crate::workload::{AfterPayment, PlannedOrder};
+
+/// What every task of a run shares.
+pub struct Engine<G> {
+    pub endpoints: Vec<Endpoint<G>>,
+    pub recorder: Mutex<Recorder>,
+    pub ledger: Mutex<Ledger>,
+    /// Confirms and cancels waiting for their payment delay.
+    pub payments: Mutex<JoinSet<()>>,
+    pub retries: u32,
+    pub payment_delay: Duration,
+    /// The load stops at this instant…
+    pub deadline: Instant,
+    /// …or when this many orders were started.
+    pub orders_max: u64,
+    orders_started: AtomicU64,
+    next_endpoint: AtomicUsize,
+}
+
+/// Locks a mutex, going on after a panic elsewhere: the data is counters and
+/// lists that stay consistent per call.
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
+    /// `endpoints` must not be empty.
+    pub fn new(
+        endpoints: Vec<Endpoint<G>>,
+        recorder: Recorder,
+        retries: u32,
+        payment_delay: Duration,
+        deadline: Instant,
+        orders_max: u64,
+    ) -> Engine<G> {
+        assert!(!endpoints.is_empty(), "an engine needs an endpoint");
+        Engine {
+            endpoints,
+            recorder: Mutex::new(recorder),
+            ledger: Mutex::new(Ledger::default()),
+            payments: Mutex::new(JoinSet::new()),
+            retries,
+            payment_delay,
+            deadline,
+            orders_max,
+            orders_started: AtomicU64::new(0),
+            next_endpoint: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next endpoint, round robin.
+    pub fn pick_endpoint(&self) -> usize {
+        self.next_endpoint.fetch_add(1, Ordering::Relaxed) % self.endpoints.len()
+    }
+
+    /// Claims up to `wanted` orders under the order cap: the first sequence
+    /// number and how many were granted (0 when the cap is reached).
+    pub fn claim_orders(&self, wanted: u64) -> (u64, u64) {
+        let first = self.orders_started.fetch_add(wanted, Ordering::Relaxed);
+        let granted = wanted.min(self.orders_max.saturating_sub(first));
+        (first, granted)
+    }
+
+    /// Whether the load should stop now.
+    pub fn stopped(&self) -> bool {
+        Instant::now() >= self.deadline
+            || self.orders_started.load(Ordering::Relaxed) >= self.orders_max
+    }
+
+    /// Sends `orders` to endpoint `endpoint` in one call (a batch when the
+    /// endpoint batches and there is more than one) and records every outcome
+    /// with its latency from `intended`.
+    pub async fn place_call(
+        self: &Arc<Self>,
+        endpoint: usize,
+        orders: Vec<PlannedOrder>,
+        intended: Instant,
+    ) {
+        lock(&self.recorder).sent(orders.len() as u64);
+        let gateway = &self.endpoints[endpoint].gateway;
+        if orders.len() == 1 {
+            for order in orders {
+                self.place_one(endpoint, order, intended, 0, false).await;
+            }
+            return;
+        }
+        let mut attempt = 0;
+        let mut maybe_applied = false;
+        let results = loop {
+            let requests = orders.iter().map(request).collect();
+            match gateway.place_batch(requests).await {
+                Ok(results) => break results,
+                Err(error) if is_unanswered(&error) && attempt < self.retries => {
+                    maybe_applied |= may_have_been_applied(&error);
+                    attempt += 1;
+                    let mut recorder = lock(&self.recorder);
+                    for _ in &orders {
+                        recorder.retried();
+                    }
+                }
+                Err(error) => {
+                    maybe_applied |= may_have_been_applied(&error);
+                    for order in &orders {
+                        self.failed(order, &error, intended, maybe_applied);
+                    }
+                    return;
+                }
+            }
+        };
+        for (order, result) in orders.into_iter().zip(results) {
+            match result {
+                Ok(placed) => self.acknowledged(endpoint, &order, placed, intended),
+                Err(error) if is_unanswered(&error) && attempt < self.retries => {
+                    lock(&self.recorder).retried();
+                    let applied = maybe_applied || may_have_been_applied(&error);
+                    self.place_one(endpoint, order, intended, attempt + 1, applied)
+                        .await;
+                }
+                Err(error) => self.failed(&order, &error, intended, maybe_applied),
+            }
+        }
+    }
+
+    /// Places one order, retrying unanswered attempts under its key.
+    async fn place_one(
+        self: &Arc<Self>,
+        endpoint: usize,
+        order: PlannedOrder,
+        intended: Instant,
+        mut attempt: u32,
+        mut maybe_applied: bool,
+    ) {
+        let gateway = &self.endpoints[endpoint].gateway;
+        loop {
+            match gateway.place(request(&order)).await {
+                Ok(placed) => return self.acknowledged(endpoint, &order, placed, intended),
+                Err(error) if is_unanswered(&error) && attempt < self.retries => {
+                    maybe_applied |= may_have_been_applied(&error);
+                    attempt += 1;
+                    lock(&self.recorder).retried();
+                }
+                Err(error) => {
+                    maybe_applied |= may_have_been_applied(&error);
+                    return self.failed(&order, &error, intended, maybe_applied);
+                }
+            }
+        }
+    }
+
+    fn acknowledged(
+        self: &Arc<Self>,
+        endpoint: usize,
+        order: &PlannedOrder,
+        placed: Placed,
+        intended: Instant,
+    ) {
+        let label = if placed.created { CREATED } else { REPLAYED };
+        lock(&self.recorder).finished(label, intended.elapsed());
+        lock(&self.ledger).acknowledged(&placed.order, &order.idempotency_key, order.after_payment);
+        if order.after_payment != AfterPayment::Nothing {
+            let engine = Arc::clone(self);
+            let action = order.after_payment;
+            let order_id = placed.order.order_id;
+            lock(&self.payments).spawn(async move {
+                engine.pay(endpoint, order_id, action).await;
+            });
+        }
+    }
+
+    fn failed(
+        &self,
+        order: &PlannedOrder,
+        error: &ClientError,
+        intended: Instant,
+        maybe_applied: bool,
+    ) {
+        lock(&self.recorder).finished(&error_label(error), intended.elapsed());
+        if maybe_applied {
+            lock(&self.ledger).unknown(&order.sku, order.quantity);
+        }
+    }
+
+    /// Confirms or cancels `order_id` after the payment delay, with retries
+    /// after unanswered attempts, and records how it ended.
+    async fn pay(&self, endpoint: usize, order_id: String, action: AfterPayment) {
+        tokio::time::sleep(self.payment_delay).await;
+        let gateway = &self.endpoints[endpoint].gateway;
+        let mut attempt = 0;
+        let payment = loop {
+            let result = match action {
+                AfterPayment::Confirm => gateway.confirm(&order_id).await,
+                AfterPayment::Cancel => gateway.cancel(&order_id).await,
+                AfterPayment::Nothing => return,
+            };
+            match result {
+                Ok(_) => break Payment::Done(action),
+                Err(error) if is_unanswered(&error) && attempt < self.retries => attempt += 1,
+                Err(error) if is_unanswered(&error) => break Payment::Unknown(action),
+                Err(error) => break Payment::Refused(action, error_label(&error)),
+            }
+        };
+        lock(&self.ledger).paid(&order_id, payment);
+    }
+}
+
+fn request(order: &PlannedOrder) -> PlaceOrder {
+    PlaceOrder::new(&order.sku, order.quantity, &order.customer_id)
+        .with_idempotency_key(&order.idempotency_key)
+}
+
+/// No answer arrived: a timeout or transport failure, retried under the same
+/// idempotency key.
+fn is_unanswered(error: &ClientError) -> bool {
+    matches!(error, ClientError::Transport(_))
+}
+
+/// Whether a failed attempt may have been applied by the server.
+fn may_have_been_applied(error: &ClientError) -> bool {
+    matches!(error, ClientError::Transport(transport) if !matches!(transport, TransportError::Connect(_)))
+}

@@ -1,0 +1,167 @@
+//! `Report`: everything a run measured and the audit's verdict, serialised as
+//! the JSON report (every field is documented in docs/LOADTEST.md), and the
+//! human summary printed at the end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::audit::AuditReport;
+use crate::recorder::{LatencySummary, Second};
+use crate::scenario::Scenario;
+
+/// Order counts of the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Orders sent (each once, retries not counted).
+    pub sent: u64,
+    /// Orders answered with an order (created or replayed).
+    pub acknowledged: u64,
+    pub created: u64,
+    /// Acknowledged with the order an earlier attempt of the same key made.
+    pub replayed: u64,
+    /// Orders that ended in an error (any code, transport errors included).
+    pub errors: u64,
+    /// Open model: calls sent later than intended.
+    pub late: u64,
+    /// Attempts repeated after a timeout or transport error.
+    pub retries: u64,
+    /// Acknowledged orders the run confirmed / cancelled (applied).
+    pub confirmed: u64,
+    pub cancelled: u64,
+}
+
+/// Latencies in µs, from each order's intended send time to its answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Latencies {
+    pub overall: LatencySummary,
+    /// By outcome: `created`, `replayed`, each error code, `transport_error`.
+    pub by_outcome: BTreeMap<String, LatencySummary>,
+}
+
+/// A SKU's counters as read back after the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkuState {
+    pub sku: String,
+    pub total: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+}
+
+/// The JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub run_id: String,
+    /// The scenario as run (the admin token left out).
+    pub scenario: Scenario,
+    pub started_at_unix_ms: u64,
+    /// Seconds from the first order to the end of the load (the audit not
+    /// included).
+    pub measured_secs: f64,
+    /// Acknowledged orders per second over `measured_secs`.
+    pub throughput_per_sec: f64,
+    pub totals: Totals,
+    pub latency_us: Latencies,
+    /// Error label → orders that ended with it.
+    pub errors_by_code: BTreeMap<String, u64>,
+    pub timeline: Vec<Second>,
+    pub skus: Vec<SkuState>,
+    pub audit: AuditReport,
+}
+
+impl Report {
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report is plain data")
+    }
+
+    /// The final human summary.
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        let totals = &self.totals;
+        let _ = writeln!(
+            text,
+            "run {}: {:.1} s, {} sent, {} acknowledged ({} created, {} replayed), {} errors, {} late, {} retries",
+            self.run_id,
+            self.measured_secs,
+            totals.sent,
+            totals.acknowledged,
+            totals.created,
+            totals.replayed,
+            totals.errors,
+            totals.late,
+            totals.retries
+        );
+        let _ = writeln!(
+            text,
+            "throughput: {:.1} acknowledged orders/s",
+            self.throughput_per_sec
+        );
+        let _ = writeln!(
+            text,
+            "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "latency (µs)", "count", "p50", "p90", "p99", "p99.9", "max"
+        );
+        let rows = std::iter::once(("overall", &self.latency_us.overall)).chain(
+            self.latency_us
+                .by_outcome
+                .iter()
+                .map(|(label, summary)| (label.as_str(), summary)),
+        );
+        for (label, summary) in rows {
+            let _ = writeln!(
+                text,
+                "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                label,
+                summary.count,
+                summary.p50,
+                summary.p90,
+                summary.p99,
+                summary.p999,
+                summary.max
+            );
+        }
+        if self.errors_by_code.is_empty() {
+            let _ = writeln!(text, "errors: none");
+        } else {
+            let errors: Vec<String> = self
+                .errors_by_code
+                .iter()
+                .map(|(code, count)| format!("{code} {count}"))
+                .collect();
+            let _ = writeln!(text, "errors: {}", errors.join(", "));
+        }
+        if self.audit.passed {
+            let _ = writeln!(
+                text,
+                "audit: PASSED ({} orders, {} SKUs checked{})",
+                self.audit.orders_checked,
+                self.audit.skus_checked,
+                if self.audit.sole_writer {
+                    ", counters matched"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            let _ = writeln!(
+                text,
+                "audit: FAILED, {} violations {:?}",
+                self.audit.violation_count, self.audit.violations_by_kind
+            );
+            for violation in self.audit.violations.iter().take(20) {
+                let _ = writeln!(
+                    text,
+                    "  {:?} sku {} order {}: {}",
+                    violation.kind,
+                    violation.sku.as_deref().unwrap_or("-"),
+                    violation.order_id.as_deref().unwrap_or("-"),
+                    violation.detail
+                );
+            }
+        }
+        text
+    }
+}

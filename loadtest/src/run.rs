@@ -1,0 +1,334 @@
+//! `run`: a whole run. Connect the targets, create or read the SKUs, drive the
+//! load, let the planned confirms and cancels finish, read back every
+//! acknowledged order and every SKU, audit, and build the `Report`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flashgate_client::{
+    ClientError, HttpClient, HttpConfig, OrderGateway, QuicClient, QuicConfig, SkuSettings, Trust,
+};
+use flashgate_protocol::code;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::audit::{audit, ReadBack};
+use crate::error::LoadtestError;
+use crate::order_flow::{lock, Engine};
+use crate::progress::{self, ProgressMode};
+use crate::recorder::Recorder;
+use crate::report::{Latencies, Report, SkuState, Totals};
+use crate::scenario::{LoadModel, QuicTrust, Scenario};
+use crate::schedule;
+use crate::target::{Endpoint, Target, Transport};
+use crate::workload::{sku_names, Workload};
+
+/// Read-backs in flight at once during the audit.
+const READ_BACKS_IN_FLIGHT_MAX: usize = 32;
+/// Attempts per read-back (transport errors are retried).
+const READ_BACK_ATTEMPTS: u32 = 3;
+
+/// Connects to the scenario's targets (only those) and runs it.
+pub async fn run(scenario: &Scenario, progress: ProgressMode) -> Result<Report, LoadtestError> {
+    let endpoints = connect(scenario).await?;
+    run_with(scenario, endpoints, progress).await
+}
+
+/// The clients for the scenario's targets, in the order given: HTTP first.
+pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, LoadtestError> {
+    let mut endpoints = Vec::new();
+    if scenario.uses_http() {
+        for url in &scenario.http {
+            let mut config = HttpConfig::new(url.clone());
+            config.admin_token = scenario.admin_token.clone();
+            config.request_timeout = scenario.request_timeout();
+            let client = HttpClient::new(config)
+                .map_err(|error| LoadtestError::config("--http", error.to_string()))?;
+            endpoints.push(Endpoint {
+                gateway: Target::Http(client),
+                transport: Transport::Http,
+                address: url.clone(),
+                batch: 1,
+            });
+        }
+    }
+    if scenario.uses_quic() {
+        let trust = match scenario.quic_trust() {
+            Some(QuicTrust::Fingerprint(hex)) => {
+                Trust::Fingerprint(hex.parse().map_err(|error: ClientError| {
+                    LoadtestError::config("--fingerprint", error.to_string())
+                })?)
+            }
+            Some(QuicTrust::Certificate(path)) => {
+                Trust::Certificate(std::fs::read(&path).map_err(|error| {
+                    LoadtestError::config("--cert", format!("{}: {error}", path.display()))
+                })?)
+            }
+            Some(QuicTrust::InsecureAcceptAnyCertificate) => Trust::InsecureAcceptAnyCertificate,
+            None => {
+                return Err(LoadtestError::config(
+                    "--fingerprint/--cert/--insecure-accept-any-certificate",
+                    "QUIC targets need one of them",
+                ))
+            }
+        };
+        for address in &scenario.quic {
+            let addr = address.parse().map_err(|_| {
+                LoadtestError::config("--quic", format!("{address:?} is not IP:port"))
+            })?;
+            let mut config = QuicConfig::new(vec![addr], trust.clone());
+            config.admin_token = scenario.admin_token.clone();
+            config.request_timeout = scenario.request_timeout();
+            let client =
+                QuicClient::connect(config)
+                    .await
+                    .map_err(|source| LoadtestError::Connect {
+                        target: format!("quic {address}"),
+                        source,
+                    })?;
+            endpoints.push(Endpoint {
+                gateway: Target::Quic(client),
+                transport: Transport::Quic,
+                address: address.clone(),
+                batch: scenario.batch,
+            });
+        }
+    }
+    Ok(endpoints)
+}
+
+/// A random id for this run (SKU prefix, customers, idempotency keys).
+fn new_run_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Runs `scenario` against `endpoints` (real clients, or a fake gateway in
+/// tests). Returns once the audit is done; an audit that found violations is
+/// a report with `audit.passed == false`, not an error.
+pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
+    scenario: &Scenario,
+    endpoints: Vec<Endpoint<G>>,
+    progress_mode: ProgressMode,
+) -> Result<Report, LoadtestError> {
+    if endpoints.is_empty() {
+        return Err(LoadtestError::config(
+            "--transport",
+            "no target left to use",
+        ));
+    }
+    let run_id = new_run_id();
+    let prefix = scenario
+        .sku_prefix
+        .clone()
+        .unwrap_or_else(|| format!("lt-{run_id}"));
+    let names = sku_names(&prefix, scenario.skus);
+    let sole_writer = prepare_skus(scenario, &endpoints[0].gateway, &names).await?;
+
+    let started_at_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let start = Instant::now();
+    let engine = Arc::new(Engine::new(
+        endpoints,
+        Recorder::new(start),
+        scenario.retries,
+        scenario.payment_delay(),
+        start + scenario.duration(),
+        scenario.orders_max(),
+    ));
+    let (stop_progress, stopped) = watch::channel(false);
+    let progress_task = (progress_mode == ProgressMode::Auto)
+        .then(|| tokio::spawn(progress::show(Arc::clone(&engine), start, stopped)));
+
+    let seed = scenario.seed.unwrap_or_else(rand::random);
+    let names: Arc<[String]> = names.into();
+    let attempt_time = scenario.request_timeout() * (scenario.retries + 1);
+    match scenario.model {
+        LoadModel::Closed => {
+            let workloads = (0..scenario.buyers)
+                .map(|buyer| {
+                    Workload::new(
+                        scenario,
+                        &run_id,
+                        Arc::clone(&names),
+                        seed.wrapping_add(u64::from(buyer)),
+                    )
+                })
+                .collect();
+            schedule::closed(&engine, workloads, scenario.ramp_up()).await;
+        }
+        LoadModel::Open => {
+            let workload = Workload::new(scenario, &run_id, Arc::clone(&names), seed);
+            schedule::open(
+                &engine,
+                workload,
+                scenario.rate,
+                scenario.ramp_up(),
+                scenario.outstanding_max,
+                attempt_time + Duration::from_secs(1),
+            )
+            .await;
+        }
+    }
+    let measured = start.elapsed();
+
+    // Let the planned confirms and cancels finish, bounded.
+    let payments = std::mem::take(&mut *lock(&engine.payments));
+    drain(
+        payments,
+        scenario.payment_delay() + attempt_time + Duration::from_secs(1),
+    )
+    .await;
+    let _ = stop_progress.send(true);
+    if let Some(task) = progress_task {
+        let _ = task.await;
+    }
+
+    // Read back and audit.
+    let ledger = lock(&engine.ledger).clone();
+    let order_ids: Vec<String> = ledger.orders.keys().cloned().collect();
+    let orders = read_back_orders(&engine, order_ids).await;
+    let mut skus = BTreeMap::new();
+    for name in names.iter() {
+        let gateway = &engine.endpoints[0].gateway;
+        skus.insert(
+            name.clone(),
+            read_back(|| gateway.sku(name), code::UNKNOWN_SKU).await,
+        );
+    }
+    let audit = audit(&ledger, &orders, &skus, sole_writer);
+
+    let recorded = std::mem::replace(&mut *lock(&engine.recorder), Recorder::new(start)).finish();
+    let (confirmed, cancelled) = ledger.payments_done();
+    let measured_secs = measured.as_secs_f64();
+    let mut scenario = scenario.clone();
+    scenario.admin_token = None;
+    Ok(Report {
+        run_id,
+        scenario,
+        started_at_unix_ms,
+        measured_secs,
+        throughput_per_sec: recorded.counters.acknowledged as f64 / measured_secs.max(1e-6),
+        totals: Totals {
+            sent: recorded.counters.sent,
+            acknowledged: recorded.counters.acknowledged,
+            created: recorded.created,
+            replayed: recorded.replayed,
+            errors: recorded.counters.errors,
+            late: recorded.counters.late,
+            retries: recorded.counters.retries,
+            confirmed,
+            cancelled,
+        },
+        latency_us: Latencies {
+            overall: recorded.overall,
+            by_outcome: recorded.by_outcome,
+        },
+        errors_by_code: recorded.errors_by_code,
+        timeline: recorded.timeline,
+        skus: skus
+            .values()
+            .filter_map(|read| match read {
+                ReadBack::Found(sku) => Some(SkuState {
+                    sku: sku.sku.clone(),
+                    total: sku.total,
+                    available: sku.available,
+                    reserved: sku.reserved,
+                    sold: sku.sold,
+                }),
+                _ => None,
+            })
+            .collect(),
+        audit,
+    })
+}
+
+/// Creates the SKUs (`--create-skus`) or checks that they exist. Returns
+/// whether the run is their only writer: it created every one of them.
+async fn prepare_skus<G: OrderGateway>(
+    scenario: &Scenario,
+    gateway: &G,
+    names: &[String],
+) -> Result<bool, LoadtestError> {
+    let mut sole_writer = scenario.create_skus;
+    for name in names {
+        let result = if scenario.create_skus {
+            let settings = SkuSettings {
+                stock: Some(scenario.stock),
+                per_customer_limit: scenario.per_customer_limit,
+                max_quantity_per_order: (scenario.quantity > 1).then_some(scenario.quantity),
+                reservation_ttl_secs: scenario.reservation_ttl_secs,
+                ..SkuSettings::default()
+            };
+            gateway.put_sku(name, settings).await.map(|(_, created)| {
+                // An existing SKU may have orders this run does not know.
+                sole_writer &= created;
+            })
+        } else {
+            gateway.sku(name).await.map(|_| ())
+        };
+        result.map_err(|source| LoadtestError::Sku {
+            sku: name.clone(),
+            source,
+        })?;
+    }
+    Ok(sole_writer)
+}
+
+async fn drain(mut tasks: JoinSet<()>, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+}
+
+/// Reads a value back, retrying transport errors; `missing_code` is the
+/// server's "does not exist".
+async fn read_back<T, F, Fut>(mut call: F, missing_code: &str) -> ReadBack<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut last = String::new();
+    for _ in 0..READ_BACK_ATTEMPTS {
+        match call().await {
+            Ok(value) => return ReadBack::Found(value),
+            Err(error) if error.code() == Some(missing_code) => return ReadBack::Missing,
+            Err(error) if error.is_retryable() => last = error.to_string(),
+            Err(error) => return ReadBack::Failed(error.to_string()),
+        }
+    }
+    ReadBack::Failed(last)
+}
+
+async fn read_back_orders<G: OrderGateway + Send + Sync + 'static>(
+    engine: &Arc<Engine<G>>,
+    order_ids: Vec<String>,
+) -> HashMap<String, ReadBack<flashgate_client::Order>> {
+    let slots = Arc::new(Semaphore::new(READ_BACKS_IN_FLIGHT_MAX));
+    let mut tasks = JoinSet::new();
+    let mut results = HashMap::new();
+    for order_id in order_ids {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let engine = Arc::clone(engine);
+        tasks.spawn(async move {
+            let gateway = &engine.endpoints[engine.pick_endpoint()].gateway;
+            let read = read_back(|| gateway.order(&order_id), code::UNKNOWN_ORDER).await;
+            drop(permit);
+            (order_id, read)
+        });
+        while let Some(Ok((order_id, read))) = tasks.try_join_next() {
+            results.insert(order_id, read);
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((order_id, read)) = joined {
+            results.insert(order_id, read);
+        }
+    }
+    results
+}

@@ -1,0 +1,572 @@
+//! `Scenario`: everything a run does, from defaults, an optional TOML file
+//! and the command line (flags override the file), checked once so the rest of
+//! the crate can trust it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LoadtestError;
+
+/// Hard cap on a run's duration, whatever the flags say.
+pub const DURATION_SECS_MAX: f64 = 3600.0;
+/// Hard cap on the orders of one run (the ledger keeps each acknowledged one).
+pub const ORDERS_MAX: u64 = 2_000_000;
+/// Hard caps on the load's shape.
+pub const BUYERS_MAX: u32 = 10_000;
+pub const RATE_PER_SEC_MAX: f64 = 1_000_000.0;
+pub const OUTSTANDING_MAX_LIMIT: u32 = 65_536;
+pub const SKUS_MAX: u32 = 100_000;
+pub const CUSTOMERS_MAX: u32 = 10_000_000;
+pub const RETRIES_MAX: u32 = 10;
+pub const BATCH_MAX: u32 = 1_000;
+pub const TARGETS_MAX: usize = 16;
+pub const PAYMENT_DELAY_MS_MAX: u64 = 600_000;
+
+/// How the load is generated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    /// `buyers` concurrent buyers, each sending its next order when the last
+    /// one is answered.
+    Closed,
+    /// A constant arrival rate, whatever the server does.
+    Open,
+}
+
+/// Which of the given targets to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportChoice {
+    Http,
+    Quic,
+    Both,
+}
+
+/// How buyers pick a SKU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Popularity {
+    Uniform,
+    /// SKU `i` (1-based) is picked with weight `1 / i^zipf_exponent`.
+    Zipf,
+}
+
+/// A validated run description. Field names are the TOML keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// HTTP base URLs (`http://host:port`).
+    pub http: Vec<String>,
+    /// QUIC addresses (`host:port`, UDP).
+    pub quic: Vec<String>,
+    /// SHA-256 of the QUIC server certificate, 64 hex digits.
+    pub fingerprint: Option<String>,
+    /// PEM or DER certificate file the QUIC server must present.
+    pub cert: Option<PathBuf>,
+    pub insecure_accept_any_certificate: bool,
+    /// `None`: every given target.
+    pub transport: Option<TransportChoice>,
+    /// Orders per QUIC batch frame (`place_batch`); HTTP always sends one.
+    pub batch: u32,
+    pub model: LoadModel,
+    /// Closed model: concurrent buyers.
+    pub buyers: u32,
+    /// Open model: calls per second (a QUIC batch is one call).
+    pub rate: f64,
+    /// Open model: calls in flight at most; an arrival beyond it waits and is
+    /// counted late.
+    pub outstanding_max: u32,
+    pub duration_secs: f64,
+    /// Stop after this many orders (or at `duration_secs`, whichever first).
+    pub orders: Option<u64>,
+    pub ramp_up_secs: f64,
+    pub skus: u32,
+    /// Units per SKU when `create_skus`.
+    pub stock: u64,
+    pub per_customer_limit: Option<u64>,
+    pub reservation_ttl_secs: Option<u32>,
+    /// Units per order.
+    pub quantity: u32,
+    pub create_skus: bool,
+    pub admin_token: Option<String>,
+    /// SKU names are `<sku_prefix>-<i>`, `i` from 0; default a run-unique prefix.
+    pub sku_prefix: Option<String>,
+    pub customers: u32,
+    pub popularity: Popularity,
+    pub zipf_exponent: f64,
+    /// Share of acknowledged orders confirmed after `payment_delay_ms`.
+    pub confirm_ratio: f64,
+    /// Share of acknowledged orders cancelled after `payment_delay_ms`.
+    pub cancel_ratio: f64,
+    pub payment_delay_ms: u64,
+    /// Retries of an order after a timeout or transport error, under the same
+    /// idempotency key.
+    pub retries: u32,
+    pub request_timeout_ms: u64,
+    /// Seed of the workload's random choices; random when absent.
+    pub seed: Option<u64>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            http: Vec::new(),
+            quic: Vec::new(),
+            fingerprint: None,
+            cert: None,
+            insecure_accept_any_certificate: false,
+            transport: None,
+            batch: 1,
+            model: LoadModel::Closed,
+            buyers: 32,
+            rate: 1000.0,
+            outstanding_max: 1024,
+            duration_secs: 10.0,
+            orders: None,
+            ramp_up_secs: 0.0,
+            skus: 10,
+            stock: 1000,
+            per_customer_limit: None,
+            reservation_ttl_secs: None,
+            quantity: 1,
+            create_skus: false,
+            admin_token: None,
+            sku_prefix: None,
+            customers: 10_000,
+            popularity: Popularity::Uniform,
+            zipf_exponent: 1.0,
+            confirm_ratio: 0.0,
+            cancel_ratio: 0.0,
+            payment_delay_ms: 0,
+            retries: 3,
+            request_timeout_ms: 10_000,
+            seed: None,
+        }
+    }
+}
+
+/// The command line. Every flag is optional so that it overrides the TOML
+/// file only when given.
+#[derive(Clone, Debug, Default, Parser, Serialize)]
+#[command(
+    name = "flashgate-loadtest",
+    about = "Load-test a flashgate node over HTTP and QUIC, then audit every acknowledged order."
+)]
+pub struct Flags {
+    /// A scenario TOML file (keys as the flags, with `_`); flags override it.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub report_json: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub report_html: Option<PathBuf>,
+
+    /// An HTTP base URL to send orders to (repeatable).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<String>,
+    /// A QUIC address to send orders to (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quic: Vec<String>,
+    /// Pin the QUIC server certificate by its SHA-256 (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Trust this PEM/DER certificate for QUIC.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// INSECURE: accept any QUIC certificate (throwaway local tests only).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub insecure_accept_any_certificate: bool,
+    /// Which given targets to use (default: all of them).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportChoice>,
+    /// Orders per QUIC batch frame.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    /// Load model.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<LoadModel>,
+    /// Closed model: concurrent buyers.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyers: Option<u32>,
+    /// Open model: calls per second.
+    #[arg(long, value_name = "R")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Open model: calls in flight at most.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outstanding_max: Option<u32>,
+    /// Run for this many seconds at most.
+    #[arg(long = "duration", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    /// Stop after this many orders.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<u64>,
+    /// Ramp the load up linearly over this many seconds.
+    #[arg(long = "ramp-up", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_up_secs: Option<f64>,
+    /// Number of SKUs.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skus: Option<u32>,
+    /// Units per SKU (with --create-skus).
+    #[arg(long, value_name = "UNITS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stock: Option<u64>,
+    /// Units one customer may hold per SKU (with --create-skus).
+    #[arg(long, value_name = "UNITS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_customer_limit: Option<u64>,
+    /// Reservation TTL of created SKUs.
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_ttl_secs: Option<u32>,
+    /// Units per order.
+    #[arg(long, value_name = "UNITS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    /// Create the SKUs through the admin API (needs --admin-token).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub create_skus: bool,
+    /// The admin token, for --create-skus.
+    #[arg(long, value_name = "TOKEN", env = "FLASHGATE_ADMIN_TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// SKU names are <PREFIX>-<i>.
+    #[arg(long, value_name = "PREFIX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku_prefix: Option<String>,
+    /// Number of distinct customers.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customers: Option<u32>,
+    /// How buyers pick SKUs.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<Popularity>,
+    /// Zipf exponent (with --popularity zipf).
+    #[arg(long, value_name = "S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zipf_exponent: Option<f64>,
+    /// Share of acknowledged orders to confirm (0..=1).
+    #[arg(long, value_name = "RATIO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_ratio: Option<f64>,
+    /// Share of acknowledged orders to cancel (0..=1).
+    #[arg(long, value_name = "RATIO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_ratio: Option<f64>,
+    /// Confirm/cancel this long after the reservation.
+    #[arg(long = "payment-delay", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_delay_ms: Option<u64>,
+    /// Retries after a timeout or transport error (same idempotency key).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Per-request timeout.
+    #[arg(long = "request-timeout", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// Seed for the workload's random choices.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// How the QUIC server's certificate is trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuicTrust {
+    Fingerprint(String),
+    Certificate(PathBuf),
+    InsecureAcceptAnyCertificate,
+}
+
+impl Scenario {
+    /// Defaults, then the `--config` file, then the flags; validated.
+    pub fn load(flags: &Flags) -> Result<Scenario, LoadtestError> {
+        let mut figment = Figment::from(Serialized::defaults(Scenario::default()));
+        if let Some(path) = &flags.config {
+            if !path.is_file() {
+                return Err(LoadtestError::config(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let scenario: Scenario = figment
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|error| LoadtestError::config("--config", error.to_string()))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Checks every field; the error names the flag to fix.
+    pub fn validate(&self) -> Result<(), LoadtestError> {
+        let bad = |flag: &str, message: String| Err(LoadtestError::config(flag, message));
+        if self.http.is_empty() && self.quic.is_empty() {
+            return bad("--http/--quic", "give at least one target".into());
+        }
+        if self.http.len() > TARGETS_MAX || self.quic.len() > TARGETS_MAX {
+            return bad("--http/--quic", format!("at most {TARGETS_MAX} of each"));
+        }
+        for address in &self.quic {
+            if address.parse::<SocketAddr>().is_err() {
+                return bad("--quic", format!("{address:?} is not an IP:port address"));
+            }
+        }
+        match self.transport {
+            Some(TransportChoice::Http) if self.http.is_empty() => {
+                return bad("--transport", "http needs at least one --http URL".into())
+            }
+            Some(TransportChoice::Quic) if self.quic.is_empty() => {
+                return bad(
+                    "--transport",
+                    "quic needs at least one --quic address".into(),
+                )
+            }
+            Some(TransportChoice::Both) if self.http.is_empty() || self.quic.is_empty() => {
+                return bad("--transport", "both needs --http and --quic targets".into())
+            }
+            _ => {}
+        }
+        let trusts = usize::from(self.fingerprint.is_some())
+            + usize::from(self.cert.is_some())
+            + usize::from(self.insecure_accept_any_certificate);
+        if self.uses_quic() && trusts != 1 {
+            return bad(
+                "--fingerprint/--cert/--insecure-accept-any-certificate",
+                "QUIC targets need exactly one of them".into(),
+            );
+        }
+        if !(1..=BATCH_MAX).contains(&self.batch) {
+            return bad("--batch", format!("must be 1 to {BATCH_MAX}"));
+        }
+        if !(1..=BUYERS_MAX).contains(&self.buyers) {
+            return bad("--buyers", format!("must be 1 to {BUYERS_MAX}"));
+        }
+        if !(self.rate > 0.0 && self.rate <= RATE_PER_SEC_MAX) {
+            return bad(
+                "--rate",
+                format!("must be > 0 and at most {RATE_PER_SEC_MAX}"),
+            );
+        }
+        if !(1..=OUTSTANDING_MAX_LIMIT).contains(&self.outstanding_max) {
+            return bad(
+                "--outstanding-max",
+                format!("must be 1 to {OUTSTANDING_MAX_LIMIT}"),
+            );
+        }
+        if !(self.duration_secs > 0.0 && self.duration_secs <= DURATION_SECS_MAX) {
+            return bad(
+                "--duration",
+                format!("must be > 0 and at most {DURATION_SECS_MAX} seconds"),
+            );
+        }
+        if let Some(orders) = self.orders {
+            if !(1..=ORDERS_MAX).contains(&orders) {
+                return bad("--orders", format!("must be 1 to {ORDERS_MAX}"));
+            }
+        }
+        if !(self.ramp_up_secs >= 0.0 && self.ramp_up_secs <= self.duration_secs) {
+            return bad(
+                "--ramp-up",
+                "must be between 0 and --duration seconds".into(),
+            );
+        }
+        if !(1..=SKUS_MAX).contains(&self.skus) {
+            return bad("--skus", format!("must be 1 to {SKUS_MAX}"));
+        }
+        if self.stock == 0 {
+            return bad("--stock", "must be at least 1".into());
+        }
+        if self.quantity == 0 {
+            return bad("--quantity", "must be at least 1".into());
+        }
+        if !(1..=CUSTOMERS_MAX).contains(&self.customers) {
+            return bad("--customers", format!("must be 1 to {CUSTOMERS_MAX}"));
+        }
+        if self.create_skus && self.admin_token.is_none() {
+            return bad(
+                "--admin-token",
+                "--create-skus needs the admin token".into(),
+            );
+        }
+        if !self.create_skus && self.sku_prefix.is_none() {
+            return bad(
+                "--sku-prefix",
+                "name the existing SKUs' prefix, or pass --create-skus".into(),
+            );
+        }
+        if let Some(prefix) = &self.sku_prefix {
+            if prefix.is_empty() || prefix.len() > 64 {
+                return bad("--sku-prefix", "must be 1 to 64 characters".into());
+            }
+        }
+        if !(self.zipf_exponent > 0.0 && self.zipf_exponent <= 10.0) {
+            return bad("--zipf-exponent", "must be > 0 and at most 10".into());
+        }
+        for (flag, ratio) in [
+            ("--confirm-ratio", self.confirm_ratio),
+            ("--cancel-ratio", self.cancel_ratio),
+        ] {
+            if !(0.0..=1.0).contains(&ratio) {
+                return bad(flag, "must be between 0 and 1".into());
+            }
+        }
+        if self.confirm_ratio + self.cancel_ratio > 1.0 {
+            return bad(
+                "--confirm-ratio/--cancel-ratio",
+                "their sum must be at most 1".into(),
+            );
+        }
+        if self.payment_delay_ms > PAYMENT_DELAY_MS_MAX {
+            return bad(
+                "--payment-delay",
+                format!("at most {PAYMENT_DELAY_MS_MAX} ms"),
+            );
+        }
+        if self.retries > RETRIES_MAX {
+            return bad("--retries", format!("at most {RETRIES_MAX}"));
+        }
+        if !(1..=600_000).contains(&self.request_timeout_ms) {
+            return bad("--request-timeout", "must be 1 to 600000 ms".into());
+        }
+        Ok(())
+    }
+
+    /// Whether QUIC targets take part in the run.
+    pub fn uses_quic(&self) -> bool {
+        !self.quic.is_empty() && self.transport != Some(TransportChoice::Http)
+    }
+
+    /// Whether HTTP targets take part in the run.
+    pub fn uses_http(&self) -> bool {
+        !self.http.is_empty() && self.transport != Some(TransportChoice::Quic)
+    }
+
+    /// The QUIC trust, if QUIC is used (validated to be exactly one).
+    pub fn quic_trust(&self) -> Option<QuicTrust> {
+        if let Some(hex) = &self.fingerprint {
+            return Some(QuicTrust::Fingerprint(hex.clone()));
+        }
+        if let Some(path) = &self.cert {
+            return Some(QuicTrust::Certificate(path.clone()));
+        }
+        self.insecure_accept_any_certificate
+            .then_some(QuicTrust::InsecureAcceptAnyCertificate)
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration_secs)
+    }
+
+    pub fn ramp_up(&self) -> Duration {
+        Duration::from_secs_f64(self.ramp_up_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn payment_delay(&self) -> Duration {
+        Duration::from_millis(self.payment_delay_ms)
+    }
+
+    /// The order cap: `--orders` or the hard cap.
+    pub fn orders_max(&self) -> u64 {
+        self.orders.unwrap_or(ORDERS_MAX).min(ORDERS_MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> Flags {
+        Flags {
+            http: vec!["http://127.0.0.1:8080".into()],
+            sku_prefix: Some("shoe".into()),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scenario.toml");
+        std::fs::write(
+            &path,
+            "buyers = 7\nskus = 3\nmodel = \"open\"\nrate = 50.0\n",
+        )
+        .unwrap();
+        let mut flags = flags();
+        flags.config = Some(path);
+        flags.skus = Some(5);
+        let scenario = Scenario::load(&flags).unwrap();
+        assert_eq!(scenario.buyers, 7);
+        assert_eq!(scenario.skus, 5);
+        assert_eq!(scenario.model, LoadModel::Open);
+        assert_eq!(scenario.rate, 50.0);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let mut bad = flags();
+        bad.quic = vec!["127.0.0.1:4433".into()];
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("--fingerprint"), "{error}");
+
+        let mut bad = flags();
+        bad.confirm_ratio = Some(0.8);
+        bad.cancel_ratio = Some(0.5);
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("--confirm-ratio"), "{error}");
+
+        let mut bad = flags();
+        bad.duration_secs = Some(DURATION_SECS_MAX + 1.0);
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("--duration"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scenario.toml");
+        std::fs::write(&path, "byers = 7\n").unwrap();
+        let mut flags = flags();
+        flags.config = Some(path);
+        let error = Scenario::load(&flags).unwrap_err().to_string();
+        assert!(error.contains("byers"), "{error}");
+    }
+}

@@ -1,0 +1,152 @@
+//! The two load models. Closed: `buyers` tasks, each sending its next call
+//! when the last is answered. Open: calls arrive at a constant rate whatever
+//! the server does; each call's latency counts from its intended send time (as
+//! wrk2 does), calls sent later than intended are counted `late`, and at most
+//! `outstanding_max` calls are in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flashgate_client::OrderGateway;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::order_flow::{lock, Engine};
+use crate::workload::Workload;
+
+/// A call sent more than this after its intended time counts as late.
+pub const LATE_AFTER: Duration = Duration::from_millis(5);
+
+/// The intended send time of arrival `index` (0-based) after the start, for
+/// `rate` calls per second reached by a linear ramp over `ramp_up`: during the
+/// ramp the rate grows as `rate * t / ramp_up`, so arrival `k` is at
+/// `sqrt(2 * ramp_up * k / rate)`; after it, at a constant interval.
+pub fn intended_offset(index: u64, rate: f64, ramp_up: Duration) -> Duration {
+    let ramp_secs = ramp_up.as_secs_f64();
+    let k = index as f64;
+    let ramp_arrivals = rate * ramp_secs / 2.0;
+    let seconds = if k < ramp_arrivals {
+        (2.0 * ramp_secs * k / rate).sqrt()
+    } else {
+        ramp_secs + (k - ramp_arrivals) / rate
+    };
+    Duration::from_secs_f64(seconds.max(0.0))
+}
+
+/// The closed model: `buyers` tasks started evenly over `ramp_up`. Returns
+/// when every buyer has stopped (at the deadline or the order cap).
+pub async fn closed<G: OrderGateway + Send + Sync + 'static>(
+    engine: &Arc<Engine<G>>,
+    mut workloads: Vec<Workload>,
+    ramp_up: Duration,
+) {
+    let start = Instant::now();
+    let buyers = workloads.len().max(1) as u32;
+    let mut tasks = JoinSet::new();
+    for (index, mut workload) in workloads.drain(..).enumerate() {
+        let engine = Arc::clone(engine);
+        let begin = start + ramp_up.mul_f64(index as f64 / f64::from(buyers));
+        tasks.spawn(async move {
+            tokio::time::sleep_until(begin.into()).await;
+            while !engine.stopped() {
+                let endpoint = engine.pick_endpoint();
+                let wanted = u64::from(engine.endpoints[endpoint].batch);
+                let (first, granted) = engine.claim_orders(wanted);
+                if granted == 0 {
+                    break;
+                }
+                let orders = (first..first + granted)
+                    .map(|seq| workload.next(seq))
+                    .collect();
+                engine.place_call(endpoint, orders, Instant::now()).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The open model: `rate` calls per second (ramped over `ramp_up`) until the
+/// deadline or the order cap, at most `outstanding_max` in flight. Returns
+/// when the last call is answered or `drain_timeout` after the load stopped
+/// (calls still open then are abandoned and not recorded).
+pub async fn open<G: OrderGateway + Send + Sync + 'static>(
+    engine: &Arc<Engine<G>>,
+    mut workload: Workload,
+    rate: f64,
+    ramp_up: Duration,
+    outstanding_max: u32,
+    drain_timeout: Duration,
+) {
+    let start = Instant::now();
+    let outstanding = Arc::new(Semaphore::new(outstanding_max as usize));
+    let mut calls = JoinSet::new();
+    for index in 0.. {
+        let intended = start + intended_offset(index, rate, ramp_up);
+        if intended >= engine.deadline {
+            break;
+        }
+        tokio::time::sleep_until(intended.into()).await;
+        let wait = engine.deadline.saturating_duration_since(Instant::now());
+        let permit =
+            match tokio::time::timeout(wait, Arc::clone(&outstanding).acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                // The deadline passed while every slot was busy, or the semaphore closed.
+                _ => break,
+            };
+        if intended.elapsed() > LATE_AFTER {
+            lock(&engine.recorder).late(1);
+        }
+        let endpoint = engine.pick_endpoint();
+        let (first, granted) = engine.claim_orders(u64::from(engine.endpoints[endpoint].batch));
+        if granted == 0 {
+            break;
+        }
+        let orders = (first..first + granted)
+            .map(|seq| workload.next(seq))
+            .collect();
+        let engine = Arc::clone(engine);
+        calls.spawn(async move {
+            engine.place_call(endpoint, orders, intended).await;
+            drop(permit);
+        });
+        // Reap finished calls so the set stays as small as the outstanding bound.
+        while calls.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(drain_timeout, async {
+        while calls.join_next().await.is_some() {}
+    })
+    .await;
+    calls.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_are_evenly_spaced_without_ramp() {
+        let rate = 100.0;
+        assert_eq!(intended_offset(0, rate, Duration::ZERO), Duration::ZERO);
+        let tenth = intended_offset(10, rate, Duration::ZERO);
+        assert!((tenth.as_secs_f64() - 0.1).abs() < 1e-9, "{tenth:?}");
+    }
+
+    #[test]
+    fn a_ramp_starts_slow_and_joins_the_full_rate() {
+        let rate = 100.0;
+        let ramp = Duration::from_secs(2);
+        // 100 arrivals during a 2 s ramp to 100/s, then one every 10 ms.
+        let end_of_ramp = intended_offset(100, rate, ramp).as_secs_f64();
+        assert!((end_of_ramp - 2.0).abs() < 1e-9, "{end_of_ramp}");
+        let first_gap = intended_offset(1, rate, ramp).as_secs_f64();
+        assert!(first_gap > 0.01, "{first_gap}");
+        let later_gap = intended_offset(111, rate, ramp).as_secs_f64()
+            - intended_offset(110, rate, ramp).as_secs_f64();
+        assert!((later_gap - 0.01).abs() < 1e-9, "{later_gap}");
+        // Monotonic.
+        let offsets: Vec<f64> = (0..300)
+            .map(|index| intended_offset(index, rate, ramp).as_secs_f64())
+            .collect();
+        assert!(offsets.windows(2).all(|pair| pair[0] <= pair[1]));
+    }
+}

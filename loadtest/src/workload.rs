@@ -1,0 +1,131 @@
+//! What the next order is: which SKU (uniform or Zipf popularity), which
+//! customer, which idempotency key, and what happens after payment. Pure:
+//! the random source is passed in.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+
+use crate::scenario::{Popularity, Scenario};
+
+/// What the run does to an acknowledged order after the payment delay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterPayment {
+    Nothing,
+    Confirm,
+    Cancel,
+}
+
+/// One order to place, before it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedOrder {
+    pub sku: String,
+    pub quantity: u32,
+    pub customer_id: String,
+    pub idempotency_key: String,
+    pub after_payment: AfterPayment,
+}
+
+/// Draws orders. One per task (it is not shared), seeded from the run's seed
+/// and the task's index so a seeded run is repeatable per task.
+pub struct Workload {
+    rng: StdRng,
+    run_id: String,
+    sku_names: std::sync::Arc<[String]>,
+    zipf: Option<Zipf<f64>>,
+    customers: u32,
+    quantity: u32,
+    confirm_ratio: f64,
+    cancel_ratio: f64,
+}
+
+impl Workload {
+    /// `sku_names` are the run's SKUs, most popular first under Zipf.
+    pub fn new(
+        scenario: &Scenario,
+        run_id: &str,
+        sku_names: std::sync::Arc<[String]>,
+        seed: u64,
+    ) -> Workload {
+        assert!(!sku_names.is_empty(), "a workload needs SKUs");
+        let zipf = match scenario.popularity {
+            Popularity::Uniform => None,
+            // Validated: at least one SKU and a positive exponent.
+            Popularity::Zipf => Zipf::new(sku_names.len() as f64, scenario.zipf_exponent).ok(),
+        };
+        Workload {
+            rng: StdRng::seed_from_u64(seed),
+            run_id: run_id.to_owned(),
+            sku_names,
+            zipf,
+            customers: scenario.customers.max(1),
+            quantity: scenario.quantity,
+            confirm_ratio: scenario.confirm_ratio,
+            cancel_ratio: scenario.cancel_ratio,
+        }
+    }
+
+    /// The order with sequence number `sequence` (unique in the run, so its
+    /// idempotency key is unique too).
+    pub fn next(&mut self, sequence: u64) -> PlannedOrder {
+        let sku_index = match &self.zipf {
+            // Zipf samples 1..=n as a float.
+            Some(zipf) => (zipf.sample(&mut self.rng) as usize).saturating_sub(1),
+            None => self.rng.random_range(0..self.sku_names.len()),
+        }
+        .min(self.sku_names.len() - 1);
+        let customer = self.rng.random_range(0..self.customers);
+        let draw: f64 = self.rng.random();
+        let after_payment = if draw < self.confirm_ratio {
+            AfterPayment::Confirm
+        } else if draw < self.confirm_ratio + self.cancel_ratio {
+            AfterPayment::Cancel
+        } else {
+            AfterPayment::Nothing
+        };
+        PlannedOrder {
+            sku: self.sku_names[sku_index].clone(),
+            quantity: self.quantity,
+            customer_id: format!("{}-c{customer}", self.run_id),
+            idempotency_key: format!("{}-k{sequence}", self.run_id),
+            after_payment,
+        }
+    }
+}
+
+/// The SKU names of a run: `<prefix>-<i>`.
+pub fn sku_names(prefix: &str, count: u32) -> Vec<String> {
+    (0..count)
+        .map(|index| format!("{prefix}-{index}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_prefers_the_first_sku_and_keys_are_unique() {
+        let scenario = Scenario {
+            popularity: Popularity::Zipf,
+            zipf_exponent: 1.5,
+            confirm_ratio: 0.5,
+            ..Scenario::default()
+        };
+        let names: std::sync::Arc<[String]> = sku_names("s", 10).into();
+        let mut workload = Workload::new(&scenario, "run", names, 7);
+        let orders: Vec<PlannedOrder> = (0..2000).map(|sequence| workload.next(sequence)).collect();
+        let first = orders.iter().filter(|order| order.sku == "s-0").count();
+        let last = orders.iter().filter(|order| order.sku == "s-9").count();
+        assert!(first > last, "s-0 {first} times, s-9 {last} times");
+        let keys: std::collections::HashSet<_> =
+            orders.iter().map(|order| &order.idempotency_key).collect();
+        assert_eq!(keys.len(), orders.len());
+        assert!(orders
+            .iter()
+            .any(|order| order.after_payment == AfterPayment::Confirm));
+        assert!(orders
+            .iter()
+            .all(|order| order.after_payment != AfterPayment::Cancel));
+    }
+}

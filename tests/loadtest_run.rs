@@ -1,0 +1,93 @@
+//! A short load-test run against the real `flashgate` binary, over HTTP and
+//! QUIC at once, with confirms and cancels: the JSON report's totals must
+//! agree with the SKU counters the server reports, the audit must pass, and
+//! the HTML report must carry its charts. This is what proves the load tester
+//! measures the server it claims to measure.
+
+mod common;
+
+use common::{Launch, ADMIN_TOKEN};
+use flashgate_loadtest::progress::ProgressMode;
+use flashgate_loadtest::scenario::{LoadModel, Scenario};
+use flashgate_loadtest::{html, run};
+
+#[test]
+fn a_short_run_over_both_transports_agrees_with_the_server() {
+    let server = Launch::new().start();
+    let quic = server.quic().expect("the test server listens for QUIC");
+    let scenario = Scenario {
+        http: vec![server.base_url().to_owned()],
+        quic: vec![quic.addr.to_string()],
+        fingerprint: Some(quic.sha256.clone()),
+        batch: 4,
+        model: LoadModel::Closed,
+        buyers: 8,
+        duration_secs: 2.0,
+        orders: Some(600),
+        skus: 4,
+        // Less stock than orders, so some orders sell out.
+        stock: 100,
+        create_skus: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        customers: 50,
+        confirm_ratio: 0.3,
+        cancel_ratio: 0.2,
+        payment_delay_ms: 50,
+        request_timeout_ms: 10_000,
+        seed: Some(42),
+        ..Scenario::default()
+    };
+    scenario.validate().expect("a valid scenario");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let report = runtime
+        .block_on(run(&scenario, ProgressMode::Off))
+        .expect("the run completes");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&report.to_json()).expect("the report is JSON");
+    assert_eq!(json["audit"]["passed"], true, "{}", report.summary());
+    assert!(json["audit"]["violations"].as_array().unwrap().is_empty());
+    assert!(json["throughput_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(json["latency_us"]["overall"]["p99"].as_u64().is_some());
+    assert!(json["latency_us"]["overall"]["p50"].as_u64().is_some());
+    assert!(json["errors_by_code"].is_object());
+    let sent = json["totals"]["sent"].as_u64().unwrap();
+    let acknowledged = json["totals"]["acknowledged"].as_u64().unwrap();
+    let cancelled = json["totals"]["cancelled"].as_u64().unwrap();
+    let errors = json["totals"]["errors"].as_u64().unwrap();
+    assert!(acknowledged > 0, "{}", report.summary());
+    assert_eq!(
+        sent,
+        acknowledged + errors,
+        "every sent order has an outcome"
+    );
+
+    // The server's own counters, read over HTTP: every acknowledged order
+    // (one unit each) is reserved or sold unless the run cancelled it.
+    let skus = json["skus"].as_array().unwrap();
+    assert_eq!(skus.len(), 4);
+    let mut held = 0;
+    for sku in skus {
+        let name = sku["sku"].as_str().unwrap();
+        let counters = server.client().sku(name);
+        held += counters["reserved"].as_u64().unwrap() + counters["sold"].as_u64().unwrap();
+        assert!(counters["reserved"].as_u64().unwrap() + counters["sold"].as_u64().unwrap() <= 100);
+    }
+    assert_eq!(held, acknowledged - cancelled, "{}", report.summary());
+
+    let page = html::render(&report);
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(
+        page.matches("<svg").count() >= 4,
+        "the four charts are inline"
+    );
+    assert!(
+        !page.contains("http://") || !page.contains("<script src"),
+        "no network"
+    );
+    assert!(page.contains("PASSED"));
+}
