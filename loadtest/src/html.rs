@@ -23,11 +23,18 @@ fn escape(text: &str) -> String {
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// A line chart as an SVG string; an empty chart when there is no data.
-fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_>]) -> String {
+/// `x_names`, when given, names the integer x positions 0, 1, 2, ...
+fn line_chart(
+    title: &str,
+    x_label: &str,
+    x_names: Option<&[&str]>,
+    y_label: &str,
+    series: &[Series<'_>],
+) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let _ = draw_lines(&root, title, x_label, y_label, series);
+        let _ = draw_lines(&root, title, x_label, x_names, y_label, series);
         let _ = root.present();
     }
     svg
@@ -37,6 +44,7 @@ fn draw_lines(
     root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     title: &str,
     x_label: &str,
+    x_names: Option<&[&str]>,
     y_label: &str,
     series: &[Series<'_>],
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -50,11 +58,19 @@ fn draw_lines(
         .x_label_area_size(35)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
+    let name_of = |x: &f64| match x_names {
+        Some(names) if x.fract() == 0.0 => names.get(*x as usize).copied().unwrap_or("").to_owned(),
+        Some(_) => String::new(),
+        None => format!("{x}"),
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_label)
         .y_desc(y_label)
-        .draw()?;
+        .x_label_formatter(&name_of);
+    if let Some(names) = x_names {
+        mesh.x_labels(names.len());
+    }
+    mesh.draw()?;
     for (name, color, points) in series {
         let color = *color;
         chart
@@ -137,6 +153,7 @@ pub fn render(report: &Report) -> String {
     let throughput = line_chart(
         "Throughput",
         "second",
+        None,
         "orders per second",
         &[
             ("acknowledged", BLUE, seconds(|s| s.acknowledged)),
@@ -147,6 +164,7 @@ pub fn render(report: &Report) -> String {
     let latency = line_chart(
         "Latency over time",
         "second",
+        None,
         "µs",
         &[
             ("p50", BLUE, seconds(|s| s.latency_us_p50)),
@@ -172,8 +190,9 @@ pub fn render(report: &Report) -> String {
         })
         .collect();
     let percentiles = line_chart(
-        "Latency percentiles per outcome (0 p50, 1 p90, 2 p99, 3 p99.9, 4 max)",
+        "Latency percentiles per outcome",
         "percentile",
+        Some(&["p50", "p90", "p99", "p99.9", "max"]),
         "µs",
         &outcomes,
     );
