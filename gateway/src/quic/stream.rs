@@ -283,6 +283,23 @@ async fn read_up_to(recv: &mut RecvStream, buffer: &mut [u8]) -> Result<usize, R
     }
 }
 
+/// Answers a request about one order: parses its id, runs `call`, and answers
+/// with the order or the refusal.
+async fn on_order<F, Fut>(request_id: u64, raw_id: &str, call: F) -> Response
+where
+    F: FnOnce(flashgate_actors::domain::OrderId) -> Fut,
+    Fut: std::future::Future<Output = Result<Order, flashgate_actors::NodeError>>,
+{
+    let result = match convert::order_id(raw_id) {
+        Ok(id) => call(id).await.map_err(RequestError::from),
+        Err(error) => Err(error),
+    };
+    single(
+        request_id,
+        result.map(|order| order_response(request_id, &order, false)),
+    )
+}
+
 /// Runs one request against the node and returns its answer; counts its outcome.
 async fn answer(shared: &Shared, request: Request) -> Response {
     let started = Instant::now();
@@ -303,36 +320,15 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         Request::GetOrder {
             request_id,
             order_id,
-        } => {
-            let result: Result<_, RequestError> =
-                async { Ok(node.order(convert::order_id(&order_id)?).await?) }.await;
-            single(
-                request_id,
-                result.map(|order| order_response(request_id, &order, false)),
-            )
-        }
+        } => on_order(request_id, &order_id, |id| node.order(id)).await,
         Request::Confirm {
             request_id,
             order_id,
-        } => {
-            let result: Result<_, RequestError> =
-                async { Ok(node.confirm(convert::order_id(&order_id)?).await?) }.await;
-            single(
-                request_id,
-                result.map(|order| order_response(request_id, &order, false)),
-            )
-        }
+        } => on_order(request_id, &order_id, |id| node.confirm(id)).await,
         Request::Cancel {
             request_id,
             order_id,
-        } => {
-            let result: Result<_, RequestError> =
-                async { Ok(node.cancel(convert::order_id(&order_id)?).await?) }.await;
-            single(
-                request_id,
-                result.map(|order| order_response(request_id, &order, false)),
-            )
-        }
+        } => on_order(request_id, &order_id, |id| node.cancel(id)).await,
         Request::GetSku { request_id, sku } => {
             let result: Result<_, RequestError> =
                 async { Ok(node.sku(convert::sku_id(&sku)?).await?) }.await;
