@@ -176,10 +176,16 @@ impl Recorder {
             .unwrap_or(u64::MAX)
             .clamp(1, LATENCY_US_MAX);
         self.overall.saturating_record(micros);
-        self.by_outcome
-            .entry(label.to_owned())
-            .or_insert_with(|| histogram(SIGNIFICANT_DIGITS))
-            .saturating_record(micros);
+        // Looked up by `&str` first: allocating the label for every order is
+        // measurable at a hundred thousand orders a second.
+        match self.by_outcome.get_mut(label) {
+            Some(outcome) => outcome.saturating_record(micros),
+            None => {
+                let mut outcome = histogram(SIGNIFICANT_DIGITS);
+                outcome.saturating_record(micros);
+                self.by_outcome.insert(label.to_owned(), outcome);
+            }
+        }
         let acknowledged = label == CREATED || label == REPLAYED;
         match label {
             CREATED => self.created += 1,
@@ -189,7 +195,12 @@ impl Recorder {
                 if code == flashgate_protocol::code::SOLD_OUT {
                     self.counters.sold_out += 1;
                 }
-                *self.errors_by_code.entry(code.to_owned()).or_default() += 1;
+                match self.errors_by_code.get_mut(code) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.errors_by_code.insert(code.to_owned(), 1);
+                    }
+                }
             }
         }
         if acknowledged {

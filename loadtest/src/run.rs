@@ -80,6 +80,12 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
             let mut config = QuicConfig::new(vec![addr], trust.clone());
             config.admin_token = scenario.admin_token.clone();
             config.request_timeout = scenario.request_timeout();
+            // The client's own limits must not be tighter than the scenario's
+            // concurrency: requests waiting inside the client would count as
+            // server latency and cap the load below what was asked for.
+            let (calls, streams) = quic_concurrency(scenario);
+            config.requests_in_flight_max = calls;
+            config.stream_count = streams;
             let client =
                 QuicClient::connect(config)
                     .await
@@ -96,6 +102,20 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
         }
     }
     Ok(endpoints)
+}
+
+/// Orders in flight and streams a QUIC client needs to carry the scenario's
+/// concurrency: every buyer's (or every outstanding call's) batch at once.
+fn quic_concurrency(scenario: &Scenario) -> (usize, usize) {
+    let calls = match scenario.model {
+        LoadModel::Closed => scenario.buyers,
+        LoadModel::Open => scenario.outstanding_max,
+    } as usize;
+    let orders = calls.saturating_mul(scenario.batch as usize);
+    (
+        orders.clamp(1, flashgate_client::quic::REQUESTS_IN_FLIGHT_MAX_LIMIT),
+        calls.clamp(1, 16).min(flashgate_client::quic::STREAMS_MAX),
+    )
 }
 
 /// A random id for this run (SKU prefix, customers, idempotency keys).
@@ -331,4 +351,25 @@ async fn read_back_orders<G: OrderGateway + Send + Sync + 'static>(
         }
     }
     results
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::*;
+
+    #[test]
+    fn the_quic_client_carries_every_buyers_batch_at_once() {
+        let mut scenario = Scenario {
+            buyers: 64,
+            batch: 64,
+            ..Scenario::default()
+        };
+        assert_eq!(quic_concurrency(&scenario), (4096, 16));
+        scenario.buyers = 2;
+        scenario.batch = 1;
+        assert_eq!(quic_concurrency(&scenario), (2, 2));
+        scenario.model = LoadModel::Open;
+        scenario.outstanding_max = 1024;
+        assert_eq!(quic_concurrency(&scenario), (1024, 16));
+    }
 }
