@@ -124,17 +124,47 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                 }
             }
         };
-        for (order, result) in orders.into_iter().zip(results) {
-            match result {
-                Ok(placed) => self.acknowledged(endpoint, &order, placed, intended),
-                Err(error) if is_unanswered(&error) && attempt < self.retries => {
-                    lock(&self.recorder).retried();
-                    let applied = maybe_applied || may_have_been_applied(&error);
-                    self.place_one(endpoint, order, intended, attempt + 1, applied)
-                        .await;
+        // One batch, one answer: record all of it under one lock of each, not
+        // two locks per order.
+        let elapsed = intended.elapsed();
+        let mut retries = Vec::new();
+        let mut payments = Vec::new();
+        {
+            let mut recorder = lock(&self.recorder);
+            let mut ledger = lock(&self.ledger);
+            for (order, result) in orders.into_iter().zip(results) {
+                match result {
+                    Ok(placed) => {
+                        let label = if placed.created { CREATED } else { REPLAYED };
+                        recorder.finished(label, elapsed);
+                        ledger.acknowledged(
+                            &placed.order,
+                            &order.idempotency_key,
+                            order.after_payment,
+                        );
+                        if order.after_payment != AfterPayment::Nothing {
+                            payments.push((placed.order.order_id, order.after_payment));
+                        }
+                    }
+                    Err(error) if is_unanswered(&error) && attempt < self.retries => {
+                        recorder.retried();
+                        retries.push((order, maybe_applied || may_have_been_applied(&error)));
+                    }
+                    Err(error) => {
+                        recorder.finished(&error_label(&error), elapsed);
+                        if maybe_applied {
+                            ledger.unknown(&order.sku, order.quantity);
+                        }
+                    }
                 }
-                Err(error) => self.failed(&order, &error, intended, maybe_applied),
             }
+        }
+        for (order_id, action) in payments {
+            self.schedule_payment(endpoint, order_id, action);
+        }
+        for (order, applied) in retries {
+            self.place_one(endpoint, order, intended, attempt + 1, applied)
+                .await;
         }
     }
 
@@ -175,13 +205,16 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         lock(&self.recorder).finished(label, intended.elapsed());
         lock(&self.ledger).acknowledged(&placed.order, &order.idempotency_key, order.after_payment);
         if order.after_payment != AfterPayment::Nothing {
-            let engine = Arc::clone(self);
-            let action = order.after_payment;
-            let order_id = placed.order.order_id;
-            lock(&self.payments).spawn(async move {
-                engine.pay(endpoint, order_id, action).await;
-            });
+            self.schedule_payment(endpoint, placed.order.order_id, order.after_payment);
         }
+    }
+
+    /// Confirms or cancels the order after the payment delay, in a task of its own.
+    fn schedule_payment(self: &Arc<Self>, endpoint: usize, order_id: String, action: AfterPayment) {
+        let engine = Arc::clone(self);
+        lock(&self.payments).spawn(async move {
+            engine.pay(endpoint, order_id, action).await;
+        });
     }
 
     fn failed(
