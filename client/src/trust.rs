@@ -102,20 +102,24 @@ impl fmt::Debug for Fingerprint {
 pub(crate) fn client_tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algorithms = provider.signature_verification_algorithms;
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        Trust::Certificate(bytes) => Arc::new(CertificateVerifier::new(bytes, &provider)?),
-        Trust::Fingerprint(fingerprint) => Arc::new(FingerprintVerifier {
-            fingerprint: *fingerprint,
+    let verifier = match trust {
+        Trust::Certificate(bytes) => Verifier::certificates(bytes, &provider)?,
+        Trust::Fingerprint(fingerprint) => Verifier {
+            policy: Policy::Fingerprint(*fingerprint),
             algorithms,
-        }),
+        },
         Trust::InsecureAcceptAnyCertificate => {
             tracing::warn!(
                 "certificate verification is OFF (Trust::InsecureAcceptAnyCertificate): \
                  anyone on the path can impersonate the server"
             );
-            Arc::new(InsecureVerifier { algorithms })
+            Verifier {
+                policy: Policy::AnyCertificate,
+                algorithms,
+            }
         }
     };
+    let verifier: Arc<dyn ServerCertVerifier> = Arc::new(verifier);
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|error| ClientError::Config(format!("TLS 1.3 with ring: {error}")))?
@@ -143,16 +147,39 @@ fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, Clie
     Ok(certificates)
 }
 
-/// `Trust::Certificate`: the exact certificate, or one it issued.
+/// The server showed a certificate whose SHA-256 is not the pinned one.
+#[derive(Debug, thiserror::Error)]
+#[error("the server's certificate has SHA-256 {found}, not the trusted {expected}")]
+struct FingerprintMismatch {
+    expected: Fingerprint,
+    found: Fingerprint,
+}
+
+/// Which certificate a server may show. Whatever the policy, the handshake's
+/// signatures are checked with the provider's algorithms.
 #[derive(Debug)]
-struct CertificateVerifier {
-    pinned: Vec<CertificateDer<'static>>,
-    chain: Arc<WebPkiServerVerifier>,
+enum Policy {
+    /// `Trust::Certificate`: the exact certificate, or one it issued.
+    Certificates {
+        pinned: Vec<CertificateDer<'static>>,
+        chain: Arc<WebPkiServerVerifier>,
+    },
+    /// `Trust::Fingerprint`: the end-entity certificate's SHA-256 must match.
+    /// The name and validity dates are not checked: the fingerprint names one
+    /// certificate, which is stronger than both.
+    Fingerprint(Fingerprint),
+    /// `Trust::InsecureAcceptAnyCertificate`: any certificate at all.
+    AnyCertificate,
+}
+
+#[derive(Debug)]
+struct Verifier {
+    policy: Policy,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl CertificateVerifier {
-    fn new(bytes: &[u8], provider: &Arc<CryptoProvider>) -> Result<Self, ClientError> {
+impl Verifier {
+    fn certificates(bytes: &[u8], provider: &Arc<CryptoProvider>) -> Result<Verifier, ClientError> {
         let pinned = parse_certificates(bytes)?;
         let mut roots = RootCertStore::empty();
         for certificate in &pinned {
@@ -165,15 +192,14 @@ impl CertificateVerifier {
         let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|error| ClientError::Config(format!("trusted certificate: {error}")))?;
-        Ok(CertificateVerifier {
-            pinned,
-            chain,
+        Ok(Verifier {
+            policy: Policy::Certificates { pinned, chain },
             algorithms: provider.signature_verification_algorithms,
         })
     }
 }
 
-impl ServerCertVerifier for CertificateVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -182,118 +208,31 @@ impl ServerCertVerifier for CertificateVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pinned
-            .iter()
-            .any(|pinned| pinned.as_ref() == end_entity.as_ref())
-        {
-            return Ok(ServerCertVerified::assertion());
+        match &self.policy {
+            Policy::Certificates { pinned, chain } => {
+                if pinned
+                    .iter()
+                    .any(|pinned| pinned.as_ref() == end_entity.as_ref())
+                {
+                    return Ok(ServerCertVerified::assertion());
+                }
+                chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            Policy::Fingerprint(expected) => {
+                let found = Fingerprint::of_certificate(end_entity.as_ref());
+                if found == *expected {
+                    return Ok(ServerCertVerified::assertion());
+                }
+                let mismatch = FingerprintMismatch {
+                    expected: *expected,
+                    found,
+                };
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    OtherError(Arc::new(mismatch)),
+                )))
+            }
+            Policy::AnyCertificate => Ok(ServerCertVerified::assertion()),
         }
-        self.chain
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// The server showed a certificate whose SHA-256 is not the pinned one.
-#[derive(Debug, thiserror::Error)]
-#[error("the server's certificate has SHA-256 {found}, not the trusted {expected}")]
-struct FingerprintMismatch {
-    expected: Fingerprint,
-    found: Fingerprint,
-}
-
-/// `Trust::Fingerprint`: the end-entity certificate's SHA-256 must match. The
-/// name and validity dates are not checked: the fingerprint names one
-/// certificate, which is stronger than both.
-#[derive(Debug)]
-struct FingerprintVerifier {
-    fingerprint: Fingerprint,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for FingerprintVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let found = Fingerprint::of_certificate(end_entity.as_ref());
-        if found == self.fingerprint {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let mismatch = FingerprintMismatch {
-            expected: self.fingerprint,
-            found,
-        };
-        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-            OtherError(Arc::new(mismatch)),
-        )))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `Trust::InsecureAcceptAnyCertificate`: any certificate at all.
-#[derive(Debug)]
-struct InsecureVerifier {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for InsecureVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -377,15 +316,15 @@ mod tests {
         let certificate = CertificateDer::from(b"not even a certificate".to_vec());
         let name = ServerName::try_from("localhost").unwrap();
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        let verifier = FingerprintVerifier {
-            fingerprint: Fingerprint::of_certificate(certificate.as_ref()),
+        let verifier = Verifier {
+            policy: Policy::Fingerprint(Fingerprint::of_certificate(certificate.as_ref())),
             algorithms,
         };
         assert!(verifier
             .verify_server_cert(&certificate, &[], &name, &[], UnixTime::now())
             .is_ok());
-        let other = FingerprintVerifier {
-            fingerprint: HEX.parse().unwrap(),
+        let other = Verifier {
+            policy: Policy::Fingerprint(HEX.parse().unwrap()),
             algorithms,
         };
         let error = other
