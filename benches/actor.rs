@@ -10,39 +10,20 @@
 //!
 //! `cargo bench --bench actor`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::rt::System;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flashgate_actors::domain::{CustomerId, PlaceOrder, PutSku, SkuId, SkuSettings, STOCK_MAX};
-use flashgate_actors::{Node, NodeConfig};
-use flashgate_storage::{Storage, StorageConfig};
+use flashgate_actors::domain::{CustomerId, PlaceOrder};
 
-const SKUS: usize = 8;
+mod common;
 
-fn sku_id(n: usize) -> SkuId {
-    SkuId::parse(&format!("BENCH-{}", n % SKUS)).expect("a valid SKU id")
-}
+use common::sku_id;
 
 fn round_trip(c: &mut Criterion) {
     let data_dir = tempfile::tempdir().expect("a temp dir");
     let system = System::new();
-    let storage = Storage::open(data_dir.path(), StorageConfig::default()).expect("open storage");
-    let (node, runtime): (Arc<Node>, _) = system.block_on(async {
-        let (node, runtime, _report) =
-            Node::start(storage, NodeConfig::default()).expect("start the node");
-        for n in 0..SKUS {
-            node.put_sku(PutSku {
-                sku: sku_id(n),
-                stock: Some(STOCK_MAX),
-                settings: SkuSettings::default(),
-            })
-            .await
-            .expect("create a SKU");
-        }
-        (node, runtime)
-    });
+    let (node, runtime) = common::start_node(&system, data_dir.path());
 
     let mut group = c.benchmark_group("actor_round_trip");
     group.throughput(Throughput::Elements(1));

@@ -23,16 +23,15 @@ use actix_web::http::{header, StatusCode};
 use actix_web::rt::System;
 use actix_web::{test, web, App};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flashgate_actors::domain::{PutSku, SkuId, SkuSettings, STOCK_MAX};
-use flashgate_actors::{Node, NodeConfig};
 use flashgate_client::{OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust};
 use flashgate_gateway::http::{configure, AppState, Readiness};
 use flashgate_gateway::quic::{server_certificate, QuicLimits, QuicServer};
 use flashgate_gateway::Config;
-use flashgate_storage::{Storage, StorageConfig};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-const SKUS: usize = 8;
+mod common;
+
+use common::SKUS;
 const BATCH_ORDERS: usize = 64;
 const ADMIN_TOKEN: &str = "bench-token-0123456789";
 
@@ -45,21 +44,7 @@ fn configure_group(group: &mut criterion::BenchmarkGroup<'_, criterion::measurem
 fn handlers(c: &mut Criterion) {
     let data_dir = tempfile::tempdir().expect("a temp dir");
     let system = System::new();
-    let storage = Storage::open(data_dir.path(), StorageConfig::default()).expect("open storage");
-    let (node, runtime): (Arc<Node>, _) = system.block_on(async {
-        let (node, runtime, _report) =
-            Node::start(storage, NodeConfig::default()).expect("start the node");
-        for n in 0..SKUS {
-            node.put_sku(PutSku {
-                sku: SkuId::parse(&format!("BENCH-{n}")).expect("a valid SKU id"),
-                stock: Some(STOCK_MAX),
-                settings: SkuSettings::default(),
-            })
-            .await
-            .expect("create a SKU");
-        }
-        (node, runtime)
-    });
+    let (node, runtime) = common::start_node(&system, data_dir.path());
     let config = Config::default();
 
     // HTTP: the routes as `flashgate serve` mounts them, without a socket.
