@@ -10,7 +10,7 @@
 //!
 //! `cargo bench --bench actor`
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::rt::System;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -27,9 +27,7 @@ fn round_trip(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("actor_round_trip");
     group.throughput(Throughput::Elements(1));
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(3));
+    common::configure_group(&mut group);
     let mut customer: u64 = 0;
     group.bench_function("place_order", |b| {
         b.iter_custom(|iterations| {

@@ -17,7 +17,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::rt::System;
@@ -34,12 +34,6 @@ mod common;
 use common::SKUS;
 const BATCH_ORDERS: usize = 64;
 const ADMIN_TOKEN: &str = "bench-token-0123456789";
-
-fn configure_group(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(3));
-}
 
 fn handlers(c: &mut Criterion) {
     let data_dir = tempfile::tempdir().expect("a temp dir");
@@ -59,7 +53,7 @@ fn handlers(c: &mut Criterion) {
         App::new().app_data(state).configure(configure),
     ));
     let mut group = c.benchmark_group("http");
-    configure_group(&mut group);
+    common::configure_group(&mut group);
     group.throughput(Throughput::Elements(1));
     let mut customer: u64 = 0;
     group.bench_function("place_order", |b| {
@@ -116,7 +110,7 @@ fn handlers(c: &mut Criterion) {
         )))
         .expect("connect");
     let mut group = c.benchmark_group("quic");
-    configure_group(&mut group);
+    common::configure_group(&mut group);
     group.throughput(Throughput::Elements(1));
     group.bench_function("place_order", |b| {
         b.iter_custom(|iterations| {

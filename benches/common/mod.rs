@@ -8,6 +8,15 @@ use flashgate_actors::domain::{PutSku, SkuId, SkuSettings, STOCK_MAX};
 use flashgate_actors::{Node, NodeConfig, NodeRuntime};
 use flashgate_storage::{Storage, StorageConfig};
 
+/// Keeps a group's run short: a whole `cargo bench` takes minutes on 2 cores.
+pub fn configure_group(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
+    group.sample_size(20);
+    group.warm_up_time(std::time::Duration::from_millis(500));
+    group.measurement_time(std::time::Duration::from_secs(3));
+}
+
 /// SKUs `BENCH-0` .. `BENCH-<SKUS - 1>`, each with stock that never runs out.
 pub const SKUS: usize = 8;
 
