@@ -17,6 +17,13 @@ pub const STORAGE_FAILED: &str = "storage_failed";
 pub const SHUTTING_DOWN: &str = "shutting_down";
 pub const UNAUTHORIZED: &str = "unauthorized";
 pub const FORBIDDEN: &str = "forbidden";
+/// This node does not take orders: it is a standby, or a primary fenced by a
+/// newer one. Nothing was done; send the request to the current primary (the
+/// detail names it when this node knows it).
+pub const NOT_PRIMARY: &str = "not_primary";
+/// The primary runs in sync replication and its standby is gone: the order was
+/// not acknowledged by two nodes in time. Retry with the same idempotency key.
+pub const STANDBY_UNAVAILABLE: &str = "standby_unavailable";
 
 // Frames and limits (QUIC only).
 /// The frame's body is not a valid message.
