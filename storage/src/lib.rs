@@ -7,15 +7,18 @@
 //!   (sled flush + fsync of the data file) and persistent node facts.
 //! - `writer`: the group-commit writer thread and its bounded queue.
 //! - `checkpoint`: snapshots as checksummed chunks, swapped in atomically.
+//! - `epochs`: which epoch wrote which part of the log, and where two logs part.
 //! - `error`: `StorageError`.
 
 mod checkpoint;
+mod epochs;
 mod error;
 mod record;
 mod store;
 mod writer;
 
 pub use checkpoint::Checkpoint;
+pub use epochs::{agreed_through, EpochStart, EPOCH_HISTORY_MAX};
 pub use error::StorageError;
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::StorageError;
-use crate::record::{decode_entry, Lsn, Record};
+use crate::record::{decode_entry, verify_entry, Lsn, Record};
 
 /// The storage format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -159,6 +159,23 @@ impl Storage {
         self.barrier()
     }
 
+    /// Reads a persistent byte string.
+    pub fn meta_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.inner.meta.get(key)?.map(|bytes| bytes.to_vec()))
+    }
+
+    /// Stores a persistent byte string; returns only after it is durable.
+    pub fn set_meta_bytes(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.inner.meta.insert(key, value)?;
+        self.barrier()
+    }
+
+    /// Applies several meta writes atomically; not durable until `barrier`.
+    pub(crate) fn apply_meta_batch(&self, batch: sled::Batch) -> Result<(), StorageError> {
+        self.inner.meta.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Makes every barrier after the next `successes` fail.
     #[cfg(test)]
     pub(crate) fn fail_barriers_after(&self, successes: u64) {
@@ -240,6 +257,105 @@ impl Storage {
             expected = records.last().map(|record| record.lsn + 1);
         }
         Ok(())
+    }
+
+    /// Whole log entries holding the records after `after`, oldest first, as
+    /// stored (records with their checksums): what a primary ships to its standby.
+    /// Stops once `bytes_max` is reached (at least one entry is returned when
+    /// there is one). Each entry is checked before it leaves. The first entry may
+    /// start at or before `after` when `after` is inside it.
+    pub fn read_entries_after(
+        &self,
+        after: Lsn,
+        bytes_max: usize,
+    ) -> Result<Vec<(Lsn, Vec<u8>)>, StorageError> {
+        let wanted = after + 1;
+        let start = match self.inner.log.range(..=wanted.to_be_bytes()).next_back() {
+            Some(entry) => lsn_of_key(&entry?.0)?,
+            None => wanted,
+        };
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for entry in self.inner.log.range(start.to_be_bytes()..) {
+            let (key, value) = entry?;
+            let first = lsn_of_key(&key)?;
+            let count = verify_entry(&value, first, self.inner.config.record_bytes_max)?;
+            if first + count as u64 <= wanted {
+                continue; // Entirely at or before `after`.
+            }
+            bytes += value.len();
+            entries.push((first, value.to_vec()));
+            if bytes >= bytes_max {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Inserts an entry received from the primary, after checking every record
+    /// in it; not durable until `barrier`. Returns the entry's last LSN.
+    pub fn insert_replicated(&self, first: Lsn, bytes: &[u8]) -> Result<Lsn, StorageError> {
+        let count = verify_entry(bytes, first, self.inner.config.record_bytes_max)?;
+        if count == 0 {
+            return Err(StorageError::corrupt(first, "an empty entry"));
+        }
+        self.insert_entry(first, bytes)?;
+        Ok(first + count as u64 - 1)
+    }
+
+    /// Discards every record after `through`, durably: entries wholly after it
+    /// are removed, an entry that straddles it is rewritten with its first part.
+    /// Returns how many records were discarded.
+    pub fn truncate_after(&self, through: Lsn) -> Result<u64, StorageError> {
+        let record_bytes_max = self.inner.config.record_bytes_max;
+        let mut discarded = 0;
+        let mut batch = sled::Batch::default();
+        let straddling = self.inner.log.range(..=through.to_be_bytes()).next_back();
+        if let Some(entry) = straddling {
+            let (key, value) = entry?;
+            let first = lsn_of_key(&key)?;
+            let mut records = Vec::new();
+            decode_entry(&value, first, record_bytes_max, &mut records)?;
+            if records.last().is_some_and(|record| record.lsn > through) {
+                let mut kept = Vec::new();
+                for record in records.iter().filter(|record| record.lsn <= through) {
+                    crate::record::encode_record(&mut kept, record.epoch, record.lsn, &record.body);
+                }
+                discarded += records.iter().filter(|record| record.lsn > through).count() as u64;
+                batch.insert(key, kept);
+            }
+        }
+        for entry in self.inner.log.range((through + 1).to_be_bytes()..) {
+            let (key, value) = entry?;
+            let first = lsn_of_key(&key)?;
+            discarded += verify_entry(&value, first, record_bytes_max)? as u64;
+            batch.remove(key);
+        }
+        self.inner.log.apply_batch(batch)?;
+        self.barrier()?;
+        Ok(discarded)
+    }
+
+    /// Empties the log and drops the checkpoint, durably: the data dir keeps only
+    /// its meta facts, ready to be filled from a primary's checkpoint.
+    pub fn clear_log_and_checkpoint(&self) -> Result<(), StorageError> {
+        let _one_at_a_time = self.checkpoint_lock();
+        let mut batch = sled::Batch::default();
+        for key in self.inner.log.iter().keys() {
+            batch.remove(key?);
+        }
+        self.inner.log.apply_batch(batch)?;
+        let mut batch = sled::Batch::default();
+        for key in self.inner.checkpoints.iter().keys() {
+            batch.remove(key?);
+        }
+        self.inner.checkpoints.apply_batch(batch)?;
+        self.barrier()
+    }
+
+    /// Whether the data dir holds no order data: no log record, no checkpoint.
+    pub fn is_empty(&self) -> Result<bool, StorageError> {
+        Ok(self.inner.log.is_empty() && self.inner.checkpoints.is_empty())
     }
 
     /// Inserts one encoded batch (the writer thread's job); not durable until

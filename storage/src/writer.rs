@@ -83,6 +83,15 @@ impl LogProgress {
         self.epoch.fetch_max(epoch, Ordering::AcqRel);
     }
 
+    /// Sets where the log stands after records were written (or discarded)
+    /// outside the writer: on a standby, which writes what its primary sends.
+    /// The writer must be idle (no appends queued); its next record gets
+    /// `lsn + 1`.
+    pub fn reset_to(&self, lsn: Lsn) {
+        self.appended_lsn.store(lsn, Ordering::Release);
+        self.durable_lsn.store(lsn, Ordering::Release);
+    }
+
     /// Why the log stopped, once it has.
     pub fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
@@ -186,10 +195,11 @@ fn run<T>(
     let mut tickets: Vec<T> = Vec::with_capacity(config.batch_records_max);
     let mut bytes: Vec<u8> = Vec::with_capacity(config.batch_bytes_max);
     let record_bytes_max = storage.config().record_bytes_max;
-    let mut next_lsn = progress.appended_lsn() + 1;
     // Block for the first append of a batch, then take whatever else is queued.
     while let Ok(first) = receiver.recv() {
         let started = Instant::now();
+        // Read each time: on a standby the log grows outside this thread.
+        let mut next_lsn = progress.appended_lsn() + 1;
         let epoch = progress.epoch();
         let first_lsn = next_lsn;
         tickets.clear();
@@ -481,6 +491,51 @@ mod tests {
         storage
             .read_log_after::<StorageError>(149, |_| Ok(()))
             .unwrap();
+    }
+
+    #[test]
+    fn entries_ship_whole_and_a_tail_is_discarded_at_any_lsn() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let mut bytes = Vec::new();
+        // Entries of three records each: LSNs 1-3, 4-6, 7-9.
+        for first in [1u64, 4, 7] {
+            bytes.clear();
+            for lsn in first..first + 3 {
+                encode_record(&mut bytes, 1, lsn, b"x");
+            }
+            storage.insert_entry(first, &bytes).unwrap();
+        }
+        let firsts = |after| {
+            storage
+                .read_entries_after(after, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|(first, _)| first)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(firsts(0), vec![1, 4, 7]);
+        assert_eq!(firsts(3), vec![4, 7]);
+        assert_eq!(firsts(5), vec![4, 7], "the entry holding LSN 6 ships whole");
+        assert_eq!(firsts(9), Vec::<Lsn>::new());
+        assert_eq!(storage.read_entries_after(0, 1).unwrap().len(), 1);
+
+        // A copy on another node: whole entries, checked.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Storage::open(other_dir.path(), StorageConfig::default()).unwrap();
+        for (first, entry) in storage.read_entries_after(0, usize::MAX).unwrap() {
+            assert_eq!(other.insert_replicated(first, &entry).unwrap(), first + 2);
+        }
+        let mut damaged = storage.read_entries_after(0, 1).unwrap().remove(0).1;
+        damaged[30] ^= 1;
+        assert!(other.insert_replicated(1, &damaged).is_err());
+
+        assert_eq!(other.truncate_after(5).unwrap(), 4);
+        assert_eq!(other.last_lsn().unwrap(), Some(5));
+        assert_eq!(other.truncate_after(3).unwrap(), 2);
+        assert_eq!(other.last_lsn().unwrap(), Some(3));
+        other.clear_log_and_checkpoint().unwrap();
+        assert!(other.is_empty().unwrap());
     }
 
     #[test]
