@@ -8,14 +8,21 @@
 //! - `node`: `Node`, routing to shards, bounded queues, waiting for durability,
 //!   checkpoints.
 //! - `recovery`: rebuilding shards from checkpoint + log.
+//! - `cluster`: `Cluster`, the node's role, replication mode and sync gate.
+//! - `replica`: the standby side of `Node`: applying the primary's log,
+//!   discarding a tail, promotion, fencing, handover.
 //! - `error`: `NodeError`, what a caller of `Node` can get back.
 
+pub mod cluster;
 pub mod codec;
 pub mod domain;
 pub mod error;
 pub mod node;
 pub mod recovery;
+pub mod replica;
 pub mod shard_actor;
 
 pub use error::NodeError;
+pub use cluster::{ClusterConfig, ClusterStatus, PeerAddress, Replication, Role, StandbyLoss};
+pub use replica::{FollowerState, PromoteReport, ReplicaError};
 pub use node::{CheckpointReport, Node, NodeConfig, NodeRuntime, StartError, StartReport};

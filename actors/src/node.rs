@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use dashmap::DashMap;
 use flashgate_storage::{
-    Completion, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
+    Completion, EpochStart, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
 };
 use tokio::sync::oneshot;
 
@@ -17,14 +17,18 @@ use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
     PutSku, Reply, Restock, ShardConfig, Sku, SkuId,
 };
+use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Role};
 use crate::error::NodeError;
 use crate::recovery::{recover, RecoveryError};
+use crate::replica::{random_u64, read_fence};
 use crate::shard_actor::{
-    Outcome, Request, RequestKind, Requests, ShardActor, ShardShared, Snapshot, Ticket,
+    complete_tickets, Outcome, Request, RequestKind, Requests, ShardActor, ShardShared, Snapshot,
+    Ticket,
 };
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
+const META_CLUSTER_ID: &[u8] = b"cluster_id";
 /// Most shards a node runs.
 pub const SHARDS_MAX: u32 = 256;
 
@@ -45,6 +49,7 @@ pub struct NodeConfig {
     /// Most reservations one expiry pass expires.
     pub expiry_batch_max: usize,
     pub writer: WriterConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl Default for NodeConfig {
@@ -57,6 +62,7 @@ impl Default for NodeConfig {
             expiry_interval: Duration::from_millis(250),
             expiry_batch_max: 4_096,
             writer: WriterConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -74,16 +80,16 @@ pub enum StartError {
     ShardsOutOfRange(u32),
 }
 
-struct ShardHandle {
-    addr: Addr<ShardActor>,
-    shared: Arc<ShardShared>,
+pub(crate) struct ShardHandle {
+    pub(crate) addr: Addr<ShardActor>,
+    pub(crate) shared: Arc<ShardShared>,
 }
 
 /// A claim on an idempotency key. Every request with the key goes through its
 /// claim; it is removed only when no request is in flight and none succeeded, so
 /// a key with an order can never be claimed for a different request.
 #[derive(Debug)]
-struct KeyClaim {
+pub(crate) struct KeyClaim {
     sku: SkuId,
     quantity: u32,
     in_flight: u32,
@@ -106,14 +112,14 @@ pub struct StartReport {
 }
 
 pub struct Node {
-    shards: Vec<ShardHandle>,
+    pub(crate) shards: Vec<ShardHandle>,
     /// Claims on idempotency keys, so a key reused for another SKU (and
     /// so another shard) is caught. The owning shard does the actual dedup.
-    idempotency: DashMap<(CustomerId, IdempotencyKey), KeyClaim>,
-    storage: Storage,
-    progress: Arc<LogProgress>,
-    config: NodeConfig,
-    epoch: u64,
+    pub(crate) idempotency: DashMap<(CustomerId, IdempotencyKey), KeyClaim>,
+    pub(crate) storage: Storage,
+    pub(crate) progress: Arc<LogProgress>,
+    pub(crate) config: NodeConfig,
+    pub(crate) cluster: Arc<Cluster>,
 }
 
 /// What must be stopped, in order, when the node shuts down.
@@ -126,20 +132,14 @@ pub struct NodeRuntime {
 /// sends the replies that were waiting for it.
 struct Notifier {
     shards: Vec<Arc<ShardShared>>,
+    cluster: Arc<Cluster>,
 }
 
 impl Completion<Ticket> for Notifier {
-    fn durable(&mut self, tickets: &mut Vec<Ticket>, _last_lsn: Lsn) {
-        // Publish progress before replying, so a caller that hears back and asks
-        // again finds its shard already durable.
-        for ticket in tickets.iter().filter(|ticket| ticket.seq > 0) {
-            let durable = &self.shards[ticket.shard as usize].durable_seq;
-            durable.fetch_max(ticket.seq, Ordering::AcqRel);
-        }
-        for ticket in tickets.drain(..) {
-            if let Some(reply) = ticket.reply {
-                reply.send();
-            }
+    fn durable(&mut self, tickets: &mut Vec<Ticket>, last_lsn: Lsn) {
+        // In sync mode the answers wait for the standby's acknowledgement.
+        if !self.cluster.hold(tickets, last_lsn) {
+            complete_tickets(&self.shards, tickets);
         }
     }
 
@@ -179,13 +179,20 @@ impl Node {
                 config.shards
             }
         };
-        let epoch = match storage.meta_u64(META_EPOCH)? {
-            Some(epoch) => epoch,
-            None => {
-                storage.set_meta_u64(META_EPOCH, 1)?;
-                1
-            }
-        };
+        if storage.epoch_history()?.is_empty() {
+            // A new data dir (or one from before epoch histories): its log so
+            // far belongs to its current epoch.
+            let epoch = storage.meta_u64(META_EPOCH)?.unwrap_or(1).max(1);
+            storage.set_epoch_history(&[EpochStart {
+                epoch,
+                first_lsn: 1,
+            }])?;
+        }
+        let epoch = storage.epoch()?;
+        if storage.meta_u64(META_CLUSTER_ID)?.is_none() {
+            storage.set_meta_u64(META_CLUSTER_ID, random_u64())?;
+        }
+        let fenced = read_fence(&storage)?.filter(|(fenced_epoch, _)| *fenced_epoch > epoch);
         let shard_configs = (0..shards)
             .map(|shard| ShardConfig {
                 shard,
@@ -227,8 +234,20 @@ impl Node {
                 })
             })
             .collect();
+        let mut cluster_config = config.cluster.clone();
+        if fenced.is_some() && cluster_config.role == Role::Primary {
+            cluster_config.role = Role::Fenced;
+        }
+        let cluster = Arc::new(Cluster::new(cluster_config, epoch, shared.clone()));
+        cluster.set_role(cluster.role());
+        cluster.set_epoch(epoch);
+        if let Some((fenced_epoch, primary)) = fenced {
+            tracing::warn!(fenced_epoch, primary = %primary.http, "this node was fenced by a newer primary; it takes no orders");
+            cluster.set_primary(Some(primary));
+        }
         let notifier = Notifier {
             shards: shared.clone(),
+            cluster: Arc::clone(&cluster),
         };
         let writer = LogWriter::start(
             storage.clone(),
@@ -243,22 +262,14 @@ impl Node {
         let idempotency = DashMap::new();
         for ((core, seq), shared) in recovered.cores.into_iter().zip(recovered.seqs).zip(shared) {
             for order in core.orders() {
-                if let Some(key) = &order.idempotency_key {
-                    idempotency.insert(
-                        (order.customer.clone(), key.clone()),
-                        KeyClaim {
-                            sku: order.sku.clone(),
-                            quantity: order.quantity,
-                            in_flight: 0,
-                            ordered: true,
-                        },
-                    );
-                }
+                claim_ordered(&idempotency, order);
             }
             let arbiter = Arbiter::new();
             let actor = ShardActor::new(
                 core,
                 seq,
+                recovered.last_lsn,
+                Arc::clone(&cluster),
                 writer.sender(),
                 Arc::clone(&progress),
                 Arc::clone(&shared),
@@ -279,7 +290,7 @@ impl Node {
             storage,
             progress,
             config,
-            epoch,
+            cluster,
         });
         Ok((node, NodeRuntime { arbiters, writer }, report))
     }
@@ -289,7 +300,21 @@ impl Node {
     }
 
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.cluster.epoch()
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The node's place in its cluster, for `/v1/cluster` and metrics.
+    pub fn cluster_status(&self) -> ClusterStatus {
+        self.cluster
+            .status(self.progress.appended_lsn(), self.progress.durable_lsn())
     }
 
     pub fn progress(&self) -> &LogProgress {
@@ -315,7 +340,7 @@ impl Node {
 
     /// Sends a request to a shard and waits for its answer, which comes only once
     /// what it reflects is durable. A full mailbox is `Overloaded` at once.
-    async fn ask(&self, shard: u32, kind: RequestKind) -> Result<Outcome, NodeError> {
+    pub(crate) async fn ask(&self, shard: u32, kind: RequestKind) -> Result<Outcome, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.send(shard, Requests(vec![Request { kind, reply }]))?;
         match answer.await {
@@ -361,6 +386,7 @@ impl Node {
     /// Reserves stock. Returns the order and whether it was created (false for an
     /// idempotent retry); returns only once the order is durable.
     pub async fn place_order(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
+        self.cluster.check_writable()?;
         let key = self.claim(&command)?;
         // If this future is dropped while waiting (the client went away), the
         // claim is never released and the key stays claimed: the safe side,
@@ -381,6 +407,9 @@ impl Node {
         commands: Vec<PlaceOrder>,
     ) -> Vec<Result<(Order, bool), NodeError>> {
         let count = commands.len();
+        if let Err(error) = self.cluster.check_writable() {
+            return (0..count).map(|_| Err(error.clone())).collect();
+        }
         let mut results: Vec<Option<Result<(Order, bool), NodeError>>> =
             (0..count).map(|_| None).collect();
         let mut keys = Vec::with_capacity(count);
@@ -477,6 +506,7 @@ impl Node {
     }
 
     pub async fn confirm(&self, id: OrderId) -> Result<Order, NodeError> {
+        self.cluster.check_writable()?;
         let shard = self.owner_of(id)?;
         order_of(
             self.execute(shard, Command::Confirm(Confirm { id }))
@@ -485,6 +515,7 @@ impl Node {
     }
 
     pub async fn cancel(&self, id: OrderId) -> Result<Order, NodeError> {
+        self.cluster.check_writable()?;
         let shard = self.owner_of(id)?;
         order_of(self.execute(shard, Command::Cancel(Cancel { id })).await?)
     }
@@ -500,6 +531,7 @@ impl Node {
     /// Creates a SKU or changes its settings; returns it and whether it was created.
     pub async fn put_sku(&self, command: PutSku) -> Result<(Sku, bool), NodeError> {
         command.validate().map_err(CoreError::from)?;
+        self.cluster.check_writable()?;
         let shard = self.shard_of(&command.sku);
         match self.execute(shard, Command::PutSku(command)).await? {
             Reply::Sku { sku, created } => Ok((sku, created)),
@@ -508,6 +540,7 @@ impl Node {
     }
 
     pub async fn restock(&self, command: Restock) -> Result<Sku, NodeError> {
+        self.cluster.check_writable()?;
         let shard = self.shard_of(&command.sku);
         match self.execute(shard, Command::Restock(command)).await? {
             Reply::Sku { sku, .. } => Ok(sku),
@@ -549,7 +582,8 @@ impl Node {
         let started = Instant::now();
         // Every record up to this LSN was decided before any shard is asked for
         // its snapshot below, so the snapshots contain it.
-        let covers_lsn = self.progress.appended_lsn();
+        let mut covers_lsn = self.progress.appended_lsn();
+        let standby = self.cluster.role() != Role::Primary;
         let mut chunks = Vec::new();
         for shard in 0..self.shard_count() {
             let handle = &self.shards[shard as usize];
@@ -560,6 +594,11 @@ impl Node {
                 .map_err(|_| NodeError::ShuttingDown)?;
             // The checkpoint may hold only what is durable in the log.
             self.ask(shard, RequestKind::Durable).await?;
+            if standby {
+                // A standby's shards apply replicated batches after they are
+                // written: the checkpoint covers what every shard applied.
+                covers_lsn = covers_lsn.min(snapshot.applied_lsn);
+            }
             chunks.extend(snapshot.chunks);
         }
         let storage = self.storage.clone();
@@ -601,6 +640,22 @@ impl NodeRuntime {
 }
 
 type ClaimKey = (CustomerId, IdempotencyKey);
+
+/// Records that an order holds its idempotency key (from recovery or
+/// replication), so the key can never be claimed for another request.
+pub(crate) fn claim_ordered(idempotency: &DashMap<ClaimKey, KeyClaim>, order: &Order) {
+    if let Some(key) = &order.idempotency_key {
+        idempotency.insert(
+            (order.customer.clone(), key.clone()),
+            KeyClaim {
+                sku: order.sku.clone(),
+                quantity: order.quantity,
+                in_flight: 0,
+                ordered: true,
+            },
+        );
+    }
+}
 
 fn placed(reply: Reply) -> (Order, bool) {
     match reply {

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use flashgate_storage::{Append, LogProgress, LogSender};
+use flashgate_storage::{Append, LogProgress, LogSender, Lsn};
 use tokio::sync::oneshot;
 
 use crate::codec::{encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, ORDERS_PER_CHUNK};
 use crate::domain::{
     Command, Event, ExpireDue, Order, OrderId, Reply, ShardCore, Sku, SkuId, Timestamp,
 };
+use crate::cluster::Cluster;
 use crate::error::NodeError;
 
 /// What a shard answers.
@@ -85,7 +86,39 @@ pub struct Snapshot;
 
 pub struct ShardSnapshot {
     pub seq: u64,
+    /// On a standby, the LSN of the last replicated batch the shard applied.
+    pub applied_lsn: Lsn,
     pub chunks: Vec<Vec<u8>>,
+}
+
+/// A standby applies its share of a replicated batch. Every shard gets one per
+/// batch, with or without entries, so each knows how far it has applied.
+pub struct Apply {
+    pub entries: Vec<LogEntry>,
+    pub last_lsn: Lsn,
+}
+
+impl Message for Apply {
+    type Result = ();
+}
+
+/// Replaces the shard's state with one rebuilt from storage (after a standby
+/// discarded a tail or installed its primary's checkpoint).
+pub struct Replace {
+    pub core: ShardCore,
+    pub seq: u64,
+    pub applied_lsn: Lsn,
+}
+
+impl Message for Replace {
+    type Result = ();
+}
+
+/// A promotion: new order ids carry `epoch`.
+pub struct SetEpoch(pub u64);
+
+impl Message for SetEpoch {
+    type Result = ();
 }
 
 impl Message for Snapshot {
@@ -105,6 +138,8 @@ pub struct ShardActor {
     index: u32,
     /// The shard's last event sequence number.
     seq: u64,
+    applied_lsn: Lsn,
+    cluster: Arc<Cluster>,
     log: LogSender<Ticket>,
     progress: Arc<LogProgress>,
     shared: Arc<ShardShared>,
@@ -112,9 +147,12 @@ pub struct ShardActor {
 }
 
 impl ShardActor {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         core: ShardCore,
         seq: u64,
+        applied_lsn: Lsn,
+        cluster: Arc<Cluster>,
         log: LogSender<Ticket>,
         progress: Arc<LogProgress>,
         shared: Arc<ShardShared>,
@@ -124,6 +162,8 @@ impl ShardActor {
             index: core.config().shard,
             core,
             seq,
+            applied_lsn,
+            cluster,
             log,
             progress,
             shared,
@@ -137,6 +177,15 @@ impl ShardActor {
         if let Some(reason) = self.progress.failure() {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(NodeError::StorageFailed(reason.to_owned())));
+            }
+            return;
+        }
+        // Only a primary decides; a standby's state comes from its primary's log.
+        if !self.cluster.takes_writes() {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(NodeError::NotPrimary {
+                    primary: self.cluster.primary(),
+                }));
             }
             return;
         }
@@ -225,7 +274,7 @@ impl Actor for ShardActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.expiry_interval, |actor, _| {
-            if actor.core.next_expiry().is_none() {
+            if actor.core.next_expiry().is_none() || !actor.cluster.takes_writes() {
                 return;
             }
             let before = actor.seq;
@@ -273,8 +322,75 @@ impl Handler<Snapshot> for ShardActor {
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
         MessageResult(ShardSnapshot {
             seq: self.seq,
+            applied_lsn: self.applied_lsn,
             chunks: snapshot_chunks(&self.core, self.seq),
         })
+    }
+}
+
+impl Handler<Apply> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, apply: Apply, _: &mut Self::Context) {
+        if self.cluster.replica_failure().is_some() {
+            return;
+        }
+        for entry in apply.entries {
+            if entry.seq <= self.seq {
+                continue; // Already applied (a batch sent twice after a reconnect).
+            }
+            if entry.seq != self.seq + 1 {
+                self.cluster.set_replica_failure(format!(
+                    "shard {} jumps from event {} to {}",
+                    self.index, self.seq, entry.seq
+                ));
+                return;
+            }
+            if let Err(error) = self.core.apply(&entry.event) {
+                self.cluster
+                    .set_replica_failure(format!("shard {}: {}", self.index, error.0));
+                return;
+            }
+            self.seq = entry.seq;
+        }
+        self.applied_lsn = self.applied_lsn.max(apply.last_lsn);
+        self.shared.durable_seq.store(self.seq, Ordering::Release);
+    }
+}
+
+impl Handler<Replace> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, replace: Replace, _: &mut Self::Context) {
+        self.core = replace.core;
+        self.seq = replace.seq;
+        self.applied_lsn = replace.applied_lsn;
+        self.shared.durable_seq.store(self.seq, Ordering::Release);
+    }
+}
+
+impl Handler<SetEpoch> for ShardActor {
+    type Result = ();
+
+    fn handle(&mut self, SetEpoch(epoch): SetEpoch, _: &mut Self::Context) {
+        if epoch > self.core.config().epoch {
+            self.core.set_epoch(epoch);
+        }
+    }
+}
+
+/// Sends the answers of durable log tickets, after recording each shard's
+/// durable progress (so a caller that hears back and asks again finds its
+/// shard already durable).
+pub fn complete_tickets(shards: &[Arc<ShardShared>], tickets: &mut Vec<Ticket>) {
+    for ticket in tickets.iter().filter(|ticket| ticket.seq > 0) {
+        let durable = &shards[ticket.shard as usize].durable_seq;
+        durable.fetch_max(ticket.seq, Ordering::AcqRel);
+    }
+    for ticket in tickets.drain(..) {
+        if let Some(reply) = ticket.reply {
+            reply.send();
+        }
     }
 }
 

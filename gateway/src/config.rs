@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use flashgate_actors::NodeConfig;
+use flashgate_actors::{ClusterConfig, NodeConfig, PeerAddress, Replication, Role, StandbyLoss};
 use flashgate_storage::WriterConfig;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,34 @@ use serde::{Deserialize, Serialize};
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The role a node starts in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StartRole {
+    Primary,
+    Standby,
+}
+
+/// When a primary with a standby answers a buyer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationMode {
+    /// After the order is durable on both nodes.
+    Sync,
+    /// After it is durable here; the standby follows with a lag.
+    Async,
+}
+
+/// What a sync primary does when its standby is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyLossMode {
+    /// Orders wait, then get 503 `standby_unavailable`.
+    Block,
+    /// After the timeout, go on alone (reported as degraded).
+    Degrade,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,6 +103,29 @@ pub struct Config {
     pub quic_batch_orders_max: usize,
     /// A connection with no traffic for this long is closed.
     pub quic_idle_timeout_ms: u64,
+    /// `primary` takes orders; `standby` follows `follow`.
+    pub role: StartRole,
+    /// The primary's replication address (`host:port`), for a standby.
+    pub follow: Option<String>,
+    /// Where this node listens (UDP) for a standby, and for a newer primary's
+    /// fencing. Without it (and without `follow`) a node runs standalone.
+    pub replication_addr: Option<SocketAddr>,
+    pub replication: ReplicationMode,
+    pub standby_loss: StandbyLossMode,
+    /// How long answers wait for the standby before `standby_loss` applies.
+    pub standby_timeout_ms: u64,
+    /// A standby promotes itself after hearing nothing from its primary for
+    /// this long. Only with sync replication and `standby_loss = block`.
+    pub auto_promote_after_ms: Option<u64>,
+    /// The secret every node of the cluster shares (at least 16 bytes).
+    pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret (trailing whitespace ignored).
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Most log bytes in one replication message.
+    pub replication_message_bytes_max: usize,
+    /// How often a primary tells its standby where it stands; a standby that
+    /// hears nothing for 10 of these reconnects.
+    pub replication_heartbeat_ms: u64,
 }
 
 /// The largest `quic_batch_orders_max`. One answer in a `Response::Batch` (an
@@ -118,6 +169,17 @@ impl Default for Config {
             quic_in_flight_per_connection_max: 4096,
             quic_batch_orders_max: 1024,
             quic_idle_timeout_ms: 30_000,
+            role: StartRole::Primary,
+            follow: None,
+            replication_addr: None,
+            replication: ReplicationMode::Sync,
+            standby_loss: StandbyLossMode::Block,
+            standby_timeout_ms: 5_000,
+            auto_promote_after_ms: None,
+            cluster_secret: None,
+            cluster_secret_file: None,
+            replication_message_bytes_max: 4 << 20,
+            replication_heartbeat_ms: 100,
         }
     }
 }
@@ -143,6 +205,22 @@ pub struct Overrides {
     pub quic_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<StartRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby_loss: Option<StandbyLossMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_promote_after_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +260,17 @@ const ENV_KEYS: &[&str] = &[
     "quic_in_flight_per_connection_max",
     "quic_batch_orders_max",
     "quic_idle_timeout_ms",
+    "role",
+    "follow",
+    "replication_addr",
+    "replication",
+    "standby_loss",
+    "standby_timeout_ms",
+    "auto_promote_after_ms",
+    "cluster_secret",
+    "cluster_secret_file",
+    "replication_message_bytes_max",
+    "replication_heartbeat_ms",
 ];
 
 impl Config {
@@ -226,6 +315,12 @@ impl Config {
             ),
             ("quic_batch_orders_max", self.quic_batch_orders_max as u64),
             ("quic_idle_timeout_ms", self.quic_idle_timeout_ms),
+            ("standby_timeout_ms", self.standby_timeout_ms),
+            (
+                "replication_message_bytes_max",
+                self.replication_message_bytes_max as u64,
+            ),
+            ("replication_heartbeat_ms", self.replication_heartbeat_ms),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -254,7 +349,95 @@ impl Config {
                 "admin_token must be at least 16 characters".into(),
             ));
         }
-        self.validate_quic()
+        self.validate_quic()?;
+        self.validate_replication()
+    }
+
+    /// Whether this node takes part in replication at all.
+    pub fn replicated(&self) -> bool {
+        self.replication_addr.is_some() || self.follow.is_some()
+    }
+
+    fn validate_replication(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        match (self.role, &self.follow) {
+            (StartRole::Standby, None) => {
+                return invalid("role = standby needs the primary's replication address: --follow HOST:PORT".into())
+            }
+            (StartRole::Primary, Some(_)) => {
+                return invalid("follow is for a standby: add --role standby, or drop --follow".into())
+            }
+            _ => {}
+        }
+        if let Some(after) = self.auto_promote_after_ms {
+            if self.role != StartRole::Standby {
+                return invalid("auto_promote_after is for a standby (--role standby)".into());
+            }
+            if self.replication != ReplicationMode::Sync {
+                return invalid("auto_promote_after needs --replication sync: with async replication the primary acknowledges orders the standby may not have, and promoting would lose them".into());
+            }
+            if self.standby_loss != StandbyLossMode::Block {
+                return invalid("auto_promote_after needs --standby-loss block: with degrade, a primary that lost sight of its standby goes on alone, and an automatic promotion would let two primaries acknowledge orders".into());
+            }
+            if after < 2 * self.replication_heartbeat_ms {
+                return invalid(format!(
+                    "auto_promote_after must be at least two heartbeats ({} ms)",
+                    2 * self.replication_heartbeat_ms
+                ));
+            }
+        }
+        if self.cluster_secret.is_some() && self.cluster_secret_file.is_some() {
+            return invalid("give the cluster secret once: cluster_secret or cluster_secret_file, not both".into());
+        }
+        if self.replicated() && self.cluster_secret.is_none() && self.cluster_secret_file.is_none() {
+            return invalid("replication needs the cluster secret: --cluster-secret-file FILE or FLASHGATE_CLUSTER_SECRET".into());
+        }
+        if let Some(secret) = &self.cluster_secret {
+            check_secret(secret.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The cluster secret, read from the file when given there.
+    pub fn load_cluster_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        if let Some(secret) = &self.cluster_secret {
+            return Ok(Some(secret.as_bytes().to_vec()));
+        }
+        let Some(path) = &self.cluster_secret_file else {
+            return Ok(None);
+        };
+        let mut bytes = std::fs::read(path).map_err(|error| {
+            ConfigError::Invalid(format!(
+                "cannot read the cluster secret file {}: {error}",
+                path.display()
+            ))
+        })?;
+        while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+            bytes.pop();
+        }
+        check_secret(&bytes)?;
+        Ok(Some(bytes))
+    }
+
+    /// The cluster settings of the node, given its own advertised addresses.
+    pub fn cluster_config(&self, advertise: PeerAddress) -> ClusterConfig {
+        ClusterConfig {
+            role: match self.role {
+                StartRole::Primary => Role::Primary,
+                StartRole::Standby => Role::Standby,
+            },
+            replication: match (self.replicated(), self.replication) {
+                (false, _) => Replication::Standalone,
+                (true, ReplicationMode::Sync) => Replication::Sync,
+                (true, ReplicationMode::Async) => Replication::Async,
+            },
+            standby_loss: match self.standby_loss {
+                StandbyLossMode::Block => StandbyLoss::Block,
+                StandbyLossMode::Degrade => StandbyLoss::Degrade,
+            },
+            standby_timeout: Duration::from_millis(self.standby_timeout_ms),
+            advertise,
+        }
     }
 
     fn validate_quic(&self) -> Result<(), ConfigError> {
@@ -312,8 +495,22 @@ impl Config {
                 batch_records_max: self.log_batch_records_max,
                 batch_bytes_max: self.log_batch_bytes_max,
             },
+            cluster: ClusterConfig::default(),
         }
     }
+}
+
+/// The shortest cluster secret accepted.
+pub const CLUSTER_SECRET_BYTES_MIN: usize = 16;
+
+fn check_secret(secret: &[u8]) -> Result<(), ConfigError> {
+    if secret.len() < CLUSTER_SECRET_BYTES_MIN {
+        return Err(ConfigError::Invalid(format!(
+            "the cluster secret must be at least {CLUSTER_SECRET_BYTES_MIN} bytes, got {}",
+            secret.len()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@ use flashgate_actors::domain::CoreError;
 use flashgate_actors::NodeError;
 use flashgate_protocol::code;
 
+/// A promotion asked of a node that is not a standby (HTTP admin API only).
+pub const NOT_STANDBY: &str = "not_standby";
+/// A switchover could not be prepared (HTTP admin API only).
+pub const HANDOVER_FAILED: &str = "handover_failed";
+
 /// The code of a node error; one of `flashgate_protocol::code`'s order outcomes.
 pub fn node_error_code(error: &NodeError) -> &'static str {
     match error {
@@ -14,6 +19,10 @@ pub fn node_error_code(error: &NodeError) -> &'static str {
         NodeError::Overloaded { .. } => code::OVERLOADED,
         NodeError::StorageFailed(_) => code::STORAGE_FAILED,
         NodeError::ShuttingDown => code::SHUTTING_DOWN,
+        NodeError::NotPrimary { .. } => code::NOT_PRIMARY,
+        NodeError::StandbyUnavailable => code::STANDBY_UNAVAILABLE,
+        NodeError::NotStandby(_) => NOT_STANDBY,
+        NodeError::Handover(_) => HANDOVER_FAILED,
     }
 }
 

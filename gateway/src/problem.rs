@@ -46,6 +46,12 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    /// With `not_primary`: the current primary's HTTP base URL, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary: Option<&'a str>,
+    /// With `not_primary`: the current primary's QUIC address, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_quic: Option<&'a str>,
 }
 
 impl ApiError {
@@ -87,9 +93,12 @@ fn node_error_status(error: &NodeError) -> StatusCode {
             CoreError::InvalidField(_) | CoreError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
             CoreError::OrderCapacityReached(_) => S::SERVICE_UNAVAILABLE,
         },
-        NodeError::Overloaded { .. } | NodeError::StorageFailed(_) | NodeError::ShuttingDown => {
-            S::SERVICE_UNAVAILABLE
-        }
+        NodeError::Overloaded { .. }
+        | NodeError::StorageFailed(_)
+        | NodeError::ShuttingDown
+        | NodeError::NotPrimary { .. }
+        | NodeError::StandbyUnavailable => S::SERVICE_UNAVAILABLE,
+        NodeError::NotStandby(_) | NodeError::Handover(_) => S::CONFLICT,
     }
 }
 
@@ -109,11 +118,21 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
             code,
+            primary: None,
+            primary_quic: None,
         };
+        let mut problem = problem;
+        if let ApiError::Node(NodeError::NotPrimary {
+            primary: Some(primary),
+        }) = self
+        {
+            problem.primary = Some(primary.http.as_str());
+            problem.primary_quic = primary.quic.as_deref();
+        }
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
         match self {
-            ApiError::Node(NodeError::Overloaded { .. }) => {
+            ApiError::Node(NodeError::Overloaded { .. } | NodeError::StandbyUnavailable) => {
                 let secs = RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed);
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }

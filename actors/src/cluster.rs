@@ -1,0 +1,574 @@
+//! `Cluster`: this node's place in a primary/standby pair. Its role (who may take
+//! writes), the replication mode, the standby as seen by a primary, the primary
+//! as seen by a standby, and the sync gate: in sync mode an answer that the log
+//! writer made durable here waits in the gate until the standby acknowledges
+//! the same LSN, so no buyer hears "yes" for an order on one disk only.
+//!
+//! It holds no sockets: the gateway's replication shell reports connections and
+//! acknowledgements here and reads the state back for `/v1/cluster`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use flashgate_storage::Lsn;
+
+use crate::error::NodeError;
+use crate::shard_actor::{complete_tickets, ShardShared, Ticket};
+
+/// Who may take writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Takes orders.
+    Primary,
+    /// Follows a primary: applies its log, answers reads, refuses writes.
+    Standby,
+    /// Was a primary and learned of a newer one: refuses writes until it
+    /// follows the new primary.
+    Fenced,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+            Role::Fenced => "fenced",
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            Role::Primary => 0,
+            Role::Standby => 1,
+            Role::Fenced => 2,
+        }
+    }
+
+    fn from_u8(value: u8) -> Role {
+        match value {
+            0 => Role::Primary,
+            1 => Role::Standby,
+            _ => Role::Fenced,
+        }
+    }
+}
+
+/// When a primary answers a buyer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replication {
+    /// No standby is configured: answer after local durability.
+    Standalone,
+    /// Answer after the order is durable here and on the standby.
+    Sync,
+    /// Answer after local durability; the standby follows with a lag.
+    Async,
+}
+
+impl Replication {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Replication::Standalone => "standalone",
+            Replication::Sync => "sync",
+            Replication::Async => "async",
+        }
+    }
+}
+
+/// What a sync primary does when its standby is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StandbyLoss {
+    /// Orders wait for the standby, then get `StandbyUnavailable`.
+    Block,
+    /// After the timeout, go on alone (reported as degraded).
+    Degrade,
+}
+
+impl StandbyLoss {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandbyLoss::Block => "block",
+            StandbyLoss::Degrade => "degrade",
+        }
+    }
+}
+
+/// Where a node is reached. Carried in `not_primary` answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// The HTTP base URL, e.g. `http://127.0.0.1:8080`.
+    pub http: String,
+    /// The QUIC front end's `host:port`, when it runs.
+    pub quic: Option<String>,
+    /// The replication listener's `host:port`, when it runs.
+    pub replication: Option<String>,
+}
+
+/// How the node takes part in replication. Every limit is here.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub role: Role,
+    pub replication: Replication,
+    pub standby_loss: StandbyLoss,
+    /// How long answers wait for the standby before `standby_loss` applies.
+    pub standby_timeout: Duration,
+    /// This node's own addresses, told to peers.
+    pub advertise: PeerAddress,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            role: Role::Primary,
+            replication: Replication::Standalone,
+            standby_loss: StandbyLoss::Block,
+            standby_timeout: Duration::from_secs(5),
+            advertise: PeerAddress::default(),
+        }
+    }
+}
+
+/// Answers durable here, waiting for the standby to acknowledge `last_lsn`.
+struct Held {
+    last_lsn: Lsn,
+    since: Instant,
+    tickets: Vec<Ticket>,
+}
+
+struct Gate {
+    /// The standby's durable LSN, as it last acknowledged.
+    acked_lsn: Lsn,
+    held: VecDeque<Held>,
+}
+
+/// The standby as a primary sees it.
+#[derive(Clone, Debug, Default)]
+pub struct StandbyStatus {
+    pub connected: bool,
+    /// Its replication connection's remote address.
+    pub address: Option<String>,
+    /// Its own advertised addresses.
+    pub node: Option<PeerAddress>,
+    /// When it connected or went away.
+    pub since: Option<Instant>,
+}
+
+/// The primary as a standby sees it.
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamStatus {
+    pub connected: bool,
+    /// The replication address followed.
+    pub address: Option<String>,
+    /// The primary's last durable LSN as it last said.
+    pub durable_lsn: Lsn,
+    /// When this node last heard from it.
+    pub heard_at: Option<Instant>,
+}
+
+/// What `/v1/cluster` shows.
+#[derive(Clone, Debug)]
+pub struct ClusterStatus {
+    pub role: Role,
+    pub epoch: u64,
+    pub replication: Replication,
+    pub standby_loss: StandbyLoss,
+    pub degraded: Option<String>,
+    pub accepting_orders: bool,
+    pub last_lsn: Lsn,
+    pub durable_lsn: Lsn,
+    /// On a primary, the standby's acknowledged LSN; on a standby, its own
+    /// durable LSN.
+    pub acked_lsn: Lsn,
+    pub lag_records: u64,
+    pub lag: Duration,
+    pub primary: Option<PeerAddress>,
+    pub standby: StandbyStatus,
+    pub upstream: UpstreamStatus,
+    pub replica_failure: Option<String>,
+}
+
+/// The shared cluster state of one node.
+pub struct Cluster {
+    config: ClusterConfig,
+    role: AtomicU8,
+    epoch: AtomicU64,
+    /// Set by a primary preparing a switchover: no new writes.
+    handing_over: AtomicBool,
+    /// Why the primary goes on without its standby, when it does.
+    degraded: Mutex<Option<String>>,
+    /// The current primary, as far as this node knows.
+    primary: Mutex<Option<PeerAddress>>,
+    standby: Mutex<StandbyStatus>,
+    upstream: Mutex<UpstreamStatus>,
+    gate: Mutex<Gate>,
+    /// Since when the standby has been behind the primary's durable LSN.
+    behind_since: Mutex<Option<Instant>>,
+    /// Woken after every durable batch, for the replication streamer.
+    durable: tokio::sync::Notify,
+    /// Why applying the primary's log failed on this standby, once it has.
+    replica_failure: std::sync::OnceLock<String>,
+    shards: Vec<Arc<ShardShared>>,
+    started: Instant,
+}
+
+impl Cluster {
+    pub(crate) fn new(
+        config: ClusterConfig,
+        epoch: u64,
+        shards: Vec<Arc<ShardShared>>,
+    ) -> Cluster {
+        let primary = (config.role == Role::Primary).then(|| config.advertise.clone());
+        Cluster {
+            role: AtomicU8::new(config.role.to_u8()),
+            epoch: AtomicU64::new(epoch),
+            handing_over: AtomicBool::new(false),
+            degraded: Mutex::new(None),
+            primary: Mutex::new(primary),
+            standby: Mutex::new(StandbyStatus {
+                since: Some(Instant::now()),
+                ..StandbyStatus::default()
+            }),
+            upstream: Mutex::new(UpstreamStatus::default()),
+            gate: Mutex::new(Gate {
+                acked_lsn: 0,
+                held: VecDeque::new(),
+            }),
+            behind_since: Mutex::new(None),
+            durable: tokio::sync::Notify::new(),
+            replica_failure: std::sync::OnceLock::new(),
+            shards,
+            started: Instant::now(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn role(&self) -> Role {
+        Role::from_u8(self.role.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_role(&self, role: Role) {
+        self.role.store(role.to_u8(), Ordering::Release);
+        metrics::gauge!("flashgate_cluster_role").set(f64::from(role.to_u8()));
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_epoch(&self, epoch: u64) {
+        self.epoch.fetch_max(epoch, Ordering::AcqRel);
+        metrics::gauge!("flashgate_cluster_epoch").set(epoch as f64);
+    }
+
+    /// Whether shards may decide anything new (orders, expiries).
+    pub fn takes_writes(&self) -> bool {
+        self.role() == Role::Primary && !self.handing_over.load(Ordering::Acquire)
+    }
+
+    pub fn primary(&self) -> Option<PeerAddress> {
+        lock(&self.primary).clone()
+    }
+
+    pub(crate) fn set_primary(&self, primary: Option<PeerAddress>) {
+        *lock(&self.primary) = primary;
+    }
+
+    /// Why a write is refused right now, if it is.
+    pub fn check_writable(&self) -> Result<(), NodeError> {
+        if !self.takes_writes() {
+            return Err(NodeError::NotPrimary {
+                primary: self.primary().filter(|_| self.role() != Role::Primary),
+            });
+        }
+        if self.blocked_without_standby() {
+            return Err(NodeError::StandbyUnavailable);
+        }
+        Ok(())
+    }
+
+    /// Sync with `block`, not degraded, and the standby gone longer than the
+    /// timeout: new orders are refused at once instead of waiting.
+    fn blocked_without_standby(&self) -> bool {
+        if self.config.replication != Replication::Sync
+            || self.config.standby_loss != StandbyLoss::Block
+            || lock(&self.degraded).is_some()
+        {
+            return false;
+        }
+        let standby = lock(&self.standby);
+        !standby.connected
+            && standby
+                .since
+                .is_some_and(|since| since.elapsed() >= self.config.standby_timeout)
+    }
+
+    pub fn degraded(&self) -> Option<String> {
+        lock(&self.degraded).clone()
+    }
+
+    /// Goes on without the standby, releasing every held answer.
+    pub(crate) fn degrade(&self, reason: String) {
+        {
+            let mut degraded = lock(&self.degraded);
+            if degraded.is_some() {
+                return;
+            }
+            tracing::warn!(%reason, "REPLICATION DEGRADED: acknowledging orders on this node alone");
+            *degraded = Some(reason);
+        }
+        metrics::gauge!("flashgate_replication_degraded").set(1.0);
+        let held: Vec<Held> = lock(&self.gate).held.drain(..).collect();
+        for mut held in held {
+            complete_tickets(&self.shards, &mut held.tickets);
+        }
+    }
+
+    fn end_degraded(&self) {
+        if lock(&self.degraded).take().is_some() {
+            tracing::info!("replication back in sync: the standby has caught up");
+            metrics::gauge!("flashgate_replication_degraded").set(0.0);
+        }
+    }
+
+    /// Called by the log writer with a durable batch's answers. Returns false
+    /// (leaving `tickets` untouched) when they may be sent now; true when they
+    /// wait in the gate for the standby.
+    pub(crate) fn hold(&self, tickets: &mut Vec<Ticket>, last_lsn: Lsn) -> bool {
+        self.durable.notify_one();
+        if self.config.replication != Replication::Sync
+            || self.role() != Role::Primary
+            || lock(&self.degraded).is_some()
+        {
+            return false;
+        }
+        let mut gate = lock(&self.gate);
+        if gate.acked_lsn >= last_lsn {
+            return false;
+        }
+        gate.held.push_back(Held {
+            last_lsn,
+            since: Instant::now(),
+            tickets: std::mem::take(tickets),
+        });
+        true
+    }
+
+    /// The standby acknowledged everything up to `lsn` as durable: send the
+    /// answers that waited for it.
+    pub fn standby_acked(&self, lsn: Lsn, durable_lsn: Lsn) {
+        let mut released = Vec::new();
+        {
+            let mut gate = lock(&self.gate);
+            gate.acked_lsn = gate.acked_lsn.max(lsn);
+            while gate
+                .held
+                .front()
+                .is_some_and(|held| held.last_lsn <= gate.acked_lsn)
+            {
+                released.extend(gate.held.pop_front());
+            }
+        }
+        for mut held in released {
+            complete_tickets(&self.shards, &mut held.tickets);
+        }
+        metrics::gauge!("flashgate_replication_acked_lsn").set(lsn as f64);
+        let mut behind = lock(&self.behind_since);
+        if lsn >= durable_lsn {
+            *behind = None;
+            drop(behind);
+            self.end_degraded();
+        } else if behind.is_none() {
+            *behind = Some(Instant::now());
+        }
+    }
+
+    /// The primary's durable LSN grew past what the standby acknowledged.
+    pub fn note_behind(&self) {
+        lock(&self.behind_since).get_or_insert_with(Instant::now);
+    }
+
+    pub fn acked_lsn(&self) -> Lsn {
+        lock(&self.gate).acked_lsn
+    }
+
+    /// Waits until a batch becomes durable (or a spurious wake-up).
+    pub async fn durable_changed(&self) {
+        self.durable.notified().await;
+    }
+
+    /// Wakes the replication streamer, e.g. to send a heartbeat or stop.
+    pub fn wake_streamer(&self) {
+        self.durable.notify_one();
+    }
+
+    pub fn standby_connected(&self, address: String, node: PeerAddress, acked_lsn: Lsn) {
+        *lock(&self.standby) = StandbyStatus {
+            connected: true,
+            address: Some(address),
+            node: Some(node),
+            since: Some(Instant::now()),
+        };
+        lock(&self.gate).acked_lsn = acked_lsn;
+        metrics::gauge!("flashgate_replication_standby_connected").set(1.0);
+    }
+
+    pub fn standby_disconnected(&self) {
+        let mut standby = lock(&self.standby);
+        standby.connected = false;
+        standby.since = Some(Instant::now());
+        metrics::gauge!("flashgate_replication_standby_connected").set(0.0);
+    }
+
+    pub fn standby(&self) -> StandbyStatus {
+        lock(&self.standby).clone()
+    }
+
+    /// Applies the standby-loss rules; call a few times a second.
+    pub fn tick(&self) {
+        if self.config.replication != Replication::Sync || self.role() != Role::Primary {
+            return;
+        }
+        if lock(&self.degraded).is_some() {
+            return;
+        }
+        let timeout = self.config.standby_timeout;
+        let oldest_wait = lock(&self.gate)
+            .held
+            .front()
+            .map(|held| held.since.elapsed());
+        let standby_gone = {
+            let standby = lock(&self.standby);
+            !standby.connected && standby.since.is_some_and(|since| since.elapsed() >= timeout)
+        };
+        let timed_out = oldest_wait.is_some_and(|waited| waited >= timeout);
+        if !timed_out && !standby_gone {
+            return;
+        }
+        match self.config.standby_loss {
+            StandbyLoss::Degrade => self.degrade(format!(
+                "the standby did not acknowledge within {}",
+                humantime::format_duration(timeout)
+            )),
+            StandbyLoss::Block => {
+                if timed_out {
+                    self.fail_held(NodeError::StandbyUnavailable);
+                }
+            }
+        }
+    }
+
+    /// Fails every held answer: they are durable here but will not be
+    /// acknowledged by the standby in time (or this node lost its role).
+    pub(crate) fn fail_held(&self, error: NodeError) {
+        let held: Vec<Held> = lock(&self.gate).held.drain(..).collect();
+        let count: usize = held.iter().map(|held| held.tickets.len()).sum();
+        if count > 0 {
+            tracing::warn!(count, %error, "answers refused: not acknowledged by the standby");
+        }
+        for held in held {
+            for ticket in held.tickets {
+                if let Some(reply) = ticket.reply {
+                    reply.fail(error.clone());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn set_handing_over(&self, on: bool) {
+        self.handing_over.store(on, Ordering::Release);
+    }
+
+    pub fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::Acquire)
+    }
+
+    pub fn upstream(&self) -> UpstreamStatus {
+        lock(&self.upstream).clone()
+    }
+
+    /// A standby's view of its primary: connected, or heard from.
+    pub fn upstream_update(&self, update: impl FnOnce(&mut UpstreamStatus)) {
+        update(&mut lock(&self.upstream));
+    }
+
+    pub fn replica_failure(&self) -> Option<&str> {
+        self.replica_failure.get().map(String::as_str)
+    }
+
+    pub(crate) fn set_replica_failure(&self, reason: String) {
+        if self.replica_failure.set(reason.clone()).is_ok() {
+            tracing::error!(%reason, "REPLICA FAILED: this standby stops following");
+        }
+    }
+
+    pub(crate) fn status(&self, last_lsn: Lsn, durable_lsn: Lsn) -> ClusterStatus {
+        let role = self.role();
+        let upstream = self.upstream();
+        let (acked_lsn, lag_records) = match role {
+            Role::Primary => {
+                let acked = self.acked_lsn();
+                let lag = if self.standby().connected || acked > 0 {
+                    durable_lsn.saturating_sub(acked)
+                } else {
+                    0
+                };
+                (acked, lag)
+            }
+            _ => (
+                durable_lsn,
+                upstream.durable_lsn.saturating_sub(durable_lsn),
+            ),
+        };
+        let lag = if lag_records == 0 {
+            Duration::ZERO
+        } else {
+            lock(&self.behind_since).map_or(Duration::ZERO, |since| since.elapsed())
+        };
+        ClusterStatus {
+            role,
+            epoch: self.epoch(),
+            replication: self.config.replication,
+            standby_loss: self.config.standby_loss,
+            degraded: self.degraded(),
+            accepting_orders: self.check_writable().is_ok(),
+            last_lsn,
+            durable_lsn,
+            acked_lsn,
+            lag_records,
+            lag,
+            primary: self.primary(),
+            standby: self.standby(),
+            upstream,
+            replica_failure: self.replica_failure().map(str::to_owned),
+        }
+    }
+
+    /// A standby's lag bookkeeping: the primary said its durable LSN.
+    pub fn upstream_durable(&self, primary_durable: Lsn, own_durable: Lsn) {
+        self.upstream_update(|upstream| {
+            upstream.durable_lsn = upstream.durable_lsn.max(primary_durable);
+            upstream.heard_at = Some(Instant::now());
+        });
+        let mut behind = lock(&self.behind_since);
+        if own_durable >= primary_durable {
+            *behind = None;
+        } else if behind.is_none() {
+            *behind = Some(Instant::now());
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section above leaves its data consistent; a panic inside
+    // one does not make it unusable.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,426 @@
+//! The replication side of `Node`: what a standby does with its primary's log
+//! (write it with the same barrier, apply it to warm shards), how a tail or a
+//! whole state is replaced, and the role changes: promotion, fencing, adopting
+//! a primary, handing over. The network is the gateway's; this is the state.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use flashgate_storage::{
+    decode_entry, encode_record, EpochStart, Lsn, Record, Storage, StorageError,
+};
+
+use crate::cluster::{PeerAddress, Replication, Role};
+use crate::codec::{decode_log_entry, LogEntry};
+use crate::domain::{Event, ShardConfig};
+use crate::error::NodeError;
+use crate::node::{claim_ordered, Node};
+use crate::recovery::{recover, RecoveryError};
+use crate::shard_actor::{Apply, Replace, RequestKind, SetEpoch};
+
+const META_CLUSTER_ID: &[u8] = b"cluster_id";
+const META_FENCED_EPOCH: &[u8] = b"fenced_epoch";
+const META_FENCED_PRIMARY: &[u8] = b"fenced_primary";
+
+/// Why a standby cannot take what its primary sent. It stops following.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error("the primary sent LSN {got} where {expected} was next")]
+    Gap { expected: Lsn, got: Lsn },
+    #[error("the primary sent a record of epoch {record} while at epoch {primary}")]
+    FutureEpoch { record: u64, primary: u64 },
+    #[error("log record at LSN {lsn}: {reason}")]
+    Decode { lsn: Lsn, reason: String },
+    #[error("this node is {0}; it does not follow a primary now")]
+    NotFollowing(&'static str),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// What a promotion did.
+#[derive(Clone, Debug)]
+pub struct PromoteReport {
+    pub epoch: u64,
+    pub last_lsn: Lsn,
+    pub elapsed: Duration,
+}
+
+/// What a standby says about itself when it asks to follow.
+#[derive(Clone, Debug)]
+pub struct FollowerState {
+    pub cluster_id: u64,
+    pub epoch: u64,
+    pub last_lsn: Lsn,
+    pub history: Vec<EpochStart>,
+    /// Holds no order data: may adopt any cluster.
+    pub empty: bool,
+}
+
+impl Node {
+    /// This node's log position and epoch history, as a follower reports them.
+    pub fn follower_state(&self) -> Result<FollowerState, StorageError> {
+        Ok(FollowerState {
+            cluster_id: self.cluster_id()?,
+            epoch: self.storage.epoch()?,
+            last_lsn: self.progress.appended_lsn(),
+            history: self.storage.epoch_history()?,
+            empty: self.storage.is_empty()?,
+        })
+    }
+
+    pub fn cluster_id(&self) -> Result<u64, StorageError> {
+        Ok(self.storage.meta_u64(META_CLUSTER_ID)?.unwrap_or(0))
+    }
+
+    /// Standby: writes entries received from the primary to the local log with
+    /// the same durability barrier, then hands them to the shards. Returns the
+    /// LSN now durable here: what to acknowledge. Blocking (disk I/O).
+    ///
+    /// Records at or before the local log's end are skipped (sent twice after
+    /// a reconnect); anything else must continue the log exactly.
+    pub fn replicate(&self, entries: Vec<(Lsn, Vec<u8>)>) -> Result<Lsn, ReplicaError> {
+        let role = self.cluster.role();
+        if role != Role::Standby {
+            return Err(ReplicaError::NotFollowing(role.as_str()));
+        }
+        let record_bytes_max = self.storage.config().record_bytes_max;
+        let primary_epoch = self.cluster.epoch();
+        let mut last = self.progress.appended_lsn();
+        let mut records: Vec<Record> = Vec::new();
+        let mut applied: Vec<Record> = Vec::new();
+        let mut written = false;
+        for (first, bytes) in entries {
+            records.clear();
+            decode_entry(&bytes, first, record_bytes_max, &mut records)?;
+            let Some(end) = records.last().map(|record| record.lsn) else {
+                continue;
+            };
+            if end <= last {
+                continue;
+            }
+            if let Some(record) = records.iter().find(|record| record.epoch > primary_epoch) {
+                return Err(ReplicaError::FutureEpoch {
+                    record: record.epoch,
+                    primary: primary_epoch,
+                });
+            }
+            let new_first = first.max(last + 1);
+            if new_first != last + 1 || first > last + 1 {
+                return Err(ReplicaError::Gap {
+                    expected: last + 1,
+                    got: first,
+                });
+            }
+            if new_first == first {
+                self.storage.insert_replicated(first, &bytes)?;
+            } else {
+                // The entry overlaps what is here: keep the new part only.
+                let mut tail = Vec::with_capacity(bytes.len());
+                for record in records.iter().filter(|record| record.lsn > last) {
+                    encode_record(&mut tail, record.epoch, record.lsn, &record.body);
+                }
+                self.storage.insert_replicated(new_first, &tail)?;
+            }
+            applied.extend(records.drain(..).filter(|record| record.lsn > last));
+            last = end;
+            written = true;
+        }
+        if !written {
+            return Ok(last);
+        }
+        self.storage.barrier()?;
+        self.progress.reset_to(last);
+        self.apply_to_shards(&applied, last)?;
+        Ok(last)
+    }
+
+    /// Routes durable replicated records to their shards (warm standby), and
+    /// notes the idempotency keys the orders hold.
+    fn apply_to_shards(&self, records: &[Record], last_lsn: Lsn) -> Result<(), ReplicaError> {
+        let mut per_shard: Vec<Vec<LogEntry>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for record in records {
+            let entry = decode_log_entry(&record.body).map_err(|error| ReplicaError::Decode {
+                lsn: record.lsn,
+                reason: error.to_string(),
+            })?;
+            if let Event::OrderReserved(order) = &entry.event {
+                claim_ordered(&self.idempotency, order);
+            }
+            let shard = entry.shard as usize;
+            let Some(slot) = per_shard.get_mut(shard) else {
+                return Err(ReplicaError::Decode {
+                    lsn: record.lsn,
+                    reason: format!("names shard {shard} of only {}", self.shards.len()),
+                });
+            };
+            slot.push(entry);
+        }
+        for (handle, entries) in self.shards.iter().zip(per_shard) {
+            // Unbounded on purpose: what the primary logged must be applied;
+            // the replication window bounds how much is in flight.
+            handle.addr.do_send(Apply { entries, last_lsn });
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every shard from this node's storage (after a tail was discarded
+    /// or a checkpoint installed). Standby only.
+    pub async fn reload(&self) -> Result<Lsn, ReplicaError> {
+        let storage = self.storage.clone();
+        let configs = self.shard_configs();
+        let recovered = tokio::task::spawn_blocking(move || recover(&storage, configs))
+            .await
+            .map_err(|_| ReplicaError::ShuttingDown)??;
+        self.idempotency.clear();
+        for core in &recovered.cores {
+            for order in core.orders() {
+                claim_ordered(&self.idempotency, order);
+            }
+        }
+        self.progress.reset_to(recovered.last_lsn);
+        for ((handle, core), seq) in self.shards.iter().zip(recovered.cores).zip(recovered.seqs) {
+            handle.shared.durable_seq.store(seq, Ordering::Release);
+            handle
+                .addr
+                .send(Replace {
+                    core,
+                    seq,
+                    applied_lsn: recovered.last_lsn,
+                })
+                .await
+                .map_err(|_| ReplicaError::ShuttingDown)?;
+        }
+        Ok(recovered.last_lsn)
+    }
+
+    fn shard_configs(&self) -> Vec<ShardConfig> {
+        (0..self.shard_count())
+            .map(|shard| ShardConfig {
+                shard,
+                epoch: self.cluster.epoch(),
+                orders_max: self.config.orders_per_shard_max,
+                expiry_batch_max: self.config.expiry_batch_max,
+            })
+            .collect()
+    }
+
+    /// Standby: discards every record after `keep_through` (never acknowledged
+    /// by the cluster) and rebuilds the shards. When a checkpoint already covers
+    /// part of that tail, everything is dropped, to be refilled from the primary.
+    pub async fn discard_tail(&self, keep_through: Lsn) -> Result<u64, ReplicaError> {
+        let storage = self.storage.clone();
+        let discarded = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
+            let covered = storage.read_checkpoint()?.map_or(0, |c| c.covers_lsn);
+            let last = storage.last_lsn()?.unwrap_or(covered).max(covered);
+            if covered > keep_through {
+                storage.clear_log_and_checkpoint()?;
+                Ok(last)
+            } else {
+                storage.truncate_after(keep_through)
+            }
+        })
+        .await
+        .map_err(|_| ReplicaError::ShuttingDown)??;
+        tracing::warn!(keep_through, discarded, "discarded log records the cluster never acknowledged");
+        self.reload().await?;
+        Ok(discarded)
+    }
+
+    /// Standby: replaces everything with the primary's checkpoint, then rebuilds
+    /// the shards from it. The log after it follows from the primary.
+    pub async fn install_checkpoint(
+        &self,
+        covers_lsn: Lsn,
+        chunks: Vec<Vec<u8>>,
+    ) -> Result<(), ReplicaError> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            storage.clear_log_and_checkpoint()?;
+            storage.write_checkpoint(covers_lsn, &chunks)
+        })
+        .await
+        .map_err(|_| ReplicaError::ShuttingDown)??;
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// Follows `primary` as a standby from now on, adopting its cluster id,
+    /// epoch and epoch history (durably). Call once the log agrees with the
+    /// primary's: after any tail was discarded.
+    pub fn adopt_primary(
+        &self,
+        cluster_id: u64,
+        history: &[EpochStart],
+        primary: PeerAddress,
+    ) -> Result<(), StorageError> {
+        let epoch = history.last().map_or(0, |start| start.epoch);
+        self.storage.set_meta_u64(META_CLUSTER_ID, cluster_id)?;
+        self.storage.set_epoch_history(history)?;
+        if self.storage.meta_u64(META_FENCED_EPOCH)?.is_some_and(|fenced| fenced <= epoch) {
+            self.storage.set_meta_bytes(META_FENCED_PRIMARY, b"")?;
+            self.storage.set_meta_u64(META_FENCED_EPOCH, 0)?;
+        }
+        self.cluster.set_epoch(epoch);
+        self.progress.set_epoch(epoch);
+        self.cluster.set_primary(Some(primary));
+        if self.cluster.role() != Role::Standby {
+            tracing::info!(epoch, "now a standby of the current primary");
+        }
+        self.cluster.set_handing_over(false);
+        self.cluster.set_role(Role::Standby);
+        Ok(())
+    }
+
+    /// A newer primary exists (its epoch is above ours): stop taking orders for
+    /// good (persisted, so a restart stays fenced), and refuse every answer still
+    /// waiting for the standby. Returns false if `epoch` is not newer.
+    pub fn fence(&self, epoch: u64, primary: PeerAddress) -> Result<bool, StorageError> {
+        if epoch <= self.cluster.epoch() || self.cluster.role() == Role::Standby {
+            return Ok(false);
+        }
+        self.storage
+            .set_meta_bytes(META_FENCED_PRIMARY, &encode_peer(&primary))?;
+        self.storage.set_meta_u64(META_FENCED_EPOCH, epoch)?;
+        let was = self.cluster.role();
+        self.cluster.set_role(Role::Fenced);
+        self.cluster.set_primary(Some(primary.clone()));
+        self.cluster.fail_held(NodeError::NotPrimary {
+            primary: Some(primary.clone()),
+        });
+        tracing::warn!(epoch, was = was.as_str(), primary = %primary.http, "FENCED: a newer primary exists; this node takes no more orders");
+        Ok(true)
+    }
+
+    /// Makes this standby the primary: a new epoch, persisted before anything
+    /// else; every replicated record applied; then orders are taken. The caller
+    /// must have stopped following first.
+    pub async fn promote(&self) -> Result<PromoteReport, NodeError> {
+        let role = self.cluster.role();
+        if role != Role::Standby {
+            return Err(NodeError::NotStandby(role.as_str()));
+        }
+        if let Some(reason) = self.cluster.replica_failure() {
+            return Err(NodeError::StorageFailed(format!(
+                "this standby's state is incomplete ({reason}); it cannot be promoted"
+            )));
+        }
+        let started = Instant::now();
+        let last_lsn = self.progress.appended_lsn();
+        let storage = self.storage.clone();
+        let epoch = tokio::task::spawn_blocking(move || storage.start_epoch(last_lsn + 1))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?
+            .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
+        for shard in 0..self.shard_count() {
+            let handle = &self.shards[shard as usize];
+            handle
+                .addr
+                .send(SetEpoch(epoch))
+                .await
+                .map_err(|_| NodeError::ShuttingDown)?;
+            // Behind every `Apply` already queued: once answered, the shard holds
+            // everything replicated.
+            self.ask(shard, RequestKind::Durable).await?;
+        }
+        self.progress.set_epoch(epoch);
+        self.cluster.set_epoch(epoch);
+        if self.cluster.config().replication == Replication::Sync {
+            self.cluster
+                .degrade("promoted after the primary was lost; no standby has caught up yet".into());
+        }
+        self.cluster
+            .set_primary(Some(self.cluster.config().advertise.clone()));
+        self.cluster.set_role(Role::Primary);
+        tracing::warn!(epoch, last_lsn, "PROMOTED: this node is the primary");
+        Ok(PromoteReport {
+            epoch,
+            last_lsn,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// First step of a planned switchover: stop taking writes, let everything
+    /// decided become durable, and wait until the standby acknowledged it all.
+    /// Returns the last LSN. On failure, takes writes again.
+    pub async fn hand_over(&self, wait_max: Duration) -> Result<Lsn, NodeError> {
+        self.cluster.check_writable()?;
+        if self.cluster.config().replication == Replication::Standalone
+            || !self.cluster.standby().connected
+        {
+            return Err(NodeError::Handover(
+                "no standby is connected; a switchover needs one that follows this primary".into(),
+            ));
+        }
+        self.cluster.set_handing_over(true);
+        let deadline = Instant::now() + wait_max;
+        let result = async {
+            for shard in 0..self.shard_count() {
+                self.ask(shard, RequestKind::Durable).await?;
+            }
+            let last = self.progress.appended_lsn();
+            while self.cluster.acked_lsn() < last {
+                if Instant::now() >= deadline || !self.cluster.standby().connected {
+                    return Err(NodeError::Handover(format!(
+                        "the standby acknowledged LSN {} of {last} within {}",
+                        self.cluster.acked_lsn(),
+                        humantime::format_duration(wait_max)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(last)
+        }
+        .await;
+        if result.is_err() {
+            self.cluster.set_handing_over(false);
+        }
+        result
+    }
+}
+
+/// The fence a data dir carries, if any: the newer epoch and its primary.
+pub(crate) fn read_fence(storage: &Storage) -> Result<Option<(u64, PeerAddress)>, StorageError> {
+    let Some(epoch) = storage.meta_u64(META_FENCED_EPOCH)?.filter(|epoch| *epoch > 0) else {
+        return Ok(None);
+    };
+    let bytes = storage.meta_bytes(META_FENCED_PRIMARY)?.unwrap_or_default();
+    Ok(Some((epoch, decode_peer(&bytes))))
+}
+
+fn encode_peer(peer: &PeerAddress) -> Vec<u8> {
+    format!(
+        "{}\n{}\n{}",
+        peer.http,
+        peer.quic.as_deref().unwrap_or(""),
+        peer.replication.as_deref().unwrap_or("")
+    )
+    .into_bytes()
+}
+
+fn decode_peer(bytes: &[u8]) -> PeerAddress {
+    let text = String::from_utf8_lossy(bytes);
+    let mut parts = text.split('\n').map(str::to_owned);
+    let mut next = || parts.next().filter(|part| !part.is_empty());
+    PeerAddress {
+        http: next().unwrap_or_default(),
+        quic: next(),
+        replication: next(),
+    }
+}
+
+/// A random number for a new cluster's id.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
