@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use flashgate_gateway::config::{ReplicationMode, StandbyLossMode, StartRole};
 use flashgate_gateway::{Config, LogFormat, Overrides};
 
 #[derive(Parser)]
@@ -58,6 +59,37 @@ struct ServeArgs {
     /// Write logs as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Start as the primary (takes orders) or as a standby of --follow [default: primary].
+    #[arg(long, value_enum)]
+    role: Option<StartRole>,
+    /// The primary's replication address (HOST:PORT), for --role standby.
+    #[arg(long, value_name = "ADDR")]
+    follow: Option<String>,
+    /// Address (UDP) to listen on for a standby, and for fencing by a newer
+    /// primary. Give it to both nodes of a pair. Without it (and --follow) the
+    /// node runs standalone.
+    #[arg(long, value_name = "ADDR")]
+    replication_addr: Option<SocketAddr>,
+    /// sync: a buyer hears yes once the order is durable on both nodes; async:
+    /// once durable here, the standby lagging behind [default: sync].
+    #[arg(long, value_enum)]
+    replication: Option<ReplicationMode>,
+    /// What a sync primary does when its standby is gone: block (orders wait,
+    /// then get 503 standby_unavailable) or degrade (after --standby-timeout, go
+    /// on alone) [default: block].
+    #[arg(long, value_enum)]
+    standby_loss: Option<StandbyLossMode>,
+    /// How long orders wait for the standby before --standby-loss applies, e.g. 5s [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    standby_timeout: Option<std::time::Duration>,
+    /// Promote this standby after hearing nothing from its primary this long,
+    /// e.g. 3s. Only with sync replication and --standby-loss block.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    auto_promote_after: Option<std::time::Duration>,
+    /// File holding the cluster secret (at least 16 bytes) every node shares;
+    /// or set FLASHGATE_CLUSTER_SECRET.
+    #[arg(long, value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +110,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         quic_addr: args.quic_addr,
         quic_cert: args.quic_cert,
         quic_key: args.quic_key,
+        role: args.role,
+        follow: args.follow,
+        replication_addr: args.replication_addr,
+        replication: args.replication,
+        standby_loss: args.standby_loss,
+        standby_timeout_ms: args.standby_timeout.map(|timeout| timeout.as_millis() as u64),
+        auto_promote_after_ms: args.auto_promote_after.map(|after| after.as_millis() as u64),
+        cluster_secret_file: args.cluster_secret_file,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

@@ -113,7 +113,8 @@ pub struct ClusterConfig {
     pub standby_loss: StandbyLoss,
     /// How long answers wait for the standby before `standby_loss` applies.
     pub standby_timeout: Duration,
-    /// This node's own addresses, told to peers.
+    /// This node's own addresses, told to peers (completed with the bound
+    /// addresses by `Cluster::set_advertise`).
     pub advertise: PeerAddress,
 }
 
@@ -191,6 +192,7 @@ pub struct ClusterStatus {
 /// The shared cluster state of one node.
 pub struct Cluster {
     config: ClusterConfig,
+    advertise: Mutex<PeerAddress>,
     role: AtomicU8,
     epoch: AtomicU64,
     /// Set by a primary preparing a switchover: no new writes.
@@ -220,6 +222,7 @@ impl Cluster {
     ) -> Cluster {
         let primary = (config.role == Role::Primary).then(|| config.advertise.clone());
         Cluster {
+            advertise: Mutex::new(config.advertise.clone()),
             role: AtomicU8::new(config.role.to_u8()),
             epoch: AtomicU64::new(epoch),
             handing_over: AtomicBool::new(false),
@@ -245,6 +248,20 @@ impl Cluster {
 
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// This node's own addresses.
+    pub fn advertise(&self) -> PeerAddress {
+        lock(&self.advertise).clone()
+    }
+
+    /// Records the addresses the front ends actually bound (port 0 becomes a
+    /// real port), before anyone is told them.
+    pub fn set_advertise(&self, advertise: PeerAddress) {
+        *lock(&self.advertise) = advertise.clone();
+        if self.role() == Role::Primary {
+            self.set_primary(Some(advertise));
+        }
     }
 
     pub fn role(&self) -> Role {

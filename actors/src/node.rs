@@ -183,10 +183,13 @@ impl Node {
             // A new data dir (or one from before epoch histories): its log so
             // far belongs to its current epoch.
             let epoch = storage.meta_u64(META_EPOCH)?.unwrap_or(1).max(1);
-            storage.set_epoch_history(&[EpochStart {
+            storage.set_epoch_history(
+                &[EpochStart {
+                    epoch,
+                    first_lsn: 1,
+                }],
                 epoch,
-                first_lsn: 1,
-            }])?;
+            )?;
         }
         let epoch = storage.epoch()?;
         if storage.meta_u64(META_CLUSTER_ID)?.is_none() {

@@ -93,6 +93,8 @@ impl Node {
         let mut records: Vec<Record> = Vec::new();
         let mut applied: Vec<Record> = Vec::new();
         let mut written = false;
+        let mut history = self.storage.epoch_history()?;
+        let history_length = history.len();
         for (first, bytes) in entries {
             records.clear();
             decode_entry(&bytes, first, record_bytes_max, &mut records)?;
@@ -125,12 +127,24 @@ impl Node {
                 }
                 self.storage.insert_replicated(new_first, &tail)?;
             }
+            for record in records.iter().filter(|record| record.lsn > last) {
+                if history.last().map_or(true, |start| record.epoch > start.epoch) {
+                    history.push(EpochStart {
+                        epoch: record.epoch,
+                        first_lsn: record.lsn,
+                    });
+                }
+            }
             applied.extend(records.drain(..).filter(|record| record.lsn > last));
             last = end;
             written = true;
         }
         if !written {
             return Ok(last);
+        }
+        if history.len() != history_length {
+            // A new epoch starts in this batch: durable with its records.
+            self.storage.stage_epoch_history(&history, primary_epoch)?;
         }
         self.storage.barrier()?;
         self.progress.reset_to(last);
@@ -254,12 +268,23 @@ impl Node {
     pub fn adopt_primary(
         &self,
         cluster_id: u64,
+        epoch: u64,
         history: &[EpochStart],
         primary: PeerAddress,
     ) -> Result<(), StorageError> {
-        let epoch = history.last().map_or(0, |start| start.epoch);
+        // The history describes this node's log: the primary's epochs that
+        // start past it are added as their records arrive (`replicate`).
+        let last = self.progress.appended_lsn();
+        let mut own: Vec<EpochStart> = history
+            .iter()
+            .copied()
+            .filter(|start| start.first_lsn <= last + 1)
+            .collect();
+        if own.is_empty() {
+            own = self.storage.epoch_history()?;
+        }
         self.storage.set_meta_u64(META_CLUSTER_ID, cluster_id)?;
-        self.storage.set_epoch_history(history)?;
+        self.storage.set_epoch_history(&own, epoch)?;
         if self.storage.meta_u64(META_FENCED_EPOCH)?.is_some_and(|fenced| fenced <= epoch) {
             self.storage.set_meta_bytes(META_FENCED_PRIMARY, b"")?;
             self.storage.set_meta_u64(META_FENCED_EPOCH, 0)?;
@@ -332,8 +357,7 @@ impl Node {
             self.cluster
                 .degrade("promoted after the primary was lost; no standby has caught up yet".into());
         }
-        self.cluster
-            .set_primary(Some(self.cluster.config().advertise.clone()));
+        self.cluster.set_primary(Some(self.cluster.advertise()));
         self.cluster.set_role(Role::Primary);
         tracing::warn!(epoch, last_lsn, "PROMOTED: this node is the primary");
         Ok(PromoteReport {

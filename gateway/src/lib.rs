@@ -7,6 +7,8 @@
 //! - `http`: the routes, one file per group (`orders`, `skus`, `ops`, `admin`).
 //! - `quic`: the QUIC front end (binary frames of `flashgate_protocol`) on its
 //!   own thread and tokio runtime.
+//! - `replication`: the replication channel between a primary and its
+//!   standby (QUIC, cluster-secret handshake) on its own thread.
 //! - `error_code`: the one mapping from node errors to the codes both front ends
 //!   answer.
 //! - `wire`: JSON request parsing and response bodies.
@@ -18,6 +20,7 @@ pub mod error_code;
 pub mod http;
 pub mod problem;
 pub mod quic;
+pub mod replication;
 pub mod server;
 pub mod token;
 pub mod wire;

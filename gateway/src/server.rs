@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{middleware, web, App, HttpServer};
-use flashgate_actors::{Node, StartError};
+use flashgate_actors::{Node, PeerAddress, StartError};
 use flashgate_storage::{Storage, StorageConfig, StorageError};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
 use crate::http::{configure, AppState, Readiness};
 use crate::problem::RETRY_AFTER_SECS;
+use crate::replication::{Replication, ReplicationSettings, TransportError};
 use crate::quic::{server_certificate, CertificateSource, QuicError, QuicLimits, QuicServer};
 use crate::token::{admin_token, TokenError, TokenSource};
 
@@ -35,6 +36,10 @@ pub enum ServeError {
     Metrics(String),
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Replication(#[from] TransportError),
 }
 
 /// Latency buckets in seconds, from 50 µs to 10 s.
@@ -80,7 +85,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }
 
-    let (node, runtime, report) = Node::start(storage, config.node_config())?;
+    let secret = config.load_cluster_secret()?;
+    let mut node_config = config.node_config();
+    node_config.cluster = config.cluster_config(PeerAddress {
+        http: format!("http://{}", config.http_addr),
+        quic: config.quic_enabled.then(|| config.quic_addr.to_string()),
+        replication: config.replication_addr.map(|addr| addr.to_string()),
+    });
+    let (node, runtime, report) = Node::start(storage, node_config)?;
     tracing::info!(
         shards = report.shards,
         epoch = report.epoch,
@@ -96,6 +108,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.data_dir.display()
     );
     let readiness = Arc::new(Readiness::default());
+    let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
@@ -103,6 +116,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         body_bytes_max: config.http_body_bytes_max,
         metrics,
         readiness: Arc::clone(&readiness),
+        replication: Arc::clone(&replication_slot),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let server = HttpServer::new(move || {
@@ -130,6 +144,38 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     } else {
         None
     };
+    let http_addr = server.addrs().first().copied().unwrap_or(config.http_addr);
+    let mut advertise = PeerAddress {
+        http: format!("http://{http_addr}"),
+        quic: quic.as_ref().map(|quic| quic.local_addr().to_string()),
+        replication: None,
+    };
+    node.cluster().set_advertise(advertise.clone());
+    if let Some(secret) = secret {
+        let settings = ReplicationSettings {
+            secret,
+            listen: config.replication_addr,
+            follow: config.follow.clone(),
+            heartbeat: Duration::from_millis(config.replication_heartbeat_ms),
+            message_bytes_max: config.replication_message_bytes_max,
+            auto_promote_after: config.auto_promote_after_ms.map(Duration::from_millis),
+        };
+        let replication = Replication::start(Arc::clone(&node), settings)?;
+        if let Some(addr) = replication.local_addr() {
+            advertise.replication = Some(addr.to_string());
+            node.cluster().set_advertise(advertise);
+            println!("flashgate: listening on replication {addr}");
+            tracing::info!(%addr, "listening for replication");
+        }
+        let _ = replication_slot.set(replication);
+    }
+    let status = node.cluster_status();
+    tracing::info!(
+        role = status.role.as_str(),
+        mode = status.replication.as_str(),
+        epoch = status.epoch,
+        "cluster role"
+    );
     for addr in server.addrs() {
         // One plain line on stdout, for operators and scripts that start us on port 0.
         println!("flashgate: listening on http {addr}");
@@ -182,6 +228,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if let Some(quic) = quic {
         quic.stop().await;
     }
+    let slot = Arc::clone(&replication_slot);
+    actix_web::rt::task::spawn_blocking(move || {
+        if let Some(replication) = slot.get() {
+            replication.stop();
+        }
+    })
+    .await
+    .ok();
     served.map_err(ServeError::Http)?;
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();

@@ -58,6 +58,11 @@ impl Storage {
         }))
     }
 
+    /// The LSN the current checkpoint covers (0 without one), without reading it.
+    pub fn checkpoint_covers_lsn(&self) -> Result<Lsn, StorageError> {
+        Ok(self.checkpoint_pointer()?.map_or(0, |pointer| pointer.covers_lsn))
+    }
+
     /// The current checkpoint, every chunk checked, or `None` if none was written.
     pub fn read_checkpoint(&self) -> Result<Option<Checkpoint>, StorageError> {
         let Some(pointer) = self.checkpoint_pointer()? else {

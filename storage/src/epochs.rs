@@ -102,16 +102,27 @@ impl Storage {
         }
     }
 
-    /// Replaces the epoch history and sets the node's epoch to its newest entry,
-    /// in one atomic, durable write: both are true after a crash, or neither.
-    pub fn set_epoch_history(&self, history: &[EpochStart]) -> Result<(), StorageError> {
+    /// Replaces the epoch history and sets the node's epoch to `epoch` (at least
+    /// the newest entry's), in one atomic, durable write: both are true after a
+    /// crash, or neither.
+    pub fn set_epoch_history(&self, history: &[EpochStart], epoch: u64) -> Result<(), StorageError> {
+        self.stage_epoch_history(history, epoch)?;
+        self.barrier()
+    }
+
+    /// As `set_epoch_history`, durable with the next barrier: a standby stages a
+    /// new epoch's start with the records that begin it.
+    pub fn stage_epoch_history(
+        &self,
+        history: &[EpochStart],
+        epoch: u64,
+    ) -> Result<(), StorageError> {
         let newest = history.last().expect("a history has at least one epoch");
         let kept = &history[history.len().saturating_sub(EPOCH_HISTORY_MAX)..];
         let mut batch = sled::Batch::default();
         batch.insert(META_EPOCHS, encode_history(kept));
-        batch.insert(META_EPOCH, &newest.epoch.to_be_bytes());
-        self.apply_meta_batch(batch)?;
-        self.barrier()
+        batch.insert(META_EPOCH, &newest.epoch.max(epoch).to_be_bytes());
+        self.apply_meta_batch(batch)
     }
 
     /// Starts a new epoch at `first_lsn`, durably, before anything is written in
@@ -120,7 +131,7 @@ impl Storage {
         let mut history = self.epoch_history()?;
         let epoch = self.epoch()?.max(history.last().map_or(0, |s| s.epoch)) + 1;
         history.push(EpochStart { epoch, first_lsn });
-        self.set_epoch_history(&history)?;
+        self.set_epoch_history(&history, epoch)?;
         Ok(epoch)
     }
 }
@@ -179,7 +190,7 @@ mod tests {
         {
             let storage =
                 Storage::open(dir.path(), crate::store::StorageConfig::default()).unwrap();
-            storage.set_epoch_history(&history(&[(1, 1)])).unwrap();
+            storage.set_epoch_history(&history(&[(1, 1)]), 1).unwrap();
             assert_eq!(storage.start_epoch(51).unwrap(), 2);
         }
         let storage = Storage::open(dir.path(), crate::store::StorageConfig::default()).unwrap();

@@ -23,5 +23,5 @@ pub use error::StorageError;
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
 };
-pub use store::{Storage, StorageConfig, FORMAT_VERSION};
+pub use store::{EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
 pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};

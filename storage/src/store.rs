@@ -31,6 +31,14 @@ impl Default for StorageConfig {
     }
 }
 
+/// One log entry as stored: records `first_lsn..=last_lsn`, checksummed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryBytes {
+    pub first_lsn: Lsn,
+    pub last_lsn: Lsn,
+    pub bytes: Vec<u8>,
+}
+
 /// The data directory's database. Cheap to clone; all clones share one sled
 /// instance.
 #[derive(Clone)]
@@ -268,7 +276,7 @@ impl Storage {
         &self,
         after: Lsn,
         bytes_max: usize,
-    ) -> Result<Vec<(Lsn, Vec<u8>)>, StorageError> {
+    ) -> Result<Vec<EntryBytes>, StorageError> {
         let wanted = after + 1;
         let start = match self.inner.log.range(..=wanted.to_be_bytes()).next_back() {
             Some(entry) => lsn_of_key(&entry?.0)?,
@@ -284,7 +292,11 @@ impl Storage {
                 continue; // Entirely at or before `after`.
             }
             bytes += value.len();
-            entries.push((first, value.to_vec()));
+            entries.push(EntryBytes {
+                first_lsn: first,
+                last_lsn: first + count as u64 - 1,
+                bytes: value.to_vec(),
+            });
             if bytes >= bytes_max {
                 break;
             }

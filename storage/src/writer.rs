@@ -511,7 +511,7 @@ mod tests {
                 .read_entries_after(after, usize::MAX)
                 .unwrap()
                 .into_iter()
-                .map(|(first, _)| first)
+                .map(|entry| entry.first_lsn)
                 .collect::<Vec<_>>()
         };
         assert_eq!(firsts(0), vec![1, 4, 7]);
@@ -523,10 +523,12 @@ mod tests {
         // A copy on another node: whole entries, checked.
         let other_dir = tempfile::tempdir().unwrap();
         let other = Storage::open(other_dir.path(), StorageConfig::default()).unwrap();
-        for (first, entry) in storage.read_entries_after(0, usize::MAX).unwrap() {
-            assert_eq!(other.insert_replicated(first, &entry).unwrap(), first + 2);
+        for entry in storage.read_entries_after(0, usize::MAX).unwrap() {
+            assert_eq!(entry.last_lsn, entry.first_lsn + 2);
+            let last = other.insert_replicated(entry.first_lsn, &entry.bytes);
+            assert_eq!(last.unwrap(), entry.last_lsn);
         }
-        let mut damaged = storage.read_entries_after(0, 1).unwrap().remove(0).1;
+        let mut damaged = storage.read_entries_after(0, 1).unwrap().remove(0).bytes;
         damaged[30] ^= 1;
         assert!(other.insert_replicated(1, &damaged).is_err());
 

@@ -1,6 +1,7 @@
 //! The HTTP API. Each file holds one group of routes; `configure` mounts them.
 
 mod admin;
+mod cluster;
 mod ops;
 mod orders;
 mod skus;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::problem::ApiError;
 
+pub use cluster::status_json;
 pub use ops::Readiness;
 
 /// What every handler can reach.
@@ -24,6 +26,8 @@ pub struct AppState {
     pub body_bytes_max: usize,
     pub metrics: PrometheusHandle,
     pub readiness: Arc<Readiness>,
+    /// The replication channel, once started (absent on a standalone node).
+    pub replication: Arc<std::sync::OnceLock<crate::replication::Replication>>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -62,6 +66,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/skus/{sku}/restock")
                 .route(web::post().to(skus::restock))
+                .default_service(allow("POST")),
+        )
+        .service(
+            web::resource("/v1/cluster")
+                .route(web::get().to(cluster::status))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/admin/promote")
+                .route(web::post().to(cluster::promote))
+                .default_service(allow("POST")),
+        )
+        .service(
+            web::resource("/v1/admin/handover")
+                .route(web::post().to(cluster::handover))
                 .default_service(allow("POST")),
         )
         .service(

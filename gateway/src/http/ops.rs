@@ -42,11 +42,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "detail": "the node is starting or shutting down",
         }));
     }
+    let cluster = state.node.cluster_status();
     HttpResponse::Ok().json(json!({
         "status": "ready",
         "epoch": state.node.epoch(),
         "shards": state.node.shard_count(),
         "durable_lsn": state.node.progress().durable_lsn(),
+        "role": cluster.role.as_str(),
+        "accepting_orders": cluster.accepting_orders,
+        "degraded": cluster.degraded,
     }))
 }
 

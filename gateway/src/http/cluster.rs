@@ -1,0 +1,91 @@
+//! `GET /v1/cluster`, and the admin routes that move the primary role:
+//! `POST /v1/admin/promote` (on a standby) and `POST /v1/admin/handover` (on
+//! a primary, the first step of a planned switchover).
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use flashgate_actors::{ClusterStatus, NodeError, Role};
+use serde_json::{json, Value};
+
+use super::admin::require_admin;
+use super::{json, AppState};
+use crate::problem::ApiError;
+
+/// How long a handover waits for the standby to acknowledge everything.
+pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
+
+pub async fn status(state: web::Data<AppState>) -> HttpResponse {
+    json(StatusCode::OK, &status_json(&state.node.cluster_status()))
+}
+
+/// The cluster status as `/v1/cluster` shows it.
+pub fn status_json(status: &ClusterStatus) -> Value {
+    let peer = match status.role {
+        Role::Primary => status
+            .standby
+            .address
+            .as_ref()
+            .map(|address| json!({
+                "address": address,
+                "http": status.standby.node.as_ref().map(|node| node.http.clone()),
+                "connected": status.standby.connected,
+            })),
+        Role::Standby | Role::Fenced => status.upstream.address.as_ref().map(|address| json!({
+            "address": address,
+            "connected": status.upstream.connected,
+        })),
+    };
+    json!({
+        "role": status.role.as_str(),
+        "epoch": status.epoch,
+        "last_lsn": status.last_lsn,
+        "durable_lsn": status.durable_lsn,
+        "acked_lsn": status.acked_lsn,
+        "mode": status.replication.as_str(),
+        "standby_loss": status.standby_loss.as_str(),
+        "degraded": status.degraded.is_some(),
+        "degraded_reason": status.degraded,
+        "accepting_orders": status.accepting_orders,
+        "peer": peer,
+        "primary": status.primary.as_ref().map(|primary| json!({
+            "http": primary.http,
+            "quic": primary.quic,
+        })),
+        "lag_records": status.lag_records,
+        "lag_ms": status.lag.as_millis() as u64,
+        "replica_failure": status.replica_failure,
+    })
+}
+
+pub async fn promote(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&request, &state.admin_token)?;
+    let Some(replication) = state.replication.get() else {
+        return Err(NodeError::NotStandby(state.node.cluster().role().as_str()).into());
+    };
+    let report = replication.promote().await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "epoch": report.epoch,
+            "last_lsn": report.last_lsn,
+            "elapsed_ms": report.elapsed.as_millis() as u64,
+        }),
+    ))
+}
+
+pub async fn handover(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&request, &state.admin_token)?;
+    let last_lsn = state.node.hand_over(HANDOVER_WAIT_MAX).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "epoch": state.node.epoch(), "last_lsn": last_lsn }),
+    ))
+}

@@ -1,0 +1,209 @@
+//! The replication channel's messages and their framing: a `u32` big-endian
+//! length, then the message in bincode 2 (standard configuration), decoded with
+//! a size limit. One bidirectional QUIC stream carries a whole session.
+
+use bincode::{Decode, Encode};
+use flashgate_actors::PeerAddress;
+use flashgate_storage::EpochStart;
+use quinn::{RecvStream, SendStream};
+
+/// Where a node is reached, on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct NodeInfo {
+    pub http: String,
+    pub quic: Option<String>,
+    pub replication: Option<String>,
+}
+
+impl From<PeerAddress> for NodeInfo {
+    fn from(peer: PeerAddress) -> NodeInfo {
+        NodeInfo {
+            http: peer.http,
+            quic: peer.quic,
+            replication: peer.replication,
+        }
+    }
+}
+
+impl From<NodeInfo> for PeerAddress {
+    fn from(info: NodeInfo) -> PeerAddress {
+        PeerAddress {
+            http: info.http,
+            quic: info.quic,
+            replication: info.replication,
+        }
+    }
+}
+
+/// How the primary brings a follower up to date.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Start {
+    /// Log entries follow, from the follower's last LSN on.
+    Log,
+    /// `chunk_count` checkpoint chunks follow, then the log after `covers_lsn`.
+    Checkpoint { covers_lsn: u64, chunk_count: u32 },
+    /// The follower's log parts from the primary's after `keep_through`: it must
+    /// discard the rest, then connect again.
+    DiscardAfter { keep_through: u64 },
+}
+
+/// Every message of a session. Each carries, or follows one that carried, the
+/// sender's epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Message {
+    /// Both ways, first: proof of the cluster secret bound to this TLS session.
+    Hello { proof: [u8; 32] },
+    /// Dialer → listener: who I am and where my log ends.
+    Follow {
+        node: NodeInfo,
+        is_primary: bool,
+        epoch: u64,
+        cluster_id: u64,
+        last_lsn: u64,
+        history: Vec<(u64, u64)>,
+        empty: bool,
+    },
+    /// Listener → follower: accepted; how it catches up.
+    Welcome {
+        epoch: u64,
+        cluster_id: u64,
+        history: Vec<(u64, u64)>,
+        primary: NodeInfo,
+        /// The primary's replication mode and standby-loss rule, as strings.
+        replication: String,
+        standby_loss: String,
+        start: Start,
+    },
+    /// Listener → dialer: not served; `primary` is where to go, when known.
+    Refused {
+        reason: String,
+        /// The listener's epoch: a dialer below it is stale.
+        epoch: u64,
+        primary: Option<NodeInfo>,
+    },
+    /// Listener → a newer primary: this node is fenced now.
+    Fenced { epoch: u64 },
+    CheckpointChunk { bytes: Vec<u8> },
+    /// Whole log entries, as stored: (first LSN, records).
+    Entries { epoch: u64, entries: Vec<(u64, Vec<u8>)> },
+    Heartbeat { epoch: u64, durable_lsn: u64 },
+    /// Follower → primary: everything up to `durable_lsn` is durable here.
+    Ack { durable_lsn: u64 },
+}
+
+pub fn history_to_wire(history: &[EpochStart]) -> Vec<(u64, u64)> {
+    history
+        .iter()
+        .map(|start| (start.epoch, start.first_lsn))
+        .collect()
+}
+
+pub fn history_from_wire(history: &[(u64, u64)]) -> Vec<EpochStart> {
+    history
+        .iter()
+        .map(|&(epoch, first_lsn)| EpochStart { epoch, first_lsn })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("replication stream: {0}")]
+    Io(String),
+    #[error("replication message of {0} bytes is over the limit of {1}")]
+    TooLarge(usize, usize),
+    #[error("replication message does not decode: {0}")]
+    Malformed(String),
+    #[error("the peer sent {0} where it was not expected")]
+    Unexpected(&'static str),
+    #[error("the peer ended the session")]
+    Closed,
+}
+
+impl Message {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::Follow { .. } => "follow",
+            Message::Welcome { .. } => "welcome",
+            Message::Refused { .. } => "refused",
+            Message::Fenced { .. } => "fenced",
+            Message::CheckpointChunk { .. } => "checkpoint chunk",
+            Message::Entries { .. } => "entries",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::Ack { .. } => "ack",
+        }
+    }
+}
+
+/// The most bytes a message may have: the largest checkpoint chunk, with room.
+pub const MESSAGE_BYTES_LIMIT: usize = flashgate_actors::codec::CHUNK_BYTES_MAX + (1 << 20);
+
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut bytes = vec![0; 4];
+    bincode::encode_into_std_write(message, &mut bytes, bincode::config::standard())
+        .expect("messages encode into a Vec");
+    let length = u32::try_from(bytes.len() - 4).expect("messages are far below 4 GiB");
+    bytes[..4].copy_from_slice(&length.to_be_bytes());
+    bytes
+}
+
+pub fn decode(body: &[u8]) -> Result<Message, WireError> {
+    let config = bincode::config::standard().with_limit::<MESSAGE_BYTES_LIMIT>();
+    let (message, read) = bincode::decode_from_slice(body, config)
+        .map_err(|error| WireError::Malformed(error.to_string()))?;
+    if read != body.len() {
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            body.len() - read
+        )));
+    }
+    Ok(message)
+}
+
+pub async fn send(stream: &mut SendStream, message: &Message) -> Result<(), WireError> {
+    stream
+        .write_all(&encode(message))
+        .await
+        .map_err(|error| WireError::Io(error.to_string()))
+}
+
+/// Reads the next message; `Closed` when the peer finished the stream.
+pub async fn receive(stream: &mut RecvStream, bytes_max: usize) -> Result<Message, WireError> {
+    let mut header = [0u8; 4];
+    match stream.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(WireError::Closed),
+        Err(error) => return Err(WireError::Io(error.to_string())),
+    }
+    let length = u32::from_be_bytes(header) as usize;
+    if length > bytes_max {
+        return Err(WireError::TooLarge(length, bytes_max));
+    }
+    let mut body = vec![0; length];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|error| WireError::Io(error.to_string()))?;
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_an_error() {
+        let message = Message::Entries {
+            epoch: 3,
+            entries: vec![(7, vec![1, 2, 3])],
+        };
+        let bytes = encode(&message);
+        assert_eq!(
+            u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize,
+            bytes.len() - 4
+        );
+        assert_eq!(decode(&bytes[4..]).unwrap(), message);
+        assert!(decode(&bytes[4..bytes.len() - 1]).is_err());
+        assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+    }
+}
