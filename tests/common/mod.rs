@@ -39,6 +39,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const LISTENING_PREFIX: &str = "flashgate: listening on http ";
 const QUIC_LISTENING_PREFIX: &str = "flashgate: listening on quic ";
 const QUIC_CERTIFICATE_PREFIX: &str = "flashgate: QUIC certificate ";
+const REPLICATION_LISTENING_PREFIX: &str = "flashgate: listening on replication ";
+/// The cluster secret of test clusters (`Launch::replicated`).
+pub const CLUSTER_SECRET: &str = "integration-test-cluster-secret";
 
 /// Where a server listens for QUIC and the certificate it printed.
 #[derive(Clone, Debug)]
@@ -84,6 +87,22 @@ impl Launch {
         self
     }
 
+    /// A node of a test cluster: the cluster secret, and a replication listener
+    /// on `replication_addr` (`127.0.0.1:0` for any free port).
+    pub fn replicated(self, replication_addr: &str) -> Launch {
+        self.env("FLASHGATE_CLUSTER_SECRET", CLUSTER_SECRET)
+            .arg("--replication-addr")
+            .arg(replication_addr)
+    }
+
+    /// A standby of the primary whose replication listener is at `primary`.
+    pub fn standby_of(self, primary: &str) -> Launch {
+        self.arg("--role")
+            .arg("standby")
+            .arg("--follow")
+            .arg(primary)
+    }
+
     /// Adds a command-line argument after the standard ones.
     pub fn arg(mut self, arg: impl Into<String>) -> Launch {
         self.args.push(arg.into());
@@ -124,12 +143,16 @@ impl Launch {
         // The QUIC lines come before the HTTP line.
         let mut quic_addr = None;
         let mut quic_certificate = None;
+        let mut replication_addr = None;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
                         break addr.trim().to_owned();
+                    }
+                    if let Some(addr) = line.strip_prefix(REPLICATION_LISTENING_PREFIX) {
+                        replication_addr = Some(addr.trim().to_owned());
                     }
                     if let Some(addr) = line.strip_prefix(QUIC_LISTENING_PREFIX) {
                         quic_addr = Some(addr.trim().parse().unwrap_or_else(|error| {
@@ -175,6 +198,7 @@ impl Launch {
             child: Some(child),
             client: Client::new(format!("http://{addr}")),
             quic,
+            replication_addr,
             data_dir,
             stderr_path,
             _log_dir: log_dir,
@@ -239,6 +263,7 @@ pub struct Server {
     child: Option<Child>,
     client: Client,
     quic: Option<QuicEndpoint>,
+    replication_addr: Option<String>,
     data_dir: PathBuf,
     stderr_path: PathBuf,
     _log_dir: TempDir,
@@ -267,6 +292,35 @@ impl Server {
 
     pub fn admin_token(&self) -> &str {
         ADMIN_TOKEN
+    }
+
+    /// Where the server listens for replication (`host:port`), when it does.
+    pub fn replication_addr(&self) -> &str {
+        self.replication_addr
+            .as_deref()
+            .expect("the server listens for replication")
+    }
+
+    /// `GET /v1/cluster`.
+    pub fn cluster(&self) -> Value {
+        let (status, body) = self.client.get("/v1/cluster");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until `GET /v1/cluster` satisfies `check`; returns that status.
+    pub fn wait_for_cluster(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        poll_until(what, START_TIMEOUT, || {
+            let status = self.cluster();
+            check(&status).then_some(status)
+        })
+    }
+
+    /// `POST /v1/admin/promote`; panics unless it answers 200.
+    pub fn promote(&self) -> Value {
+        let (status, body) = self.client.admin_post("/v1/admin/promote", &json!({}));
+        assert_eq!(status, 200, "promote: {body}");
+        body
     }
 
     pub fn data_dir(&self) -> &Path {
