@@ -674,6 +674,13 @@ pub const ATTEMPTS_PER_THREAD_MAX: usize = 20_000;
 impl Burst {
     /// Starts `threads` threads ordering 1 to 3 units of the given SKUs in turn.
     pub fn start(client: &Client, skus: &[&str], threads: usize) -> Burst {
+        Burst::start_named(client, skus, threads, "burst")
+    }
+
+    /// As `start`, with idempotency keys and customers named after `name`, so
+    /// two bursts on one cluster never share a key.
+    pub fn start_named(client: &Client, skus: &[&str], threads: usize, name: &str) -> Burst {
+        let name = name.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let created = Arc::new(AtomicUsize::new(0));
         let skus: Vec<String> = skus.iter().map(|sku| (*sku).to_owned()).collect();
@@ -683,6 +690,7 @@ impl Burst {
                 let stop = Arc::clone(&stop);
                 let created = Arc::clone(&created);
                 let skus = skus.clone();
+                let name = name.clone();
                 std::thread::spawn(move || {
                     let mut attempts = Vec::new();
                     for i in 0..ATTEMPTS_PER_THREAD_MAX {
@@ -692,8 +700,8 @@ impl Burst {
                         let mut attempt = Attempt {
                             sku: skus[(thread + i) % skus.len()].clone(),
                             quantity: (i % 3) as u64 + 1,
-                            customer: format!("burst-{thread}-{}", i % 7),
-                            idempotency_key: format!("burst-{thread}-{i}"),
+                            customer: format!("{name}-{thread}-{}", i % 7),
+                            idempotency_key: format!("{name}-{thread}-{i}"),
                             outcome: Outcome::Lost(String::new()),
                         };
                         let result = client.try_post_json(

@@ -1,0 +1,206 @@
+//! Failover: the primary dies in the middle of a sale, the standby is promoted,
+//! and no order the primary acknowledged is lost; the old primary comes back
+//! fenced and rejoins as a standby.
+
+mod common;
+
+use common::{
+    assert_counters_match, order_id, poll_until, settle, Attempt, Burst, Launch, Outcome, Server,
+    START_TIMEOUT,
+};
+use serde_json::{json, Value};
+
+const SKUS: &[&str] = &["sale-a", "sale-b", "sale-c"];
+/// Limited stock: the burst sells some SKUs out, so overselling would show.
+const STOCK: u64 = 400;
+const THREADS: usize = 6;
+/// Acknowledged orders to wait for before the primary is killed.
+const CREATED_BEFORE_KILL: usize = 120;
+
+fn primary(data_dir: &std::path::Path, replication_addr: &str) -> Launch {
+    Launch::new()
+        .data_dir(data_dir)
+        .replicated(replication_addr)
+        .env("FLASHGATE_SHARDS", "2")
+}
+
+/// A primary and its standby, the standby connected and in sync.
+fn pair(primary_dir: &std::path::Path, standby_dir: &std::path::Path) -> (Server, Server) {
+    let primary = primary(primary_dir, "127.0.0.1:0").start();
+    let standby = Launch::new()
+        .data_dir(standby_dir)
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .env("FLASHGATE_SHARDS", "2")
+        .start();
+    primary.wait_for_cluster("the standby to connect", |status| {
+        status["peer"]["connected"] == true && status["degraded"] == false
+    });
+    (primary, standby)
+}
+
+/// Runs a burst on `server` and SIGKILLs it once `CREATED_BEFORE_KILL` orders
+/// were acknowledged; returns every attempt.
+fn burst_then_kill(server: &mut Server) -> Vec<Attempt> {
+    let burst = Burst::start(server.client(), SKUS, THREADS);
+    burst.wait_for_created(CREATED_BEFORE_KILL);
+    server.kill();
+    burst.finish()
+}
+
+fn acknowledged(attempts: &[Attempt]) -> Vec<Value> {
+    attempts
+        .iter()
+        .filter_map(|attempt| match &attempt.outcome {
+            Outcome::Created(order) => Some(order.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every acknowledged order is on `server` exactly as acknowledged.
+fn assert_all_present(server: &Server, acknowledged: &[Value]) {
+    for order in acknowledged {
+        let id = order_id(order);
+        let (status, stored) = server.client().get(&format!("/v1/orders/{id}"));
+        assert_eq!(status, 200, "acknowledged order {id} is missing: {stored}");
+        assert_eq!(&stored, order, "acknowledged order {id} changed");
+    }
+}
+
+/// Orders after a failover: every attempt settled against the new primary (an
+/// unanswered one retried under its key), then counters checked against them.
+fn settle_on(server: &Server, attempts: &[Attempt]) -> Vec<Value> {
+    let settled = settle(server.client(), attempts);
+    assert_counters_match(server.client(), SKUS, &settled.orders);
+    settled.orders
+}
+
+/// In sync mode, SIGKILL of the primary in the middle of a sale loses no order
+/// it acknowledged: the promoted standby has every one, exactly as
+/// acknowledged, and no SKU is oversold. This is the promise replication exists
+/// for.
+#[test]
+fn a_promoted_standby_has_every_order_the_dead_primary_acknowledged() {
+    let primary_dir = tempfile::tempdir().unwrap();
+    let standby_dir = tempfile::tempdir().unwrap();
+    let (mut old, standby) = pair(primary_dir.path(), standby_dir.path());
+    for sku in SKUS {
+        old.client().put_sku(sku, json!({ "stock": STOCK }));
+    }
+    let attempts = burst_then_kill(&mut old);
+    let acknowledged = acknowledged(&attempts);
+    assert!(acknowledged.len() >= CREATED_BEFORE_KILL);
+
+    let promoted = standby.promote();
+    assert_eq!(promoted["epoch"], 2, "{promoted}");
+    assert_all_present(&standby, &acknowledged);
+    let orders = settle_on(&standby, &attempts);
+    // New orders carry the new epoch in their ids.
+    let (status, order) = standby.client().place_order("sale-a", 1, "after-failover");
+    if status == 201 {
+        assert!(order_id(&order).starts_with("2-"), "{order}");
+    } else {
+        assert_eq!(order["code"], "sold_out", "{order}");
+    }
+    assert!(orders.len() >= acknowledged.len());
+}
+
+/// The old primary, restarted on its data dir after the failover, never
+/// acknowledges an order again: the new primary fences it, it rejoins as a
+/// standby (discarding any tail the cluster never acknowledged), and ends with
+/// the same orders and counters as the new primary.
+#[test]
+fn the_old_primary_comes_back_fenced_and_converges_as_a_standby() {
+    let primary_dir = tempfile::tempdir().unwrap();
+    let standby_dir = tempfile::tempdir().unwrap();
+    let (mut old, standby) = pair(primary_dir.path(), standby_dir.path());
+    let old_replication = old.replication_addr().to_owned();
+    for sku in SKUS {
+        old.client().put_sku(sku, json!({ "stock": STOCK }));
+    }
+    let attempts = burst_then_kill(&mut old);
+    standby.promote();
+
+    // Restarted as it was, a primary, on the same replication address the new
+    // primary keeps trying to fence.
+    let returned = primary(primary_dir.path(), &old_replication).start();
+    let status = returned.wait_for_cluster("the old primary to rejoin as a standby", |status| {
+        status["role"] == "standby" && status["epoch"] == 2
+    });
+    assert_eq!(status["primary"]["http"], standby.client().url(""), "{status}");
+    let (status, refused) = returned.client().place_order("sale-a", 1, "too-late");
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["code"], "not_primary", "{refused}");
+    assert_eq!(refused["primary"], standby.client().url(""), "{refused}");
+
+    let orders = settle_on(&standby, &attempts);
+    let target = standby.cluster()["durable_lsn"].clone();
+    returned.wait_for_cluster("the old primary to catch up", |status| {
+        status["durable_lsn"] == target
+    });
+    assert_all_present(&returned, &orders);
+    for sku in SKUS {
+        assert_eq!(returned.client().sku(sku), standby.client().sku(sku));
+    }
+    assert!(returned.stderr().contains("FENCED"), "{}", returned.stderr());
+}
+
+/// Two failovers back and forth (A → B → A), each a SIGKILL in the middle of
+/// a burst, and every order either primary acknowledged survives both.
+#[test]
+fn two_failovers_back_and_forth_lose_nothing() {
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let (mut a, b) = pair(a_dir.path(), b_dir.path());
+    let a_replication = a.replication_addr().to_owned();
+    let b_replication = b.replication_addr().to_owned();
+    for sku in SKUS {
+        a.client().put_sku(sku, json!({ "stock": STOCK }));
+    }
+    let mut attempts = burst_then_kill(&mut a);
+    b.promote();
+    let first = settle_on(&b, &attempts);
+
+    // A returns as a standby of B and catches up; then B dies.
+    let a = Launch::new()
+        .data_dir(a_dir.path())
+        .replicated(&a_replication)
+        .standby_of(&b_replication)
+        .env("FLASHGATE_SHARDS", "2")
+        .start();
+    b.wait_for_cluster("A to follow B in sync", |status| {
+        status["peer"]["connected"] == true && status["degraded"] == false
+    });
+    let mut b = b;
+    let second_attempts = {
+        let burst = Burst::start_named(b.client(), SKUS, THREADS, "second");
+        poll_until("orders on B", START_TIMEOUT, || {
+            (burst.created() > 20 || b.client().sku("sale-a")["available"] == 0).then_some(())
+        });
+        b.kill();
+        burst.finish()
+    };
+    a.promote();
+    assert_eq!(a.cluster()["epoch"], 3);
+    assert_all_present(&a, &first);
+    assert_all_present(&a, &acknowledged(&second_attempts));
+    attempts.extend(second_attempts);
+    let orders = settle_on(&a, &attempts);
+
+    // B returns as a standby of A and converges.
+    let b = Launch::new()
+        .data_dir(b_dir.path())
+        .replicated(&b_replication)
+        .standby_of(&a_replication)
+        .env("FLASHGATE_SHARDS", "2")
+        .start();
+    let target = a.cluster()["durable_lsn"].clone();
+    b.wait_for_cluster("B to catch up with A", |status| {
+        status["role"] == "standby" && status["durable_lsn"] == target
+    });
+    assert_all_present(&b, &orders);
+    for sku in SKUS {
+        assert_eq!(b.client().sku(sku), a.client().sku(sku));
+    }
+}
