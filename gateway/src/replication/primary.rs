@@ -200,6 +200,9 @@ async fn stream_to_standby(
         PeerAddress::from(dialer.clone()),
         follower_last,
     );
+    // A standby that already has everything is in sync now, not at its first
+    // acknowledgement (which only comes with the next write).
+    cluster.standby_acked(follower_last, node.progress().durable_lsn());
     tracing::info!(standby = %dialer.http, from_lsn = sent, "standby connected");
     let (acks, mut ack_receiver) = mpsc::channel(ACKS_QUEUED_MAX);
     let reader = tokio::spawn(read_acks(recv, acks));

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The cost and speed of replication, on one machine (both nodes share its cores):
+#  1. throughput: wrk POSTing orders against a standalone node, a sync pair and
+#     an async pair (same settings otherwise);
+#  2. catch-up: an empty standby joining a primary that holds N orders
+#     (records/s until its durable LSN reaches the primary's);
+#  3. failover: SIGKILL the primary of a sync pair under load, then time from
+#     the promote request to the first 201 on the new primary, R times.
+#
+#   scripts/bench-replication.sh [duration_secs=15] [catch_up_orders=1000000] [failovers=5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-15}
+catch_up_orders=${2:-1000000}
+failovers=${3:-5}
+connections=64
+export WRK_SKUS=8
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq; }
+cargo build --release --quiet --bin flashgate --example quic_bench -p flashgate -p flashgate-client 2>/dev/null \
+  || cargo build --release --quiet --bin flashgate && cargo build --release --quiet -p flashgate-client --example quic_bench
+
+work=$(mktemp -d)
+cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+token=bench-token-0123456789
+head -c 32 /dev/urandom | base64 >"$work/secret"
+
+# start NAME ARGS...: starts a node in the background; prints its HTTP address.
+start() {
+  local name=$1; shift
+  target/release/flashgate serve --data-dir "$work/$name" --http-addr 127.0.0.1:0 --quic-addr 127.0.0.1:0 \
+    --admin-token "$token" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  echo $! >"$work/$name.pid"
+  for _ in $(seq 1 200); do
+    addr=$(grep -o 'listening on http [0-9.:]*' "$work/$name.out" 2>/dev/null | awk '{print $4}' | head -1 || true)
+    [ -n "$addr" ] && { echo "$addr"; return; }
+    sleep 0.05
+  done
+  echo "$name did not start: $(cat "$work/$name.err")" >&2; exit 1
+}
+stop() { kill -9 "$(cat "$work/$1.pid")" 2>/dev/null || true; rm -f "$work/$1.pid"; }
+repl_addr() { grep -o 'listening on replication [0-9.:]*' "$work/$1.out" | awk '{print $4}'; }
+skus() {
+  for i in $(seq 0 $((WRK_SKUS - 1))); do
+    curl -sf -o /dev/null -X PUT "http://$1/v1/skus/BENCH-$i" -H "Authorization: Bearer $token" \
+      -H 'Content-Type: application/json' -d '{"stock": 100000000}'
+  done
+}
+wait_connected() {
+  for _ in $(seq 1 200); do
+    [ "$(curl -s "http://$1/v1/cluster" | jq -r '.peer.connected and (.degraded | not)')" = true ] && return
+    sleep 0.05
+  done
+  echo "standby never connected" >&2; exit 1
+}
+rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+now_ms() { date +%s%3N; }
+
+echo "== 1. throughput (wrk -t2 -c$connections -d${duration}s)"
+for mode in standalone sync async; do
+  rm -rf "$work/p" "$work/s"
+  if [ "$mode" = standalone ]; then
+    p=$(start p)
+  else
+    p=$(start p --replication-addr 127.0.0.1:0 --cluster-secret-file "$work/secret" --replication "$mode")
+    s=$(start s --role standby --follow "$(repl_addr p)" --replication-addr 127.0.0.1:0 \
+      --cluster-secret-file "$work/secret" --replication "$mode")
+    wait_connected "$p"
+  fi
+  skus "$p"
+  wrk -t2 -c$connections -d"${duration}s" --latency -s scripts/wrk-orders.lua "http://$p" >"$work/$mode.wrk"
+  grep -q "Non-2xx" "$work/$mode.wrk" && echo "WARNING: non-2xx answers in $mode"
+  latency=$(awk '/ 99%/ {print $2}' "$work/$mode.wrk")
+  if [ "$mode" != standalone ]; then
+    lag=$(curl -s "http://$p/v1/cluster" | jq -c '{lag_records, acked_lsn, durable_lsn}')
+  else
+    lag=""
+  fi
+  printf '%-10s %8.0f orders/s  p99 %s  %s\n' "$mode" "$(rps "$work/$mode.wrk")" "$latency" "$lag"
+  stop p; stop s
+done
+
+echo "== 2. catch-up of an empty standby ($catch_up_orders orders)"
+rm -rf "$work/p" "$work/s"
+p=$(start p --replication-addr 127.0.0.1:0 --cluster-secret-file "$work/secret" --standby-loss degrade --standby-timeout 100ms)
+skus "$p"
+quic=$(grep -o 'listening on quic [0-9.:]*' "$work/p.out" | awk '{print $4}')
+fingerprint=$(grep -o 'sha256 [0-9a-f]*' "$work/p.out" | awk '{print $2}')
+target/release/examples/quic_bench "$quic" "$fingerprint" "$catch_up_orders" >"$work/load.out" 2>&1 || cat "$work/load.out"
+primary_lsn=$(curl -s "http://$p/v1/cluster" | jq .durable_lsn)
+for checkpoint in without with; do
+  rm -rf "$work/s"
+  if [ "$checkpoint" = with ]; then
+    curl -sf -o /dev/null -X POST "http://$p/v1/admin/checkpoint" -H "Authorization: Bearer $token"
+  fi
+  started=$(now_ms)
+  s=$(start s --role standby --follow "$(repl_addr p)" --cluster-secret-file "$work/secret")
+  until [ "$(curl -s "http://$s/v1/cluster" | jq .durable_lsn)" = "$primary_lsn" ]; do sleep 0.02; done
+  elapsed=$(( $(now_ms) - started ))
+  awk -v n="$primary_lsn" -v ms="$elapsed" -v c="$checkpoint" \
+    'BEGIN { printf "%s checkpoint: %d records in %d ms (process start included): %.0f records/s\n", c, n, ms, n / (ms / 1000) }'
+  stop s
+done
+stop p
+
+echo "== 3. failover: promote request -> first 201 on the new primary ($failovers runs)"
+for run in $(seq 1 "$failovers"); do
+  rm -rf "$work/p" "$work/s"
+  p=$(start p --replication-addr 127.0.0.1:0 --cluster-secret-file "$work/secret")
+  s=$(start s --role standby --follow "$(repl_addr p)" --replication-addr 127.0.0.1:0 --cluster-secret-file "$work/secret")
+  wait_connected "$p"
+  skus "$p"
+  wrk -t2 -c$connections -d3s -s scripts/wrk-orders.lua "http://$p" >/dev/null &
+  wrk_pid=$!
+  sleep 1.5
+  stop p
+  started=$(now_ms)
+  curl -sf -o "$work/promote.json" -X POST "http://$s/v1/admin/promote" -H "Authorization: Bearer $token"
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$s/v1/orders" -H 'Content-Type: application/json' \
+      -d "{\"sku\":\"BENCH-0\",\"quantity\":1,\"customer_id\":\"probe-$run\"}")" = 201 ]; do :; done
+  elapsed=$(( $(now_ms) - started ))
+  wait "$wrk_pid" || true
+  echo "run $run: $elapsed ms (promote itself: $(jq .elapsed_ms "$work/promote.json") ms; epoch $(jq .epoch "$work/promote.json"))"
+  stop s
+done
