@@ -2,24 +2,25 @@
 # The cost and speed of replication, on one machine (both nodes share its cores):
 #  1. throughput: wrk POSTing orders against a standalone node, a sync pair and
 #     an async pair (same settings otherwise);
-#  2. catch-up: an empty standby joining a primary that holds N orders
-#     (records/s until its durable LSN reaches the primary's);
+#  2. catch-up: an empty standby joining a primary loaded for N seconds by
+#     quic_bench (records/s until its durable LSN reaches the primary's), once
+#     from the log alone and once from a checkpoint plus log;
 #  3. failover: SIGKILL the primary of a sync pair under load, then time from
 #     the promote request to the first 201 on the new primary, R times.
 #
-#   scripts/bench-replication.sh [duration_secs=15] [catch_up_orders=1000000] [failovers=5]
+#   scripts/bench-replication.sh [duration_secs=15] [catch_up_load_secs=6] [failovers=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-15}
-catch_up_orders=${2:-1000000}
+catch_up_secs=${2:-6}
 failovers=${3:-5}
 connections=64
 export WRK_SKUS=8
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq; }
-cargo build --release --quiet --bin flashgate --example quic_bench -p flashgate -p flashgate-client 2>/dev/null \
-  || cargo build --release --quiet --bin flashgate && cargo build --release --quiet -p flashgate-client --example quic_bench
+cargo build --release --quiet --bin flashgate
+cargo build --release --quiet -p flashgate-client --example quic_bench
 
 work=$(mktemp -d)
 cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
@@ -82,18 +83,25 @@ for mode in standalone sync async; do
   stop p; stop s
 done
 
-echo "== 2. catch-up of an empty standby ($catch_up_orders orders)"
+echo "== 2. catch-up of an empty standby (primary loaded for ${catch_up_secs}s)"
 rm -rf "$work/p" "$work/s"
-p=$(start p --replication-addr 127.0.0.1:0 --cluster-secret-file "$work/secret" --standby-loss degrade --standby-timeout 100ms)
+primary_flags=(--replication-addr 127.0.0.1:0 --cluster-secret-file "$work/secret" --standby-loss degrade --standby-timeout 100ms)
+export FLASHGATE_CHECKPOINT_INTERVAL_SECS=0
+p=$(start p "${primary_flags[@]}")
 skus "$p"
 quic=$(grep -o 'listening on quic [0-9.:]*' "$work/p.out" | awk '{print $4}')
 fingerprint=$(grep -o 'sha256 [0-9a-f]*' "$work/p.out" | awk '{print $2}')
-target/release/examples/quic_bench "$quic" "$fingerprint" "$catch_up_orders" >"$work/load.out" 2>&1 || cat "$work/load.out"
+target/release/examples/quic_bench --addr "$quic" --fingerprint "$fingerprint" --secs "$catch_up_secs" \
+  | tee "$work/load.out"
 primary_lsn=$(curl -s "http://$p/v1/cluster" | jq .durable_lsn)
 for checkpoint in without with; do
   rm -rf "$work/s"
   if [ "$checkpoint" = with ]; then
-    curl -sf -o /dev/null -X POST "http://$p/v1/admin/checkpoint" -H "Authorization: Bearer $token"
+    # A graceful stop writes a checkpoint and trims the log it covers: the
+    # standby must start from the checkpoint.
+    kill -TERM "$(cat "$work/p.pid")"; while kill -0 "$(cat "$work/p.pid")" 2>/dev/null; do sleep 0.05; done
+    rm -f "$work/p.pid"
+    p=$(start p "${primary_flags[@]}")
   fi
   started=$(now_ms)
   s=$(start s --role standby --follow "$(repl_addr p)" --cluster-secret-file "$work/secret")
