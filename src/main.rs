@@ -115,8 +115,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         replication_addr: args.replication_addr,
         replication: args.replication,
         standby_loss: args.standby_loss,
-        standby_timeout_ms: args.standby_timeout.map(|timeout| timeout.as_millis() as u64),
-        auto_promote_after_ms: args.auto_promote_after.map(|after| after.as_millis() as u64),
+        standby_timeout_ms: args
+            .standby_timeout
+            .map(|timeout| timeout.as_millis() as u64),
+        auto_promote_after_ms: args
+            .auto_promote_after
+            .map(|after| after.as_millis() as u64),
         cluster_secret_file: args.cluster_secret_file,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {

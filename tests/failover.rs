@@ -128,7 +128,11 @@ fn the_old_primary_comes_back_fenced_and_converges_as_a_standby() {
     let status = returned.wait_for_cluster("the old primary to rejoin as a standby", |status| {
         status["role"] == "standby" && status["epoch"] == 2
     });
-    assert_eq!(status["primary"]["http"], standby.client().url(""), "{status}");
+    assert_eq!(
+        status["primary"]["http"],
+        standby.client().url(""),
+        "{status}"
+    );
     let (status, refused) = returned.client().place_order("sale-a", 1, "too-late");
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["code"], "not_primary", "{refused}");
@@ -143,7 +147,11 @@ fn the_old_primary_comes_back_fenced_and_converges_as_a_standby() {
     for sku in SKUS {
         assert_eq!(returned.client().sku(sku), standby.client().sku(sku));
     }
-    assert!(returned.stderr().contains("FENCED"), "{}", returned.stderr());
+    assert!(
+        returned.stderr().contains("FENCED"),
+        "{}",
+        returned.stderr()
+    );
 }
 
 /// Two failovers back and forth (A → B → A), each a SIGKILL in the middle of

@@ -215,11 +215,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(
-        config: ClusterConfig,
-        epoch: u64,
-        shards: Vec<Arc<ShardShared>>,
-    ) -> Cluster {
+    pub(crate) fn new(config: ClusterConfig, epoch: u64, shards: Vec<Arc<ShardShared>>) -> Cluster {
         let primary = (config.role == Role::Primary).then(|| config.advertise.clone());
         Cluster {
             advertise: Mutex::new(config.advertise.clone()),
@@ -460,7 +456,10 @@ impl Cluster {
             .map(|held| held.since.elapsed());
         let standby_gone = {
             let standby = lock(&self.standby);
-            !standby.connected && standby.since.is_some_and(|since| since.elapsed() >= timeout)
+            !standby.connected
+                && standby
+                    .since
+                    .is_some_and(|since| since.elapsed() >= timeout)
         };
         let timed_out = oldest_wait.is_some_and(|waited| waited >= timeout);
         if !timed_out && !standby_gone {
@@ -587,5 +586,7 @@ impl Cluster {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section above leaves its data consistent; a panic inside
     // one does not make it unusable.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -7,7 +7,10 @@ fn not_primary_message(primary: &Option<PeerAddress>) -> String {
             "this node does not take orders; the primary is at {}",
             primary.http
         ),
-        None => "this node does not take orders and does not know the current primary; try another node".into(),
+        None => {
+            "this node does not take orders and does not know the current primary; try another node"
+                .into()
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub mod recovery;
 pub mod replica;
 pub mod shard_actor;
 
-pub use error::NodeError;
 pub use cluster::{ClusterConfig, ClusterStatus, PeerAddress, Replication, Role, StandbyLoss};
-pub use replica::{FollowerState, PromoteReport, ReplicaError};
+pub use error::NodeError;
 pub use node::{CheckpointReport, Node, NodeConfig, NodeRuntime, StartError, StartReport};
+pub use replica::{FollowerState, PromoteReport, ReplicaError};

@@ -13,11 +13,11 @@ use flashgate_storage::{
 };
 use tokio::sync::oneshot;
 
+use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Role};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
     PutSku, Reply, Restock, ShardConfig, Sku, SkuId,
 };
-use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Role};
 use crate::error::NodeError;
 use crate::recovery::{recover, RecoveryError};
 use crate::replica::{random_u64, read_fence};

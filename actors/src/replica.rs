@@ -128,7 +128,10 @@ impl Node {
                 self.storage.insert_replicated(new_first, &tail)?;
             }
             for record in records.iter().filter(|record| record.lsn > last) {
-                if history.last().map_or(true, |start| record.epoch > start.epoch) {
+                if history
+                    .last()
+                    .map_or(true, |start| record.epoch > start.epoch)
+                {
                     history.push(EpochStart {
                         epoch: record.epoch,
                         first_lsn: record.lsn,
@@ -155,7 +158,8 @@ impl Node {
     /// Routes durable replicated records to their shards (warm standby), and
     /// notes the idempotency keys the orders hold.
     fn apply_to_shards(&self, records: &[Record], last_lsn: Lsn) -> Result<(), ReplicaError> {
-        let mut per_shard: Vec<Vec<LogEntry>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        let mut per_shard: Vec<Vec<LogEntry>> =
+            (0..self.shards.len()).map(|_| Vec::new()).collect();
         for record in records {
             let entry = decode_log_entry(&record.body).map_err(|error| ReplicaError::Decode {
                 lsn: record.lsn,
@@ -239,7 +243,11 @@ impl Node {
         })
         .await
         .map_err(|_| ReplicaError::ShuttingDown)??;
-        tracing::warn!(keep_through, discarded, "discarded log records the cluster never acknowledged");
+        tracing::warn!(
+            keep_through,
+            discarded,
+            "discarded log records the cluster never acknowledged"
+        );
         self.reload().await?;
         Ok(discarded)
     }
@@ -285,7 +293,11 @@ impl Node {
         }
         self.storage.set_meta_u64(META_CLUSTER_ID, cluster_id)?;
         self.storage.set_epoch_history(&own, epoch)?;
-        if self.storage.meta_u64(META_FENCED_EPOCH)?.is_some_and(|fenced| fenced <= epoch) {
+        if self
+            .storage
+            .meta_u64(META_FENCED_EPOCH)?
+            .is_some_and(|fenced| fenced <= epoch)
+        {
             self.storage.set_meta_bytes(META_FENCED_PRIMARY, b"")?;
             self.storage.set_meta_u64(META_FENCED_EPOCH, 0)?;
         }
@@ -354,8 +366,9 @@ impl Node {
         self.progress.set_epoch(epoch);
         self.cluster.set_epoch(epoch);
         if self.cluster.config().replication == Replication::Sync {
-            self.cluster
-                .degrade("promoted after the primary was lost; no standby has caught up yet".into());
+            self.cluster.degrade(
+                "promoted after the primary was lost; no standby has caught up yet".into(),
+            );
         }
         self.cluster.set_primary(Some(self.cluster.advertise()));
         self.cluster.set_role(Role::Primary);
@@ -408,7 +421,10 @@ impl Node {
 
 /// The fence a data dir carries, if any: the newer epoch and its primary.
 pub(crate) fn read_fence(storage: &Storage) -> Result<Option<(u64, PeerAddress)>, StorageError> {
-    let Some(epoch) = storage.meta_u64(META_FENCED_EPOCH)?.filter(|epoch| *epoch > 0) else {
+    let Some(epoch) = storage
+        .meta_u64(META_FENCED_EPOCH)?
+        .filter(|epoch| *epoch > 0)
+    else {
         return Ok(None);
     };
     let bytes = storage.meta_bytes(META_FENCED_PRIMARY)?.unwrap_or_default();

@@ -11,11 +11,11 @@ use actix::prelude::*;
 use flashgate_storage::{Append, LogProgress, LogSender, Lsn};
 use tokio::sync::oneshot;
 
+use crate::cluster::Cluster;
 use crate::codec::{encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, ORDERS_PER_CHUNK};
 use crate::domain::{
     Command, Event, ExpireDue, Order, OrderId, Reply, ShardCore, Sku, SkuId, Timestamp,
 };
-use crate::cluster::Cluster;
 use crate::error::NodeError;
 
 /// What a shard answers.

@@ -362,10 +362,15 @@ impl Config {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         match (self.role, &self.follow) {
             (StartRole::Standby, None) => {
-                return invalid("role = standby needs the primary's replication address: --follow HOST:PORT".into())
+                return invalid(
+                    "role = standby needs the primary's replication address: --follow HOST:PORT"
+                        .into(),
+                )
             }
             (StartRole::Primary, Some(_)) => {
-                return invalid("follow is for a standby: add --role standby, or drop --follow".into())
+                return invalid(
+                    "follow is for a standby: add --role standby, or drop --follow".into(),
+                )
             }
             _ => {}
         }
@@ -387,9 +392,13 @@ impl Config {
             }
         }
         if self.cluster_secret.is_some() && self.cluster_secret_file.is_some() {
-            return invalid("give the cluster secret once: cluster_secret or cluster_secret_file, not both".into());
+            return invalid(
+                "give the cluster secret once: cluster_secret or cluster_secret_file, not both"
+                    .into(),
+            );
         }
-        if self.replicated() && self.cluster_secret.is_none() && self.cluster_secret_file.is_none() {
+        if self.replicated() && self.cluster_secret.is_none() && self.cluster_secret_file.is_none()
+        {
             return invalid("replication needs the cluster secret: --cluster-secret-file FILE or FLASHGATE_CLUSTER_SECRET".into());
         }
         if let Some(secret) = &self.cluster_secret {

@@ -13,8 +13,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::config::Config;
 use crate::http::{configure, AppState, Readiness};
 use crate::problem::RETRY_AFTER_SECS;
-use crate::replication::{Replication, ReplicationSettings, TransportError};
 use crate::quic::{server_certificate, CertificateSource, QuicError, QuicLimits, QuicServer};
+use crate::replication::{Replication, ReplicationSettings, TransportError};
 use crate::token::{admin_token, TokenError, TokenSource};
 
 #[derive(Debug, thiserror::Error)]

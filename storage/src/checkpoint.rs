@@ -60,7 +60,9 @@ impl Storage {
 
     /// The LSN the current checkpoint covers (0 without one), without reading it.
     pub fn checkpoint_covers_lsn(&self) -> Result<Lsn, StorageError> {
-        Ok(self.checkpoint_pointer()?.map_or(0, |pointer| pointer.covers_lsn))
+        Ok(self
+            .checkpoint_pointer()?
+            .map_or(0, |pointer| pointer.covers_lsn))
     }
 
     /// The current checkpoint, every chunk checked, or `None` if none was written.

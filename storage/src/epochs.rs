@@ -64,7 +64,8 @@ pub(crate) fn encode_history(history: &[EpochStart]) -> Vec<u8> {
 }
 
 pub(crate) fn decode_history(bytes: &[u8]) -> Result<Vec<EpochStart>, StorageError> {
-    let corrupt = |reason: String| StorageError::CorruptCheckpoint(format!("epoch history: {reason}"));
+    let corrupt =
+        |reason: String| StorageError::CorruptCheckpoint(format!("epoch history: {reason}"));
     if bytes.len() < 4 || (bytes.len() - 4) % 16 != 0 {
         return Err(corrupt(format!("{} bytes", bytes.len())));
     }
@@ -105,7 +106,11 @@ impl Storage {
     /// Replaces the epoch history and sets the node's epoch to `epoch` (at least
     /// the newest entry's), in one atomic, durable write: both are true after a
     /// crash, or neither.
-    pub fn set_epoch_history(&self, history: &[EpochStart], epoch: u64) -> Result<(), StorageError> {
+    pub fn set_epoch_history(
+        &self,
+        history: &[EpochStart],
+        epoch: u64,
+    ) -> Result<(), StorageError> {
         self.stage_epoch_history(history, epoch)?;
         self.barrier()
     }
@@ -195,6 +200,9 @@ mod tests {
         }
         let storage = Storage::open(dir.path(), crate::store::StorageConfig::default()).unwrap();
         assert_eq!(storage.epoch().unwrap(), 2);
-        assert_eq!(storage.epoch_history().unwrap(), history(&[(1, 1), (2, 51)]));
+        assert_eq!(
+            storage.epoch_history().unwrap(),
+            history(&[(1, 1), (2, 51)])
+        );
     }
 }

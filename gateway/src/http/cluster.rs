@@ -23,19 +23,19 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
 /// The cluster status as `/v1/cluster` shows it.
 pub fn status_json(status: &ClusterStatus) -> Value {
     let peer = match status.role {
-        Role::Primary => status
-            .standby
-            .address
-            .as_ref()
-            .map(|address| json!({
+        Role::Primary => status.standby.address.as_ref().map(|address| {
+            json!({
                 "address": address,
                 "http": status.standby.node.as_ref().map(|node| node.http.clone()),
                 "connected": status.standby.connected,
-            })),
-        Role::Standby | Role::Fenced => status.upstream.address.as_ref().map(|address| json!({
-            "address": address,
-            "connected": status.upstream.connected,
-        })),
+            })
+        }),
+        Role::Standby | Role::Fenced => status.upstream.address.as_ref().map(|address| {
+            json!({
+                "address": address,
+                "connected": status.upstream.connected,
+            })
+        }),
     };
     json!({
         "role": status.role.as_str(),

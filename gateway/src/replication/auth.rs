@@ -21,7 +21,12 @@ pub fn proof(secret: &[u8], side: &[u8], connection: &quinn::Connection) -> Opti
 }
 
 /// Whether `proof` is `side`'s proof on this connection (constant time).
-pub fn verify(secret: &[u8], side: &[u8], connection: &quinn::Connection, proof: &[u8; 32]) -> bool {
+pub fn verify(
+    secret: &[u8],
+    side: &[u8],
+    connection: &quinn::Connection,
+    proof: &[u8; 32],
+) -> bool {
     let Some(material) = exported(connection) else {
         return false;
     };

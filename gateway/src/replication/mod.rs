@@ -81,7 +81,10 @@ pub struct Replication {
 impl Replication {
     /// Binds the listener (when configured) and starts following (when this
     /// node is not the primary). Returns once bound.
-    pub fn start(node: Arc<Node>, settings: ReplicationSettings) -> Result<Replication, TransportError> {
+    pub fn start(
+        node: Arc<Node>,
+        settings: ReplicationSettings,
+    ) -> Result<Replication, TransportError> {
         let (control, control_receiver) = mpsc::unbounded_channel();
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let (bound_sender, bound) = std::sync::mpsc::channel();

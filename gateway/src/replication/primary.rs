@@ -53,9 +53,12 @@ async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), Wire
         .map_err(|_| WireError::Io("no stream opened in time".into()))?
         .map_err(|error| WireError::Io(error.to_string()))?;
     let secret = &shared.settings.secret;
-    let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::receive(&mut recv, HANDSHAKE_BYTES_MAX))
-        .await
-        .map_err(|_| WireError::Io("no hello in time".into()))??;
+    let hello = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        wire::receive(&mut recv, HANDSHAKE_BYTES_MAX),
+    )
+    .await
+    .map_err(|_| WireError::Io("no hello in time".into()))??;
     let proven = matches!(&hello, Message::Hello { proof } if auth::verify(secret, auth::DIALER, connection, proof));
     if !proven {
         tracing::warn!(%remote, "REFUSED a replication peer: it did not prove the cluster secret");
@@ -65,9 +68,12 @@ async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), Wire
     let proof = auth::proof(secret, auth::LISTENER, connection)
         .ok_or_else(|| WireError::Io("no keying material on this connection".into()))?;
     wire::send(&mut send, &Message::Hello { proof }).await?;
-    let follow = tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::receive(&mut recv, HANDSHAKE_BYTES_MAX))
-        .await
-        .map_err(|_| WireError::Io("no follow request in time".into()))??;
+    let follow = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        wire::receive(&mut recv, HANDSHAKE_BYTES_MAX),
+    )
+    .await
+    .map_err(|_| WireError::Io("no follow request in time".into()))??;
     let Message::Follow {
         node: dialer,
         is_primary,
@@ -111,9 +117,14 @@ async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), Wire
             "this node is at epoch {own_epoch}, not older than the dialer's {epoch}"
         ))
     } else if cluster.role() != Role::Primary {
-        Some(format!("this node is a {}, not the primary", cluster.role().as_str()))
+        Some(format!(
+            "this node is a {}, not the primary",
+            cluster.role().as_str()
+        ))
     } else {
-        let own_cluster = node.cluster_id().map_err(|error| WireError::Io(error.to_string()))?;
+        let own_cluster = node
+            .cluster_id()
+            .map_err(|error| WireError::Io(error.to_string()))?;
         (cluster_id != own_cluster && !empty).then(|| format!(
             "the follower's data dir belongs to another cluster ({cluster_id:016x}, this one is {own_cluster:016x}); empty it to follow this primary"
         ))
@@ -125,7 +136,16 @@ async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), Wire
         let _ = send.stopped().await;
         return Ok(());
     }
-    stream_to_standby(shared, connection, send, recv, dialer, last_lsn, history_from_wire(&history)).await
+    stream_to_standby(
+        shared,
+        connection,
+        send,
+        recv,
+        dialer,
+        last_lsn,
+        history_from_wire(&history),
+    )
+    .await
 }
 
 /// Brings a standby up to date and streams the log to it until the session

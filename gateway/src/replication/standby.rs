@@ -119,7 +119,9 @@ async fn connect(shared: &Shared, target: &str) -> Result<Connection, String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer from {target} within {CONNECT_TIMEOUT:?}")),
+        Err(_) => Err(format!(
+            "no answer from {target} within {CONNECT_TIMEOUT:?}"
+        )),
     }
 }
 
@@ -129,16 +131,25 @@ async fn handshake(
     connection: &Connection,
     target: &str,
 ) -> Result<(SendStream, RecvStream), String> {
-    let (mut send, mut recv) = connection.open_bi().await.map_err(|error| error.to_string())?;
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|error| error.to_string())?;
     let secret = &shared.settings.secret;
     let proof = auth::proof(secret, auth::DIALER, connection)
         .ok_or("no keying material on this connection")?;
     wire::send(&mut send, &Message::Hello { proof })
         .await
         .map_err(|error| error.to_string())?;
-    let answer = tokio::time::timeout(CONNECT_TIMEOUT, wire::receive(&mut recv, HANDSHAKE_BYTES_MAX)).await;
+    let answer = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        wire::receive(&mut recv, HANDSHAKE_BYTES_MAX),
+    )
+    .await;
     match answer {
-        Ok(Ok(Message::Hello { proof })) if auth::verify(secret, auth::LISTENER, connection, &proof) => {
+        Ok(Ok(Message::Hello { proof }))
+            if auth::verify(secret, auth::LISTENER, connection, &proof) =>
+        {
             Ok((send, recv))
         }
         Ok(Ok(_)) => {
@@ -260,11 +271,20 @@ async fn follow_on(
             for _ in 0..chunk_count {
                 match wire::receive(&mut recv, wire::MESSAGE_BYTES_LIMIT).await {
                     Ok(Message::CheckpointChunk { bytes }) => chunks.push(bytes),
-                    Ok(other) => return Ended::Failed(format!("unexpected {} in a checkpoint", other.name())),
+                    Ok(other) => {
+                        return Ended::Failed(format!(
+                            "unexpected {} in a checkpoint",
+                            other.name()
+                        ))
+                    }
                     Err(error) => return Ended::Failed(error.to_string()),
                 }
             }
-            tracing::info!(covers_lsn, chunks = chunks.len(), "installing the primary's checkpoint");
+            tracing::info!(
+                covers_lsn,
+                chunks = chunks.len(),
+                "installing the primary's checkpoint"
+            );
             if let Err(error) = node.install_checkpoint(covers_lsn, chunks).await {
                 return Ended::Fatal(error.to_string());
             }
@@ -409,7 +429,9 @@ pub async fn fence(shared: Arc<Shared>, old: String) {
         }
         match fence_once(&shared, &old).await {
             Ok(()) => return,
-            Err(reason) => tracing::debug!(old_primary = %old, %reason, "old primary not fenced yet"),
+            Err(reason) => {
+                tracing::debug!(old_primary = %old, %reason, "old primary not fenced yet")
+            }
         }
         tokio::time::sleep(FENCE_RETRY).await;
     }

@@ -37,7 +37,9 @@ fn transport() -> Arc<TransportConfig> {
     let mut transport = TransportConfig::default();
     transport
         .max_idle_timeout(Some(
-            IDLE_TIMEOUT.try_into().expect("10 s is a valid idle timeout"),
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("10 s is a valid idle timeout"),
         ))
         .keep_alive_interval(Some(Duration::from_secs(2)))
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))

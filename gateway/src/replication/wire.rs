@@ -52,7 +52,9 @@ pub enum Start {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Message {
     /// Both ways, first: proof of the cluster secret bound to this TLS session.
-    Hello { proof: [u8; 32] },
+    Hello {
+        proof: [u8; 32],
+    },
     /// Dialer → listener: who I am and where my log ends.
     Follow {
         node: NodeInfo,
@@ -82,13 +84,25 @@ pub enum Message {
         primary: Option<NodeInfo>,
     },
     /// Listener → a newer primary: this node is fenced now.
-    Fenced { epoch: u64 },
-    CheckpointChunk { bytes: Vec<u8> },
+    Fenced {
+        epoch: u64,
+    },
+    CheckpointChunk {
+        bytes: Vec<u8>,
+    },
     /// Whole log entries, as stored: (first LSN, records).
-    Entries { epoch: u64, entries: Vec<(u64, Vec<u8>)> },
-    Heartbeat { epoch: u64, durable_lsn: u64 },
+    Entries {
+        epoch: u64,
+        entries: Vec<(u64, Vec<u8>)>,
+    },
+    Heartbeat {
+        epoch: u64,
+        durable_lsn: u64,
+    },
     /// Follower → primary: everything up to `durable_lsn` is durable here.
-    Ack { durable_lsn: u64 },
+    Ack {
+        durable_lsn: u64,
+    },
 }
 
 pub fn history_to_wire(history: &[EpochStart]) -> Vec<(u64, u64)> {
