@@ -1,4 +1,5 @@
-//! `flashgate`: the command line. `flashgate serve` runs a node; see `--help`.
+//! `flashgate`: the command line. `flashgate serve` runs a node; `promote` and
+//! `switchover` change which node of a pair is the primary; see `--help`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use flashgate_gateway::{Config, LogFormat, Overrides};
+
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +25,10 @@ struct Cli {
 enum Command {
     /// Run a node: recover the data dir, then take orders over HTTP and QUIC until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Make a standby the primary (after the primary was lost).
+    Promote(cli::promote::PromoteArgs),
+    /// Planned change of primary: handover, promote, and wait until the old primary follows.
+    Switchover(cli::switchover::SwitchoverArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +71,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Promote(args) => cli::promote::run(args),
+        Command::Switchover(args) => cli::switchover::run(args),
     }
 }
 
