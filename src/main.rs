@@ -1,5 +1,6 @@
 //! `flashgate`: the command line. `flashgate serve` runs a node; `promote` and
-//! `switchover` change which node of a pair is the primary; see `--help`.
+//! `switchover` change which node of a pair is the primary; `demo` shows it all
+//! on two local nodes; see `--help`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 use flashgate_gateway::{Config, LogFormat, Overrides};
 
 mod cli;
+mod demo;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,9 @@ enum Command {
     Promote(cli::promote::PromoteArgs),
     /// Planned change of primary: handover, promote, and wait until the old primary follows.
     Switchover(cli::switchover::SwitchoverArgs),
+    /// The whole product in one command: a primary and a standby, a flash sale,
+    /// a crash and a failover, and an audit of every acknowledged order.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Promote(args) => cli::promote::run(args),
         Command::Switchover(args) => cli::switchover::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 
