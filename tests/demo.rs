@@ -85,8 +85,8 @@ impl Demo {
     }
 
     /// Waits for the process to exit (bounded), then returns its status and
-    /// all its output.
-    fn wait(mut self, timeout: Duration) -> (ExitStatus, Vec<String>, PathBuf) {
+    /// all its output. The directory lives as long as `self`.
+    fn wait(&mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait for flashgate demo") {
@@ -107,8 +107,7 @@ impl Demo {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.output.push(line);
         }
-        let workdir = self.workdir.clone();
-        (status, std::mem::take(&mut self.output), workdir)
+        (status, std::mem::take(&mut self.output))
     }
 }
 
@@ -161,8 +160,8 @@ fn assert_nodes_gone(output: &[String]) {
 /// the report are given, and both nodes are stopped at the end.
 #[test]
 fn the_demo_survives_a_crash_mid_sale_and_passes_its_audit() {
-    let demo = Demo::start();
-    let (status, output, workdir) = demo.wait(DEMO_TIMEOUT);
+    let mut demo = Demo::start();
+    let (status, output) = demo.wait(DEMO_TIMEOUT);
     let text = output.join("\n");
     assert!(status.success(), "flashgate demo exited {status}:\n{text}");
     assert!(
@@ -184,7 +183,7 @@ fn the_demo_survives_a_crash_mid_sale_and_passes_its_audit() {
         .find_map(|line| line.strip_prefix("report: "))
         .unwrap_or_else(|| panic!("no report line:\n{text}"));
     let report = PathBuf::from(report.trim());
-    assert!(report.starts_with(&workdir), "{}", report.display());
+    assert!(report.starts_with(&demo.workdir), "{}", report.display());
     let html = std::fs::read_to_string(&report)
         .unwrap_or_else(|error| panic!("{}: {error}", report.display()));
     assert!(html.contains("<svg"), "the report has its charts");
@@ -200,7 +199,7 @@ fn sigterm_mid_sale_stops_the_demo_and_both_nodes() {
     let pid = libc::pid_t::try_from(demo.child.id()).expect("pid fits pid_t");
     // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "send SIGTERM");
-    let (status, output, _) = demo.wait(STOP_TIMEOUT);
+    let (status, output) = demo.wait(STOP_TIMEOUT);
     assert_eq!(
         status.code(),
         Some(128 + libc::SIGTERM),

@@ -337,7 +337,7 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
         .map_err(|error| DemoError::Scenario(Box::new(error)))?;
     println!("sale: {}", plan.describe());
     println!(
-        "sale: the load tester sends them over HTTP to both nodes; node b refuses them (not_primary) while it is a standby"
+        "sale: the load tester sends them over HTTP to the pair; node b refuses orders (not_primary) while it is a standby"
     );
     let load = LoadRun::start(scenario).map_err(|error| DemoError::Load(Box::new(error)))?;
     if let Some(ended) = load.wait_until(load.started + plan.crash_after) {
