@@ -280,10 +280,7 @@ mod tests {
             message.contains("409 not_standby: this node is the primary"),
             "{message}"
         );
-        assert!(
-            message.contains("hint: only a standby can be promoted"),
-            "{message}"
-        );
+        assert!(message.contains("hint: GET /v1/cluster"), "{message}");
     }
 
     #[test]

@@ -41,8 +41,7 @@ pub fn hint(code: &str) -> Option<&'static str> {
              (a node started without one stores it in <data dir>/admin-token)",
         ),
         "not_standby" => Some(
-            "only a standby can be promoted; GET /v1/cluster on the node shows its role \
-             (a primary needs nothing, a fenced node must be restarted as a standby)",
+            "GET /v1/cluster on the node shows its role and, when it knows it, the current primary",
         ),
         "no_standby" => Some(
             "the primary has no connected standby: start one with \
