@@ -1,4 +1,6 @@
-//! `flashgate`: the command line. `flashgate serve` runs a node; see `--help`.
+//! `flashgate`: the command line. `flashgate serve` runs a node; `promote` and
+//! `switchover` change which node of a pair is the primary; `demo` shows it all
+//! on two local nodes; see `--help`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use flashgate_gateway::config::{ReplicationMode, StandbyLossMode, StartRole};
 use flashgate_gateway::{Config, LogFormat, Overrides};
+
+mod cli;
+mod demo;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +28,13 @@ struct Cli {
 enum Command {
     /// Run a node: recover the data dir, then take orders over HTTP and QUIC until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Make a standby the primary (after the primary was lost).
+    Promote(cli::promote::PromoteArgs),
+    /// Planned change of primary: handover, promote, and wait until the old primary follows.
+    Switchover(cli::switchover::SwitchoverArgs),
+    /// The whole product in one command: a primary and a standby, a flash sale,
+    /// a crash and a failover, and an audit of every acknowledged order.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -96,6 +108,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Promote(args) => cli::promote::run(args),
+        Command::Switchover(args) => cli::switchover::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 
