@@ -16,7 +16,7 @@ use common::{order_id, poll_until, Client, Launch, Server, ADMIN_TOKEN, START_TI
 use flashgate_client::{OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust};
 use serde_json::{json, Value};
 
-/// Shards of every node here; a standby's data dir must match its primary's.
+/// Shards of every node here: a pair runs with the same layout.
 const SHARDS: &str = "2";
 /// Large stock: these SKUs never sell out.
 const ROOMY_STOCK: u64 = 1_000_000;
@@ -305,7 +305,7 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
     });
 
     // Once the primary knows the standby is gone, it refuses new orders before
-    // executing them: the counters do not move.
+    // executing them (checked below on its own disk).
     let status = primary.wait_for_cluster("the primary to stop accepting orders", |status| {
         status["accepting_orders"] == false && status["peer"]["connected"] != true
     });
@@ -338,9 +338,9 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
         assert_not_oversold(restarted.client(), sku, stock, &placements);
     }
 
-    // The primary's own disk, read by restarting it alone: never more sold
-    // than stock, and the late order was refused before it was executed (under
-    // its key it is new).
+    // The primary's own disk, read by restarting it alone on its data dir:
+    // never more sold than stock, and the late order was refused before it
+    // was executed (under its key it is new).
     primary.kill();
     let alone = Launch::new()
         .data_dir(primary.data_dir())
@@ -697,6 +697,8 @@ fn a_standby_promotes_itself_when_its_sync_block_primary_dies() {
             .is_some_and(|epoch| epoch > old_epoch),
         "{status}"
     );
+    // Nothing follows the new primary yet: it says it is alone.
+    assert_eq!(status["degraded"], true, "{status}");
     assert!(
         standby.stderr().contains("AUTO-PROMOTION"),
         "{}",
