@@ -48,6 +48,7 @@ fn handlers(c: &mut Criterion) {
         body_bytes_max: config.http_body_bytes_max,
         metrics: PrometheusBuilder::new().build_recorder().handle(),
         readiness: Arc::new(Readiness::default()),
+        replication: Arc::new(std::sync::OnceLock::new()),
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),

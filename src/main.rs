@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node: recover the data dir, then take orders over HTTP and QUIC until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Make a standby the primary (after the primary was lost).
     Promote(cli::promote::PromoteArgs),
     /// Planned change of primary: handover, promote, and wait until the old primary follows.
@@ -107,7 +107,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Promote(args) => cli::promote::run(args),
         Command::Switchover(args) => cli::switchover::run(args),
         Command::Demo(args) => demo::run(args),

@@ -487,6 +487,13 @@ impl Cluster {
             tracing::warn!(count, %error, "answers refused: not acknowledged by the standby");
         }
         for held in held {
+            // Durable here: reads may show these records (an order refused
+            // this way may exist, which its refusal says). Without this every
+            // later read of the shard would wait behind them.
+            for ticket in held.tickets.iter().filter(|ticket| ticket.seq > 0) {
+                let durable = &self.shards[ticket.shard as usize].durable_seq;
+                durable.fetch_max(ticket.seq, Ordering::AcqRel);
+            }
             for ticket in held.tickets {
                 if let Some(reply) = ticket.reply {
                     reply.fail(error.clone());

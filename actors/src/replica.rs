@@ -130,7 +130,7 @@ impl Node {
             for record in records.iter().filter(|record| record.lsn > last) {
                 if history
                     .last()
-                    .map_or(true, |start| record.epoch > start.epoch)
+                    .is_none_or(|start| record.epoch > start.epoch)
                 {
                     history.push(EpochStart {
                         epoch: record.epoch,

@@ -66,7 +66,7 @@ pub(crate) fn encode_history(history: &[EpochStart]) -> Vec<u8> {
 pub(crate) fn decode_history(bytes: &[u8]) -> Result<Vec<EpochStart>, StorageError> {
     let corrupt =
         |reason: String| StorageError::CorruptCheckpoint(format!("epoch history: {reason}"));
-    if bytes.len() < 4 || (bytes.len() - 4) % 16 != 0 {
+    if bytes.len() < 4 || !(bytes.len() - 4).is_multiple_of(16) {
         return Err(corrupt(format!("{} bytes", bytes.len())));
     }
     let (entries, crc) = bytes.split_at(bytes.len() - 4);
