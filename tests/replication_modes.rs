@@ -325,6 +325,15 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
     let (status, ready) = api.get("/readyz");
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["accepting_orders"], false, "{ready}");
+    // Reads still answer, refused orders or not: what is on this disk may be
+    // shown (a refused order's outcome was unknown, and its refusal said so).
+    for order in acknowledged(&placements).iter().take(5) {
+        let id = order["order_id"].as_str().expect("an order id");
+        let (status, stored) = api.get(&format!("/v1/orders/{id}"));
+        assert_eq!(status, 200, "reading {id} after the refusals: {stored}");
+    }
+    let (status, sku) = api.get(&format!("/v1/skus/{}", SKUS[0]));
+    assert_eq!(status, 200, "{sku}");
 
     // The standby, restarted on its disk with no primary to follow, serves
     // exactly what it had: every acknowledged order must be there.
