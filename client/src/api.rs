@@ -120,7 +120,8 @@ pub trait OrderGateway {
     /// The node whose answer the last answered call returned (a refusal other
     /// than `not_primary` counts), as configured: an `IP:port` or a base URL.
     /// Before any answer, the node calls start at. `None` for a gateway that
-    /// does not know its nodes.
+    /// does not know its nodes (the default: a type that wraps a client must
+    /// forward this and `node_switches`).
     fn current_node(&self) -> Option<String> {
         None
     }

@@ -62,9 +62,9 @@ impl Cluster {
         Attempts::new(self.config, self.names.len())
     }
 
-    /// `node` answered a call.
-    pub(crate) fn answered(&self, node: usize) {
-        self.route().answered(node, Instant::now());
+    /// The attempt's node answered a call.
+    pub(crate) fn answered(&self, attempt: Attempt) {
+        self.route().answered(attempt, Instant::now());
     }
 
     /// After an attempt that failed with `error`: moves the route on, then
@@ -109,7 +109,7 @@ impl Cluster {
             let at = self.next_attempt();
             match attempt(at.node).await {
                 Attempted::Answered(result) => {
-                    self.answered(at.node);
+                    self.answered(at);
                     return result;
                 }
                 Attempted::Failed(failure, error) => {

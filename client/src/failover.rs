@@ -158,6 +158,9 @@ pub(crate) struct Route {
     generation: u64,
     /// The node whose answer the last answered call returned.
     answered_by: usize,
+    /// The generation at which the attempt that set `answered_by` began: an
+    /// answer to an older attempt, arriving late, does not switch back.
+    answered_generation: u64,
     /// Changes of `answered_by`: when, from, to (the most recent
     /// `NODE_SWITCHES_KEPT`).
     switches: VecDeque<(Instant, usize, usize)>,
@@ -172,6 +175,7 @@ impl Route {
             target: first,
             generation: 0,
             answered_by: first,
+            answered_generation: 0,
             switches: VecDeque::new(),
         }
     }
@@ -203,9 +207,16 @@ impl Route {
         }
     }
 
-    /// `node` answered a call (with anything but `not_primary`) at `now`.
-    pub(crate) fn answered(&mut self, node: usize, now: Instant) {
-        debug_assert!(node < self.nodes);
+    /// The attempt's node answered (with anything but `not_primary`) at
+    /// `now`. An attempt that began before the latest answered one is no news:
+    /// its answer may arrive after calls moved on.
+    pub(crate) fn answered(&mut self, attempt: Attempt, now: Instant) {
+        debug_assert!(attempt.node < self.nodes);
+        if attempt.generation < self.answered_generation {
+            return;
+        }
+        self.answered_generation = attempt.generation;
+        let node = attempt.node;
         if node == self.answered_by {
             return;
         }
@@ -380,23 +391,36 @@ mod tests {
     fn a_switch_is_recorded_when_another_node_answers() {
         let start = Instant::now();
         let mut route = Route::new(2, 0);
-        route.answered(0, start);
+        route.answered(route.next_attempt(), start);
         assert_eq!(route.switches().count(), 0);
         route.failed(route.next_attempt(), Failure::NotSent);
         // Moving is not switching: the switch is when the new node answers.
         assert_eq!(route.switches().count(), 0);
-        route.answered(1, start + MS);
-        route.answered(1, start + 2 * MS);
+        route.answered(route.next_attempt(), start + MS);
+        route.answered(route.next_attempt(), start + 2 * MS);
         assert_eq!(route.switches().collect::<Vec<_>>(), [(start + MS, 0, 1)]);
         assert_eq!(route.answered_by(), 1);
+    }
+
+    #[test]
+    fn a_late_answer_to_an_attempt_from_before_the_move_is_not_a_switch_back() {
+        let start = Instant::now();
+        let mut route = Route::new(2, 0);
+        let early = route.next_attempt();
+        route.failed(route.next_attempt(), Failure::Unanswered);
+        route.answered(route.next_attempt(), start);
+        route.answered(early, start + MS);
+        assert_eq!(route.answered_by(), 1);
+        assert_eq!(route.switches().collect::<Vec<_>>(), [(start, 0, 1)]);
     }
 
     #[test]
     fn switches_kept_are_bounded() {
         let start = Instant::now();
         let mut route = Route::new(2, 0);
-        for index in 0..NODE_SWITCHES_KEPT + 10 {
-            route.answered((index + 1) % 2, start);
+        for _ in 0..NODE_SWITCHES_KEPT + 10 {
+            route.failed(route.next_attempt(), Failure::NotSent);
+            route.answered(route.next_attempt(), start);
         }
         assert_eq!(route.switches().count(), NODE_SWITCHES_KEPT);
     }

@@ -487,7 +487,7 @@ impl QuicClient {
                                 }
                             }
                             if served {
-                                inner.cluster.answered(at.node);
+                                inner.cluster.answered(at);
                             }
                             match refused {
                                 None => break,
@@ -495,7 +495,7 @@ impl QuicClient {
                             }
                         }
                         Err(error) => {
-                            inner.cluster.answered(at.node);
+                            inner.cluster.answered(at);
                             return finish_batch(results, error);
                         }
                     }
