@@ -231,3 +231,38 @@ impl Report {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_switch_is_timed_from_the_start_of_the_load_before_or_after_it() {
+        let start = Instant::now() + Duration::from_secs(5);
+        let switch = |at| NodeSwitch {
+            at,
+            from: "127.0.0.1:4433".into(),
+            to: "127.0.0.1:4434".into(),
+        };
+        let before = NodeSwitchRecord::new(
+            switch(start - Duration::from_millis(1500)),
+            start,
+            Transport::Quic,
+            "127.0.0.1:4433,127.0.0.1:4434",
+        );
+        assert_eq!(before.at_secs, -1.5);
+        assert_eq!(before.transport, "quic");
+        let after = NodeSwitchRecord::new(
+            switch(start + Duration::from_millis(250)),
+            start,
+            Transport::Quic,
+            "127.0.0.1:4433,127.0.0.1:4434",
+        );
+        assert_eq!(after.at_secs, 0.25);
+        assert_eq!(
+            (after.from.as_str(), after.to.as_str()),
+            ("127.0.0.1:4433", "127.0.0.1:4434")
+        );
+    }
+}
