@@ -473,19 +473,7 @@ impl QuicClient {
                         .and_then(|answer| batch_answer(answer, first_request_id, waiting.len()))
                     {
                         Ok(answers) => {
-                            let mut refused = None;
-                            let mut served = false;
-                            for (&i, answer) in waiting.iter().zip(answers) {
-                                match answer {
-                                    Err(error) if error.code() == Some(code::NOT_PRIMARY) => {
-                                        refused = Some(error)
-                                    }
-                                    answer => {
-                                        results[i] = Some(answer);
-                                        served = true;
-                                    }
-                                }
-                            }
+                            let (served, refused) = file_answers(&waiting, answers, &mut results);
                             if served {
                                 inner.cluster.answered(at);
                             }
@@ -513,6 +501,29 @@ impl QuicClient {
         }
         Ok(results.into_iter().flatten().collect())
     }
+}
+
+/// Files one batch attempt's answers under the orders they answer (`waiting`
+/// holds those orders' places in the batch). Orders refused as `not_primary`
+/// stay without a result, to go again. Returns whether the node answered some
+/// order for real, and a `not_primary` refusal if it gave one.
+fn file_answers(
+    waiting: &[usize],
+    answers: Vec<Result<Placed, ClientError>>,
+    results: &mut [Option<Result<Placed, ClientError>>],
+) -> (bool, Option<ClientError>) {
+    let mut served = false;
+    let mut refused = None;
+    for (&i, answer) in waiting.iter().zip(answers) {
+        match answer {
+            Err(error) if error.code() == Some(code::NOT_PRIMARY) => refused = Some(error),
+            answer => {
+                results[i] = Some(answer);
+                served = true;
+            }
+        }
+    }
+    (served, refused)
 }
 
 /// A batch's results when the call stops early: the orders without a result
@@ -1090,6 +1101,39 @@ mod tests {
         assert_eq!(results[0].as_ref().unwrap().order.order_id, "1-0-5");
         assert_eq!(results[1].as_ref().unwrap_err().code(), Some("sold_out"));
         assert!(results[2].as_ref().unwrap().created);
+    }
+
+    #[test]
+    fn only_orders_refused_as_not_primary_stay_waiting() {
+        let placed = |id: u64| match order(id) {
+            Response::Order { order, created, .. } => Ok(Placed { order, created }),
+            _ => unreachable!(),
+        };
+        let not_primary = || Err(ClientError::server(code::NOT_PRIMARY, "standby"));
+        let mut results = vec![None, Some(placed(1)), None, None];
+        let (served, refused) = file_answers(
+            &[0, 2, 3],
+            vec![
+                placed(5),
+                not_primary(),
+                Err(ClientError::server(code::SOLD_OUT, "gone")),
+            ],
+            &mut results,
+        );
+        assert!(served);
+        assert_eq!(refused.unwrap().code(), Some(code::NOT_PRIMARY));
+        let waiting: Vec<usize> = (0..4).filter(|&i| results[i].is_none()).collect();
+        assert_eq!(waiting, [2]);
+        assert_eq!(
+            results[3].as_ref().unwrap().as_ref().unwrap_err().code(),
+            Some(code::SOLD_OUT)
+        );
+
+        let mut results = vec![None];
+        let (served, refused) = file_answers(&[0], vec![not_primary()], &mut results);
+        assert!(!served);
+        assert!(refused.is_some());
+        assert!(results[0].is_none());
     }
 
     #[test]
