@@ -6,6 +6,7 @@ use std::future::Future;
 use flashgate_protocol::{Order, Sku, SkuSettings};
 
 use crate::error::ClientError;
+use crate::failover::NodeSwitch;
 
 /// An order to place. The client adds the request id; the server assigns the
 /// order id.
@@ -16,7 +17,9 @@ pub struct PlaceOrder {
     pub quantity: u32,
     pub customer_id: String,
     /// Retries under the same key (per customer) make one order: set one
-    /// whenever a call may be retried after a `Transport` error.
+    /// whenever a call may be retried after a `Transport` error. The clients'
+    /// failover sends an order again after an attempt that got no answer only
+    /// when it carries a key.
     pub idempotency_key: Option<String>,
 }
 
@@ -51,6 +54,12 @@ pub struct Placed {
 /// transports. Every call either returns the server's answer or a
 /// `ClientError` that says whether the outcome is known (see its docs).
 ///
+/// Configured with several nodes of one cluster, a client follows the
+/// primary: a call the node refuses as `not_primary`, or that cannot reach its
+/// node, goes to the next node (see `FailoverConfig` for what is sent again and
+/// for how long). Reads may be answered by a standby, up to its replication
+/// lag behind the primary.
+///
 /// The returned futures are `Send`, so calls can be spawned; the trait is not
 /// object safe: use it as a generic bound.
 pub trait OrderGateway {
@@ -59,8 +68,11 @@ pub trait OrderGateway {
 
     /// Places many orders. The inner results are in the order of `orders`, one
     /// per order. QUIC sends one `PlaceOrders` frame and fails the whole call
-    /// (the outer `Err`) if that frame gets no answer; HTTP sends the orders as
-    /// concurrent requests, so each order's transport failure is its own.
+    /// (the outer `Err`) if no frame of the call gets an answer; failover sends
+    /// again only the orders a node refused as `not_primary` (and, after a
+    /// frame that got no answer, only if every order carries an idempotency
+    /// key). HTTP sends the orders as concurrent requests, so each order's
+    /// failures are its own.
     /// Over QUIC keep a batch within the server's `quic_batch_orders_max` and
     /// `quic_frame_bytes_max`: a larger one is refused whole
     /// (`batch_too_large`, `frame_too_large`).
@@ -72,10 +84,12 @@ pub trait OrderGateway {
     /// The order with this id.
     fn order(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
 
-    /// Payment succeeded: reserved → confirmed. Idempotent.
+    /// Payment succeeded: reserved → confirmed. Idempotent: the server answers
+    /// a confirmed order unchanged, so failover may send it again.
     fn confirm(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
 
-    /// Reserved or confirmed → cancelled; the stock returns. Idempotent.
+    /// Reserved or confirmed → cancelled; the stock returns. Idempotent, like
+    /// `confirm`.
     fn cancel(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
 
     /// A SKU's counters and settings.
@@ -85,6 +99,9 @@ pub trait OrderGateway {
     /// (send every setting to keep: `None` means the default). Returns the SKU
     /// and whether it was created. Needs the admin token in the client's
     /// config, else `ClientError::Config` without contacting the server.
+    /// Failover may send it again after an attempt that got no answer (the
+    /// same settings twice make the same SKU); `created` is then false if the
+    /// first attempt created it.
     fn put_sku(
         &self,
         sku: &str,
@@ -92,12 +109,29 @@ pub trait OrderGateway {
     ) -> impl Future<Output = Result<(Sku, bool), ClientError>> + Send;
 
     /// Admin: adds `quantity` units of stock. Needs the admin token, like
-    /// `put_sku`.
+    /// `put_sku`. Never sent again after an attempt that got no answer: that
+    /// could add the stock twice.
     fn restock(
         &self,
         sku: &str,
         quantity: u64,
     ) -> impl Future<Output = Result<Sku, ClientError>> + Send;
+
+    /// The node whose answer the last answered call returned (a refusal other
+    /// than `not_primary` counts), as configured: an `IP:port` or a base URL.
+    /// Before any answer, the node calls start at. `None` for a gateway that
+    /// does not know its nodes (the default: a type that wraps a client must
+    /// forward this and `node_switches`).
+    fn current_node(&self) -> Option<String> {
+        None
+    }
+
+    /// The changes of `current_node` so far, oldest first: each time a node
+    /// other than the last one answered. The most recent
+    /// `failover::NODE_SWITCHES_KEPT` are kept.
+    fn node_switches(&self) -> Vec<NodeSwitch> {
+        Vec::new()
+    }
 }
 
 /// The error for an admin call on a client configured without an admin token.

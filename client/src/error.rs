@@ -6,11 +6,14 @@ use std::time::Duration;
 use flashgate_protocol::code;
 
 /// Why a call failed. The variant says what the caller knows about the
-/// request's outcome:
-/// - `Server`: the server answered and refused it; nothing was applied.
+/// request's outcome (`may_have_been_applied` sums it up):
+/// - `Server`: the server answered and refused it; nothing was applied, except
+///   for `standby_unavailable`, where it may or may not have been.
 /// - `Transport`: no answer arrived. Unless it is `TransportError::Connect`
 ///   (nothing was sent), the request may or may not have been applied: retry
-///   an order with the same idempotency key to be safe.
+///   an order with the same idempotency key to be safe. This holds for the
+///   whole call: when failover sent it to several nodes and one of them may
+///   have applied it, the call returns that attempt's `Transport` error.
 /// - `Protocol`: an answer arrived that this client cannot read.
 /// - `Config`: the client was set up or called in a way that cannot work; no
 ///   request was sent.
@@ -28,6 +31,13 @@ pub enum ClientError {
     /// The HTTP client gives `invalid_field` itself for a value HTTP cannot
     /// carry (a time after the year 9999, an idempotency key with control
     /// characters), as the server would.
+    ///
+    /// `not_primary` comes back only when failover found no node that takes
+    /// the request within its wait (see `FailoverConfig`); nothing was done.
+    /// `standby_unavailable` means a primary in sync replication could not
+    /// reach its standby: the request may or may not have been applied; an
+    /// order retried under the same idempotency key gets the order if it was
+    /// made.
     #[error("the server refused the request ({code}): {detail}")]
     Server { code: String, detail: String },
     /// No answer: the connection failed or the request timed out. Unless the
@@ -47,9 +57,10 @@ pub enum ClientError {
 /// Why no answer arrived.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    /// No server address could be connected to (unreachable, refused, or its
-    /// certificate is not the trusted one), or no stream could be opened on
-    /// the connection. The request was not sent.
+    /// The request was not sent: no server address could be connected to
+    /// (unreachable, refused, or its certificate is not the trusted one), no
+    /// stream could be opened on the connection, or no in-flight slot or
+    /// connection came within the request timeout.
     #[error("cannot connect to the server (the request was not sent): {0}")]
     Connect(String),
     /// The connection or stream failed while the request was in flight.
@@ -78,17 +89,36 @@ impl ClientError {
     }
 
     /// Whether sending the same request again later may succeed: transport
-    /// failures (use the same idempotency key for orders) and the server's
+    /// failures (use the same idempotency key for orders), the server's
     /// load-shedding codes (`overloaded`, `too_many_in_flight`,
-    /// `shutting_down`, `not_ready`). Refusals about the request itself
-    /// (`sold_out`, `invalid_field`, ...) are not retryable.
+    /// `shutting_down`, `not_ready`) and the replication codes (`not_primary`:
+    /// no primary was found in time; `standby_unavailable`: use the same
+    /// idempotency key). Refusals about the request itself (`sold_out`,
+    /// `invalid_field`, ...) are not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Transport(_) => true,
             ClientError::Server { code, .. } => matches!(
                 code.as_str(),
-                code::OVERLOADED | code::TOO_MANY_IN_FLIGHT | code::SHUTTING_DOWN | "not_ready"
+                code::OVERLOADED
+                    | code::TOO_MANY_IN_FLIGHT
+                    | code::SHUTTING_DOWN
+                    | "not_ready"
+                    | code::NOT_PRIMARY
+                    | code::STANDBY_UNAVAILABLE
             ),
+            ClientError::Protocol(_) | ClientError::Config(_) => false,
+        }
+    }
+
+    /// Whether the server may have applied the request although the call
+    /// failed: a `Transport` error other than `Connect` (sent, no answer), or
+    /// the server's `standby_unavailable`. False means nothing was applied.
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            ClientError::Transport(TransportError::Connect(_)) => false,
+            ClientError::Transport(_) => true,
+            ClientError::Server { code, .. } => code == code::STANDBY_UNAVAILABLE,
             ClientError::Protocol(_) | ClientError::Config(_) => false,
         }
     }
@@ -116,6 +146,37 @@ mod tests {
         assert!(!ClientError::server(code::SOLD_OUT, "gone").is_retryable());
         assert!(!ClientError::Protocol("bad".into()).is_retryable());
         assert!(!ClientError::Config("no token".into()).is_retryable());
+    }
+
+    #[test]
+    fn replication_refusals_are_retryable() {
+        assert!(ClientError::server(code::NOT_PRIMARY, "standby").is_retryable());
+        assert!(ClientError::server(code::STANDBY_UNAVAILABLE, "gone").is_retryable());
+    }
+
+    #[test]
+    fn only_sent_unanswered_requests_and_standby_unavailable_may_have_been_applied() {
+        let sent = [
+            ClientError::from(TransportError::ConnectionLost("reset".into())),
+            ClientError::from(TransportError::Timeout {
+                after: Duration::from_secs(1),
+            }),
+            ClientError::from(TransportError::Http("502".into())),
+            ClientError::server(code::STANDBY_UNAVAILABLE, "no standby"),
+        ];
+        for error in sent {
+            assert!(error.may_have_been_applied(), "{error}");
+        }
+        let unsent = [
+            ClientError::from(TransportError::Connect("refused".into())),
+            ClientError::server(code::NOT_PRIMARY, "standby"),
+            ClientError::server(code::SOLD_OUT, "gone"),
+            ClientError::Protocol("bad".into()),
+            ClientError::Config("no token".into()),
+        ];
+        for error in unsent {
+            assert!(!error.may_have_been_applied(), "{error}");
+        }
     }
 
     #[test]

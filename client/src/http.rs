@@ -1,8 +1,8 @@
 //! `HttpClient`: the HTTP JSON API over reqwest, with the same calls, types and
 //! error codes as `QuicClient`. JSON bodies and RFC 3339 times convert to the
-//! protocol crate's types in `json`.
+//! protocol crate's types in `json`. With several base URLs (the nodes of one
+//! cluster) every call goes through `Cluster`, which follows the primary.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::api::{missing_admin_token, OrderGateway, PlaceOrder, Placed};
+use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
+use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
 use crate::json;
 
 /// Most base URLs a config may list.
@@ -26,18 +28,22 @@ pub const BATCH_CONCURRENCY_MAX_LIMIT: usize = 1024;
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// Where the server is and the client's limits. Build it with `HttpConfig::new`
-/// and change the fields you need.
+/// (one server) or `HttpConfig::with_base_urls` (the nodes of one cluster) and
+/// change the fields you need.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
-    /// `http://host:port` (optionally with a path prefix). A request goes to
-    /// the URL that last answered; when it cannot be connected to (nothing was
-    /// sent), the next one is tried. 1 to `BASE_URLS_MAX`. This build has no
-    /// TLS for HTTP: `https` URLs are refused.
+    /// `http://host:port` (optionally with a path prefix) of the server, or of
+    /// each node of one cluster (a primary and its standby, in any order).
+    /// Calls start at the first and follow the primary (see `failover`). 1 to
+    /// `BASE_URLS_MAX`. This build has no TLS for HTTP: `https` URLs are
+    /// refused.
     pub base_urls: Vec<String>,
     /// Sent as `Authorization: Bearer` with the admin calls; without it they
     /// fail with `ClientError::Config` and send nothing.
     pub admin_token: Option<String>,
-    /// The longest one request may take, connect to last body byte. Default 10 s.
+    /// The longest one attempt at one node may take, connect to last body
+    /// byte; failover may make further attempts, each with this timeout.
+    /// Default 10 s.
     pub request_timeout: Duration,
     /// The longest a TCP connect may take. Default 5 s.
     pub connect_timeout: Duration,
@@ -47,24 +53,34 @@ pub struct HttpConfig {
     /// Requests `place_batch` has in flight at once (over all batches on this
     /// client), 1 to `BATCH_CONCURRENCY_MAX_LIMIT`. Default 16.
     pub batch_concurrency_max: usize,
+    /// How calls move between nodes, and for how long. Default
+    /// `FailoverConfig::default()` (10 s).
+    pub failover: FailoverConfig,
 }
 
 impl HttpConfig {
     /// Defaults for everything but the server's URL.
     pub fn new(base_url: impl Into<String>) -> HttpConfig {
+        HttpConfig::with_base_urls([base_url])
+    }
+
+    /// Defaults for everything but the base URLs of the nodes of one cluster,
+    /// which the client follows as one server.
+    pub fn with_base_urls<S: Into<String>>(base_urls: impl IntoIterator<Item = S>) -> HttpConfig {
         HttpConfig {
-            base_urls: vec![base_url.into()],
+            base_urls: base_urls.into_iter().map(Into::into).collect(),
             admin_token: None,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             response_bytes_max: 1 << 20,
             batch_concurrency_max: 16,
+            failover: FailoverConfig::default(),
         }
     }
 }
 
-/// A client of the HTTP API. Cheap to clone: clones share the connection pool
-/// and limits.
+/// A client of the HTTP API. Cheap to clone: clones share the connection pool,
+/// limits and the route among the nodes.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Arc<Inner>,
@@ -73,8 +89,8 @@ pub struct HttpClient {
 struct Inner {
     http: reqwest::Client,
     base_urls: Vec<Url>,
-    /// The index of the base URL that last answered.
-    current: AtomicUsize,
+    /// Which node calls go to, and which answered last.
+    cluster: Cluster,
     authorization: Option<HeaderValue>,
     request_timeout: Duration,
     response_bytes_max: usize,
@@ -82,7 +98,7 @@ struct Inner {
 }
 
 /// A request's extra headers.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Headers {
     admin: bool,
     idempotency_key: Option<HeaderValue>,
@@ -124,6 +140,19 @@ fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The configured node a `not_primary` problem's `primary` URL names: the same
+/// scheme, host and port, and the same path prefix when the URL has one.
+fn node_named(base_urls: &[Url], primary: &str) -> Option<usize> {
+    let primary = Url::parse(primary).ok()?;
+    let prefix = |url: &Url| url.path().trim_end_matches('/').to_owned();
+    base_urls.iter().position(|base| {
+        base.scheme() == primary.scheme()
+            && base.host_str() == primary.host_str()
+            && base.port_or_known_default() == primary.port_or_known_default()
+            && (prefix(&primary).is_empty() || prefix(&primary) == prefix(base))
+    })
+}
+
 impl HttpClient {
     /// Checks the config and builds the client; connects on the first request.
     pub fn new(config: HttpConfig) -> Result<HttpClient, ClientError> {
@@ -153,6 +182,7 @@ impl HttpClient {
                 "request_timeout and connect_timeout: must be more than 0".into(),
             ));
         }
+        config.failover.validate()?;
         let authorization = match &config.admin_token {
             None => None,
             Some(token) => {
@@ -175,7 +205,7 @@ impl HttpClient {
             inner: Arc::new(Inner {
                 http,
                 base_urls,
-                current: AtomicUsize::new(0),
+                cluster: Cluster::new(config.failover, config.base_urls.clone()),
                 authorization,
                 request_timeout: config.request_timeout,
                 response_bytes_max: config.response_bytes_max,
@@ -188,15 +218,23 @@ impl HttpClient {
     pub async fn skus(&self) -> Result<Vec<Sku>, ClientError> {
         let answer = self
             .inner
-            .send(Method::GET, &["v1", "skus"], None, Headers::default())
+            .send(
+                Resend::Safe,
+                Method::GET,
+                &["v1", "skus"],
+                None,
+                Headers::default(),
+            )
             .await?;
         json::skus_from_json(&answer.body)
     }
 
+    /// A call on one order; every one of them is safe to send again (a read,
+    /// or a transition the server answers unchanged when it was made).
     async fn order_call(&self, method: Method, segments: &[&str]) -> Result<Order, ClientError> {
         let answer = self
             .inner
-            .send(method, segments, None, Headers::default())
+            .send(Resend::Safe, method, segments, None, Headers::default())
             .await?;
         json::order_from_json(&answer.body)
     }
@@ -225,48 +263,98 @@ impl Inner {
         Ok(url)
     }
 
-    /// Sends one request, failing over to the next base URL only when a
-    /// connection could not be made, and returns a 200 or 201 answer's body.
+    /// Sends one request, following the primary, and returns a 200 or 201
+    /// answer's body.
     async fn send(
         &self,
+        resend: Resend,
         method: Method,
         segments: &[&str],
         body: Option<&Value>,
         headers: Headers,
     ) -> Result<Answer, ClientError> {
-        let start = self.current.load(Ordering::Relaxed);
-        let count = self.base_urls.len();
-        let mut failures = Vec::new();
-        for offset in 0..count {
-            let index = (start + offset) % count;
-            let mut request = self
-                .http
-                .request(method.clone(), self.url(index, segments)?)
-                .header(ACCEPT, "application/json, application/problem+json");
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            if let (true, Some(authorization)) = (headers.admin, &self.authorization) {
-                request = request.header(AUTHORIZATION, authorization.clone());
-            }
-            if let Some(key) = &headers.idempotency_key {
-                request = request.header(IDEMPOTENCY_KEY, key.clone());
-            }
-            match request.send().await {
-                Ok(response) => {
-                    if offset > 0 {
-                        self.current.store(index, Ordering::Relaxed);
-                    }
-                    return self.answer(response).await;
-                }
-                Err(error) if error.is_connect() => {
-                    tracing::warn!(url = %self.base_urls[index], error = %describe(&error), "HTTP connect failed");
-                    failures.push(format!("{}: {}", self.base_urls[index], describe(&error)));
-                }
-                Err(error) => return Err(self.transport(&error)),
-            }
+        self.cluster
+            .call(resend, |node| {
+                self.attempt(node, method.clone(), segments, body, headers.clone())
+            })
+            .await
+    }
+
+    /// One attempt at node `node`.
+    async fn attempt(
+        &self,
+        node: usize,
+        method: Method,
+        segments: &[&str],
+        body: Option<&Value>,
+        headers: Headers,
+    ) -> Attempted<Answer> {
+        let url = match self.url(node, segments) {
+            Ok(url) => url,
+            Err(error) => return Attempted::Answered(Err(error)),
+        };
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(ACCEPT, "application/json, application/problem+json");
+        if let Some(body) = body {
+            request = request.json(body);
         }
-        Err(TransportError::Connect(failures.join("; ")).into())
+        if let (true, Some(authorization)) = (headers.admin, &self.authorization) {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        if let Some(key) = headers.idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) if error.is_connect() => {
+                let url = &self.base_urls[node];
+                tracing::warn!(%url, error = %describe(&error), "HTTP connect failed");
+                return Attempted::Failed(
+                    Failure::NotSent,
+                    TransportError::Connect(format!("{url}: {}", describe(&error))).into(),
+                );
+            }
+            Err(error) => return Attempted::Failed(Failure::Unanswered, self.transport(&error)),
+        };
+        let status = response.status();
+        let body = match self.read_body(response).await {
+            Ok(body) => body,
+            Err(error @ ClientError::Transport(_)) => {
+                return Attempted::Failed(Failure::Unanswered, error)
+            }
+            Err(error) => return Attempted::Answered(Err(error)),
+        };
+        self.sort_answer(status, body)
+    }
+
+    /// Sorts an answer: 200 and 201 are answers, a `not_primary` problem or a
+    /// failure that is not the server's moves the call on, the server's other
+    /// refusals are answers.
+    fn sort_answer(&self, status: StatusCode, body: Vec<u8>) -> Attempted<Answer> {
+        match status {
+            StatusCode::OK => Attempted::Answered(Ok(Answer {
+                created: false,
+                body,
+            })),
+            StatusCode::CREATED => Attempted::Answered(Ok(Answer {
+                created: true,
+                body,
+            })),
+            status if status.is_success() => Attempted::Answered(Err(ClientError::Protocol(
+                format!("unexpected HTTP {status}; the API answers 200 or 201"),
+            ))),
+            status => match json::error_from_response(status.as_u16(), &body) {
+                error if error.code() == Some(code::NOT_PRIMARY) => {
+                    let primary = json::problem_primary(&body)
+                        .and_then(|primary| node_named(&self.base_urls, &primary));
+                    Attempted::Failed(Failure::NotPrimary { primary }, error)
+                }
+                error @ ClientError::Transport(_) => Attempted::Failed(Failure::Unanswered, error),
+                error => Attempted::Answered(Err(error)),
+            },
+        }
     }
 
     fn transport(&self, error: &reqwest::Error) -> ClientError {
@@ -280,8 +368,8 @@ impl Inner {
         }
     }
 
-    /// Reads the body (up to the limit) and sorts success from refusal.
-    async fn answer(&self, mut response: reqwest::Response) -> Result<Answer, ClientError> {
+    /// Reads the body, up to the limit.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
         let status = response.status();
         let too_large = || {
             ClientError::Protocol(format!(
@@ -306,20 +394,7 @@ impl Inner {
             }
             body.extend_from_slice(&chunk);
         }
-        match status {
-            StatusCode::OK => Ok(Answer {
-                created: false,
-                body,
-            }),
-            StatusCode::CREATED => Ok(Answer {
-                created: true,
-                body,
-            }),
-            status if status.is_success() => Err(ClientError::Protocol(format!(
-                "unexpected HTTP {status}; the API answers 200 or 201"
-            ))),
-            status => Err(json::error_from_response(status.as_u16(), &body)),
-        }
+        Ok(body)
     }
 }
 
@@ -345,10 +420,17 @@ impl OrderGateway for HttpClient {
                 .map(idempotency_header)
                 .transpose()?,
         };
+        let resend = Resend::orders(std::iter::once(order.idempotency_key.as_deref()));
         let body = json::place_order_body(&order);
         let answer = self
             .inner
-            .send(Method::POST, &["v1", "orders"], Some(&body), headers)
+            .send(
+                resend,
+                Method::POST,
+                &["v1", "orders"],
+                Some(&body),
+                headers,
+            )
             .await?;
         Ok(Placed {
             order: json::order_from_json(&answer.body)?,
@@ -404,7 +486,13 @@ impl OrderGateway for HttpClient {
     async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
         let answer = self
             .inner
-            .send(Method::GET, &["v1", "skus", sku], None, Headers::default())
+            .send(
+                Resend::Safe,
+                Method::GET,
+                &["v1", "skus", sku],
+                None,
+                Headers::default(),
+            )
             .await?;
         json::sku_from_json(&answer.body)
     }
@@ -412,9 +500,16 @@ impl OrderGateway for HttpClient {
     async fn put_sku(&self, sku: &str, settings: SkuSettings) -> Result<(Sku, bool), ClientError> {
         let headers = self.admin()?;
         let body = json::sku_settings_body(&settings)?;
+        // The same settings put twice make the same SKU.
         let answer = self
             .inner
-            .send(Method::PUT, &["v1", "skus", sku], Some(&body), headers)
+            .send(
+                Resend::Safe,
+                Method::PUT,
+                &["v1", "skus", sku],
+                Some(&body),
+                headers,
+            )
             .await?;
         Ok((json::sku_from_json(&answer.body)?, answer.created))
     }
@@ -422,9 +517,11 @@ impl OrderGateway for HttpClient {
     async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
         let headers = self.admin()?;
         let body = serde_json::json!({ "quantity": quantity });
+        // Sent twice, a restock adds twice.
         let answer = self
             .inner
             .send(
+                Resend::Unsafe,
                 Method::POST,
                 &["v1", "skus", sku, "restock"],
                 Some(&body),
@@ -432,6 +529,14 @@ impl OrderGateway for HttpClient {
             )
             .await?;
         json::sku_from_json(&answer.body)
+    }
+
+    fn current_node(&self) -> Option<String> {
+        Some(self.inner.cluster.current_node())
+    }
+
+    fn node_switches(&self) -> Vec<NodeSwitch> {
+        self.inner.cluster.node_switches()
     }
 }
 
@@ -485,6 +590,42 @@ mod tests {
             HttpClient::new(bad_token),
             Err(ClientError::Config(_))
         ));
+    }
+
+    #[test]
+    fn a_primary_hint_names_a_configured_node_by_origin_and_prefix() {
+        let nodes: Vec<Url> = ["http://127.0.0.1:8080", "http://127.0.0.1:8081/"]
+            .iter()
+            .map(|text| parse_base_url(text).unwrap())
+            .collect();
+        assert_eq!(node_named(&nodes, "http://127.0.0.1:8081"), Some(1));
+        assert_eq!(node_named(&nodes, "http://127.0.0.1:8080/"), Some(0));
+        assert_eq!(node_named(&nodes, "http://127.0.0.1:9999"), None);
+        assert_eq!(node_named(&nodes, "not a url"), None);
+        let prefixed: Vec<Url> = ["http://gw/a/", "http://gw/b"]
+            .iter()
+            .map(|text| parse_base_url(text).unwrap())
+            .collect();
+        assert_eq!(node_named(&prefixed, "http://gw/b/"), Some(1));
+        assert_eq!(node_named(&prefixed, "http://gw/c"), None);
+    }
+
+    #[test]
+    fn several_base_urls_make_one_client_and_one_url_still_works() {
+        let config = HttpConfig::with_base_urls(["http://127.0.0.1:8080", "http://127.0.0.1:8081"]);
+        assert_eq!(config.base_urls.len(), 2);
+        let client = HttpClient::new(config).unwrap();
+        assert_eq!(
+            client.current_node().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            HttpConfig::new("http://127.0.0.1:8080").base_urls,
+            ["http://127.0.0.1:8080"]
+        );
+        let mut bad = HttpConfig::new("http://127.0.0.1:8080");
+        bad.failover.backoff_first = Duration::ZERO;
+        assert!(matches!(HttpClient::new(bad), Err(ClientError::Config(_))));
     }
 
     #[test]

@@ -197,6 +197,14 @@ struct Problem {
     code: String,
     detail: Option<String>,
     title: Option<String>,
+    /// `not_primary` only: the base URL of the primary, when the node knows it.
+    primary: Option<String>,
+}
+
+/// The `primary` member of a problem body (a `not_primary` refusal names the
+/// current primary's base URL there when the node knows it).
+pub fn problem_primary(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Problem>(body).ok()?.primary
 }
 
 /// The error an HTTP answer with a non-success `status` means. A problem body
@@ -371,6 +379,21 @@ mod tests {
         assert!(
             matches!(error, ClientError::Server { detail, .. } if detail == "Service Unavailable")
         );
+    }
+
+    #[test]
+    fn a_not_primary_problem_names_the_primary_when_it_knows_it() {
+        let body = br#"{"type":"urn:flashgate:problem:not_primary","title":"Service Unavailable",
+            "status":503,"code":"not_primary","detail":"this node is a standby",
+            "primary":"http://127.0.0.1:8081","primary_quic":"127.0.0.1:4434"}"#;
+        assert_eq!(error_from_response(503, body).code(), Some("not_primary"));
+        assert_eq!(
+            problem_primary(body).as_deref(),
+            Some("http://127.0.0.1:8081")
+        );
+        let unknown = br#"{"status":503,"code":"not_primary","detail":"no primary known"}"#;
+        assert_eq!(problem_primary(unknown), None);
+        assert_eq!(problem_primary(b"<html>"), None);
     }
 
     #[test]

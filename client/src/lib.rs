@@ -5,6 +5,11 @@
 //! epoch) and one `ClientError`, whose `Server` variant carries the server's
 //! error code (`"sold_out"`, ...), the same string over both transports.
 //!
+//! Given the nodes of a cluster (a primary and its standby), both clients
+//! follow the primary: a call refused as `not_primary`, or that cannot reach its
+//! node, moves on to the next node, within `FailoverConfig`'s bounds and never
+//! in a way that could apply a request twice.
+//!
 //! ```no_run
 //! use flashgate_client::{
 //!     Fingerprint, HttpClient, HttpConfig, OrderGateway, PlaceOrder, QuicClient, QuicConfig,
@@ -30,6 +35,14 @@
 //!
 //! let http = HttpClient::new(HttpConfig::new("http://127.0.0.1:8080"))?;
 //! println!("{:?}", http.sku("SNEAKER-42").await?);
+//!
+//! // A primary and its standby: calls follow whichever is the primary.
+//! let cluster = HttpClient::new(HttpConfig::with_base_urls([
+//!     "http://127.0.0.1:8080",
+//!     "http://127.0.0.1:8081",
+//! ]))?;
+//! cluster.place(PlaceOrder::new("SNEAKER-42", 1, "bob").with_idempotency_key("9d1e")).await?;
+//! println!("answered by {:?}", cluster.current_node());
 //! # Ok(())
 //! # }
 //! ```
@@ -38,6 +51,10 @@
 //! - `api`: `OrderGateway`, the calls both clients make; `PlaceOrder`, `Placed`.
 //! - `error`: `ClientError` (server refusal, transport, protocol, config) and
 //!   `TransportError`.
+//! - `failover`: `FailoverConfig`, `NodeSwitch`; which node a call goes to and
+//!   whether a failed attempt is sent again (no I/O).
+//! - `cluster`: `Cluster`, the async shell that runs a call's attempts over
+//!   the nodes.
 //! - `quic`: `QuicClient` and `QuicConfig`: connection, stream pool, reader and
 //!   writer tasks, reconnects.
 //! - `pending`: matching answers to waiting requests by request id (no I/O).
@@ -47,7 +64,9 @@
 //!   → `ClientError` (no I/O).
 
 pub mod api;
+mod cluster;
 pub mod error;
+pub mod failover;
 pub mod http;
 mod json;
 mod pending;
@@ -56,6 +75,7 @@ pub mod trust;
 
 pub use api::{OrderGateway, PlaceOrder, Placed};
 pub use error::{ClientError, TransportError};
+pub use failover::{FailoverConfig, NodeSwitch};
 pub use flashgate_protocol::{Order, OrderStatus, Sku, SkuSettings};
 pub use http::{HttpClient, HttpConfig};
 pub use quic::{QuicClient, QuicConfig};

@@ -10,6 +10,11 @@
 //! the requests left unanswered when the server ends the stream, and the next
 //! request that picks its slot opens a new stream. A lost connection fails every
 //! waiting request, and the next call reconnects.
+//!
+//! With several server addresses (the nodes of one cluster) the client keeps
+//! at most one connection per node and sends each call to the node its route
+//! points to (`Cluster`): a `not_primary` answer or a node that cannot be
+//! reached moves the call, and the client, to the next node.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,14 +22,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use flashgate_protocol::{
-    encode_frame, FrameReader, Order, Request, Response, Sku, SkuSettings, FRAME_BYTES_MAX_LIMIT,
-    FRAME_HEADER_BYTES,
+    code, encode_frame, FrameReader, Order, Request, Response, Sku, SkuSettings,
+    FRAME_BYTES_MAX_LIMIT, FRAME_HEADER_BYTES,
 };
 use quinn::crypto::rustls::QuicClientConfig;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 
 use crate::api::{missing_admin_token, OrderGateway, PlaceOrder, Placed};
+use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
+use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
 use crate::pending::{Pending, Routed};
 use crate::trust::{client_tls_config, Trust};
 
@@ -36,8 +43,8 @@ pub const STREAMS_MAX: usize = 64;
 pub const REQUESTS_IN_FLIGHT_MAX_LIMIT: usize = 65_536;
 /// The highest `connect_attempts_max` a config may set.
 pub const CONNECT_ATTEMPTS_MAX_LIMIT: u32 = 100;
-/// The longest wait between two connect attempts, however often the backoff
-/// doubles.
+/// The longest wait between two connect rounds of `QuicClient::connect`,
+/// however often the backoff doubles.
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// The writer coalesces waiting frames into one write up to this many bytes.
 const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
@@ -51,31 +58,39 @@ const STREAM_ATTEMPTS_MAX: usize = 3;
 /// `QuicConfig::new` and change the fields you need.
 #[derive(Clone, Debug)]
 pub struct QuicConfig {
-    /// Tried in order at every (re)connect; the first that completes a
-    /// handshake is used. 1 to `SERVER_ADDRS_MAX`.
+    /// The server, or the nodes of one cluster (a primary and its standby,
+    /// in any order), 1 to `SERVER_ADDRS_MAX`. `QuicClient::connect` uses the
+    /// first that completes a handshake; calls then follow the primary among
+    /// them (see `failover`).
     pub server_addrs: Vec<SocketAddr>,
     /// The name the certificate is checked against (with `Trust::Certificate`
     /// chains) and sent as SNI. Default `localhost`.
     pub server_name: String,
+    /// How every node's certificate is checked.
     pub trust: Trust,
     /// Sent with the admin calls (`put_sku`, `restock`); without it they fail
     /// with `ClientError::Config` and send nothing.
     pub admin_token: Option<String>,
     /// Streams requests are spread over, 1 to `STREAMS_MAX`. Default 4.
     pub stream_count: usize,
-    /// The longest a call waits for its answer, from its start: waiting for an
-    /// in-flight slot and reconnecting count. Default 10 s.
+    /// The longest one attempt at one node waits for its answer, from its
+    /// start; the first attempt's clock starts with the call, so waiting for
+    /// an in-flight slot counts. Failover may make further attempts, each
+    /// with this timeout. Default 10 s.
     pub request_timeout: Duration,
     /// Requests (a batch counts each order) in flight at once on this client;
     /// more wait for a slot. 1 to `REQUESTS_IN_FLIGHT_MAX_LIMIT`. Default 256.
     pub requests_in_flight_max: usize,
-    /// The longest one handshake with one address may take. Default 5 s.
+    /// The longest one handshake with one address may take. A node that is
+    /// down is noticed after this (QUIC runs over UDP: nothing refuses the
+    /// connection), so keep it short for a cluster. Default 5 s.
     pub connect_timeout: Duration,
-    /// Rounds over `server_addrs` before a (re)connect gives up, 1 to
-    /// `CONNECT_ATTEMPTS_MAX_LIMIT`. Default 3.
+    /// Rounds over `server_addrs` that `QuicClient::connect` makes before it
+    /// gives up, 1 to `CONNECT_ATTEMPTS_MAX_LIMIT`. Later connects are made by
+    /// the calls, under `failover`. Default 3.
     pub connect_attempts_max: u32,
-    /// The wait before the second round, doubled for each further round up to
-    /// `RECONNECT_BACKOFF_MAX`. Default 100 ms.
+    /// `QuicClient::connect`'s wait before its second round, doubled for each
+    /// further round up to `RECONNECT_BACKOFF_MAX`. Default 100 ms.
     pub reconnect_backoff: Duration,
     /// The largest answer frame accepted; a larger one fails its stream with
     /// `ClientError::Protocol`. Up to `FRAME_BYTES_MAX_LIMIT`. Default 4 MiB.
@@ -87,6 +102,9 @@ pub struct QuicConfig {
     /// a server that vanished without closing the connection is noticed: calls
     /// until then time out, the first call after it reconnects. Default 10 s.
     pub idle_timeout: Duration,
+    /// How calls move between nodes, and for how long. Default
+    /// `FailoverConfig::default()` (10 s).
+    pub failover: FailoverConfig,
 }
 
 impl QuicConfig {
@@ -106,6 +124,7 @@ impl QuicConfig {
             response_frame_bytes_max: 4 << 20,
             keep_alive_interval: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(10),
+            failover: FailoverConfig::default(),
         }
     }
 
@@ -152,7 +171,7 @@ impl QuicConfig {
                 "keep_alive_interval: must be more than 0 and less than idle_timeout".into(),
             );
         }
-        Ok(())
+        self.failover.validate()
     }
 
     fn quinn_config(&self) -> Result<quinn::ClientConfig, ClientError> {
@@ -175,8 +194,8 @@ impl QuicConfig {
 }
 
 /// A client of the binary protocol. Cheap to clone: clones share the
-/// connection, its streams and the in-flight limit. Dropping the last clone
-/// closes the connection.
+/// connections, their streams, the in-flight limit and the route among the
+/// nodes. Dropping the last clone closes the connections.
 #[derive(Clone)]
 pub struct QuicClient {
     inner: Arc<Inner>,
@@ -190,13 +209,38 @@ struct Inner {
     next_request_id: AtomicU64,
     next_stream: AtomicUsize,
     in_flight: Semaphore,
-    /// The connection in use; `None` or closed means the next call reconnects.
+    /// Which node calls go to, and which answered last.
+    cluster: Cluster,
+    /// One per server address, in the config's order.
+    nodes: Vec<Node>,
+}
+
+/// One node of the cluster and the client's connection to it.
+struct Node {
+    addr: SocketAddr,
+    /// The connection in use; `None` or closed means the next call to this
+    /// node reconnects.
     current: Mutex<Option<Arc<Connection>>>,
     /// Held while reconnecting, so concurrent calls share one reconnect.
     reconnecting: tokio::sync::Mutex<()>,
-    /// When the last reconnect gave up, and why: calls that waited for it fail
-    /// with its error instead of starting their own rounds at once.
+    /// When the last reconnect failed, and why: calls that waited for it fail
+    /// with its error instead of trying again at once.
     last_connect_failure: Mutex<Option<(Instant, ClientError)>>,
+}
+
+impl Node {
+    fn live_connection(&self) -> Option<Arc<Connection>> {
+        lock(&self.current)
+            .as_ref()
+            .filter(|connection| connection.is_live())
+            .cloned()
+    }
+
+    fn close(&self, reason: &[u8]) {
+        if let Some(connection) = lock(&self.current).take() {
+            connection.quic.close(0u32.into(), reason);
+        }
+    }
 }
 
 /// One QUIC connection and its pool of streams.
@@ -230,11 +274,28 @@ fn not_sent(reason: impl std::fmt::Display) -> ClientError {
     ClientError::Transport(TransportError::Connect(reason.to_string()))
 }
 
+/// Sorts one attempt's outcome for failover: `not_primary` and transport
+/// failures may move the call on; everything else is the node's answer.
+fn sort_attempt(result: Result<Response, ClientError>) -> Attempted<Response> {
+    match result {
+        Ok(Response::Error { code, detail, .. }) if code == code::NOT_PRIMARY => Attempted::Failed(
+            Failure::NotPrimary { primary: None },
+            ClientError::Server { code, detail },
+        ),
+        Ok(answer) => Attempted::Answered(Ok(answer)),
+        Err(error @ ClientError::Transport(TransportError::Connect(_))) => {
+            Attempted::Failed(Failure::NotSent, error)
+        }
+        Err(error @ ClientError::Transport(_)) => Attempted::Failed(Failure::Unanswered, error),
+        Err(error) => Attempted::Answered(Err(error)),
+    }
+}
+
 impl QuicClient {
     /// Checks the config and connects to the first of `server_addrs` that
     /// completes a handshake (trying them all up to `connect_attempts_max`
-    /// rounds). Returns `Config` for a config that cannot work and `Transport`
-    /// if no server answered.
+    /// rounds); calls start at that node. Returns `Config` for a config that
+    /// cannot work and `Transport` if no server answered.
     pub async fn connect(config: QuicConfig) -> Result<QuicClient, ClientError> {
         config.validate()?;
         let quinn_config = config.quinn_config()?;
@@ -259,36 +320,48 @@ impl QuicClient {
             })?;
             endpoints.push(endpoint);
         }
+        let nodes = config
+            .server_addrs
+            .iter()
+            .map(|&addr| Node {
+                addr,
+                current: Mutex::new(None),
+                reconnecting: tokio::sync::Mutex::new(()),
+                last_connect_failure: Mutex::new(None),
+            })
+            .collect();
+        let names = config
+            .server_addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let inner = Arc::new(Inner {
             in_flight: Semaphore::new(config.requests_in_flight_max),
+            cluster: Cluster::new(config.failover, names),
             config,
             quinn_config,
             endpoints,
             next_request_id: AtomicU64::new(1),
             next_stream: AtomicUsize::new(0),
-            current: Mutex::new(None),
-            reconnecting: tokio::sync::Mutex::new(()),
-            last_connect_failure: Mutex::new(None),
+            nodes,
         });
-        inner.connection().await?;
+        inner.connect_first().await?;
         Ok(QuicClient { inner })
     }
 
-    /// The address of the server currently connected to, if connected.
+    /// The address of the node calls go to, if connected to it.
     pub fn server_addr(&self) -> Option<SocketAddr> {
-        lock(&self.inner.current)
-            .as_ref()
-            .filter(|connection| connection.is_live())
+        let node = &self.inner.nodes[self.inner.cluster.next_attempt().node];
+        node.live_connection()
             .map(|connection| connection.quic.remote_address())
     }
 
-    /// Closes the connection (failing requests still in flight with
-    /// `Transport`) and waits until the server has been told. Later calls
+    /// Closes the connections (failing requests still in flight with
+    /// `Transport`) and waits until the servers have been told. Later calls
     /// reconnect.
     pub async fn close(&self) {
-        let connection = lock(&self.inner.current).take();
-        if let Some(connection) = connection {
-            connection.quic.close(0u32.into(), b"client closed");
+        for node in &self.inner.nodes {
+            node.close(b"client closed");
         }
         for endpoint in &self.inner.endpoints {
             endpoint.wait_idle().await;
@@ -303,13 +376,30 @@ impl QuicClient {
             .ok_or_else(missing_admin_token)
     }
 
-    /// Sends a request built around a fresh request id, and returns its answer
-    /// (an `Error` answer becomes `ClientError::Server`).
-    async fn request(&self, build: impl FnOnce(u64) -> Request) -> Result<Response, ClientError> {
-        let request_id = self.inner.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = Vec::new();
-        encode_frame(&build(request_id), &mut frame);
-        match self.inner.call(request_id, frame, 1).await? {
+    /// Sends a request, following the primary: `build` makes it under a fresh
+    /// request id for each attempt. Returns its answer (an `Error` answer
+    /// becomes `ClientError::Server`).
+    async fn request(
+        &self,
+        resend: Resend,
+        build: impl Fn(u64) -> Request,
+    ) -> Result<Response, ClientError> {
+        let inner = &self.inner;
+        let (_slots, first_deadline) = inner.slots(1).await?;
+        let mut first_deadline = Some(first_deadline);
+        let answer = inner
+            .cluster
+            .call(resend, |node| {
+                let deadline = first_deadline
+                    .take()
+                    .unwrap_or_else(|| Instant::now() + inner.config.request_timeout);
+                let request_id = inner.next_request_id.fetch_add(1, Ordering::Relaxed);
+                let mut frame = Vec::new();
+                encode_frame(&build(request_id), &mut frame);
+                async move { sort_attempt(inner.attempt(node, request_id, frame, deadline).await) }
+            })
+            .await?;
+        match answer {
             Response::Error { code, detail, .. } => Err(ClientError::Server { code, detail }),
             answer => Ok(answer),
         }
@@ -317,9 +407,10 @@ impl QuicClient {
 
     async fn order_request(
         &self,
-        build: impl FnOnce(u64) -> Request,
+        resend: Resend,
+        build: impl Fn(u64) -> Request,
     ) -> Result<(Order, bool), ClientError> {
-        match self.request(build).await? {
+        match self.request(resend, build).await? {
             Response::Order { order, created, .. } => Ok((order, created)),
             other => Err(unexpected("an Order", &other)),
         }
@@ -327,20 +418,134 @@ impl QuicClient {
 
     async fn sku_request(
         &self,
-        build: impl FnOnce(u64) -> Request,
+        resend: Resend,
+        build: impl Fn(u64) -> Request,
     ) -> Result<(Sku, bool), ClientError> {
-        match self.request(build).await? {
+        match self.request(resend, build).await? {
             Response::Sku { sku, created, .. } => Ok((sku, created)),
             other => Err(unexpected("a Sku", &other)),
         }
     }
+
+    /// Sends the orders still without a result as one `PlaceOrders` frame per
+    /// attempt, following the primary. Orders a node refused as `not_primary`
+    /// go again to the next node; after a frame that got no answer, all of
+    /// them go again only if every one carries an idempotency key.
+    async fn place_batch_following(
+        &self,
+        orders: Vec<PlaceOrder>,
+    ) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
+        let inner = &self.inner;
+        let count = orders.len();
+        let permits = count.min(inner.config.requests_in_flight_max) as u32;
+        let (_slots, first_deadline) = inner.slots(permits).await?;
+        let mut deadline = first_deadline;
+        let mut results: Vec<Option<Result<Placed, ClientError>>> = vec![None; count];
+        let mut attempts = inner.cluster.attempts();
+        loop {
+            let waiting: Vec<usize> = (0..count).filter(|&i| results[i].is_none()).collect();
+            let resend = Resend::orders(
+                waiting
+                    .iter()
+                    .map(|&i| orders[i].idempotency_key.as_deref()),
+            );
+            let first_request_id = inner
+                .next_request_id
+                .fetch_add(waiting.len() as u64, Ordering::Relaxed);
+            let frame_orders = (first_request_id..)
+                .zip(&waiting)
+                .map(|(request_id, &i)| protocol_order(request_id, orders[i].clone()))
+                .collect();
+            let mut frame = Vec::new();
+            encode_frame(
+                &Request::PlaceOrders {
+                    orders: frame_orders,
+                },
+                &mut frame,
+            );
+            let at = inner.cluster.next_attempt();
+            let outcome = inner
+                .attempt(at.node, first_request_id, frame, deadline)
+                .await;
+            let (failure, error) = match sort_attempt(outcome) {
+                Attempted::Answered(answer) => {
+                    match answer
+                        .and_then(|answer| batch_answer(answer, first_request_id, waiting.len()))
+                    {
+                        Ok(answers) => {
+                            let (served, refused) = file_answers(&waiting, answers, &mut results);
+                            if served {
+                                inner.cluster.answered(at);
+                            }
+                            match refused {
+                                None => break,
+                                Some(error) => (Failure::NotPrimary { primary: None }, error),
+                            }
+                        }
+                        Err(error) => {
+                            inner.cluster.answered(at);
+                            return finish_batch(results, error);
+                        }
+                    }
+                }
+                Attempted::Failed(failure, error) => (failure, error),
+            };
+            if let Err(error) = inner
+                .cluster
+                .failed(&mut attempts, at, failure, error, resend)
+                .await
+            {
+                return finish_batch(results, error);
+            }
+            deadline = Instant::now() + inner.config.request_timeout;
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// Files one batch attempt's answers under the orders they answer (`waiting`
+/// holds those orders' places in the batch). Orders refused as `not_primary`
+/// stay without a result, to go again. Returns whether the node answered some
+/// order for real, and a `not_primary` refusal if it gave one.
+fn file_answers(
+    waiting: &[usize],
+    answers: Vec<Result<Placed, ClientError>>,
+    results: &mut [Option<Result<Placed, ClientError>>],
+) -> (bool, Option<ClientError>) {
+    let mut served = false;
+    let mut refused = None;
+    for (&i, answer) in waiting.iter().zip(answers) {
+        match answer {
+            Err(error) if error.code() == Some(code::NOT_PRIMARY) => refused = Some(error),
+            answer => {
+                results[i] = Some(answer);
+                served = true;
+            }
+        }
+    }
+    (served, refused)
+}
+
+/// A batch's results when the call stops early: the orders without a result
+/// get `error`; when none has one, the whole call fails with it.
+fn finish_batch(
+    results: Vec<Option<Result<Placed, ClientError>>>,
+    error: ClientError,
+) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
+    if results.iter().all(Option::is_none) {
+        return Err(error);
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(error.clone())))
+        .collect())
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The streams' reader tasks keep the connection open until it closes.
-        if let Some(connection) = lock(&self.current).take() {
-            connection.quic.close(0u32.into(), b"client dropped");
+        // The streams' reader tasks keep a connection open until it closes.
+        for node in &self.nodes {
+            node.close(b"client dropped");
         }
     }
 }
@@ -408,36 +613,75 @@ fn batch_answer(
     Ok(placed)
 }
 
+/// A request handed to a stream's writer, and where its answer will come.
+struct Sent {
+    answer: oneshot::Receiver<Result<Response, ClientError>>,
+    /// Stops waiting (removes the waiter) however the attempt ends.
+    _registration: Registration,
+}
+
 impl Inner {
-    /// Sends one frame, answered under `request_id`, holding `permits`
-    /// in-flight slots; all within the request timeout.
-    async fn call(
-        &self,
-        request_id: u64,
-        frame: Vec<u8>,
-        permits: u32,
-    ) -> Result<Response, ClientError> {
-        let timeout = self.config.request_timeout;
-        match tokio::time::timeout(timeout, self.call_untimed(request_id, frame, permits)).await {
-            Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout { after: timeout }.into()),
+    /// Takes `permits` in-flight slots, waiting at most the request timeout.
+    /// Returns them and the first attempt's deadline (the call's start plus
+    /// the request timeout).
+    async fn slots(&self, permits: u32) -> Result<(SemaphorePermit<'_>, Instant), ClientError> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        match tokio::time::timeout_at(deadline.into(), self.in_flight.acquire_many(permits)).await {
+            Ok(Ok(slots)) => Ok((slots, deadline)),
+            Ok(Err(_)) => Err(not_sent("the client is shutting down")),
+            Err(_) => Err(not_sent(format!(
+                "all {} in-flight slots stayed busy for the request timeout ({})",
+                self.config.requests_in_flight_max,
+                humantime::format_duration(self.config.request_timeout)
+            ))),
         }
     }
 
-    async fn call_untimed(
+    /// One attempt at node `node`: sends the frame, answered under
+    /// `request_id`, and waits for the answer until `deadline`. A failure
+    /// before the frame was handed to a stream is `TransportError::Connect`.
+    async fn attempt(
         &self,
+        node: usize,
+        request_id: u64,
+        frame: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<Response, ClientError> {
+        let sent = match tokio::time::timeout_at(
+            deadline.into(),
+            self.send(node, request_id, frame),
+        )
+        .await
+        {
+            Ok(sent) => sent?,
+            Err(_) => {
+                return Err(not_sent(format!(
+                    "no connection to {} within the request timeout",
+                    self.nodes[node].addr
+                )))
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), sent.answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(connection_lost("the stream closed without an answer")),
+            Err(_) => Err(TransportError::Timeout {
+                after: self.config.request_timeout,
+            }
+            .into()),
+        }
+    }
+
+    /// Hands the frame to a stream of node `node`'s connection, connecting
+    /// first if needed.
+    async fn send(
+        &self,
+        node: usize,
         request_id: u64,
         mut frame: Vec<u8>,
-        permits: u32,
-    ) -> Result<Response, ClientError> {
-        let _slots = self
-            .in_flight
-            .acquire_many(permits)
-            .await
-            .map_err(|_| connection_lost("the client is shutting down"))?;
+    ) -> Result<Sent, ClientError> {
         let mut last_error = not_sent("no stream could be opened");
         for _ in 0..STREAM_ATTEMPTS_MAX {
-            let connection = self.connection().await?;
+            let connection = self.connection(node).await?;
             let index = self.next_stream.fetch_add(1, Ordering::Relaxed) % connection.streams.len();
             let stream = match connection.stream(index, &self.config).await {
                 Ok(stream) => stream,
@@ -451,9 +695,8 @@ impl Inner {
                 last_error = not_sent("the stream closed before the request was sent");
                 continue;
             }
-            // Stops waiting (removes the waiter) however this call ends.
-            let _registration = Registration {
-                pending: &stream.pending,
+            let registration = Registration {
+                pending: stream.pending.clone(),
                 request_id,
             };
             if let Err(unsent) = stream.frames.send(frame).await {
@@ -462,65 +705,32 @@ impl Inner {
                 last_error = not_sent("the stream closed before the request was sent");
                 continue;
             }
-            return match answer.await {
-                Ok(result) => result,
-                Err(_) => Err(connection_lost("the stream closed without an answer")),
-            };
+            return Ok(Sent {
+                answer,
+                _registration: registration,
+            });
         }
         Err(last_error)
     }
 
-    fn live_connection(&self) -> Option<Arc<Connection>> {
-        lock(&self.current)
-            .as_ref()
-            .filter(|connection| connection.is_live())
-            .cloned()
-    }
-
-    /// The live connection, reconnecting first if there is none.
-    async fn connection(&self) -> Result<Arc<Connection>, ClientError> {
-        if let Some(connection) = self.live_connection() {
-            return Ok(connection);
-        }
-        let waiting_since = Instant::now();
-        let _reconnecting = self.reconnecting.lock().await;
-        if let Some(connection) = self.live_connection() {
-            return Ok(connection);
-        }
-        if let Some((failed_at, error)) = lock(&self.last_connect_failure).as_ref() {
-            if *failed_at >= waiting_since {
-                return Err(error.clone());
-            }
-        }
-        let quic = match self.connect_with_retries().await {
-            Ok(quic) => quic,
-            Err(error) => {
-                *lock(&self.last_connect_failure) = Some((Instant::now(), error.clone()));
-                return Err(error);
-            }
-        };
-        let streams = (0..self.config.stream_count)
-            .map(|_| tokio::sync::Mutex::new(None))
-            .collect();
-        let connection = Arc::new(Connection { quic, streams });
-        *lock(&self.current) = Some(connection.clone());
-        Ok(connection)
-    }
-
-    async fn connect_with_retries(&self) -> Result<quinn::Connection, ClientError> {
+    /// The first connection, for `QuicClient::connect`: rounds over the
+    /// nodes until one completes a handshake; calls start at that node.
+    async fn connect_first(&self) -> Result<(), ClientError> {
         let mut backoff = self.config.reconnect_backoff;
         let mut failures = Vec::new();
         for round in 1..=self.config.connect_attempts_max {
             failures.clear();
-            for &addr in &self.config.server_addrs {
-                match self.connect_once(addr).await {
-                    Ok(connection) => {
-                        tracing::info!(%addr, "connected to flashgate over QUIC");
-                        return Ok(connection);
+            for (index, node) in self.nodes.iter().enumerate() {
+                match self.connect_once(node.addr).await {
+                    Ok(quic) => {
+                        tracing::info!(addr = %node.addr, "connected to flashgate over QUIC");
+                        *lock(&node.current) = Some(Connection::new(quic, &self.config));
+                        self.cluster.start_at(index);
+                        return Ok(());
                     }
                     Err(failure) => {
-                        tracing::warn!(%addr, round, %failure, "QUIC connect failed");
-                        failures.push(format!("{addr}: {failure}"));
+                        tracing::warn!(addr = %node.addr, round, %failure, "QUIC connect failed");
+                        failures.push(format!("{}: {failure}", node.addr));
                     }
                 }
             }
@@ -535,6 +745,39 @@ impl Inner {
             failures.join("; ")
         ))
         .into())
+    }
+
+    /// The live connection to node `node`, reconnecting first if there is
+    /// none. One handshake per call: moving on to another node is failover's.
+    async fn connection(&self, node: usize) -> Result<Arc<Connection>, ClientError> {
+        let node = &self.nodes[node];
+        if let Some(connection) = node.live_connection() {
+            return Ok(connection);
+        }
+        let waiting_since = Instant::now();
+        let _reconnecting = node.reconnecting.lock().await;
+        if let Some(connection) = node.live_connection() {
+            return Ok(connection);
+        }
+        if let Some((failed_at, error)) = lock(&node.last_connect_failure).as_ref() {
+            if *failed_at >= waiting_since {
+                return Err(error.clone());
+            }
+        }
+        match self.connect_once(node.addr).await {
+            Ok(quic) => {
+                tracing::info!(addr = %node.addr, "connected to flashgate over QUIC");
+                let connection = Connection::new(quic, &self.config);
+                *lock(&node.current) = Some(connection.clone());
+                Ok(connection)
+            }
+            Err(failure) => {
+                tracing::warn!(addr = %node.addr, %failure, "QUIC connect failed");
+                let error = not_sent(format!("cannot connect to {}: {failure}", node.addr));
+                *lock(&node.last_connect_failure) = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 
     async fn connect_once(&self, addr: SocketAddr) -> Result<quinn::Connection, String> {
@@ -562,6 +805,13 @@ impl Inner {
 }
 
 impl Connection {
+    fn new(quic: quinn::Connection, config: &QuicConfig) -> Arc<Connection> {
+        let streams = (0..config.stream_count)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        Arc::new(Connection { quic, streams })
+    }
+
     fn is_live(&self) -> bool {
         self.quic.close_reason().is_none()
     }
@@ -605,14 +855,14 @@ impl Stream {
 
 /// Removes its request's waiter when dropped: on an answer (already removed),
 /// a timeout, or the caller dropping the call.
-struct Registration<'a> {
-    pending: &'a Mutex<Pending<Waiter>>,
+struct Registration {
+    pending: Arc<Mutex<Pending<Waiter>>>,
     request_id: u64,
 }
 
-impl Drop for Registration<'_> {
+impl Drop for Registration {
     fn drop(&mut self) {
-        lock(self.pending).remove(self.request_id);
+        lock(&self.pending).remove(self.request_id);
     }
 }
 
@@ -716,8 +966,11 @@ async fn read_answers(
 
 impl OrderGateway for QuicClient {
     async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
+        let resend = Resend::orders(std::iter::once(order.idempotency_key.as_deref()));
         let (order, created) = self
-            .order_request(|request_id| Request::PlaceOrder(protocol_order(request_id, order)))
+            .order_request(resend, |request_id| {
+                Request::PlaceOrder(protocol_order(request_id, order.clone()))
+            })
             .await?;
         Ok(Placed { order, created })
     }
@@ -729,87 +982,83 @@ impl OrderGateway for QuicClient {
         if orders.is_empty() {
             return Ok(Vec::new());
         }
-        let count = orders.len();
-        let first_request_id = self
-            .inner
-            .next_request_id
-            .fetch_add(count as u64, Ordering::Relaxed);
-        let orders = (first_request_id..)
-            .zip(orders)
-            .map(|(request_id, order)| protocol_order(request_id, order))
-            .collect();
-        let mut frame = Vec::new();
-        encode_frame(&Request::PlaceOrders { orders }, &mut frame);
-        let permits = count.min(self.inner.config.requests_in_flight_max) as u32;
-        let answer = self.inner.call(first_request_id, frame, permits).await?;
-        batch_answer(answer, first_request_id, count)
+        self.place_batch_following(orders).await
     }
 
     async fn order(&self, order_id: &str) -> Result<Order, ClientError> {
-        let order_id = order_id.to_owned();
         let (order, _) = self
-            .order_request(|request_id| Request::GetOrder {
+            .order_request(Resend::Safe, |request_id| Request::GetOrder {
                 request_id,
-                order_id,
+                order_id: order_id.to_owned(),
             })
             .await?;
         Ok(order)
     }
 
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
-        let order_id = order_id.to_owned();
+        // The server answers a confirmed order unchanged: safe to send again.
         let (order, _) = self
-            .order_request(|request_id| Request::Confirm {
+            .order_request(Resend::Safe, |request_id| Request::Confirm {
                 request_id,
-                order_id,
+                order_id: order_id.to_owned(),
             })
             .await?;
         Ok(order)
     }
 
     async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {
-        let order_id = order_id.to_owned();
+        // The server answers a cancelled order unchanged: safe to send again.
         let (order, _) = self
-            .order_request(|request_id| Request::Cancel {
+            .order_request(Resend::Safe, |request_id| Request::Cancel {
                 request_id,
-                order_id,
+                order_id: order_id.to_owned(),
             })
             .await?;
         Ok(order)
     }
 
     async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
-        let sku = sku.to_owned();
         let (sku, _) = self
-            .sku_request(|request_id| Request::GetSku { request_id, sku })
+            .sku_request(Resend::Safe, |request_id| Request::GetSku {
+                request_id,
+                sku: sku.to_owned(),
+            })
             .await?;
         Ok(sku)
     }
 
     async fn put_sku(&self, sku: &str, settings: SkuSettings) -> Result<(Sku, bool), ClientError> {
         let admin_token = self.admin_token()?;
-        let sku = sku.to_owned();
-        self.sku_request(|request_id| Request::PutSku {
+        // The same settings put twice make the same SKU.
+        self.sku_request(Resend::Safe, |request_id| Request::PutSku {
             request_id,
-            admin_token,
-            sku,
-            settings,
+            admin_token: admin_token.clone(),
+            sku: sku.to_owned(),
+            settings: settings.clone(),
         })
         .await
     }
 
     async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
         let admin_token = self.admin_token()?;
-        let sku = sku.to_owned();
+        // Sent twice, a restock adds twice.
         let (sku, _) = self
-            .sku_request(|request_id| Request::Restock {
+            .sku_request(Resend::Unsafe, |request_id| Request::Restock {
                 request_id,
-                admin_token,
-                sku,
+                admin_token: admin_token.clone(),
+                sku: sku.to_owned(),
                 quantity,
             })
             .await?;
         Ok(sku)
+    }
+
+    fn current_node(&self) -> Option<String> {
+        Some(self.inner.cluster.current_node())
+    }
+
+    fn node_switches(&self) -> Vec<NodeSwitch> {
+        self.inner.cluster.node_switches()
     }
 }
 
@@ -852,6 +1101,39 @@ mod tests {
         assert_eq!(results[0].as_ref().unwrap().order.order_id, "1-0-5");
         assert_eq!(results[1].as_ref().unwrap_err().code(), Some("sold_out"));
         assert!(results[2].as_ref().unwrap().created);
+    }
+
+    #[test]
+    fn only_orders_refused_as_not_primary_stay_waiting() {
+        let placed = |id: u64| match order(id) {
+            Response::Order { order, created, .. } => Ok(Placed { order, created }),
+            _ => unreachable!(),
+        };
+        let not_primary = || Err(ClientError::server(code::NOT_PRIMARY, "standby"));
+        let mut results = vec![None, Some(placed(1)), None, None];
+        let (served, refused) = file_answers(
+            &[0, 2, 3],
+            vec![
+                placed(5),
+                not_primary(),
+                Err(ClientError::server(code::SOLD_OUT, "gone")),
+            ],
+            &mut results,
+        );
+        assert!(served);
+        assert_eq!(refused.unwrap().code(), Some(code::NOT_PRIMARY));
+        let waiting: Vec<usize> = (0..4).filter(|&i| results[i].is_none()).collect();
+        assert_eq!(waiting, [2]);
+        assert_eq!(
+            results[3].as_ref().unwrap().as_ref().unwrap_err().code(),
+            Some(code::SOLD_OUT)
+        );
+
+        let mut results = vec![None];
+        let (served, refused) = file_answers(&[0], vec![not_primary()], &mut results);
+        assert!(!served);
+        assert!(refused.is_some());
+        assert!(results[0].is_none());
     }
 
     #[test]

@@ -3,13 +3,22 @@
 //! errors). It proves the conversions and status handling end to end; the
 //! black-box tests against the real `flashgate` binary live in the workspace's
 //! tests/.
+//!
+//! A server also has a role, for the failover tests: a `Primary` answers as
+//! scripted; a `Standby` serves reads and refuses writes (POST, PUT) with a 503
+//! `not_primary` problem naming the primary it knows; a `Crashing` node reads
+//! a write and closes the connection without answering (it may or may not
+//! have applied it); a primary `WithoutStandby` answers writes with 503
+//! `standby_unavailable`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use flashgate_client::{
-    ClientError, HttpClient, HttpConfig, OrderGateway, OrderStatus, PlaceOrder, SkuSettings,
-    TransportError,
+    ClientError, FailoverConfig, HttpClient, HttpConfig, OrderGateway, OrderStatus, PlaceOrder,
+    SkuSettings, TransportError,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,25 +38,60 @@ struct Seen {
     body: Vec<u8>,
 }
 
+/// How a fake node answers writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Role {
+    Primary,
+    /// Refuses writes as `not_primary`, naming this base URL as the primary.
+    Standby {
+        primary: Option<String>,
+    },
+    Crashing,
+    WithoutStandby,
+}
+
 struct FakeServer {
     url: String,
     seen: mpsc::UnboundedReceiver<Seen>,
+    role: Arc<Mutex<Role>>,
 }
 
 impl FakeServer {
     async fn start() -> FakeServer {
+        FakeServer::start_as(Role::Primary).await
+    }
+
+    async fn start_as(role: Role) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (sender, seen) = mpsc::unbounded_channel();
+        let role = Arc::new(Mutex::new(role));
+        let serving_role = role.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, sender.clone()));
+                tokio::spawn(serve(socket, sender.clone(), serving_role.clone()));
             }
         });
         FakeServer {
             url: format!("http://{addr}"),
             seen,
+            role,
         }
+    }
+
+    fn set_role(&self, role: Role) {
+        *self.role.lock().unwrap() = role;
+    }
+
+    /// The writes (POST, PUT) the server has read so far.
+    fn writes_seen(&mut self) -> Vec<Seen> {
+        let mut writes = Vec::new();
+        while let Ok(seen) = self.seen.try_recv() {
+            if seen.method != "GET" {
+                writes.push(seen);
+            }
+        }
+        writes
     }
 
     fn client(&self) -> HttpClient {
@@ -131,7 +175,36 @@ fn answer(seen: &Seen) -> (u16, &'static str, Vec<u8>) {
     }
 }
 
-async fn serve(mut socket: TcpStream, seen: mpsc::UnboundedSender<Seen>) {
+/// A write's refusal by a node in `role`, if it refuses it.
+fn refusal(role: &Role, seen: &Seen) -> Option<(u16, &'static str, Vec<u8>)> {
+    if seen.method == "GET" {
+        return None;
+    }
+    match role {
+        Role::Primary | Role::Crashing => None,
+        Role::Standby { primary } => {
+            let mut body = json!({
+                "type": "urn:flashgate:problem:not_primary", "title": "Service Unavailable",
+                "status": 503, "code": "not_primary", "detail": "this node is a standby",
+            });
+            if let Some(primary) = primary {
+                body["primary"] = json!(primary);
+            }
+            Some((
+                503,
+                "application/problem+json",
+                body.to_string().into_bytes(),
+            ))
+        }
+        Role::WithoutStandby => Some(problem(
+            503,
+            "standby_unavailable",
+            "the standby did not acknowledge in time",
+        )),
+    }
+}
+
+async fn serve(mut socket: TcpStream, seen: mpsc::UnboundedSender<Seen>, role: Arc<Mutex<Role>>) {
     let mut bytes = Vec::new();
     let mut buffer = [0; 4096];
     let head_end = loop {
@@ -168,7 +241,13 @@ async fn serve(mut socket: TcpStream, seen: mpsc::UnboundedSender<Seen>) {
         headers,
         body: bytes[head_end..head_end + length].to_vec(),
     };
-    let (status, content_type, body) = answer(&request);
+    let role = role.lock().unwrap().clone();
+    if role == Role::Crashing && request.method != "GET" {
+        // Read, maybe applied, never answered.
+        let _ = seen.send(request);
+        return;
+    }
+    let (status, content_type, body) = refusal(&role, &request).unwrap_or_else(|| answer(&request));
     let _ = seen.send(request);
     let head = format!(
         "HTTP/1.1 {status} Scripted\r\nContent-Type: {content_type}\r\n\
@@ -270,9 +349,12 @@ async fn admin_calls_send_the_token_and_settings_as_the_api_reads_them() {
 #[tokio::test]
 async fn refusals_carry_the_servers_code_and_other_failures_say_what_they_are() {
     // problem+json becomes `Server` with the code; a proxy's HTML 502 is a
-    // transport failure; an over-limit body is refused unread.
+    // transport failure; an over-limit body is refused unread. Failover is
+    // off: it would send the read behind the 502 again.
     let server = FakeServer::start().await;
-    let client = server.client();
+    let mut config = HttpConfig::new(&server.url);
+    config.failover = FailoverConfig::off();
+    let client = HttpClient::new(config).unwrap();
     let sold_out = client
         .place(PlaceOrder::new("A", 1, "sold-out"))
         .await
@@ -328,7 +410,7 @@ async fn a_batch_gives_each_order_its_own_result_in_order() {
 async fn an_unreachable_base_url_fails_over_to_the_next() {
     // Nothing listens on the first URL; the connect fails (nothing was sent),
     // so the client tries the next one, and a client with only the dead URL
-    // reports a connect failure.
+    // reports a connect failure once its failover wait is over.
     let server = FakeServer::start().await;
     let dead: SocketAddr = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -339,11 +421,150 @@ async fn an_unreachable_base_url_fails_over_to_the_next() {
     let client = HttpClient::new(config).unwrap();
     assert_eq!(client.sku("A").await.unwrap().sku, "A");
     assert_eq!(client.sku("B").await.unwrap().sku, "B");
+    assert_eq!(client.current_node().as_deref(), Some(server.url.as_str()));
 
-    let alone = HttpClient::new(HttpConfig::new(format!("http://{dead}"))).unwrap();
+    let mut alone = HttpConfig::new(format!("http://{dead}"));
+    alone.failover = quick_failover();
+    let alone = HttpClient::new(alone).unwrap();
     let error = alone.sku("A").await.unwrap_err();
     assert!(
         matches!(error, ClientError::Transport(TransportError::Connect(_))),
         "{error}"
     );
+}
+
+/// Failover that gives up soon, for tests where no node takes a call.
+fn quick_failover() -> FailoverConfig {
+    FailoverConfig {
+        wait_max: Duration::from_millis(200),
+        backoff_first: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+    }
+}
+
+/// A client of the nodes, in that order.
+fn cluster_client(nodes: &[&FakeServer]) -> HttpClient {
+    let mut config = HttpConfig::with_base_urls(nodes.iter().map(|node| node.url.clone()));
+    config.admin_token = Some(ADMIN_TOKEN.into());
+    config.failover.backoff_first = Duration::from_millis(10);
+    HttpClient::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn a_not_primary_refusal_moves_the_call_to_the_primary_it_names() {
+    // The first node is a standby that knows the primary is the third node:
+    // the client goes straight there, skipping the second (another standby).
+    // The refusal did nothing, so even an order without a key is sent again.
+    let third = FakeServer::start().await;
+    let first = FakeServer::start_as(Role::Standby {
+        primary: Some(third.url.clone()),
+    })
+    .await;
+    let mut second = FakeServer::start_as(Role::Standby { primary: None }).await;
+    let mut third = third;
+    let client = cluster_client(&[&first, &second, &third]);
+    assert_eq!(client.current_node().as_deref(), Some(first.url.as_str()));
+
+    let placed = client
+        .place(PlaceOrder::new("A", 1, "alice"))
+        .await
+        .unwrap();
+    assert!(placed.created);
+    assert_eq!(client.current_node().as_deref(), Some(third.url.as_str()));
+    let switches = client.node_switches();
+    assert_eq!(switches.len(), 1);
+    assert_eq!(
+        (switches[0].from.as_str(), switches[0].to.as_str()),
+        (first.url.as_str(), third.url.as_str())
+    );
+    assert!(second.writes_seen().is_empty());
+    assert_eq!(third.writes_seen().len(), 1);
+
+    // The client stays with the primary.
+    assert_eq!(
+        client.cancel("1-0-1").await.unwrap().status,
+        OrderStatus::Cancelled
+    );
+    assert_eq!(third.writes_seen().len(), 1);
+}
+
+#[tokio::test]
+async fn an_order_that_may_have_been_applied_is_sent_again_only_under_a_key() {
+    // The first node reads the order and closes the connection without an
+    // answer. Without a key the call fails with the unknown outcome and the
+    // second node never sees the order; with one, the second node answers.
+    let mut crashing = FakeServer::start_as(Role::Crashing).await;
+    let mut primary = FakeServer::start().await;
+    let error = cluster_client(&[&crashing, &primary])
+        .place(PlaceOrder::new("A", 1, "alice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Transport(TransportError::Http(_))),
+        "{error}"
+    );
+    assert!(error.may_have_been_applied());
+    assert!(primary.writes_seen().is_empty());
+
+    let placed = cluster_client(&[&crashing, &primary])
+        .place(PlaceOrder::new("A", 1, "alice").with_idempotency_key("k-alice"))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.customer_id, "alice");
+    let sent_again = primary.writes_seen();
+    assert_eq!(sent_again.len(), 1);
+    assert_eq!(
+        sent_again[0].headers.get("idempotency-key").unwrap(),
+        "k-alice"
+    );
+    assert_eq!(crashing.writes_seen().len(), 2);
+
+    // A restock could add twice: never sent again after a lost answer.
+    let error = cluster_client(&[&crashing, &primary])
+        .restock("A", 5)
+        .await
+        .unwrap_err();
+    assert!(error.may_have_been_applied(), "{error}");
+    assert!(primary.writes_seen().is_empty());
+}
+
+#[tokio::test]
+async fn when_no_node_takes_a_call_it_fails_after_the_failover_wait() {
+    // Two standbys and no primary: a write comes back as not_primary once the
+    // wait is over (nothing was done), while reads are served. After a
+    // promotion the same client's writes go through.
+    let first = FakeServer::start_as(Role::Standby { primary: None }).await;
+    let second = FakeServer::start_as(Role::Standby { primary: None }).await;
+    let mut config = HttpConfig::with_base_urls([first.url.clone(), second.url.clone()]);
+    config.failover = quick_failover();
+    let client = HttpClient::new(config).unwrap();
+    let error = client
+        .place(PlaceOrder::new("A", 1, "alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("not_primary"));
+    assert!(error.is_retryable());
+    assert!(!error.may_have_been_applied());
+    assert_eq!(client.sku("A").await.unwrap().sku, "A");
+
+    second.set_role(Role::Primary);
+    assert!(client.place(PlaceOrder::new("A", 1, "alice")).await.is_ok());
+    assert_eq!(client.current_node().as_deref(), Some(second.url.as_str()));
+}
+
+#[tokio::test]
+async fn standby_unavailable_is_an_answer_not_a_reason_to_move() {
+    // The primary could not reach its standby: the order may exist there, and
+    // no other node is primary. The client returns the answer at once; the
+    // caller retries with the same key.
+    let primary = FakeServer::start_as(Role::WithoutStandby).await;
+    let mut other = FakeServer::start().await;
+    let error = cluster_client(&[&primary, &other])
+        .place(PlaceOrder::new("A", 1, "alice").with_idempotency_key("k-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("standby_unavailable"));
+    assert!(error.may_have_been_applied());
+    assert!(error.is_retryable());
+    assert!(other.writes_seen().is_empty());
 }

@@ -13,15 +13,23 @@
 //! - `GetSku "missing"`: `Error unknown_sku`; any other `GetSku`: the SKU.
 //! - `PlaceOrder`/`PlaceOrders`: an order, or `Error sold_out` for customer
 //!   `"sold-out"`; `PutSku`/`Restock`: checked against admin token `secret`.
+//!
+//! A server also has a role, for the failover tests: a `Primary` answers as
+//! above; a `Standby` answers reads and refuses every write with
+//! `not_primary`, as a real standby does; a `Crashing` node reads a write and
+//! closes the connection without answering, like a primary that dies after
+//! receiving it (the write may or may not have been applied); a node
+//! `HandingOver` places a batch's orders but refuses those of customers named
+//! `moved-*` with `not_primary`, to show which orders a client sends again.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashgate_client::{
-    ClientError, Fingerprint, OrderGateway, OrderStatus, PlaceOrder, QuicClient, QuicConfig,
-    SkuSettings, TransportError, Trust,
+    ClientError, FailoverConfig, Fingerprint, OrderGateway, OrderStatus, PlaceOrder, QuicClient,
+    QuicConfig, SkuSettings, TransportError, Trust,
 };
 use flashgate_protocol::{code, encode_frame, FrameReader, Order, Request, Response, Sku, ALPN};
 use quinn::crypto::rustls::QuicServerConfig;
@@ -29,6 +37,15 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::mpsc;
 
 const ADMIN_TOKEN: &str = "secret";
+
+/// How a fake node answers writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Primary,
+    Standby,
+    Crashing,
+    HandingOver,
+}
 
 struct FakeServer {
     addr: SocketAddr,
@@ -38,11 +55,16 @@ struct FakeServer {
     received: mpsc::UnboundedReceiver<Request>,
     connections: Arc<AtomicUsize>,
     streams: Arc<AtomicUsize>,
-    _endpoint: quinn::Endpoint,
+    role: Arc<Mutex<Role>>,
+    endpoint: quinn::Endpoint,
 }
 
 impl FakeServer {
     fn start() -> FakeServer {
+        FakeServer::start_as(Role::Primary)
+    }
+
+    fn start_as(role: Role) -> FakeServer {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let certificate = certified.cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -62,11 +84,13 @@ impl FakeServer {
         let (sender, received) = mpsc::unbounded_channel();
         let connections = Arc::new(AtomicUsize::new(0));
         let streams = Arc::new(AtomicUsize::new(0));
+        let role = Arc::new(Mutex::new(role));
         tokio::spawn(accept(
             endpoint.clone(),
             sender,
             connections.clone(),
             streams.clone(),
+            role.clone(),
         ));
         FakeServer {
             addr: endpoint.local_addr().unwrap(),
@@ -75,8 +99,27 @@ impl FakeServer {
             received,
             connections,
             streams,
-            _endpoint: endpoint,
+            role,
+            endpoint,
         }
+    }
+
+    fn set_role(&self, role: Role) {
+        *self.role.lock().unwrap() = role;
+    }
+
+    /// The node dies: its connections close and it takes no new ones.
+    fn stop(&self) {
+        self.endpoint.close(0u32.into(), b"stopped by the test");
+    }
+
+    /// Every request the server has read so far.
+    fn drain_received(&mut self) -> Vec<Request> {
+        let mut requests = Vec::new();
+        while let Ok(request) = self.received.try_recv() {
+            requests.push(request);
+        }
+        requests
     }
 
     fn fingerprint(&self) -> Fingerprint {
@@ -106,6 +149,7 @@ async fn accept(
     received: mpsc::UnboundedSender<Request>,
     connections: Arc<AtomicUsize>,
     streams: Arc<AtomicUsize>,
+    role: Arc<Mutex<Role>>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         // A client that refuses the certificate fails its handshake here.
@@ -115,6 +159,7 @@ async fn accept(
         connections.fetch_add(1, Ordering::SeqCst);
         let received = received.clone();
         let streams = streams.clone();
+        let role = role.clone();
         tokio::spawn(async move {
             while let Ok((send, recv)) = connection.accept_bi().await {
                 streams.fetch_add(1, Ordering::SeqCst);
@@ -123,6 +168,7 @@ async fn accept(
                     send,
                     recv,
                     received.clone(),
+                    role.clone(),
                 ));
             }
         });
@@ -193,11 +239,39 @@ fn admin_answer(request_id: u64, token: &str, answer: Response) -> Response {
     }
 }
 
+fn not_primary(request_id: u64) -> Response {
+    Response::Error {
+        request_id,
+        code: code::NOT_PRIMARY.into(),
+        detail: "this node is a standby".into(),
+    }
+}
+
+/// A standby's answer to a write: `not_primary`, for each order of a batch.
+/// `None` for a read, which a standby serves.
+fn standby_answer(request: &Request) -> Option<Response> {
+    match request {
+        Request::GetOrder { .. } | Request::GetSku { .. } => None,
+        Request::PlaceOrders { orders } => Some(Response::Batch {
+            results: orders
+                .iter()
+                .map(|order| not_primary(order.request_id))
+                .collect(),
+        }),
+        Request::PlaceOrder(order) => Some(not_primary(order.request_id)),
+        Request::Confirm { request_id, .. }
+        | Request::Cancel { request_id, .. }
+        | Request::PutSku { request_id, .. }
+        | Request::Restock { request_id, .. } => Some(not_primary(*request_id)),
+    }
+}
+
 async fn serve_stream(
     connection: quinn::Connection,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     received: mpsc::UnboundedSender<Request>,
+    role: Arc<Mutex<Role>>,
 ) {
     let mut reader = FrameReader::new(1 << 20);
     let mut held = Vec::new();
@@ -206,69 +280,97 @@ async fn serve_stream(
         reader.extend(&buffer[..read]);
         while let Some(request) = reader.next_frame::<Request>().unwrap() {
             let _ = received.send(request.clone());
-            let answer = match request {
-                Request::GetSku { request_id, sku } => match sku.as_str() {
-                    "wait" => {
-                        held.push(request_id);
-                        continue;
-                    }
-                    "poison" => {
-                        let mut bytes = Vec::new();
-                        let error = Response::FrameError {
-                            code: code::MALFORMED_FRAME.into(),
-                            detail: "frame body is not a valid message".into(),
-                        };
-                        encode_frame(&error, &mut bytes);
-                        for request_id in held.drain(..) {
-                            encode_frame(&sku_answer(request_id, "wait", false), &mut bytes);
+            let role = *role.lock().unwrap();
+            let refusal = match role {
+                Role::Primary => None,
+                Role::Standby => standby_answer(&request),
+                Role::Crashing if standby_answer(&request).is_some() => {
+                    connection.close(0u32.into(), b"crashed");
+                    return;
+                }
+                Role::Crashing => None,
+                Role::HandingOver => match &request {
+                    Request::PlaceOrders { orders } => Some(Response::Batch {
+                        results: orders
+                            .iter()
+                            .map(|order| {
+                                if order.customer_id.starts_with("moved") {
+                                    not_primary(order.request_id)
+                                } else {
+                                    place_answer(order)
+                                }
+                            })
+                            .collect(),
+                    }),
+                    _ => None,
+                },
+            };
+            let answer = match (refusal, request) {
+                (Some(refusal), _) => refusal,
+                (None, request) => match request {
+                    Request::GetSku { request_id, sku } => match sku.as_str() {
+                        "wait" => {
+                            held.push(request_id);
+                            continue;
                         }
-                        let _ = send.write_all(&bytes).await;
-                        let _ = send.finish();
-                        return;
-                    }
-                    "close" => {
-                        connection.close(0u32.into(), b"closed by the test");
-                        return;
-                    }
-                    "missing" => Response::Error {
-                        request_id,
-                        code: code::UNKNOWN_SKU.into(),
-                        detail: "no SKU missing".into(),
+                        "poison" => {
+                            let mut bytes = Vec::new();
+                            let error = Response::FrameError {
+                                code: code::MALFORMED_FRAME.into(),
+                                detail: "frame body is not a valid message".into(),
+                            };
+                            encode_frame(&error, &mut bytes);
+                            for request_id in held.drain(..) {
+                                encode_frame(&sku_answer(request_id, "wait", false), &mut bytes);
+                            }
+                            let _ = send.write_all(&bytes).await;
+                            let _ = send.finish();
+                            return;
+                        }
+                        "close" => {
+                            connection.close(0u32.into(), b"closed by the test");
+                            return;
+                        }
+                        "missing" => Response::Error {
+                            request_id,
+                            code: code::UNKNOWN_SKU.into(),
+                            detail: "no SKU missing".into(),
+                        },
+                        _ => sku_answer(request_id, &sku, false),
                     },
-                    _ => sku_answer(request_id, &sku, false),
+                    Request::PlaceOrder(order) => place_answer(&order),
+                    Request::PlaceOrders { orders } => Response::Batch {
+                        results: orders.iter().map(place_answer).collect(),
+                    },
+                    Request::GetOrder {
+                        request_id,
+                        order_id,
+                    } => order_answer(request_id, &order_id, OrderStatus::Reserved),
+                    Request::Confirm {
+                        request_id,
+                        order_id,
+                    } => order_answer(request_id, &order_id, OrderStatus::Confirmed),
+                    Request::Cancel {
+                        request_id,
+                        order_id,
+                    } => order_answer(request_id, &order_id, OrderStatus::Cancelled),
+                    Request::PutSku {
+                        request_id,
+                        admin_token,
+                        sku,
+                        ..
+                    } => admin_answer(request_id, &admin_token, sku_answer(request_id, &sku, true)),
+                    Request::Restock {
+                        request_id,
+                        admin_token,
+                        sku,
+                        ..
+                    } => admin_answer(
+                        request_id,
+                        &admin_token,
+                        sku_answer(request_id, &sku, false),
+                    ),
                 },
-                Request::PlaceOrder(order) => place_answer(&order),
-                Request::PlaceOrders { orders } => Response::Batch {
-                    results: orders.iter().map(place_answer).collect(),
-                },
-                Request::GetOrder {
-                    request_id,
-                    order_id,
-                } => order_answer(request_id, &order_id, OrderStatus::Reserved),
-                Request::Confirm {
-                    request_id,
-                    order_id,
-                } => order_answer(request_id, &order_id, OrderStatus::Confirmed),
-                Request::Cancel {
-                    request_id,
-                    order_id,
-                } => order_answer(request_id, &order_id, OrderStatus::Cancelled),
-                Request::PutSku {
-                    request_id,
-                    admin_token,
-                    sku,
-                    ..
-                } => admin_answer(request_id, &admin_token, sku_answer(request_id, &sku, true)),
-                Request::Restock {
-                    request_id,
-                    admin_token,
-                    sku,
-                    ..
-                } => admin_answer(
-                    request_id,
-                    &admin_token,
-                    sku_answer(request_id, &sku, false),
-                ),
             };
             let mut bytes = Vec::new();
             encode_frame(&answer, &mut bytes);
@@ -444,10 +546,12 @@ async fn a_frame_error_refuses_the_unread_requests_and_a_new_stream_takes_over()
 #[tokio::test]
 async fn a_dropped_connection_fails_in_flight_calls_and_the_next_call_reconnects() {
     // Requests in flight when the connection drops have an unknown outcome
-    // (Transport); the client reconnects on the next call by itself.
+    // (Transport); the client reconnects on the next call by itself. Failover
+    // is off: it would send the reads again, to the same node.
     let mut server = FakeServer::start();
     let mut config = server.config();
     config.stream_count = 1;
+    config.failover = FailoverConfig::off();
     let client = QuicClient::connect(config).await.unwrap();
     let held = tokio::spawn({
         let client = client.clone();
@@ -467,10 +571,12 @@ async fn a_dropped_connection_fails_in_flight_calls_and_the_next_call_reconnects
 #[tokio::test]
 async fn an_unanswered_request_times_out_and_the_connection_stays_usable() {
     // A timeout is a Transport error; the late answer that follows is dropped
-    // and the stream goes on serving.
+    // and the stream goes on serving. Failover is off: it would send the read
+    // again.
     let mut server = FakeServer::start();
     let mut config = server.config();
     config.stream_count = 1;
+    config.failover = FailoverConfig::off();
     config.request_timeout = Duration::from_millis(300);
     let client = QuicClient::connect(config).await.unwrap();
     let error = client.sku("wait").await.unwrap_err();
@@ -546,4 +652,221 @@ async fn the_first_address_that_answers_is_used() {
     let client = QuicClient::connect(config).await.unwrap();
     assert_eq!(client.server_addr(), Some(server.addr));
     assert_eq!(client.sku("A").await.unwrap().sku, "A");
+}
+
+/// A client of `nodes` (in that order) that trusts each node's own
+/// certificate, as a cluster of nodes with self-signed certificates needs,
+/// and fails over quickly.
+fn cluster_config(nodes: &[&FakeServer]) -> QuicConfig {
+    let pems: String = nodes
+        .iter()
+        .map(|node| node.certificate_pem.as_str())
+        .collect();
+    let mut config = QuicConfig::new(
+        nodes.iter().map(|node| node.addr).collect(),
+        Trust::Certificate(pems.into_bytes()),
+    );
+    config.connect_attempts_max = 1;
+    config.connect_timeout = Duration::from_millis(300);
+    config.failover = FailoverConfig {
+        wait_max: Duration::from_secs(5),
+        backoff_first: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+    };
+    config
+}
+
+fn count_writes(requests: &[Request]) -> usize {
+    requests
+        .iter()
+        .filter(|request| {
+            matches!(
+                request,
+                Request::PlaceOrder(_) | Request::PlaceOrders { .. } | Request::Confirm { .. }
+            )
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_not_primary_answer_moves_calls_to_the_node_that_takes_them() {
+    // The client starts at the standby (the first address). Its refusal is
+    // safe to send elsewhere, even for an order without a key: the call
+    // succeeds on the primary, and the client stays there.
+    let mut standby = FakeServer::start_as(Role::Standby);
+    let mut primary = FakeServer::start();
+    let client = QuicClient::connect(cluster_config(&[&standby, &primary]))
+        .await
+        .unwrap();
+    assert_eq!(client.current_node(), Some(standby.addr.to_string()));
+
+    let placed = client
+        .place(PlaceOrder::new("A", 1, "alice"))
+        .await
+        .unwrap();
+    assert!(placed.created);
+    assert_eq!(client.current_node(), Some(primary.addr.to_string()));
+    let switches = client.node_switches();
+    assert_eq!(switches.len(), 1);
+    assert_eq!(switches[0].from, standby.addr.to_string());
+    assert_eq!(switches[0].to, primary.addr.to_string());
+
+    let order_id = placed.order.order_id;
+    assert_eq!(
+        client.confirm(&order_id).await.unwrap().status,
+        OrderStatus::Confirmed
+    );
+    let results = client
+        .place_batch(vec![
+            PlaceOrder::new("A", 1, "bob"),
+            PlaceOrder::new("A", 1, "carol"),
+        ])
+        .await
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(count_writes(&standby.drain_received()), 1);
+    assert_eq!(count_writes(&primary.drain_received()), 3);
+}
+
+#[tokio::test]
+async fn a_batch_sends_again_only_the_orders_refused_as_not_primary() {
+    // The first node answers two orders of the batch (one sold out) and
+    // refuses one as not_primary: only that one goes to the second node, and
+    // the results still line up with the orders.
+    let mut first = FakeServer::start_as(Role::HandingOver);
+    let mut second = FakeServer::start();
+    let client = QuicClient::connect(cluster_config(&[&first, &second]))
+        .await
+        .unwrap();
+    let results = client
+        .place_batch(vec![
+            PlaceOrder::new("A", 1, "alice"),
+            PlaceOrder::new("A", 1, "moved-bob"),
+            PlaceOrder::new("A", 1, "sold-out"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok());
+    assert!(results[1].is_ok());
+    assert_eq!(
+        results[2].as_ref().unwrap_err().code(),
+        Some(code::SOLD_OUT)
+    );
+    let Some(Request::PlaceOrders { orders }) = first.drain_received().pop() else {
+        panic!("the first node read the batch");
+    };
+    assert_eq!(orders.len(), 3);
+    let Some(Request::PlaceOrders { orders }) = second.drain_received().pop() else {
+        panic!("the second node read the refused order");
+    };
+    let customers: Vec<&str> = orders.iter().map(|o| o.customer_id.as_str()).collect();
+    assert_eq!(customers, ["moved-bob"]);
+}
+
+#[tokio::test]
+async fn a_node_that_dies_is_left_for_the_next() {
+    // The primary dies; its standby is promoted. The next calls cannot reach
+    // the dead node (nothing was sent) and go to the new primary.
+    let old = FakeServer::start();
+    let new = FakeServer::start_as(Role::Standby);
+    let client = QuicClient::connect(cluster_config(&[&old, &new]))
+        .await
+        .unwrap();
+    assert!(client.place(PlaceOrder::new("A", 1, "alice")).await.is_ok());
+    old.stop();
+    new.set_role(Role::Primary);
+    let placed = client
+        .place(PlaceOrder::new("A", 1, "bob").with_idempotency_key("k-bob"))
+        .await
+        .unwrap();
+    assert!(placed.created);
+    assert_eq!(client.sku("A").await.unwrap().sku, "A");
+    assert_eq!(client.current_node(), Some(new.addr.to_string()));
+    assert_eq!(client.server_addr(), Some(new.addr));
+}
+
+#[tokio::test]
+async fn an_order_that_may_have_been_applied_is_sent_again_only_under_a_key() {
+    // The first node reads the order and dies without answering: it may have
+    // been applied. Without a key, sending it again could buy twice, so the
+    // call fails with the unknown outcome and the second node never sees it;
+    // with a key, the second node gets it and answers.
+    let mut crashing = FakeServer::start_as(Role::Crashing);
+    let mut primary = FakeServer::start();
+
+    let client = QuicClient::connect(cluster_config(&[&crashing, &primary]))
+        .await
+        .unwrap();
+    let error = client
+        .place(PlaceOrder::new("A", 1, "alice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Transport(TransportError::ConnectionLost(_))
+        ),
+        "{error}"
+    );
+    assert!(error.may_have_been_applied());
+    let unkeyed_batch = QuicClient::connect(cluster_config(&[&crashing, &primary]))
+        .await
+        .unwrap()
+        .place_batch(vec![
+            PlaceOrder::new("A", 1, "bob").with_idempotency_key("k-bob"),
+            PlaceOrder::new("A", 1, "carol"),
+        ])
+        .await;
+    assert!(
+        matches!(unkeyed_batch, Err(ClientError::Transport(_))),
+        "{unkeyed_batch:?}"
+    );
+    assert_eq!(count_writes(&primary.drain_received()), 0);
+    assert_eq!(count_writes(&crashing.drain_received()), 2);
+
+    let keyed = QuicClient::connect(cluster_config(&[&crashing, &primary]))
+        .await
+        .unwrap();
+    let placed = keyed
+        .place(PlaceOrder::new("A", 1, "alice").with_idempotency_key("k-alice"))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.customer_id, "alice");
+    let results = keyed
+        .place_batch(vec![
+            PlaceOrder::new("A", 1, "bob").with_idempotency_key("k-bob"),
+            PlaceOrder::new("A", 1, "carol").with_idempotency_key("k-carol"),
+        ])
+        .await;
+    assert!(results.is_ok(), "{results:?}");
+    let sent_again = primary.drain_received();
+    assert!(sent_again.iter().any(|request| matches!(
+        request,
+        Request::PlaceOrder(order) if order.idempotency_key.as_deref() == Some("k-alice")
+    )));
+}
+
+#[tokio::test]
+async fn when_no_node_takes_a_call_it_fails_after_the_failover_wait() {
+    // Both nodes are standbys: writes come back as not_primary once the wait
+    // is over (nothing was done), while reads are served. Once one node is
+    // promoted, the same client's writes go through.
+    let first = FakeServer::start_as(Role::Standby);
+    let second = FakeServer::start_as(Role::Standby);
+    let mut config = cluster_config(&[&first, &second]);
+    config.failover.wait_max = Duration::from_millis(200);
+    let client = QuicClient::connect(config).await.unwrap();
+    let error = client
+        .place(PlaceOrder::new("A", 1, "alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(code::NOT_PRIMARY));
+    assert!(error.is_retryable());
+    assert!(!error.may_have_been_applied());
+    assert_eq!(client.sku("A").await.unwrap().sku, "A");
+
+    second.set_role(Role::Primary);
+    assert!(client.place(PlaceOrder::new("A", 1, "alice")).await.is_ok());
+    assert_eq!(client.current_node(), Some(second.addr.to_string()));
 }

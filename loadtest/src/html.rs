@@ -1,7 +1,8 @@
 //! The HTML report: one self-contained file (no network), with charts drawn
 //! by plotters' SVG backend into strings and inlined: throughput over time,
-//! latency p50/p99 over time, latency percentiles per outcome, outcome counts;
-//! then the summary table and the audit.
+//! latency p50/p99 over time (both marking when a target switched nodes),
+//! latency percentiles per outcome, outcome counts; then the summary table,
+//! the targets and their node switches, and the audit.
 
 use std::fmt::Write as _;
 
@@ -23,18 +24,20 @@ fn escape(text: &str) -> String {
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// A line chart as an SVG string; an empty chart when there is no data.
-/// `x_names`, when given, names the integer x positions 0, 1, 2, ...
+/// `x_names`, when given, names the integer x positions 0, 1, 2, ...;
+/// `markers` are x positions marked by a vertical line (node switches).
 fn line_chart(
     title: &str,
     x_label: &str,
     x_names: Option<&[&str]>,
     y_label: &str,
     series: &[Series<'_>],
+    markers: &[f64],
 ) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let _ = draw_lines(&root, title, x_label, x_names, y_label, series);
+        let _ = draw_lines(&root, title, x_label, x_names, y_label, series, markers);
         let _ = root.present();
     }
     svg
@@ -47,10 +50,15 @@ fn draw_lines(
     x_names: Option<&[&str]>,
     y_label: &str,
     series: &[Series<'_>],
+    markers: &[f64],
 ) -> Result<(), Box<dyn std::error::Error>> {
     root.fill(&WHITE)?;
     let points = series.iter().flat_map(|(_, _, points)| points.iter());
-    let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max);
+    let x_max = points
+        .clone()
+        .map(|p| p.0)
+        .chain(markers.iter().copied())
+        .fold(1.0, f64::max);
     let y_max = points.map(|p| p.1).fold(1.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
@@ -80,6 +88,17 @@ fn draw_lines(
             ))?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    if !markers.is_empty() {
+        let marker = RGBColor(255, 140, 0);
+        chart
+            .draw_series(
+                markers
+                    .iter()
+                    .map(|&x| PathElement::new(vec![(x, 0.0), (x, y_max)], marker.stroke_width(2))),
+            )?
+            .label("node switch")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], marker));
     }
     chart
         .configure_series_labels()
@@ -150,6 +169,14 @@ pub fn render(report: &Report) -> String {
             .map(|second| (second.second as f64, value(second) as f64))
             .collect()
     };
+    // Switches during the load and its drain, where the timeline is.
+    let timeline_secs = report.timeline.len() as f64;
+    let switches: Vec<f64> = report
+        .node_switches
+        .iter()
+        .map(|switch| switch.at_secs)
+        .filter(|at| (0.0..timeline_secs).contains(at))
+        .collect();
     let throughput = line_chart(
         "Throughput",
         "second",
@@ -160,6 +187,7 @@ pub fn render(report: &Report) -> String {
             ("sent", GREEN, seconds(|s| s.sent)),
             ("errors", RED, seconds(|s| s.errors)),
         ],
+        &switches,
     );
     let latency = line_chart(
         "Latency over time",
@@ -170,6 +198,7 @@ pub fn render(report: &Report) -> String {
             ("p50", BLUE, seconds(|s| s.latency_us_p50)),
             ("p99", RED, seconds(|s| s.latency_us_p99)),
         ],
+        &switches,
     );
     let outcomes: Vec<Series<'_>> = std::iter::once(("overall", &report.latency_us.overall))
         .chain(
@@ -195,6 +224,7 @@ pub fn render(report: &Report) -> String {
         Some(&["p50", "p90", "p99", "p99.9", "max"]),
         "µs",
         &outcomes,
+        &[],
     );
     let counts: Vec<(String, u64)> = report
         .latency_us
@@ -251,6 +281,39 @@ pub fn render(report: &Report) -> String {
         ("Outcomes", &outcome_counts),
     ] {
         let _ = writeln!(html, "<h2>{title}</h2>\n<div class=\"chart\">{svg}</div>");
+    }
+    let _ = writeln!(
+        html,
+        "<h2>Targets</h2><table><tr><th>transport</th><th>target</th><th>answered last by</th></tr>"
+    );
+    for target in &report.targets {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&target.transport),
+            escape(&target.target),
+            escape(target.current_node.as_deref().unwrap_or("-"))
+        );
+    }
+    let _ = writeln!(html, "</table>");
+    if report.node_switches.is_empty() {
+        let _ = writeln!(html, "<p>No target switched nodes.</p>");
+    } else {
+        let _ = writeln!(
+            html,
+            "<h3>Node switches</h3><table><tr><th>second</th><th>transport</th><th>from</th><th>to</th></tr>"
+        );
+        for switch in &report.node_switches {
+            let _ = writeln!(
+                html,
+                "<tr><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                switch.at_secs,
+                escape(&switch.transport),
+                escape(&switch.from),
+                escape(&switch.to)
+            );
+        }
+        let _ = writeln!(html, "</table>");
     }
     let audit = &report.audit;
     let _ = writeln!(

@@ -1,13 +1,16 @@
 //! One call's life: place its orders (one, or a QUIC batch), retry after a
-//! timeout or transport error under the same idempotency key (bounded), record
-//! each order's outcome and latency (from its intended send time), and plan
-//! the confirm or cancel that follows after the payment delay.
+//! timeout, a transport error or `standby_unavailable` under the same
+//! idempotency key (bounded), record each order's outcome and latency (from
+//! its intended send time), and plan the confirm or cancel that follows after
+//! the payment delay. Moving to another node of a cluster is the client's
+//! (its failover); what comes back here is a call's final outcome.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flashgate_client::{ClientError, OrderGateway, PlaceOrder, Placed, TransportError};
+use flashgate_client::{ClientError, OrderGateway, PlaceOrder, Placed};
+use flashgate_protocol::code;
 use tokio::task::JoinSet;
 
 use crate::ledger::{Ledger, Payment};
@@ -236,6 +239,7 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         tokio::time::sleep(self.payment_delay).await;
         let gateway = &self.endpoints[endpoint].gateway;
         let mut attempt = 0;
+        let mut maybe_applied = false;
         let payment = loop {
             let result = match action {
                 AfterPayment::Confirm => gateway.confirm(&order_id).await,
@@ -244,8 +248,13 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
             };
             match result {
                 Ok(_) => break Payment::Done(action),
-                Err(error) if is_unanswered(&error) && attempt < self.retries => attempt += 1,
-                Err(error) if is_unanswered(&error) => break Payment::Unknown(action),
+                Err(error) if is_unanswered(&error) && attempt < self.retries => {
+                    maybe_applied |= may_have_been_applied(&error);
+                    attempt += 1;
+                }
+                Err(error) if maybe_applied || may_have_been_applied(&error) => {
+                    break Payment::Unknown(action)
+                }
                 Err(error) => break Payment::Refused(action, error_label(&error)),
             }
         };
@@ -258,13 +267,14 @@ fn request(order: &PlannedOrder) -> PlaceOrder {
         .with_idempotency_key(&order.idempotency_key)
 }
 
-/// No answer arrived: a timeout or transport failure, retried under the same
-/// idempotency key.
+/// No answer arrived (a timeout or transport failure), or the primary could
+/// not reach its standby (`standby_unavailable`): retried under the same
+/// idempotency key, which returns the order if an earlier attempt made it.
 fn is_unanswered(error: &ClientError) -> bool {
-    matches!(error, ClientError::Transport(_))
+    matches!(error, ClientError::Transport(_)) || error.code() == Some(code::STANDBY_UNAVAILABLE)
 }
 
 /// Whether a failed attempt may have been applied by the server.
 fn may_have_been_applied(error: &ClientError) -> bool {
-    matches!(error, ClientError::Transport(transport) if !matches!(transport, TransportError::Connect(_)))
+    error.may_have_been_applied()
 }

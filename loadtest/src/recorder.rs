@@ -82,6 +82,8 @@ pub struct Second {
     /// this second, µs (0 when none).
     pub latency_us_p50: u64,
     pub latency_us_p99: u64,
+    /// Times a target's client switched to another node in this second.
+    pub node_switches: u64,
 }
 
 /// A copy of the counters, for progress.
@@ -162,6 +164,17 @@ impl Recorder {
     /// A request went out later than intended (open model).
     pub fn late(&mut self, calls: u64) {
         self.counters.late += calls;
+    }
+
+    /// A target's client switched nodes `at_secs` after the start (counted in
+    /// the timeline; a switch before the start is not).
+    pub fn node_switch(&mut self, at_secs: f64) {
+        let Ok(offset) = Duration::try_from_secs_f64(at_secs) else {
+            return;
+        };
+        if let Some(second) = self.second_of(self.start + offset) {
+            second.node_switches += 1;
+        }
     }
 
     /// An order is sent again after a transport error or timeout.
@@ -294,5 +307,18 @@ mod tests {
         let total_acknowledged: u64 = recorded.timeline.iter().map(|s| s.acknowledged).sum();
         assert_eq!(total_acknowledged, 2);
         assert!(recorded.timeline[0].latency_us_p99 >= 3900);
+    }
+
+    #[test]
+    fn node_switches_land_in_their_second() {
+        let mut recorder = Recorder::new(Instant::now());
+        recorder.node_switch(2.5);
+        recorder.node_switch(2.9);
+        recorder.node_switch(-1.0);
+        let recorded = recorder.finish();
+        assert_eq!(recorded.timeline.len(), 3);
+        assert_eq!(recorded.timeline[2].node_switches, 2);
+        let total: u64 = recorded.timeline.iter().map(|s| s.node_switches).sum();
+        assert_eq!(total, 2);
     }
 }

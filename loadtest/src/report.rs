@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Instant;
 
+use flashgate_client::NodeSwitch;
 use serde::Serialize;
 
 use crate::audit::AuditReport;
 use crate::recorder::{LatencySummary, Second};
 use crate::scenario::Scenario;
+use crate::target::Transport;
 
 /// Order counts of the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -50,6 +53,58 @@ pub struct SkuState {
     pub sold: u64,
 }
 
+/// A target at the end of the run: its nodes and which one answered last
+/// (where the audit's read-backs went).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetState {
+    /// `http` or `quic`.
+    pub transport: String,
+    /// The target as given (comma-separated nodes for a cluster).
+    pub target: String,
+    pub nodes: Vec<String>,
+    /// The node whose answer the target's last answered call returned.
+    pub current_node: Option<String>,
+}
+
+/// A change of the node that answers a target: the client followed the
+/// primary to another node (a failover), or reached another node after its
+/// node failed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeSwitchRecord {
+    /// Seconds from the start of the load to the new node's first answer;
+    /// negative while the SKUs were prepared, past `measured_secs` during the
+    /// drain and the audit.
+    pub at_secs: f64,
+    pub transport: String,
+    /// The target as given.
+    pub target: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl NodeSwitchRecord {
+    /// A client's switch, timed from `start`.
+    pub fn new(
+        switch: NodeSwitch,
+        start: Instant,
+        transport: Transport,
+        target: &str,
+    ) -> NodeSwitchRecord {
+        let at_secs = if switch.at >= start {
+            (switch.at - start).as_secs_f64()
+        } else {
+            -(start - switch.at).as_secs_f64()
+        };
+        NodeSwitchRecord {
+            at_secs,
+            transport: transport.as_str().to_owned(),
+            target: target.to_owned(),
+            from: switch.from,
+            to: switch.to,
+        }
+    }
+}
+
 /// The JSON report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -67,6 +122,10 @@ pub struct Report {
     /// Error label → orders that ended with it.
     pub errors_by_code: BTreeMap<String, u64>,
     pub timeline: Vec<Second>,
+    /// Every target and the node that answered it last.
+    pub targets: Vec<TargetState>,
+    /// Every change of answering node, in time order.
+    pub node_switches: Vec<NodeSwitchRecord>,
     pub skus: Vec<SkuState>,
     pub audit: AuditReport,
 }
@@ -133,6 +192,13 @@ impl Report {
                 .collect();
             let _ = writeln!(text, "errors: {}", errors.join(", "));
         }
+        for switch in &self.node_switches {
+            let _ = writeln!(
+                text,
+                "node switch at {:.2} s: {} {} -> {}",
+                switch.at_secs, switch.transport, switch.from, switch.to
+            );
+        }
         if self.audit.passed {
             let _ = writeln!(
                 text,
@@ -163,5 +229,40 @@ impl Report {
             }
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_switch_is_timed_from_the_start_of_the_load_before_or_after_it() {
+        let start = Instant::now() + Duration::from_secs(5);
+        let switch = |at| NodeSwitch {
+            at,
+            from: "127.0.0.1:4433".into(),
+            to: "127.0.0.1:4434".into(),
+        };
+        let before = NodeSwitchRecord::new(
+            switch(start - Duration::from_millis(1500)),
+            start,
+            Transport::Quic,
+            "127.0.0.1:4433,127.0.0.1:4434",
+        );
+        assert_eq!(before.at_secs, -1.5);
+        assert_eq!(before.transport, "quic");
+        let after = NodeSwitchRecord::new(
+            switch(start + Duration::from_millis(250)),
+            start,
+            Transport::Quic,
+            "127.0.0.1:4433,127.0.0.1:4434",
+        );
+        assert_eq!(after.at_secs, 0.25);
+        assert_eq!(
+            (after.from.as_str(), after.to.as_str()),
+            ("127.0.0.1:4433", "127.0.0.1:4434")
+        );
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flashgate_client::{
-    ClientError, HttpClient, HttpConfig, OrderGateway, QuicClient, QuicConfig, SkuSettings, Trust,
+    ClientError, FailoverConfig, HttpClient, HttpConfig, OrderGateway, QuicClient, QuicConfig,
+    SkuSettings, Trust,
 };
 use flashgate_protocol::code;
 use tokio::sync::{watch, Semaphore};
@@ -18,8 +19,8 @@ use crate::error::LoadtestError;
 use crate::order_flow::{lock, Engine};
 use crate::progress::{self, ProgressMode};
 use crate::recorder::Recorder;
-use crate::report::{Latencies, Report, SkuState, Totals};
-use crate::scenario::{LoadModel, QuicTrust, Scenario};
+use crate::report::{Latencies, NodeSwitchRecord, Report, SkuState, TargetState, Totals};
+use crate::scenario::{nodes_of, LoadModel, QuicTrust, Scenario};
 use crate::schedule;
 use crate::target::{Endpoint, Target, Transport};
 use crate::workload::{sku_names, Workload};
@@ -35,14 +36,25 @@ pub async fn run(scenario: &Scenario, progress: ProgressMode) -> Result<Report, 
     run_with(scenario, endpoints, progress).await
 }
 
-/// The clients for the scenario's targets, in the order given: HTTP first.
+/// The clients' failover: the scenario's wait, the client's default backoff.
+fn failover(scenario: &Scenario) -> FailoverConfig {
+    FailoverConfig {
+        wait_max: scenario.failover_wait(),
+        ..FailoverConfig::default()
+    }
+}
+
+/// The clients for the scenario's targets, in the order given: HTTP first. A
+/// target with several nodes is one client that follows their primary.
 pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, LoadtestError> {
     let mut endpoints = Vec::new();
     if scenario.uses_http() {
         for url in &scenario.http {
-            let mut config = HttpConfig::new(url.clone());
+            let mut config = HttpConfig::with_base_urls(nodes_of(url));
             config.admin_token = scenario.admin_token.clone();
             config.request_timeout = scenario.request_timeout();
+            config.connect_timeout = scenario.connect_timeout();
+            config.failover = failover(scenario);
             let client = HttpClient::new(config)
                 .map_err(|error| LoadtestError::config("--http", error.to_string()))?;
             endpoints.push(Endpoint {
@@ -74,12 +86,19 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
             }
         };
         for address in &scenario.quic {
-            let addr = address.parse().map_err(|_| {
-                LoadtestError::config("--quic", format!("{address:?} is not IP:port"))
-            })?;
-            let mut config = QuicConfig::new(vec![addr], trust.clone());
+            let addrs = nodes_of(address)
+                .into_iter()
+                .map(|node| {
+                    node.parse().map_err(|_| {
+                        LoadtestError::config("--quic", format!("{node:?} is not IP:port"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut config = QuicConfig::new(addrs, trust.clone());
             config.admin_token = scenario.admin_token.clone();
             config.request_timeout = scenario.request_timeout();
+            config.connect_timeout = scenario.connect_timeout();
+            config.failover = failover(scenario);
             // The client's own limits must not be tighter than the scenario's
             // concurrency: requests waiting inside the client would count as
             // server latency and cap the load below what was asked for.
@@ -163,7 +182,9 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
 
     let seed = scenario.seed.unwrap_or_else(rand::random);
     let names: Arc<[String]> = names.into();
-    let attempt_time = scenario.request_timeout() * (scenario.retries + 1);
+    // Every attempt of the run's own retries is a whole client call, failover
+    // included.
+    let attempt_time = scenario.call_time_max() * (scenario.retries + 1);
     match scenario.model {
         LoadModel::Closed => {
             let workloads = (0..scenario.buyers)
@@ -219,7 +240,14 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
     }
     let audit = audit(&ledger, &orders, &skus, sole_writer);
 
-    let recorded = std::mem::replace(&mut *lock(&engine.recorder), Recorder::new(start)).finish();
+    let (targets, node_switches) = follow_ups(&engine.endpoints, start);
+    let recorded = {
+        let mut recorder = lock(&engine.recorder);
+        for switch in &node_switches {
+            recorder.node_switch(switch.at_secs);
+        }
+        std::mem::replace(&mut *recorder, Recorder::new(start)).finish()
+    };
     let (confirmed, cancelled) = ledger.payments_done();
     let measured_secs = measured.as_secs_f64();
     let mut scenario = scenario.clone();
@@ -247,6 +275,8 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
         },
         errors_by_code: recorded.errors_by_code,
         timeline: recorded.timeline,
+        targets,
+        node_switches,
         skus: skus
             .values()
             .filter_map(|read| match read {
@@ -262,6 +292,37 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
             .collect(),
         audit,
     })
+}
+
+/// Each target's nodes and the node that answered it last, and every switch
+/// of answering node, in time order (seconds from `start`).
+fn follow_ups<G: OrderGateway>(
+    endpoints: &[Endpoint<G>],
+    start: Instant,
+) -> (Vec<TargetState>, Vec<NodeSwitchRecord>) {
+    let mut targets = Vec::new();
+    let mut switches = Vec::new();
+    for endpoint in endpoints {
+        targets.push(TargetState {
+            transport: endpoint.transport.as_str().to_owned(),
+            target: endpoint.address.clone(),
+            nodes: nodes_of(&endpoint.address)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            current_node: endpoint.gateway.current_node(),
+        });
+        for switch in endpoint.gateway.node_switches() {
+            switches.push(NodeSwitchRecord::new(
+                switch,
+                start,
+                endpoint.transport,
+                &endpoint.address,
+            ));
+        }
+    }
+    switches.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
+    (targets, switches)
 }
 
 /// Creates the SKUs (`--create-skus`) or checks that they exist. Returns

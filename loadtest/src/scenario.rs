@@ -26,7 +26,13 @@ pub const CUSTOMERS_MAX: u32 = 10_000_000;
 pub const RETRIES_MAX: u32 = 10;
 pub const BATCH_MAX: u32 = 1_000;
 pub const TARGETS_MAX: usize = 16;
+/// Most nodes in one target (the clients' own limit).
+pub const NODES_PER_TARGET_MAX: usize = 16;
 pub const PAYMENT_DELAY_MS_MAX: u64 = 600_000;
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 600_000;
+pub const FAILOVER_WAIT_MS_MAX: u64 = 600_000;
+/// What separates the nodes of one cluster in a target (`--http a,b`).
+pub const NODE_SEPARATOR: char = ',';
 
 /// How the load is generated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -58,12 +64,21 @@ pub enum Popularity {
 }
 
 /// A validated run description. Field names are the TOML keys.
+///
+/// A target (an entry of `http` or `quic`) is one gateway: one node, or the
+/// nodes of one cluster separated by commas (`"http://a:8080,http://b:8080"`),
+/// which one client follows as the primary moves among them. Several targets
+/// are several ways into the same orders (the HTTP and QUIC listeners of one
+/// node or cluster): the load is spread over them and the audit reads back
+/// through any of them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
-    /// HTTP base URLs (`http://host:port`).
+    /// HTTP targets: base URLs (`http://host:port`), comma-separated for the
+    /// nodes of one cluster.
     pub http: Vec<String>,
-    /// QUIC addresses (`host:port`, UDP).
+    /// QUIC targets: addresses (`IP:port`, UDP), comma-separated for the nodes
+    /// of one cluster.
     pub quic: Vec<String>,
     /// SHA-256 of the QUIC server certificate, 64 hex digits.
     pub fingerprint: Option<String>,
@@ -108,7 +123,16 @@ pub struct Scenario {
     /// Retries of an order after a timeout or transport error, under the same
     /// idempotency key.
     pub retries: u32,
+    /// One attempt at one node, for every call.
     pub request_timeout_ms: u64,
+    /// The clients' TCP connect / QUIC handshake timeout, per node. A QUIC
+    /// node that died is noticed only after it (nothing refuses a UDP
+    /// handshake), so keep it short for a cluster.
+    pub connect_timeout_ms: u64,
+    /// How long a client looks for a node that takes a call after its node
+    /// refused it as `not_primary` or could not be reached (the clients'
+    /// `FailoverConfig::wait_max`); 0 turns failover off.
+    pub failover_wait_ms: u64,
     /// Seed of the workload's random choices; random when absent.
     pub seed: Option<u64>,
 }
@@ -146,6 +170,8 @@ impl Default for Scenario {
             payment_delay_ms: 0,
             retries: 3,
             request_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            failover_wait_ms: 10_000,
             seed: None,
         }
     }
@@ -172,12 +198,14 @@ pub struct Flags {
     #[serde(skip)]
     pub report_html: Option<PathBuf>,
 
-    /// An HTTP base URL to send orders to (repeatable).
-    #[arg(long, value_name = "URL")]
+    /// An HTTP target (repeatable): a base URL, or the comma-separated base
+    /// URLs of one cluster's nodes, followed as one gateway.
+    #[arg(long, value_name = "URL[,URL...]")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<String>,
-    /// A QUIC address to send orders to (repeatable).
-    #[arg(long, value_name = "ADDR")]
+    /// A QUIC target (repeatable): an IP:port, or the comma-separated
+    /// addresses of one cluster's nodes, followed as one gateway.
+    #[arg(long, value_name = "ADDR[,ADDR...]")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quic: Vec<String>,
     /// Pin the QUIC server certificate by its SHA-256 (64 hex digits).
@@ -288,10 +316,19 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
-    /// Per-request timeout.
+    /// Per-request timeout (one attempt at one node).
     #[arg(long = "request-timeout", value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout_ms: Option<u64>,
+    /// Connect / handshake timeout per node.
+    #[arg(long = "connect-timeout", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    /// How long a client looks for the primary among a target's nodes (0: no
+    /// failover).
+    #[arg(long = "failover-wait", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_wait_ms: Option<u64>,
     /// Seed for the workload's random choices.
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -300,6 +337,11 @@ pub struct Flags {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// The nodes of a target: its comma-separated parts, trimmed.
+pub fn nodes_of(target: &str) -> Vec<&str> {
+    target.split(NODE_SEPARATOR).map(str::trim).collect()
 }
 
 /// How the QUIC server's certificate is trusted.
@@ -340,9 +382,29 @@ impl Scenario {
         if self.http.len() > TARGETS_MAX || self.quic.len() > TARGETS_MAX {
             return bad("--http/--quic", format!("at most {TARGETS_MAX} of each"));
         }
-        for address in &self.quic {
-            if address.parse::<SocketAddr>().is_err() {
-                return bad("--quic", format!("{address:?} is not an IP:port address"));
+        for (flag, targets) in [("--http", &self.http), ("--quic", &self.quic)] {
+            for target in targets {
+                let nodes = nodes_of(target);
+                if nodes.len() > NODES_PER_TARGET_MAX {
+                    return bad(
+                        flag,
+                        format!("{target:?}: at most {NODES_PER_TARGET_MAX} nodes in one target"),
+                    );
+                }
+                if nodes.iter().any(|node| node.is_empty()) {
+                    return bad(flag, format!("{target:?}: an empty node between commas"));
+                }
+                let distinct: std::collections::BTreeSet<&str> = nodes.iter().copied().collect();
+                if distinct.len() != nodes.len() {
+                    return bad(flag, format!("{target:?}: a node is given twice"));
+                }
+            }
+        }
+        for target in &self.quic {
+            for node in nodes_of(target) {
+                if node.parse::<SocketAddr>().is_err() {
+                    return bad("--quic", format!("{node:?} is not an IP:port address"));
+                }
             }
         }
         match self.transport {
@@ -459,8 +521,23 @@ impl Scenario {
         if self.retries > RETRIES_MAX {
             return bad("--retries", format!("at most {RETRIES_MAX}"));
         }
-        if !(1..=600_000).contains(&self.request_timeout_ms) {
-            return bad("--request-timeout", "must be 1 to 600000 ms".into());
+        if !(1..=REQUEST_TIMEOUT_MS_MAX).contains(&self.request_timeout_ms) {
+            return bad(
+                "--request-timeout",
+                format!("must be 1 to {REQUEST_TIMEOUT_MS_MAX} ms"),
+            );
+        }
+        if !(1..=REQUEST_TIMEOUT_MS_MAX).contains(&self.connect_timeout_ms) {
+            return bad(
+                "--connect-timeout",
+                format!("must be 1 to {REQUEST_TIMEOUT_MS_MAX} ms"),
+            );
+        }
+        if self.failover_wait_ms > FAILOVER_WAIT_MS_MAX {
+            return bad(
+                "--failover-wait",
+                format!("at most {FAILOVER_WAIT_MS_MAX} ms"),
+            );
         }
         Ok(())
     }
@@ -497,6 +574,21 @@ impl Scenario {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn failover_wait(&self) -> Duration {
+        Duration::from_millis(self.failover_wait_ms)
+    }
+
+    /// The longest one call may take in the client: its first attempt, then
+    /// attempts at other nodes started within the failover wait, each up to
+    /// the request timeout.
+    pub fn call_time_max(&self) -> Duration {
+        self.failover_wait() + self.request_timeout() * 2
     }
 
     pub fn payment_delay(&self) -> Duration {
@@ -557,6 +649,81 @@ mod tests {
         bad.duration_secs = Some(DURATION_SECS_MAX + 1.0);
         let error = Scenario::load(&bad).unwrap_err().to_string();
         assert!(error.contains("--duration"), "{error}");
+    }
+
+    #[test]
+    fn a_target_may_name_the_nodes_of_one_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scenario.toml");
+        std::fs::write(
+            &path,
+            "http = [\"http://127.0.0.1:8080, http://127.0.0.1:8081\"]\n\
+             quic = [\"127.0.0.1:4433,127.0.0.1:4434\"]\n\
+             insecure_accept_any_certificate = true\n\
+             failover_wait_ms = 3000\n",
+        )
+        .unwrap();
+        let mut flags = flags();
+        flags.http.clear();
+        flags.config = Some(path);
+        let scenario = Scenario::load(&flags).unwrap();
+        assert_eq!(scenario.http.len(), 1);
+        assert_eq!(
+            nodes_of(&scenario.http[0]),
+            ["http://127.0.0.1:8080", "http://127.0.0.1:8081"]
+        );
+        assert_eq!(
+            nodes_of(&scenario.quic[0]),
+            ["127.0.0.1:4433", "127.0.0.1:4434"]
+        );
+        assert_eq!(scenario.failover_wait(), Duration::from_secs(3));
+
+        // On the command line: one flag, one cluster; repeated flags, more
+        // targets.
+        let flags = Flags::parse_from([
+            "flashgate-loadtest",
+            "--http",
+            "http://a:1,http://b:1",
+            "--http",
+            "http://c:1",
+            "--sku-prefix",
+            "shoe",
+            "--failover-wait",
+            "0",
+        ]);
+        let scenario = Scenario::load(&flags).unwrap();
+        assert_eq!(scenario.http, ["http://a:1,http://b:1", "http://c:1"]);
+        assert_eq!(scenario.failover_wait(), Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_cluster_targets_name_the_flag() {
+        for (http, quic) in [
+            (vec!["http://a:1,,http://b:1"], vec![]),
+            (vec!["http://a:1,http://a:1"], vec![]),
+            (vec![], vec!["127.0.0.1:4433,localhost:4434"]),
+        ] {
+            let mut bad = flags();
+            bad.http = http.iter().map(|t| t.to_string()).collect();
+            bad.quic = quic.iter().map(|t| t.to_string()).collect();
+            bad.insecure_accept_any_certificate = true;
+            let error = Scenario::load(&bad).unwrap_err().to_string();
+            let flag = if quic.is_empty() { "--http" } else { "--quic" };
+            assert!(error.starts_with(flag), "{error}");
+        }
+        let mut bad = flags();
+        bad.http = vec![vec!["http://a:1"; NODES_PER_TARGET_MAX + 1]
+            .iter()
+            .enumerate()
+            .map(|(i, node)| format!("{node}{i}"))
+            .collect::<Vec<_>>()
+            .join(",")];
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("at most"), "{error}");
+        let mut bad = flags();
+        bad.failover_wait_ms = Some(FAILOVER_WAIT_MS_MAX + 1);
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.starts_with("--failover-wait"), "{error}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! engine is written once and tests can substitute a fake gateway.
 
 use flashgate_client::{
-    ClientError, HttpClient, Order, OrderGateway, PlaceOrder, Placed, QuicClient, Sku, SkuSettings,
+    ClientError, HttpClient, NodeSwitch, Order, OrderGateway, PlaceOrder, Placed, QuicClient, Sku,
+    SkuSettings,
 };
 
 /// The transport of an endpoint, as reported.
@@ -22,12 +23,14 @@ impl Transport {
     }
 }
 
-/// One gateway, how it is reached, and how many orders go in one call
-/// (`place_batch` when more than one).
+/// One gateway (one node, or the nodes of one cluster behind one client), how
+/// it is reached, and how many orders go in one call (`place_batch` when more
+/// than one).
 pub struct Endpoint<G> {
     pub gateway: G,
     pub transport: Transport,
-    /// The address as given on the command line, for messages.
+    /// The target as given on the command line (comma-separated nodes for a
+    /// cluster), for messages and the report.
     pub address: String,
     pub batch: u32,
 }
@@ -95,6 +98,20 @@ impl OrderGateway for Target {
         match self {
             Target::Http(client) => client.restock(sku, quantity).await,
             Target::Quic(client) => client.restock(sku, quantity).await,
+        }
+    }
+
+    fn current_node(&self) -> Option<String> {
+        match self {
+            Target::Http(client) => client.current_node(),
+            Target::Quic(client) => client.current_node(),
+        }
+    }
+
+    fn node_switches(&self) -> Vec<NodeSwitch> {
+        match self {
+            Target::Http(client) => client.node_switches(),
+            Target::Quic(client) => client.node_switches(),
         }
     }
 }
