@@ -88,17 +88,21 @@ impl SalePlan {
     /// The load tester's scenario for the sale against the pair's `nodes`
     /// (HTTP), creating the SKUs with `admin_token`. Validated.
     ///
-    /// Both nodes are targets of one cluster: orders sent to the standby are
-    /// refused with `not_primary` until it is promoted, and orders sent to a
-    /// dead primary fail to connect. This is the one place to adapt when the
-    /// load tester's handling of several nodes of one cluster changes.
+    /// Both nodes are one cluster target (comma-separated): the client sends
+    /// to the node that serves, moves on when a node refuses with
+    /// `not_primary` or cannot be reached, and retries an order only under its
+    /// idempotency key.
     pub fn scenario(
         &self,
         nodes: &[NodeUrl],
         admin_token: &str,
     ) -> Result<Scenario, LoadtestError> {
         let scenario = Scenario {
-            http: nodes.iter().map(ToString::to_string).collect(),
+            http: vec![nodes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")],
             transport: Some(TransportChoice::Http),
             model: LoadModel::Open,
             rate: self.rate_per_sec,
@@ -114,6 +118,7 @@ impl SalePlan {
             confirm_ratio: self.confirm_ratio,
             payment_delay_ms: self.payment_delay_ms,
             request_timeout_ms: self.request_timeout_ms,
+            connect_timeout_ms: 1_000,
             ..Scenario::default()
         };
         scenario.validate()?;
@@ -268,7 +273,7 @@ mod tests {
         let scenario = SALE.scenario(&nodes, "0123456789abcdef").unwrap();
         assert_eq!(
             scenario.http,
-            ["http://127.0.0.1:40001", "http://127.0.0.1:40002"]
+            ["http://127.0.0.1:40001,http://127.0.0.1:40002"]
         );
         assert!(scenario.create_skus);
         assert_eq!(scenario.model, LoadModel::Open);
