@@ -285,6 +285,14 @@ async fn promote(
 
 fn publish_metrics(node: &Node) {
     let status = node.cluster_status();
+    // One series per node with its role and mode as labels (value 1), so a
+    // dashboard can show both without decoding numbers.
+    for role in [Role::Primary, Role::Standby, Role::Fenced] {
+        let current = if role == status.role { 1.0 } else { 0.0 };
+        metrics::gauge!("flashgate_cluster_info", "role" => role.as_str(), "mode" => status.replication.as_str())
+            .set(current);
+    }
+    metrics::gauge!("flashgate_log_appended_lsn").set(status.last_lsn as f64);
     metrics::gauge!("flashgate_replication_lag_records").set(status.lag_records as f64);
     metrics::gauge!("flashgate_replication_lag_seconds").set(status.lag.as_secs_f64());
     metrics::gauge!("flashgate_replication_degraded").set(if status.degraded.is_some() {
