@@ -212,3 +212,69 @@ fn two_failovers_back_and_forth_lose_nothing() {
         assert_eq!(b.client().sku(sku), a.client().sku(sku));
     }
 }
+
+/// `flashgate switchover` hands the primary role over with no lost order and
+/// no divergence: the old primary stops taking orders, the standby catches up
+/// and is promoted, and the old primary follows it without discarding
+/// anything.
+#[test]
+fn a_switchover_moves_the_primary_role_and_loses_nothing() {
+    let primary_dir = tempfile::tempdir().unwrap();
+    let standby_dir = tempfile::tempdir().unwrap();
+    let (old, standby) = pair(primary_dir.path(), standby_dir.path());
+    for sku in SKUS {
+        old.client().put_sku(sku, json!({ "stock": STOCK }));
+    }
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        acknowledged.push(
+            old.client()
+                .reserve(SKUS[i % SKUS.len()], 1, &format!("before-{i}")),
+        );
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+        .args([
+            "switchover",
+            "--primary",
+            &old.client().url(""),
+            "--standby",
+        ])
+        .arg(standby.client().url(""))
+        .args(["--token", old.admin_token(), "--timeout", "30s"])
+        .env_remove("FLASHGATE_ADMIN_TOKEN")
+        .output()
+        .expect("run flashgate switchover");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "switchover failed:\n{printed}");
+
+    let status = standby.cluster();
+    assert_eq!(status["role"], "primary", "{status}");
+    let status = old.wait_for_cluster("the old primary to follow", |status| {
+        status["role"] == "standby" && status["peer"]["connected"] == true
+    });
+    assert_eq!(status["epoch"], 2, "{status}");
+    assert!(
+        !old.stderr().contains("discarded log records"),
+        "a planned switchover must not leave a tail to discard"
+    );
+    let (code, refused) = old.client().place_order(SKUS[0], 1, "to-the-old-one");
+    assert_eq!(
+        (code, refused["code"].as_str()),
+        (503, Some("not_primary")),
+        "{refused}"
+    );
+    for i in 0..10 {
+        acknowledged.push(
+            standby
+                .client()
+                .reserve(SKUS[i % SKUS.len()], 1, &format!("after-{i}")),
+        );
+    }
+    assert_all_present(&standby, &acknowledged);
+    let target = standby.cluster()["durable_lsn"].clone();
+    old.wait_for_cluster("the old primary to catch up", |status| {
+        status["durable_lsn"] == target
+    });
+    assert_all_present(&old, &acknowledged);
+}
