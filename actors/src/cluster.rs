@@ -353,6 +353,20 @@ impl Cluster {
     /// wait in the gate for the standby.
     pub(crate) fn hold(&self, tickets: &mut Vec<Ticket>, last_lsn: Lsn) -> bool {
         self.durable.notify_one();
+        if self.role() == Role::Fenced && tickets.iter().any(|ticket| ticket.seq > 0) {
+            // Decided before the fence, durable after it: a newer primary
+            // exists, so these are never acknowledged from here. Reads complete.
+            let (records, reads): (Vec<Ticket>, Vec<Ticket>) =
+                tickets.drain(..).partition(|ticket| ticket.seq > 0);
+            self.refuse(
+                records,
+                &NodeError::NotPrimary {
+                    primary: self.primary(),
+                },
+            );
+            *tickets = reads;
+            return false;
+        }
         if self.config.replication != Replication::Sync
             || self.role() != Role::Primary
             || lock(&self.degraded).is_some()
@@ -443,7 +457,17 @@ impl Cluster {
 
     /// Applies the standby-loss rules; call a few times a second.
     pub fn tick(&self) {
-        if self.config.replication != Replication::Sync || self.role() != Role::Primary {
+        if self.role() != Role::Primary {
+            // Answers that slipped into the gate while this node lost its
+            // role: refused, never acknowledged.
+            if !lock(&self.gate).held.is_empty() {
+                self.fail_held(NodeError::NotPrimary {
+                    primary: self.primary(),
+                });
+            }
+            return;
+        }
+        if self.config.replication != Replication::Sync {
             return;
         }
         if lock(&self.degraded).is_some() {
@@ -487,17 +511,22 @@ impl Cluster {
             tracing::warn!(count, %error, "answers refused: not acknowledged by the standby");
         }
         for held in held {
-            // Durable here: reads may show these records (an order refused
-            // this way may exist, which its refusal says). Without this every
-            // later read of the shard would wait behind them.
-            for ticket in held.tickets.iter().filter(|ticket| ticket.seq > 0) {
-                let durable = &self.shards[ticket.shard as usize].durable_seq;
-                durable.fetch_max(ticket.seq, Ordering::AcqRel);
-            }
-            for ticket in held.tickets {
-                if let Some(reply) = ticket.reply {
-                    reply.fail(error.clone());
-                }
+            self.refuse(held.tickets, &error);
+        }
+    }
+
+    /// Fails the answers of durable records. They are durable here, so reads
+    /// may show them (an order refused this way may exist, which its refusal
+    /// says); without marking them durable every later read of the shard would
+    /// wait behind them.
+    fn refuse(&self, tickets: Vec<Ticket>, error: &NodeError) {
+        for ticket in tickets.iter().filter(|ticket| ticket.seq > 0) {
+            let durable = &self.shards[ticket.shard as usize].durable_seq;
+            durable.fetch_max(ticket.seq, Ordering::AcqRel);
+        }
+        for ticket in tickets {
+            if let Some(reply) = ticket.reply {
+                reply.fail(error.clone());
             }
         }
     }
@@ -596,4 +625,139 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::shard_actor::{Outcome, PendingReply, Response, ShardShared};
+
+    fn cluster(replication: Replication, standby_loss: StandbyLoss, timeout: Duration) -> Cluster {
+        let shard = Arc::new(ShardShared {
+            depth: AtomicUsize::new(0),
+            durable_seq: AtomicU64::new(0),
+        });
+        let config = ClusterConfig {
+            replication,
+            standby_loss,
+            standby_timeout: timeout,
+            ..ClusterConfig::default()
+        };
+        Cluster::new(config, 1, vec![shard])
+    }
+
+    /// A durable record's ticket (shard 0, event `seq`) and where its answer goes.
+    fn ticket(seq: u64) -> (Ticket, oneshot::Receiver<Response>) {
+        let (sender, receiver) = oneshot::channel();
+        let reply = PendingReply::new(sender, Ok(Outcome::Durable));
+        let ticket = Ticket {
+            shard: 0,
+            seq,
+            reply: Some(reply),
+        };
+        (ticket, receiver)
+    }
+
+    fn answered(receiver: &mut oneshot::Receiver<Response>) -> Option<Response> {
+        receiver.try_recv().ok()
+    }
+
+    #[test]
+    fn sync_answers_wait_for_the_standby_to_acknowledge_their_lsn() {
+        let cluster = cluster(
+            Replication::Sync,
+            StandbyLoss::Block,
+            Duration::from_secs(60),
+        );
+        cluster.standby_connected("s".into(), PeerAddress::default(), 0);
+        let (first, mut first_answer) = ticket(1);
+        let (second, mut second_answer) = ticket(2);
+        let mut tickets = vec![first];
+        assert!(cluster.hold(&mut tickets, 5));
+        let mut tickets = vec![second];
+        assert!(cluster.hold(&mut tickets, 9));
+        cluster.standby_acked(4, 9);
+        assert!(
+            answered(&mut first_answer).is_none(),
+            "LSN 5 is not acknowledged yet"
+        );
+        cluster.standby_acked(5, 9);
+        assert!(matches!(
+            answered(&mut first_answer),
+            Some(Ok(Outcome::Durable))
+        ));
+        assert!(answered(&mut second_answer).is_none());
+        cluster.standby_acked(9, 9);
+        assert!(matches!(
+            answered(&mut second_answer),
+            Some(Ok(Outcome::Durable))
+        ));
+        // Already acknowledged: answered at once, never held.
+        let (third, _) = ticket(3);
+        let mut tickets = vec![third];
+        assert!(!cluster.hold(&mut tickets, 8));
+    }
+
+    #[test]
+    fn block_refuses_held_answers_after_the_timeout_and_new_orders_at_once() {
+        let cluster = cluster(Replication::Sync, StandbyLoss::Block, Duration::ZERO);
+        let (record, mut answer) = ticket(1);
+        let mut tickets = vec![record];
+        assert!(cluster.hold(&mut tickets, 1));
+        cluster.tick();
+        assert!(matches!(
+            answered(&mut answer),
+            Some(Err(NodeError::StandbyUnavailable))
+        ));
+        assert_eq!(cluster.check_writable(), Err(NodeError::StandbyUnavailable));
+        assert!(cluster.degraded().is_none());
+    }
+
+    #[test]
+    fn degrade_goes_on_alone_and_returns_to_sync_once_the_standby_caught_up() {
+        let cluster = cluster(Replication::Sync, StandbyLoss::Degrade, Duration::ZERO);
+        let (record, mut answer) = ticket(1);
+        let mut tickets = vec![record];
+        assert!(cluster.hold(&mut tickets, 1));
+        cluster.tick();
+        assert!(cluster.degraded().is_some());
+        assert!(matches!(answered(&mut answer), Some(Ok(Outcome::Durable))));
+        assert!(cluster.check_writable().is_ok());
+        let (record, _) = ticket(2);
+        let mut tickets = vec![record];
+        assert!(!cluster.hold(&mut tickets, 2), "degraded: not held");
+        cluster.standby_connected("s".into(), PeerAddress::default(), 1);
+        cluster.standby_acked(1, 2);
+        assert!(cluster.degraded().is_some(), "still behind");
+        cluster.standby_acked(2, 2);
+        assert!(cluster.degraded().is_none());
+    }
+
+    #[test]
+    fn a_fenced_node_never_acknowledges_a_record_and_still_answers_reads() {
+        let cluster = cluster(
+            Replication::Async,
+            StandbyLoss::Block,
+            Duration::from_secs(60),
+        );
+        cluster.set_role(Role::Fenced);
+        let (record, mut record_answer) = ticket(1);
+        let (read, mut read_answer) = ticket(0);
+        let mut tickets = vec![record, read];
+        assert!(!cluster.hold(&mut tickets, 1));
+        assert_eq!(tickets.len(), 1, "the read is left to complete");
+        assert!(matches!(
+            answered(&mut record_answer),
+            Some(Err(NodeError::NotPrimary { .. }))
+        ));
+        assert!(answered(&mut read_answer).is_none());
+        assert!(matches!(
+            cluster.check_writable(),
+            Err(NodeError::NotPrimary { .. })
+        ));
+    }
 }

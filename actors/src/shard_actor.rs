@@ -39,6 +39,10 @@ pub struct PendingReply {
 }
 
 impl PendingReply {
+    pub fn new(sender: oneshot::Sender<Response>, response: Response) -> PendingReply {
+        PendingReply { sender, response }
+    }
+
     pub fn send(self) {
         // The caller may have gone (client disconnected); the outcome stands.
         let _ = self.sender.send(self.response);
