@@ -175,6 +175,8 @@ pub struct ClusterStatus {
     pub replication: Replication,
     pub standby_loss: StandbyLoss,
     pub degraded: Option<String>,
+    /// A primary preparing a switchover: it takes no writes.
+    pub handing_over: bool,
     pub accepting_orders: bool,
     pub last_lsn: Lsn,
     pub durable_lsn: Lsn,
@@ -211,7 +213,6 @@ pub struct Cluster {
     /// Why applying the primary's log failed on this standby, once it has.
     replica_failure: std::sync::OnceLock<String>,
     shards: Vec<Arc<ShardShared>>,
-    started: Instant,
 }
 
 impl Cluster {
@@ -237,7 +238,6 @@ impl Cluster {
             durable: tokio::sync::Notify::new(),
             replica_failure: std::sync::OnceLock::new(),
             shards,
-            started: Instant::now(),
             config,
         }
     }
@@ -428,11 +428,6 @@ impl Cluster {
         self.durable.notified().await;
     }
 
-    /// Wakes the replication streamer, e.g. to send a heartbeat or stop.
-    pub fn wake_streamer(&self) {
-        self.durable.notify_one();
-    }
-
     pub fn standby_connected(&self, address: String, node: PeerAddress, acked_lsn: Lsn) {
         *lock(&self.standby) = StandbyStatus {
             connected: true,
@@ -587,6 +582,7 @@ impl Cluster {
             replication: self.config.replication,
             standby_loss: self.config.standby_loss,
             degraded: self.degraded(),
+            handing_over: self.handing_over(),
             accepting_orders: self.check_writable().is_ok(),
             last_lsn,
             durable_lsn,
@@ -612,10 +608,6 @@ impl Cluster {
         } else if behind.is_none() {
             *behind = Some(Instant::now());
         }
-    }
-
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
     }
 }
 

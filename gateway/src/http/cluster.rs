@@ -48,6 +48,7 @@ pub fn status_json(status: &ClusterStatus) -> Value {
         "degraded": status.degraded.is_some(),
         "degraded_reason": status.degraded,
         "accepting_orders": status.accepting_orders,
+        "handing_over": status.handing_over,
         "peer": peer,
         "primary": status.primary.as_ref().map(|primary| json!({
             "http": primary.http,
