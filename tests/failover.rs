@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    assert_counters_match, order_id, poll_until, settle, Attempt, Burst, Launch, Outcome, Server,
-    START_TIMEOUT,
+    acknowledged, assert_all_present, assert_counters_match, order_id, poll_until, settle, Attempt,
+    Burst, Launch, Server, START_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -46,26 +46,6 @@ fn burst_then_kill(server: &mut Server) -> Vec<Attempt> {
     burst.wait_for_created(CREATED_BEFORE_KILL);
     server.kill();
     burst.finish()
-}
-
-fn acknowledged(attempts: &[Attempt]) -> Vec<Value> {
-    attempts
-        .iter()
-        .filter_map(|attempt| match &attempt.outcome {
-            Outcome::Created(order) => Some(order.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Every acknowledged order is on `server` exactly as acknowledged.
-fn assert_all_present(server: &Server, acknowledged: &[Value]) {
-    for order in acknowledged {
-        let id = order_id(order);
-        let (status, stored) = server.client().get(&format!("/v1/orders/{id}"));
-        assert_eq!(status, 200, "acknowledged order {id} is missing: {stored}");
-        assert_eq!(&stored, order, "acknowledged order {id} changed");
-    }
 }
 
 /// Orders after a failover: every attempt settled against the new primary (an

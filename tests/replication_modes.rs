@@ -7,12 +7,12 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{order_id, poll_until, Client, Launch, Server, ADMIN_TOKEN, START_TIMEOUT};
+use common::{
+    acknowledged, assert_all_present, order_id, poll_until, Attempt, Burst, Client, Launch,
+    Outcome, Server, ADMIN_TOKEN, START_TIMEOUT,
+};
 use flashgate_client::{OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust};
 use serde_json::{json, Value};
 
@@ -22,10 +22,8 @@ const SHARDS: &str = "2";
 const ROOMY_STOCK: u64 = 1_000_000;
 /// Small stock: the load sells it out, so overselling would show.
 const SCARCE_STOCK: u64 = 40;
-/// Threads of a `Load`.
+/// Threads of a `Burst`.
 const LOAD_THREADS: usize = 4;
-/// Bounds each `Load` thread's loop.
-const LOAD_ATTEMPTS_PER_THREAD_MAX: usize = 20_000;
 /// Acknowledged orders to wait for before the standby is killed.
 const CREATED_BEFORE_KILL: usize = 60;
 /// `standby_unavailable` answers to wait for after the standby was killed.
@@ -79,166 +77,30 @@ fn silent_address() -> (UdpSocket, String) {
     (socket, addr)
 }
 
-/// One order a `Load` placed, and the answer (`Err` when none came back).
-struct Placement {
-    sku: String,
-    quantity: u64,
-    answer: Result<(u16, Value), String>,
-}
-
-impl Placement {
-    fn created(&self) -> Option<&Value> {
-        match &self.answer {
-            Ok((201, order)) => Some(order),
-            _ => None,
-        }
-    }
-}
-
-/// Threads placing orders over HTTP, each under its own Idempotency-Key, until
-/// stopped or `LOAD_ATTEMPTS_PER_THREAD_MAX`, counting 201s and
-/// `standby_unavailable` refusals as they come.
-struct Load {
-    stop: Arc<AtomicBool>,
-    created: Arc<AtomicUsize>,
-    standby_unavailable: Arc<AtomicUsize>,
-    threads: Vec<JoinHandle<Vec<Placement>>>,
-}
-
-impl Load {
-    /// Starts `threads` threads ordering 1 to 3 units of `skus` in turn.
-    fn start(client: &Client, name: &str, skus: &[&str], threads: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let created = Arc::new(AtomicUsize::new(0));
-        let standby_unavailable = Arc::new(AtomicUsize::new(0));
-        let skus: Vec<String> = skus.iter().map(|sku| (*sku).to_owned()).collect();
-        let threads = (0..threads)
-            .map(|thread| {
-                let client = client.clone();
-                let stop = Arc::clone(&stop);
-                let created = Arc::clone(&created);
-                let standby_unavailable = Arc::clone(&standby_unavailable);
-                let skus = skus.clone();
-                let name = name.to_owned();
-                std::thread::spawn(move || {
-                    let mut placements = Vec::new();
-                    for i in 0..LOAD_ATTEMPTS_PER_THREAD_MAX {
-                        if stop.load(Ordering::Acquire) {
-                            break;
-                        }
-                        let sku = skus[(thread + i) % skus.len()].clone();
-                        let quantity = (i % 3) as u64 + 1;
-                        let body = json!({
-                            "sku": sku,
-                            "quantity": quantity,
-                            "customer_id": format!("{name}-{thread}-{}", i % 7),
-                        });
-                        let key = format!("{name}-{thread}-{i}");
-                        let answer =
-                            client.try_post_json("/v1/orders", &body, &[("Idempotency-Key", &key)]);
-                        match &answer {
-                            Ok((201, _)) => {
-                                created.fetch_add(1, Ordering::AcqRel);
-                            }
-                            Ok((503, refusal)) if refusal["code"] == "standby_unavailable" => {
-                                standby_unavailable.fetch_add(1, Ordering::AcqRel);
-                            }
-                            _ => {}
-                        }
-                        placements.push(Placement {
-                            sku,
-                            quantity,
-                            answer,
-                        });
-                    }
-                    placements
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            created,
-            standby_unavailable,
-            threads,
-        }
-    }
-
-    fn created(&self) -> usize {
-        self.created.load(Ordering::Acquire)
-    }
-
-    fn standby_unavailable(&self) -> usize {
-        self.standby_unavailable.load(Ordering::Acquire)
-    }
-
-    /// Waits (at most `timeout`) until `check` holds for this load's counters.
-    fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&Load) -> bool) {
-        poll_until(what, timeout, || {
-            assert!(
-                !self.threads.iter().all(|thread| thread.is_finished()),
-                "every load thread stopped before {what}"
-            );
-            check(self).then_some(())
-        });
-    }
-
-    /// Stops the threads and returns every placement.
-    fn finish(self) -> Vec<Placement> {
-        self.stop.store(true, Ordering::Release);
-        self.threads
-            .into_iter()
-            .flat_map(|thread| thread.join().expect("a load thread panicked"))
-            .collect()
-    }
-}
-
 /// Every answer that is not a 201 is one of `allowed` refusal codes.
-fn assert_refusals_only(placements: &[Placement], allowed: &[&str]) {
-    for placement in placements {
-        match &placement.answer {
-            Ok((201, _)) => {}
-            Ok((status, body)) => assert!(
+fn assert_refusals_only(attempts: &[Attempt], allowed: &[&str]) {
+    for attempt in attempts {
+        match &attempt.outcome {
+            Outcome::Created(_) => {}
+            Outcome::Answered(status, body) => assert!(
                 body["code"]
                     .as_str()
                     .is_some_and(|code| allowed.contains(&code)),
                 "order of {} {} answered {status}: {body}; expected 201 or one of {allowed:?}",
-                placement.quantity,
-                placement.sku
+                attempt.quantity,
+                attempt.sku
             ),
-            Err(error) => panic!(
+            Outcome::Lost(error) => panic!(
                 "order of {} {} got no answer: {error}",
-                placement.quantity, placement.sku
+                attempt.quantity, attempt.sku
             ),
         }
-    }
-}
-
-fn acknowledged(placements: &[Placement]) -> Vec<Value> {
-    placements
-        .iter()
-        .filter_map(Placement::created)
-        .cloned()
-        .collect()
-}
-
-/// Every acknowledged order is on `server` exactly as acknowledged.
-fn assert_all_present(server: &Server, acknowledged: &[Value]) {
-    for order in acknowledged {
-        let id = order_id(order);
-        let (status, stored) = server.client().get(&format!("/v1/orders/{id}"));
-        assert_eq!(
-            status,
-            200,
-            "acknowledged order {id} is missing on {}: {stored}",
-            server.base_url()
-        );
-        assert_eq!(&stored, order, "acknowledged order {id} changed");
     }
 }
 
 /// `sku` still has `stock` units in all, its counters add up, and what was
 /// acknowledged of it fits in them.
-fn assert_not_oversold(client: &Client, sku: &str, stock: u64, placements: &[Placement]) {
+fn assert_not_oversold(client: &Client, sku: &str, stock: u64, attempts: &[Attempt]) {
     let body = client.sku(sku);
     let number = |field: &str| {
         body[field]
@@ -253,10 +115,10 @@ fn assert_not_oversold(client: &Client, sku: &str, stock: u64, placements: &[Pla
     );
     assert_eq!(total, stock, "{sku}: {body}");
     assert_eq!(available + reserved + sold, total, "{sku}: {body}");
-    let acknowledged: u64 = placements
+    let acknowledged: u64 = attempts
         .iter()
-        .filter(|placement| placement.sku == sku && placement.created().is_some())
-        .map(|placement| placement.quantity)
+        .filter(|attempt| attempt.sku == sku && attempt.created().is_some())
+        .map(|attempt| attempt.quantity)
         .sum();
     assert!(
         acknowledged <= reserved + sold,
@@ -295,13 +157,13 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
     api.put_sku(SKUS[0], json!({ "stock": ROOMY_STOCK }));
     api.put_sku(SKUS[1], json!({ "stock": SCARCE_STOCK }));
 
-    let load = Load::start(api, "block", &SKUS, LOAD_THREADS);
+    let load = Burst::start_named(api, &SKUS, LOAD_THREADS, "block");
     load.wait_for("orders before the kill", START_TIMEOUT, |load| {
         load.created() >= CREATED_BEFORE_KILL
     });
     first_standby.kill();
     load.wait_for("standby_unavailable answers", START_TIMEOUT, |load| {
-        load.standby_unavailable() >= REFUSALS_TO_SEE
+        load.refused("standby_unavailable") >= REFUSALS_TO_SEE
     });
 
     // Once the primary knows the standby is gone, it refuses new orders before
@@ -310,9 +172,9 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
         status["accepting_orders"] == false && status["peer"]["connected"] != true
     });
     assert_eq!(status["degraded"], false, "{status}");
-    let placements = load.finish();
+    let attempts = load.finish();
     assert_refusals_only(
-        &placements,
+        &attempts,
         &["standby_unavailable", "sold_out", "insufficient_stock"],
     );
     let late_order = json!({ "sku": SKUS[0], "quantity": 1, "customer_id": "after-the-loss" });
@@ -327,7 +189,7 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
     assert_eq!(ready["accepting_orders"], false, "{ready}");
     // Reads still answer, refused orders or not: what is on this disk may be
     // shown (a refused order's outcome was unknown, and its refusal said so).
-    for order in acknowledged(&placements).iter().take(5) {
+    for order in acknowledged(&attempts).iter().take(5) {
         let id = order["order_id"].as_str().expect("an order id");
         let (status, stored) = api.get(&format!("/v1/orders/{id}"));
         assert_eq!(status, 200, "reading {id} after the refusals: {stored}");
@@ -340,11 +202,11 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
     let (_silent, nowhere) = silent_address();
     let restarted = standby(standby_dir.path(), &nowhere).start();
     assert_eq!(restarted.cluster()["role"], "standby");
-    let acknowledged = acknowledged(&placements);
+    let acknowledged = acknowledged(&attempts);
     assert!(acknowledged.len() >= CREATED_BEFORE_KILL);
     assert_all_present(&restarted, &acknowledged);
     for (sku, stock) in SKUS.iter().zip(STOCKS) {
-        assert_not_oversold(restarted.client(), sku, stock, &placements);
+        assert_not_oversold(restarted.client(), sku, stock, &attempts);
     }
 
     // The primary's own disk, read by restarting it alone on its data dir:
@@ -356,7 +218,7 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
         .env("FLASHGATE_SHARDS", SHARDS)
         .start();
     for (sku, stock) in SKUS.iter().zip(STOCKS) {
-        assert_not_oversold(alone.client(), sku, stock, &placements);
+        assert_not_oversold(alone.client(), sku, stock, &attempts);
     }
     let (status, order) = alone
         .client()
@@ -386,7 +248,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
         Some(0.0)
     );
 
-    let load = Load::start(api, "degrade", &SKUS, LOAD_THREADS);
+    let load = Burst::start_named(api, &SKUS, LOAD_THREADS, "degrade");
     load.wait_for("orders before the kill", START_TIMEOUT, |load| {
         load.created() >= CREATED_BEFORE_KILL
     });
@@ -400,9 +262,9 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
         START_TIMEOUT,
         |load| load.created() >= created_at_degrade + CREATED_WHILE_DEGRADED,
     );
-    let placements = load.finish();
+    let attempts = load.finish();
     // Degrade never refuses a buyer for the standby's sake.
-    assert_refusals_only(&placements, &["sold_out", "insufficient_stock"]);
+    assert_refusals_only(&attempts, &["sold_out", "insufficient_stock"]);
 
     let reason = status["degraded_reason"]
         .as_str()
@@ -422,7 +284,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
         primary.stderr()
     );
     for (sku, stock) in SKUS.iter().zip(STOCKS) {
-        assert_not_oversold(api, sku, stock, &placements);
+        assert_not_oversold(api, sku, stock, &attempts);
     }
 
     // The standby comes back on its data dir and catches up.
@@ -438,7 +300,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
     returned.wait_for_cluster("the standby to hold the primary's log", |status| {
         status["durable_lsn"] == target
     });
-    assert_all_present(&returned, &acknowledged(&placements));
+    assert_all_present(&returned, &acknowledged(&attempts));
     for sku in SKUS {
         assert_eq!(returned.client().sku(sku), api.sku(sku), "{sku}");
     }
@@ -535,7 +397,7 @@ fn an_empty_standby_catches_up_with_a_large_primary_that_keeps_selling() {
         (checkpoints_written(&primary.stderr()) >= written_before + 2).then_some(())
     });
 
-    let load = Load::start(api, "catch-up", SKUS, 2);
+    let load = Burst::start_named(api, SKUS, 2, "catch-up");
     load.wait_for("the load to start", START_TIMEOUT, |load| {
         load.created() > 0
     });
@@ -547,12 +409,12 @@ fn an_empty_standby_catches_up_with_a_large_primary_that_keeps_selling() {
         (status["peer"]["connected"] == true && status["degraded"] == false).then_some(())
     });
     let created_while_catching_up = load.created() - created_before_standby;
-    let placements = load.finish();
+    let attempts = load.finish();
     assert!(
         created_while_catching_up > 0,
         "no order was acknowledged while the standby caught up"
     );
-    assert_refusals_only(&placements, &[]);
+    assert_refusals_only(&attempts, &[]);
 
     let target = primary.cluster()["durable_lsn"].clone();
     standby.wait_for_cluster("the standby to hold the primary's log", |status| {
@@ -566,14 +428,14 @@ fn an_empty_standby_catches_up_with_a_large_primary_that_keeps_selling() {
         standby.stderr()
     );
 
-    let load_orders = acknowledged(&placements);
+    let load_orders = acknowledged(&attempts);
     for sku in SKUS {
         let on_primary = api.sku(sku);
         assert_eq!(standby.client().sku(sku), on_primary, "{sku}");
-        let units: u64 = placements
+        let units: u64 = attempts
             .iter()
-            .filter(|placement| placement.sku == *sku && placement.created().is_some())
-            .map(|placement| placement.quantity)
+            .filter(|attempt| attempt.sku == *sku && attempt.created().is_some())
+            .map(|attempt| attempt.quantity)
             .sum::<u64>()
             + (BULK_ORDERS / SKUS.len()) as u64;
         assert_eq!(on_primary["reserved"], units, "{sku}: {on_primary}");

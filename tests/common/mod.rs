@@ -654,6 +654,14 @@ pub enum Outcome {
 }
 
 impl Attempt {
+    /// The order the server acknowledged with a 201, if it did.
+    pub fn created(&self) -> Option<&Value> {
+        match &self.outcome {
+            Outcome::Created(order) => Some(order),
+            _ => None,
+        }
+    }
+
     /// The request body, the same for the first try and every retry.
     pub fn body(&self) -> Value {
         json!({ "sku": self.sku, "quantity": self.quantity, "customer_id": self.customer })
@@ -665,6 +673,8 @@ impl Attempt {
 pub struct Burst {
     stop: Arc<AtomicBool>,
     created: Arc<AtomicUsize>,
+    /// Refusals so far, by problem `code`.
+    refused: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     threads: Vec<JoinHandle<Vec<Attempt>>>,
 }
 
@@ -683,12 +693,14 @@ impl Burst {
         let name = name.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let created = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let skus: Vec<String> = skus.iter().map(|sku| (*sku).to_owned()).collect();
         let threads = (0..threads)
             .map(|thread| {
                 let client = client.clone();
                 let stop = Arc::clone(&stop);
                 let created = Arc::clone(&created);
+                let refused = Arc::clone(&refused);
                 let skus = skus.clone();
                 let name = name.clone();
                 std::thread::spawn(move || {
@@ -715,7 +727,13 @@ impl Burst {
                                 created.fetch_add(1, Ordering::AcqRel);
                                 Outcome::Created(order)
                             }
-                            Ok((status, body)) => Outcome::Answered(status, body),
+                            Ok((status, body)) => {
+                                if let Some(code) = body["code"].as_str() {
+                                    let mut refused = refused.lock().expect("refusal counts");
+                                    *refused.entry(code.to_owned()).or_insert(0) += 1;
+                                }
+                                Outcome::Answered(status, body)
+                            }
                             Err(error) => Outcome::Lost(error),
                         };
                         attempts.push(attempt);
@@ -731,6 +749,7 @@ impl Burst {
         Burst {
             stop,
             created,
+            refused,
             threads,
         }
     }
@@ -740,19 +759,30 @@ impl Burst {
         self.created.load(Ordering::Acquire)
     }
 
+    /// Answers refused with problem `code` so far.
+    pub fn refused(&self, code: &str) -> usize {
+        let refused = self.refused.lock().expect("refusal counts");
+        refused.get(code).copied().unwrap_or(0)
+    }
+
     /// Waits until at least `count` orders were acknowledged.
     pub fn wait_for_created(&self, count: usize) {
-        poll_until(
+        self.wait_for(
             &format!("{count} acknowledged orders"),
             START_TIMEOUT,
-            || {
-                assert!(
-                    !self.threads.iter().all(|thread| thread.is_finished()),
-                    "every burst thread stopped before {count} orders were acknowledged"
-                );
-                (self.created() >= count).then_some(())
-            },
+            |burst| burst.created() >= count,
         );
+    }
+
+    /// Waits (at most `timeout`) until `check` holds for this burst's counters.
+    pub fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&Burst) -> bool) {
+        poll_until(what, timeout, || {
+            assert!(
+                !self.threads.iter().all(|thread| thread.is_finished()),
+                "every burst thread stopped before {what}"
+            );
+            check(self).then_some(())
+        });
     }
 
     /// Stops the threads and returns every attempt.
@@ -762,6 +792,30 @@ impl Burst {
             .into_iter()
             .flat_map(|thread| thread.join().expect("a burst thread panicked"))
             .collect()
+    }
+}
+
+/// The orders a burst got a 201 for, as acknowledged.
+pub fn acknowledged(attempts: &[Attempt]) -> Vec<Value> {
+    attempts
+        .iter()
+        .filter_map(Attempt::created)
+        .cloned()
+        .collect()
+}
+
+/// Every acknowledged order is on `server` exactly as acknowledged.
+pub fn assert_all_present(server: &Server, acknowledged: &[Value]) {
+    for order in acknowledged {
+        let id = order_id(order);
+        let (status, stored) = server.client().get(&format!("/v1/orders/{id}"));
+        assert_eq!(
+            status,
+            200,
+            "acknowledged order {id} is missing on {}: {stored}",
+            server.base_url()
+        );
+        assert_eq!(&stored, order, "acknowledged order {id} changed");
     }
 }
 
