@@ -113,9 +113,6 @@ pub struct ClusterConfig {
     pub standby_loss: StandbyLoss,
     /// How long answers wait for the standby before `standby_loss` applies.
     pub standby_timeout: Duration,
-    /// This node's own addresses, told to peers (completed with the bound
-    /// addresses by `Cluster::set_advertise`).
-    pub advertise: PeerAddress,
 }
 
 impl Default for ClusterConfig {
@@ -125,7 +122,6 @@ impl Default for ClusterConfig {
             replication: Replication::Standalone,
             standby_loss: StandbyLoss::Block,
             standby_timeout: Duration::from_secs(5),
-            advertise: PeerAddress::default(),
         }
     }
 }
@@ -194,6 +190,8 @@ pub struct ClusterStatus {
 /// The shared cluster state of one node.
 pub struct Cluster {
     config: ClusterConfig,
+    /// This node's own addresses, told to peers; set once the front ends are
+    /// bound (`set_advertise`).
     advertise: Mutex<PeerAddress>,
     role: AtomicU8,
     epoch: AtomicU64,
@@ -217,14 +215,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub(crate) fn new(config: ClusterConfig, epoch: u64, shards: Vec<Arc<ShardShared>>) -> Cluster {
-        let primary = (config.role == Role::Primary).then(|| config.advertise.clone());
         Cluster {
-            advertise: Mutex::new(config.advertise.clone()),
+            advertise: Mutex::new(PeerAddress::default()),
             role: AtomicU8::new(config.role.to_u8()),
             epoch: AtomicU64::new(epoch),
             handing_over: AtomicBool::new(false),
             degraded: Mutex::new(None),
-            primary: Mutex::new(primary),
+            primary: Mutex::new(None),
             standby: Mutex::new(StandbyStatus {
                 since: Some(Instant::now()),
                 ..StandbyStatus::default()
@@ -404,19 +401,27 @@ impl Cluster {
             complete_tickets(&self.shards, &mut held.tickets);
         }
         metrics::gauge!("flashgate_replication_acked_lsn").set(lsn as f64);
-        let mut behind = lock(&self.behind_since);
-        if lsn >= durable_lsn {
-            *behind = None;
-            drop(behind);
+        if self.track_lag(lsn, durable_lsn) {
             self.end_degraded();
-        } else if behind.is_none() {
-            *behind = Some(Instant::now());
         }
     }
 
     /// The primary's durable LSN grew past what the standby acknowledged.
     pub fn note_behind(&self) {
         lock(&self.behind_since).get_or_insert_with(Instant::now);
+    }
+
+    /// Lag bookkeeping on both sides: the standby has `standby_lsn` of the
+    /// primary's `primary_lsn`. Returns whether it has caught up.
+    fn track_lag(&self, standby_lsn: Lsn, primary_lsn: Lsn) -> bool {
+        let mut behind = lock(&self.behind_since);
+        let caught_up = standby_lsn >= primary_lsn;
+        if caught_up {
+            *behind = None;
+        } else {
+            behind.get_or_insert_with(Instant::now);
+        }
+        caught_up
     }
 
     pub fn acked_lsn(&self) -> Lsn {
@@ -602,12 +607,7 @@ impl Cluster {
             upstream.durable_lsn = upstream.durable_lsn.max(primary_durable);
             upstream.heard_at = Some(Instant::now());
         });
-        let mut behind = lock(&self.behind_since);
-        if own_durable >= primary_durable {
-            *behind = None;
-        } else if behind.is_none() {
-            *behind = Some(Instant::now());
-        }
+        self.track_lag(own_durable, primary_durable);
     }
 }
 

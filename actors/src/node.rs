@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::recovery::{recover, RecoveryError};
-use crate::replica::{random_u64, read_fence};
+use crate::replica::{ensure_cluster_id, read_fence};
 use crate::shard_actor::{
     complete_tickets, Outcome, Request, RequestKind, Requests, ShardActor, ShardShared, Snapshot,
     Ticket,
@@ -28,7 +28,6 @@ use crate::shard_actor::{
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
-const META_CLUSTER_ID: &[u8] = b"cluster_id";
 /// Most shards a node runs.
 pub const SHARDS_MAX: u32 = 256;
 
@@ -192,9 +191,7 @@ impl Node {
             )?;
         }
         let epoch = storage.epoch()?;
-        if storage.meta_u64(META_CLUSTER_ID)?.is_none() {
-            storage.set_meta_u64(META_CLUSTER_ID, random_u64())?;
-        }
+        ensure_cluster_id(&storage)?;
         let fenced = read_fence(&storage)?.filter(|(fenced_epoch, _)| *fenced_epoch > epoch);
         let shard_configs = (0..shards)
             .map(|shard| ShardConfig {

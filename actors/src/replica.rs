@@ -291,16 +291,18 @@ impl Node {
         if own.is_empty() {
             own = self.storage.epoch_history()?;
         }
-        self.storage.set_meta_u64(META_CLUSTER_ID, cluster_id)?;
-        self.storage.set_epoch_history(&own, epoch)?;
-        if self
-            .storage
-            .meta_u64(META_FENCED_EPOCH)?
-            .is_some_and(|fenced| fenced <= epoch)
-        {
-            self.storage.set_meta_bytes(META_FENCED_PRIMARY, b"")?;
-            self.storage.set_meta_u64(META_FENCED_EPOCH, 0)?;
+        let cluster_id = cluster_id.to_be_bytes();
+        let no_fence = 0u64.to_be_bytes();
+        let mut values: Vec<(&[u8], &[u8])> = vec![(META_CLUSTER_ID, &cluster_id)];
+        if read_fence(&self.storage)?.is_some_and(|(fenced, _)| fenced <= epoch) {
+            // Following the primary that fenced this node (or a newer one).
+            values.extend([
+                (META_FENCED_EPOCH, &no_fence[..]),
+                (META_FENCED_PRIMARY, b""),
+            ]);
         }
+        self.storage.set_meta_values(&values)?;
+        self.storage.set_epoch_history(&own, epoch)?;
         self.cluster.set_epoch(epoch);
         self.progress.set_epoch(epoch);
         self.cluster.set_primary(Some(primary));
@@ -319,9 +321,10 @@ impl Node {
         if epoch <= self.cluster.epoch() || self.cluster.role() == Role::Standby {
             return Ok(false);
         }
-        self.storage
-            .set_meta_bytes(META_FENCED_PRIMARY, &encode_peer(&primary))?;
-        self.storage.set_meta_u64(META_FENCED_EPOCH, epoch)?;
+        self.storage.set_meta_values(&[
+            (META_FENCED_PRIMARY, &encode_peer(&primary)),
+            (META_FENCED_EPOCH, &epoch.to_be_bytes()),
+        ])?;
         let was = self.cluster.role();
         self.cluster.set_role(Role::Fenced);
         self.cluster.set_primary(Some(primary.clone()));
@@ -419,6 +422,14 @@ impl Node {
     }
 }
 
+/// Gives a new data dir its cluster id (random); keeps an existing one.
+pub(crate) fn ensure_cluster_id(storage: &Storage) -> Result<(), StorageError> {
+    if storage.meta_u64(META_CLUSTER_ID)?.is_none() {
+        storage.set_meta_u64(META_CLUSTER_ID, random_u64())?;
+    }
+    Ok(())
+}
+
 /// The fence a data dir carries, if any: the newer epoch and its primary.
 pub(crate) fn read_fence(storage: &Storage) -> Result<Option<(u64, PeerAddress)>, StorageError> {
     let Some(epoch) = storage
@@ -453,7 +464,7 @@ fn decode_peer(bytes: &[u8]) -> PeerAddress {
 }
 
 /// A random number for a new cluster's id.
-pub(crate) fn random_u64() -> u64 {
+fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use flashgate_actors::{ClusterConfig, NodeConfig, PeerAddress, Replication, Role, StandbyLoss};
+use flashgate_actors::{ClusterConfig, NodeConfig, Replication, Role, StandbyLoss};
 use flashgate_storage::WriterConfig;
 use serde::{Deserialize, Serialize};
 
@@ -428,8 +428,8 @@ impl Config {
         Ok(Some(bytes))
     }
 
-    /// The cluster settings of the node, given its own advertised addresses.
-    pub fn cluster_config(&self, advertise: PeerAddress) -> ClusterConfig {
+    /// The cluster settings of the node.
+    pub fn cluster_config(&self) -> ClusterConfig {
         ClusterConfig {
             role: match self.role {
                 StartRole::Primary => Role::Primary,
@@ -445,7 +445,6 @@ impl Config {
                 StandbyLossMode::Degrade => StandbyLoss::Degrade,
             },
             standby_timeout: Duration::from_millis(self.standby_timeout_ms),
-            advertise,
         }
     }
 
@@ -504,7 +503,7 @@ impl Config {
                 batch_records_max: self.log_batch_records_max,
                 batch_bytes_max: self.log_batch_bytes_max,
             },
-            cluster: ClusterConfig::default(),
+            cluster: self.cluster_config(),
         }
     }
 }

@@ -86,13 +86,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     let secret = config.load_cluster_secret()?;
-    let mut node_config = config.node_config();
-    node_config.cluster = config.cluster_config(PeerAddress {
-        http: format!("http://{}", config.http_addr),
-        quic: config.quic_enabled.then(|| config.quic_addr.to_string()),
-        replication: config.replication_addr.map(|addr| addr.to_string()),
-    });
-    let (node, runtime, report) = Node::start(storage, node_config)?;
+    let (node, runtime, report) = Node::start(storage, config.node_config())?;
     tracing::info!(
         shards = report.shards,
         epoch = report.epoch,

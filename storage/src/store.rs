@@ -178,6 +178,17 @@ impl Storage {
         self.barrier()
     }
 
+    /// Stores several persistent values in one atomic write; returns only after
+    /// they are durable (one barrier for all).
+    pub fn set_meta_values(&self, values: &[(&[u8], &[u8])]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in values {
+            batch.insert(*key, *value);
+        }
+        self.apply_meta_batch(batch)?;
+        self.barrier()
+    }
+
     /// Applies several meta writes atomically; not durable until `barrier`.
     pub(crate) fn apply_meta_batch(&self, batch: sled::Batch) -> Result<(), StorageError> {
         self.inner.meta.apply_batch(batch)?;

@@ -13,6 +13,8 @@ const EXPORTER_LABEL: &[u8] = b"EXPORTER-flashgate-replication";
 pub const DIALER: &[u8] = b"flashgate replication dialer";
 /// The side that accepts it.
 pub const LISTENER: &[u8] = b"flashgate replication listener";
+/// QUIC application close code: the peer did not prove the cluster secret.
+pub const CLOSE_AUTH_FAILED: u32 = 1;
 
 /// This connection's proof for `side`.
 pub fn proof(secret: &[u8], side: &[u8], connection: &quinn::Connection) -> Option<[u8; 32]> {

@@ -12,15 +12,15 @@ use flashgate_storage::agreed_through;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::mpsc;
 
-use super::wire::{self, history_from_wire, history_to_wire, Message, NodeInfo, Start, WireError};
+use super::auth::CLOSE_AUTH_FAILED;
+use super::wire::{
+    self, history_from_wire, history_to_wire, Message, NodeInfo, Start, WireError,
+    HANDSHAKE_BYTES_MAX,
+};
 use super::{auth, Control, Shared};
 
 /// How long a dialer has to open its stream and prove the secret.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest handshake message accepted before the peer is authenticated.
-const HANDSHAKE_BYTES_MAX: usize = 64 << 10;
-/// QUIC application close code: the peer did not prove the cluster secret.
-pub const CLOSE_AUTH_FAILED: u32 = 1;
 /// Acknowledgements waiting to be counted.
 const ACKS_QUEUED_MAX: usize = 1024;
 
@@ -53,12 +53,8 @@ async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), Wire
         .map_err(|_| WireError::Io("no stream opened in time".into()))?
         .map_err(|error| WireError::Io(error.to_string()))?;
     let secret = &shared.settings.secret;
-    let hello = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        wire::receive(&mut recv, HANDSHAKE_BYTES_MAX),
-    )
-    .await
-    .map_err(|_| WireError::Io("no hello in time".into()))??;
+    let hello =
+        wire::receive_within(&mut recv, HANDSHAKE_BYTES_MAX, HANDSHAKE_TIMEOUT, "hello").await?;
     let proven = matches!(&hello, Message::Hello { proof } if auth::verify(secret, auth::DIALER, connection, proof));
     if !proven {
         tracing::warn!(%remote, "REFUSED a replication peer: it did not prove the cluster secret");
@@ -68,12 +64,13 @@ async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), Wire
     let proof = auth::proof(secret, auth::LISTENER, connection)
         .ok_or_else(|| WireError::Io("no keying material on this connection".into()))?;
     wire::send(&mut send, &Message::Hello { proof }).await?;
-    let follow = tokio::time::timeout(
+    let follow = wire::receive_within(
+        &mut recv,
+        HANDSHAKE_BYTES_MAX,
         HANDSHAKE_TIMEOUT,
-        wire::receive(&mut recv, HANDSHAKE_BYTES_MAX),
+        "follow request",
     )
-    .await
-    .map_err(|_| WireError::Io("no follow request in time".into()))??;
+    .await?;
     let Message::Follow {
         node: dialer,
         is_primary,

@@ -10,9 +10,12 @@ use flashgate_storage::Lsn;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
 
-use super::primary::CLOSE_AUTH_FAILED;
+use super::auth::CLOSE_AUTH_FAILED;
 use super::transport::SERVER_NAME;
-use super::wire::{self, history_from_wire, history_to_wire, Message, NodeInfo, Start, WireError};
+use super::wire::{
+    self, history_from_wire, history_to_wire, Message, NodeInfo, Start, WireError,
+    HANDSHAKE_BYTES_MAX,
+};
 use super::{auth, Control, Shared, SILENT_HEARTBEATS_MAX};
 
 /// How long a connection attempt may take.
@@ -27,7 +30,6 @@ const FENCE_RETRY: Duration = Duration::from_millis(500);
 const BATCHES_QUEUED_MAX: usize = 64;
 /// The most log bytes written under one barrier.
 const WRITE_BYTES_MAX: usize = 16 << 20;
-const HANDSHAKE_BYTES_MAX: usize = 64 << 10;
 
 /// How one session ended.
 enum Ended {
@@ -141,18 +143,15 @@ async fn handshake(
     wire::send(&mut send, &Message::Hello { proof })
         .await
         .map_err(|error| error.to_string())?;
-    let answer = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        wire::receive(&mut recv, HANDSHAKE_BYTES_MAX),
-    )
-    .await;
+    let answer =
+        wire::receive_within(&mut recv, HANDSHAKE_BYTES_MAX, CONNECT_TIMEOUT, "hello").await;
     match answer {
-        Ok(Ok(Message::Hello { proof }))
+        Ok(Message::Hello { proof })
             if auth::verify(secret, auth::LISTENER, connection, &proof) =>
         {
             Ok((send, recv))
         }
-        Ok(Ok(_)) => {
+        Ok(_) => {
             tracing::error!(peer = %target, "REFUSED the node at {target}: it did not prove the cluster secret");
             connection.close(CLOSE_AUTH_FAILED.into(), b"wrong cluster secret");
             Err(format!("{target} did not prove the cluster secret"))

@@ -181,6 +181,22 @@ pub async fn send(stream: &mut SendStream, message: &Message) -> Result<(), Wire
         .map_err(|error| WireError::Io(error.to_string()))
 }
 
+/// The largest message accepted during the handshake and for acknowledgements:
+/// before a peer is authenticated, it gets no room for a large one.
+pub const HANDSHAKE_BYTES_MAX: usize = 64 << 10;
+
+/// `receive`, giving up after `timeout` with an error naming `what` was awaited.
+pub async fn receive_within(
+    stream: &mut RecvStream,
+    bytes_max: usize,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Result<Message, WireError> {
+    tokio::time::timeout(timeout, receive(stream, bytes_max))
+        .await
+        .map_err(|_| WireError::Io(format!("no {what} within {timeout:?}")))?
+}
+
 /// Reads the next message; `Closed` when the peer finished the stream.
 pub async fn receive(stream: &mut RecvStream, bytes_max: usize) -> Result<Message, WireError> {
     let mut header = [0u8; 4];
