@@ -1,5 +1,5 @@
-use crate::cluster::PeerAddress;
 use crate::domain::CoreError;
+use crate::peer::PeerAddress;
 
 fn not_primary_message(primary: &Option<PeerAddress>) -> String {
     match primary {

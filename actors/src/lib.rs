@@ -8,21 +8,30 @@
 //! - `node`: `Node`, routing to shards, bounded queues, waiting for durability,
 //!   checkpoints.
 //! - `recovery`: rebuilding shards from checkpoint + log.
-//! - `cluster`: `Cluster`, the node's role, replication mode and sync gate.
+//! - `ticket`: answers on their way out (`Ticket`, `PendingReply`) and each
+//!   shard's durable and answerable watermarks.
+//! - `cluster`: `Cluster`, the node's role, replication mode and sync gate
+//!   (`cluster::SyncGate`, a pure state machine), lag and status.
 //! - `replica`: the standby side of `Node`: applying the primary's log,
 //!   discarding a tail, promotion, fencing, handover.
+//! - `meta`: the cluster facts kept in the data dir (cluster id, fence).
+//! - `peer`: `PeerAddress`, where a node is reached.
 //! - `error`: `NodeError`, what a caller of `Node` can get back.
 
 pub mod cluster;
 pub mod codec;
 pub mod domain;
 pub mod error;
+mod meta;
 pub mod node;
+pub mod peer;
 pub mod recovery;
 pub mod replica;
 pub mod shard_actor;
+pub mod ticket;
 
-pub use cluster::{ClusterConfig, ClusterStatus, PeerAddress, Replication, Role, StandbyLoss};
+pub use cluster::{ClusterConfig, ClusterStatus, Replication, Role, StandbyLoss};
 pub use error::NodeError;
 pub use node::{CheckpointReport, Node, NodeConfig, NodeRuntime, StartError, StartReport};
+pub use peer::PeerAddress;
 pub use replica::{FollowerState, PromoteReport, ReplicaError};

@@ -2,7 +2,7 @@
 //! It routes each request to the shard that owns it, bounds every shard's queue,
 //! and answers only once what the answer reflects is durable.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,12 +19,10 @@ use crate::domain::{
     PutSku, Reply, Restock, ShardConfig, Sku, SkuId,
 };
 use crate::error::NodeError;
+use crate::meta::{ensure_cluster_id, read_fence};
 use crate::recovery::{recover, RecoveryError};
-use crate::replica::{ensure_cluster_id, read_fence};
-use crate::shard_actor::{
-    complete_tickets, Outcome, Request, RequestKind, Requests, ShardActor, ShardShared, Snapshot,
-    Ticket,
-};
+use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
+use crate::ticket::{fail_tickets, Outcome, ShardShared, Ticket};
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
@@ -127,27 +125,23 @@ pub struct NodeRuntime {
     writer: LogWriter<Ticket>,
 }
 
-/// Runs on the log writer thread: records each shard's durable progress and
-/// sends the replies that were waiting for it.
+/// Runs on the log writer thread: hands each durable batch to the cluster,
+/// which records each shard's durable progress and sends the replies that may
+/// be sent (in sync mode, once the standby acknowledged them).
 struct Notifier {
-    shards: Vec<Arc<ShardShared>>,
     cluster: Arc<Cluster>,
 }
 
 impl Completion<Ticket> for Notifier {
     fn durable(&mut self, tickets: &mut Vec<Ticket>, last_lsn: Lsn) {
-        // In sync mode the answers wait for the standby's acknowledgement.
-        if !self.cluster.hold(tickets, last_lsn) {
-            complete_tickets(&self.shards, tickets);
-        }
+        self.cluster.on_durable(tickets, last_lsn);
     }
 
     fn failed(&mut self, error: &StorageError, tickets: &mut Vec<Ticket>) {
-        for ticket in tickets.drain(..) {
-            if let Some(reply) = ticket.reply {
-                reply.fail(NodeError::StorageFailed(error.to_string()));
-            }
-        }
+        fail_tickets(
+            std::mem::take(tickets),
+            &NodeError::StorageFailed(error.to_string()),
+        );
     }
 }
 
@@ -227,12 +221,7 @@ impl Node {
         let shared: Vec<Arc<ShardShared>> = recovered
             .seqs
             .iter()
-            .map(|seq| {
-                Arc::new(ShardShared {
-                    depth: AtomicUsize::new(0),
-                    durable_seq: AtomicU64::new(*seq),
-                })
-            })
+            .map(|seq| Arc::new(ShardShared::new(*seq)))
             .collect();
         let mut cluster_config = config.cluster.clone();
         if fenced.is_some() && cluster_config.role == Role::Primary {
@@ -246,7 +235,6 @@ impl Node {
             cluster.set_primary(Some(primary));
         }
         let notifier = Notifier {
-            shards: shared.clone(),
             cluster: Arc::clone(&cluster),
         };
         let writer = LogWriter::start(

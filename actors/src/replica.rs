@@ -3,24 +3,21 @@
 //! whole state is replaced, and the role changes: promotion, fencing, adopting
 //! a primary, handing over. The network is the gateway's; this is the state.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use flashgate_storage::{
-    decode_entry, encode_record, EpochStart, Lsn, Record, Storage, StorageError,
-};
+use flashgate_storage::{decode_entry, encode_record, EpochStart, Lsn, Record, StorageError};
 
-use crate::cluster::{PeerAddress, Replication, Role};
+use crate::cluster::{Replication, Role};
 use crate::codec::{decode_log_entry, LogEntry};
 use crate::domain::{Event, ShardConfig};
 use crate::error::NodeError;
+use crate::meta::{
+    cluster_id, read_fence, write_fence, META_CLUSTER_ID, META_FENCED_EPOCH, META_FENCED_PRIMARY,
+};
 use crate::node::{claim_ordered, Node};
+use crate::peer::PeerAddress;
 use crate::recovery::{recover, RecoveryError};
 use crate::shard_actor::{Apply, Replace, RequestKind, SetEpoch};
-
-const META_CLUSTER_ID: &[u8] = b"cluster_id";
-const META_FENCED_EPOCH: &[u8] = b"fenced_epoch";
-const META_FENCED_PRIMARY: &[u8] = b"fenced_primary";
 
 /// Why a standby cannot take what its primary sent. It stops following.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +70,7 @@ impl Node {
     }
 
     pub fn cluster_id(&self) -> Result<u64, StorageError> {
-        Ok(self.storage.meta_u64(META_CLUSTER_ID)?.unwrap_or(0))
+        cluster_id(&self.storage)
     }
 
     /// Standby: writes entries received from the primary to the local log with
@@ -201,7 +198,7 @@ impl Node {
         }
         self.progress.reset_to(recovered.last_lsn);
         for ((handle, core), seq) in self.shards.iter().zip(recovered.cores).zip(recovered.seqs) {
-            handle.shared.durable_seq.store(seq, Ordering::Release);
+            handle.shared.set_applied(seq);
             handle
                 .addr
                 .send(Replace {
@@ -321,16 +318,11 @@ impl Node {
         if epoch <= self.cluster.epoch() || self.cluster.role() == Role::Standby {
             return Ok(false);
         }
-        self.storage.set_meta_values(&[
-            (META_FENCED_PRIMARY, &encode_peer(&primary)),
-            (META_FENCED_EPOCH, &epoch.to_be_bytes()),
-        ])?;
+        write_fence(&self.storage, epoch, &primary)?;
         let was = self.cluster.role();
         self.cluster.set_role(Role::Fenced);
         self.cluster.set_primary(Some(primary.clone()));
-        self.cluster.fail_held(NodeError::NotPrimary {
-            primary: Some(primary.clone()),
-        });
+        self.cluster.fail_held();
         tracing::warn!(epoch, was = was.as_str(), primary = %primary.http, "FENCED: a newer primary exists; this node takes no more orders");
         Ok(true)
     }
@@ -402,15 +394,21 @@ impl Node {
                 self.ask(shard, RequestKind::Durable).await?;
             }
             let last = self.progress.appended_lsn();
-            while self.cluster.acked_lsn() < last {
-                if Instant::now() >= deadline || !self.cluster.standby().connected {
-                    return Err(NodeError::Handover(format!(
-                        "the standby acknowledged LSN {} of {last} within {}",
-                        self.cluster.acked_lsn(),
-                        humantime::format_duration(wait_max)
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            let reached = self
+                .cluster
+                .wait_for_standby(last, tokio::time::Instant::from_std(deadline))
+                .await;
+            if reached.acked_lsn < last {
+                return Err(NodeError::Handover(format!(
+                    "the standby acknowledged LSN {} of {last} within {}{}",
+                    reached.acked_lsn,
+                    humantime::format_duration(wait_max),
+                    if reached.connected {
+                        ""
+                    } else {
+                        " and went away"
+                    }
+                )));
             }
             Ok(last)
         }
@@ -420,58 +418,4 @@ impl Node {
         }
         result
     }
-}
-
-/// Gives a new data dir its cluster id (random); keeps an existing one.
-pub(crate) fn ensure_cluster_id(storage: &Storage) -> Result<(), StorageError> {
-    if storage.meta_u64(META_CLUSTER_ID)?.is_none() {
-        storage.set_meta_u64(META_CLUSTER_ID, random_u64())?;
-    }
-    Ok(())
-}
-
-/// The fence a data dir carries, if any: the newer epoch and its primary.
-pub(crate) fn read_fence(storage: &Storage) -> Result<Option<(u64, PeerAddress)>, StorageError> {
-    let Some(epoch) = storage
-        .meta_u64(META_FENCED_EPOCH)?
-        .filter(|epoch| *epoch > 0)
-    else {
-        return Ok(None);
-    };
-    let bytes = storage.meta_bytes(META_FENCED_PRIMARY)?.unwrap_or_default();
-    Ok(Some((epoch, decode_peer(&bytes))))
-}
-
-fn encode_peer(peer: &PeerAddress) -> Vec<u8> {
-    format!(
-        "{}\n{}\n{}",
-        peer.http,
-        peer.quic.as_deref().unwrap_or(""),
-        peer.replication.as_deref().unwrap_or("")
-    )
-    .into_bytes()
-}
-
-fn decode_peer(bytes: &[u8]) -> PeerAddress {
-    let text = String::from_utf8_lossy(bytes);
-    let mut parts = text.split('\n').map(str::to_owned);
-    let mut next = || parts.next().filter(|part| !part.is_empty());
-    PeerAddress {
-        http: next().unwrap_or_default(),
-        quic: next(),
-        replication: next(),
-    }
-}
-
-/// A random number for a new cluster's id.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }

@@ -3,7 +3,7 @@
 //! sequence and hands them to the log writer together with the reply, which the
 //! writer sends once the events are durable. It decides nothing the core could.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,60 +13,17 @@ use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
 use crate::codec::{encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, ORDERS_PER_CHUNK};
-use crate::domain::{
-    Command, Event, ExpireDue, Order, OrderId, Reply, ShardCore, Sku, SkuId, Timestamp,
-};
+use crate::domain::{Command, Event, ExpireDue, OrderId, ShardCore, SkuId, Timestamp};
 use crate::error::NodeError;
-
-/// What a shard answers.
-#[derive(Debug)]
-pub enum Outcome {
-    Reply(Reply),
-    Order(Option<Order>),
-    Sku(Option<Sku>),
-    Skus(Vec<Sku>),
-    /// For `Request::Durable`: everything the shard had decided is on disk.
-    Durable,
-}
-
-pub type Response = Result<Outcome, NodeError>;
-
-/// An answer waiting for the disk: sent by the log writer once every record
-/// appended before it (and with it) is durable.
-pub struct PendingReply {
-    sender: oneshot::Sender<Response>,
-    response: Response,
-}
-
-impl PendingReply {
-    pub fn new(sender: oneshot::Sender<Response>, response: Response) -> PendingReply {
-        PendingReply { sender, response }
-    }
-
-    pub fn send(self) {
-        // The caller may have gone (client disconnected); the outcome stands.
-        let _ = self.sender.send(self.response);
-    }
-
-    pub fn fail(self, error: NodeError) {
-        let _ = self.sender.send(Err(error));
-    }
-}
-
-/// A log ticket: which shard's which event a record holds (`seq` 0 for a
-/// marker), and the reply to send once it is durable.
-pub struct Ticket {
-    pub shard: u32,
-    pub seq: u64,
-    pub reply: Option<PendingReply>,
-}
+pub use crate::ticket::{Outcome, PendingReply, Response, ShardShared, Ticket, TicketKind};
 
 pub enum RequestKind {
     Execute(Command),
     Order(OrderId),
     Sku(SkuId),
     Skus,
-    /// Answers once everything the shard decided so far is durable.
+    /// Answers once everything the shard decided so far is durable on this
+    /// node (not waiting for a standby).
     Durable,
 }
 
@@ -129,14 +86,6 @@ impl Message for Snapshot {
     type Result = ShardSnapshot;
 }
 
-/// What a shard shares with the rest of the node.
-pub struct ShardShared {
-    /// Requests sent and not yet taken from the mailbox.
-    pub depth: AtomicUsize,
-    /// The shard's last durable event sequence number (set by the log writer).
-    pub durable_seq: AtomicU64,
-}
-
 pub struct ShardActor {
     core: ShardCore,
     index: u32,
@@ -196,7 +145,7 @@ impl ShardActor {
         let now = Timestamp::from_system_time(SystemTime::now());
         let execution = self.core.execute(command, now);
         let response = execution.reply.map(Outcome::Reply).map_err(NodeError::from);
-        let mut pending = reply.map(|sender| PendingReply { sender, response });
+        let mut pending = reply.map(|sender| PendingReply::new(sender, response));
         let count = execution.events.len();
         for (index, event) in execution.events.into_iter().enumerate() {
             let reply = if index + 1 == count {
@@ -225,6 +174,7 @@ impl ShardActor {
         let ticket = Ticket {
             shard: self.index,
             seq: self.seq,
+            kind: TicketKind::Record,
             reply,
         };
         // Waits while the log queue is full: back pressure that fills this
@@ -243,10 +193,22 @@ impl ShardActor {
         }
     }
 
-    /// Sends an answer that appended nothing: at once if everything the shard
-    /// decided is durable, else behind its records as a marker.
+    /// Sends an answer that appended nothing, reflecting the shard's state
+    /// through its last event: at once if that is answerable (durable, and in
+    /// sync mode acknowledged by the standby), else behind its records as a
+    /// marker, which waits where they wait.
     fn respond(&mut self, pending: PendingReply) {
-        if self.shared.durable_seq.load(Ordering::Acquire) >= self.seq {
+        self.respond_when(pending, TicketKind::Answer);
+    }
+
+    /// Like `respond`, for `kind` of marker: `LocalDurable` waits for this
+    /// node's disk only.
+    fn respond_when(&mut self, pending: PendingReply, kind: TicketKind) {
+        let reached = match kind {
+            TicketKind::LocalDurable => &self.shared.durable_seq,
+            _ => &self.shared.answerable_seq,
+        };
+        if reached.load(Ordering::Acquire) >= self.seq {
             pending.send();
             return;
         }
@@ -254,7 +216,8 @@ impl ShardActor {
             body: None,
             ticket: Ticket {
                 shard: self.index,
-                seq: 0,
+                seq: self.seq,
+                kind,
                 reply: Some(pending),
             },
         };
@@ -311,12 +274,12 @@ impl ShardActor {
             RequestKind::Order(id) => Outcome::Order(self.core.order(&id).cloned()),
             RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
-            RequestKind::Durable => Outcome::Durable,
+            RequestKind::Durable => {
+                let pending = PendingReply::new(request.reply, Ok(Outcome::Durable));
+                return self.respond_when(pending, TicketKind::LocalDurable);
+            }
         };
-        self.respond(PendingReply {
-            sender: request.reply,
-            response: Ok(outcome),
-        });
+        self.respond(PendingReply::new(request.reply, Ok(outcome)));
     }
 }
 
@@ -358,7 +321,7 @@ impl Handler<Apply> for ShardActor {
             self.seq = entry.seq;
         }
         self.applied_lsn = self.applied_lsn.max(apply.last_lsn);
-        self.shared.durable_seq.store(self.seq, Ordering::Release);
+        self.shared.set_applied(self.seq);
     }
 }
 
@@ -369,7 +332,7 @@ impl Handler<Replace> for ShardActor {
         self.core = replace.core;
         self.seq = replace.seq;
         self.applied_lsn = replace.applied_lsn;
-        self.shared.durable_seq.store(self.seq, Ordering::Release);
+        self.shared.set_applied(self.seq);
     }
 }
 
@@ -379,21 +342,6 @@ impl Handler<SetEpoch> for ShardActor {
     fn handle(&mut self, SetEpoch(epoch): SetEpoch, _: &mut Self::Context) {
         if epoch > self.core.config().epoch {
             self.core.set_epoch(epoch);
-        }
-    }
-}
-
-/// Sends the answers of durable log tickets, after recording each shard's
-/// durable progress (so a caller that hears back and asks again finds its
-/// shard already durable).
-pub fn complete_tickets(shards: &[Arc<ShardShared>], tickets: &mut Vec<Ticket>) {
-    for ticket in tickets.iter().filter(|ticket| ticket.seq > 0) {
-        let durable = &shards[ticket.shard as usize].durable_seq;
-        durable.fetch_max(ticket.seq, Ordering::AcqRel);
-    }
-    for ticket in tickets.drain(..) {
-        if let Some(reply) = ticket.reply {
-            reply.send();
         }
     }
 }

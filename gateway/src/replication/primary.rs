@@ -216,6 +216,7 @@ async fn stream_to_standby(
         connection.remote_address().to_string(),
         PeerAddress::from(dialer.clone()),
         follower_last,
+        node.progress().durable_lsn(),
     );
     // A standby that already has everything is in sync now, not at its first
     // acknowledgement (which only comes with the next write).
