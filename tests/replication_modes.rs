@@ -187,15 +187,29 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
     let (status, ready) = api.get("/readyz");
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["accepting_orders"], false, "{ready}");
-    // Reads still answer, refused orders or not: what is on this disk may be
-    // shown (a refused order's outcome was unknown, and its refusal said so).
+    // Reads report state, so they wait for the standby like orders do: a
+    // shard holding records the standby may lack (the refused ones are
+    // durable here) answers 503 standby_unavailable, at once while the
+    // standby is gone, rather than show what a failover would take back.
+    let mut unavailable = 0;
+    for sku in SKUS {
+        let (status, body) = api.get(&format!("/v1/skus/{sku}"));
+        if status == 503 {
+            assert_eq!(body["code"], "standby_unavailable", "{body}");
+            unavailable += 1;
+        } else {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    assert!(unavailable > 0, "no read waited for the standby");
     for order in acknowledged(&attempts).iter().take(5) {
         let id = order["order_id"].as_str().expect("an order id");
         let (status, stored) = api.get(&format!("/v1/orders/{id}"));
-        assert_eq!(status, 200, "reading {id} after the refusals: {stored}");
+        assert!(
+            status == 200 || stored["code"] == "standby_unavailable",
+            "reading {id} after the refusals: {status} {stored}"
+        );
     }
-    let (status, sku) = api.get(&format!("/v1/skus/{}", SKUS[0]));
-    assert_eq!(status, 200, "{sku}");
 
     // The standby, restarted on its disk with no primary to follow, serves
     // exactly what it had: every acknowledged order must be there.

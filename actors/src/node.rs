@@ -13,7 +13,7 @@ use flashgate_storage::{
 };
 use tokio::sync::oneshot;
 
-use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Role};
+use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
     PutSku, Reply, Restock, ShardConfig, Sku, SkuId,
@@ -218,15 +218,23 @@ impl Node {
             elapsed: started.elapsed(),
         };
 
-        let shared: Vec<Arc<ShardShared>> = recovered
-            .seqs
-            .iter()
-            .map(|seq| Arc::new(ShardShared::new(*seq)))
-            .collect();
         let mut cluster_config = config.cluster.clone();
         if fenced.is_some() && cluster_config.role == Role::Primary {
             cluster_config.role = Role::Fenced;
         }
+        // A sync primary does not know what its standby holds of the log it
+        // recovered (records refused for want of the standby are durable
+        // here): nothing is answerable until the standby acknowledges it.
+        let gated_from_start =
+            cluster_config.role == Role::Primary && cluster_config.replication == Replication::Sync;
+        let shared: Vec<Arc<ShardShared>> = recovered
+            .seqs
+            .iter()
+            .map(|&seq| {
+                let answerable = if gated_from_start { 0 } else { seq };
+                Arc::new(ShardShared::new(seq, answerable))
+            })
+            .collect();
         let cluster = Arc::new(Cluster::new(cluster_config, epoch, shared.clone()));
         cluster.set_role(cluster.role());
         cluster.set_epoch(epoch);

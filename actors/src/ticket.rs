@@ -93,13 +93,14 @@ pub struct ShardShared {
 }
 
 impl ShardShared {
-    /// A shard whose events through `seq` are durable and answerable (at start,
-    /// everything recovered from the log).
-    pub fn new(seq: u64) -> ShardShared {
+    /// A shard whose events through `durable_seq` are durable here, and
+    /// through `answerable_seq` may be reported.
+    pub fn new(durable_seq: u64, answerable_seq: u64) -> ShardShared {
+        assert!(answerable_seq <= durable_seq);
         ShardShared {
             depth: AtomicUsize::new(0),
-            durable_seq: AtomicU64::new(seq),
-            answerable_seq: AtomicU64::new(seq),
+            durable_seq: AtomicU64::new(durable_seq),
+            answerable_seq: AtomicU64::new(answerable_seq),
         }
     }
 

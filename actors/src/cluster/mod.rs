@@ -435,7 +435,7 @@ mod tests {
             standby_timeout: timeout,
             ..ClusterConfig::default()
         };
-        Cluster::new(config, 1, vec![Arc::new(ShardShared::new(0))])
+        Cluster::new(config, 1, vec![Arc::new(ShardShared::new(0, 0))])
     }
 
     /// A ticket of shard 0 through event `seq` and where its answer goes.
