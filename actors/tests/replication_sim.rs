@@ -11,7 +11,7 @@
 //!   promoted primary, nor from any primary of a later epoch;
 //! - a fenced node acknowledges no record.
 //!
-//! `FLASHGATE_SIM_SEEDS=N` runs N seeds (default 1,500), `FLASHGATE_SIM_SEED=S`
+//! `FLASHGATE_SIM_SEEDS=N` runs N seeds (default 2,000), `FLASHGATE_SIM_SEED=S`
 //! replays one seed and prints its trace. A failing seed prints how to replay it.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -31,7 +31,7 @@ const IDLE_TIMEOUT_MS: u64 = 150;
 /// A standby without news from its primary for this long says hello again.
 const HELLO_EVERY_MS: u64 = 60;
 const AUTO_PROMOTE_AFTER_MS: u64 = 400;
-const DEFAULT_SEEDS: u64 = 1_500;
+const DEFAULT_SEEDS: u64 = 2_000;
 
 /// splitmix64: small, fast and the same everywhere.
 struct Rng(u64);
@@ -521,7 +521,7 @@ impl Sim {
         let now = self.now;
         match self.nodes[node].role {
             Role::Primary => {
-                if now % TICK_EVERY_MS == 0 {
+                if now.is_multiple_of(TICK_EVERY_MS) {
                     let instant = self.instant();
                     let output = self.nodes[node].gate.tick(Role::Primary, instant);
                     self.apply(node, output);
@@ -536,7 +536,7 @@ impl Sim {
                 self.ship(node);
             }
             Role::Fenced => {
-                if now % TICK_EVERY_MS == 0 {
+                if now.is_multiple_of(TICK_EVERY_MS) {
                     let instant = self.instant();
                     let output = self.nodes[node].gate.tick(Role::Fenced, instant);
                     self.apply(node, output);
@@ -587,7 +587,7 @@ impl Sim {
                 },
             );
         }
-        if self.now % HEARTBEAT_EVERY_MS == 0 {
+        if self.now.is_multiple_of(HEARTBEAT_EVERY_MS) {
             self.send(
                 node,
                 Message::Heartbeat {
