@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::pair::{audit, assert_refusals_only, wait_in_sync, Figures, Stopped};
+use common::pair::{assert_refusals_only, audit, wait_in_sync, Figures, Stopped};
 use common::{order_id, poll_until, Burst, Launch, Server, ADMIN_TOKEN, START_TIMEOUT};
 use serde_json::{json, Value};
 
@@ -231,7 +231,10 @@ fn a_refusal_for_a_stalled_standby_holds_on_retry_and_after_failover() {
 /// is the fault a sync pair meets most (a pause, a frozen VM, a slow disk).
 #[test]
 fn block_mode_acknowledges_nothing_while_the_standby_is_stalled() {
-    const SKUS: [(&str, u64); 2] = [("stall-block-roomy", ROOMY_STOCK), ("stall-block-scarce", SCARCE_STOCK)];
+    const SKUS: [(&str, u64); 2] = [
+        ("stall-block-roomy", ROOMY_STOCK),
+        ("stall-block-scarce", SCARCE_STOCK),
+    ];
     let standby_dir = tempfile::tempdir().expect("create a data dir");
     let mut primary = primary("block").start();
     let standby_node = standby(standby_dir.path(), primary.replication_addr()).start();
@@ -254,9 +257,11 @@ fn block_mode_acknowledges_nothing_while_the_standby_is_stalled() {
     primary.wait_for_cluster("the primary to see the standby gone", |status| {
         status["peer"]["connected"] != true && status["accepting_orders"] == false
     });
-    load.wait_for("refusals after the standby was dropped", START_TIMEOUT, |load| {
-        load.refused("standby_unavailable") >= refused_in_stall + 2 * LOAD_THREADS
-    });
+    load.wait_for(
+        "refusals after the standby was dropped",
+        START_TIMEOUT,
+        |load| load.refused("standby_unavailable") >= refused_in_stall + 2 * LOAD_THREADS,
+    );
     assert_eq!(
         load.created(),
         created_in_stall,
@@ -292,7 +297,10 @@ fn block_mode_acknowledges_nothing_while_the_standby_is_stalled() {
 /// every order the primary ever acknowledged, the degraded window included.
 #[test]
 fn degrade_mode_goes_on_while_the_standby_is_stalled_and_resyncs() {
-    const SKUS: [(&str, u64); 2] = [("stall-degrade-roomy", ROOMY_STOCK), ("stall-degrade-scarce", SCARCE_STOCK)];
+    const SKUS: [(&str, u64); 2] = [
+        ("stall-degrade-roomy", ROOMY_STOCK),
+        ("stall-degrade-scarce", SCARCE_STOCK),
+    ];
     let standby_dir = tempfile::tempdir().expect("create a data dir");
     let mut primary = primary("degrade").start();
     let standby_node = standby(standby_dir.path(), primary.replication_addr()).start();
@@ -302,7 +310,12 @@ fn degrade_mode_goes_on_while_the_standby_is_stalled_and_resyncs() {
         api.put_sku(sku, json!({ "stock": stock }));
     }
 
-    let load = Burst::start_named(api, &SKUS.map(|(sku, _)| sku), LOAD_THREADS, "stall-degrade");
+    let load = Burst::start_named(
+        api,
+        &SKUS.map(|(sku, _)| sku),
+        LOAD_THREADS,
+        "stall-degrade",
+    );
     load.wait_for_created(CREATED_BEFORE_STALL);
     let stall = Stopped::stop(&standby_node);
     let status = primary.wait_for_cluster("the primary to degrade", |status| {
@@ -333,9 +346,11 @@ fn degrade_mode_goes_on_while_the_standby_is_stalled_and_resyncs() {
     assert_refusals_only(&attempts, &["sold_out", "insufficient_stock"]);
 
     let target = primary.cluster()["durable_lsn"].clone();
-    poll_until("the standby to hold the primary's log", START_TIMEOUT, || {
-        (standby_node.cluster()["durable_lsn"] == target).then_some(())
-    });
+    poll_until(
+        "the standby to hold the primary's log",
+        START_TIMEOUT,
+        || (standby_node.cluster()["durable_lsn"] == target).then_some(()),
+    );
     primary.kill();
     standby_node.promote();
     let figures = audit(&standby_node, &SKUS, &attempts);

@@ -98,9 +98,7 @@ pub fn unavailable() -> Option<String> {
     }
     for tool in ["ip", "tc"] {
         if Command::new(tool).arg("-V").output().is_err() {
-            return Some(format!(
-                "`{tool}` was not found (Debian package iproute2)"
-            ));
+            return Some(format!("`{tool}` was not found (Debian package iproute2)"));
         }
     }
     None
@@ -123,7 +121,10 @@ impl Topology {
             let slot = first.wrapping_add(attempt * 97) % SLOTS;
             // `ip netns add` of an existing name fails: the namespace name is
             // the lock on the slot, across processes.
-            match run("ip", &["netns", "add", &namespace_name(slot, Side::Primary)]) {
+            match run(
+                "ip",
+                &["netns", "add", &namespace_name(slot, Side::Primary)],
+            ) {
                 Ok(()) => {}
                 Err(error) => {
                     refused.push(error);
@@ -248,7 +249,8 @@ impl Topology {
     /// Creates the standby's namespace, the three links and their addresses.
     fn build(&self) {
         let slot = self.slot;
-        let (primary_ns, standby_ns) = (self.namespace(Side::Primary), self.namespace(Side::Standby));
+        let (primary_ns, standby_ns) =
+            (self.namespace(Side::Primary), self.namespace(Side::Standby));
         let with = |side: Side| self.namespace(side);
         let replication = |side: Side| self.replication_device(side);
         let host_root = |side: Side| format!("fg{slot}{}h", side_letter(side));
@@ -260,13 +262,29 @@ impl Topology {
         let cidr = |addr: IpAddr| format!("{addr}/30");
         let mut steps: Vec<(&str, Vec<String>)> = vec![
             ("ip", strings(&["netns", "add", &standby_ns])),
-            ("ip", strings(&["-n", &primary_ns, "link", "set", "lo", "up"])),
-            ("ip", strings(&["-n", &standby_ns, "link", "set", "lo", "up"])),
+            (
+                "ip",
+                strings(&["-n", &primary_ns, "link", "set", "lo", "up"]),
+            ),
+            (
+                "ip",
+                strings(&["-n", &standby_ns, "link", "set", "lo", "up"]),
+            ),
             (
                 "ip",
                 strings(&[
-                    "link", "add", &replication(Side::Primary), "netns", &primary_ns, "type",
-                    "veth", "peer", "name", &replication(Side::Standby), "netns", &standby_ns,
+                    "link",
+                    "add",
+                    &replication(Side::Primary),
+                    "netns",
+                    &primary_ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &replication(Side::Standby),
+                    "netns",
+                    &standby_ns,
                 ]),
             ),
         ];
@@ -276,22 +294,41 @@ impl Topology {
                 (
                     "ip",
                     strings(&[
-                        "-n", &ns, "addr", "add", &cidr(self.link_addr(side)), "dev",
+                        "-n",
+                        &ns,
+                        "addr",
+                        "add",
+                        &cidr(self.link_addr(side)),
+                        "dev",
                         &replication(side),
                     ]),
                 ),
-                ("ip", strings(&["-n", &ns, "link", "set", &replication(side), "up"])),
+                (
+                    "ip",
+                    strings(&["-n", &ns, "link", "set", &replication(side), "up"]),
+                ),
                 (
                     "ip",
                     strings(&[
-                        "link", "add", &host_root(side), "type", "veth", "peer", "name",
-                        &host_ns(side), "netns", &ns,
+                        "link",
+                        "add",
+                        &host_root(side),
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        &host_ns(side),
+                        "netns",
+                        &ns,
                     ]),
                 ),
                 (
                     "ip",
                     strings(&[
-                        "addr", "add", &cidr(IpAddr::V4(root_addr(side))), "dev",
+                        "addr",
+                        "add",
+                        &cidr(IpAddr::V4(root_addr(side))),
+                        "dev",
                         &host_root(side),
                     ]),
                 ),
@@ -299,11 +336,19 @@ impl Topology {
                 (
                     "ip",
                     strings(&[
-                        "-n", &ns, "addr", "add", &cidr(self.host_addr(side)), "dev",
+                        "-n",
+                        &ns,
+                        "addr",
+                        "add",
+                        &cidr(self.host_addr(side)),
+                        "dev",
                         &host_ns(side),
                     ]),
                 ),
-                ("ip", strings(&["-n", &ns, "link", "set", &host_ns(side), "up"])),
+                (
+                    "ip",
+                    strings(&["-n", &ns, "link", "set", &host_ns(side), "up"]),
+                ),
             ]);
         }
         for (tool, args) in steps {
@@ -322,7 +367,11 @@ impl Drop for Topology {
             let _ = run("ip", &["netns", "del", &self.namespace(side)]);
             let _ = run(
                 "ip",
-                &["link", "del", &format!("fg{}{}h", self.slot, side_letter(side))],
+                &[
+                    "link",
+                    "del",
+                    &format!("fg{}{}h", self.slot, side_letter(side)),
+                ],
             );
         }
     }

@@ -20,8 +20,7 @@ pub fn wait_in_sync(primary: &Server) -> Value {
         RESYNC_TIMEOUT,
         || {
             let status = primary.cluster();
-            (status["peer"]["connected"] == true && status["degraded"] == false)
-                .then_some(status)
+            (status["peer"]["connected"] == true && status["degraded"] == false).then_some(status)
         },
     )
 }
@@ -132,7 +131,9 @@ pub fn audit(server: &Server, skus: &[(&str, u64)], attempts: &[Attempt]) -> Fig
         if status != 200 {
             lost.push(format!("{id}: {status} {stored}"));
         } else if &stored != order {
-            lost.push(format!("{id} changed: acknowledged {order}, stored {stored}"));
+            lost.push(format!(
+                "{id} changed: acknowledged {order}, stored {stored}"
+            ));
         }
     }
     let oversold: Vec<String> = skus
@@ -176,7 +177,6 @@ fn oversold(client: &Client, sku: &str, stock: u64, attempts: &[Attempt]) -> Opt
     if total != stock || available + reserved + sold != total {
         return Some(format!("{sku}: stock {stock}, counters {body}"));
     }
-    (acknowledged > reserved + sold).then(|| {
-        format!("{sku}: {acknowledged} units acknowledged but the counters hold {body}")
-    })
+    (acknowledged > reserved + sold)
+        .then(|| format!("{sku}: {acknowledged} units acknowledged but the counters hold {body}"))
 }
