@@ -337,6 +337,15 @@ fn auto_promotion_fences_the_cut_off_primary(test: &str, cut: Cut) {
         outcome: Outcome::Created(on_new),
     });
     let figures = audit(&standby, &SKUS, &attempts);
+    // The fenced node follows the new primary, discarding the tail it wrote
+    // alone, and ends with the same state.
+    let target = standby.cluster()["durable_lsn"].clone();
+    old.wait_for_cluster("the old primary to catch up with the new one", |status| {
+        status["role"] == "standby" && status["durable_lsn"] == target
+    });
+    for (sku, _) in SKUS {
+        assert_eq!(old.client().sku(sku), standby.client().sku(sku), "{sku}");
+    }
     Figures {
         faults: 1,
         ..figures
@@ -364,5 +373,18 @@ fn auto_promotion_fences_a_primary_whose_packets_are_lost() {
     auto_promotion_fences_the_cut_off_primary(
         "auto_promotion_fences_a_primary_whose_packets_are_lost",
         Cut::FromPrimary,
+    );
+}
+
+/// A partition in the other direction (everything the standby sends is lost,
+/// the primary's packets still arrive): the primary hears no acknowledgement
+/// and refuses, its connection times out, the standby then hears nothing and
+/// promotes itself; the old primary acknowledges nothing after that and is
+/// fenced after the heal; nothing acknowledged before is lost.
+#[test]
+fn auto_promotion_fences_a_primary_that_hears_nothing() {
+    auto_promotion_fences_the_cut_off_primary(
+        "auto_promotion_fences_a_primary_that_hears_nothing",
+        Cut::FromStandby,
     );
 }

@@ -364,10 +364,11 @@ impl Server {
         &self.data_dir
     }
 
-    /// The process id, e.g. to SIGSTOP it; panics once it was killed.
-    pub fn pid(&self) -> libc::pid_t {
-        let child = self.child.as_ref().expect("the server is running");
-        libc::pid_t::try_from(child.id()).expect("pid fits pid_t")
+    /// The process id, e.g. to SIGSTOP it; `None` once it was killed or
+    /// stopped by this handle (the id may then name another process).
+    pub fn pid(&self) -> Option<libc::pid_t> {
+        let child = self.child.as_ref()?;
+        libc::pid_t::try_from(child.id()).ok()
     }
 
     /// Everything the process wrote to stderr so far (its logs).

@@ -27,8 +27,9 @@ pub fn wait_in_sync(primary: &Server) -> Value {
 
 /// Sends `signal` to `server`'s process.
 pub fn signal(server: &Server, signal: libc::c_int) {
+    let pid = server.pid().expect("the server is running");
     // SAFETY: the pid is our own child, not yet reaped, so it names that process.
-    let sent = unsafe { libc::kill(server.pid(), signal) };
+    let sent = unsafe { libc::kill(pid, signal) };
     assert_eq!(
         sent,
         0,
@@ -68,9 +69,9 @@ impl<'a> Stopped<'a> {
 
 impl Drop for Stopped<'_> {
     fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
+        if let Some(pid) = self.server.take().and_then(Server::pid) {
             // SAFETY: as in `signal`; failure only means it is gone already.
-            unsafe { libc::kill(server.pid(), libc::SIGCONT) };
+            unsafe { libc::kill(pid, libc::SIGCONT) };
         }
     }
 }
