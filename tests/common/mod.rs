@@ -9,6 +9,9 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod pair;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,12 +57,23 @@ pub struct QuicEndpoint {
 }
 
 /// How to start `flashgate serve`: a data dir (a fresh temporary one unless
-/// given), extra environment variables and extra arguments.
+/// given), extra environment variables and extra arguments, and optionally a
+/// network namespace to run in.
 #[derive(Clone, Debug, Default)]
 pub struct Launch {
     data_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    netns: Option<NetnsPlacement>,
+}
+
+/// Where a process runs when it runs in a network namespace of its own.
+#[derive(Clone, Debug)]
+struct NetnsPlacement {
+    /// The namespace's name, as `ip netns` knows it.
+    name: String,
+    /// The address (of that namespace) the HTTP and QUIC front ends bind.
+    host: std::net::IpAddr,
 }
 
 /// A process that exited on its own: how, and what it wrote to stderr.
@@ -101,6 +115,18 @@ impl Launch {
             .arg("standby")
             .arg("--follow")
             .arg(primary)
+    }
+
+    /// Runs the process inside the network namespace `name` (through `ip
+    /// netns exec`, which execs in place, so the process id is flashgate's),
+    /// its HTTP and QUIC front ends bound to `host`, an address of that
+    /// namespace the test process can reach.
+    pub fn in_netns(mut self, name: &str, host: std::net::IpAddr) -> Launch {
+        self.netns = Some(NetnsPlacement {
+            name: name.to_owned(),
+            host,
+        });
+        self
     }
 
     /// Adds a command-line argument after the standard ones.
@@ -232,7 +258,18 @@ impl Launch {
 
     fn command(&self, data_dir: &Path, stderr_path: &Path) -> Command {
         let stderr = std::fs::File::create(stderr_path).expect("create the stderr log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_flashgate"));
+        let binary = env!("CARGO_BIN_EXE_flashgate");
+        let (mut command, front_end_addr) = match &self.netns {
+            Some(placement) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", &placement.name, binary]);
+                (
+                    command,
+                    std::net::SocketAddr::new(placement.host, 0).to_string(),
+                )
+            }
+            None => (Command::new(binary), "127.0.0.1:0".to_owned()),
+        };
         // Settings of the environment the tests run in must not leak into the server.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("FLASHGATE_") {
@@ -244,9 +281,9 @@ impl Launch {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--http-addr")
-            .arg("127.0.0.1:0")
+            .arg(&front_end_addr)
             .arg("--quic-addr")
-            .arg("127.0.0.1:0")
+            .arg(&front_end_addr)
             .arg("--admin-token")
             .arg(ADMIN_TOKEN)
             .args(&self.args)
@@ -325,6 +362,13 @@ impl Server {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The process id, e.g. to SIGSTOP it; `None` once it was killed or
+    /// stopped by this handle (the id may then name another process).
+    pub fn pid(&self) -> Option<libc::pid_t> {
+        let child = self.child.as_ref()?;
+        libc::pid_t::try_from(child.id()).ok()
     }
 
     /// Everything the process wrote to stderr so far (its logs).

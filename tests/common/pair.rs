@@ -1,0 +1,183 @@
+//! What the fault tests of a primary/standby pair share: waiting for the pair
+//! to be in sync, stopping and continuing a process (SIGSTOP/SIGCONT), and
+//! the audit after a failover (every acknowledged order present, nothing
+//! oversold), which prints the figures a run reports.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{acknowledged, order_id, poll_until, Attempt, Client, Outcome, Server};
+
+/// Longest wait for a pair to be back in sync after a fault ends: the
+/// standby's reconnect back-off and a catch-up on a busy debug build.
+pub const RESYNC_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Waits until `primary` reports its standby connected and in sync.
+pub fn wait_in_sync(primary: &Server) -> Value {
+    poll_until(
+        "the standby to be connected and in sync",
+        RESYNC_TIMEOUT,
+        || {
+            let status = primary.cluster();
+            (status["peer"]["connected"] == true && status["degraded"] == false).then_some(status)
+        },
+    )
+}
+
+/// Sends `signal` to `server`'s process.
+pub fn signal(server: &Server, signal: libc::c_int) {
+    let pid = server.pid().expect("the server is running");
+    // SAFETY: the pid is our own child, not yet reaped, so it names that process.
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        sent,
+        0,
+        "signal {signal} to flashgate: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A process held by SIGSTOP; continued (SIGCONT) when dropped, unless it was
+/// continued or killed before.
+pub struct Stopped<'a> {
+    server: Option<&'a Server>,
+}
+
+impl<'a> Stopped<'a> {
+    /// SIGSTOPs `server`: it keeps its sockets and memory but runs no code, as
+    /// a node does in a long GC-like pause, a VM freeze or a stalled disk.
+    pub fn stop(server: &'a Server) -> Stopped<'a> {
+        signal(server, libc::SIGSTOP);
+        Stopped {
+            server: Some(server),
+        }
+    }
+
+    /// SIGCONTs the process.
+    pub fn resume(mut self) {
+        if let Some(server) = self.server.take() {
+            signal(server, libc::SIGCONT);
+        }
+    }
+
+    /// Leaves the process stopped (e.g. to SIGKILL it next).
+    pub fn keep_stopped(mut self) {
+        self.server = None;
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = self.server.take().and_then(Server::pid) {
+            // SAFETY: as in `signal`; failure only means it is gone already.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+}
+
+/// Every answer that is not a 201 is one of `allowed` refusal codes, and every
+/// attempt got an answer.
+pub fn assert_refusals_only(attempts: &[Attempt], allowed: &[&str]) {
+    for attempt in attempts {
+        match &attempt.outcome {
+            Outcome::Created(_) => {}
+            Outcome::Answered(status, body) => assert!(
+                body["code"]
+                    .as_str()
+                    .is_some_and(|code| allowed.contains(&code)),
+                "order {} ({} {}) answered {status}: {body}; expected 201 or one of {allowed:?}",
+                attempt.idempotency_key,
+                attempt.quantity,
+                attempt.sku
+            ),
+            Outcome::Lost(error) => panic!(
+                "order {} ({} {}) got no answer: {error}",
+                attempt.idempotency_key, attempt.quantity, attempt.sku
+            ),
+        }
+    }
+}
+
+/// What an audit found; `lost` and `oversold` are 0 when it returns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Figures {
+    pub faults: usize,
+    pub acknowledged: usize,
+    pub refused: usize,
+    pub lost: usize,
+    pub oversold: usize,
+}
+
+impl Figures {
+    /// Prints the figures on one line, for the record of a run.
+    pub fn report(&self, test: &str) {
+        eprintln!(
+            "FIGURES {test}: faults injected {}, orders acknowledged {}, refused {}, lost {}, oversold {}",
+            self.faults, self.acknowledged, self.refused, self.lost, self.oversold
+        );
+    }
+}
+
+/// Audits `attempts` against `server` (after a failover, the promoted node):
+/// every order acknowledged with a 201 is there exactly as acknowledged, and
+/// no SKU of `skus` (id, stock) holds more than its stock or less than was
+/// acknowledged of it. Panics listing every lost order or oversold SKU.
+pub fn audit(server: &Server, skus: &[(&str, u64)], attempts: &[Attempt]) -> Figures {
+    let acknowledged = acknowledged(attempts);
+    let mut lost = Vec::new();
+    for order in &acknowledged {
+        let id = order_id(order);
+        let (status, stored) = server.client().get(&format!("/v1/orders/{id}"));
+        if status != 200 {
+            lost.push(format!("{id}: {status} {stored}"));
+        } else if &stored != order {
+            lost.push(format!(
+                "{id} changed: acknowledged {order}, stored {stored}"
+            ));
+        }
+    }
+    let oversold: Vec<String> = skus
+        .iter()
+        .filter_map(|(sku, stock)| oversold(server.client(), sku, *stock, attempts))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged orders missing or changed on {}:\n{}",
+        lost.len(),
+        server.base_url(),
+        lost.join("\n")
+    );
+    assert!(oversold.is_empty(), "{}", oversold.join("\n"));
+    Figures {
+        faults: 0,
+        acknowledged: acknowledged.len(),
+        refused: attempts.len() - acknowledged.len(),
+        lost: lost.len(),
+        oversold: oversold.len(),
+    }
+}
+
+/// Why `sku` is oversold or short of what was acknowledged, if it is.
+fn oversold(client: &Client, sku: &str, stock: u64, attempts: &[Attempt]) -> Option<String> {
+    let body = client.sku(sku);
+    let number = |field: &str| body[field].as_u64();
+    let (Some(total), Some(available), Some(reserved), Some(sold)) = (
+        number("total"),
+        number("available"),
+        number("reserved"),
+        number("sold"),
+    ) else {
+        return Some(format!("{sku}: counters are not numbers: {body}"));
+    };
+    let acknowledged: u64 = attempts
+        .iter()
+        .filter(|attempt| attempt.sku == sku && attempt.created().is_some())
+        .map(|attempt| attempt.quantity)
+        .sum();
+    if total != stock || available + reserved + sold != total {
+        return Some(format!("{sku}: stock {stock}, counters {body}"));
+    }
+    (acknowledged > reserved + sold)
+        .then(|| format!("{sku}: {acknowledged} units acknowledged but the counters hold {body}"))
+}
