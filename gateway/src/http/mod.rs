@@ -123,6 +123,20 @@ fn json<T: Serialize>(status: actix_web::http::StatusCode, body: &T) -> HttpResp
     HttpResponse::build(status).json(body)
 }
 
+/// The header on every read's answer naming the role of the node that
+/// answered: only a primary's reads carry the replication promise (in sync
+/// mode, nothing shown that the standby lacks); a standby's or a fenced
+/// node's come from its own log, stale by the lag or beyond what the cluster
+/// acknowledged.
+pub const NODE_ROLE_HEADER: &str = "Flashgate-Node-Role";
+
+/// A read's 200 answer, saying which role of node answered it.
+fn read_answer<T: Serialize>(state: &AppState, body: &T) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((NODE_ROLE_HEADER, state.node.cluster().role().as_str()))
+        .json(body)
+}
+
 impl From<InvalidField> for ApiError {
     fn from(error: InvalidField) -> ApiError {
         ApiError::InvalidField(error.to_string())

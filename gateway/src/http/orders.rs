@@ -6,7 +6,7 @@ use flashgate_actors::domain::{
     CustomerId, IdempotencyKey, OrderId, PlaceOrder, SkuId, QUANTITY_PER_ORDER_MAX,
 };
 
-use super::{json, AppState};
+use super::{json, read_answer, AppState};
 use crate::problem::ApiError;
 use crate::wire::{read_object, OrderBody};
 
@@ -78,7 +78,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let order = state.node.order(order_id(&path)?).await?;
-    Ok(json(StatusCode::OK, &OrderBody::from(&order)))
+    Ok(read_answer(&state, &OrderBody::from(&order)))
 }
 
 pub async fn confirm(

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use flashgate_actors::domain::{PutSku, Restock, SkuId, SkuSettings};
 
 use super::admin::require_admin;
-use super::{json, AppState};
+use super::{json, read_answer, AppState};
 use crate::problem::ApiError;
 use crate::wire::{read_object, SkuBody};
 
@@ -17,7 +17,7 @@ fn sku_id(raw: &str) -> Result<SkuId, ApiError> {
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let skus = state.node.skus().await?;
     let bodies: Vec<SkuBody> = skus.iter().map(SkuBody::from).collect();
-    Ok(json(StatusCode::OK, &bodies))
+    Ok(read_answer(&state, &bodies))
 }
 
 pub async fn get(
@@ -25,7 +25,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let sku = state.node.sku(sku_id(&path)?).await?;
-    Ok(json(StatusCode::OK, &SkuBody::from(&sku)))
+    Ok(read_answer(&state, &SkuBody::from(&sku)))
 }
 
 pub async fn put(

@@ -47,7 +47,8 @@ pub struct ReplicationSettings {
     pub auto_promote_after: Option<Duration>,
 }
 
-/// Heartbeats a standby may miss before it reconnects.
+/// Heartbeats a standby may miss before it reconnects, and answers to them a
+/// primary may miss before it drops its standby.
 const SILENT_HEARTBEATS_MAX: u32 = 10;
 /// How often the standby-loss rules are applied.
 const TICK: Duration = Duration::from_millis(50);

@@ -17,7 +17,7 @@ use super::wire::{
     self, history_from_wire, history_to_wire, Message, NodeInfo, Start, WireError,
     HANDSHAKE_BYTES_MAX,
 };
-use super::{auth, Control, Shared};
+use super::{auth, Control, Shared, SILENT_HEARTBEATS_MAX};
 
 /// How long a dialer has to open its stream and prove the secret.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -262,6 +262,10 @@ async fn ship(
     let storage = node.storage();
     let mut heartbeat = tokio::time::interval(shared.settings.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The standby answers every heartbeat: one silent this long is stalled
+    // (stopped, frozen, cut off) even while its connection looks alive.
+    let silence_max = shared.settings.heartbeat * SILENT_HEARTBEATS_MAX;
+    let mut heard_at = tokio::time::Instant::now();
     loop {
         if cluster.role() != Role::Primary || shared.session.load(Ordering::Acquire) != generation {
             return Ok(());
@@ -298,6 +302,12 @@ async fn ship(
         tokio::select! {
             _ = cluster.durable_changed() => {}
             _ = heartbeat.tick() => {
+                if heard_at.elapsed() >= silence_max {
+                    return Err(WireError::Io(format!(
+                        "no word from the standby for {}",
+                        humantime::format_duration(silence_max)
+                    )));
+                }
                 let message = Message::Heartbeat {
                     epoch: cluster.epoch(),
                     durable_lsn: progress.durable_lsn(),
@@ -305,7 +315,10 @@ async fn ship(
                 wire::send(send, &message).await?;
             }
             ack = acks.recv() => match ack {
-                Some(Ok(lsn)) => cluster.standby_acked(lsn, progress.durable_lsn()),
+                Some(Ok(lsn)) => {
+                    heard_at = tokio::time::Instant::now();
+                    cluster.standby_acked(lsn, progress.durable_lsn());
+                }
                 Some(Err(error)) => return Err(error),
                 None => return Ok(()),
             },

@@ -353,7 +353,13 @@ async fn apply_stream(
                 }
                 Some(Ok(Message::Heartbeat { durable_lsn, .. })) => {
                     state.heard_at = Some(Instant::now());
-                    cluster.upstream_durable(durable_lsn, node.progress().durable_lsn());
+                    let own = node.progress().durable_lsn();
+                    cluster.upstream_durable(durable_lsn, own);
+                    // Answered, so the primary hears a stalled standby's
+                    // silence as fast as this side hears the primary's.
+                    if let Err(error) = wire::send(&mut send, &Message::Ack { durable_lsn: own }).await {
+                        break Ended::Failed(error.to_string());
+                    }
                 }
                 Some(Ok(other)) => break Ended::Failed(format!("unexpected {} from the primary", other.name())),
                 Some(Err(error)) => break Ended::Failed(error.to_string()),
