@@ -191,6 +191,13 @@ fn two_failovers_back_and_forth_lose_nothing() {
     for sku in SKUS {
         assert_eq!(b.client().sku(sku), a.client().sku(sku));
     }
+    // Each read says which role answered it: only a primary's carries the
+    // replication promise.
+    for (node, role) in [(&a, "primary"), (&b, "standby")] {
+        let api = node.client();
+        let answer = api.send(api.request("GET", &format!("/v1/skus/{}", SKUS[0])), None);
+        assert_eq!(answer.header("Flashgate-Node-Role"), Some(role));
+    }
 }
 
 /// `flashgate switchover` hands the primary role over with no lost order and
