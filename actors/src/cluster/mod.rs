@@ -184,11 +184,16 @@ impl Cluster {
     pub(crate) fn on_durable(&self, tickets: &mut Vec<Ticket>, last_lsn: Lsn) {
         self.durable.notify_one();
         mark_durable(&self.shards, tickets);
-        // Waits for this node's disk only, standby or not.
-        let (local, gated): (Vec<Ticket>, Vec<Ticket>) = tickets
-            .drain(..)
-            .partition(|ticket| ticket.kind == TicketKind::LocalDurable);
-        complete_tickets(&self.shards, local);
+        let local = |ticket: &Ticket| ticket.kind == TicketKind::LocalDurable;
+        let gated = if tickets.iter().any(local) {
+            // These wait for this node's disk only, standby or not.
+            let (local, gated): (Vec<Ticket>, Vec<Ticket>) = tickets.drain(..).partition(local);
+            complete_tickets(&self.shards, local);
+            gated
+        } else {
+            // Leaves the writer its buffer's capacity for the next batch.
+            tickets.drain(..).collect()
+        };
         if gated.is_empty() {
             return;
         }
