@@ -192,7 +192,9 @@ impl Cluster {
             gated
         } else {
             // Leaves the writer its buffer's capacity for the next batch.
-            tickets.drain(..).collect()
+            let mut gated = Vec::with_capacity(tickets.len());
+            gated.append(tickets);
+            gated
         };
         if gated.is_empty() {
             return;
