@@ -529,9 +529,9 @@ impl Sim {
                 let state = &mut self.nodes[node];
                 if state.standby_connected && now - state.standby_heard_at > IDLE_TIMEOUT_MS {
                     state.standby_connected = false;
-                    state
-                        .gate
-                        .standby_disconnected_at(self.base + Duration::from_millis(now));
+                    let instant = self.base + Duration::from_millis(now);
+                    let output = state.gate.standby_disconnected_at(instant);
+                    self.apply(node, output);
                 }
                 self.ship(node);
             }

@@ -25,7 +25,12 @@
 //!    raises no watermark, so every retry waits for the standby again.
 //! 5. `degrade`: after `standby_timeout` (an answer waiting, or the standby
 //!    disconnected) the gate releases everything and goes on alone, reported
-//!    as degraded, until the standby acknowledges the primary's durable LSN.
+//!    as degraded. A connected standby brings it back in two steps, so that
+//!    one following a primary under constant load gets there: once it
+//!    acknowledges the LSN that was durable here when it first reported back
+//!    (its catch-up target, fixed), answers wait for it again (still reported
+//!    degraded); once it acknowledges the last LSN any answer was released
+//!    for, nothing reported is missing on it, and the gate is in sync.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -131,6 +136,14 @@ pub struct SyncGate<T> {
     standby_connected: bool,
     /// When the standby connected or went away.
     standby_since: Instant,
+    /// While degraded with a standby connected: the LSN it must acknowledge
+    /// before answers wait for it again (rule 5).
+    catch_up_lsn: Option<Lsn>,
+    /// While degraded: answers wait for the standby again (rule 5).
+    resyncing: bool,
+    /// The last LSN an answer was released for: what a standby must hold
+    /// before the gate is back in sync.
+    released_lsn: Lsn,
 }
 
 impl<T: GateTicket> SyncGate<T> {
@@ -143,6 +156,9 @@ impl<T: GateTicket> SyncGate<T> {
             degraded: None,
             standby_connected: false,
             standby_since: now,
+            catch_up_lsn: None,
+            resyncing: false,
+            released_lsn: 0,
         }
     }
 
@@ -176,7 +192,7 @@ impl<T: GateTicket> SyncGate<T> {
     fn gating(&self, role: Role) -> bool {
         role == Role::Primary
             && self.config.replication == Replication::Sync
-            && self.degraded.is_none()
+            && (self.degraded.is_none() || self.resyncing)
     }
 
     /// Sync with `block`, not degraded, and the standby disconnected for longer
@@ -213,6 +229,7 @@ impl<T: GateTicket> SyncGate<T> {
             };
         }
         if !self.gating(role) || self.acked_lsn >= last_lsn {
+            self.released_lsn = self.released_lsn.max(last_lsn);
             return Output::release(tickets);
         }
         if self.blocked(now) {
@@ -240,11 +257,18 @@ impl<T: GateTicket> SyncGate<T> {
                 self.held.push_front(held);
                 break;
             }
+            self.released_lsn = self.released_lsn.max(held.last_lsn);
             output.released.extend(held.tickets);
         }
-        if self.degraded.is_some() && lsn >= primary_durable_lsn {
-            self.degraded = None;
-            output.back_in_sync = true;
+        if self.degraded.is_some() && self.standby_connected {
+            let target = *self.catch_up_lsn.get_or_insert(primary_durable_lsn);
+            self.resyncing |= self.acked_lsn >= target;
+            if self.resyncing && self.acked_lsn >= self.released_lsn {
+                self.degraded = None;
+                self.catch_up_lsn = None;
+                self.resyncing = false;
+                output.back_in_sync = true;
+            }
         }
         output
     }
@@ -261,12 +285,20 @@ impl<T: GateTicket> SyncGate<T> {
         self.standby_connected = true;
         self.standby_since = now;
         self.acked_lsn = acked_lsn;
+        self.catch_up_lsn = None;
         self.acked(acked_lsn, primary_durable_lsn)
     }
 
-    pub fn standby_disconnected_at(&mut self, now: Instant) {
+    /// The standby went away. While resyncing (rule 5) the gate goes on alone
+    /// again, releasing what waited for it.
+    pub fn standby_disconnected_at(&mut self, now: Instant) -> Output<T> {
         self.standby_connected = false;
         self.standby_since = now;
+        self.catch_up_lsn = None;
+        match self.degraded.clone() {
+            Some(reason) if self.resyncing => self.degrade(reason),
+            _ => Output::default(),
+        }
     }
 
     /// Applies the timeouts (rules 1, 4 and 5); call a few times a second.
@@ -297,14 +329,20 @@ impl<T: GateTicket> SyncGate<T> {
     /// Goes on without the standby, releasing every held answer. Nothing when
     /// already degraded.
     pub fn degrade(&mut self, reason: String) -> Output<T> {
-        if self.degraded.is_some() {
+        let newly = self.degraded.is_none();
+        if !newly && !self.resyncing {
             return Output::default();
         }
         self.degraded = Some(reason.clone());
-        let released = self.held.drain(..).flat_map(|held| held.tickets).collect();
+        self.resyncing = false;
+        self.catch_up_lsn = None;
+        let held: Vec<Held<T>> = self.held.drain(..).collect();
+        if let Some(last) = held.last() {
+            self.released_lsn = self.released_lsn.max(last.last_lsn);
+        }
         Output {
-            degraded: Some(reason),
-            ..Output::release(released)
+            degraded: newly.then_some(reason),
+            ..Output::release(held.into_iter().flat_map(|held| held.tickets).collect())
         }
     }
 
@@ -398,7 +436,7 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = gate(StandbyLoss::Block, 1_000, t0);
         let _ = gate.standby_connected_at(3, 3, t0);
-        gate.standby_disconnected_at(ms(t0, 10));
+        assert!(gate.standby_disconnected_at(ms(t0, 10)).is_empty());
         assert!(!gate.blocked(ms(t0, 500)));
         assert!(gate
             .durable(Role::Primary, vec![T(1, false)], 4, ms(t0, 500))
@@ -429,6 +467,34 @@ mod tests {
         assert!(!gate.acked(1, 2).back_in_sync, "still behind");
         assert!(gate.acked(2, 2).back_in_sync);
         assert!(gate.degraded().is_none());
+    }
+
+    #[test]
+    fn a_standby_catching_up_under_constant_load_brings_degrade_back_to_sync() {
+        let t0 = Instant::now();
+        let mut gate = gate(StandbyLoss::Degrade, 100, t0);
+        let _ = gate.degrade("promoted".into());
+        // The standby connects with LSN 10 of 100; the primary keeps writing,
+        // so the standby is always behind its durable LSN...
+        assert!(!gate.standby_connected_at(10, 100, t0).back_in_sync);
+        assert!(!gate.acked(60, 150).back_in_sync);
+        // ...but it reaches the target it was set when it reported back, and
+        // answers wait for it again, while still degraded...
+        assert!(
+            gate.durable(Role::Primary, vec![T(1, true)], 180, t0)
+                .released
+                .len()
+                == 1
+        );
+        assert!(!gate.acked(100, 200).back_in_sync);
+        assert!(gate
+            .durable(Role::Primary, vec![T(2, true)], 200, t0)
+            .is_empty());
+        assert!(gate.degraded().is_some());
+        // ...until it holds everything an answer was released for.
+        let output = gate.acked(180, 200);
+        assert!(output.back_in_sync && output.released.is_empty());
+        assert_eq!(gate.acked(200, 220).released, vec![T(2, true)]);
     }
 
     #[test]
@@ -471,7 +537,7 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = gate(StandbyLoss::Block, 1_000, t0);
         let _ = gate.standby_connected_at(50, 50, t0);
-        gate.standby_disconnected_at(t0);
+        assert!(gate.standby_disconnected_at(t0).is_empty());
         let _ = gate.standby_connected_at(0, 50, t0);
         assert!(gate
             .durable(Role::Primary, vec![T(1, false)], 50, t0)

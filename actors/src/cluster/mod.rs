@@ -308,7 +308,8 @@ impl Cluster {
     }
 
     pub fn standby_disconnected(&self) {
-        self.gate().standby_disconnected_at(Instant::now());
+        let output = self.gate().standby_disconnected_at(Instant::now());
+        self.execute(output);
         metrics::gauge!("flashgate_replication_standby_connected").set(0.0);
         self.publish_progress();
     }
