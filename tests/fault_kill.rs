@@ -11,10 +11,13 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use common::audit::{assert_passed, audit, seed_from_env, violations, History, Load, Rng};
+use common::audit::{
+    assert_passed, audit, seed_from_env, violations, History, Load, Rng, RunLogs,
+};
 use common::{Launch, Server, START_TIMEOUT};
 use flashgate_loadtest::audit::{AuditReport, ViolationKind};
 use serde_json::json;
@@ -38,11 +41,14 @@ const LOAD_STEPS_MAX: usize = 300;
 /// A kill under load comes at most this long after the first acknowledgement.
 const LOAD_KILL_DELAY_MAX: Duration = Duration::from_millis(1200);
 /// Of the kills under load, the percentage aimed at a periodic checkpoint.
-const CHECKPOINT_KILL_PERCENT: u64 = 35;
+const CHECKPOINT_KILL_PERCENT: u64 = 40;
 /// After a kill, the percentage of restarts that are first SIGKILLed during
 /// start-up (one kill or more in a row).
 const START_KILL_PERCENT: u64 = 45;
 const START_KILLS_IN_A_ROW_MAX: u64 = 2;
+/// The latest kill during start-up, in percent of how long the last start
+/// took (more than 100: some kills come just after it listens).
+const START_KILL_LATEST_PERCENT: u32 = 150;
 /// How often to look at a node's log while waiting for a checkpoint.
 const CHECKPOINT_POLL_INTERVAL: Duration = Duration::from_millis(2);
 
@@ -120,31 +126,49 @@ fn without_colours(text: &str) -> String {
     plain
 }
 
-/// The elapsed times of the periodic checkpoints in a node's log, in order.
-fn checkpoints_written(stderr: &str) -> Vec<u64> {
+/// One periodic checkpoint, as a node's log reports it.
+#[derive(Clone, Copy, Debug)]
+struct CheckpointLine {
+    covers_lsn: u64,
+    elapsed_ms: u64,
+    /// The time stamp of the line (when the checkpoint was done).
+    written_at: Option<SystemTime>,
+}
+
+/// The periodic checkpoints in a node's log, in order.
+fn checkpoints_written(stderr: &str) -> Vec<CheckpointLine> {
+    let field = |line: &str, name: &str| {
+        line.split_whitespace()
+            .find_map(|field| field.strip_prefix(name))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
     without_colours(stderr)
         .lines()
         .filter(|line| line.contains("checkpoint written") && !line.contains("final"))
-        .map(|line| {
-            line.split_whitespace()
-                .find_map(|field| field.strip_prefix("elapsed_ms="))
-                .and_then(|ms| ms.parse().ok())
-                .unwrap_or(0)
+        .map(|line| CheckpointLine {
+            covers_lsn: field(line, "covers_lsn="),
+            elapsed_ms: field(line, "elapsed_ms="),
+            written_at: line
+                .split_whitespace()
+                .next()
+                .and_then(|stamp| humantime::parse_rfc3339(stamp).ok()),
         })
         .collect()
 }
 
 /// Waits for the next periodic checkpoint to be written, then SIGKILLs the
-/// node at a moment inside the one after it (its start is one interval after
-/// the start of the one just seen, and it is assumed to take about as long).
-/// Returns whether the kill came before that checkpoint's "written" line.
+/// node at a moment inside the one after it: that one starts one interval
+/// after the one just written started (the log's time stamp minus its
+/// duration), and is assumed to take about as long. Returns whether the kill
+/// came before that checkpoint's "written" line.
 fn kill_in_next_checkpoint(server: &mut Server, rng: &mut Rng) -> bool {
     let seen = checkpoints_written(&server.stderr()).len();
     let deadline = Instant::now() + START_TIMEOUT;
-    let (seen_at, elapsed_ms) = loop {
+    let last = loop {
         let written = checkpoints_written(&server.stderr());
         if written.len() > seen {
-            break (Instant::now(), written[written.len() - 1].max(1));
+            break written[written.len() - 1];
         }
         assert!(
             Instant::now() < deadline,
@@ -152,23 +176,27 @@ fn kill_in_next_checkpoint(server: &mut Server, rng: &mut Rng) -> bool {
         );
         std::thread::sleep(CHECKPOINT_POLL_INTERVAL);
     };
-    let elapsed = Duration::from_millis(elapsed_ms);
-    let next_start = seen_at + Duration::from_secs(CHECKPOINT_INTERVAL_SECS) - elapsed;
-    let at = next_start + rng.duration(Duration::ZERO, elapsed);
+    let elapsed = Duration::from_millis(last.elapsed_ms.max(1));
+    let written_at = last.written_at.unwrap_or_else(SystemTime::now);
+    let at = written_at - elapsed
+        + Duration::from_secs(CHECKPOINT_INTERVAL_SECS)
+        + rng.duration(Duration::ZERO, elapsed);
     // The moment of the fault, not a wait for an event.
-    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+    std::thread::sleep(at.duration_since(SystemTime::now()).unwrap_or_default());
     server.kill();
     checkpoints_written(&server.stderr()).len() == seen + 1
 }
 
 /// Starts a load on `server`, waits until it gets answers, and SIGKILLs the
-/// node at a random moment (sometimes aimed at a checkpoint).
+/// node at a random moment (sometimes aimed at a checkpoint); keeps its log
+/// under `name`.
 fn load_then_kill(
     server: &mut Server,
     history: &History,
     name: &str,
     rng: &mut Rng,
     kills: &mut Kills,
+    logs: &mut RunLogs,
 ) {
     let load = Load::start(
         server.client(),
@@ -194,16 +222,19 @@ fn load_then_kill(
         kills.under_load += 1;
     }
     load.finish();
+    logs.keep(name, server);
 }
 
 /// With a chance of `START_KILL_PERCENT`, SIGKILLs `launch` during start-up,
-/// once or more in a row, at random moments up to `start_up` (how long the
-/// last start took).
+/// once or more in a row, at random moments up to `START_KILL_LATEST_PERCENT`
+/// of `start_up` (how long the last start took): mostly during recovery,
+/// sometimes just after it listens.
 fn maybe_kill_during_start(
     launch: &Launch,
     start_up: Duration,
     rng: &mut Rng,
     kills: &mut Kills,
+    logs: &mut RunLogs,
 ) {
     if !rng.chance(START_KILL_PERCENT) {
         return;
@@ -211,11 +242,15 @@ fn maybe_kill_during_start(
     for _ in 0..=rng.below(START_KILLS_IN_A_ROW_MAX) {
         let killed = launch
             .clone()
-            .start_and_kill_after(rng.duration(Duration::ZERO, start_up));
+            .start_and_kill_after(rng.duration(
+                Duration::ZERO,
+                start_up * START_KILL_LATEST_PERCENT / 100,
+            ));
         kills.during_start += 1;
         if !killed.listened {
             kills.before_listening += 1;
         }
+        logs.keep_text("killed-during-start", &killed.stderr);
     }
 }
 
@@ -248,7 +283,10 @@ impl Findings {
 
 fn summary(test: &str, seed: u64, kills: &Kills, history: &History, findings: &Findings) {
     let counts = history.counts();
-    eprintln!(
+    // Straight to the process's stderr, past the test harness's capture, so
+    // the figures of a passing run can be collected.
+    let _ = writeln!(
+        std::io::stderr(),
         "fault_kill {test}: seed {seed}, kills {} (under load {}, aimed at a checkpoint {} of which {} before it was written, during start-up {} of which {} before listening), audits {}, orders acknowledged {} ({} acknowledgements with replays), confirms acknowledged {}, cancels acknowledged {}, placements unknown {}, lost: {}, oversold: {}, duplicates: {}",
         kills.total(),
         kills.under_load,
@@ -284,6 +322,10 @@ fn a_standalone_node_killed_again_and_again_loses_nothing() {
     let history = History::default();
     let mut kills = Kills::default();
     let mut findings = Findings::default();
+    // Declared after the server, so it is dropped (and copies the live log)
+    // before the server is.
+    let mut logs = RunLogs::new("standalone", seed);
+    logs.watch("node", &server);
 
     for round in 0..STANDALONE_ROUNDS_MAX {
         if kills.total() >= STANDALONE_KILLS_MIN {
@@ -295,9 +337,11 @@ fn a_standalone_node_killed_again_and_again_loses_nothing() {
             &format!("round{round}"),
             &mut rng,
             &mut kills,
+            &mut logs,
         );
-        maybe_kill_during_start(&launch, start_up, &mut rng, &mut kills);
+        maybe_kill_during_start(&launch, start_up, &mut rng, &mut kills, &mut logs);
         (server, start_up) = timed_start(launch.clone());
+        logs.watch("node", &server);
         history.settle(server.client(), &mut rng);
         let report = audit(server.client(), &history, &stocks());
         findings.add(
@@ -321,10 +365,26 @@ struct PairNode {
     replication_addr: String,
 }
 
-/// Waits until `primary` reports its standby connected and caught up.
+/// Waits until `primary` reports its standby connected and in sync.
 fn wait_in_sync(primary: &Server) {
     primary.wait_for_cluster("the standby to connect and be in sync", |status| {
         status["peer"]["connected"] == true && status["degraded"] == false
+    });
+}
+
+/// Waits until `standby` is connected to `primary` and holds everything
+/// `primary` has made durable. (A promoted primary whose standby caught up
+/// from a checkpoint stays degraded until its next write, see
+/// `a_promoted_primary_is_in_sync_once_its_standby_caught_up_from_a_checkpoint`;
+/// so this does not wait for `degraded` to end.)
+fn wait_caught_up(primary: &Server, standby: &Server) {
+    common::poll_until("the standby to catch up", START_TIMEOUT, || {
+        let primary = primary.cluster();
+        let standby = standby.cluster();
+        (primary["peer"]["connected"] == true
+            && standby["role"] == "standby"
+            && standby["durable_lsn"].as_u64() >= primary["durable_lsn"].as_u64())
+        .then_some(())
     });
 }
 
@@ -381,15 +441,21 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
     let history = History::default();
     let mut kills = Kills::default();
     let mut findings = Findings::default();
+    // Declared after the servers, so it is dropped (and copies the live logs)
+    // before they are.
+    let mut logs = RunLogs::new("pair", seed);
+    logs.watch("primary", &primary.server);
+    logs.watch("standby", &standby.server);
 
     for failover in 0..FAILOVERS {
-        wait_in_sync(&primary.server);
+        wait_caught_up(&primary.server, &standby.server);
         load_then_kill(
             &mut primary.server,
             &history,
             &format!("failover{failover}"),
             &mut rng,
             &mut kills,
+            &mut logs,
         );
         promote(&standby.server, failover % 2 == 1);
         history.settle(standby.server.client(), &mut rng);
@@ -403,7 +469,7 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
         let rejoin = node(&primary.data_dir)
             .replicated(&primary.replication_addr)
             .standby_of(&standby.replication_addr);
-        maybe_kill_during_start(&rejoin, start_up, &mut rng, &mut kills);
+        maybe_kill_during_start(&rejoin, start_up, &mut rng, &mut kills, &mut logs);
         let (rejoined, took) = timed_start(rejoin);
         start_up = took;
         // The promoted node is the primary now, the rejoined one its standby.
@@ -413,19 +479,78 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
             data_dir: old.data_dir,
             replication_addr: old.replication_addr,
         };
+        logs.watch("primary", &primary.server);
+        logs.watch("standby", &standby.server);
     }
 
     // At the end, the standby holds what the primary holds.
-    wait_in_sync(&primary.server);
+    wait_caught_up(&primary.server, &standby.server);
     let report = audit(primary.server.client(), &history, &stocks());
     findings.add(&report, &format!("of the last primary (seed {seed})"));
-    let target = primary.server.cluster()["durable_lsn"].clone();
-    standby
-        .server
-        .wait_for_cluster("the standby to catch up", |status| {
-            status["durable_lsn"] == target
-        });
     let report = audit(standby.server.client(), &history, &stocks());
     findings.add(&report, &format!("of the last standby (seed {seed})"));
     summary("pair", seed, &kills, &history, &findings);
+}
+
+/// Longest a promoted primary may stay degraded once its standby holds
+/// everything it has.
+const BACK_IN_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Orders on the promoted primary before its new standby joins.
+const ORDERS_AFTER_PROMOTION: usize = 20;
+
+/// A promoted primary whose new standby caught up by installing its
+/// checkpoint is in sync again (not degraded) before its next write: while it
+/// reports degraded it acknowledges orders without waiting for the standby,
+/// so the first order after the standby's return would be on one disk only.
+/// Found by the repeated-kill test above: there, only an expiry ended the
+/// degraded state.
+#[test]
+fn a_promoted_primary_is_in_sync_once_its_standby_caught_up_from_a_checkpoint() {
+    let a_dir = tempfile::tempdir().expect("create a data dir");
+    let b_dir = tempfile::tempdir().expect("create a data dir");
+    let mut a = node(a_dir.path()).replicated("127.0.0.1:0").start();
+    let a_replication = a.replication_addr().to_owned();
+    let b = node(b_dir.path())
+        .replicated("127.0.0.1:0")
+        .standby_of(&a_replication)
+        .start();
+    wait_in_sync(&a);
+    a.client().put_sku("rejoin", json!({ "stock": 1_000 }));
+    a.client().reserve("rejoin", 1, "before");
+    a.kill();
+    b.promote();
+    for i in 0..ORDERS_AFTER_PROMOTION {
+        b.client().reserve("rejoin", 1, &format!("after-{i}"));
+    }
+    // A checkpoint on B that covers more than A holds: A catches up from it.
+    let durable = b.cluster()["durable_lsn"].as_u64().expect("a durable LSN");
+    common::poll_until("a checkpoint covering the orders", START_TIMEOUT, || {
+        checkpoints_written(&b.stderr())
+            .iter()
+            .any(|line| line.covers_lsn >= durable)
+            .then_some(())
+    });
+    let a = node(a_dir.path())
+        .replicated(&a_replication)
+        .standby_of(b.replication_addr())
+        .start();
+    wait_caught_up(&b, &a);
+    assert!(
+        a.stderr().contains("installing the primary's checkpoint"),
+        "the standby was expected to catch up from a checkpoint:\n{}",
+        a.stderr()
+    );
+    let deadline = Instant::now() + BACK_IN_SYNC_TIMEOUT;
+    loop {
+        let status = b.cluster();
+        if status["degraded"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary still reports degraded {BACK_IN_SYNC_TIMEOUT:?} after its standby caught up (primary {status}, standby {}); until its next write it acknowledges alone",
+            a.cluster()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

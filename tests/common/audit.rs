@@ -18,9 +18,11 @@
 //! - `Rng`: a small seeded generator, so a failing run replays from its seed.
 //! - `Launch::start_and_kill_after`: a start SIGKILLed at a chosen moment,
 //!   listening or not (a kill during recovery).
+//! - `RunLogs`: the logs of every process of a run, kept when it fails.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +35,7 @@ use flashgate_loadtest::ledger::{AcknowledgedOrder, Acknowledgement, Ledger, Pay
 use flashgate_loadtest::workload::AfterPayment;
 use serde_json::{json, Value};
 
-use super::{read_to_string_lossy, Client, Launch, LISTENING_PREFIX};
+use super::{read_to_string_lossy, Client, Launch, Server, LISTENING_PREFIX};
 
 /// Units one order asks for at most (at least 1).
 pub const ORDER_QUANTITY_MAX: u64 = 3;
@@ -757,5 +759,67 @@ impl Launch {
             listened: listened.load(Ordering::Acquire),
             stderr,
         }
+    }
+}
+
+/// The logs of every process a fault test ran, kept under the target
+/// directory when the test fails (and removed when it passes), so a failing
+/// seed can be studied after the run.
+pub struct RunLogs {
+    dir: PathBuf,
+    kept: usize,
+    /// Logs of processes still running, copied only if the test fails.
+    live: Vec<(String, PathBuf)>,
+}
+
+impl RunLogs {
+    pub fn new(test: &str, seed: u64) -> RunLogs {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("fault-logs")
+            .join(format!("{test}-{seed}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|error| panic!("create {}: {error}", dir.display()));
+        RunLogs {
+            dir,
+            kept: 0,
+            live: Vec::new(),
+        }
+    }
+
+    /// Copies `server`'s log as it is now (after a kill: all of it).
+    pub fn keep(&mut self, label: &str, server: &Server) {
+        self.keep_text(label, &server.stderr());
+    }
+
+    pub fn keep_text(&mut self, label: &str, text: &str) {
+        self.kept += 1;
+        let path = self.dir.join(format!("{:03}-{label}.log", self.kept));
+        let _ = std::fs::write(path, text);
+    }
+
+    /// Remembers the log of a running `server` under `label` (replacing the
+    /// one kept under that label before), to copy if the test fails.
+    pub fn watch(&mut self, label: &str, server: &Server) {
+        self.live.retain(|(kept, _)| kept != label);
+        self.live
+            .push((label.to_owned(), server.stderr_path.clone()));
+    }
+}
+
+impl Drop for RunLogs {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            return;
+        }
+        for (label, path) in std::mem::take(&mut self.live) {
+            let text = read_to_string_lossy(&path);
+            self.keep_text(&format!("{label}-at-the-failure"), &text);
+        }
+        eprintln!(
+            "the logs of every process of this run are in {}",
+            self.dir.display()
+        );
     }
 }
