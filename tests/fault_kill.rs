@@ -15,9 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::audit::{
-    assert_passed, audit, seed_from_env, violations, History, Load, Rng, RunLogs,
-};
+use common::audit::{assert_passed, audit, seed_from_env, violations, History, Load, Rng, RunLogs};
 use common::{Launch, Server, START_TIMEOUT};
 use flashgate_loadtest::audit::{AuditReport, ViolationKind};
 use serde_json::json;
@@ -101,10 +99,9 @@ fn node(data_dir: &Path) -> Launch {
 
 fn create_skus(server: &Server) {
     for (sku, stock, ttl) in SKUS {
-        server.client().put_sku(
-            sku,
-            json!({ "stock": stock, "reservation_ttl_secs": ttl }),
-        );
+        server
+            .client()
+            .put_sku(sku, json!({ "stock": stock, "reservation_ttl_secs": ttl }));
     }
 }
 
@@ -240,12 +237,9 @@ fn maybe_kill_during_start(
         return;
     }
     for _ in 0..=rng.below(START_KILLS_IN_A_ROW_MAX) {
-        let killed = launch
-            .clone()
-            .start_and_kill_after(rng.duration(
-                Duration::ZERO,
-                start_up * START_KILL_LATEST_PERCENT / 100,
-            ));
+        let killed = launch.clone().start_and_kill_after(
+            rng.duration(Duration::ZERO, start_up * START_KILL_LATEST_PERCENT / 100),
+        );
         kills.during_start += 1;
         if !killed.listened {
             kills.before_listening += 1;
@@ -460,10 +454,7 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
         promote(&standby.server, failover % 2 == 1);
         history.settle(standby.server.client(), &mut rng);
         let report = audit(standby.server.client(), &history, &stocks());
-        findings.add(
-            &report,
-            &format!("after failover {failover} (seed {seed})"),
-        );
+        findings.add(&report, &format!("after failover {failover} (seed {seed})"));
 
         // The old primary comes back as the new primary's standby.
         let rejoin = node(&primary.data_dir)

@@ -187,10 +187,9 @@ fn payment_of(plan: AfterPayment, answer: &Result<(u16, Value), String>) -> Paym
     match answer {
         Ok((200, _)) => Payment::Done(plan),
         // A refusal: nothing was applied.
-        Ok((status, body)) if (400..500).contains(status) => Payment::Refused(
-            plan,
-            body["code"].as_str().unwrap_or("no code").to_owned(),
-        ),
+        Ok((status, body)) if (400..500).contains(status) => {
+            Payment::Refused(plan, body["code"].as_str().unwrap_or("no code").to_owned())
+        }
         // 5xx (e.g. `storage_failed`, `standby_unavailable`) or no answer: it
         // may have been applied.
         _ => Payment::Unknown(plan),
@@ -545,7 +544,10 @@ pub fn sku_from_json(body: &Value) -> Result<Sku, String> {
             .ok_or_else(|| format!("{field} is not a number"))
     };
     Ok(Sku {
-        sku: body["sku"].as_str().ok_or("sku is not a string")?.to_owned(),
+        sku: body["sku"]
+            .as_str()
+            .ok_or("sku is not a string")?
+            .to_owned(),
         total: number("total")?,
         available: number("available")?,
         reserved: number("reserved")?,
