@@ -483,32 +483,33 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
     summary("pair", seed, &kills, &history, &findings);
 }
 
-/// Longest a promoted primary may stay degraded once its standby holds
-/// everything it has.
-const BACK_IN_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Orders on the promoted primary before its new standby joins.
 const ORDERS_AFTER_PROMOTION: usize = 20;
 
 /// A promoted primary whose new standby caught up by installing its
-/// checkpoint is in sync again (not degraded) before its next write: while it
-/// reports degraded it acknowledges orders without waiting for the standby,
-/// so the first order after the standby's return would be on one disk only.
-/// Found by the repeated-kill test above: there, only an expiry ended the
-/// degraded state.
+/// checkpoint is in sync again: an order waits for the standby (and, the
+/// standby stalled, is refused with `standby_unavailable`) instead of being
+/// acknowledged on one disk and lost with that disk. Found by the
+/// repeated-kill test above, where the promoted primary stayed degraded with
+/// its standby caught up until an expiry happened to write something.
 #[test]
-fn a_promoted_primary_is_in_sync_once_its_standby_caught_up_from_a_checkpoint() {
+fn a_promoted_primary_waits_for_a_standby_that_caught_up_from_a_checkpoint() {
     let a_dir = tempfile::tempdir().expect("create a data dir");
     let b_dir = tempfile::tempdir().expect("create a data dir");
-    let mut a = node(a_dir.path()).replicated("127.0.0.1:0").start();
+    let pair_node = |data_dir: &Path| node(data_dir).arg("--standby-timeout").arg("1s");
+    let mut a = pair_node(a_dir.path()).replicated("127.0.0.1:0").start();
     let a_replication = a.replication_addr().to_owned();
-    let b = node(b_dir.path())
+    let mut b = pair_node(b_dir.path())
         .replicated("127.0.0.1:0")
         .standby_of(&a_replication)
         .start();
+    let b_replication = b.replication_addr().to_owned();
+    let mut logs = RunLogs::new("checkpoint-catch-up", 0);
     wait_in_sync(&a);
     a.client().put_sku("rejoin", json!({ "stock": 1_000 }));
     a.client().reserve("rejoin", 1, "before");
     a.kill();
+    logs.keep("a-killed", &a);
     b.promote();
     for i in 0..ORDERS_AFTER_PROMOTION {
         b.client().reserve("rejoin", 1, &format!("after-{i}"));
@@ -521,9 +522,9 @@ fn a_promoted_primary_is_in_sync_once_its_standby_caught_up_from_a_checkpoint() 
             .any(|line| line.covers_lsn >= durable)
             .then_some(())
     });
-    let a = node(a_dir.path())
+    let mut a = pair_node(a_dir.path())
         .replicated(&a_replication)
-        .standby_of(b.replication_addr())
+        .standby_of(&b_replication)
         .start();
     wait_caught_up(&b, &a);
     assert!(
@@ -531,17 +532,33 @@ fn a_promoted_primary_is_in_sync_once_its_standby_caught_up_from_a_checkpoint() 
         "the standby was expected to catch up from a checkpoint:\n{}",
         a.stderr()
     );
-    let deadline = Instant::now() + BACK_IN_SYNC_TIMEOUT;
-    loop {
-        let status = b.cluster();
-        if status["degraded"] == false {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the primary still reports degraded {BACK_IN_SYNC_TIMEOUT:?} after its standby caught up (primary {status}, standby {}); until its next write it acknowledges alone",
-            a.cluster()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+
+    // The pair is in sync: with the standby stalled, an order cannot be on
+    // both disks, so it must be refused.
+    let status_before = b.cluster();
+    a.signal(libc::SIGSTOP);
+    let (status, order) = b.client().place_order("rejoin", 1, "while-stalled");
+    if status == 503 {
+        assert_eq!(order["code"], "standby_unavailable", "{order}");
+        return;
     }
+    assert_eq!(status, 201, "{order}");
+    // Acknowledged on B alone. B's machine is lost, and the stalled standby
+    // with it (the entries it never read die with it); A is promoted.
+    b.kill();
+    a.kill();
+    logs.keep("b-killed", &b);
+    logs.keep("a-rejoined-killed", &a);
+    let a = pair_node(a_dir.path())
+        .replicated(&a_replication)
+        .standby_of(&b_replication)
+        .start();
+    a.promote();
+    let id = common::order_id(&order);
+    let (found, stored) = a.client().get(&format!("/v1/orders/{id}"));
+    logs.keep("a-promoted", &a);
+    assert_eq!(
+        found, 200,
+        "order {id} was acknowledged (201) by the primary while its standby was stalled, and is lost with the primary ({stored}); the primary reported, with its standby caught up: {status_before}"
+    );
 }
