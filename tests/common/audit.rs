@@ -373,31 +373,46 @@ impl History {
     }
 }
 
+/// The shape of a `Load`.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadConfig {
+    /// Client threads, each with one request in flight at a time.
+    pub threads: usize,
+    /// Requests per thread at most.
+    pub steps_max: usize,
+    /// Each thread pauses a random time up to this between two requests
+    /// (buyers' think time), so a load lasts long enough to be killed in
+    /// without piling up more orders than an audit can read back quickly.
+    pub think_time_max: Duration,
+}
+
 /// Load threads placing, confirming, cancelling and retrying, each until told
 /// to stop, until its first request without an answer (the node is gone), or
 /// until `steps_max` steps.
 pub struct Load {
     stop: Arc<AtomicBool>,
     acknowledged: Arc<AtomicUsize>,
+    /// Threads that ran all their steps.
+    steps_run_out: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Load {
-    /// Starts `threads` threads against `client` ordering `skus`; keys are
-    /// named after `name`, which must differ between loads of one history.
+    /// Starts `config.threads` threads against `client` ordering `skus`; keys
+    /// are named after `name`, which must differ between loads of one history.
     pub fn start(
         client: &Client,
         history: &History,
         skus: &[&str],
-        threads: usize,
-        steps_max: usize,
+        config: LoadConfig,
         name: &str,
         rng: &mut Rng,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicUsize::new(0));
+        let steps_run_out = Arc::new(AtomicUsize::new(0));
         let skus: Arc<Vec<String>> = Arc::new(skus.iter().map(|sku| (*sku).to_owned()).collect());
-        let threads = (0..threads)
+        let threads = (0..config.threads)
             .map(|thread| {
                 let worker = Worker {
                     client: client.clone(),
@@ -406,14 +421,21 @@ impl Load {
                     name: format!("{name}-{thread}"),
                     rng: rng.fork(),
                     acknowledged: Arc::clone(&acknowledged),
+                    think_time_max: config.think_time_max,
                 };
                 let stop = Arc::clone(&stop);
-                std::thread::spawn(move || worker.run(&stop, steps_max))
+                let steps_run_out = Arc::clone(&steps_run_out);
+                std::thread::spawn(move || {
+                    if worker.run(&stop, config.steps_max) {
+                        steps_run_out.fetch_add(1, Ordering::AcqRel);
+                    }
+                })
             })
             .collect();
         Load {
             stop,
             acknowledged,
+            steps_run_out,
             threads,
         }
     }
@@ -426,6 +448,12 @@ impl Load {
     /// True once every thread ended (stopped, lost the node, or ran its steps).
     pub fn ended(&self) -> bool {
         self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// True when every thread ran all its steps (none was stopped or lost
+    /// the node).
+    pub fn steps_run_out(&self) -> bool {
+        self.steps_run_out.load(Ordering::Acquire) == self.threads.len()
     }
 
     /// Stops the threads and waits for them.
@@ -444,19 +472,25 @@ struct Worker {
     name: String,
     rng: Rng,
     acknowledged: Arc<AtomicUsize>,
+    think_time_max: Duration,
 }
 
 impl Worker {
-    fn run(mut self, stop: &AtomicBool, steps_max: usize) {
+    /// Runs until stopped, until a request gets no answer, or for
+    /// `steps_max` steps; returns whether it ran them all.
+    fn run(mut self, stop: &AtomicBool, steps_max: usize) -> bool {
         for step in 0..steps_max {
             if stop.load(Ordering::Acquire) {
-                return;
+                return false;
             }
             if self.step(step).is_err() {
                 // The node is gone; the next requests would only be refused.
-                return;
+                return false;
             }
+            // Pacing of the load, not a wait for an event.
+            std::thread::sleep(self.rng.duration(Duration::ZERO, self.think_time_max));
         }
+        true
     }
 
     /// One request; `Err` when it got no answer.
