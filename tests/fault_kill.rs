@@ -57,8 +57,10 @@ const CHECKPOINT_POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Kills of the standalone test, at least.
 const STANDALONE_KILLS_MIN: usize = 16;
-/// Rounds (kills under load) of the standalone test, at most.
-const STANDALONE_ROUNDS_MAX: usize = 16;
+/// Rounds (kills under load) of the standalone test, at most: every round
+/// adds its orders to what each later audit reads back, so the rounds are few
+/// and the kills during start-up make up the rest.
+const STANDALONE_ROUNDS_MAX: usize = 10;
 /// Failovers of the pair test.
 const FAILOVERS: usize = 5;
 /// Shards of every node.
@@ -225,18 +227,19 @@ fn load_then_kill(
     logs.keep(name, server);
 }
 
-/// With a chance of `START_KILL_PERCENT`, SIGKILLs `launch` during start-up,
-/// once or more in a row, at random moments up to `START_KILL_LATEST_PERCENT`
-/// of `start_up` (how long the last start took): mostly during recovery,
-/// sometimes just after it listens.
+/// With a chance of `START_KILL_PERCENT` (always when `forced`), SIGKILLs
+/// `launch` during start-up, once or more in a row, at random moments up to
+/// `START_KILL_LATEST_PERCENT` of `start_up` (how long the last start took):
+/// mostly during recovery, sometimes just after it listens.
 fn maybe_kill_during_start(
     launch: &Launch,
     start_up: Duration,
+    forced: bool,
     rng: &mut Rng,
     kills: &mut Kills,
     logs: &mut RunLogs,
 ) {
-    if !rng.chance(START_KILL_PERCENT) {
+    if !rng.chance(START_KILL_PERCENT) && !forced {
         return;
     }
     for _ in 0..=rng.below(START_KILLS_IN_A_ROW_MAX) {
@@ -341,7 +344,18 @@ fn a_standalone_node_killed_again_and_again_loses_nothing() {
             &mut kills,
             &mut logs,
         );
-        maybe_kill_during_start(&launch, start_up, &mut rng, &mut kills, &mut logs);
+        // Kills still needed after this round's, were every later round to
+        // add one: then this restart is killed too.
+        let short_of_kills =
+            STANDALONE_KILLS_MIN.saturating_sub(kills.total()) > STANDALONE_ROUNDS_MAX - round - 1;
+        maybe_kill_during_start(
+            &launch,
+            start_up,
+            short_of_kills,
+            &mut rng,
+            &mut kills,
+            &mut logs,
+        );
         (server, start_up) = timed_start(launch.clone());
         logs.watch("node", &server);
         history.settle(server.client(), &mut rng);
@@ -468,7 +482,7 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
         let rejoin = node(&primary.data_dir)
             .replicated(&primary.replication_addr)
             .standby_of(&standby.replication_addr);
-        maybe_kill_during_start(&rejoin, start_up, &mut rng, &mut kills, &mut logs);
+        maybe_kill_during_start(&rejoin, start_up, false, &mut rng, &mut kills, &mut logs);
         let (rejoined, took) = timed_start(rejoin);
         start_up = took;
         // The promoted node is the primary now, the rejoined one its standby.
