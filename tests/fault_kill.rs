@@ -507,6 +507,10 @@ fn a_pair_whose_primary_is_killed_again_and_again_loses_nothing() {
 
 /// Orders on the promoted primary before its new standby joins.
 const ORDERS_AFTER_PROMOTION: usize = 20;
+/// Longest wait for a promoted primary to leave the degraded state once its
+/// standby holds everything it has, and how often to look.
+const BACK_IN_SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+const BACK_IN_SYNC_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A promoted primary whose new standby caught up by installing its
 /// checkpoint is in sync again: an order waits for the standby (and, the
@@ -555,9 +559,18 @@ fn a_promoted_primary_waits_for_a_standby_that_caught_up_from_a_checkpoint() {
         a.stderr()
     );
 
+    // The standby's acknowledgement may still be on its way: give the primary
+    // a bounded while to leave the degraded state (today it never does).
+    let deadline = Instant::now() + BACK_IN_SYNC_TIMEOUT;
+    let status_before = loop {
+        let status = b.cluster();
+        if status["degraded"] == false || Instant::now() >= deadline {
+            break status;
+        }
+        std::thread::sleep(BACK_IN_SYNC_POLL_INTERVAL);
+    };
     // The pair is in sync: with the standby stalled, an order cannot be on
     // both disks, so it must be refused.
-    let status_before = b.cluster();
     a.signal(libc::SIGSTOP);
     let (status, order) = b.client().place_order("rejoin", 1, "while-stalled");
     if status == 503 {
