@@ -1,7 +1,8 @@
 //! What the black-box tests share: `Launch` starts the real `flashgate` binary on
 //! free ports (HTTP and QUIC), `Server` owns the running process, `Client` talks HTTP to it the
 //! way a user would, and `Burst` keeps orders flowing from several threads while
-//! a test kills or stops the process.
+//! a test kills or stops the process. `audit` records every answer clients
+//! got across kills, restarts and failovers, and audits a node against it.
 //!
 //! Every wait here is bounded: a test that cannot reach the state it waits for
 //! fails with a message saying what it waited for, instead of hanging.
@@ -9,6 +10,7 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod netns;
 pub mod pair;
 
