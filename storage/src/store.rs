@@ -145,6 +145,7 @@ impl Storage {
             Some(_) => {}
             None => storage.set_meta_u64(META_FORMAT_VERSION, u64::from(FORMAT_VERSION))?,
         }
+        sync_files_outside_the_barrier(&path)?;
         Ok(storage)
     }
 
@@ -532,6 +533,23 @@ fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
             }
         }
     }
+}
+
+/// Makes durable, once per start, what the barrier does not cover: sled's
+/// settings file (written without fsync when sled creates a database) and the
+/// directory entries of `sled/` and the data dir. None of them change after.
+fn sync_files_outside_the_barrier(sled_path: &Path) -> Result<(), StorageError> {
+    let sync = |path: PathBuf| {
+        File::open(&path)
+            .and_then(|file| file.sync_all())
+            .map_err(|source| StorageError::DataDir { path, source })
+    };
+    sync(sled_path.join("conf"))?;
+    sync(sled_path.to_path_buf())?;
+    if let Some(data_dir) = sled_path.parent() {
+        sync(data_dir.to_path_buf())?;
+    }
+    Ok(())
 }
 
 /// The records of one stored entry, checked, cut into entries under the limit.
