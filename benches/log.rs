@@ -3,6 +3,10 @@
 //! back, then a wait until all of them are durable. The time per iteration is
 //! the commit latency of a batch of that size; the throughput is records/s.
 //!
+//! 8192 records (about 1 MB) is a group commit larger than sled's blob threshold
+//! (about 128 KiB) as one value: it measures splitting a group into entries that
+//! sled keeps inline.
+//!
 //! The writer takes whatever is queued when it wakes, so a burst may be written
 //! as two batches (the first record alone, then the rest): that is the real
 //! writer's behaviour, not a bench artefact.
@@ -60,7 +64,7 @@ fn group_commit(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
-    for records in [1u64, 16, 128, 1024] {
+    for records in [1u64, 16, 128, 1024, 8192] {
         group.throughput(Throughput::Elements(records));
         group.bench_with_input(
             BenchmarkId::from_parameter(records),

@@ -5,9 +5,12 @@ use bincode::{Decode, Encode};
 
 use crate::domain::{Event, Order, SkuImage};
 
-/// Largest log record body this build decodes. Events are far smaller: ids are at
-/// most 64 bytes each.
-pub const RECORD_BODY_BYTES_MAX: usize = 64 << 10;
+/// Largest log record body this build encodes or decodes: the storage layer's,
+/// so a record always fits one sled value that sled keeps in its data file.
+/// Events are far smaller: ids are at most 64 bytes each, and the largest event
+/// (an order with every id at 64 bytes and every number at its maximum)
+/// encodes to about 300 bytes (see the tests).
+pub const RECORD_BODY_BYTES_MAX: usize = flashgate_storage::RECORD_BODY_BYTES_MAX;
 /// Largest checkpoint chunk this build decodes.
 pub const CHUNK_BYTES_MAX: usize = 64 << 20;
 /// Orders per checkpoint chunk; about 150 bytes each keeps chunks near 1 MiB.
@@ -45,8 +48,17 @@ pub struct DecodeError {
     source: bincode::error::DecodeError,
 }
 
+/// Encodes a log record body; never more than `RECORD_BODY_BYTES_MAX` bytes
+/// (asserted: the domain's validators bound every field).
 pub fn encode_log_entry(entry: &LogEntry) -> Vec<u8> {
-    bincode::encode_to_vec(entry, bincode::config::standard()).expect("events always encode")
+    let bytes =
+        bincode::encode_to_vec(entry, bincode::config::standard()).expect("events always encode");
+    assert!(
+        bytes.len() <= RECORD_BODY_BYTES_MAX,
+        "a log record body of {} bytes is over the limit of {RECORD_BODY_BYTES_MAX}",
+        bytes.len()
+    );
+    bytes
 }
 
 pub fn decode_log_entry(bytes: &[u8]) -> Result<LogEntry, DecodeError> {
@@ -85,7 +97,86 @@ fn decode_all<T: Decode<()>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{SkuId, SkuSettings};
+    use crate::domain::types::ID_LENGTH_MAX;
+    use crate::domain::{
+        CustomerId, IdempotencyKey, Order, OrderId, OrderStatus, SkuId, SkuSettings, Timestamp,
+    };
+
+    /// Every event with every field at its largest: ids of 64 bytes (the
+    /// validators' limit; a multi-byte character counts its bytes), numbers at
+    /// their type's maximum.
+    fn largest_entries() -> Vec<LogEntry> {
+        let id = "x".repeat(ID_LENGTH_MAX);
+        let sku = SkuId::parse(&id).unwrap();
+        let order_id = OrderId {
+            epoch: u64::MAX,
+            shard: u32::MAX,
+            number: u64::MAX,
+        };
+        let settings = SkuSettings {
+            per_customer_limit: Some(u64::MAX),
+            max_quantity_per_order: u32::MAX,
+            sale_starts_at: Some(Timestamp(u64::MAX)),
+            reservation_ttl_secs: u32::MAX,
+            low_stock_threshold: u64::MAX,
+        };
+        let at = Timestamp(u64::MAX);
+        let events = vec![
+            Event::SkuCreated {
+                sku: sku.clone(),
+                stock: u64::MAX,
+                settings: settings.clone(),
+            },
+            Event::SkuSettingsChanged {
+                sku: sku.clone(),
+                settings,
+            },
+            Event::Restocked {
+                sku: sku.clone(),
+                quantity: u64::MAX,
+            },
+            Event::OrderReserved(Order {
+                id: order_id,
+                sku,
+                quantity: u32::MAX,
+                customer: CustomerId::parse(&"é".repeat(ID_LENGTH_MAX / 2)).unwrap(),
+                status: OrderStatus::Expired,
+                created_at: at,
+                reserved_until: at,
+                updated_at: at,
+                idempotency_key: Some(IdempotencyKey::parse(&id).unwrap()),
+            }),
+            Event::OrderConfirmed { id: order_id, at },
+            Event::OrderCancelled { id: order_id, at },
+            Event::OrderExpired { id: order_id, at },
+        ];
+        events
+            .into_iter()
+            .map(|event| LogEntry {
+                shard: u32::MAX,
+                seq: u64::MAX,
+                event,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_largest_event_fits_one_record_with_room_to_spare() {
+        let largest = largest_entries()
+            .iter()
+            .map(|entry| {
+                let bytes = encode_log_entry(entry);
+                assert_eq!(&decode_log_entry(&bytes).unwrap(), entry);
+                bytes.len()
+            })
+            .max()
+            .unwrap();
+        // A quarter of the limit: a new field cannot silently reach it.
+        assert!(
+            largest * 4 <= RECORD_BODY_BYTES_MAX,
+            "the largest event encodes to {largest} bytes; the limit is {RECORD_BODY_BYTES_MAX}"
+        );
+    }
 
     #[test]
     fn log_entries_round_trip_and_garbage_is_an_error() {

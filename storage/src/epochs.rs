@@ -14,7 +14,11 @@ const META_EPOCHS: &[u8] = b"epochs";
 const META_EPOCH: &[u8] = b"epoch";
 /// Most entries a history keeps; older ones are dropped (they only matter to a
 /// node that was away for that many promotions, which then resyncs in full).
-pub const EPOCH_HISTORY_MAX: usize = 1_024;
+/// The stored history (16 bytes an entry and a CRC32) stays under
+/// `SLED_VALUE_BYTES_MAX`.
+pub const EPOCH_HISTORY_MAX: usize = 128;
+
+const _: () = assert!(EPOCH_HISTORY_MAX * 16 + 4 <= crate::inline::SLED_VALUE_BYTES_MAX);
 
 /// The first LSN written in an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,10 +128,20 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let newest = history.last().expect("a history has at least one epoch");
         let kept = &history[history.len().saturating_sub(EPOCH_HISTORY_MAX)..];
-        let mut batch = sled::Batch::default();
-        batch.insert(META_EPOCHS, encode_history(kept));
-        batch.insert(META_EPOCH, &newest.epoch.max(epoch).to_be_bytes());
-        self.apply_meta_batch(batch)
+        let epoch = newest.epoch.max(epoch).to_be_bytes();
+        self.apply_meta_values(&[(META_EPOCHS, &encode_history(kept)), (META_EPOCH, &epoch)])
+    }
+
+    /// Format 1 → 2: a history stored with more than `EPOCH_HISTORY_MAX`
+    /// entries (format 1 kept up to 1,024) keeps its newest ones; not durable
+    /// until `barrier`.
+    pub(crate) fn upgrade_epoch_history(&self) -> Result<(), StorageError> {
+        let history = self.epoch_history()?;
+        if history.len() > EPOCH_HISTORY_MAX {
+            let kept = encode_history(&history[history.len() - EPOCH_HISTORY_MAX..]);
+            self.apply_meta_values(&[(META_EPOCHS, &kept)])?;
+        }
+        Ok(())
     }
 
     /// Starts a new epoch at `first_lsn`, durably, before anything is written in

@@ -23,6 +23,14 @@ pub enum StorageError {
     Corrupt { lsn: Lsn, reason: String },
     #[error("checkpoint is damaged: {0}; remove nothing by hand: restore the data dir from a standby or backup")]
     CorruptCheckpoint(String),
+    #[error("storage limits do not hold: {0}")]
+    Limits(String),
+    #[error("refused to store a value of {value_bytes} bytes under a key of {key_bytes} bytes in sled tree {tree}: the limits are {} and {} bytes, which keep every value in sled's data file, the one file the durability barrier fsyncs; this is a bug in flashgate", crate::inline::SLED_VALUE_BYTES_MAX, crate::inline::SLED_KEY_BYTES_MAX)]
+    ValueTooLarge {
+        tree: String,
+        key_bytes: usize,
+        value_bytes: usize,
+    },
     #[error("log write failed: {0}")]
     Io(String),
     #[error("storage stopped taking writes after an earlier failure: {0}")]

@@ -6,13 +6,17 @@
 //! - `store`: `Storage`, the sled database of a data dir, its durability barrier
 //!   (sled flush + fsync of the data file) and persistent node facts.
 //! - `writer`: the group-commit writer thread and its bounded queue.
-//! - `checkpoint`: snapshots as checksummed chunks, swapped in atomically.
+//! - `checkpoint`: snapshots as checksummed chunks stored as pages, swapped in
+//!   atomically.
+//! - `inline`: the value limit that keeps everything in sled's data file, the
+//!   one file the barrier fsyncs, and its check against sled's segment size.
 //! - `epochs`: which epoch wrote which part of the log, and where two logs part.
 //! - `error`: `StorageError`.
 
 mod checkpoint;
 mod epochs;
 mod error;
+mod inline;
 mod record;
 mod store;
 mod writer;
@@ -20,6 +24,10 @@ mod writer;
 pub use checkpoint::Checkpoint;
 pub use epochs::{agreed_through, EpochStart, EPOCH_HISTORY_MAX};
 pub use error::StorageError;
+pub use inline::{
+    check_values_stay_inline, flashgate_node_bytes_max, sled_inline_item_bytes_max,
+    RECORD_BODY_BYTES_MAX, SLED_KEY_BYTES_MAX, SLED_SEGMENT_BYTES_DEFAULT, SLED_VALUE_BYTES_MAX,
+};
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
 };

@@ -9,10 +9,13 @@
 //! | 21     | 4    | CRC32 (IEEE) of bytes 0..21 followed by the body      |
 //! | 25     | n    | body (opaque here; the order logic's bincode events)  |
 //!
-//! A log entry in sled holds one group-commit batch: records back to back, keyed
-//! by the first record's LSN in big-endian so sled's order is the log's order.
+//! A log entry in sled holds records back to back, at most `SLED_VALUE_BYTES_MAX`
+//! bytes of them, keyed by the first record's LSN in big-endian so sled's order is
+//! the log's order. A group commit is written as one or more entries (one sled
+//! batch); a record never straddles two entries.
 
 use crate::error::StorageError;
+use crate::inline::SLED_VALUE_BYTES_MAX;
 
 pub const RECORD_VERSION: u8 = 1;
 pub const RECORD_HEADER_BYTES: usize = 25;
@@ -41,6 +44,65 @@ pub fn encode_record(out: &mut Vec<u8>, epoch: u64, lsn: Lsn, body: &[u8]) {
     hasher.update(body);
     out.extend_from_slice(&hasher.finalize().to_le_bytes());
     out.extend_from_slice(body);
+}
+
+/// Records encoded back to back and cut into log entries of at most
+/// `SLED_VALUE_BYTES_MAX` bytes each. A record never straddles two entries.
+#[derive(Debug, Default)]
+pub(crate) struct LogEntries {
+    bytes: Vec<u8>,
+    /// Each entry's first LSN and where it starts in `bytes`.
+    starts: Vec<(Lsn, usize)>,
+}
+
+impl LogEntries {
+    pub(crate) fn with_capacity(bytes: usize) -> LogEntries {
+        LogEntries {
+            bytes: Vec::with_capacity(bytes),
+            starts: Vec::new(),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.starts.clear();
+    }
+
+    /// Appends one record: to the last entry if it still fits there, else as the
+    /// first record of a new entry. The body must fit one entry.
+    pub(crate) fn push(&mut self, epoch: u64, lsn: Lsn, body: &[u8]) {
+        let record_bytes = RECORD_HEADER_BYTES + body.len();
+        assert!(
+            record_bytes <= SLED_VALUE_BYTES_MAX,
+            "a record of {record_bytes} bytes does not fit one log entry"
+        );
+        let fits = self.starts.last().is_some_and(|&(_, start)| {
+            self.bytes.len() - start + record_bytes <= SLED_VALUE_BYTES_MAX
+        });
+        if !fits {
+            self.starts.push((lsn, self.bytes.len()));
+        }
+        encode_record(&mut self.bytes, epoch, lsn, body);
+    }
+
+    /// Bytes of every record pushed since `clear`.
+    pub(crate) fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The entries: first LSN and bytes, in LSN order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Lsn, &[u8])> + '_ {
+        self.starts
+            .iter()
+            .enumerate()
+            .map(|(index, &(first, start))| {
+                let end = self
+                    .starts
+                    .get(index + 1)
+                    .map_or(self.bytes.len(), |&(_, next)| next);
+                (first, &self.bytes[start..end])
+            })
+    }
 }
 
 /// Checks every record of one entry without copying anything; returns the count.
@@ -137,6 +199,36 @@ mod tests {
             encode_record(&mut out, 3, first + i as u64, body);
         }
         out
+    }
+
+    #[test]
+    fn records_are_cut_into_entries_under_the_limit_and_never_straddle_two() {
+        let mut entries = LogEntries::default();
+        let bodies: Vec<Vec<u8>> = (0..500u64)
+            .map(|lsn| vec![lsn as u8; (lsn as usize * 37) % 700])
+            .collect();
+        for (index, body) in bodies.iter().enumerate() {
+            entries.push(2, 100 + index as u64, body);
+        }
+        let mut records = Vec::new();
+        let mut count = 0;
+        for (first, bytes) in entries.iter() {
+            assert!(bytes.len() <= SLED_VALUE_BYTES_MAX, "{} bytes", bytes.len());
+            assert_eq!(first, 100 + records.len() as u64);
+            count += 1;
+            decode_entry(bytes, first, SLED_VALUE_BYTES_MAX, &mut records).unwrap();
+        }
+        assert!(count > 1, "the records filled several entries");
+        let read: Vec<&Vec<u8>> = records.iter().map(|record| &record.body).collect();
+        assert_eq!(read, bodies.iter().collect::<Vec<_>>());
+        // The largest record fills an entry on its own.
+        entries.clear();
+        entries.push(1, 1, b"x");
+        entries.push(1, 2, &[7; SLED_VALUE_BYTES_MAX - RECORD_HEADER_BYTES]);
+        assert_eq!(
+            entries.iter().map(|(first, _)| first).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
     }
 
     #[test]

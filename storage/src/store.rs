@@ -1,22 +1,37 @@
 //! `Storage`: the sled database in a data directory, its durability barrier, and
 //! the node's small persistent facts (format version, epoch, shard count).
+//!
+//! Every value goes through a check against `SLED_VALUE_BYTES_MAX` before it
+//! reaches sled, so sled keeps all of them in its data file, which the barrier
+//! fsyncs (see `inline`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::StorageError;
-use crate::record::{decode_entry, verify_entry, Lsn, Record};
+use crate::inline::{
+    check_value, check_values_stay_inline, RECORD_BODY_BYTES_MAX, SLED_VALUE_BYTES_MAX,
+};
+use crate::record::{decode_entry, verify_entry, LogEntries, Lsn, Record};
 
 /// The storage format this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: a log entry per group commit and a sled value per checkpoint chunk, of
+///   any size (sled wrote the large ones to `sled/blobs/`, never fsynced).
+/// - 2: every value at most `SLED_VALUE_BYTES_MAX` bytes: a group commit is one
+///   or more log entries, a checkpoint chunk one or more pages. A data dir of
+///   format 1 is upgraded when opened (`upgrade_to_inline_values`).
+pub const FORMAT_VERSION: u32 = 2;
 
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 
 /// Limits of the storage layer.
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
-    /// Largest record body accepted when reading the log back.
+    /// Largest record body written or read back. At most
+    /// `RECORD_BODY_BYTES_MAX`, so a record always fits one log entry
+    /// (`Storage::open` refuses more).
     pub record_bytes_max: usize,
     /// Largest checkpoint chunk accepted when reading a checkpoint back.
     pub chunk_bytes_max: usize,
@@ -25,7 +40,7 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> StorageConfig {
         StorageConfig {
-            record_bytes_max: 1 << 20,
+            record_bytes_max: RECORD_BODY_BYTES_MAX,
             chunk_bytes_max: 64 << 20,
         }
     }
@@ -65,8 +80,16 @@ struct Inner {
 
 impl Storage {
     /// Opens (or creates) the database under `data_dir/sled`. Refuses a data dir
-    /// written by a newer format.
+    /// written by a newer format, and limits under which sled could store a value
+    /// outside its data file; upgrades a data dir of format 1 in place.
     pub fn open(data_dir: &Path, config: StorageConfig) -> Result<Storage, StorageError> {
+        if config.record_bytes_max > RECORD_BODY_BYTES_MAX {
+            return Err(StorageError::Limits(format!(
+                "record_bytes_max is {} bytes; a record must fit one log entry of at most \
+                 {SLED_VALUE_BYTES_MAX} bytes, so it may be {RECORD_BODY_BYTES_MAX} at most",
+                config.record_bytes_max
+            )));
+        }
         let data_dir_error = |source| StorageError::DataDir {
             path: data_dir.to_path_buf(),
             source,
@@ -115,9 +138,14 @@ impl Storage {
                     supported: FORMAT_VERSION,
                 })
             }
+            Some(found) if found < u64::from(FORMAT_VERSION) => {
+                storage.upgrade_to_inline_values(found)?;
+                storage.set_meta_u64(META_FORMAT_VERSION, u64::from(FORMAT_VERSION))?;
+            }
             Some(_) => {}
             None => storage.set_meta_u64(META_FORMAT_VERSION, u64::from(FORMAT_VERSION))?,
         }
+        sync_files_outside_the_barrier(&path)?;
         Ok(storage)
     }
 
@@ -163,8 +191,7 @@ impl Storage {
 
     /// Stores a persistent number; returns only after it is durable.
     pub fn set_meta_u64(&self, key: &[u8], value: u64) -> Result<(), StorageError> {
-        self.inner.meta.insert(key, &value.to_be_bytes())?;
-        self.barrier()
+        self.set_meta_bytes(key, &value.to_be_bytes())
     }
 
     /// Reads a persistent byte string.
@@ -172,25 +199,30 @@ impl Storage {
         Ok(self.inner.meta.get(key)?.map(|bytes| bytes.to_vec()))
     }
 
-    /// Stores a persistent byte string; returns only after it is durable.
+    /// Stores a persistent byte string of at most `SLED_VALUE_BYTES_MAX` bytes;
+    /// returns only after it is durable.
     pub fn set_meta_bytes(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        check_value("meta", key, value)?;
         self.inner.meta.insert(key, value)?;
         self.barrier()
     }
 
-    /// Stores several persistent values in one atomic write; returns only after
-    /// they are durable (one barrier for all).
+    /// Stores several persistent values (each at most `SLED_VALUE_BYTES_MAX`
+    /// bytes) in one atomic write; returns only after they are durable (one
+    /// barrier for all).
     pub fn set_meta_values(&self, values: &[(&[u8], &[u8])]) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for (key, value) in values {
-            batch.insert(*key, *value);
-        }
-        self.apply_meta_batch(batch)?;
+        self.apply_meta_values(values)?;
         self.barrier()
     }
 
-    /// Applies several meta writes atomically; not durable until `barrier`.
-    pub(crate) fn apply_meta_batch(&self, batch: sled::Batch) -> Result<(), StorageError> {
+    /// Applies several meta writes atomically, each value checked; not durable
+    /// until `barrier`.
+    pub(crate) fn apply_meta_values(&self, values: &[(&[u8], &[u8])]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in values {
+            check_value("meta", key, value)?;
+            batch.insert(*key, *value);
+        }
         self.inner.meta.apply_batch(batch)?;
         Ok(())
     }
@@ -317,12 +349,27 @@ impl Storage {
 
     /// Inserts an entry received from the primary, after checking every record
     /// in it; not durable until `barrier`. Returns the entry's last LSN.
+    ///
+    /// A primary of this build sends entries of at most `SLED_VALUE_BYTES_MAX`
+    /// bytes, stored byte for byte. A larger one (from a primary that still
+    /// writes format 1) is stored as several entries under the limit, in one
+    /// atomic write: the same records, more entry boundaries.
     pub fn insert_replicated(&self, first: Lsn, bytes: &[u8]) -> Result<Lsn, StorageError> {
-        let count = verify_entry(bytes, first, self.inner.config.record_bytes_max)?;
+        let record_bytes_max = self.inner.config.record_bytes_max;
+        let count = verify_entry(bytes, first, record_bytes_max)?;
         if count == 0 {
             return Err(StorageError::corrupt(first, "an empty entry"));
         }
-        self.insert_entry(first, bytes)?;
+        if bytes.len() <= SLED_VALUE_BYTES_MAX {
+            self.insert_entry(first, bytes)?;
+        } else {
+            tracing::debug!(
+                first,
+                bytes = bytes.len(),
+                "splitting a replicated log entry over the value limit"
+            );
+            self.insert_entries(&split_entry(bytes, first, record_bytes_max)?)?;
+        }
         Ok(first + count as u64 - 1)
     }
 
@@ -345,6 +392,7 @@ impl Storage {
                     crate::record::encode_record(&mut kept, record.epoch, record.lsn, &record.body);
                 }
                 discarded += records.iter().filter(|record| record.lsn > through).count() as u64;
+                check_value("log", &key, &kept)?;
                 batch.insert(key, kept);
             }
         }
@@ -384,7 +432,58 @@ impl Storage {
     /// Inserts one encoded batch (the writer thread's job); not durable until
     /// `barrier`.
     pub(crate) fn insert_entry(&self, first: Lsn, bytes: &[u8]) -> Result<(), StorageError> {
-        self.inner.log.insert(first.to_be_bytes(), bytes)?;
+        let key = first.to_be_bytes();
+        check_value("log", &key, bytes)?;
+        self.inner.log.insert(key, bytes)?;
+        Ok(())
+    }
+
+    /// Inserts the entries of one group commit in one atomic sled batch: after a
+    /// crash the log holds all of them or none, never a gap. Not durable until
+    /// `barrier`.
+    pub(crate) fn insert_entries(&self, entries: &LogEntries) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (first, bytes) in entries.iter() {
+            let key = first.to_be_bytes();
+            check_value("log", &key, bytes)?;
+            batch.insert(&key, bytes);
+        }
+        self.inner.log.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Format 1 → 2: rewrites every value over `SLED_VALUE_BYTES_MAX` under it,
+    /// then passes the barrier, so from then on every value is in sled's data
+    /// file and durable. Log entries are split (same records, more entry
+    /// boundaries), the checkpoint is written again as pages (same chunks, same
+    /// LSN), the epoch history keeps its newest `EPOCH_HISTORY_MAX` entries.
+    /// Each step is atomic and can run again, so a crash during the upgrade
+    /// leaves a data dir that the next start upgrades.
+    fn upgrade_to_inline_values(&self, found: u64) -> Result<(), StorageError> {
+        tracing::info!(
+            path = %self.inner.path.display(),
+            from = found,
+            to = FORMAT_VERSION,
+            "upgrading the data dir's storage format"
+        );
+        let record_bytes_max = self.inner.config.record_bytes_max;
+        let mut split = 0;
+        for entry in self.inner.log.iter() {
+            let (key, value) = entry?;
+            if value.len() > SLED_VALUE_BYTES_MAX {
+                let first = lsn_of_key(&key)?;
+                self.insert_entries(&split_entry(&value, first, record_bytes_max)?)?;
+                split += 1;
+            }
+        }
+        let rewrote_checkpoint = self.upgrade_checkpoint()?;
+        self.upgrade_epoch_history()?;
+        self.barrier()?;
+        tracing::info!(
+            split_log_entries = split,
+            rewrote_checkpoint,
+            "storage format upgraded"
+        );
         Ok(())
     }
 
@@ -411,10 +510,15 @@ impl Storage {
 /// threads are finishing) to release the data dir's lock.
 const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Opens sled with its default segment size, after checking that this size
+/// keeps every value flashgate's limits allow in sled's data file (sled refuses
+/// to open a database created with another segment size).
 fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
+    let config = || sled::Config::new().path(path).flush_every_ms(None);
+    check_values_stay_inline(config().segment_size)?;
     let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
     loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
+        match config().open() {
             Ok(db) => return Ok(db),
             Err(error) => {
                 let message = error.to_string();
@@ -429,6 +533,38 @@ fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
             }
         }
     }
+}
+
+/// Makes durable, once per start, what the barrier does not cover: sled's
+/// settings file (written without fsync when sled creates a database) and the
+/// directory entries of `sled/` and the data dir. None of them change after.
+fn sync_files_outside_the_barrier(sled_path: &Path) -> Result<(), StorageError> {
+    let sync = |path: PathBuf| {
+        File::open(&path)
+            .and_then(|file| file.sync_all())
+            .map_err(|source| StorageError::DataDir { path, source })
+    };
+    sync(sled_path.join("conf"))?;
+    sync(sled_path.to_path_buf())?;
+    if let Some(data_dir) = sled_path.parent() {
+        sync(data_dir.to_path_buf())?;
+    }
+    Ok(())
+}
+
+/// The records of one stored entry, checked, cut into entries under the limit.
+fn split_entry(
+    bytes: &[u8],
+    first: Lsn,
+    record_bytes_max: usize,
+) -> Result<LogEntries, StorageError> {
+    let mut records = Vec::new();
+    decode_entry(bytes, first, record_bytes_max, &mut records)?;
+    let mut entries = LogEntries::with_capacity(bytes.len());
+    for record in &records {
+        entries.push(record.epoch, record.lsn, &record.body);
+    }
+    Ok(entries)
 }
 
 fn lsn_of_key(key: &[u8]) -> Result<Lsn, StorageError> {

@@ -1,5 +1,6 @@
 //! The group-commit log writer: one thread that takes appends from a bounded
-//! crossbeam channel, writes each batch as one sled entry, passes the durability
+//! crossbeam channel, writes each batch as log entries of at most
+//! `SLED_VALUE_BYTES_MAX` bytes in one atomic sled batch, passes the durability
 //! barrier, and only then reports the batch durable. While it waits on the disk,
 //! the next batch gathers in the channel, so one fsync serves many orders.
 
@@ -11,7 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::StorageError;
-use crate::record::{encode_record, verify_entry, Lsn};
+use crate::record::{verify_entry, LogEntries, Lsn};
 use crate::store::Storage;
 
 /// Limits of the writer.
@@ -193,7 +194,7 @@ fn run<T>(
     mut completion: impl Completion<T>,
 ) {
     let mut tickets: Vec<T> = Vec::with_capacity(config.batch_records_max);
-    let mut bytes: Vec<u8> = Vec::with_capacity(config.batch_bytes_max);
+    let mut entries = LogEntries::with_capacity(config.batch_bytes_max);
     let record_bytes_max = storage.config().record_bytes_max;
     // Block for the first append of a batch, then take whatever else is queued.
     while let Ok(first) = receiver.recv() {
@@ -203,17 +204,17 @@ fn run<T>(
         let epoch = progress.epoch();
         let first_lsn = next_lsn;
         tickets.clear();
-        bytes.clear();
+        entries.clear();
         let mut next = Some(first);
         while let Some(append) = next {
             if let Some(body) = append.body {
                 assert!(body.len() <= record_bytes_max, "record body over the limit");
-                encode_record(&mut bytes, epoch, next_lsn, &body);
+                entries.push(epoch, next_lsn, &body);
                 next_lsn += 1;
             }
             tickets.push(append.ticket);
             next = if tickets.len() < config.batch_records_max
-                && bytes.len() < config.batch_bytes_max
+                && entries.bytes_len() < config.batch_bytes_max
             {
                 receiver.try_recv().ok()
             } else {
@@ -230,11 +231,16 @@ fn run<T>(
         progress.appended_lsn.store(last_lsn, Ordering::Release);
         // Check the checksums right before the bytes leave for the disk: a
         // corruption in memory must not become a durable record.
-        let verified = verify_entry(&bytes, first_lsn, record_bytes_max)
-            .expect("a batch verifies right after encoding");
+        let verified: usize = entries
+            .iter()
+            .map(|(first, bytes)| {
+                verify_entry(bytes, first, record_bytes_max)
+                    .expect("a batch verifies right after encoding")
+            })
+            .sum();
         assert_eq!(verified as u64, records);
         let written = storage
-            .insert_entry(first_lsn, &bytes)
+            .insert_entries(&entries)
             .and_then(|()| storage.barrier());
         match written {
             Ok(()) => {
@@ -260,6 +266,8 @@ fn run<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inline::{RECORD_BODY_BYTES_MAX, SLED_VALUE_BYTES_MAX};
+    use crate::record::encode_record;
     use crate::store::StorageConfig;
     use std::sync::Mutex;
 
@@ -555,5 +563,126 @@ mod tests {
             message.contains("format 99") && message.contains("newer flashgate"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_value_over_the_limit_is_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let error = storage
+            .set_meta_bytes(b"big", &vec![1; SLED_VALUE_BYTES_MAX + 1])
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("sled tree meta") && message.contains("fsyncs"),
+            "{message}"
+        );
+        assert_eq!(storage.meta_bytes(b"big").unwrap(), None);
+        storage
+            .set_meta_bytes(b"big", &vec![1; SLED_VALUE_BYTES_MAX])
+            .unwrap();
+        assert!(storage
+            .insert_entry(1, &vec![0; SLED_VALUE_BYTES_MAX + 1])
+            .is_err());
+        assert!(storage.is_empty().unwrap());
+    }
+
+    #[test]
+    fn a_record_limit_that_does_not_fit_one_entry_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            record_bytes_max: RECORD_BODY_BYTES_MAX + 1,
+            ..StorageConfig::default()
+        };
+        let message = Storage::open(dir.path(), config).err().unwrap().to_string();
+        assert!(message.contains("record_bytes_max"), "{message}");
+    }
+
+    #[test]
+    #[should_panic(expected = "record body over the limit")]
+    fn the_writer_refuses_a_record_body_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        sender
+            .send(Append {
+                body: Some(vec![0; RECORD_BODY_BYTES_MAX + 1]),
+                ticket: 1u32,
+            })
+            .unwrap();
+        drop(sender);
+        let progress = Arc::new(LogProgress::default());
+        run(
+            storage,
+            WriterConfig::default(),
+            receiver,
+            progress,
+            Order::default(),
+        );
+    }
+
+    /// A primary of an older build sends a whole group commit as one entry; the
+    /// standby stores it as entries under the limit and ships the same records.
+    #[test]
+    fn a_replicated_entry_over_the_limit_is_stored_as_entries_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let mut bytes = Vec::new();
+        for lsn in 1..=100 {
+            encode_record(&mut bytes, 1, lsn, &[lsn as u8; 500]);
+        }
+        assert!(bytes.len() > SLED_VALUE_BYTES_MAX);
+        assert_eq!(storage.insert_replicated(1, &bytes).unwrap(), 100);
+        let shipped = storage.read_entries_after(0, usize::MAX).unwrap();
+        assert!(shipped.len() > 1);
+        let mut joined = Vec::new();
+        for entry in &shipped {
+            assert!(entry.bytes.len() <= SLED_VALUE_BYTES_MAX);
+            joined.extend_from_slice(&entry.bytes);
+        }
+        assert!(joined == bytes, "the same records, byte for byte");
+        assert_eq!(storage.last_lsn().unwrap(), Some(100));
+    }
+
+    #[test]
+    fn a_large_group_commit_is_written_as_entries_under_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let order = Order::default();
+        let writer = LogWriter::start(
+            storage.clone(),
+            WriterConfig::default(),
+            1,
+            0,
+            order.clone(),
+        );
+        let sender = writer.sender();
+        for ticket in 0..5_000u32 {
+            let body = Some(vec![ticket as u8; 100 + ticket as usize % 400]);
+            if sender.append(Append { body, ticket }).is_err() {
+                panic!("the writer stopped");
+            }
+        }
+        drop(sender);
+        writer.join();
+        assert_eq!(order.0.lock().unwrap().len(), 5_000);
+        let mut entries = 0;
+        for entry in storage.log_tree().iter() {
+            let (_, value) = entry.unwrap();
+            assert!(value.len() <= SLED_VALUE_BYTES_MAX, "{} bytes", value.len());
+            entries += 1;
+        }
+        assert!(entries > 100, "{entries} entries");
+        let mut next = 1;
+        storage
+            .read_log_after::<StorageError>(0, |record| {
+                let ticket = (record.lsn - 1) as u32;
+                assert_eq!(record.lsn, next);
+                assert!(record.body == vec![ticket as u8; 100 + ticket as usize % 400]);
+                next += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(next, 5_001);
     }
 }
