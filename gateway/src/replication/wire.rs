@@ -4,7 +4,7 @@
 
 use bincode::{Decode, Encode};
 use flashgate_actors::PeerAddress;
-use flashgate_storage::EpochStart;
+use flashgate_storage::{EpochStart, EPOCH_HISTORY_MAX};
 use quinn::{RecvStream, SendStream};
 
 /// Where a node is reached, on the wire.
@@ -163,7 +163,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
 
 pub fn decode(body: &[u8]) -> Result<Message, WireError> {
     let config = bincode::config::standard().with_limit::<MESSAGE_BYTES_LIMIT>();
-    let (message, read) = bincode::decode_from_slice(body, config)
+    let (message, read): (Message, usize) = bincode::decode_from_slice(body, config)
         .map_err(|error| WireError::Malformed(error.to_string()))?;
     if read != body.len() {
         return Err(WireError::Malformed(format!(
@@ -171,7 +171,56 @@ pub fn decode(body: &[u8]) -> Result<Message, WireError> {
             body.len() - read
         )));
     }
+    message.check()?;
     Ok(message)
+}
+
+/// Longest address part (an HTTP URL, a `host:port`) a peer may advertise: it
+/// is stored as the fence of a node it fences, and shown to clients.
+pub const PEER_ADDRESS_BYTES_MAX: usize = 255;
+
+impl NodeInfo {
+    fn check(&self) -> Result<(), WireError> {
+        let parts = [
+            Some(&self.http),
+            self.quic.as_ref(),
+            self.replication.as_ref(),
+        ];
+        for part in parts.into_iter().flatten() {
+            if part.len() > PEER_ADDRESS_BYTES_MAX {
+                return Err(WireError::Malformed(format!(
+                    "an advertised address of {} bytes; the limit is {PEER_ADDRESS_BYTES_MAX}",
+                    part.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Message {
+    /// Refuses what decodes but breaks a limit: advertised addresses and
+    /// epoch histories must fit where they are stored.
+    fn check(&self) -> Result<(), WireError> {
+        let (node, history) = match self {
+            Message::Follow { node, history, .. } => (Some(node), Some(history)),
+            Message::Welcome {
+                primary, history, ..
+            } => (Some(primary), Some(history)),
+            Message::Refused { primary, .. } => (primary.as_ref(), None),
+            _ => (None, None),
+        };
+        if let Some(node) = node {
+            node.check()?;
+        }
+        if let Some(history) = history.filter(|history| history.len() > EPOCH_HISTORY_MAX) {
+            return Err(WireError::Malformed(format!(
+                "an epoch history of {} epochs; the limit is {EPOCH_HISTORY_MAX}",
+                history.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 pub async fn send(stream: &mut SendStream, message: &Message) -> Result<(), WireError> {
@@ -235,5 +284,27 @@ mod tests {
         assert_eq!(decode(&bytes[4..]).unwrap(), message);
         assert!(decode(&bytes[4..bytes.len() - 1]).is_err());
         assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn an_advertised_address_over_the_limit_is_refused() {
+        let follow = |http: String| Message::Follow {
+            node: NodeInfo {
+                http,
+                quic: None,
+                replication: None,
+            },
+            is_primary: false,
+            epoch: 1,
+            cluster_id: 1,
+            last_lsn: 0,
+            history: vec![(1, 1)],
+            empty: true,
+        };
+        let fits = encode(&follow("h".repeat(PEER_ADDRESS_BYTES_MAX)));
+        assert!(decode(&fits[4..]).is_ok());
+        let over = encode(&follow("h".repeat(PEER_ADDRESS_BYTES_MAX + 1)));
+        let error = decode(&over[4..]).expect_err("over the limit");
+        assert!(error.to_string().contains("255"), "{error}");
     }
 }
