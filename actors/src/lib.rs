@@ -11,6 +11,7 @@
 //! - `cluster`: `Cluster`, the node's role, replication mode and sync gate.
 //! - `replica`: the standby side of `Node`: applying the primary's log,
 //!   discarding a tail, promotion, fencing, handover.
+//! - `watchdog`: `DiskWatchdog`, fail-stop when a wait on the disk never ends.
 //! - `error`: `NodeError`, what a caller of `Node` can get back.
 
 pub mod cluster;
@@ -21,6 +22,7 @@ pub mod node;
 pub mod recovery;
 pub mod replica;
 pub mod shard_actor;
+mod watchdog;
 
 pub use cluster::{ClusterConfig, ClusterStatus, PeerAddress, Replication, Role, StandbyLoss};
 pub use error::NodeError;

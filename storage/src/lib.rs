@@ -9,10 +9,13 @@
 //! - `checkpoint`: snapshots as checksummed chunks, swapped in atomically.
 //! - `epochs`: which epoch wrote which part of the log, and where two logs part.
 //! - `error`: `StorageError`.
+//! - `fault`: test-only fault points, in debug builds only.
 
 mod checkpoint;
 mod epochs;
 mod error;
+#[cfg(debug_assertions)]
+pub mod fault;
 mod record;
 mod store;
 mod writer;
@@ -23,5 +26,5 @@ pub use error::StorageError;
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
 };
-pub use store::{EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
+pub use store::{DiskWait, EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
 pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};
