@@ -66,7 +66,7 @@ impl DiskWatchdog {
                     limit.as_millis()
                 );
                 if progress.fail_stop(reason.clone()) {
-                    tracing::error!(%data_dir, waited_ms = waited.as_millis() as u64, what, "DISK STALLED in data dir {data_dir}: {reason}; this node stops taking writes and refuses every waiting answer; restart it once the disk answers (every acknowledged order is in the log)");
+                    tracing::error!(%data_dir, waited_ms = waited.as_millis() as u64, what, "DISK STALLED: {reason}; this node stops taking writes and refuses every waiting answer; restart it once the disk answers (every acknowledged order is in the log)");
                 }
                 failed.send_replace(true);
                 return;

@@ -9,6 +9,8 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -60,6 +62,8 @@ pub struct Launch {
     data_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// A program (and its arguments) that runs flashgate, e.g. `fiu-run -x`.
+    wrapper: Vec<String>,
 }
 
 /// A process that exited on its own: how, and what it wrote to stderr.
@@ -101,6 +105,17 @@ impl Launch {
             .arg("standby")
             .arg("--follow")
             .arg(primary)
+    }
+
+    /// Runs flashgate through `program` (with `args` before flashgate's command
+    /// line), e.g. `fiu-run -x`; the wrapper must exec flashgate in its place, so
+    /// the process id is flashgate's.
+    pub fn wrapped_by(mut self, program: &str, args: &[&str]) -> Launch {
+        self.wrapper = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        self
     }
 
     /// Adds a command-line argument after the standard ones.
@@ -232,7 +247,15 @@ impl Launch {
 
     fn command(&self, data_dir: &Path, stderr_path: &Path) -> Command {
         let stderr = std::fs::File::create(stderr_path).expect("create the stderr log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_flashgate"));
+        let binary = env!("CARGO_BIN_EXE_flashgate");
+        let mut command = match self.wrapper.split_first() {
+            None => Command::new(binary),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+        };
         // Settings of the environment the tests run in must not leak into the server.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("FLASHGATE_") {
@@ -325,6 +348,39 @@ impl Server {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// Waits (at most `timeout`) for the process to exit on its own and returns
+    /// how it exited; panics, with its stderr, if it still runs then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        match wait_bounded(&mut child, timeout) {
+            Some(status) => status,
+            None => panic!(
+                "flashgate still ran {timeout:?} later; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Sends SIGTERM and waits at most `timeout` for the process to exit;
+    /// panics, with its stderr, if it still runs then.
+    pub fn terminate_within(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(
+            sent,
+            0,
+            "SIGTERM flashgate: {}",
+            std::io::Error::last_os_error()
+        );
+        self.wait_exit(timeout)
     }
 
     /// Everything the process wrote to stderr so far (its logs).
