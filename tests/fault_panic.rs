@@ -60,5 +60,5 @@ fn a_panic_in_the_log_writer_aborts_the_node_and_loses_nothing() {
 /// shard silently answers nothing.
 #[test]
 fn a_panic_in_a_shard_aborts_the_node_and_loses_nothing() {
-    panic_fails_the_node("shard", 80, "in thread '");
+    panic_fails_the_node("shard", 80, "in thread 'actix-rt|system:0|arbiter:");
 }
