@@ -66,3 +66,23 @@ pub fn describe_io_error(error: &std::io::Error) -> String {
     };
     format!("{error} ({name}: {action})")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_enospc_with_what_to_do() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let message = StorageError::from(full).to_string();
+        assert!(
+            message.contains("ENOSPC") && message.contains("free space"),
+            "{message}"
+        );
+        let other = std::io::Error::other("something else");
+        assert_eq!(
+            StorageError::from(other).to_string(),
+            "log write failed: something else"
+        );
+    }
+}

@@ -494,3 +494,25 @@ fn lsn_of_key(key: &[u8]) -> Result<Lsn, StorageError> {
         .map_err(|_| StorageError::corrupt(0, format!("log key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(array))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_disk_wait_in_progress_is_reported_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        assert_eq!(storage.oldest_disk_wait(), None);
+        let first = storage.disk_wait("log write");
+        let second = storage.disk_wait("fsync");
+        assert_eq!(storage.oldest_disk_wait().map(|(_, what)| what), Some("log write"));
+        drop(first);
+        assert_eq!(storage.oldest_disk_wait().map(|(_, what)| what), Some("fsync"));
+        drop(second);
+        assert_eq!(storage.oldest_disk_wait(), None);
+        // A barrier is watched only while it runs.
+        storage.barrier().unwrap();
+        assert_eq!(storage.oldest_disk_wait(), None);
+    }
+}

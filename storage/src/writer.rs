@@ -465,6 +465,30 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_written_after_an_outside_fail_stop_is_never_reported_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let outcomes = Outcomes::default();
+        let writer = LogWriter::start(storage, WriterConfig::default(), 1, 0, outcomes.clone());
+        // As the disk watchdog does while a write hangs: the write that returns
+        // afterwards must not acknowledge anything.
+        assert!(writer.progress().fail_stop("the disk is stuck".into()));
+        assert!(!writer.progress().fail_stop("a second reason".into()));
+        let sender = writer.sender();
+        let _ = sender.append(Append {
+            body: Some(b"x".to_vec()),
+            ticket: 1,
+        });
+        drop(sender);
+        let progress = Arc::clone(writer.progress());
+        writer.join();
+        assert!(outcomes.durable.lock().unwrap().is_empty());
+        assert_eq!(*outcomes.failed.lock().unwrap(), vec![1]);
+        assert_eq!(progress.durable_lsn(), 0);
+        assert_eq!(progress.failure(), Some("the disk is stuck"));
+    }
+
+    #[test]
     fn a_checkpoint_trims_the_log_it_covers() {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
