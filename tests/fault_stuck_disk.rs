@@ -3,20 +3,28 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::time::Duration;
 
-use common::faults::{assert_nothing_acknowledged_after, audit, put_skus, Bindfs};
-use common::{Burst, Launch, START_TIMEOUT};
+use common::faults::{
+    assert_nothing_acknowledged_after, audit, has_exited, put_skus, Bindfs, ServerOnBindfs,
+};
+use common::{poll_until, Burst, Launch, START_TIMEOUT};
 
 /// The node's `--disk-stall-timeout` in these tests.
 const DISK_STALL_TIMEOUT: &str = "1s";
 /// The node's shutdown timeout (`FLASHGATE_SHUTDOWN_TIMEOUT_SECS`).
 const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
-/// The stop bound those give (`Config::stop_bound`: shutdown timeout plus twice
-/// the stall timeout), and the slack a loaded machine gets on top of it before
-/// the test calls the stop hung.
+/// The stop bound those give (`Config::stop_bound`: the shutdown timeout plus
+/// twice the stall timeout), and the slack a loaded machine gets on top of it
+/// before the test calls the stop hung.
 const STOP_BOUND: Duration = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 2);
 const STOP_SLACK: Duration = Duration::from_secs(10);
+/// flashgate's exit codes after a stop that skipped or abandoned its final
+/// checkpoint (README, "exit").
+const EXIT_STOP_ABANDONED: i32 = 3;
+const EXIT_STORAGE_FAILED: i32 = 4;
 
 fn launch_on(data_dir: &std::path::Path) -> Launch {
     Launch::new()
@@ -31,6 +39,28 @@ fn launch_on(data_dir: &std::path::Path) -> Launch {
         .arg("2")
 }
 
+/// SIGTERM with the disk still frozen: the process must exit within its bound.
+/// Then thaws the disk (so the kernel lets go of a thread caught in it) and
+/// returns the exit status.
+fn stop_with_the_disk_stuck(node: &mut ServerOnBindfs) -> ExitStatus {
+    let pid = node.server().pid();
+    node.server().signal(libc::SIGTERM);
+    poll_until(
+        "the node to exit with its disk still stuck",
+        STOP_BOUND + STOP_SLACK,
+        || has_exited(pid).then_some(()),
+    );
+    node.bindfs.thaw();
+    let exit = node.server().wait_exit(START_TIMEOUT);
+    assert!(
+        matches!(exit.code(), Some(EXIT_STOP_ABANDONED | EXIT_STORAGE_FAILED)),
+        "a stop on a stuck disk exited {exit} (signal {:?}); stderr:\n{}",
+        exit.signal(),
+        node.server().stderr()
+    );
+    exit
+}
+
 /// When the disk stops answering under load, the node does not hang with it:
 /// orders get 503 `storage_failed` (never a late 2xx), `/readyz` reports not
 /// ready, SIGTERM ends the process within its bound while the disk is still
@@ -38,19 +68,23 @@ fn launch_on(data_dir: &std::path::Path) -> Launch {
 /// neither answers nor exits cannot be replaced by its standby or supervisor.
 #[test]
 fn a_stuck_disk_fail_stops_the_node_and_a_stop_still_ends() {
-    let Some(mut bindfs) = Bindfs::mount() else {
+    let Some(bindfs) = Bindfs::mount() else {
         return;
     };
     let skus = ["STUCK-A", "STUCK-B", "STUCK-C"];
-    let mut server = launch_on(&bindfs.path().join("data")).start();
-    let client = server.client().clone();
+    let server = launch_on(&bindfs.path().join("data")).start();
+    let mut node = ServerOnBindfs {
+        server: Some(server),
+        bindfs,
+    };
+    let client = node.server().client().clone();
     put_skus(&client, &skus);
 
     let burst = Burst::start_named(&client, &skus, 4, "stuck");
     burst.wait_for_created(100);
-    bindfs.freeze();
-    // The burst's requests time out on the client side (REQUEST_TIMEOUT) rather
-    // than hang: a refusal within it is the node's answer, not the client's.
+    node.bindfs.freeze();
+    // A request the node left hanging would end as a client timeout
+    // (REQUEST_TIMEOUT) and stop its burst thread, failing the wait below.
     burst.wait_for("40 storage_failed refusals", START_TIMEOUT, |burst| {
         burst.refused("storage_failed") >= 40
     });
@@ -60,30 +94,26 @@ fn a_stuck_disk_fail_stops_the_node_and_a_stop_still_ends() {
     let (status, readiness) = client.get("/readyz");
     assert_eq!(status, 503, "{readiness}");
     let detail = readiness["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("the disk is stuck"), "{readiness}");
+    let data_dir = node.server().data_dir().display().to_string();
+    let stderr = node.server().stderr();
     assert!(
-        detail.contains("the disk is stuck") && detail.contains("data"),
-        "{readiness}"
-    );
-    let stderr = server.stderr();
-    assert!(
-        stderr.contains("DISK STALLED") && stderr.contains(&server.data_dir().display().to_string()),
+        stderr.contains("DISK STALLED") && stderr.contains(&data_dir),
         "no loud line naming the data dir:\n{stderr}"
     );
 
-    // The disk is still stuck: the stop must end anyway.
-    let exit = server.terminate_within(STOP_BOUND + STOP_SLACK);
-    assert!(!exit.success(), "a node whose disk stalled exited 0: {exit}");
-    let stderr = server.stderr();
+    let exit = stop_with_the_disk_stuck(&mut node);
+    let stderr = node.server().stderr();
     assert!(
         stderr.contains("final checkpoint skipped") || stderr.contains("STOP ABANDONED"),
         "the stop does not say what became of the final checkpoint:\n{stderr}"
     );
 
-    bindfs.unmount();
-    let restarted = launch_on(&bindfs.source().join("data")).start();
+    node.bindfs.unmount();
+    let restarted = launch_on(&node.bindfs.source().join("data")).start();
     let audit = audit(restarted.client(), &skus, &attempts);
     eprintln!(
-        "stuck disk: faults injected 1 (bindfs frozen), attempts {}, acknowledged {}, refused storage_failed {refusals}, lost {}, oversold {}, stop ended with {exit}",
+        "stuck disk: faults injected 1 (bindfs frozen under load), attempts {}, acknowledged {}, refused storage_failed {refusals}, lost {}, oversold {}, stop ended with {exit}",
         attempts.len(),
         audit.acknowledged,
         audit.lost,
@@ -92,25 +122,28 @@ fn a_stuck_disk_fail_stops_the_node_and_a_stop_still_ends() {
 }
 
 /// A graceful stop whose final checkpoint meets a stuck disk still ends within
-/// its bound, saying the checkpoint was abandoned; the log holds everything, so
+/// its bound, saying what became of the checkpoint; the log holds everything, so
 /// the restarted node has every acknowledged order.
 #[test]
 fn a_stop_on_a_stuck_disk_ends_within_its_bound() {
-    let Some(mut bindfs) = Bindfs::mount() else {
+    let Some(bindfs) = Bindfs::mount() else {
         return;
     };
     let skus = ["IDLE-A", "IDLE-B"];
-    let mut server = launch_on(&bindfs.path().join("data")).start();
-    let client = server.client().clone();
+    let server = launch_on(&bindfs.path().join("data")).start();
+    let mut node = ServerOnBindfs {
+        server: Some(server),
+        bindfs,
+    };
+    let client = node.server().client().clone();
     put_skus(&client, &skus);
     let burst = Burst::start_named(&client, &skus, 2, "idle");
     burst.wait_for_created(50);
     let attempts = burst.finish();
     // No write is waiting when the disk sticks: only the stop meets it.
-    bindfs.freeze();
-    let exit = server.terminate_within(STOP_BOUND + STOP_SLACK);
-    assert!(!exit.success(), "a stop that skipped its checkpoint exited 0: {exit}");
-    let stderr = server.stderr();
+    node.bindfs.freeze();
+    let exit = stop_with_the_disk_stuck(&mut node);
+    let stderr = node.server().stderr();
     assert!(
         stderr.contains("final checkpoint abandoned")
             || stderr.contains("STOP ABANDONED")
@@ -118,8 +151,8 @@ fn a_stop_on_a_stuck_disk_ends_within_its_bound() {
         "the stop does not say what became of the final checkpoint:\n{stderr}"
     );
 
-    bindfs.unmount();
-    let restarted = launch_on(&bindfs.source().join("data")).start();
+    node.bindfs.unmount();
+    let restarted = launch_on(&node.bindfs.source().join("data")).start();
     let audit = audit(restarted.client(), &skus, &attempts);
     eprintln!(
         "stop on a stuck disk: faults injected 1 (bindfs frozen before SIGTERM), acknowledged {}, lost {}, oversold {}, stop ended with {exit}",

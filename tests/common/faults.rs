@@ -15,7 +15,9 @@ use std::time::Duration;
 use serde_json::json;
 use tempfile::TempDir;
 
-use super::{assert_counters_match, poll_until, settle, Attempt, Client, Outcome, START_TIMEOUT};
+use super::{
+    assert_counters_match, poll_until, settle, Attempt, Client, Outcome, Server, START_TIMEOUT,
+};
 
 /// Prints why a fault test cannot run here and returns true; the caller
 /// returns. Where the tools exist (this project's CI installs them), tests run.
@@ -258,6 +260,44 @@ impl Drop for Bindfs {
     fn drop(&mut self) {
         self.unmount();
     }
+}
+
+/// A server whose data dir is on a bindfs mount, with the mount. Dropping it
+/// thaws bindfs before the server is killed and reaped: a thread of a dying
+/// process can wait uninterruptibly inside a frozen FUSE mount (e.g. a write's
+/// xattr check), and the process cannot be reaped until bindfs answers.
+pub struct ServerOnBindfs {
+    pub server: Option<Server>,
+    pub bindfs: Bindfs,
+}
+
+impl ServerOnBindfs {
+    pub fn server(&mut self) -> &mut Server {
+        self.server.as_mut().expect("the server is running")
+    }
+}
+
+impl Drop for ServerOnBindfs {
+    fn drop(&mut self) {
+        self.bindfs.thaw();
+        drop(self.server.take());
+        self.bindfs.unmount();
+    }
+}
+
+/// Whether process `pid` has exited: gone, or a zombie. A process whose last
+/// thread is stuck in the kernel (a frozen FUSE mount) stays a zombie until
+/// the kernel lets that thread go; it has exited all the same: it answers
+/// nothing, holds no port, and its exit status is decided.
+pub fn has_exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The state follows the command name, which is in parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z' | 'X'))
 }
 
 /// libfiu's remote control of a process started under `fiu-run -x -f PREFIX`.

@@ -368,19 +368,17 @@ impl Server {
         }
     }
 
-    /// Sends SIGTERM and waits at most `timeout` for the process to exit;
-    /// panics, with its stderr, if it still runs then.
-    pub fn terminate_within(&mut self, timeout: Duration) -> ExitStatus {
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process and returns.
+    pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
         // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        let sent = unsafe { libc::kill(pid, signal) };
         assert_eq!(
             sent,
             0,
-            "SIGTERM flashgate: {}",
+            "signal {signal} to flashgate: {}",
             std::io::Error::last_os_error()
         );
-        self.wait_exit(timeout)
     }
 
     /// Everything the process wrote to stderr so far (its logs).
