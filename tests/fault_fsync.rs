@@ -46,7 +46,8 @@ fn a_failing_fsync_fail_stops_and_loses_nothing_acknowledged() {
     assert_eq!(readiness["status"], "not_ready", "{readiness}");
     let stderr = server.stderr();
     assert!(
-        stderr.contains("LOG WRITE FAILED") && stderr.contains(&server.data_dir().display().to_string()),
+        stderr.contains("LOG WRITE FAILED")
+            && stderr.contains(&server.data_dir().display().to_string()),
         "no loud line naming the data dir:\n{stderr}"
     );
     let exit = server.terminate();

@@ -506,9 +506,15 @@ mod tests {
         assert_eq!(storage.oldest_disk_wait(), None);
         let first = storage.disk_wait("log write");
         let second = storage.disk_wait("fsync");
-        assert_eq!(storage.oldest_disk_wait().map(|(_, what)| what), Some("log write"));
+        assert_eq!(
+            storage.oldest_disk_wait().map(|(_, what)| what),
+            Some("log write")
+        );
         drop(first);
-        assert_eq!(storage.oldest_disk_wait().map(|(_, what)| what), Some("fsync"));
+        assert_eq!(
+            storage.oldest_disk_wait().map(|(_, what)| what),
+            Some("fsync")
+        );
         drop(second);
         assert_eq!(storage.oldest_disk_wait(), None);
         // A barrier is watched only while it runs.

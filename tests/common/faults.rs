@@ -104,7 +104,10 @@ impl Tmpfs {
         std::fs::create_dir(&mount_point).expect("create the mount point");
         let options = format!("size={size_bytes},mode=0700");
         let mount_path = mount_point.to_string_lossy().into_owned();
-        run("mount", &["-t", "tmpfs", "-o", &options, "tmpfs", &mount_path]);
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", &options, "tmpfs", &mount_path],
+        );
         Some(Tmpfs {
             mount_point,
             _parent: parent,
