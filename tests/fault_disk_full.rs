@@ -5,6 +5,9 @@ mod common;
 use common::faults::{assert_nothing_acknowledged_after, audit, put_skus, Tmpfs};
 use common::{acknowledged, order_id, Burst, Launch, START_TIMEOUT};
 
+/// flashgate's exit code after a stop of a node whose storage failed.
+const EXIT_STORAGE_FAILED: i32 = 4;
+
 /// Size of the tmpfs the data dir lives on: room for the node to start and
 /// take orders, small enough to fill at once.
 const TMPFS_BYTES: u64 = 32 << 20;
@@ -63,7 +66,11 @@ fn a_full_disk_fail_stops_naming_the_data_dir_and_loses_nothing() {
         "no loud line naming ENOSPC:\n{stderr}"
     );
     let exit = server.terminate();
-    assert!(!exit.success(), "a node whose log failed exited 0: {exit}");
+    assert_eq!(
+        exit.code(),
+        Some(EXIT_STORAGE_FAILED),
+        "a stop after a storage failure exits {EXIT_STORAGE_FAILED}, this one {exit}"
+    );
 
     std::fs::remove_file(&filler).expect("free the space");
     let restarted = Launch::new().data_dir(&data_dir).start();

@@ -5,6 +5,9 @@ mod common;
 use common::faults::{assert_nothing_acknowledged_after, audit, put_skus, Fiu};
 use common::{Burst, Launch, START_TIMEOUT};
 
+/// flashgate's exit code after a stop of a node whose storage failed.
+const EXIT_STORAGE_FAILED: i32 = 4;
+
 /// When fsync starts failing under load, the node fail-stops (no 2xx after the
 /// failure, 503 `storage_failed`, `/readyz` not ready, a loud log line), and after
 /// a restart without the fault every order acknowledged before it is there with
@@ -51,7 +54,11 @@ fn a_failing_fsync_fail_stops_and_loses_nothing_acknowledged() {
         "no loud line naming the data dir:\n{stderr}"
     );
     let exit = server.terminate();
-    assert!(!exit.success(), "a node whose log failed exited 0: {exit}");
+    assert_eq!(
+        exit.code(),
+        Some(EXIT_STORAGE_FAILED),
+        "a stop after a storage failure exits {EXIT_STORAGE_FAILED}, this one {exit}"
+    );
 
     let restarted = Launch::new().data_dir(server.data_dir()).start();
     let audit = audit(restarted.client(), &skus, &attempts);
