@@ -13,9 +13,6 @@ use flashgate_gateway::{Config, LogFormat, Overrides};
 mod cli;
 mod demo;
 
-/// The exit code after a graceful stop of a node whose storage had failed.
-const EXIT_STORAGE_FAILED: u8 = 4;
-
 #[derive(Parser)]
 #[command(
     name = "flashgate",
@@ -163,7 +160,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ flashgate_gateway::ServeError::StorageFailed(_)) => {
             eprintln!("flashgate: {error}");
-            ExitCode::from(EXIT_STORAGE_FAILED)
+            ExitCode::from(flashgate_gateway::EXIT_STORAGE_FAILED)
         }
         Err(error) => {
             tracing::error!(%error, "flashgate stopped");

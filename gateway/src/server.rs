@@ -50,6 +50,11 @@ pub enum ServeError {
 /// exited without it. Safe: the log holds every acknowledged order.
 pub const EXIT_STOP_ABANDONED: i32 = 3;
 
+/// The exit code after a graceful stop of a node whose storage had failed
+/// (`ServeError::StorageFailed`): the final checkpoint was skipped; the log
+/// holds every acknowledged order.
+pub const EXIT_STORAGE_FAILED: u8 = 4;
+
 /// Latency buckets in seconds, from 50 µs to 10 s.
 const LATENCY_BUCKETS_SECS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
