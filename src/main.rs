@@ -102,6 +102,11 @@ struct ServeArgs {
     /// or set FLASHGATE_CLUSTER_SECRET.
     #[arg(long, value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// Longest one wait on the disk (a log write, an fsync) may last before the
+    /// node fail-stops (503 storage_failed), e.g. 5s; it also bounds a stop's
+    /// final checkpoint [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    disk_stall_timeout: Option<std::time::Duration>,
 }
 
 fn main() -> ExitCode {
@@ -137,6 +142,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             .auto_promote_after
             .map(|after| after.as_millis() as u64),
         cluster_secret_file: args.cluster_secret_file,
+        disk_stall_timeout_ms: args
+            .disk_stall_timeout
+            .map(|timeout| timeout.as_millis() as u64),
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,
@@ -146,15 +154,53 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_tracing(&config.log_format);
+    install_fail_stop_panic_hook();
     let result = actix_web::rt::System::new().block_on(flashgate_gateway::serve(config));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error @ flashgate_gateway::ServeError::StorageFailed(_)) => {
+            eprintln!("flashgate: {error}");
+            ExitCode::from(flashgate_gateway::EXIT_STORAGE_FAILED)
+        }
         Err(error) => {
             tracing::error!(%error, "flashgate stopped");
             eprintln!("flashgate: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes any panic, on any thread, end the process (fail-stop). Without it a
+/// panic ends only its own thread: a dead log writer or shard actor would leave
+/// a node that reports ready and never answers. A dead process is what a
+/// supervisor and a standby know how to replace, and it loses nothing: every
+/// acknowledged order is in the log. The hook says which thread panicked,
+/// where and why, then aborts (SIGABRT), before any unwinding could hide it.
+fn install_fail_stop_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let location = info
+            .location()
+            .map_or_else(|| "an unknown location".to_owned(), ToString::to_string);
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let backtrace = std::backtrace::Backtrace::capture();
+        eprintln!(
+            "flashgate: PANIC in thread '{thread}' at {location}: {message}; aborting the process (fail-stop: every acknowledged order is in the log; restart the node or promote its standby)\n{backtrace}"
+        );
+        tracing::error!(
+            thread,
+            %location,
+            message,
+            "PANIC: aborting the process (fail-stop)"
+        );
+        std::process::abort();
+    }));
 }
 
 fn init_tracing(format: &LogFormat) {

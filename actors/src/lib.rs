@@ -16,6 +16,7 @@
 //!   discarding a tail, promotion, fencing, handover.
 //! - `meta`: the cluster facts kept in the data dir (cluster id, fence).
 //! - `peer`: `PeerAddress`, where a node is reached.
+//! - `watchdog`: `DiskWatchdog`, fail-stop when a wait on the disk never ends.
 //! - `error`: `NodeError`, what a caller of `Node` can get back.
 
 pub mod cluster;
@@ -29,6 +30,7 @@ pub mod recovery;
 pub mod replica;
 pub mod shard_actor;
 pub mod ticket;
+mod watchdog;
 
 pub use cluster::{ClusterConfig, ClusterStatus, Replication, Role, StandbyLoss};
 pub use error::NodeError;

@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use flashgate_storage::{
     Completion, EpochStart, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
@@ -22,7 +22,8 @@ use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
 use crate::recovery::{recover, RecoveryError};
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
-use crate::ticket::{fail_tickets, Outcome, ShardShared, Ticket};
+use crate::ticket::{fail_tickets, Outcome, Response, ShardShared, Ticket};
+use crate::watchdog::DiskWatchdog;
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
@@ -47,6 +48,9 @@ pub struct NodeConfig {
     pub expiry_batch_max: usize,
     pub writer: WriterConfig,
     pub cluster: ClusterConfig,
+    /// Longest one wait on the disk (a log write, an fsync) may last; past it the
+    /// node fail-stops (`storage_failed`) instead of hanging with the disk.
+    pub disk_stall_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -60,6 +64,7 @@ impl Default for NodeConfig {
             expiry_batch_max: 4_096,
             writer: WriterConfig::default(),
             cluster: ClusterConfig::default(),
+            disk_stall_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -117,12 +122,16 @@ pub struct Node {
     pub(crate) progress: Arc<LogProgress>,
     pub(crate) config: NodeConfig,
     pub(crate) cluster: Arc<Cluster>,
+    /// Set once the disk watchdog fail-stopped the node; wakes every reply
+    /// waiting on a write that may never return.
+    failed: Arc<watch::Sender<bool>>,
 }
 
 /// What must be stopped, in order, when the node shuts down.
 pub struct NodeRuntime {
     arbiters: Vec<Arbiter>,
     writer: LogWriter<Ticket>,
+    watchdog: DiskWatchdog,
 }
 
 /// Runs on the log writer thread: hands each durable batch to the cluster,
@@ -253,6 +262,13 @@ impl Node {
             notifier,
         );
         let progress = Arc::clone(writer.progress());
+        let failed = Arc::new(watch::Sender::new(false));
+        let watchdog = DiskWatchdog::start(
+            storage.clone(),
+            Arc::clone(&progress),
+            Arc::clone(&failed),
+            config.disk_stall_timeout,
+        );
         let mut arbiters = Vec::with_capacity(shards as usize);
         let mut handles = Vec::with_capacity(shards as usize);
         let idempotency = DashMap::new();
@@ -287,8 +303,14 @@ impl Node {
             progress,
             config,
             cluster,
+            failed,
         });
-        Ok((node, NodeRuntime { arbiters, writer }, report))
+        let runtime = NodeRuntime {
+            arbiters,
+            writer,
+            watchdog,
+        };
+        Ok((node, runtime, report))
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -339,9 +361,21 @@ impl Node {
     pub(crate) async fn ask(&self, shard: u32, kind: RequestKind) -> Result<Outcome, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.send(shard, Requests(vec![Request { kind, reply }]))?;
-        match answer.await {
-            Ok(response) => response,
-            Err(_) => Err(self.stopped_error()),
+        self.answer(answer).await
+    }
+
+    /// Waits for a shard's answer, or until the node fail-stops: a reply that
+    /// waits on a stuck disk is refused then, never left hanging.
+    async fn answer(&self, answer: oneshot::Receiver<Response>) -> Response {
+        let mut failed = self.failed.subscribe();
+        tokio::select! {
+            // An answer already there was durable when it was sent.
+            biased;
+            answer = answer => match answer {
+                Ok(response) => response,
+                Err(_) => Err(self.stopped_error()),
+            },
+            _ = failed.wait_for(|failed| *failed) => Err(self.stopped_error()),
         }
     }
 
@@ -445,13 +479,10 @@ impl Node {
             if results[index].is_some() {
                 continue; // Its shard refused the batch.
             }
-            let result = match answer.await {
-                Ok(response) => response.map(|outcome| match outcome {
-                    Outcome::Reply(reply) => placed(reply),
-                    other => unreachable!("an order answered {other:?}"),
-                }),
-                Err(_) => Err(self.stopped_error()),
-            };
+            let result = self.answer(answer).await.map(|outcome| match outcome {
+                Outcome::Reply(reply) => placed(reply),
+                other => unreachable!("an order answered {other:?}"),
+            });
             results[index] = Some(result);
         }
         let results: Vec<_> = results
@@ -623,8 +654,10 @@ pub struct CheckpointReport {
 
 impl NodeRuntime {
     /// Stops the shard actors, then lets the log writer write what is queued.
-    /// Blocks: call it after the last request is answered.
+    /// Blocks: call it after the last request is answered. Waits on the disk:
+    /// a caller that must not hang with a stuck disk bounds it.
     pub fn stop(self) {
+        self.watchdog.stop();
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -97,6 +97,9 @@ pub struct ShardActor {
     progress: Arc<LogProgress>,
     shared: Arc<ShardShared>,
     expiry_interval: Duration,
+    /// The fault point `shard` (debug builds only): panic once `seq` passes it.
+    #[cfg(debug_assertions)]
+    panic_after_seq: Option<u64>,
 }
 
 impl ShardActor {
@@ -121,6 +124,9 @@ impl ShardActor {
             progress,
             shared,
             expiry_interval,
+            #[cfg(debug_assertions)]
+            panic_after_seq: flashgate_storage::fault::panic_after("shard")
+                .map(|after| seq + after),
         }
     }
 
@@ -166,6 +172,13 @@ impl ShardActor {
     /// failed the reply, once the log writer has stopped.
     fn append(&mut self, event: Event, reply: Option<PendingReply>) -> bool {
         self.seq += 1;
+        #[cfg(debug_assertions)]
+        if self.panic_after_seq.is_some_and(|after| self.seq > after) {
+            panic!(
+                "fault point shard: injected panic in shard {} at event {}",
+                self.index, self.seq
+            );
+        }
         let body = encode_log_entry(&LogEntry {
             shard: self.index,
             seq: self.seq,

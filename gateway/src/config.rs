@@ -66,6 +66,10 @@ pub struct Config {
     pub http_body_bytes_max: usize,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Longest one wait on the disk (a log write, an fsync) may last; past it the
+    /// node fail-stops: 503 `storage_failed`, `/readyz` not ready. It also bounds
+    /// the final checkpoint and the log's close at shutdown (`stop_bound`).
+    pub disk_stall_timeout_ms: u64,
     /// Requests that may wait per shard before answers become 503 `overloaded`.
     pub mailbox_requests_max: usize,
     /// The Retry-After given with 503 `overloaded`.
@@ -150,6 +154,7 @@ impl Default for Config {
             http_connections_max: 25_000,
             http_body_bytes_max: 16 * 1024,
             shutdown_timeout_secs: 30,
+            disk_stall_timeout_ms: node.disk_stall_timeout.as_millis() as u64,
             mailbox_requests_max: node.mailbox_requests_max,
             retry_after_secs: 1,
             orders_per_shard_max: node.orders_per_shard_max,
@@ -221,6 +226,8 @@ pub struct Overrides {
     pub auto_promote_after_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_stall_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +248,7 @@ const ENV_KEYS: &[&str] = &[
     "http_connections_max",
     "http_body_bytes_max",
     "shutdown_timeout_secs",
+    "disk_stall_timeout_ms",
     "mailbox_requests_max",
     "retry_after_secs",
     "orders_per_shard_max",
@@ -316,6 +324,7 @@ impl Config {
             ("quic_batch_orders_max", self.quic_batch_orders_max as u64),
             ("quic_idle_timeout_ms", self.quic_idle_timeout_ms),
             ("standby_timeout_ms", self.standby_timeout_ms),
+            ("disk_stall_timeout_ms", self.disk_stall_timeout_ms),
             (
                 "replication_message_bytes_max",
                 self.replication_message_bytes_max as u64,
@@ -504,7 +513,18 @@ impl Config {
                 batch_bytes_max: self.log_batch_bytes_max,
             },
             cluster: self.cluster_config(),
+            disk_stall_timeout: Duration::from_millis(self.disk_stall_timeout_ms),
         }
+    }
+
+    /// The longest a graceful stop takes: the front ends drain within
+    /// `shutdown_timeout_secs`, then the final checkpoint and the log's close get
+    /// `disk_stall_timeout_ms` each. Past it the process exits anyway (a stuck
+    /// disk must not keep a stopping node alive); the log holds every
+    /// acknowledged order, so a skipped checkpoint loses nothing.
+    pub fn stop_bound(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+            + 2 * Duration::from_millis(self.disk_stall_timeout_ms)
     }
 }
 

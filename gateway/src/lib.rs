@@ -26,4 +26,4 @@ pub mod token;
 pub mod wire;
 
 pub use config::{Config, ConfigError, LogFormat, Overrides};
-pub use server::{serve, ServeError};
+pub use server::{serve, ServeError, EXIT_STOP_ABANDONED, EXIT_STORAGE_FAILED};

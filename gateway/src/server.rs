@@ -1,6 +1,7 @@
 //! `serve`: start a node and its front ends (HTTP, and QUIC unless turned off),
 //! run until SIGINT or SIGTERM, then stop accepting, finish in-flight requests,
-//! checkpoint, and return.
+//! checkpoint, and return. A stop ends within `Config::stop_bound` even when the
+//! disk is stuck: past it the process exits with `EXIT_STOP_ABANDONED`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +41,19 @@ pub enum ServeError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Replication(#[from] TransportError),
+    #[error("stopped after a storage failure: {0}; every acknowledged order is in the log: fix the disk, then restart this node (or promote its standby)")]
+    StorageFailed(String),
 }
+
+/// The exit code when a graceful stop did not finish within
+/// `Config::stop_bound` (a wait on the disk never returned) and the process
+/// exited without it. Safe: the log holds every acknowledged order.
+pub const EXIT_STOP_ABANDONED: i32 = 3;
+
+/// The exit code after a graceful stop of a node whose storage had failed
+/// (`ServeError::StorageFailed`): the final checkpoint was skipped; the log
+/// holds every acknowledged order.
+pub const EXIT_STORAGE_FAILED: u8 = 4;
 
 /// Latency buckets in seconds, from 50 µs to 10 s.
 const LATENCY_BUCKETS_SECS: &[f64] = &[
@@ -202,12 +215,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let signal_readiness = Arc::clone(&readiness);
     let quic_shutdown = quic.as_ref().map(QuicServer::shutdown_trigger);
+    let stop_bound = config.stop_bound();
     actix_web::rt::spawn(async move {
         let name = signals.recv().await;
         tracing::info!(
             signal = name,
+            stop_bound_ms = stop_bound.as_millis() as u64,
             "shutting down: no new connections; finishing in-flight requests"
         );
+        start_stop_deadline(stop_bound);
         signal_readiness.set(false);
         // Both front ends drain at once, each within the shutdown timeout.
         if let Some(quic_shutdown) = quic_shutdown {
@@ -234,16 +250,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
     }
+    if let Some(reason) = node.storage_failure().map(str::to_owned) {
+        tracing::error!(
+            %reason,
+            "final checkpoint skipped: the log failed; it holds every acknowledged order"
+        );
+        // Closing a failed store waits on the disk again (sled flushes on drop,
+        // and the log writer may still be stuck in it): leave both to the exit.
+        std::mem::forget(runtime);
+        std::mem::forget(node);
+        return Err(ServeError::StorageFailed(reason));
+    }
     let started = Instant::now();
-    match node.checkpoint().await {
-        Ok(report) => tracing::info!(
+    let stall = Duration::from_millis(config.disk_stall_timeout_ms);
+    match tokio::time::timeout(stall, node.checkpoint()).await {
+        Ok(Ok(report)) => tracing::info!(
             covers_lsn = report.covers_lsn,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "final checkpoint written"
         ),
-        Err(error) => {
+        Ok(Err(error)) => {
             tracing::error!(%error, "final checkpoint failed; the log still holds every order")
         }
+        Err(_) => tracing::error!(
+            disk_stall_timeout_ms = config.disk_stall_timeout_ms,
+            "final checkpoint abandoned: the disk did not answer in time; the log still holds every order"
+        ),
     }
     drop(node);
     actix_web::rt::task::spawn_blocking(move || runtime.stop())
@@ -251,6 +283,30 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Makes sure the process ends within `bound` of now, whatever is stuck: a
+/// thread that waits out the bound, says so, and exits with
+/// `EXIT_STOP_ABANDONED`. A stop that finishes first ends the process before it.
+fn start_stop_deadline(bound: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("flashgate-stop-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(bound);
+            tracing::error!(
+                stop_bound_ms = bound.as_millis() as u64,
+                exit_code = EXIT_STOP_ABANDONED,
+                "STOP ABANDONED: the graceful stop did not finish within its bound (a wait on the disk never returned); exiting without the final checkpoint: the log holds every acknowledged order"
+            );
+            eprintln!(
+                "flashgate: the graceful stop did not finish within {} ms; exiting with code {EXIT_STOP_ABANDONED} without the final checkpoint (the log holds every acknowledged order)",
+                bound.as_millis()
+            );
+            std::process::exit(EXIT_STOP_ABANDONED);
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the stop deadline; this stop is not bounded");
+    }
 }
 
 /// Loads or generates the QUIC certificate, prints it, and starts the QUIC front

@@ -48,12 +48,49 @@ impl StorageError {
 
 impl From<sled::Error> for StorageError {
     fn from(error: sled::Error) -> StorageError {
-        StorageError::Io(error.to_string())
+        match error {
+            sled::Error::Io(error) => StorageError::from(error),
+            other => StorageError::Io(other.to_string()),
+        }
     }
 }
 
 impl From<std::io::Error> for StorageError {
     fn from(error: std::io::Error) -> StorageError {
-        StorageError::Io(error.to_string())
+        StorageError::Io(describe_io_error(&error))
+    }
+}
+
+/// An I/O error as an operator needs it: the system's words, the errno name for
+/// the errors a disk gives, and what to do about them.
+pub fn describe_io_error(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let (name, action) = match error.kind() {
+        ErrorKind::StorageFull => ("ENOSPC", "free space on the data dir's filesystem"),
+        ErrorKind::QuotaExceeded => ("EDQUOT", "raise the quota or free space"),
+        ErrorKind::ReadOnlyFilesystem => ("EROFS", "remount the filesystem read-write"),
+        _ if error.raw_os_error() == Some(5) => ("EIO", "check or replace the disk"),
+        _ => return error.to_string(),
+    };
+    format!("{error} ({name}: {action})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_enospc_with_what_to_do() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let message = StorageError::from(full).to_string();
+        assert!(
+            message.contains("ENOSPC") && message.contains("free space"),
+            "{message}"
+        );
+        let other = std::io::Error::other("something else");
+        assert_eq!(
+            StorageError::from(other).to_string(),
+            "log write failed: something else"
+        );
     }
 }

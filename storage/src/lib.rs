@@ -12,10 +12,13 @@
 //!   one file the barrier fsyncs, and its check against sled's segment size.
 //! - `epochs`: which epoch wrote which part of the log, and where two logs part.
 //! - `error`: `StorageError`.
+//! - `fault`: test-only fault points, in debug builds only.
 
 mod checkpoint;
 mod epochs;
 mod error;
+#[cfg(debug_assertions)]
+pub mod fault;
 mod inline;
 mod record;
 mod store;
@@ -31,5 +34,5 @@ pub use inline::{
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
 };
-pub use store::{EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
+pub use store::{DiskWait, EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
 pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};

@@ -5,9 +5,11 @@
 //! reaches sled, so sled keeps all of them in its data file, which the barrier
 //! fsyncs (see `inline`).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::StorageError;
 use crate::inline::{
@@ -54,6 +56,27 @@ pub struct EntryBytes {
     pub bytes: Vec<u8>,
 }
 
+/// The waits on the disk in progress, by id in the order they started.
+#[derive(Debug, Default)]
+struct DiskWaits {
+    next_id: u64,
+    started: BTreeMap<u64, (Instant, &'static str)>,
+}
+
+/// A wait on the disk in progress (see `Storage::disk_wait`); it ends when this
+/// guard is dropped.
+#[must_use = "the wait ends when the guard is dropped"]
+pub struct DiskWait<'a> {
+    storage: &'a Storage,
+    id: u64,
+}
+
+impl Drop for DiskWait<'_> {
+    fn drop(&mut self) {
+        self.storage.disk_waits().started.remove(&self.id);
+    }
+}
+
 /// The data directory's database. Cheap to clone; all clones share one sled
 /// instance.
 #[derive(Clone)]
@@ -73,6 +96,9 @@ struct Inner {
     data_file: File,
     /// Serialises checkpoint writes: two at once would write the same generation.
     pub(crate) checkpoint_lock: std::sync::Mutex<()>,
+    /// The waits on the disk in progress, so a watchdog can see one that never
+    /// ends (a stuck disk) and fail-stop the node instead of hanging with it.
+    disk_waits: Mutex<DiskWaits>,
     /// Tests make the barrier fail from the n-th call on, to exercise fail-stop.
     #[cfg(test)]
     pub(crate) fail_barrier_from: std::sync::atomic::AtomicU64,
@@ -126,6 +152,7 @@ impl Storage {
                 meta,
                 data_file,
                 checkpoint_lock: std::sync::Mutex::new(()),
+                disk_waits: Mutex::new(DiskWaits::default()),
                 #[cfg(test)]
                 fail_barrier_from: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
@@ -158,8 +185,10 @@ impl Storage {
     }
 
     /// The durability barrier: returns only after everything written before the
-    /// call is on the device (sled flush, then fsync of sled's data file).
+    /// call is on the device (sled flush, then fsync of sled's data file). It is
+    /// watched (`oldest_disk_wait`) while it runs.
     pub fn barrier(&self) -> Result<(), StorageError> {
+        let _wait = self.disk_wait("fsync");
         #[cfg(test)]
         {
             use std::sync::atomic::Ordering;
@@ -170,6 +199,34 @@ impl Storage {
         self.inner.db.flush()?;
         self.inner.data_file.sync_all()?;
         Ok(())
+    }
+
+    /// Marks a wait on the disk (`what`: e.g. "fsync", "log write") until the
+    /// returned guard is dropped, so `oldest_disk_wait` sees it.
+    pub fn disk_wait(&self, what: &'static str) -> DiskWait<'_> {
+        let mut waits = self.disk_waits();
+        let id = waits.next_id;
+        waits.next_id += 1;
+        waits.started.insert(id, (Instant::now(), what));
+        DiskWait { storage: self, id }
+    }
+
+    /// The wait on the disk in progress the longest, if any: how long it has
+    /// waited so far and what it waits for.
+    pub fn oldest_disk_wait(&self) -> Option<(Duration, &'static str)> {
+        let waits = self.disk_waits();
+        // Ids grow with time, so the first entry started first.
+        let (_, (started, what)) = waits.started.first_key_value()?;
+        Some((started.elapsed(), *what))
+    }
+
+    fn disk_waits(&self) -> std::sync::MutexGuard<'_, DiskWaits> {
+        // The map is consistent after every statement: a panic elsewhere while
+        // it was held left nothing half-done.
+        self.inner
+            .disk_waits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads a persistent number, e.g. the epoch.
@@ -572,4 +629,32 @@ fn lsn_of_key(key: &[u8]) -> Result<Lsn, StorageError> {
         .try_into()
         .map_err(|_| StorageError::corrupt(0, format!("log key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_disk_wait_in_progress_is_reported_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        assert_eq!(storage.oldest_disk_wait(), None);
+        let first = storage.disk_wait("log write");
+        let second = storage.disk_wait("fsync");
+        assert_eq!(
+            storage.oldest_disk_wait().map(|(_, what)| what),
+            Some("log write")
+        );
+        drop(first);
+        assert_eq!(
+            storage.oldest_disk_wait().map(|(_, what)| what),
+            Some("fsync")
+        );
+        drop(second);
+        assert_eq!(storage.oldest_disk_wait(), None);
+        // A barrier is watched only while it runs.
+        storage.barrier().unwrap();
+        assert_eq!(storage.oldest_disk_wait(), None);
+    }
 }

@@ -97,6 +97,14 @@ impl LogProgress {
     pub fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
     }
+
+    /// Fail-stops the log from outside the writer, e.g. when a watchdog sees a
+    /// write stuck in the disk: from now on nothing appended is reported durable,
+    /// not even the batch being written (the writer fails it when, if ever, its
+    /// write returns). Returns false if the log had already failed.
+    pub fn fail_stop(&self, reason: String) -> bool {
+        self.failure.set(reason).is_ok()
+    }
 }
 
 /// The sending side of the writer. Dropping it (every clone of `sender`) lets the
@@ -196,6 +204,10 @@ fn run<T>(
     let mut tickets: Vec<T> = Vec::with_capacity(config.batch_records_max);
     let mut entries = LogEntries::with_capacity(config.batch_bytes_max);
     let record_bytes_max = storage.config().record_bytes_max;
+    #[cfg(debug_assertions)]
+    let panic_after = crate::fault::panic_after("log_writer");
+    #[cfg(debug_assertions)]
+    let mut records_written = 0u64;
     // Block for the first append of a batch, then take whatever else is queued.
     while let Ok(first) = receiver.recv() {
         let started = Instant::now();
@@ -239,9 +251,25 @@ fn run<T>(
             })
             .sum();
         assert_eq!(verified as u64, records);
-        let written = storage
-            .insert_entries(&entries)
-            .and_then(|()| storage.barrier());
+        #[cfg(debug_assertions)]
+        {
+            records_written += records;
+            if panic_after.is_some_and(|after| records_written > after) {
+                panic!("fault point log_writer: injected panic after {records_written} records");
+            }
+        }
+        let written = {
+            let _wait = storage.disk_wait("log write");
+            storage
+                .insert_entries(&entries)
+                .and_then(|()| storage.barrier())
+        };
+        // A watchdog may have fail-stopped the log while this write hung: its
+        // replies were refused already, so the batch must not count as durable.
+        let written = match (written, progress.failure()) {
+            (Ok(()), Some(reason)) => Err(StorageError::Stopped(reason.to_owned())),
+            (written, _) => written,
+        };
         match written {
             Ok(()) => {
                 progress.durable_lsn.store(last_lsn, Ordering::Release);
@@ -252,8 +280,11 @@ fn run<T>(
             }
             Err(error) => {
                 // Fail-stop: nothing after this point may be acknowledged.
-                tracing::error!(%error, first_lsn, last_lsn, "LOG WRITE FAILED: this node stops taking writes");
-                let _ = progress.failure.set(error.to_string());
+                let data_dir = storage.path().display();
+                tracing::error!(%error, %data_dir, first_lsn, last_lsn, "LOG WRITE FAILED in data dir {data_dir}: this node stops taking writes; fix the disk, then restart it (every acknowledged order is in the log)");
+                let _ = progress
+                    .failure
+                    .set(format!("data dir {data_dir}: {error}"));
                 tickets.extend(receiver.try_iter().map(|append| append.ticket));
                 completion.failed(&error, &mut tickets);
                 drop(receiver);
@@ -439,6 +470,30 @@ mod tests {
         assert!(writer.progress().failure().unwrap().contains("injected"));
         drop(sender);
         writer.join();
+    }
+
+    #[test]
+    fn a_batch_written_after_an_outside_fail_stop_is_never_reported_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let outcomes = Outcomes::default();
+        let writer = LogWriter::start(storage, WriterConfig::default(), 1, 0, outcomes.clone());
+        // As the disk watchdog does while a write hangs: the write that returns
+        // afterwards must not acknowledge anything.
+        assert!(writer.progress().fail_stop("the disk is stuck".into()));
+        assert!(!writer.progress().fail_stop("a second reason".into()));
+        let sender = writer.sender();
+        let _ = sender.append(Append {
+            body: Some(b"x".to_vec()),
+            ticket: 1,
+        });
+        drop(sender);
+        let progress = Arc::clone(writer.progress());
+        writer.join();
+        assert!(outcomes.durable.lock().unwrap().is_empty());
+        assert_eq!(*outcomes.failed.lock().unwrap(), vec![1]);
+        assert_eq!(progress.durable_lsn(), 0);
+        assert_eq!(progress.failure(), Some("the disk is stuck"));
     }
 
     #[test]

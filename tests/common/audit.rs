@@ -798,22 +798,6 @@ impl Launch {
     }
 }
 
-impl Server {
-    /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to the process.
-    pub fn signal(&self, signal: libc::c_int) {
-        let child = self.child.as_ref().expect("the server is running");
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(
-            sent,
-            0,
-            "signal {signal} to flashgate: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 /// The logs of every process a fault test ran, kept under the target
 /// directory when the test fails (and removed when it passes), so a failing
 /// seed can be studied after the run.

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod audit;
+pub mod faults;
 pub mod netns;
 pub mod pair;
 
@@ -67,6 +68,8 @@ pub struct Launch {
     env: Vec<(String, String)>,
     args: Vec<String>,
     netns: Option<NetnsPlacement>,
+    /// A program (and its arguments) that runs flashgate, e.g. `fiu-run -x`.
+    wrapper: Vec<String>,
 }
 
 /// Where a process runs when it runs in a network namespace of its own.
@@ -128,6 +131,17 @@ impl Launch {
             name: name.to_owned(),
             host,
         });
+        self
+    }
+
+    /// Runs flashgate through `program` (with `args` before flashgate's command
+    /// line), e.g. `fiu-run -x`; the wrapper must exec flashgate in its place, so
+    /// the process id is flashgate's.
+    pub fn wrapped_by(mut self, program: &str, args: &[&str]) -> Launch {
+        self.wrapper = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(str::to_owned)
+            .collect();
         self
     }
 
@@ -261,16 +275,24 @@ impl Launch {
     fn command(&self, data_dir: &Path, stderr_path: &Path) -> Command {
         let stderr = std::fs::File::create(stderr_path).expect("create the stderr log");
         let binary = env!("CARGO_BIN_EXE_flashgate");
-        let (mut command, front_end_addr) = match &self.netns {
+        // The program that runs flashgate: a wrapper that execs it in place
+        // (`fiu-run -x`), `ip netns exec` into a namespace, or flashgate itself.
+        let mut program: Vec<String> = self.wrapper.clone();
+        let front_end_addr = match &self.netns {
             Some(placement) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", &placement.name, binary]);
-                (
-                    command,
-                    std::net::SocketAddr::new(placement.host, 0).to_string(),
-                )
+                let netns = ["ip", "netns", "exec", placement.name.as_str()];
+                program.splice(0..0, netns.iter().map(|part| (*part).to_owned()));
+                std::net::SocketAddr::new(placement.host, 0).to_string()
             }
-            None => (Command::new(binary), "127.0.0.1:0".to_owned()),
+            None => "127.0.0.1:0".to_owned(),
+        };
+        let mut command = match program.split_first() {
+            None => Command::new(binary),
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(binary);
+                command
+            }
         };
         // Settings of the environment the tests run in must not leak into the server.
         for (name, _) in std::env::vars_os() {
@@ -371,6 +393,33 @@ impl Server {
     pub fn pid(&self) -> Option<libc::pid_t> {
         let child = self.child.as_ref()?;
         libc::pid_t::try_from(child.id()).ok()
+    }
+
+    /// Waits (at most `timeout`) for the process to exit on its own and returns
+    /// how it exited; panics, with its stderr, if it still runs then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        match wait_bounded(&mut child, timeout) {
+            Some(status) => status,
+            None => panic!(
+                "flashgate still ran {timeout:?} later; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`, `libc::SIGSTOP`) to the process
+    /// and returns.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid().expect("the server is running");
+        // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            sent,
+            0,
+            "signal {signal} to flashgate: {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Everything the process wrote to stderr so far (its logs).
