@@ -9,7 +9,9 @@ mod common;
 
 use std::process::Command;
 
-use common::pair::{assert_refusals_only, audit, wait_in_sync, Figures, Stopped};
+use common::pair::{
+    assert_refusals_only, audit, silent_address, wait_degraded, wait_in_sync, Figures, Stopped,
+};
 use common::{order_id, poll_until, Burst, Launch, Server, ADMIN_TOKEN, START_TIMEOUT};
 use serde_json::{json, Value};
 
@@ -50,14 +52,6 @@ fn standby(data_dir: &std::path::Path, follow: &str) -> Launch {
         .replicated("127.0.0.1:0")
         .standby_of(follow)
         .env("FLASHGATE_SHARDS", SHARDS)
-}
-
-/// A UDP port on which nothing answers for as long as the socket lives: the
-/// address of a primary that is gone.
-fn silent_address() -> (std::net::UdpSocket, String) {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
-    let addr = socket.local_addr().expect("its address").to_string();
-    (socket, addr)
 }
 
 /// `flashgate promote --node URL`, as an operator runs it after losing the
@@ -318,16 +312,7 @@ fn degrade_mode_goes_on_while_the_standby_is_stalled_and_resyncs() {
     );
     load.wait_for_created(CREATED_BEFORE_STALL);
     let stall = Stopped::stop(&standby_node);
-    let status = primary.wait_for_cluster("the primary to degrade", |status| {
-        status["degraded"] == true
-    });
-    assert!(
-        status["degraded_reason"]
-            .as_str()
-            .is_some_and(|reason| !reason.is_empty()),
-        "{status}"
-    );
-    assert_eq!(status["accepting_orders"], true, "{status}");
+    wait_degraded(&primary, "the primary to degrade");
     let created_at_degrade = load.created();
     load.wait_for("orders while degraded", START_TIMEOUT, |load| {
         load.created() >= created_at_degrade + CREATED_AFTER

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
+use common::pair::{assert_refusals_only, silent_address, wait_in_sync};
 use common::{
-    acknowledged, assert_all_present, order_id, poll_until, Attempt, Burst, Client, Launch,
-    Outcome, Server, ADMIN_TOKEN, START_TIMEOUT,
+    acknowledged, assert_all_present, order_id, poll_until, Attempt, Burst, Client, Launch, Server,
+    ADMIN_TOKEN, START_TIMEOUT,
 };
 use flashgate_client::{OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust};
 use serde_json::{json, Value};
@@ -62,43 +62,6 @@ fn standby(data_dir: &Path, follow: &str) -> Launch {
         .env("FLASHGATE_SHARDS", SHARDS)
 }
 
-/// Waits until `primary` reports its standby connected and in sync.
-fn wait_in_sync(primary: &Server) {
-    primary.wait_for_cluster("the standby to connect and be in sync", |status| {
-        status["peer"]["connected"] == true && status["degraded"] == false
-    });
-}
-
-/// A UDP port on which nothing will answer for as long as the socket lives:
-/// the address of a primary that is gone.
-fn silent_address() -> (UdpSocket, String) {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
-    let addr = socket.local_addr().expect("its address").to_string();
-    (socket, addr)
-}
-
-/// Every answer that is not a 201 is one of `allowed` refusal codes.
-fn assert_refusals_only(attempts: &[Attempt], allowed: &[&str]) {
-    for attempt in attempts {
-        match &attempt.outcome {
-            Outcome::Created(_) => {}
-            Outcome::Answered(status, body) => assert!(
-                body["code"]
-                    .as_str()
-                    .is_some_and(|code| allowed.contains(&code)),
-                "order of {} {} answered {status}: {body}; expected 201 or one of {allowed:?}",
-                attempt.quantity,
-                attempt.sku
-            ),
-            Outcome::Lost(error) => panic!(
-                "order of {} {} got no answer: {error}",
-                attempt.quantity, attempt.sku
-            ),
-        }
-    }
-}
-
-/// `sku` still has `stock` units in all, its counters add up, and what was
 /// acknowledged of it fits in them.
 fn assert_not_oversold(client: &Client, sku: &str, stock: u64, attempts: &[Attempt]) {
     let body = client.sku(sku);

@@ -25,17 +25,26 @@ pub fn wait_in_sync(primary: &Server) -> Value {
     )
 }
 
-/// Sends `signal` to `server`'s process.
-pub fn signal(server: &Server, signal: libc::c_int) {
-    let pid = server.pid().expect("the server is running");
-    // SAFETY: the pid is our own child, not yet reaped, so it names that process.
-    let sent = unsafe { libc::kill(pid, signal) };
-    assert_eq!(
-        sent,
-        0,
-        "signal {signal} to flashgate: {}",
-        std::io::Error::last_os_error()
+/// A UDP port on which nothing answers for as long as the socket lives: the
+/// address of a primary that is gone.
+pub fn silent_address() -> (std::net::UdpSocket, String) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    let addr = socket.local_addr().expect("its address").to_string();
+    (socket, addr)
+}
+
+/// Waits until `primary` reports it degraded (with a reason) and still taking
+/// orders.
+pub fn wait_degraded(primary: &Server, what: &str) -> Value {
+    let status = primary.wait_for_cluster(what, |status| status["degraded"] == true);
+    assert!(
+        status["degraded_reason"]
+            .as_str()
+            .is_some_and(|reason| !reason.is_empty()),
+        "{status}"
     );
+    assert_eq!(status["accepting_orders"], true, "{status}");
+    status
 }
 
 /// A process held by SIGSTOP; continued (SIGCONT) when dropped, unless it was
@@ -48,7 +57,7 @@ impl<'a> Stopped<'a> {
     /// SIGSTOPs `server`: it keeps its sockets and memory but runs no code, as
     /// a node does in a long GC-like pause, a VM freeze or a stalled disk.
     pub fn stop(server: &'a Server) -> Stopped<'a> {
-        signal(server, libc::SIGSTOP);
+        server.signal(libc::SIGSTOP);
         Stopped {
             server: Some(server),
         }
@@ -57,7 +66,7 @@ impl<'a> Stopped<'a> {
     /// SIGCONTs the process.
     pub fn resume(mut self) {
         if let Some(server) = self.server.take() {
-            signal(server, libc::SIGCONT);
+            server.signal(libc::SIGCONT);
         }
     }
 
@@ -70,7 +79,8 @@ impl<'a> Stopped<'a> {
 impl Drop for Stopped<'_> {
     fn drop(&mut self) {
         if let Some(pid) = self.server.take().and_then(Server::pid) {
-            // SAFETY: as in `signal`; failure only means it is gone already.
+            // SAFETY: our own child, not yet reaped; failure only means it is
+            // gone already.
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
     }
