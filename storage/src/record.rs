@@ -85,6 +85,11 @@ impl LogEntries {
         encode_record(&mut self.bytes, epoch, lsn, body);
     }
 
+    /// How many entries the records pushed since `clear` make.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.starts.len()
+    }
+
     /// Bytes of every record pushed since `clear`.
     pub(crate) fn bytes_len(&self) -> usize {
         self.bytes.len()
