@@ -370,12 +370,29 @@ impl ShutdownSignals {
     }
 }
 
+/// A request method as a metric label, from a fixed set: any client may send
+/// any method name, and each distinct label would be a new series kept for
+/// the life of the process.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 async fn record_latency(
     request: actix_web::dev::ServiceRequest,
     next: middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let response = next.call(request).await?;
     let route = response
         .request()
