@@ -45,7 +45,7 @@ fn handlers(c: &mut Criterion) {
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
         admin_token: ADMIN_TOKEN.into(),
-        body_bytes_max: config.http_body_bytes_max,
+        body: config.body_limits(),
         metrics: PrometheusBuilder::new().build_recorder().handle(),
         readiness: Arc::new(Readiness::default()),
         replication: Arc::new(std::sync::OnceLock::new()),

@@ -155,6 +155,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     init_tracing(&config.log_format);
     install_fail_stop_panic_hook();
+    raise_open_file_limit();
     let result = actix_web::rt::System::new().block_on(flashgate_gateway::serve(config));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,6 +168,38 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("flashgate: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection is a
+/// file descriptor, and the usual soft limit (1,024) is reached by a crowd (or
+/// by 2,000 slow clients) long before the connection limits are.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return;
+    }
+    let soft = limit.rlim_cur;
+    if soft >= limit.rlim_max {
+        tracing::info!(open_files_max = soft, "open-file limit");
+        return;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `limit` is a valid rlimit; raising the soft limit up to the hard
+    // one needs no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
+        tracing::info!(
+            from = soft,
+            to = limit.rlim_max,
+            "raised the open-file limit to its hard limit"
+        );
+    } else {
+        tracing::warn!(error = %std::io::Error::last_os_error(), soft, "cannot raise the open-file limit");
     }
 }
 

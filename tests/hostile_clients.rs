@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::Server;
+use common::{Launch, Server};
 use serde_json::json;
 
 /// Distinct made-up request methods sent by the attack.
@@ -88,6 +88,81 @@ fn invented_request_methods_do_not_grow_the_metrics() {
     );
     let (status, order) = api.place_order("metrics-sku", 1, "buyer-after-the-attack");
     assert_eq!(status, 201, "{order}");
+}
+
+/// How long the node under test waits for a body once the head has come.
+const BODY_READ_TIMEOUT_MS: &str = "1000";
+/// Slow-body connections the attack holds open at once.
+const SLOW_BODIES: usize = 40;
+
+/// A client that sends a request's head and then its body one byte at a time
+/// (or never) used to hold its connection for as long as it liked: 2,100 of
+/// them used up the node's file descriptors and blocked every buyer. Each is
+/// now answered 408 `body_timeout` once `http_body_read_timeout_ms` has passed,
+/// and its connection closed, while a buyer is served meanwhile.
+#[test]
+fn a_body_that_never_arrives_is_timed_out_and_its_connection_closed() {
+    let server = Launch::new()
+        .env("FLASHGATE_HTTP_BODY_READ_TIMEOUT_MS", BODY_READ_TIMEOUT_MS)
+        .start();
+    let api = server.client();
+    api.put_sku("slow-body-sku", json!({ "stock": 10 }));
+    let address = server
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let slow: Vec<TcpStream> = (0..SLOW_BODIES)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("connect to the node");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("set a read timeout");
+            write!(
+                stream,
+                "POST /v1/orders HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+            )
+            .expect("send the head and one byte");
+            stream
+        })
+        .collect();
+    // A buyer is served while the slow bodies hold their connections.
+    let (status, order) = api.place_order("slow-body-sku", 1, "buyer-beside-slow-bodies");
+    assert_eq!(status, 201, "{order}");
+    for mut stream in slow {
+        let mut answer = Vec::new();
+        // The node closes the connection after its answer: read to the end.
+        stream
+            .read_to_end(&mut answer)
+            .expect("the node answers and closes the connection");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body_timeout"), "{answer}");
+    }
+}
+
+/// Every connection is a file descriptor: the node raises its soft limit on
+/// open files to the hard limit at start, so a crowd meets the connection
+/// limits, which answer, before the descriptor limit, which does not. Started
+/// with the usual soft limit of 1,024 (util-linux `prlimit`, which execs the
+/// node in its place).
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let server = Launch::new()
+        .wrapped_by("prlimit", &["--nofile=1024:", "--"])
+        .start();
+    let pid = server.pid().expect("the node runs");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read the limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("an open-file limit");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft and hard limits differ: {line}"
+    );
 }
 
 fn metrics_page(client: &common::Client) -> String {

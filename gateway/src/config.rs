@@ -64,6 +64,10 @@ pub struct Config {
     pub http_connections_max: usize,
     /// Largest accepted request body.
     pub http_body_bytes_max: usize,
+    /// Longest a request body may take to arrive once its head has: past it,
+    /// 408 `body_timeout` and the connection is closed (a client sending one
+    /// byte a second must not hold a connection).
+    pub http_body_read_timeout_ms: u64,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_timeout_secs: u64,
     /// Longest one wait on the disk (a log write, an fsync) may last; past it the
@@ -153,6 +157,7 @@ impl Default for Config {
             http_workers: None,
             http_connections_max: 25_000,
             http_body_bytes_max: 16 * 1024,
+            http_body_read_timeout_ms: 5_000,
             shutdown_timeout_secs: 30,
             disk_stall_timeout_ms: node.disk_stall_timeout.as_millis() as u64,
             mailbox_requests_max: node.mailbox_requests_max,
@@ -247,6 +252,7 @@ const ENV_KEYS: &[&str] = &[
     "http_workers",
     "http_connections_max",
     "http_body_bytes_max",
+    "http_body_read_timeout_ms",
     "shutdown_timeout_secs",
     "disk_stall_timeout_ms",
     "mailbox_requests_max",
@@ -305,6 +311,7 @@ impl Config {
         let positive = [
             ("http_connections_max", self.http_connections_max as u64),
             ("http_body_bytes_max", self.http_body_bytes_max as u64),
+            ("http_body_read_timeout_ms", self.http_body_read_timeout_ms),
             ("mailbox_requests_max", self.mailbox_requests_max as u64),
             ("orders_per_shard_max", self.orders_per_shard_max as u64),
             ("expiry_interval_ms", self.expiry_interval_ms),
@@ -514,6 +521,14 @@ impl Config {
             },
             cluster: self.cluster_config(),
             disk_stall_timeout: Duration::from_millis(self.disk_stall_timeout_ms),
+        }
+    }
+
+    /// What one HTTP request body may cost.
+    pub fn body_limits(&self) -> crate::wire::BodyLimits {
+        crate::wire::BodyLimits {
+            bytes_max: self.http_body_bytes_max,
+            read_timeout: Duration::from_millis(self.http_body_read_timeout_ms),
         }
     }
 

@@ -21,6 +21,8 @@ pub enum ApiError {
     InvalidField(String),
     #[error("the request body is over the limit of {0} bytes")]
     BodyTooLarge(usize),
+    #[error("the request body did not arrive within {} of its head; send the body with the request", humantime::format_duration(*.0))]
+    BodyTimeout(std::time::Duration),
     #[error("the request body must be JSON: send Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("this endpoint needs an admin token: send Authorization: Bearer <token>")]
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
             ApiError::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, code::INVALID_FIELD),
             ApiError::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::BodyTimeout(_) => (S::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Unauthorized => (S::UNAUTHORIZED, code::UNAUTHORIZED),
             ApiError::Forbidden => (S::FORBIDDEN, code::FORBIDDEN),
@@ -141,6 +144,11 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, *allow));
+            }
+            ApiError::BodyTimeout(_) => {
+                // The rest of the body may still trickle in: this connection
+                // is not read again.
+                response.force_close();
             }
             _ => {}
         }

@@ -120,7 +120,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
         admin_token: token,
-        body_bytes_max: config.http_body_bytes_max,
+        body: config.body_limits(),
         metrics,
         readiness: Arc::clone(&readiness),
         replication: Arc::clone(&replication_slot),

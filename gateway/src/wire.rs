@@ -12,11 +12,19 @@ use serde_json::{Map, Value};
 use crate::problem::ApiError;
 
 /// Reads a JSON object body: checks the media type, the size limit and the syntax.
+/// What a request body may cost: bytes, and the time to arrive.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    pub bytes_max: usize,
+    pub read_timeout: std::time::Duration,
+}
+
 pub async fn read_object(
     request: &HttpRequest,
     mut payload: web::Payload,
-    body_bytes_max: usize,
+    limits: BodyLimits,
 ) -> Result<Fields, ApiError> {
+    let body_bytes_max = limits.bytes_max;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -42,14 +50,21 @@ pub async fn read_object(
         return Err(ApiError::BodyTooLarge(body_bytes_max));
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(body_bytes_max));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|error| ApiError::MalformedJson(format!("cannot read the body: {error}")))?;
-        if body.len() + chunk.len() > body_bytes_max {
-            return Err(ApiError::BodyTooLarge(body_bytes_max));
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| {
+                ApiError::MalformedJson(format!("cannot read the body: {error}"))
+            })?;
+            if body.len() + chunk.len() > body_bytes_max {
+                return Err(ApiError::BodyTooLarge(body_bytes_max));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(limits.read_timeout, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout(limits.read_timeout))??;
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(Fields(map)),
         Ok(_) => Err(ApiError::InvalidField("body: must be a JSON object".into())),

@@ -23,7 +23,7 @@ pub use ops::Readiness;
 pub struct AppState {
     pub node: Arc<Node>,
     pub admin_token: String,
-    pub body_bytes_max: usize,
+    pub body: crate::wire::BodyLimits,
     pub metrics: PrometheusHandle,
     pub readiness: Arc<Readiness>,
     /// The replication channel, once started (absent on a standalone node).

@@ -47,7 +47,7 @@ async fn place_inner(
             Some(IdempotencyKey::parse(text)?)
         }
     };
-    let mut fields = read_object(request, payload, state.body_bytes_max).await?;
+    let mut fields = read_object(request, payload, state.body).await?;
     let sku = SkuId::parse(&fields.string("sku")?)?;
     let quantity = fields.unsigned("quantity")?;
     let customer = CustomerId::parse(&fields.string("customer_id")?)?;

@@ -36,7 +36,7 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&request, &state.admin_token)?;
     let sku = sku_id(&path)?;
-    let mut fields = read_object(&request, payload, state.body_bytes_max).await?;
+    let mut fields = read_object(&request, payload, state.body).await?;
     let defaults = SkuSettings::default();
     let stock = fields.optional_unsigned("stock")?;
     let settings = SkuSettings {
@@ -77,7 +77,7 @@ pub async fn restock(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&request, &state.admin_token)?;
     let sku = sku_id(&path)?;
-    let mut fields = read_object(&request, payload, state.body_bytes_max).await?;
+    let mut fields = read_object(&request, payload, state.body).await?;
     let quantity = fields.unsigned("quantity")?;
     fields.finish()?;
     let sku = state.node.restock(Restock { sku, quantity }).await?;
