@@ -170,3 +170,64 @@ fn metrics_page(client: &common::Client) -> String {
     assert_eq!(answer.status, 200, "{}", answer.text);
     answer.text
 }
+
+/// A key sent twice used to be read silently as its last value
+/// (`"quantity":1,"quantity":5` ordered 5), so what a client, a proxy and a log
+/// each read could differ. It is refused, naming the key, and nothing is
+/// ordered.
+#[test]
+fn a_json_key_sent_twice_is_refused_naming_it() {
+    let server = Server::start();
+    let api = server.client();
+    api.put_sku("twice-sku", json!({ "stock": 10 }));
+    let body = r#"{"sku":"twice-sku","quantity":1,"customer_id":"c","quantity":5}"#;
+    let answer = api.send(
+        api.request("POST", "/v1/orders")
+            .set("Content-Type", "application/json"),
+        Some(body),
+    );
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    let problem = answer.json();
+    assert_eq!(problem["code"], "malformed_json", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("\"quantity\" appears twice")),
+        "{problem}"
+    );
+    assert_eq!(api.sku("twice-sku")["reserved"], 0);
+}
+
+/// Identifiers that look alike must be alike: a customer id or idempotency
+/// key with an invisible (zero-width, bidirectional override, byte-order
+/// mark), separator or private-use character is refused with the rule, so
+/// `al\u{200b}ice` cannot pass for `alice` (and, say, escape her limit).
+#[test]
+fn identifiers_with_invisible_characters_are_refused() {
+    let server = Server::start();
+    let api = server.client();
+    api.put_sku(
+        "sneaky-sku",
+        json!({ "stock": 10, "per_customer_limit": 1 }),
+    );
+    let (status, _) = api.place_order("sneaky-sku", 1, "alice");
+    assert_eq!(status, 201);
+    for sneaky in [
+        "al\u{200b}ice",
+        "al\u{202e}ice",
+        "\u{feff}alice",
+        "al\u{2028}ice",
+        "al\u{e000}ice",
+    ] {
+        let (status, problem) = api.place_order("sneaky-sku", 1, sneaky);
+        assert_eq!(status, 422, "{sneaky:?}: {problem}");
+        assert_eq!(problem["code"], "invalid_field", "{problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(
+                |detail| detail.contains("customer_id") && detail.contains("zero-width")
+            ),
+            "{problem}"
+        );
+    }
+    assert_eq!(api.sku("sneaky-sku")["reserved"], 1);
+}

@@ -65,12 +65,83 @@ pub async fn read_object(
     tokio::time::timeout(limits.read_timeout, read)
         .await
         .map_err(|_| ApiError::BodyTimeout(limits.read_timeout))??;
-    match serde_json::from_slice::<Value>(&body) {
+    match serde_json::from_slice::<StrictJson>(&body).map(|strict| strict.0) {
         Ok(Value::Object(map)) => Ok(Fields(map)),
         Ok(_) => Err(ApiError::InvalidField("body: must be a JSON object".into())),
         Err(error) => Err(ApiError::MalformedJson(format!(
             "the body is not valid JSON: {error}"
         ))),
+    }
+}
+
+/// A JSON value whose objects are checked for repeated keys at every depth:
+/// with `"quantity":1,"quantity":5` a plain parse keeps the last silently, so
+/// what a client meant and what a proxy or a log shows could differ.
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<StrictJson, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = StrictJson;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::from(value)))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::from(value)))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::from(value)))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::String(value.to_owned())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::String(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<StrictJson, E> {
+        Ok(StrictJson(Value::Null))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictJson, A::Error> {
+        let mut values = Vec::new();
+        while let Some(StrictJson(value)) = seq.next_element()? {
+            values.push(value);
+        }
+        Ok(StrictJson(Value::Array(values)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictJson, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key \"{key}\" appears twice (send each key once)"
+                )));
+            }
+            let StrictJson(value) = map.next_value()?;
+            members.insert(key, value);
+        }
+        Ok(StrictJson(Value::Object(members)))
     }
 }
 

@@ -109,12 +109,31 @@ impl fmt::Display for SkuId {
     }
 }
 
+/// Whether `c` may stand in an identifier a person types: no control
+/// characters, no invisible format characters (zero-width spaces and joiners,
+/// bidirectional overrides, the byte-order mark), no line or paragraph
+/// separators, no private-use characters. Such characters would make two ids
+/// that look the same different (`al\u{200b}ice` is not `alice`), or change
+/// how logs and consoles show them.
+fn printable(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    !matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+    )
+}
+
 fn parse_printable(field: &'static str, value: &str) -> Result<String, InvalidField> {
-    let printable = |c: char| !c.is_control();
     if value.is_empty() || value.len() > ID_LENGTH_MAX || !value.chars().all(printable) {
         return Err(InvalidField::new(
             field,
-            "must be 1 to 64 bytes of printable characters",
+            "must be 1 to 64 bytes of printable characters (no control, format such as zero-width or bidirectional, line or paragraph separator, private-use or unassigned characters)",
         ));
     }
     Ok(value.to_owned())
@@ -203,6 +222,19 @@ mod tests {
         assert!(CustomerId::parse("alice@example.com").is_ok());
         assert!(CustomerId::parse("tab\there").is_err());
         assert!(CustomerId::parse("").is_err());
+        assert!(CustomerId::parse("Zoë Müller-Łukasz 山田").is_ok());
+        for sneaky in [
+            "al\u{200b}ice", // zero-width space
+            "al\u{202e}ice", // right-to-left override
+            "\u{feff}alice", // byte-order mark
+            "al\u{2028}ice", // line separator
+            "al\u{2029}ice", // paragraph separator
+            "al\u{e000}ice", // private use
+            "al\u{00ad}ice", // soft hyphen (a format character)
+        ] {
+            assert!(CustomerId::parse(sneaky).is_err(), "{sneaky:?}");
+            assert!(IdempotencyKey::parse(sneaky).is_err(), "{sneaky:?}");
+        }
     }
 
     #[test]
