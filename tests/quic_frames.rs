@@ -707,3 +707,71 @@ fn no_quic_turns_quic_off_and_keeps_http() {
         .put_sku("plain", serde_json::json!({ "stock": 1 }));
     server.client().reserve("plain", 1, "frank");
 }
+
+/// Connections of the attack on claimed frame lengths.
+const CLAIMING_CONNECTIONS: usize = 40;
+/// Streams per connection that claim a full frame and send nothing more (one
+/// stream of the 16 a connection may open is left for the probe).
+const CLAIMING_STREAMS: usize = 15;
+/// Most the server's memory may grow under the attack. Buffers sized by the
+/// claims would be 40 × 15 × 64 KiB = 37.5 MiB.
+const CLAIM_RSS_GROWTH_MAX_KIB: u64 = 12 * 1024;
+
+fn resident_kib(server: &Server) -> u64 {
+    let pid = server.pid().expect("the server runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+/// A frame's length prefix is a claim, not a payment: a client that opens
+/// streams, sends a prefix claiming the largest frame and then nothing used
+/// to make the server allocate (and zero) the whole frame per stream (1,000
+/// connections × 16 streams took 1 GiB). Buffers now grow as bytes arrive:
+/// hundreds of such streams leave the server's memory nearly unchanged, and
+/// every connection still gets its answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_frame_lengths_cost_no_memory_until_bytes_arrive() {
+    let server = Launch::new().start();
+    let setup = connect(&server).await;
+    let mut stream = Stream::open(&setup.connection).await;
+    create_sku(&mut stream, "claims", 1_000).await;
+    let before = resident_kib(&server);
+
+    let mut peers = Vec::new();
+    let mut claims = Vec::new();
+    let claim = {
+        let length = 60_000u32.to_be_bytes();
+        let mut bytes = length.to_vec();
+        bytes.push(flashgate_protocol::PROTOCOL_VERSION);
+        bytes
+    };
+    for _ in 0..CLAIMING_CONNECTIONS {
+        let peer = connect(&server).await;
+        for _ in 0..CLAIMING_STREAMS {
+            let mut stream = Stream::open(&peer.connection).await;
+            stream.write(&claim).await;
+            claims.push(stream);
+        }
+        peers.push(peer);
+    }
+    // Each connection's last stream is served while its claims wait: by
+    // then the server has read their prefixes.
+    for (index, peer) in peers.iter().enumerate() {
+        let mut probe = Stream::open(&peer.connection).await;
+        let response = probe.call(&get_sku(index as u64, "claims")).await;
+        assert!(
+            matches!(response, Response::Sku { .. }),
+            "connection {index}: {response:?}"
+        );
+    }
+    let growth = resident_kib(&server).saturating_sub(before);
+    assert!(
+        growth <= CLAIM_RSS_GROWTH_MAX_KIB,
+        "the server grew by {growth} KiB for {} claimed frames",
+        claims.len()
+    );
+}

@@ -40,6 +40,9 @@ const WRITE_COALESCE_BYTES_MAX: usize = 64 * 1024;
 /// for the next frame, so one large frame does not pin its memory for the life
 /// of the stream.
 const READ_BUFFER_KEPT_BYTES_MAX: usize = 16 * 1024;
+/// Bytes of a frame read at a time: its buffer grows by at most this much
+/// before the bytes are there.
+const READ_CHUNK_BYTES: usize = 4 * 1024;
 
 /// Serves one stream until the client finishes it, a frame error, the shutdown,
 /// or the connection's end; returns once every request it took is answered and
@@ -218,7 +221,8 @@ fn encode(response: &Response) -> Vec<u8> {
 struct Frames {
     reader: FrameReader,
     frame_bytes_max: usize,
-    body: Vec<u8>,
+    /// Where a frame's bytes land on their way into `reader`.
+    chunk: Box<[u8; READ_CHUNK_BYTES]>,
 }
 
 impl Frames {
@@ -226,7 +230,7 @@ impl Frames {
         Frames {
             reader: FrameReader::new(frame_bytes_max),
             frame_bytes_max,
-            body: Vec::new(),
+            chunk: Box::new([0; READ_CHUNK_BYTES]),
         }
     }
 
@@ -248,18 +252,26 @@ impl Frames {
         if let Some(request) = self.reader.next_frame()? {
             return Ok(Some(request));
         }
-        // Within the frame limit, which the reader just checked.
+        // Within the frame limit, which the reader just checked. The length
+        // is only a claim: the frame's buffer grows as its bytes arrive, a
+        // chunk at a time, so a claim with nothing behind it costs nothing.
         let length = u32::from_be_bytes(prefix) as usize;
-        self.body.resize(length, 0);
-        let read = read_up_to(recv, &mut self.body).await?;
-        self.reader.extend(&self.body[..read]);
+        let mut remaining = length;
+        while remaining > 0 {
+            let want = remaining.min(self.chunk.len());
+            let read = read_up_to(recv, &mut self.chunk[..want]).await?;
+            self.reader.extend(&self.chunk[..read]);
+            if read < want {
+                return Err(self.truncated());
+            }
+            remaining -= read;
+        }
         let request = match self.reader.next_frame()? {
             Some(request) => request,
             None => return Err(self.truncated()),
         };
         if length > READ_BUFFER_KEPT_BYTES_MAX {
             self.reader = FrameReader::new(self.frame_bytes_max);
-            self.body = Vec::new();
         }
         Ok(Some(request))
     }
