@@ -231,3 +231,53 @@ fn identifiers_with_invisible_characters_are_refused() {
     }
     assert_eq!(api.sku("sneaky-sku")["reserved"], 1);
 }
+
+/// A configured admin token that anyone could guess (`aaaaaaaaaaaaaaaa` was
+/// accepted) is refused at start with the reason and how to make a good one,
+/// before the node takes any traffic.
+#[test]
+fn a_guessable_admin_token_is_refused_at_start() {
+    let data_dir = tempfile::tempdir().expect("create a data dir");
+    let stderr_path = data_dir.path().join("stderr");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--quic-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir.path().join("data"))
+        .args(["--admin-token", "aaaaaaaaaaaaaaaa"])
+        .env_remove("FLASHGATE_ADMIN_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).expect("create the stderr file"))
+        .spawn()
+        .expect("run flashgate serve");
+    // Bounded: a node that wrongly starts is killed (on drop), and the test
+    // fails.
+    let mut child = KillOnDrop(child);
+    let status = common::poll_until(
+        "flashgate to refuse to start",
+        Duration::from_secs(30),
+        || child.0.try_wait().expect("wait for flashgate"),
+    );
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("admin_token") && stderr.contains("too easy to guess"),
+        "{stderr}"
+    );
+}
+
+/// A child process killed when the test ends, whichever way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -356,14 +356,8 @@ impl Config {
                 )));
             }
         }
-        if self
-            .admin_token
-            .as_deref()
-            .is_some_and(|token| token.len() < 16)
-        {
-            return Err(ConfigError::Invalid(
-                "admin_token must be at least 16 characters".into(),
-            ));
+        if let Some(token) = self.admin_token.as_deref() {
+            crate::token::check_strength(token).map_err(ConfigError::Invalid)?;
         }
         self.validate_quic()?;
         self.validate_replication()

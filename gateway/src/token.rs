@@ -68,6 +68,49 @@ pub fn admin_token(
     Ok((token, TokenSource::Generated(path)))
 }
 
+/// Fewest characters a configured admin token may have.
+pub const TOKEN_CHARS_MIN: usize = 16;
+/// Fewest bits of entropy a configured admin token must show, estimated from
+/// how often each of its characters repeats (16 random hex digits show about
+/// 51, `aaaaaaaaaaaaaaaa` none).
+pub const TOKEN_ENTROPY_BITS_MIN: f64 = 48.0;
+
+/// Refuses a configured admin token that is short or easy to guess, saying
+/// why and how to make a good one.
+pub fn check_strength(token: &str) -> Result<(), String> {
+    let chars = token.chars().count();
+    if chars < TOKEN_CHARS_MIN {
+        return Err(format!(
+            "admin_token must be at least {TOKEN_CHARS_MIN} characters, got {chars}; e.g. `head -c 24 /dev/urandom | base64`"
+        ));
+    }
+    let bits = entropy_bits(token);
+    if bits < TOKEN_ENTROPY_BITS_MIN {
+        return Err(format!(
+            "admin_token is too easy to guess (about {bits:.0} bits, at least {TOKEN_ENTROPY_BITS_MIN:.0} needed: too many repeated characters); use random characters, e.g. `head -c 24 /dev/urandom | base64`"
+        ));
+    }
+    Ok(())
+}
+
+/// The Shannon entropy of `text`'s characters times its length: an upper
+/// bound on what guessing it costs, low for repeats and short alphabets.
+fn entropy_bits(text: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in text.chars() {
+        *counts.entry(c).or_insert(0u32) += 1;
+    }
+    let total = text.chars().count() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&count| {
+            let share = f64::from(count) / total;
+            -share * share.log2()
+        })
+        .sum();
+    per_char * total
+}
+
 /// Whether `given` is the admin token. Compares in constant time, so response
 /// timing does not reveal how much of a guess was right; both front ends' admin
 /// guards use it.
@@ -86,6 +129,22 @@ pub fn token_matches(given: &str, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_admin_tokens_are_refused_with_the_reason() {
+        assert!(check_strength("short").unwrap_err().contains("at least 16"));
+        for weak in ["aaaaaaaaaaaaaaaa", "abababababababab", "aaaaaaaaaaaaaaab"] {
+            let error = check_strength(weak).unwrap_err();
+            assert!(error.contains("too easy to guess"), "{weak}: {error}");
+        }
+        for good in [
+            "0123456789abcdeX",
+            "integration-test-admin-token",
+            "Zm9vYmFyYmF6cXV4cXV1eA==",
+        ] {
+            assert_eq!(check_strength(good), Ok(()), "{good}");
+        }
+    }
 
     #[test]
     fn a_generated_token_is_private_and_stable() {

@@ -13,9 +13,11 @@ pub fn require_admin(request: &HttpRequest, token: &str) -> Result<(), ApiError>
         return Err(ApiError::Unauthorized);
     };
     let value = value.to_str().map_err(|_| ApiError::Forbidden)?;
+    // The scheme is case-insensitive (RFC 9110): `BEARER` is `Bearer`.
     let Some(given) = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given)
     else {
         return Err(ApiError::Unauthorized);
     };
@@ -50,5 +52,17 @@ mod tests {
             .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
             .to_http_request();
         assert!(require_admin(&right, token).is_ok());
+        // The scheme is case-insensitive; another scheme is no credential.
+        let shouted = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("BEARER {token}")))
+            .to_http_request();
+        assert!(require_admin(&shouted, token).is_ok());
+        let basic = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("Basic {token}")))
+            .to_http_request();
+        assert!(matches!(
+            require_admin(&basic, token),
+            Err(ApiError::Unauthorized)
+        ));
     }
 }
