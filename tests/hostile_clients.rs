@@ -16,18 +16,25 @@ const ODD_METHODS: usize = 300;
 /// Length of each made-up method name.
 const METHOD_BYTES: usize = 1_000;
 
-/// Sends one raw HTTP/1.1 request line with `method` and returns the status
-/// code of the answer.
-fn raw_status(server: &Server, method: &str, path: &str) -> u16 {
+/// A TCP connection to the node's HTTP front end, reads bounded by
+/// `read_timeout`, and the node's `host:port`.
+fn raw_connection(server: &Server, read_timeout: Duration) -> (TcpStream, String) {
     let address = server
         .base_url()
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let mut stream = TcpStream::connect(&address).expect("connect to the node");
+    let stream = TcpStream::connect(&address).expect("connect to the node");
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(read_timeout))
         .expect("set a read timeout");
+    (stream, address)
+}
+
+/// Sends one raw HTTP/1.1 request line with `method` and returns the status
+/// code of the answer.
+fn raw_status(server: &Server, method: &str, path: &str) -> u16 {
+    let (mut stream, address) = raw_connection(server, Duration::from_secs(10));
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
@@ -107,17 +114,9 @@ fn a_body_that_never_arrives_is_timed_out_and_its_connection_closed() {
         .start();
     let api = server.client();
     api.put_sku("slow-body-sku", json!({ "stock": 10 }));
-    let address = server
-        .base_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
     let slow: Vec<TcpStream> = (0..SLOW_BODIES)
         .map(|_| {
-            let mut stream = TcpStream::connect(&address).expect("connect to the node");
-            stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .expect("set a read timeout");
+            let (mut stream, address) = raw_connection(&server, Duration::from_secs(30));
             write!(
                 stream,
                 "POST /v1/orders HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
