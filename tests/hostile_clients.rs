@@ -280,3 +280,40 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A refusal states the rule the client broke, not an artefact of how the
+/// node reads numbers: a TTL of 2^32 names the TTL's range (it used to say
+/// "at most 4294967295"), `-0` and `1.0` say how to write the number, and a
+/// negative one says it must be 0 or more.
+#[test]
+fn number_refusals_state_the_rule_broken() {
+    let server = Server::start();
+    let api = server.client();
+    api.put_sku("numbers-sku", json!({ "stock": 10 }));
+    let (status, problem) = api.admin_put(
+        "/v1/skus/numbers-sku",
+        &json!({ "reservation_ttl_secs": 4_294_967_296u64 }),
+    );
+    assert_eq!(status, 422, "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("between 1 and 604800"), "{problem}");
+    for (quantity, rule) in [
+        ("-0", "whole number such as 3"),
+        ("1.0", "whole number such as 3"),
+        ("-2", "must be 0 or more"),
+    ] {
+        let body = format!(r#"{{"sku":"numbers-sku","quantity":{quantity},"customer_id":"c"}}"#);
+        let answer = api.send(
+            api.request("POST", "/v1/orders")
+                .set("Content-Type", "application/json"),
+            Some(&body),
+        );
+        assert_eq!(answer.status, 422, "{quantity}: {}", answer.text);
+        let problem = answer.json();
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("quantity") && detail.contains(rule),
+            "{quantity}: {problem}"
+        );
+    }
+}

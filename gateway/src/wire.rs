@@ -178,20 +178,28 @@ impl Fields {
     pub fn optional_unsigned(&mut self, field: &str) -> Result<Option<u64>, ApiError> {
         match self.take(field) {
             None => Ok(None),
-            Some(value) => value
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| invalid(field, "must be a whole number, 0 or more")),
+            Some(Value::Number(number)) => match number.as_u64() {
+                Some(value) => Ok(Some(value)),
+                None if number.as_f64().is_some_and(|value| value < 0.0) => {
+                    Err(invalid(field, "must be 0 or more"))
+                }
+                None if number.is_f64() => Err(invalid(
+                    field,
+                    "must be written as a whole number such as 3 (not 3.0, -0 or 3e0)",
+                )),
+                None => Err(invalid(field, "must be a whole number, 0 or more")),
+            },
+            Some(_) => Err(invalid(field, "must be a whole number, 0 or more")),
         }
     }
 
+    /// A number the domain bounds far below `u32::MAX`: a larger one is read as
+    /// `u32::MAX`, so the domain's refusal states the field's real range
+    /// rather than the width of the type.
     pub fn optional_u32(&mut self, field: &str) -> Result<Option<u32>, ApiError> {
-        match self.optional_unsigned(field)? {
-            None => Ok(None),
-            Some(value) => u32::try_from(value)
-                .map(Some)
-                .map_err(|_| invalid(field, &format!("must be at most {}", u32::MAX))),
-        }
+        Ok(self
+            .optional_unsigned(field)?
+            .map(|value| u32::try_from(value).unwrap_or(u32::MAX)))
     }
 
     pub fn optional_timestamp(&mut self, field: &str) -> Result<Option<Timestamp>, ApiError> {
