@@ -10,11 +10,10 @@ mod common;
 
 use common::netns::{Cut, Side, Topology};
 use common::pair::{
-    assert_refusals_only, audit, wait_degraded, wait_in_sync, Figures, RESYNC_TIMEOUT,
+    assert_refusals_only, audit, wait_caught_up, wait_degraded, wait_in_sync, Figures,
+    RESYNC_TIMEOUT,
 };
-use common::{
-    acknowledged, order_id, poll_until, Attempt, Burst, Launch, Outcome, Server, START_TIMEOUT,
-};
+use common::{acknowledged, order_id, Attempt, Burst, Launch, Outcome, Server, START_TIMEOUT};
 use serde_json::json;
 
 /// Shards of every node here: a pair runs with the same layout.
@@ -193,12 +192,7 @@ fn degrade_mode_goes_on_across_a_partition_and_resyncs() {
     // Degrade never refuses a buyer for the standby's sake.
     assert_refusals_only(&attempts, &["sold_out", "insufficient_stock"]);
 
-    let target = primary.cluster()["durable_lsn"].clone();
-    poll_until(
-        "the standby to hold the primary's log",
-        START_TIMEOUT,
-        || (standby.cluster()["durable_lsn"] == target).then_some(()),
-    );
+    wait_caught_up(&primary, &standby);
     primary.kill();
     standby.promote();
     let figures = audit(&standby, &SKUS, &attempts);

@@ -10,9 +10,10 @@ mod common;
 use std::process::Command;
 
 use common::pair::{
-    assert_refusals_only, audit, silent_address, wait_degraded, wait_in_sync, Figures, Stopped,
+    assert_refusals_only, audit, silent_address, wait_caught_up, wait_degraded, wait_in_sync,
+    Figures, Stopped,
 };
-use common::{order_id, poll_until, Burst, Launch, Server, ADMIN_TOKEN, START_TIMEOUT};
+use common::{order_id, Burst, Launch, Server, ADMIN_TOKEN, START_TIMEOUT};
 use serde_json::{json, Value};
 
 /// Shards of every node here: a pair runs with the same layout.
@@ -330,12 +331,7 @@ fn degrade_mode_goes_on_while_the_standby_is_stalled_and_resyncs() {
     // Degrade never refuses a buyer for the standby's sake.
     assert_refusals_only(&attempts, &["sold_out", "insufficient_stock"]);
 
-    let target = primary.cluster()["durable_lsn"].clone();
-    poll_until(
-        "the standby to hold the primary's log",
-        START_TIMEOUT,
-        || (standby_node.cluster()["durable_lsn"] == target).then_some(()),
-    );
+    wait_caught_up(&primary, &standby_node);
     primary.kill();
     standby_node.promote();
     let figures = audit(&standby_node, &SKUS, &attempts);

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::pair::{assert_refusals_only, silent_address, wait_in_sync};
+use common::pair::{assert_refusals_only, silent_address, wait_caught_up, wait_in_sync};
 use common::{
     acknowledged, assert_all_present, order_id, poll_until, Attempt, Burst, Client, Launch, Server,
     ADMIN_TOKEN, START_TIMEOUT,
@@ -273,10 +273,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
         gauge(&metrics_page(api), "flashgate_replication_degraded"),
         Some(0.0)
     );
-    let target = primary.cluster()["durable_lsn"].clone();
-    returned.wait_for_cluster("the standby to hold the primary's log", |status| {
-        status["durable_lsn"] == target
-    });
+    wait_caught_up(&primary, &returned);
     assert_all_present(&returned, &acknowledged(&attempts));
     for sku in SKUS {
         assert_eq!(returned.client().sku(sku), api.sku(sku), "{sku}");
@@ -393,10 +390,7 @@ fn an_empty_standby_catches_up_with_a_large_primary_that_keeps_selling() {
     );
     assert_refusals_only(&attempts, &[]);
 
-    let target = primary.cluster()["durable_lsn"].clone();
-    standby.wait_for_cluster("the standby to hold the primary's log", |status| {
-        status["durable_lsn"] == target
-    });
+    wait_caught_up(&primary, &standby);
     assert!(
         standby
             .stderr()

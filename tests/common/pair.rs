@@ -25,6 +25,14 @@ pub fn wait_in_sync(primary: &Server) -> Value {
     )
 }
 
+/// Waits until `standby` holds everything `primary` has made durable.
+pub fn wait_caught_up(primary: &Server, standby: &Server) {
+    let target = primary.cluster()["durable_lsn"].clone();
+    standby.wait_for_cluster("the standby to hold the primary's log", |status| {
+        status["durable_lsn"] == target
+    });
+}
+
 /// A UDP port on which nothing answers for as long as the socket lives: the
 /// address of a primary that is gone.
 pub fn silent_address() -> (std::net::UdpSocket, String) {

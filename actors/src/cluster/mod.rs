@@ -236,6 +236,12 @@ impl Cluster {
     /// answers that waited for it.
     pub fn standby_acked(&self, lsn: Lsn, durable_lsn: Lsn) {
         let output = self.gate().acked(lsn, durable_lsn);
+        self.after_ack(output, lsn, durable_lsn);
+    }
+
+    /// What follows every acknowledgement (a connection's first included):
+    /// its answers, the lag, the metric, the waiters.
+    fn after_ack(&self, output: Output<Ticket>, lsn: Lsn, durable_lsn: Lsn) {
         self.execute(output);
         metrics::gauge!("flashgate_replication_acked_lsn").set(lsn as f64);
         lock(&self.lag).observe(lsn, durable_lsn, Instant::now());
@@ -299,12 +305,13 @@ impl Cluster {
             standby.address = Some(address);
             standby.node = Some(node);
         }
+        // Its first report counts as an acknowledgement: a standby that
+        // already has everything is in sync now, not at its next write.
         let output = self
             .gate()
             .standby_connected_at(acked_lsn, durable_lsn, Instant::now());
-        self.execute(output);
         metrics::gauge!("flashgate_replication_standby_connected").set(1.0);
-        self.publish_progress();
+        self.after_ack(output, acked_lsn, durable_lsn);
     }
 
     pub fn standby_disconnected(&self) {

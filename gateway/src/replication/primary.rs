@@ -218,9 +218,6 @@ async fn stream_to_standby(
         follower_last,
         node.progress().durable_lsn(),
     );
-    // A standby that already has everything is in sync now, not at its first
-    // acknowledgement (which only comes with the next write).
-    cluster.standby_acked(follower_last, node.progress().durable_lsn());
     tracing::info!(standby = %dialer.http, from_lsn = sent, "standby connected");
     let (acks, mut ack_receiver) = mpsc::channel(ACKS_QUEUED_MAX);
     let reader = tokio::spawn(read_acks(recv, acks));
