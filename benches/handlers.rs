@@ -9,6 +9,10 @@
 //!   127.0.0.1:0 and one `QuicClient` (fingerprint-pinned), one order per
 //!   request, and batch frames of 64 orders.
 //!
+//! Every call carries a service token (`Authorization: Bearer` over HTTP, an
+//! `Authenticate` per connection over QUIC), so the figures include the
+//! credential check.
+//!
 //! One request at a time, so each figure is a latency that includes a whole
 //! fsync; the load tests (`scripts/compare.sh`) measure throughput under
 //! concurrency.
@@ -24,6 +28,7 @@ use actix_web::rt::System;
 use actix_web::{test, web, App};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flashgate_client::{OrderGateway, PlaceOrder, QuicClient, QuicConfig, Trust};
+use flashgate_gateway::auth::{Credentials, Gatekeeper};
 use flashgate_gateway::http::{configure, AppState, Readiness};
 use flashgate_gateway::quic::{server_certificate, QuicLimits, QuicServer};
 use flashgate_gateway::Config;
@@ -34,17 +39,27 @@ mod common;
 use common::SKUS;
 const BATCH_ORDERS: usize = 64;
 const ADMIN_TOKEN: &str = "bench-token-0123456789";
+const SERVICE_TOKEN: &str = "bench-service-token-0123456789";
 
 fn handlers(c: &mut Criterion) {
     let data_dir = tempfile::tempdir().expect("a temp dir");
     let system = System::new();
     let (node, runtime) = common::start_node(&system, data_dir.path());
-    let config = Config::default();
+    let tokens = data_dir.path().join("service-tokens");
+    std::fs::write(&tokens, SERVICE_TOKEN).expect("write the service tokens file");
+    let config = Config {
+        service_tokens_file: Some(tokens),
+        ..Config::default()
+    };
+    let gatekeeper = Arc::new(Gatekeeper::new(
+        Credentials::load(&config, ADMIN_TOKEN).expect("credentials"),
+        config.auth_throttle(),
+    ));
 
     // HTTP: the routes as `flashgate serve` mounts them, without a socket.
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
-        admin_token: ADMIN_TOKEN.into(),
+        gatekeeper: Arc::clone(&gatekeeper),
         body: config.body_limits(),
         metrics: PrometheusBuilder::new().build_recorder().handle(),
         readiness: Arc::new(Readiness::default()),
@@ -70,6 +85,7 @@ fn handlers(c: &mut Criterion) {
                     let request = test::TestRequest::post()
                         .uri("/v1/orders")
                         .insert_header((header::CONTENT_TYPE, "application/json"))
+                        .insert_header((header::AUTHORIZATION, format!("Bearer {SERVICE_TOKEN}")))
                         .set_payload(body)
                         .to_request();
                     let response = test::call_service(&app, request).await;
@@ -90,6 +106,7 @@ fn handlers(c: &mut Criterion) {
         .block_on(QuicServer::start(
             Arc::clone(&node),
             ADMIN_TOKEN.into(),
+            gatekeeper,
             tls,
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             QuicLimits::from_config(&config),
@@ -104,11 +121,12 @@ fn handlers(c: &mut Criterion) {
         .fingerprint_sha256
         .parse()
         .expect("a SHA-256 fingerprint");
+    let quic_config = QuicConfig {
+        credential: Some(SERVICE_TOKEN.into()),
+        ..QuicConfig::new(vec![quic.local_addr()], Trust::Fingerprint(fingerprint))
+    };
     let client = client_runtime
-        .block_on(QuicClient::connect(QuicConfig::new(
-            vec![quic.local_addr()],
-            Trust::Fingerprint(fingerprint),
-        )))
+        .block_on(QuicClient::connect(quic_config))
         .expect("connect");
     let mut group = c.benchmark_group("quic");
     common::configure_group(&mut group);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flashgate_gateway::config::{ReplicationMode, StandbyLossMode, StartRole};
+use flashgate_gateway::config::{BuyerAuth, ReplicationMode, StandbyLossMode, StartRole};
 use flashgate_gateway::{Config, LogFormat, Overrides};
 
 mod cli;
@@ -68,6 +68,27 @@ struct ServeArgs {
     /// Bearer token for the admin API; generated into the data dir when absent.
     #[arg(long, env = "FLASHGATE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Whether buyer and payment calls need a credential: token (every call
+    /// but the catalogue carries one) or development (none needed, anyone
+    /// acts for any customer; refused with replication) [default: token].
+    #[arg(long, value_enum)]
+    buyer_auth: Option<BuyerAuth>,
+    /// File with the HMAC secret (at least 32 bytes) that signs buyer tokens
+    /// (JWT HS256/384/512 whose `sub` is the customer id).
+    #[arg(long, value_name = "FILE")]
+    jwt_hmac_secret_file: Option<PathBuf>,
+    /// File with a JWK set of the public keys that sign buyer tokens.
+    #[arg(long, value_name = "FILE")]
+    jwt_jwks_file: Option<PathBuf>,
+    /// File of service tokens (trusted upstreams acting for any customer), one a line.
+    #[arg(long, value_name = "FILE")]
+    service_tokens_file: Option<PathBuf>,
+    /// File of payments tokens (confirm or cancel any order), one a line.
+    #[arg(long, value_name = "FILE")]
+    payments_tokens_file: Option<PathBuf>,
+    /// File of operator tokens (metrics, cluster status, every SKU; read only), one a line.
+    #[arg(long, value_name = "FILE")]
+    operator_tokens_file: Option<PathBuf>,
     /// Write logs as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -125,6 +146,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         http_addr: args.http_addr,
         shards: args.shards,
         admin_token: args.admin_token,
+        buyer_auth: args.buyer_auth,
+        jwt_hmac_secret_file: args.jwt_hmac_secret_file,
+        jwt_jwks_file: args.jwt_jwks_file,
+        service_tokens_file: args.service_tokens_file,
+        payments_tokens_file: args.payments_tokens_file,
+        operator_tokens_file: args.operator_tokens_file,
         log_format: args.log_json.then_some(LogFormat::Json),
         quic_enabled: args.no_quic.then_some(false),
         quic_addr: args.quic_addr,

@@ -2,7 +2,10 @@ mod common;
 
 use std::io::Cursor;
 
-use common::{order_id, read_answer, Answer, Client, Server, ADMIN_TOKEN};
+use common::{
+    order_id, read_answer, Answer, Client, Server, ADMIN_TOKEN, OPERATOR_TOKEN, PAYMENTS_TOKEN,
+    SERVICE_TOKEN,
+};
 use serde_json::{json, Value};
 
 /// The request body limit the server runs with by default.
@@ -258,8 +261,10 @@ fn sale_rules_are_409(api: &Client) {
     );
 }
 
-/// 401 without a bearer token, 403 with a wrong one.
+/// 401 without a bearer token or with one the node does not know, 403 with
+/// a credential whose role may not change SKUs.
 fn admin_routes_need_the_token(api: &Client) {
+    let api = &api.with_credential(None);
     let body = json!({ "quantity": 1 }).to_string();
     let longer = format!("Bearer {ADMIN_TOKEN}-and-more");
     let shorter = format!("Bearer {}", &ADMIN_TOKEN[1..]);
@@ -280,7 +285,28 @@ fn admin_routes_need_the_token(api: &Client) {
             let headers = [JSON, ("Authorization", authorization)];
             let answer = send(api, method, path, &headers, Some(&body));
             let what = format!("{method} {path} with {authorization:?}");
-            assert_problem(&answer, 403, "forbidden", &what);
+            let problem = assert_problem(&answer, 401, "unauthorized", &what);
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("not one this node knows"),
+                "{what}: {problem}"
+            );
+        }
+        for token in [SERVICE_TOKEN, PAYMENTS_TOKEN, OPERATOR_TOKEN] {
+            let authorization = format!("Bearer {token}");
+            let headers = [JSON, ("Authorization", authorization.as_str())];
+            let answer = send(api, method, path, &headers, Some(&body));
+            let what = format!("{method} {path} with {token}");
+            let problem = assert_problem(&answer, 403, "forbidden", &what);
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("may not change SKUs"),
+                "{what}: {problem}"
+            );
         }
     }
     assert_eq!(api.sku("shoe")["total"], 50, "no restock went through");

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Launch, Server};
+use common::{Launch, Server, SERVICE_TOKEN};
 use serde_json::json;
 
 /// Distinct made-up request methods sent by the attack.
@@ -119,7 +119,7 @@ fn a_body_that_never_arrives_is_timed_out_and_its_connection_closed() {
             let (mut stream, address) = raw_connection(&server, Duration::from_secs(30));
             write!(
                 stream,
-                "POST /v1/orders HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+                "POST /v1/orders HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {SERVICE_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
             )
             .expect("send the head and one byte");
             stream

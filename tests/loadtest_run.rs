@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Launch, ADMIN_TOKEN};
+use common::{Launch, ADMIN_TOKEN, PAYMENTS_TOKEN, SERVICE_TOKEN};
 use flashgate_loadtest::progress::ProgressMode;
 use flashgate_loadtest::scenario::{LoadModel, Scenario};
 use flashgate_loadtest::{html, run};
@@ -29,6 +29,8 @@ fn a_short_run_over_both_transports_agrees_with_the_server() {
         stock: 100,
         create_skus: true,
         admin_token: Some(ADMIN_TOKEN.into()),
+        credential: Some(SERVICE_TOKEN.into()),
+        payments_credential: Some(PAYMENTS_TOKEN.into()),
         customers: 50,
         confirm_ratio: 0.3,
         cancel_ratio: 0.2,

@@ -92,8 +92,24 @@ async fn try_connect(server: &Server) -> Result<Peer, ConnectionError> {
     })
 }
 
+/// Connects and authenticates with the admin token, which may do everything.
 async fn connect(server: &Server) -> Peer {
-    try_connect(server).await.expect("connect over QUIC")
+    let peer = try_connect(server).await.expect("connect over QUIC");
+    authenticate(&peer.connection, ADMIN_TOKEN).await;
+    peer
+}
+
+/// Sends `Authenticate` on a stream of its own and expects `Authenticated`.
+async fn authenticate(connection: &Connection, credential: &str) -> Response {
+    let mut stream = Stream::open(connection).await;
+    let answer = stream
+        .call(&Request::Authenticate {
+            request_id: 0,
+            credential: credential.to_owned(),
+        })
+        .await;
+    stream.finish().await;
+    answer
 }
 
 /// One bidirectional stream and a reader for the frames the server sends on it.
@@ -486,13 +502,14 @@ async fn a_third_stream_waits_until_one_of_two_finishes() {
     ));
 }
 
-/// Admin requests with a wrong token are `forbidden`, with none `unauthorized`,
-/// and change nothing; the right token works: the binary protocol must not be a
-/// way around the admin guard of the HTTP API.
+/// On a connection that did not authenticate as admin, admin requests with a
+/// wrong token are `forbidden`, with none `unauthorized`, and change nothing;
+/// the right token works: the binary protocol must not be a way around the
+/// admin guard of the HTTP API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_requests_need_the_admin_token() {
     let server = Launch::new().start();
-    let peer = connect(&server).await;
+    let peer = try_connect(&server).await.expect("connect over QUIC");
     let mut stream = Stream::open(&peer.connection).await;
     let wrong = "not-the-admin-token-at-all";
 
@@ -750,7 +767,9 @@ async fn claimed_frame_lengths_cost_no_memory_until_bytes_arrive() {
         bytes
     };
     for _ in 0..CLAIMING_CONNECTIONS {
-        let peer = connect(&server).await;
+        // Anonymous: the catalogue needs no credential, and every stream of
+        // the connection is the test's.
+        let peer = try_connect(&server).await.expect("connect over QUIC");
         for _ in 0..CLAIMING_STREAMS {
             let mut stream = Stream::open(&peer.connection).await;
             stream.write(&claim).await;

@@ -30,12 +30,14 @@ async fn quic(server: &Server) -> QuicClient {
         .expect("the printed fingerprint parses");
     let mut config = QuicConfig::new(vec![endpoint.addr], Trust::Fingerprint(fingerprint));
     config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    config.credential = Some(ADMIN_TOKEN.to_owned());
     QuicClient::connect(config).await.expect("QUIC connect")
 }
 
 fn http(server: &Server) -> HttpClient {
     let mut config = HttpConfig::new(server.base_url());
     config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    config.credential = Some(ADMIN_TOKEN.to_owned());
     HttpClient::new(config).expect("HTTP client")
 }
 

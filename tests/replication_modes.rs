@@ -312,6 +312,7 @@ fn bulk_load(server: &Server, skus: &[&str]) -> Vec<String> {
             .expect("the printed fingerprint parses");
         let mut config = QuicConfig::new(vec![endpoint.addr], Trust::Fingerprint(fingerprint));
         config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        config.credential = Some(ADMIN_TOKEN.to_owned());
         config.requests_in_flight_max = BULK_BATCH_ORDERS * BULK_BATCHES_IN_FLIGHT;
         // A debug build on a busy machine: a batch answer may be slow to come.
         config.request_timeout = Duration::from_secs(120);

@@ -532,25 +532,50 @@ impl Node {
         }
     }
 
-    pub async fn confirm(&self, id: OrderId) -> Result<Order, NodeError> {
+    /// Confirms order `id`; with `customer`, only if it is theirs (another's
+    /// is `UnknownOrder`).
+    pub async fn confirm(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+    ) -> Result<Order, NodeError> {
         self.cluster.check_writable()?;
         let shard = self.owner_of(id)?;
         order_of(
-            self.execute(shard, Command::Confirm(Confirm { id }))
+            self.execute(shard, Command::Confirm(Confirm { id, customer }))
                 .await?,
         )
     }
 
-    pub async fn cancel(&self, id: OrderId) -> Result<Order, NodeError> {
+    /// Cancels order `id`; with `customer`, only if it is theirs (another's is
+    /// `UnknownOrder`).
+    pub async fn cancel(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+    ) -> Result<Order, NodeError> {
         self.cluster.check_writable()?;
         let shard = self.owner_of(id)?;
-        order_of(self.execute(shard, Command::Cancel(Cancel { id })).await?)
+        order_of(
+            self.execute(shard, Command::Cancel(Cancel { id, customer }))
+                .await?,
+        )
     }
 
-    pub async fn order(&self, id: OrderId) -> Result<Order, NodeError> {
+    /// Order `id`; with `customer`, only if it is theirs (another's is
+    /// `UnknownOrder`, as if it did not exist).
+    pub async fn order(
+        &self,
+        id: OrderId,
+        customer: Option<&CustomerId>,
+    ) -> Result<Order, NodeError> {
         let shard = self.owner_of(id)?;
         match self.ask(shard, RequestKind::Order(id)).await? {
-            Outcome::Order(Some(order)) => Ok(order),
+            Outcome::Order(Some(order))
+                if customer.is_none_or(|customer| order.customer == *customer) =>
+            {
+                Ok(order)
+            }
             _ => Err(CoreError::UnknownOrder(id).into()),
         }
     }

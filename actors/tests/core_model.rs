@@ -31,8 +31,10 @@ enum Step {
         customer: usize,
         key: Option<usize>,
     },
-    Confirm(usize),
-    Cancel(usize),
+    /// Confirm order `index`, acting for one customer (`Some`) or for any.
+    Confirm(usize, Option<usize>),
+    /// Cancel order `index`, acting for one customer (`Some`) or for any.
+    Cancel(usize, Option<usize>),
     Expire,
 }
 
@@ -67,8 +69,10 @@ fn step() -> impl Strategy<Value = (Step, u64)> {
         2 => put,
         1 => (0..3usize, 0..4u64).prop_map(|(sku, quantity)| Step::Restock { sku, quantity }),
         8 => place,
-        3 => (0..40usize).prop_map(Step::Confirm),
-        2 => (0..40usize).prop_map(Step::Cancel),
+        3 => (0..40usize, prop::option::of(0..4usize))
+            .prop_map(|(index, actor)| Step::Confirm(index, actor)),
+        2 => (0..40usize, prop::option::of(0..4usize))
+            .prop_map(|(index, actor)| Step::Cancel(index, actor)),
         1 => Just(Step::Expire),
     ];
     (action, 0..1500u64)
@@ -228,8 +232,13 @@ impl Model {
                 });
                 None
             }
-            Step::Confirm(index) => {
-                let Some(order) = self.orders.get_mut(*index) else {
+            Step::Confirm(index, actor) => {
+                // Another customer's order is as good as absent.
+                let Some(order) = self
+                    .orders
+                    .get_mut(*index)
+                    .filter(|order| actor.is_none_or(|actor| order.customer == actor))
+                else {
                     return Some("unknown_order");
                 };
                 match order.status {
@@ -245,8 +254,13 @@ impl Model {
                     }
                 }
             }
-            Step::Cancel(index) => {
-                let Some(order) = self.orders.get_mut(*index) else {
+            Step::Cancel(index, actor) => {
+                // Another customer's order is as good as absent.
+                let Some(order) = self
+                    .orders
+                    .get_mut(*index)
+                    .filter(|order| actor.is_none_or(|actor| order.customer == actor))
+                else {
                     return Some("unknown_order");
                 };
                 match order.status {
@@ -294,6 +308,10 @@ fn config() -> ShardConfig {
     }
 }
 
+fn customer_id(index: usize) -> CustomerId {
+    CustomerId::parse(&format!("customer-{index}")).unwrap()
+}
+
 fn sku_id(index: usize) -> SkuId {
     SkuId::parse(SKUS[index]).unwrap()
 }
@@ -337,14 +355,16 @@ fn command(step: &Step, now: u64, ids: &[OrderId]) -> Command {
         } => Command::PlaceOrder(PlaceOrder {
             sku: sku_id(*sku),
             quantity: *quantity,
-            customer: CustomerId::parse(&format!("customer-{customer}")).unwrap(),
+            customer: customer_id(*customer),
             idempotency_key: key.map(|k| IdempotencyKey::parse(&format!("key-{k}")).unwrap()),
         }),
-        Step::Confirm(index) => Command::Confirm(Confirm {
+        Step::Confirm(index, actor) => Command::Confirm(Confirm {
             id: order_id(*index),
+            customer: actor.map(customer_id),
         }),
-        Step::Cancel(index) => Command::Cancel(Cancel {
+        Step::Cancel(index, actor) => Command::Cancel(Cancel {
             id: order_id(*index),
+            customer: actor.map(customer_id),
         }),
         Step::Expire => Command::ExpireDue(ExpireDue),
     }

@@ -41,6 +41,10 @@ pub struct HttpConfig {
     /// Sent as `Authorization: Bearer` with the admin calls; without it they
     /// fail with `ClientError::Config` and send nothing.
     pub admin_token: Option<String>,
+    /// Sent as `Authorization: Bearer` with every other call: a buyer token
+    /// (JWT), or a service, payments or operator token. Without it calls go
+    /// without a credential, which a node in development mode takes.
+    pub credential: Option<String>,
     /// The longest one attempt at one node may take, connect to last body
     /// byte; failover may make further attempts, each with this timeout.
     /// Default 10 s.
@@ -70,6 +74,7 @@ impl HttpConfig {
         HttpConfig {
             base_urls: base_urls.into_iter().map(Into::into).collect(),
             admin_token: None,
+            credential: None,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             response_bytes_max: 1 << 20,
@@ -91,7 +96,10 @@ struct Inner {
     base_urls: Vec<Url>,
     /// Which node calls go to, and which answered last.
     cluster: Cluster,
+    /// The admin token's header value.
     authorization: Option<HeaderValue>,
+    /// The credential's header value, for every other call.
+    credential: Option<HeaderValue>,
     request_timeout: Duration,
     response_bytes_max: usize,
     batch_slots: Semaphore,
@@ -183,17 +191,8 @@ impl HttpClient {
             ));
         }
         config.failover.validate()?;
-        let authorization = match &config.admin_token {
-            None => None,
-            Some(token) => {
-                let mut value =
-                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                        ClientError::Config("admin_token: must be printable ASCII".into())
-                    })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
+        let authorization = bearer("admin_token", config.admin_token.as_deref())?;
+        let credential = bearer("credential", config.credential.as_deref())?;
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
@@ -207,6 +206,7 @@ impl HttpClient {
                 base_urls,
                 cluster: Cluster::new(config.failover, config.base_urls.clone()),
                 authorization,
+                credential,
                 request_timeout: config.request_timeout,
                 response_bytes_max: config.response_bytes_max,
                 batch_slots: Semaphore::new(config.batch_concurrency_max),
@@ -300,7 +300,12 @@ impl Inner {
         if let Some(body) = body {
             request = request.json(body);
         }
-        if let (true, Some(authorization)) = (headers.admin, &self.authorization) {
+        let authorization = if headers.admin {
+            &self.authorization
+        } else {
+            &self.credential
+        };
+        if let Some(authorization) = authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
         if let Some(key) = headers.idempotency_key {
@@ -400,6 +405,17 @@ impl Inner {
 
 /// The `Idempotency-Key` header, refused here with the server's code when HTTP
 /// cannot carry it.
+/// `Bearer <token>` as a sensitive header value; `field` names the setting.
+fn bearer(field: &str, token: Option<&str>) -> Result<Option<HeaderValue>, ClientError> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ClientError::Config(format!("{field}: must be printable ASCII")))?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
 fn idempotency_header(key: &str) -> Result<HeaderValue, ClientError> {
     HeaderValue::from_str(key).map_err(|_| {
         ClientError::server(

@@ -71,6 +71,13 @@ pub struct QuicConfig {
     /// Sent with the admin calls (`put_sku`, `restock`); without it they fail
     /// with `ClientError::Config` and send nothing.
     pub admin_token: Option<String>,
+    /// Who every connection acts as (a service, payments, operator or admin
+    /// token, or a buyer token): sent in an `Authenticate` request right after
+    /// each handshake, before any call. A refusal fails the connect with
+    /// `ClientError::Server` (`unauthorized`, `too_many_auth_failures`).
+    /// Without it the connection is anonymous: on a node that needs
+    /// credentials only the catalogue answers.
+    pub credential: Option<String>,
     /// Streams requests are spread over, 1 to `STREAMS_MAX`. Default 4.
     pub stream_count: usize,
     /// The longest one attempt at one node waits for its answer, from its
@@ -115,6 +122,7 @@ impl QuicConfig {
             server_name: "localhost".into(),
             trust,
             admin_token: None,
+            credential: None,
             stream_count: 4,
             request_timeout: Duration::from_secs(10),
             requests_in_flight_max: 256,
@@ -567,6 +575,7 @@ fn kind(response: &Response) -> &'static str {
         Response::Error { .. } => "Error",
         Response::Batch { .. } => "Batch",
         Response::FrameError { .. } => "FrameError",
+        Response::Authenticated { .. } => "Authenticated",
     }
 }
 
@@ -781,6 +790,27 @@ impl Inner {
     }
 
     async fn connect_once(&self, addr: SocketAddr) -> Result<quinn::Connection, String> {
+        let connection = self.handshake(addr).await?;
+        if let Some(credential) = &self.config.credential {
+            let authenticated = tokio::time::timeout(
+                self.config.connect_timeout,
+                authenticate(
+                    &connection,
+                    credential,
+                    self.config.response_frame_bytes_max,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err("no answer to Authenticate within the connect timeout".into()));
+            if let Err(failure) = authenticated {
+                connection.close(0u32.into(), b"authentication refused");
+                return Err(failure);
+            }
+        }
+        Ok(connection)
+    }
+
+    async fn handshake(&self, addr: SocketAddr) -> Result<quinn::Connection, String> {
         let endpoint = self
             .endpoints
             .iter()
@@ -801,6 +831,50 @@ impl Inner {
                 humantime::format_duration(self.config.connect_timeout)
             )),
         }
+    }
+}
+
+/// Sends `Authenticate` with `credential` on a stream of its own and waits
+/// for `Authenticated`: the server answers it before reading further, and the
+/// connection acts as that caller on every stream opened after.
+async fn authenticate(
+    connection: &quinn::Connection,
+    credential: &str,
+    frame_bytes_max: usize,
+) -> Result<(), String> {
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(|error| format!("cannot open a stream to authenticate: {error}"))?;
+    let mut frame = Vec::new();
+    flashgate_protocol::encode_frame(
+        &Request::Authenticate {
+            request_id: 0,
+            credential: credential.to_owned(),
+        },
+        &mut frame,
+    );
+    send.write_all(&frame)
+        .await
+        .map_err(|error| format!("cannot send Authenticate: {error}"))?;
+    let _ = send.finish();
+    let bytes = recv
+        .read_to_end(frame_bytes_max)
+        .await
+        .map_err(|error| format!("no answer to Authenticate: {error}"))?;
+    let mut reader = flashgate_protocol::FrameReader::new(frame_bytes_max);
+    reader.extend(&bytes);
+    match reader.next_frame::<Response>() {
+        Ok(Some(Response::Authenticated { .. })) => Ok(()),
+        Ok(Some(Response::Error { code, detail, .. })) => Err(format!(
+            "the server refused the credential: {code}: {detail}"
+        )),
+        Ok(Some(other)) => Err(format!(
+            "expected an Authenticated answer, got a {} answer",
+            kind(&other)
+        )),
+        Ok(None) => Err("the stream ended without an answer to Authenticate".into()),
+        Err(error) => Err(format!("the answer to Authenticate is malformed: {error}")),
     }
 }
 

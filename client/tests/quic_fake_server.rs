@@ -251,7 +251,7 @@ fn not_primary(request_id: u64) -> Response {
 /// `None` for a read, which a standby serves.
 fn standby_answer(request: &Request) -> Option<Response> {
     match request {
-        Request::GetOrder { .. } | Request::GetSku { .. } => None,
+        Request::GetOrder { .. } | Request::GetSku { .. } | Request::Authenticate { .. } => None,
         Request::PlaceOrders { orders } => Some(Response::Batch {
             results: orders
                 .iter()
@@ -337,6 +337,21 @@ async fn serve_stream(
                             detail: "no SKU missing".into(),
                         },
                         _ => sku_answer(request_id, &sku, false),
+                    },
+                    Request::Authenticate {
+                        request_id,
+                        credential,
+                    } => match credential.as_str() {
+                        "wrong-credential" => Response::Error {
+                            request_id,
+                            code: code::UNAUTHORIZED.into(),
+                            detail: "the credential is not one this node knows".into(),
+                        },
+                        _ => Response::Authenticated {
+                            request_id,
+                            role: "service".into(),
+                            customer_id: None,
+                        },
                     },
                     Request::PlaceOrder(order) => place_answer(&order),
                     Request::PlaceOrders { orders } => Response::Batch {
@@ -488,6 +503,37 @@ async fn admin_calls_send_the_configured_token_and_need_one() {
     let none = QuicClient::connect(none).await.unwrap();
     let error = none.put_sku("A", SkuSettings::default()).await.unwrap_err();
     assert!(matches!(error, ClientError::Config(_)), "{error}");
+}
+
+#[tokio::test]
+async fn a_credential_is_sent_once_per_connection_before_any_call() {
+    // With a credential the first thing the server reads on a new connection
+    // is an Authenticate carrying it; a refusal fails the connect and says why.
+    let mut server = FakeServer::start();
+    let mut config = server.config();
+    config.credential = Some("service-credential-0123456789".into());
+    let client = QuicClient::connect(config).await.unwrap();
+    client.sku("A").await.unwrap();
+    let received = server.drain_received();
+    assert!(
+        matches!(
+            received.first(),
+            Some(Request::Authenticate { credential, .. }) if credential == "service-credential-0123456789"
+        ),
+        "{received:?}"
+    );
+    assert_eq!(
+        received
+            .iter()
+            .filter(|request| matches!(request, Request::Authenticate { .. }))
+            .count(),
+        1
+    );
+
+    let mut refused = server.config();
+    refused.credential = Some("wrong-credential".into());
+    let error = QuicClient::connect(refused).await.err().unwrap();
+    assert!(error.to_string().contains("unauthorized"), "{error}");
 }
 
 #[tokio::test]

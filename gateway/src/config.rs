@@ -12,6 +12,8 @@ use flashgate_actors::{ClusterConfig, NodeConfig, Replication, Role, StandbyLoss
 use flashgate_storage::WriterConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::BuyerAuth;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -57,6 +59,37 @@ pub struct Config {
     pub shards: Option<u32>,
     /// Bearer token for the admin API; generated into the data dir when absent.
     pub admin_token: Option<String>,
+    /// Whether buyer and payment calls need a credential (`token`, the
+    /// default) or not (`development`: anyone acts for any customer).
+    pub buyer_auth: BuyerAuth,
+    /// Allows `buyer_auth = development` on a replicated node (refused
+    /// otherwise: a pair is a production setting).
+    pub development_auth_with_replication: bool,
+    /// File with the HMAC secret (at least 32 bytes) that signs buyer tokens
+    /// (JWT, HS256/384/512; `sub` is the customer id).
+    pub jwt_hmac_secret_file: Option<PathBuf>,
+    /// File with a JWK set of public keys that sign buyer tokens (RS*, PS*,
+    /// ES256/384, EdDSA; chosen by the token's `kid`).
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// The `iss` buyer tokens must carry, when set.
+    pub jwt_issuer: Option<String>,
+    /// The `aud` buyer tokens must carry, when set.
+    pub jwt_audience: Option<String>,
+    /// Clock skew allowed on a buyer token's `exp` and `nbf`.
+    pub jwt_leeway_secs: u64,
+    /// File of service tokens (trusted upstreams: any customer's orders), one a line.
+    pub service_tokens_file: Option<PathBuf>,
+    /// File of payments tokens (confirm and cancel any order), one a line.
+    pub payments_tokens_file: Option<PathBuf>,
+    /// File of operator tokens (metrics, cluster status, every SKU; read only), one a line.
+    pub operator_tokens_file: Option<PathBuf>,
+    /// Failed credentials from one address within `auth_failure_window_secs`
+    /// before its calls with a credential get 429 until the window ends.
+    pub auth_failures_per_address_max: u32,
+    pub auth_failure_window_secs: u64,
+    /// Addresses whose failures are tracked at once (bounds the memory a
+    /// spread-out guessing attack can take).
+    pub auth_failure_addresses_max: usize,
     pub log_format: LogFormat,
     /// HTTP worker threads (default: the number of cores).
     pub http_workers: Option<usize>,
@@ -136,6 +169,9 @@ pub struct Config {
     pub replication_heartbeat_ms: u64,
 }
 
+/// The largest `jwt_leeway_secs`: clocks further apart are a fault to fix.
+pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
+
 /// The largest `quic_batch_orders_max`. One answer in a `Response::Batch` (an
 /// order, or an error with its detail) is at most about 300 bytes, so a batch's
 /// answer stays near 2 MiB: inside the frame limit clients read answers with.
@@ -153,6 +189,19 @@ impl Default for Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shards: None,
             admin_token: None,
+            buyer_auth: BuyerAuth::Token,
+            development_auth_with_replication: false,
+            jwt_hmac_secret_file: None,
+            jwt_jwks_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway_secs: 30,
+            service_tokens_file: None,
+            payments_tokens_file: None,
+            operator_tokens_file: None,
+            auth_failures_per_address_max: 20,
+            auth_failure_window_secs: 60,
+            auth_failure_addresses_max: 100_000,
             log_format: LogFormat::Text,
             http_workers: None,
             http_connections_max: 25_000,
@@ -206,6 +255,18 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyer_auth: Option<BuyerAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_hmac_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tokens_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments_tokens_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_tokens_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic_enabled: Option<bool>,
@@ -248,6 +309,19 @@ const ENV_KEYS: &[&str] = &[
     "http_addr",
     "shards",
     "admin_token",
+    "buyer_auth",
+    "development_auth_with_replication",
+    "jwt_hmac_secret_file",
+    "jwt_jwks_file",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_leeway_secs",
+    "service_tokens_file",
+    "payments_tokens_file",
+    "operator_tokens_file",
+    "auth_failures_per_address_max",
+    "auth_failure_window_secs",
+    "auth_failure_addresses_max",
     "log_format",
     "http_workers",
     "http_connections_max",
@@ -337,6 +411,15 @@ impl Config {
                 self.replication_message_bytes_max as u64,
             ),
             ("replication_heartbeat_ms", self.replication_heartbeat_ms),
+            (
+                "auth_failures_per_address_max",
+                u64::from(self.auth_failures_per_address_max),
+            ),
+            ("auth_failure_window_secs", self.auth_failure_window_secs),
+            (
+                "auth_failure_addresses_max",
+                self.auth_failure_addresses_max as u64,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -360,7 +443,33 @@ impl Config {
             crate::token::check_strength(token).map_err(ConfigError::Invalid)?;
         }
         self.validate_quic()?;
+        self.validate_auth()?;
         self.validate_replication()
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        if self.buyer_auth == BuyerAuth::Development
+            && self.replicated()
+            && !self.development_auth_with_replication
+        {
+            return Err(ConfigError::Invalid("buyer_auth = development (no buyer credentials) is for trying flashgate out, and replication is a production setting: give buyers credentials (--jwt-hmac-secret-file, --service-tokens-file), or set development_auth_with_replication = true to allow it anyway".into()));
+        }
+        if self.jwt_leeway_secs > JWT_LEEWAY_SECS_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "jwt_leeway_secs must be at most {JWT_LEEWAY_SECS_MAX}, got {}",
+                self.jwt_leeway_secs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The per-address throttle of failed credentials.
+    pub fn auth_throttle(&self) -> crate::auth::ThrottleConfig {
+        crate::auth::ThrottleConfig {
+            failures_max: self.auth_failures_per_address_max,
+            window_ms: self.auth_failure_window_secs.saturating_mul(1000),
+            addresses_max: self.auth_failure_addresses_max,
+        }
     }
 
     /// Whether this node takes part in replication at all.

@@ -2,6 +2,8 @@
 //! metrics. The only crate that knows HTTP, JSON, QUIC and wire frames.
 //!
 //! # Layout
+//! - `auth`: who may do what: callers, the rule table both front ends share,
+//!   credentials (tokens, buyer JWTs), the per-address failure throttle.
 //! - `config`: `Config`, its defaults and layers (file, environment, flags).
 //! - `server`: `serve`, the process's life: start, listen, signals, shutdown.
 //! - `http`: the routes, one file per group (`orders`, `skus`, `ops`, `admin`).
@@ -15,6 +17,7 @@
 //! - `problem`: `ApiError`, RFC 9457 problem responses with a `code`.
 //! - `token`: the admin token, configured or generated into the data dir.
 
+pub mod auth;
 pub mod config;
 pub mod error_code;
 pub mod http;

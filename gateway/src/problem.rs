@@ -25,10 +25,18 @@ pub enum ApiError {
     BodyTimeout(std::time::Duration),
     #[error("the request body must be JSON: send Content-Type: application/json")]
     UnsupportedMediaType,
-    #[error("this endpoint needs an admin token: send Authorization: Bearer <token>")]
-    Unauthorized,
-    #[error("the admin token is wrong")]
-    Forbidden,
+    /// No valid credential where one is needed (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller's role may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A buyer ordering for another customer (403).
+    #[error("{0}")]
+    CustomerMismatch(String),
+    /// Too many refused credentials from this address (429).
+    #[error("too many refused credentials from this address: wait {0} s (every call with a credential is refused until then)")]
+    TooManyAuthFailures(u64),
     #[error("no order {0}: order ids look like 1-0-42")]
     UnknownOrderId(String),
     #[error("no such resource: {0}")]
@@ -56,6 +64,28 @@ struct Problem<'a> {
     primary_quic: Option<&'a str>,
 }
 
+impl From<crate::auth::Refusal> for ApiError {
+    fn from(refusal: crate::auth::Refusal) -> ApiError {
+        use crate::auth::Refusal as R;
+        match refusal {
+            R::Unauthenticated(detail) => ApiError::Unauthorized(detail),
+            R::Forbidden(detail) => ApiError::Forbidden(detail),
+            R::CustomerMismatch { .. } => ApiError::CustomerMismatch(refusal.to_string()),
+        }
+    }
+}
+
+impl From<crate::auth::Refused> for ApiError {
+    fn from(refused: crate::auth::Refused) -> ApiError {
+        match refused {
+            crate::auth::Refused::Invalid(failure) => ApiError::Unauthorized(failure.0),
+            crate::auth::Refused::Throttled { retry_after_secs } => {
+                ApiError::TooManyAuthFailures(retry_after_secs)
+            }
+        }
+    }
+}
+
 impl ApiError {
     /// The status and machine-readable code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -67,8 +97,12 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::BodyTimeout(_) => (S::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            ApiError::Unauthorized => (S::UNAUTHORIZED, code::UNAUTHORIZED),
-            ApiError::Forbidden => (S::FORBIDDEN, code::FORBIDDEN),
+            ApiError::Unauthorized(_) => (S::UNAUTHORIZED, code::UNAUTHORIZED),
+            ApiError::Forbidden(_) => (S::FORBIDDEN, code::FORBIDDEN),
+            ApiError::CustomerMismatch(_) => (S::FORBIDDEN, code::CUSTOMER_MISMATCH),
+            ApiError::TooManyAuthFailures(_) => {
+                (S::TOO_MANY_REQUESTS, code::TOO_MANY_AUTH_FAILURES)
+            }
             ApiError::UnknownOrderId(_) => (S::NOT_FOUND, code::UNKNOWN_ORDER),
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -139,8 +173,11 @@ impl ResponseError for ApiError {
                 let secs = RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed);
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::TooManyAuthFailures(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, *allow));

@@ -98,6 +98,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }
 
+    let credentials = crate::auth::Credentials::load(&config, &token)?;
+    if config.buyer_auth == crate::auth::BuyerAuth::Development {
+        tracing::warn!("buyer_auth = development: buyer and payment calls need no credential and may act for any customer; never use this with real buyers");
+    } else if !credentials.takes_buyers() {
+        tracing::warn!("no buyer credentials are configured (--jwt-hmac-secret-file, --jwt-jwks-file, --service-tokens-file): only the admin token can place orders");
+    }
+    let gatekeeper = Arc::new(crate::auth::Gatekeeper::new(
+        credentials,
+        config.auth_throttle(),
+    ));
     let secret = config.load_cluster_secret()?;
     let (node, runtime, report) = Node::start(storage, config.node_config())?;
     tracing::info!(
@@ -119,7 +129,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
-        admin_token: token,
+        gatekeeper: Arc::clone(&gatekeeper),
         body: config.body_limits(),
         metrics,
         readiness: Arc::clone(&readiness),
@@ -147,7 +157,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // QUIC's lines come before HTTP's, so a reader waiting for the HTTP line has
     // seen both.
     let quic = if config.quic_enabled {
-        Some(start_quic(&config, Arc::clone(&node), quic_admin_token).await?)
+        Some(
+            start_quic(
+                &config,
+                Arc::clone(&node),
+                quic_admin_token,
+                Arc::clone(&gatekeeper),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -315,6 +333,7 @@ async fn start_quic(
     config: &Config,
     node: Arc<Node>,
     admin_token: String,
+    gatekeeper: Arc<crate::auth::Gatekeeper>,
 ) -> Result<QuicServer, ServeError> {
     let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
     let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
@@ -338,7 +357,8 @@ async fn start_quic(
     );
     let tls = certificate.rustls_config().map_err(QuicError::from)?;
     let limits = QuicLimits::from_config(config);
-    let quic = QuicServer::start(node, admin_token, tls, config.quic_addr, limits).await?;
+    let quic =
+        QuicServer::start(node, admin_token, gatekeeper, tls, config.quic_addr, limits).await?;
     let addr = quic.local_addr();
     println!("flashgate: listening on quic {addr}");
     tracing::info!(%addr, "listening for QUIC");

@@ -22,7 +22,7 @@ use crate::recorder::Recorder;
 use crate::report::{Latencies, NodeSwitchRecord, Report, SkuState, TargetState, Totals};
 use crate::scenario::{nodes_of, LoadModel, QuicTrust, Scenario};
 use crate::schedule;
-use crate::target::{Endpoint, Target, Transport};
+use crate::target::{Client, Endpoint, Target, Transport};
 use crate::workload::{sku_names, Workload};
 
 /// Read-backs in flight at once during the audit.
@@ -50,15 +50,23 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
     let mut endpoints = Vec::new();
     if scenario.uses_http() {
         for url in &scenario.http {
-            let mut config = HttpConfig::with_base_urls(nodes_of(url));
-            config.admin_token = scenario.admin_token.clone();
-            config.request_timeout = scenario.request_timeout();
-            config.connect_timeout = scenario.connect_timeout();
-            config.failover = failover(scenario);
-            let client = HttpClient::new(config)
-                .map_err(|error| LoadtestError::config("--http", error.to_string()))?;
+            let http = |credential: Option<&String>| {
+                let mut config = HttpConfig::with_base_urls(nodes_of(url));
+                config.admin_token = scenario.admin_token.clone();
+                config.credential = credential.cloned();
+                config.request_timeout = scenario.request_timeout();
+                config.connect_timeout = scenario.connect_timeout();
+                config.failover = failover(scenario);
+                HttpClient::new(config)
+                    .map_err(|error| LoadtestError::config("--http", error.to_string()))
+            };
+            let orders = Client::Http(http(scenario.credential.as_ref())?);
+            let payments = match &scenario.payments_credential {
+                Some(credential) => Some(Client::Http(http(Some(credential))?)),
+                None => None,
+            };
             endpoints.push(Endpoint {
-                gateway: Target::Http(client),
+                gateway: Target { orders, payments },
                 transport: Transport::Http,
                 address: url.clone(),
                 batch: 1,
@@ -96,6 +104,7 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
                 .collect::<Result<Vec<_>, _>>()?;
             let mut config = QuicConfig::new(addrs, trust.clone());
             config.admin_token = scenario.admin_token.clone();
+            config.credential = scenario.credential.clone();
             config.request_timeout = scenario.request_timeout();
             config.connect_timeout = scenario.connect_timeout();
             config.failover = failover(scenario);
@@ -105,6 +114,7 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
             let (calls, streams) = quic_concurrency(scenario);
             config.requests_in_flight_max = calls;
             config.stream_count = streams;
+            let config_for_payments = config.clone();
             let client =
                 QuicClient::connect(config)
                     .await
@@ -112,8 +122,24 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
                         target: format!("quic {address}"),
                         source,
                     })?;
+            let payments = match &scenario.payments_credential {
+                Some(credential) => {
+                    let mut config = config_for_payments.clone();
+                    config.credential = Some(credential.clone());
+                    Some(Client::Quic(QuicClient::connect(config).await.map_err(
+                        |source| LoadtestError::Connect {
+                            target: format!("quic {address} (payments)"),
+                            source,
+                        },
+                    )?))
+                }
+                None => None,
+            };
             endpoints.push(Endpoint {
-                gateway: Target::Quic(client),
+                gateway: Target {
+                    orders: Client::Quic(client),
+                    payments,
+                },
                 transport: Transport::Quic,
                 address: address.clone(),
                 batch: scenario.batch,
@@ -252,6 +278,8 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
     let measured_secs = measured.as_secs_f64();
     let mut scenario = scenario.clone();
     scenario.admin_token = None;
+    scenario.credential = None;
+    scenario.payments_credential = None;
     Ok(Report {
         run_id,
         scenario,

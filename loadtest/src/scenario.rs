@@ -110,6 +110,12 @@ pub struct Scenario {
     pub quantity: u32,
     pub create_skus: bool,
     pub admin_token: Option<String>,
+    /// Sent with every call but confirmations and admin calls: a service
+    /// token (any customer) or a buyer token (one customer).
+    pub credential: Option<String>,
+    /// Sent with confirmations (a payments token); without it they go with
+    /// `credential`.
+    pub payments_credential: Option<String>,
     /// SKU names are `<sku_prefix>-<i>`, `i` from 0; default a run-unique prefix.
     pub sku_prefix: Option<String>,
     pub customers: u32,
@@ -161,6 +167,8 @@ impl Default for Scenario {
             quantity: 1,
             create_skus: false,
             admin_token: None,
+            credential: None,
+            payments_credential: None,
             sku_prefix: None,
             customers: 10_000,
             popularity: Popularity::Uniform,
@@ -284,6 +292,25 @@ pub struct Flags {
     #[arg(long, value_name = "TOKEN", env = "FLASHGATE_ADMIN_TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
+    /// The credential sent with orders, reads and cancellations: a service
+    /// token (it orders for any customer).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FLASHGATE_CREDENTIAL",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// The credential sent with confirmations (--confirm-ratio): a payments token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FLASHGATE_PAYMENTS_CREDENTIAL",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments_credential: Option<String>,
     /// SKU names are <PREFIX>-<i>.
     #[arg(long, value_name = "PREFIX")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,8 @@
 //! `Endpoint`: one gateway the run sends orders to, with its transport and
-//! batch size; `Target`: the HTTP or QUIC client behind `OrderGateway`, so the
-//! engine is written once and tests can substitute a fake gateway.
+//! batch size; `Target`: the HTTP or QUIC clients behind `OrderGateway` (one
+//! with the orders credential, and one with the payments credential for
+//! confirmations), so the engine is written once and tests can substitute a
+//! fake gateway.
 
 use flashgate_client::{
     ClientError, HttpClient, NodeSwitch, Order, OrderGateway, PlaceOrder, Placed, QuicClient, Sku,
@@ -36,16 +38,73 @@ pub struct Endpoint<G> {
 }
 
 /// A real client: HTTP or QUIC.
-pub enum Target {
+pub enum Client {
     Http(HttpClient),
     Quic(QuicClient),
 }
 
+/// The clients of one endpoint: `orders` for every call but confirmations,
+/// which go through `payments` when it is given (a payments credential: a
+/// service credential may not confirm).
+pub struct Target {
+    pub orders: Client,
+    pub payments: Option<Client>,
+}
+
 impl OrderGateway for Target {
     async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
+        self.orders.place(order).await
+    }
+
+    async fn place_batch(
+        &self,
+        orders: Vec<PlaceOrder>,
+    ) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
+        self.orders.place_batch(orders).await
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Order, ClientError> {
+        self.orders.order(order_id).await
+    }
+
+    async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
+        self.payments
+            .as_ref()
+            .unwrap_or(&self.orders)
+            .confirm(order_id)
+            .await
+    }
+
+    async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {
+        self.orders.cancel(order_id).await
+    }
+
+    async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
+        self.orders.sku(sku).await
+    }
+
+    async fn put_sku(&self, sku: &str, settings: SkuSettings) -> Result<(Sku, bool), ClientError> {
+        self.orders.put_sku(sku, settings).await
+    }
+
+    async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
+        self.orders.restock(sku, quantity).await
+    }
+
+    fn current_node(&self) -> Option<String> {
+        self.orders.current_node()
+    }
+
+    fn node_switches(&self) -> Vec<NodeSwitch> {
+        self.orders.node_switches()
+    }
+}
+
+impl OrderGateway for Client {
+    async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
         match self {
-            Target::Http(client) => client.place(order).await,
-            Target::Quic(client) => client.place(order).await,
+            Client::Http(client) => client.place(order).await,
+            Client::Quic(client) => client.place(order).await,
         }
     }
 
@@ -54,64 +113,64 @@ impl OrderGateway for Target {
         orders: Vec<PlaceOrder>,
     ) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
         match self {
-            Target::Http(client) => client.place_batch(orders).await,
-            Target::Quic(client) => client.place_batch(orders).await,
+            Client::Http(client) => client.place_batch(orders).await,
+            Client::Quic(client) => client.place_batch(orders).await,
         }
     }
 
     async fn order(&self, order_id: &str) -> Result<Order, ClientError> {
         match self {
-            Target::Http(client) => client.order(order_id).await,
-            Target::Quic(client) => client.order(order_id).await,
+            Client::Http(client) => client.order(order_id).await,
+            Client::Quic(client) => client.order(order_id).await,
         }
     }
 
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
         match self {
-            Target::Http(client) => client.confirm(order_id).await,
-            Target::Quic(client) => client.confirm(order_id).await,
+            Client::Http(client) => client.confirm(order_id).await,
+            Client::Quic(client) => client.confirm(order_id).await,
         }
     }
 
     async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {
         match self {
-            Target::Http(client) => client.cancel(order_id).await,
-            Target::Quic(client) => client.cancel(order_id).await,
+            Client::Http(client) => client.cancel(order_id).await,
+            Client::Quic(client) => client.cancel(order_id).await,
         }
     }
 
     async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
         match self {
-            Target::Http(client) => client.sku(sku).await,
-            Target::Quic(client) => client.sku(sku).await,
+            Client::Http(client) => client.sku(sku).await,
+            Client::Quic(client) => client.sku(sku).await,
         }
     }
 
     async fn put_sku(&self, sku: &str, settings: SkuSettings) -> Result<(Sku, bool), ClientError> {
         match self {
-            Target::Http(client) => client.put_sku(sku, settings).await,
-            Target::Quic(client) => client.put_sku(sku, settings).await,
+            Client::Http(client) => client.put_sku(sku, settings).await,
+            Client::Quic(client) => client.put_sku(sku, settings).await,
         }
     }
 
     async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
         match self {
-            Target::Http(client) => client.restock(sku, quantity).await,
-            Target::Quic(client) => client.restock(sku, quantity).await,
+            Client::Http(client) => client.restock(sku, quantity).await,
+            Client::Quic(client) => client.restock(sku, quantity).await,
         }
     }
 
     fn current_node(&self) -> Option<String> {
         match self {
-            Target::Http(client) => client.current_node(),
-            Target::Quic(client) => client.current_node(),
+            Client::Http(client) => client.current_node(),
+            Client::Quic(client) => client.current_node(),
         }
     }
 
     fn node_switches(&self) -> Vec<NodeSwitch> {
         match self {
-            Target::Http(client) => client.node_switches(),
-            Target::Quic(client) => client.node_switches(),
+            Client::Http(client) => client.node_switches(),
+            Client::Quic(client) => client.node_switches(),
         }
     }
 }

@@ -17,6 +17,10 @@ pub const STORAGE_FAILED: &str = "storage_failed";
 pub const SHUTTING_DOWN: &str = "shutting_down";
 pub const UNAUTHORIZED: &str = "unauthorized";
 pub const FORBIDDEN: &str = "forbidden";
+/// A buyer credential ordering for another customer than its own.
+pub const CUSTOMER_MISMATCH: &str = "customer_mismatch";
+/// Too many refused credentials from this address; wait, then retry.
+pub const TOO_MANY_AUTH_FAILURES: &str = "too_many_auth_failures";
 /// This node does not take orders: it is a standby, or a primary fenced by a
 /// newer one. Nothing was done; send the request to the current primary (the
 /// detail names it when this node knows it).

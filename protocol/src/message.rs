@@ -34,6 +34,11 @@ pub enum Request {
         sku: String,
         quantity: u64,
     },
+    /// Variant 8: who this connection acts as, from now on, on every stream: a
+    /// service, payments, operator or admin token, or a buyer token (JWT).
+    /// Answered by `Response::Authenticated`, or an `Error` (`unauthorized`,
+    /// `too_many_auth_failures`) after which the connection is anonymous.
+    Authenticate { request_id: u64, credential: String },
 }
 
 impl Request {
@@ -47,7 +52,8 @@ impl Request {
             | Request::Cancel { request_id, .. }
             | Request::GetSku { request_id, .. }
             | Request::PutSku { request_id, .. }
-            | Request::Restock { request_id, .. } => Some(*request_id),
+            | Request::Restock { request_id, .. }
+            | Request::Authenticate { request_id, .. } => Some(*request_id),
             Request::PlaceOrders { .. } => None,
         }
     }
@@ -105,6 +111,14 @@ pub enum Response {
     /// Variant 4: a frame could not be read (its request id is unknown). The
     /// server then ends the stream; other streams are unaffected.
     FrameError { code: String, detail: String },
+    /// Variant 5: the answer to `Authenticate`: the connection's role
+    /// (`service`, `payments`, `operator`, `admin`, `buyer`) and, for a buyer,
+    /// its customer id.
+    Authenticated {
+        request_id: u64,
+        role: String,
+        customer_id: Option<String>,
+    },
 }
 
 impl Response {
@@ -113,7 +127,8 @@ impl Response {
         match self {
             Response::Order { request_id, .. }
             | Response::Sku { request_id, .. }
-            | Response::Error { request_id, .. } => Some(*request_id),
+            | Response::Error { request_id, .. }
+            | Response::Authenticated { request_id, .. } => Some(*request_id),
             Response::Batch { .. } | Response::FrameError { .. } => None,
         }
     }

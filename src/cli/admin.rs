@@ -132,7 +132,7 @@ impl AdminClient {
 
     /// `GET /v1/cluster`.
     pub fn cluster(&self, node: &NodeUrl, timeout: Duration) -> Result<ClusterStatus, CallError> {
-        self.call("GET", node, "/v1/cluster", Body::Empty, false, timeout)
+        self.call("GET", node, "/v1/cluster", Body::Empty, true, timeout)
     }
 
     /// `POST /v1/admin/promote`: returns once the node answered that it is the

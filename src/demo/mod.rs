@@ -45,7 +45,7 @@ use nodes::{serve_command, NodeSpec, Nodes, ServeRole, StartError, NODE_START_TI
 use probe::{
     classify, failover_time, place_probe, ProbeAnswer, ProbeError, PROBE_SKU, PROBE_STOCK,
 };
-use sale::{check_stock, LoadError, LoadRun, LOAD_FINISH_GRACE, SALE};
+use sale::{check_stock, Credentials, LoadError, LoadRun, LOAD_FINISH_GRACE, SALE};
 use workdir::{free_udp_addresses, random_hex, Workdir, WorkdirError, ADMIN_TOKEN_BYTES};
 
 /// The longest the standby may take to connect to the primary.
@@ -270,8 +270,10 @@ fn wait_for_standby(
 /// Everything between setup and cleanup. Returns whether the audit and the
 /// stock check passed.
 fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
-    // Setup: a secret, a token, two nodes, the standby connected.
+    // Setup: a secret, tokens, two nodes, the standby connected.
     let secret = workdir.write_cluster_secret()?;
+    let (service_tokens_file, service_token) = workdir.write_secret("service-tokens")?;
+    let (payments_tokens_file, payments_token) = workdir.write_secret("payments-tokens")?;
     let token = random_hex(ADMIN_TOKEN_BYTES).map_err(|source| DemoError::Setup {
         what: "an admin token",
         source,
@@ -287,6 +289,8 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
         data_dir: workdir.node_data("a"),
         replication_addr: replication[0],
         cluster_secret_file: secret.clone(),
+        service_tokens_file: service_tokens_file.clone(),
+        payments_tokens_file: payments_tokens_file.clone(),
     };
     let a = start_node(nodes, &executable, &spec_a, &token, &workdir.node_log("a"))?;
     println!(
@@ -304,6 +308,8 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
         data_dir: workdir.node_data("b"),
         replication_addr: replication[1],
         cluster_secret_file: secret,
+        service_tokens_file,
+        payments_tokens_file,
     };
     let b = start_node(nodes, &executable, &spec_b, &token, &workdir.node_log("b"))?;
     println!(
@@ -333,7 +339,14 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
     // The sale, until the crash.
     let plan = &SALE;
     let scenario = plan
-        .scenario(&[a.url.clone(), b.url.clone()], &token)
+        .scenario(
+            &[a.url.clone(), b.url.clone()],
+            &Credentials {
+                admin: token.clone(),
+                service: service_token,
+                payments: payments_token,
+            },
+        )
         .map_err(|error| DemoError::Scenario(Box::new(error)))?;
     println!("sale: {}", plan.describe());
     println!(

@@ -48,6 +48,10 @@ pub struct NodeSpec {
     /// standby, once promoted, can take a standby of its own.
     pub replication_addr: SocketAddr,
     pub cluster_secret_file: PathBuf,
+    /// The load tester's credentials: a service token (orders for every
+    /// customer) and a payments token (confirmations).
+    pub service_tokens_file: PathBuf,
+    pub payments_tokens_file: PathBuf,
 }
 
 /// The arguments of `flashgate` for a node: HTTP and QUIC on free loopback
@@ -78,6 +82,14 @@ pub fn serve_args(spec: &NodeSpec) -> Vec<OsString> {
     flag(
         "--cluster-secret-file",
         spec.cluster_secret_file.clone().into_os_string(),
+    );
+    flag(
+        "--service-tokens-file",
+        spec.service_tokens_file.clone().into_os_string(),
+    );
+    flag(
+        "--payments-tokens-file",
+        spec.payments_tokens_file.clone().into_os_string(),
     );
     args
 }
@@ -332,6 +344,8 @@ mod tests {
             data_dir: PathBuf::from("/tmp/demo/node-b"),
             replication_addr: "127.0.0.1:7002".parse().unwrap(),
             cluster_secret_file: PathBuf::from("/tmp/demo/cluster-secret"),
+            service_tokens_file: PathBuf::from("/tmp/demo/service-tokens"),
+            payments_tokens_file: PathBuf::from("/tmp/demo/payments-tokens"),
         }
     }
 

@@ -86,7 +86,8 @@ impl SalePlan {
     }
 
     /// The load tester's scenario for the sale against the pair's `nodes`
-    /// (HTTP), creating the SKUs with `admin_token`. Validated.
+    /// (HTTP), creating the SKUs with the admin token, ordering with the
+    /// service token and confirming with the payments token. Validated.
     ///
     /// Both nodes are one cluster target (comma-separated): the client sends
     /// to the node that serves, moves on when a node refuses with
@@ -95,7 +96,7 @@ impl SalePlan {
     pub fn scenario(
         &self,
         nodes: &[NodeUrl],
-        admin_token: &str,
+        credentials: &Credentials,
     ) -> Result<Scenario, LoadtestError> {
         let scenario = Scenario {
             http: vec![nodes
@@ -112,7 +113,9 @@ impl SalePlan {
             stock: self.stock_per_sku,
             per_customer_limit: Some(self.per_customer_limit),
             create_skus: true,
-            admin_token: Some(admin_token.to_owned()),
+            admin_token: Some(credentials.admin.clone()),
+            credential: Some(credentials.service.clone()),
+            payments_credential: Some(credentials.payments.clone()),
             customers: self.customers,
             popularity: Popularity::Uniform,
             confirm_ratio: self.confirm_ratio,
@@ -124,6 +127,13 @@ impl SalePlan {
         scenario.validate()?;
         Ok(scenario)
     }
+}
+
+/// The tokens the demo's load tester carries.
+pub struct Credentials {
+    pub admin: String,
+    pub service: String,
+    pub payments: String,
 }
 
 /// Why the load did not produce a report.
@@ -248,6 +258,14 @@ pub fn check_stock(skus: &[SkuState], expected_skus: u32) -> StockCheck {
 
 #[cfg(test)]
 mod tests {
+    fn credentials() -> Credentials {
+        Credentials {
+            admin: "0123456789abcdef".into(),
+            service: "service-0123456789".into(),
+            payments: "payments-0123456789".into(),
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -270,7 +288,7 @@ mod tests {
             .iter()
             .map(|url| url.parse().unwrap())
             .collect();
-        let scenario = SALE.scenario(&nodes, "0123456789abcdef").unwrap();
+        let scenario = SALE.scenario(&nodes, &credentials()).unwrap();
         assert_eq!(
             scenario.http,
             ["http://127.0.0.1:40001,http://127.0.0.1:40002"]
@@ -285,7 +303,7 @@ mod tests {
             SALE.describe()
         );
 
-        let error = SALE.scenario(&[], "t").unwrap_err();
+        let error = SALE.scenario(&[], &credentials()).unwrap_err();
         assert!(error.to_string().contains("--http"), "{error}");
     }
 

@@ -115,7 +115,15 @@ impl Workdir {
     /// Writes a new random cluster secret, readable by its owner only, and
     /// returns its path. Fails if the file exists.
     pub fn write_cluster_secret(&self) -> Result<PathBuf, WorkdirError> {
-        let path = self.cluster_secret();
+        let (path, _) = self.write_secret("cluster-secret")?;
+        Ok(path)
+    }
+
+    /// Writes a new random token into the file `name` (the format of a tokens
+    /// file: one token), readable by its owner only; returns its path and the
+    /// token. Fails if the file exists.
+    pub fn write_secret(&self, name: &str) -> Result<(PathBuf, String), WorkdirError> {
+        let path = self.path.join(name);
         let io = |what, source| WorkdirError::Io {
             what,
             path: path.clone(),
@@ -131,7 +139,7 @@ impl Workdir {
             .map_err(|e| io("create", e))?;
         file.write_all(secret.as_bytes())
             .map_err(|e| io("write", e))?;
-        Ok(path)
+        Ok((path, secret))
     }
 
     /// What to remove once the nodes are stopped: their data and the secret,

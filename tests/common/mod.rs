@@ -29,6 +29,28 @@ use tempfile::TempDir;
 
 /// The admin token every test server is started with.
 pub const ADMIN_TOKEN: &str = "integration-test-admin-token";
+/// The service, payments and operator tokens every test server knows.
+pub const SERVICE_TOKEN: &str = "integration-test-service-token";
+pub const PAYMENTS_TOKEN: &str = "integration-test-payments-token";
+pub const OPERATOR_TOKEN: &str = "integration-test-operator-token";
+/// The HMAC secret of the buyer tokens every test server takes.
+pub const JWT_SECRET: &str = "integration-test-buyer-token-secret-0123456789";
+
+/// A buyer token (JWT, HS256) for `customer`, valid for an hour.
+pub fn buyer_token(customer: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: u64,
+    }
+    let exp = jsonwebtoken::get_current_timestamp() + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &Claims { sub: customer, exp },
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign a buyer token")
+}
 
 /// Longest wait for the process to print its listening line, or to exit.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -274,6 +296,33 @@ impl Launch {
 
     fn command(&self, data_dir: &Path, stderr_path: &Path) -> Command {
         let stderr = std::fs::File::create(stderr_path).expect("create the stderr log");
+        // Every test server knows the test credentials, kept beside its log.
+        let credentials_dir = stderr_path.parent().expect("the log dir");
+        let credential_file = |name: &str, content: &str| {
+            let path = credentials_dir.join(name);
+            std::fs::write(&path, content).expect("write a credentials file");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod a credentials file");
+            path
+        };
+        let credential_args = [
+            (
+                "--service-tokens-file",
+                credential_file("service-tokens", SERVICE_TOKEN),
+            ),
+            (
+                "--payments-tokens-file",
+                credential_file("payments-tokens", PAYMENTS_TOKEN),
+            ),
+            (
+                "--operator-tokens-file",
+                credential_file("operator-tokens", OPERATOR_TOKEN),
+            ),
+            (
+                "--jwt-hmac-secret-file",
+                credential_file("jwt-secret", JWT_SECRET),
+            ),
+        ];
         let binary = env!("CARGO_BIN_EXE_flashgate");
         // The program that runs flashgate: a wrapper that execs it in place
         // (`fiu-run -x`), `ip netns exec` into a namespace, or flashgate itself.
@@ -310,6 +359,12 @@ impl Launch {
             .arg(&front_end_addr)
             .arg("--admin-token")
             .arg(ADMIN_TOKEN)
+            .args(credential_args.iter().flat_map(|(flag, path)| {
+                [
+                    std::ffi::OsString::from(flag),
+                    path.clone().into_os_string(),
+                ]
+            }))
             .args(&self.args)
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -549,6 +604,9 @@ impl Answer {
 pub struct Client {
     agent: ureq::Agent,
     base_url: String,
+    /// Sent as `Authorization: Bearer` with every request built by `request`
+    /// (the admin token unless `with_credential` said otherwise).
+    credential: Option<String>,
 }
 
 impl Client {
@@ -559,7 +617,19 @@ impl Client {
             .max_idle_connections(256)
             .max_idle_connections_per_host(256)
             .build();
-        Client { agent, base_url }
+        Client {
+            agent,
+            base_url,
+            credential: Some(ADMIN_TOKEN.to_owned()),
+        }
+    }
+
+    /// The same client (sharing the pool) sending `credential`, or none.
+    pub fn with_credential(&self, credential: Option<&str>) -> Client {
+        Client {
+            credential: credential.map(str::to_owned),
+            ..self.clone()
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -568,7 +638,11 @@ impl Client {
 
     /// A request to build by hand, for the cases the helpers do not cover.
     pub fn request(&self, method: &str, path: &str) -> ureq::Request {
-        self.agent.request(method, &self.url(path))
+        let request = self.agent.request(method, &self.url(path));
+        match &self.credential {
+            Some(credential) => request.set("Authorization", &format!("Bearer {credential}")),
+            None => request,
+        }
     }
 
     /// Sends `request` with `body` (or none) and returns the answer for every

@@ -9,15 +9,24 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use flashgate_actors::{ClusterStatus, NodeError, Role};
 use serde_json::{json, Value};
 
-use super::admin::require_admin;
+use super::caller::allowed;
 use super::{json, AppState};
+use crate::auth::Action;
 use crate::problem::ApiError;
 
 /// How long a handover waits for the standby to acknowledge everything.
 pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
 
-pub async fn status(state: web::Data<AppState>) -> HttpResponse {
-    json(StatusCode::OK, &status_json(&state.node.cluster_status()))
+/// Operator and admin credentials: it names peers and replication addresses.
+pub async fn status(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    allowed(&request, &state, Action::ReadOperations)?;
+    Ok(json(
+        StatusCode::OK,
+        &status_json(&state.node.cluster_status()),
+    ))
 }
 
 /// The cluster status as `/v1/cluster` shows it.
@@ -64,7 +73,7 @@ pub async fn promote(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
+    allowed(&request, &state, Action::MoveRole)?;
     let Some(replication) = state.replication.get() else {
         return Err(NodeError::NotStandby(state.node.cluster().role().as_str()).into());
     };
@@ -83,7 +92,7 @@ pub async fn handover(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
+    allowed(&request, &state, Action::MoveRole)?;
     let last_lsn = state.node.hand_over(HANDOVER_WAIT_MAX).await?;
     Ok(json(
         StatusCode::OK,

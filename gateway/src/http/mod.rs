@@ -1,6 +1,6 @@
 //! The HTTP API. Each file holds one group of routes; `configure` mounts them.
 
-mod admin;
+mod caller;
 mod cluster;
 mod ops;
 mod orders;
@@ -22,7 +22,8 @@ pub use ops::Readiness;
 /// What every handler can reach.
 pub struct AppState {
     pub node: Arc<Node>,
-    pub admin_token: String,
+    /// Identifies callers (credentials, the failure throttle); shared with QUIC.
+    pub gatekeeper: Arc<crate::auth::Gatekeeper>,
     pub body: crate::wire::BodyLimits,
     pub metrics: PrometheusHandle,
     pub readiness: Arc<Readiness>,

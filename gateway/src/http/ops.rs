@@ -54,7 +54,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Operator and admin credentials.
+pub async fn metrics(
+    request: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, crate::problem::ApiError> {
+    super::caller::allowed(&request, &state, crate::auth::Action::ReadOperations)?;
     for (shard, depth) in state.node.queue_depths().into_iter().enumerate() {
         metrics::gauge!("flashgate_shard_queue_depth", "shard" => shard.to_string())
             .set(depth as f64);
@@ -66,7 +71,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     } else {
         0.0
     });
-    HttpResponse::build(StatusCode::OK)
+    Ok(HttpResponse::build(StatusCode::OK)
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

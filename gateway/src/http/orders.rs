@@ -6,7 +6,9 @@ use flashgate_actors::domain::{
     CustomerId, IdempotencyKey, OrderId, PlaceOrder, SkuId, QUANTITY_PER_ORDER_MAX,
 };
 
+use super::caller::allowed;
 use super::{json, read_answer, AppState};
+use crate::auth::Action;
 use crate::problem::ApiError;
 use crate::wire::{read_object, OrderBody};
 
@@ -38,6 +40,7 @@ async fn place_inner(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(flashgate_actors::domain::Order, bool), ApiError> {
+    let (_, scope) = allowed(request, state, Action::PlaceOrder)?;
     let idempotency_key = match request.headers().get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
@@ -52,6 +55,7 @@ async fn place_inner(
     let quantity = fields.unsigned("quantity")?;
     let customer = CustomerId::parse(&fields.string("customer_id")?)?;
     fields.finish()?;
+    scope.admits(&customer)?;
     let quantity = u32::try_from(quantity)
         .ok()
         .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
@@ -73,26 +77,41 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).ok_or_else(|| ApiError::UnknownOrderId(raw.to_owned()))
 }
 
+/// A buyer reads only its own orders: another's is `unknown_order`.
 pub async fn get(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.node.order(order_id(&path)?).await?;
+    let (_, scope) = allowed(&request, &state, Action::ReadOrder)?;
+    let order = state.node.order(order_id(&path)?, scope.customer()).await?;
     Ok(read_answer(&state, &OrderBody::from(&order)))
 }
 
+/// Payment succeeded: payments (or admin) credentials only.
 pub async fn confirm(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.node.confirm(order_id(&path)?).await?;
+    let (_, scope) = allowed(&request, &state, Action::ConfirmOrder)?;
+    let order = state
+        .node
+        .confirm(order_id(&path)?, scope.into_customer())
+        .await?;
     Ok(json(StatusCode::OK, &OrderBody::from(&order)))
 }
 
+/// A buyer cancels only its own orders: another's is `unknown_order`.
 pub async fn cancel(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.node.cancel(order_id(&path)?).await?;
+    let (_, scope) = allowed(&request, &state, Action::CancelOrder)?;
+    let order = state
+        .node
+        .cancel(order_id(&path)?, scope.into_customer())
+        .await?;
     Ok(json(StatusCode::OK, &OrderBody::from(&order)))
 }

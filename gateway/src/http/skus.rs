@@ -3,10 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::{PutSku, Restock, SkuId, SkuSettings};
+use flashgate_actors::domain::{CoreError, PutSku, Restock, Sku, SkuId, SkuSettings, Timestamp};
+use flashgate_actors::NodeError;
 
-use super::admin::require_admin;
+use super::caller::allowed;
 use super::{json, read_answer, AppState};
+use crate::auth::{Action, Caller};
 use crate::problem::ApiError;
 use crate::wire::{read_object, SkuBody};
 
@@ -14,17 +16,43 @@ fn sku_id(raw: &str) -> Result<SkuId, ApiError> {
     Ok(SkuId::parse(raw)?)
 }
 
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+fn now() -> Timestamp {
+    Timestamp::from_system_time(std::time::SystemTime::now())
+}
+
+fn visible(caller: &Caller, sku: &Sku, now: Timestamp) -> bool {
+    caller.sees_sku(sku.settings.sale_starts_at, now)
+}
+
+/// Every SKU the caller may see: sales not yet open only for service,
+/// operator and admin credentials.
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, _) = allowed(&request, &state, Action::ReadSkus)?;
     let skus = state.node.skus().await?;
-    let bodies: Vec<SkuBody> = skus.iter().map(SkuBody::from).collect();
+    let now = now();
+    let bodies: Vec<SkuBody> = skus
+        .iter()
+        .filter(|sku| visible(&caller, sku, now))
+        .map(SkuBody::from)
+        .collect();
     Ok(read_answer(&state, &bodies))
 }
 
+/// A SKU whose sale has not opened is unknown to the public.
 pub async fn get(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let sku = state.node.sku(sku_id(&path)?).await?;
+    let (caller, _) = allowed(&request, &state, Action::ReadSkus)?;
+    let id = sku_id(&path)?;
+    let sku = state.node.sku(id.clone()).await?;
+    if !visible(&caller, &sku, now()) {
+        return Err(NodeError::from(CoreError::UnknownSku(id)).into());
+    }
     Ok(read_answer(&state, &SkuBody::from(&sku)))
 }
 
@@ -34,7 +62,7 @@ pub async fn put(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
+    allowed(&request, &state, Action::WriteSku)?;
     let sku = sku_id(&path)?;
     let mut fields = read_object(&request, payload, state.body).await?;
     let defaults = SkuSettings::default();
@@ -75,7 +103,7 @@ pub async fn restock(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&request, &state.admin_token)?;
+    allowed(&request, &state, Action::WriteSku)?;
     let sku = sku_id(&path)?;
     let mut fields = read_object(&request, payload, state.body).await?;
     let quantity = fields.unsigned("quantity")?;

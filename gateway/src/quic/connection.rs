@@ -2,7 +2,8 @@
 //! (QUIC itself holds the client to `streams_per_connection_max` open at once)
 //! and gives each a task; all its streams share one in-flight limit.
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use quinn::{Incoming, VarInt};
 use tokio::sync::{watch, Semaphore};
@@ -10,6 +11,7 @@ use tokio::task::JoinSet;
 
 use super::stream::serve_stream;
 use super::{Shared, CLOSE_SHUTTING_DOWN};
+use crate::auth::{Caller, Refused};
 
 /// The reason sent with `CLOSE_SHUTTING_DOWN`.
 const SHUTTING_DOWN_REASON: &[u8] =
@@ -43,6 +45,7 @@ pub(super) async fn serve_connection(
         },
     };
     tracing::debug!(%remote, "QUIC connection open");
+    let caller = Arc::new(ConnectionCaller::new(&shared, remote.ip()));
     let in_flight = Arc::new(Semaphore::new(shared.limits.in_flight_per_connection_max));
     let mut streams = JoinSet::new();
     // Handed to each stream; `shutdown` itself is borrowed by the select.
@@ -56,6 +59,7 @@ pub(super) async fn serve_connection(
                 Ok((send, recv)) => {
                     streams.spawn(serve_stream(
                         Arc::clone(&shared),
+                        Arc::clone(&caller),
                         Arc::clone(&in_flight),
                         send,
                         recv,
@@ -72,5 +76,63 @@ pub(super) async fn serve_connection(
     while streams.join_next().await.is_some() {}
     if shutting_down {
         connection.close(VarInt::from_u32(CLOSE_SHUTTING_DOWN), SHUTTING_DOWN_REASON);
+    }
+}
+
+/// Who a connection acts as: anonymous (or development) until an
+/// `Authenticate` request names a credential; every stream of the connection
+/// reads it for each request.
+pub(super) struct ConnectionCaller {
+    address: IpAddr,
+    unauthenticated: Arc<Caller>,
+    current: Mutex<Arc<Caller>>,
+}
+
+impl ConnectionCaller {
+    fn new(shared: &Shared, address: IpAddr) -> ConnectionCaller {
+        // Without a credential identification cannot fail.
+        let unauthenticated = Arc::new(
+            shared
+                .gatekeeper
+                .identify(address, None, "quic")
+                .unwrap_or(Caller::Anonymous),
+        );
+        ConnectionCaller {
+            address,
+            current: Mutex::new(Arc::clone(&unauthenticated)),
+            unauthenticated,
+        }
+    }
+
+    /// The caller now.
+    pub(super) fn get(&self) -> Arc<Caller> {
+        Arc::clone(
+            &self
+                .current
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+
+    /// Authenticates with `credential`: the connection acts as its caller
+    /// from now on, or, when it is refused, as an unauthenticated one.
+    pub(super) fn authenticate(
+        &self,
+        shared: &Shared,
+        credential: &str,
+    ) -> Result<Arc<Caller>, Refused> {
+        let result = shared
+            .gatekeeper
+            .identify(self.address, Some(credential), "quic")
+            .map(Arc::new);
+        let caller = match &result {
+            Ok(caller) => Arc::clone(caller),
+            Err(_) => Arc::clone(&self.unauthenticated),
+        };
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = caller;
+        result
     }
 }

@@ -28,10 +28,17 @@ pub enum RequestError {
     InvalidField(#[from] InvalidField),
     #[error("no order {0}: order ids look like 1-0-42")]
     UnknownOrderId(String),
-    #[error("this request needs the admin token: send it in admin_token")]
-    Unauthorized,
-    #[error("the admin token is wrong")]
-    Forbidden,
+    /// No valid credential where one is needed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The connection's role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A buyer ordering for another customer.
+    #[error("{0}")]
+    CustomerMismatch(String),
+    #[error("too many refused credentials from this address: wait {0} s")]
+    TooManyAuthFailures(u64),
     #[error("this connection has {0} requests in flight, its limit; send more as answers arrive")]
     TooManyInFlight(usize),
 }
@@ -42,8 +49,10 @@ impl RequestError {
             RequestError::Node(error) => node_error_code(error),
             RequestError::InvalidField(_) => code::INVALID_FIELD,
             RequestError::UnknownOrderId(_) => code::UNKNOWN_ORDER,
-            RequestError::Unauthorized => code::UNAUTHORIZED,
-            RequestError::Forbidden => code::FORBIDDEN,
+            RequestError::Unauthorized(_) => code::UNAUTHORIZED,
+            RequestError::Forbidden(_) => code::FORBIDDEN,
+            RequestError::CustomerMismatch(_) => code::CUSTOMER_MISMATCH,
+            RequestError::TooManyAuthFailures(_) => code::TOO_MANY_AUTH_FAILURES,
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
         }
     }
@@ -58,15 +67,39 @@ impl RequestError {
     }
 }
 
-/// Passes when `given` is the admin token: empty is `Unauthorized` (no token
-/// sent), anything else but the token `Forbidden`, as with the HTTP admin guard.
+impl From<crate::auth::Refusal> for RequestError {
+    fn from(refusal: crate::auth::Refusal) -> RequestError {
+        use crate::auth::Refusal as R;
+        match refusal {
+            R::Unauthenticated(detail) => RequestError::Unauthorized(detail),
+            R::Forbidden(detail) => RequestError::Forbidden(detail),
+            R::CustomerMismatch { .. } => RequestError::CustomerMismatch(refusal.to_string()),
+        }
+    }
+}
+
+impl From<crate::auth::Refused> for RequestError {
+    fn from(refused: crate::auth::Refused) -> RequestError {
+        match refused {
+            crate::auth::Refused::Invalid(failure) => RequestError::Unauthorized(failure.0),
+            crate::auth::Refused::Throttled { retry_after_secs } => {
+                RequestError::TooManyAuthFailures(retry_after_secs)
+            }
+        }
+    }
+}
+
+/// Passes when `given` is the admin token: empty is `unauthorized` (no token
+/// sent), anything else but the token `forbidden`.
 pub fn check_admin(given: &str, token: &str) -> Result<(), RequestError> {
     if given.is_empty() {
-        Err(RequestError::Unauthorized)
+        Err(RequestError::Unauthorized(
+            "this request needs the admin token: send it in admin_token".into(),
+        ))
     } else if token_matches(given, token) {
         Ok(())
     } else {
-        Err(RequestError::Forbidden)
+        Err(RequestError::Forbidden("the admin token is wrong".into()))
     }
 }
 
@@ -242,11 +275,11 @@ mod tests {
         let token = "0123456789abcdef";
         assert!(matches!(
             check_admin("", token),
-            Err(RequestError::Unauthorized)
+            Err(RequestError::Unauthorized(_))
         ));
         assert!(matches!(
             check_admin("0123456789abcdeX", token),
-            Err(RequestError::Forbidden)
+            Err(RequestError::Forbidden(_))
         ));
         assert!(check_admin(token, token).is_ok());
     }

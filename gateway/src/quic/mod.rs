@@ -70,5 +70,7 @@ pub enum QuicError {
 struct Shared {
     node: Arc<Node>,
     admin_token: String,
+    /// Identifies connections' credentials; shared with HTTP.
+    gatekeeper: Arc<crate::auth::Gatekeeper>,
     limits: QuicLimits,
 }

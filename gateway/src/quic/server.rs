@@ -81,6 +81,7 @@ impl QuicServer {
     pub async fn start(
         node: Arc<Node>,
         admin_token: String,
+        gatekeeper: Arc<crate::auth::Gatekeeper>,
         tls: rustls::ServerConfig,
         addr: SocketAddr,
         limits: QuicLimits,
@@ -89,6 +90,7 @@ impl QuicServer {
         let shared = Arc::new(Shared {
             node,
             admin_token,
+            gatekeeper,
             limits,
         });
         let (shutdown, shutdown_receiver) = watch::channel(false);

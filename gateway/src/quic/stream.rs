@@ -20,17 +20,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use flashgate_actors::domain::Order;
+use flashgate_actors::domain::{CoreError, Order, PlaceOrder as PlaceOrderCommand, Timestamp};
+use flashgate_actors::NodeError;
 use flashgate_protocol::{
     code, encode_frame, FrameError, FrameReader, PlaceOrder, Request, Response,
 };
 use quinn::{ReadError, ReadExactError, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use super::connection::ConnectionCaller;
 use super::convert::{self, RequestError};
 use super::{
     Shared, STREAM_STOP_ANSWERS_STOPPED, STREAM_STOP_FRAME_ERROR, STREAM_STOP_SHUTTING_DOWN,
 };
+use crate::auth::{authorize, Action, Caller, Scope};
 
 /// Encoded answers that may wait for the writer, per stream.
 const RESPONSES_QUEUED_MAX: usize = 64;
@@ -49,13 +52,14 @@ const READ_CHUNK_BYTES: usize = 4 * 1024;
 /// the answers are acknowledged by the client (or cannot be delivered).
 pub(super) async fn serve_stream(
     shared: Arc<Shared>,
+    caller: Arc<ConnectionCaller>,
     in_flight: Arc<Semaphore>,
     send: SendStream,
     recv: RecvStream,
     shutdown: watch::Receiver<bool>,
 ) {
     let (responses, queue) = mpsc::channel(RESPONSES_QUEUED_MAX);
-    let reader = read_requests(shared, in_flight, recv, responses, shutdown);
+    let reader = read_requests(shared, caller, in_flight, recv, responses, shutdown);
     tokio::join!(reader, write_responses(send, queue));
 }
 
@@ -95,6 +99,7 @@ impl From<FrameError> for ReadFailure {
 
 async fn read_requests(
     shared: Arc<Shared>,
+    caller: Arc<ConnectionCaller>,
     in_flight: Arc<Semaphore>,
     mut recv: RecvStream,
     responses: mpsc::Sender<Vec<u8>>,
@@ -117,10 +122,12 @@ async fn read_requests(
             read = frames.next_request(&mut recv) => read,
         };
         let refusal = match read {
-            Ok(Some(request)) => match dispatch(&shared, &in_flight, request, &responses).await {
-                Ok(()) => continue,
-                Err(refusal) => refusal,
-            },
+            Ok(Some(request)) => {
+                match dispatch(&shared, &caller, &in_flight, request, &responses).await {
+                    Ok(()) => continue,
+                    Err(refusal) => refusal,
+                }
+            }
             // The client finished its side between two frames.
             Ok(None) => return,
             Err(ReadFailure::Frame(error)) => FrameRefusal::Frame(error),
@@ -146,10 +153,35 @@ async fn read_requests(
 /// connection has its maximum in flight. Returns a refusal that ends the stream.
 async fn dispatch(
     shared: &Arc<Shared>,
+    caller: &ConnectionCaller,
     in_flight: &Arc<Semaphore>,
     request: Request,
     responses: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), FrameRefusal> {
+    // In the reader, before the next frame is read: requests after it on this
+    // stream act as its caller.
+    if let Request::Authenticate {
+        request_id,
+        credential,
+    } = &request
+    {
+        let answer = match caller.authenticate(shared, credential) {
+            Ok(caller) => {
+                metrics::counter!("flashgate_quic_requests_total", "outcome" => "ok").increment(1);
+                Response::Authenticated {
+                    request_id: *request_id,
+                    role: caller.role().to_owned(),
+                    customer_id: match caller.as_ref() {
+                        Caller::Buyer(customer) => Some(customer.as_str().to_owned()),
+                        _ => None,
+                    },
+                }
+            }
+            Err(refused) => single(*request_id, Err(refused.into())),
+        };
+        let _ = responses.send(encode(&answer)).await;
+        return Ok(());
+    }
     let limits = &shared.limits;
     // A batch takes one slot per order, so batching does not lift the limit.
     let slots = match &request {
@@ -169,10 +201,11 @@ async fn dispatch(
         Ok(permit) => {
             let shared = Arc::clone(shared);
             let responses = responses.clone();
+            let caller = caller.get();
             // Its own task: the request runs to its end even if the client goes
             // away, so nothing is left half done.
             tokio::spawn(async move {
-                let answer = answer(&shared, request).await;
+                let answer = answer(&shared, &caller, request).await;
                 let _ = responses.send(encode(&answer)).await;
                 drop(permit);
             });
@@ -295,35 +328,61 @@ async fn read_up_to(recv: &mut RecvStream, buffer: &mut [u8]) -> Result<usize, R
     }
 }
 
-/// Answers a request about one order: parses its id, runs `call`, and answers
-/// with the order or the refusal.
-async fn on_order<F, Fut>(request_id: u64, raw_id: &str, call: F) -> Response
+/// Answers a request about one order: checks that `caller` may do `action`,
+/// parses the id, runs `call` with the scope, and answers with the order or
+/// the refusal.
+async fn on_order<F, Fut>(
+    caller: &Caller,
+    action: Action,
+    request_id: u64,
+    raw_id: &str,
+    call: F,
+) -> Response
 where
-    F: FnOnce(flashgate_actors::domain::OrderId) -> Fut,
+    F: FnOnce(flashgate_actors::domain::OrderId, Scope) -> Fut,
     Fut: std::future::Future<Output = Result<Order, flashgate_actors::NodeError>>,
 {
-    let result = match convert::order_id(raw_id) {
-        Ok(id) => call(id).await.map_err(RequestError::from),
-        Err(error) => Err(error),
-    };
+    let result = async {
+        let scope = authorize(caller, action)?;
+        let id = convert::order_id(raw_id)?;
+        Ok::<_, RequestError>(call(id, scope).await?)
+    }
+    .await;
     single(
         request_id,
         result.map(|order| order_response(request_id, &order, false)),
     )
 }
 
-/// Runs one request against the node and returns its answer; counts its outcome.
-async fn answer(shared: &Shared, request: Request) -> Response {
+/// A wire order as a command that `scope` admits.
+fn admitted_order(scope: &Scope, order: &PlaceOrder) -> Result<PlaceOrderCommand, RequestError> {
+    let command = convert::place_order(order)?;
+    scope.admits(&command.customer)?;
+    Ok(command)
+}
+
+/// Runs one request against the node as `caller` and returns its answer;
+/// counts its outcome.
+async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response {
     let started = Instant::now();
     let kind = kind_of(&request);
     let node = &shared.node;
     let response = match request {
-        Request::PlaceOrders { orders } => answer_batch(shared, orders).await,
+        // `dispatch` answers these in the reader; never started as a task.
+        Request::Authenticate { request_id, .. } => single(
+            request_id,
+            Err(RequestError::Forbidden(
+                "Authenticate is answered by the stream's reader".into(),
+            )),
+        ),
+        Request::PlaceOrders { orders } => answer_batch(shared, caller, orders).await,
         Request::PlaceOrder(order) => {
-            let result = match convert::place_order(&order) {
-                Ok(command) => node.place_order(command).await.map_err(RequestError::from),
-                Err(error) => Err(error),
-            };
+            let result = async {
+                let scope = authorize(caller, Action::PlaceOrder)?;
+                let command = admitted_order(&scope, &order)?;
+                Ok::<_, RequestError>(node.place_order(command).await?)
+            }
+            .await;
             single(
                 order.request_id,
                 result.map(|(placed, created)| order_response(order.request_id, &placed, created)),
@@ -332,18 +391,54 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         Request::GetOrder {
             request_id,
             order_id,
-        } => on_order(request_id, &order_id, |id| node.order(id)).await,
+        } => {
+            on_order(
+                caller,
+                Action::ReadOrder,
+                request_id,
+                &order_id,
+                |id, scope| async move { node.order(id, scope.customer()).await },
+            )
+            .await
+        }
         Request::Confirm {
             request_id,
             order_id,
-        } => on_order(request_id, &order_id, |id| node.confirm(id)).await,
+        } => {
+            on_order(
+                caller,
+                Action::ConfirmOrder,
+                request_id,
+                &order_id,
+                |id, scope| node.confirm(id, scope.into_customer()),
+            )
+            .await
+        }
         Request::Cancel {
             request_id,
             order_id,
-        } => on_order(request_id, &order_id, |id| node.cancel(id)).await,
+        } => {
+            on_order(
+                caller,
+                Action::CancelOrder,
+                request_id,
+                &order_id,
+                |id, scope| node.cancel(id, scope.into_customer()),
+            )
+            .await
+        }
         Request::GetSku { request_id, sku } => {
-            let result: Result<_, RequestError> =
-                async { Ok(node.sku(convert::sku_id(&sku)?).await?) }.await;
+            let result: Result<_, RequestError> = async {
+                authorize(caller, Action::ReadSkus)?;
+                let id = convert::sku_id(&sku)?;
+                let sku = node.sku(id.clone()).await?;
+                let now = Timestamp::from_system_time(std::time::SystemTime::now());
+                if !caller.sees_sku(sku.settings.sale_starts_at, now) {
+                    return Err(NodeError::from(CoreError::UnknownSku(id)).into());
+                }
+                Ok(sku)
+            }
+            .await;
             single(
                 request_id,
                 result.map(|sku| Response::Sku {
@@ -360,7 +455,9 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             settings,
         } => {
             let result: Result<_, RequestError> = async {
-                convert::check_admin(&admin_token, &shared.admin_token)?;
+                if *caller != Caller::Admin {
+                    convert::check_admin(&admin_token, &shared.admin_token)?;
+                }
                 Ok(node.put_sku(convert::put_sku(&sku, &settings)?).await?)
             }
             .await;
@@ -380,7 +477,9 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             quantity,
         } => {
             let result: Result<_, RequestError> = async {
-                convert::check_admin(&admin_token, &shared.admin_token)?;
+                if *caller != Caller::Admin {
+                    convert::check_admin(&admin_token, &shared.admin_token)?;
+                }
                 Ok(node.restock(convert::restock(&sku, quantity)?).await?)
             }
             .await;
@@ -399,13 +498,19 @@ async fn answer(shared: &Shared, request: Request) -> Response {
     response
 }
 
-/// A batch: each order checked on its own (a bad one is an `Error` in its
-/// place), the good ones placed together, the answers in the batch's order.
-async fn answer_batch(shared: &Shared, orders: Vec<PlaceOrder>) -> Response {
+/// A batch: each order checked on its own (a bad one, or one the caller may
+/// not place, is an `Error` in its place), the good ones placed together, the
+/// answers in the batch's order.
+async fn answer_batch(shared: &Shared, caller: &Caller, orders: Vec<PlaceOrder>) -> Response {
     let mut refusals = Vec::with_capacity(orders.len());
     let mut commands = Vec::with_capacity(orders.len());
+    let scope = authorize(caller, Action::PlaceOrder);
     for order in &orders {
-        match convert::place_order(order) {
+        let command = match &scope {
+            Ok(scope) => admitted_order(scope, order),
+            Err(refusal) => Err(refusal.clone().into()),
+        };
+        match command {
             Ok(command) => {
                 commands.push(command);
                 refusals.push(None);
@@ -480,5 +585,6 @@ fn kind_of(request: &Request) -> &'static str {
         Request::PlaceOrders { .. } => "place_orders",
         Request::PutSku { .. } => "put_sku",
         Request::Restock { .. } => "restock",
+        Request::Authenticate { .. } => "authenticate",
     }
 }

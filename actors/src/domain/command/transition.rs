@@ -1,21 +1,40 @@
 //! `Confirm` (payment succeeded: reserved → confirmed) and `Cancel` (reserved or
 //! confirmed → cancelled, stock returns). Both are idempotent: asking for the
-//! status an order already has returns it unchanged.
+//! status an order already has returns it unchanged. Both may be limited to one
+//! customer's orders: another customer's order is then `UnknownOrder`, as if it
+//! did not exist (ids are sequential; existence is not a secret, but an order's
+//! contents and its fate are its customer's).
 
 use super::{apply_decided, order_reply, CoreError, Reply};
 use crate::domain::event::Event;
-use crate::domain::order::OrderStatus;
+use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
-use crate::domain::types::{OrderId, Timestamp};
+use crate::domain::types::{CustomerId, OrderId, Timestamp};
 
 #[derive(Clone, Debug)]
 pub struct Confirm {
     pub id: OrderId,
+    /// `Some`: only this customer's order may be confirmed.
+    pub customer: Option<CustomerId>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Cancel {
     pub id: OrderId,
+    /// `Some`: only this customer's order may be cancelled.
+    pub customer: Option<CustomerId>,
+}
+
+/// The order `id` if it exists and, when `customer` is given, is theirs.
+fn owned_order<'a>(
+    shard: &'a ShardCore,
+    id: &OrderId,
+    customer: Option<&CustomerId>,
+) -> Result<&'a Order, CoreError> {
+    shard
+        .order(id)
+        .filter(|order| customer.is_none_or(|customer| order.customer == *customer))
+        .ok_or(CoreError::UnknownOrder(*id))
 }
 
 fn refuse(id: OrderId, from: OrderStatus, to: OrderStatus) -> CoreError {
@@ -33,9 +52,7 @@ impl Confirm {
         now: Timestamp,
         events: &mut Vec<Event>,
     ) -> Result<Reply, CoreError> {
-        let order = shard
-            .order(&self.id)
-            .ok_or(CoreError::UnknownOrder(self.id))?;
+        let order = owned_order(shard, &self.id, self.customer.as_ref())?;
         match order.status {
             OrderStatus::Confirmed => return Ok(order_reply(shard, &self.id, false)),
             OrderStatus::Cancelled | OrderStatus::Expired => {
@@ -73,9 +90,7 @@ impl Cancel {
         now: Timestamp,
         events: &mut Vec<Event>,
     ) -> Result<Reply, CoreError> {
-        let order = shard
-            .order(&self.id)
-            .ok_or(CoreError::UnknownOrder(self.id))?;
+        let order = owned_order(shard, &self.id, self.customer.as_ref())?;
         match order.status {
             OrderStatus::Cancelled => return Ok(order_reply(shard, &self.id, false)),
             OrderStatus::Expired => {
