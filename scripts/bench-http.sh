@@ -33,6 +33,9 @@ start() {
 }
 
 token=bench-token-0123456789
+# Orders carry the admin token (it may do everything; the check costs what a
+# service token's does): wrk-orders.lua and quic_bench read these.
+export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 addr=$(start "$work/flashgate" target/release/flashgate serve --data-dir "$work/data" \
   --http-addr 127.0.0.1:0 --admin-token "$token")
 for i in $(seq 0 $((skus - 1))); do
@@ -41,7 +44,7 @@ for i in $(seq 0 $((skus - 1))); do
 done
 echo "== flashgate serve ($addr): wrk -t2 -c$connections -d${duration}s"
 wrk -t2 -c"$connections" -d"${duration}s" --latency -s scripts/wrk-orders.lua "http://$addr" | tee "$work/flashgate.wrk"
-curl -s "http://$addr/metrics" | grep -E '^flashgate_log_batch_records_(sum|count)' || true
+curl -s -H "Authorization: Bearer $token" "http://$addr/metrics" | grep -E '^flashgate_log_batch_records_(sum|count)' || true
 kill "$(cat "$work/flashgate.pid")"; rm "$work/flashgate.pid"
 
 echo_addr=$(start "$work/echo" target/release/examples/echo 127.0.0.1:0)

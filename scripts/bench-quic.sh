@@ -18,6 +18,9 @@ cargo build --release --quiet -p flashgate-client --example quic_bench
 work=$(mktemp -d)
 trap '[ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null; rm -rf "$work"' EXIT
 token=bench-token-0123456789
+# Orders carry the admin token (it may do everything; the check costs what a
+# service token's does): wrk-orders.lua and quic_bench read these.
+export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 target/release/flashgate serve --data-dir "$work/data" --http-addr 127.0.0.1:0 --quic-addr 127.0.0.1:0 \
   --admin-token "$token" >"$work/out" 2>"$work/err" &
 echo $! >"$work/pid"
@@ -39,7 +42,7 @@ WRK_SKUS=$skus wrk -t2 -c64 -d"${duration}s" --latency -s scripts/wrk-orders.lua
 echo "== QUIC: one connection, $tasks pipelined tasks x batches of $batch orders, ${duration}s"
 target/release/examples/quic_bench --addr "$quic" --fingerprint "$fingerprint" --secs "$duration" \
   --tasks "$tasks" --batch "$batch" --skus "$skus" | tee "$work/quic"
-curl -s "http://$http/metrics" | grep -E '^flashgate_log_batch_records_(sum|count)' || true
+curl -s -H "Authorization: Bearer $token" "http://$http/metrics" | grep -E '^flashgate_log_batch_records_(sum|count)' || true
 
 http_rps=$(awk '/^Requests\/sec/ {print $2}' "$work/http")
 quic_rps=$(awk '/^quic orders\/s/ {print $3}' "$work/quic")

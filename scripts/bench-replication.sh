@@ -28,6 +28,9 @@ work=$(mktemp -d)
 cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
 trap cleanup EXIT
 token=bench-token-0123456789
+# Orders carry the admin token (it may do everything; the check costs what a
+# service token's does): wrk-orders.lua and quic_bench read these.
+export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 head -c 32 /dev/urandom | base64 >"$work/secret"
 
 # start NAME ARGS...: starts a node in the background; prints its HTTP address.
@@ -53,7 +56,7 @@ skus() {
 }
 wait_connected() {
   for _ in $(seq 1 200); do
-    [ "$(curl -s "http://$1/v1/cluster" | jq -r '.peer.connected and (.degraded | not)')" = true ] && return
+    [ "$(curl -s -H "Authorization: Bearer $token" "http://$1/v1/cluster" | jq -r '.peer.connected and (.degraded | not)')" = true ] && return
     sleep 0.05
   done
   echo "standby never connected" >&2; exit 1
@@ -77,7 +80,7 @@ now_ms() { date +%s%3N; }
   grep -q "Non-2xx" "$work/$mode.wrk" && echo "WARNING: non-2xx answers in $mode"
   latency=$(awk '/ 99%/ {print $2}' "$work/$mode.wrk")
   if [ "$mode" != standalone ]; then
-    lag=$(curl -s "http://$p/v1/cluster" | jq -c '{lag_records, acked_lsn, durable_lsn}')
+    lag=$(curl -s -H "Authorization: Bearer $token" "http://$p/v1/cluster" | jq -c '{lag_records, acked_lsn, durable_lsn}')
   else
     lag=""
   fi
@@ -96,7 +99,7 @@ quic=$(grep -o 'listening on quic [0-9.:]*' "$work/p.out" | awk '{print $4}')
 fingerprint=$(grep -o 'sha256 [0-9a-f]*' "$work/p.out" | awk '{print $2}')
 target/release/examples/quic_bench --addr "$quic" --fingerprint "$fingerprint" --secs "$catch_up_secs" \
   | tee "$work/load.out"
-primary_lsn=$(curl -s "http://$p/v1/cluster" | jq .durable_lsn)
+primary_lsn=$(curl -s -H "Authorization: Bearer $token" "http://$p/v1/cluster" | jq .durable_lsn)
 for checkpoint in without with; do
   rm -rf "$work/s"
   if [ "$checkpoint" = with ]; then
@@ -108,7 +111,7 @@ for checkpoint in without with; do
   fi
   started=$(now_ms)
   s=$(start s --role standby --follow "$(repl_addr p)" --cluster-secret-file "$work/secret")
-  until [ "$(curl -s "http://$s/v1/cluster" | jq .durable_lsn)" = "$primary_lsn" ]; do sleep 0.02; done
+  until [ "$(curl -s -H "Authorization: Bearer $token" "http://$s/v1/cluster" | jq .durable_lsn)" = "$primary_lsn" ]; do sleep 0.02; done
   elapsed=$(( $(now_ms) - started ))
   awk -v n="$primary_lsn" -v ms="$elapsed" -v c="$checkpoint" \
     'BEGIN { printf "%s checkpoint: %d records in %d ms (process start included): %.0f records/s\n", c, n, ms, n / (ms / 1000) }'
@@ -133,7 +136,7 @@ fi
   promote_ms=$(curl -sf -o "$work/promote.json" -w '%{time_total}' -X POST "http://$s/v1/admin/promote" \
     -H "Authorization: Bearer $token" | awk '{printf "%d", $1 * 1000}')
   attempts=0
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$s/v1/orders" -H 'Content-Type: application/json' \
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$s/v1/orders" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       -d "{\"sku\":\"BENCH-0\",\"quantity\":1,\"customer_id\":\"probe-$run\"}")" = 201 ]; do
     attempts=$((attempts + 1))
   done

@@ -15,6 +15,9 @@ cargo build --release --quiet --bin flashgate
 work=$(mktemp -d)
 trap '[ -f "$work/pid" ] && kill -9 "$(cat "$work/pid")" 2>/dev/null; rm -rf "$work"' EXIT
 token=bench-token-0123456789
+# Orders carry the admin token (it may do everything; the check costs what a
+# service token's does): wrk-orders.lua and quic_bench read these.
+export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 
 start() {
   : >"$work/out"

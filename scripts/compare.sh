@@ -22,6 +22,9 @@ duration=${1:-15}
 buyers=${2:-64}
 skus=8
 token=bench-token-0123456789
+# Orders carry the admin token (it may do everything; the check costs what a
+# service token's does): wrk-orders.lua and quic_bench read these.
+export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 redis_stock=1000000000
 
 # Tools from Debian packages, installed only if missing.

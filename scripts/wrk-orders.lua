@@ -12,6 +12,8 @@ end
 
 function init(args)
   skus = tonumber(os.getenv("WRK_SKUS") or "8")
+  -- The credential orders carry (a service or the admin token), if any.
+  token = os.getenv("WRK_TOKEN")
   counter = 0
   statuses = {}
 end
@@ -21,7 +23,11 @@ function request()
   local body = string.format(
     '{"sku":"BENCH-%d","quantity":1,"customer_id":"c-%d-%d"}',
     counter % skus, id, counter)
-  return wrk.format("POST", "/v1/orders", { ["Content-Type"] = "application/json" }, body)
+  local headers = { ["Content-Type"] = "application/json" }
+  if token then
+    headers["Authorization"] = "Bearer " .. token
+  end
+  return wrk.format("POST", "/v1/orders", headers, body)
 end
 
 function response(status, headers, body)

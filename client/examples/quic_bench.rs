@@ -8,7 +8,8 @@
 //!     --addr 127.0.0.1:4433 --fingerprint HEX [--secs 20] [--tasks 8] [--batch 64] [--skus 8]`
 //!
 //! The SKUs `BENCH-0` .. `BENCH-<skus-1>` must exist with enough stock
-//! (scripts/bench-quic.sh creates them).
+//! (scripts/bench-quic.sh creates them). The connection authenticates with
+//! `FLASHGATE_CREDENTIAL` (a service token) when it is set.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,6 +87,7 @@ async fn run(args: Args) {
         .parse()
         .expect("a SHA-256 fingerprint in hex");
     let mut config = QuicConfig::new(vec![args.addr], Trust::Fingerprint(fingerprint));
+    config.credential = std::env::var("FLASHGATE_CREDENTIAL").ok();
     config.requests_in_flight_max = args.tasks * args.batch;
     config.stream_count = args.tasks.min(8);
     let client = Arc::new(QuicClient::connect(config).await.expect("connect"));

@@ -11,7 +11,10 @@
 //! Without `--quic` only the HTTP part runs. `--cert PATH` trusts a PEM or DER
 //! certificate instead of a fingerprint; `--insecure` skips verification (a
 //! local experiment only). The admin token may also come from
-//! `FLASHGATE_ADMIN_TOKEN`.
+//! `FLASHGATE_ADMIN_TOKEN`. Orders and confirmations carry `--credential`
+//! (or `FLASHGATE_CREDENTIAL`), the admin token when it is not given: the
+//! admin token may do everything, where a shop gives its back end a service
+//! token and its payment callback a payments token (docs/SECURITY.md).
 
 use std::error::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +26,7 @@ use flashgate_client::{
 
 const USAGE: &str =
     "usage: quickstart [--http URL] [--quic ADDR (--fingerprint HEX | --cert PATH | --insecure)] \
-[--server-name NAME] [--admin-token TOKEN] [--sku SKU]";
+[--server-name NAME] [--admin-token TOKEN] [--credential TOKEN] [--sku SKU]";
 
 struct Args {
     http: String,
@@ -31,6 +34,7 @@ struct Args {
     trust: Option<Trust>,
     server_name: String,
     admin_token: Option<String>,
+    credential: Option<String>,
     sku: String,
 }
 
@@ -41,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         trust: None,
         server_name: "localhost".into(),
         admin_token: std::env::var("FLASHGATE_ADMIN_TOKEN").ok(),
+        credential: std::env::var("FLASHGATE_CREDENTIAL").ok(),
         sku: "QUICKSTART-1".into(),
     };
     let mut words = std::env::args().skip(1);
@@ -75,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--server-name" => args.server_name = value,
             "--admin-token" => args.admin_token = Some(value),
+            "--credential" => args.credential = Some(value),
             "--sku" => args.sku = value,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
@@ -117,8 +123,10 @@ async fn order_and_confirm(
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    let credential = args.credential.clone().or_else(|| args.admin_token.clone());
     let mut http_config = HttpConfig::new(&args.http);
     http_config.admin_token = args.admin_token.clone();
+    http_config.credential = credential.clone();
     let http = HttpClient::new(http_config)?;
 
     // Create the SKU on first use; top it up when a previous run emptied it.
@@ -149,6 +157,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         let mut quic_config = QuicConfig::new(vec![addr], trust);
         quic_config.server_name = args.server_name;
         quic_config.admin_token = args.admin_token;
+        quic_config.credential = credential;
         let quic = QuicClient::connect(quic_config).await?;
         order_and_confirm(&quic, "quic", &args.sku, "quickstart-quic").await?;
         let sku = quic.sku(&args.sku).await?;

@@ -343,7 +343,7 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
             &[a.url.clone(), b.url.clone()],
             &Credentials {
                 admin: token.clone(),
-                service: service_token,
+                service: service_token.clone(),
                 payments: payments_token,
             },
         )
@@ -371,7 +371,7 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
     );
 
     // The failover.
-    let probes = AdminClient::new(None);
+    let probes = AdminClient::new(Some(service_token));
     match classify(&place_probe(&probes, &b.url, 0)) {
         ProbeAnswer::Acknowledged => {
             return Err(DemoError::StandbyTookOrder("before the promotion".into()))

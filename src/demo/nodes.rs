@@ -381,6 +381,10 @@ mod tests {
                 "block",
                 "--cluster-secret-file",
                 "/tmp/demo/cluster-secret",
+                "--service-tokens-file",
+                "/tmp/demo/service-tokens",
+                "--payments-tokens-file",
+                "/tmp/demo/payments-tokens",
             ]
         );
     }

@@ -150,6 +150,8 @@ pub fn probe(
 }
 
 /// Places probe order number `attempt`.
+/// `client` carries the service token: the probe orders as the shop's back
+/// end would, for a customer of its choosing.
 pub fn place_probe(
     client: &AdminClient,
     node: &NodeUrl,
@@ -163,7 +165,7 @@ pub fn place_probe(
         "/v1/orders",
         Body::Json(&order),
         &[("Idempotency-Key", &customer)],
-        false,
+        true,
         PROBE_REQUEST_TIMEOUT,
     )
 }

@@ -315,9 +315,8 @@ fn buyer_keys(config: &Config) -> Result<Option<BuyerKeys>, ConfigError> {
     validation.set_required_spec_claims(&["exp", "sub"]);
     validation.leeway = config.jwt_leeway_secs;
     validation.validate_nbf = true;
-    match &config.jwt_issuer {
-        Some(issuer) => validation.set_issuer(&[issuer]),
-        None => {}
+    if let Some(issuer) = &config.jwt_issuer {
+        validation.set_issuer(&[issuer]);
     }
     match &config.jwt_audience {
         Some(audience) => validation.set_audience(&[audience]),
