@@ -136,11 +136,11 @@ pub struct Config {
     pub replication_heartbeat_ms: u64,
     /// Open HTTP connections from one client IP address; a connection over it
     /// is answered 429 `too_many_connections` (`Connection: close`) and
-    /// counted in `flashgate_http_connections_refused_total`. Behind a proxy
+    /// counted in `flashgate_http_requests_refused_total`. Behind a proxy
     /// every client has the proxy's address: raise it there.
     pub http_connections_per_address_max: usize,
     /// Longest request target (path and query) in bytes; a longer one is
-    /// answered 414 `uri_too_long`.
+    /// answered 414 `uri_too_long` (counted like the cap above).
     pub http_request_uri_bytes_max: usize,
     /// Most bytes of request header names and values together; more is
     /// answered 431 `headers_too_large`. With `http_request_uri_bytes_max`,
@@ -599,6 +599,14 @@ impl Config {
             },
             cluster: self.cluster_config(),
             disk_stall_timeout: Duration::from_millis(self.disk_stall_timeout_ms),
+        }
+    }
+
+    /// How large a request head may be.
+    pub fn head_limits(&self) -> crate::http_limits::HeadLimits {
+        crate::http_limits::HeadLimits {
+            uri_bytes_max: self.http_request_uri_bytes_max,
+            headers_bytes_max: self.http_request_headers_bytes_max,
         }
     }
 
