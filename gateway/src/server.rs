@@ -173,6 +173,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             heartbeat: Duration::from_millis(config.replication_heartbeat_ms),
             message_bytes_max: config.replication_message_bytes_max,
             auto_promote_after: config.auto_promote_after_ms.map(Duration::from_millis),
+            unauthenticated_sessions_max: config.replication_unauthenticated_sessions_max,
+            handshake_timeout: Duration::from_millis(config.replication_handshake_timeout_ms),
         };
         let replication = Replication::start(Arc::clone(&node), settings)?;
         if let Some(addr) = replication.local_addr() {

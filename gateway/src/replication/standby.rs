@@ -144,7 +144,7 @@ async fn handshake(
         .await
         .map_err(|error| error.to_string())?;
     let answer =
-        wire::receive_within(&mut recv, HANDSHAKE_BYTES_MAX, CONNECT_TIMEOUT, "hello").await;
+        wire::receive_within(&mut recv, CONNECT_TIMEOUT, "hello").await;
     match answer {
         Ok(Message::Hello { proof })
             if auth::verify(secret, auth::LISTENER, connection, &proof) =>
