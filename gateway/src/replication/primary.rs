@@ -95,14 +95,10 @@ pub async fn accept(shared: Arc<Shared>) {
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let timeout = shared.settings.handshake_timeout;
-            let authenticated =
-                match tokio::time::timeout(timeout, authenticate(&shared, incoming)).await {
-                    Ok(Some(authenticated)) => authenticated,
-                    // Counted and logged where it failed.
-                    Ok(None) => return,
-                    Err(_) => return handshake_failed(remote, HandshakeFailure::Timeout, None),
-                };
+            // Counted and logged where it failed.
+            let Some(authenticated) = authenticate(&shared, incoming).await else {
+                return;
+            };
             drop(permit);
             let connection = authenticated.connection.clone();
             if let Err(error) = serve(&shared, authenticated).await {
@@ -126,19 +122,25 @@ fn handshake_failed(remote: SocketAddr, failure: HandshakeFailure, error: Option
 
 /// Completes the QUIC handshake, takes the dialer's one stream, checks its
 /// proof of the secret, and reads its follow request; every message with the
-/// handshake's small limit. A failure is counted, logged and closes the
-/// connection (`None`).
+/// handshake's small limit, all within `handshake_timeout` of the first
+/// packet. A failure is counted, logged and closes the connection (`None`).
 async fn authenticate(shared: &Shared, incoming: quinn::Incoming) -> Option<Authenticated> {
     let remote = incoming.remote_address();
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(error) => {
+    let timeout = shared.settings.handshake_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let connection = match tokio::time::timeout_at(deadline, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
             let error = WireError::Io(error.to_string());
             handshake_failed(remote, HandshakeFailure::Connection, Some(&error));
             return None;
         }
+        Err(_) => {
+            handshake_failed(remote, HandshakeFailure::Timeout, None);
+            return None;
+        }
     };
-    let result = async {
+    let steps = async {
         let (mut send, mut recv) = connection
             .accept_bi()
             .await
@@ -160,8 +162,18 @@ async fn authenticate(shared: &Shared, incoming: quinn::Incoming) -> Option<Auth
         wire::send(&mut send, &Message::Hello { proof }).await.map_err(failed)?;
         let follow = wire::receive_handshake(&mut recv).await.map_err(failed)?;
         Ok((send, recv, follow))
-    }
-    .await;
+    };
+    let result = tokio::time::timeout_at(deadline, steps)
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                HandshakeFailure::Timeout,
+                WireError::Io(format!(
+                    "no proof of the cluster secret and follow request within {}",
+                    humantime::format_duration(timeout)
+                )),
+            ))
+        });
     match result {
         Ok((send, recv, follow)) => Some(Authenticated {
             connection,
