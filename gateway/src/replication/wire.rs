@@ -375,6 +375,8 @@ mod tests {
         body.push(0xfc); // a u32 length follows
         body.extend_from_slice(&(1u32 << 20).to_le_bytes());
         let error = decode_handshake(&body).expect_err("claim over the limit");
-        assert!(error.to_string().contains("limit"), "{error}");
+        assert!(error.to_string().contains("LimitExceeded"), "{error}");
+        let error = decode(&body).expect_err("bytes missing");
+        assert!(!error.to_string().contains("LimitExceeded"), "{error}");
     }
 }
