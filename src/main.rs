@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use flashgate_gateway::config::{ReplicationMode, StandbyLossMode, StartRole};
-use flashgate_gateway::{Config, LogFormat, Overrides};
 use flashgate_gateway::log_limit::{is_client_caused, ClientLines, LineLimits};
+use flashgate_gateway::{Config, LogFormat, Overrides};
 
 mod cli;
 mod demo;

@@ -70,7 +70,12 @@ fn connect_from(source: Ipv4Addr, target: SocketAddr) -> TcpStream {
         let stream = TcpStream::from_raw_fd(fd);
         let local = address(source, 0);
         let bound = libc::bind(fd, std::ptr::addr_of!(local).cast(), length);
-        assert_eq!(bound, 0, "bind {source}: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            bound,
+            0,
+            "bind {source}: {}",
+            std::io::Error::last_os_error()
+        );
         let remote = address(*target.ip(), target.port());
         let connected = libc::connect(fd, std::ptr::addr_of!(remote).cast(), length);
         assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
@@ -205,7 +210,10 @@ fn malformed_requests_log_a_bounded_number_of_warnings() {
         "the first malformed requests are still logged: {flood:?}"
     );
     for line in &flood {
-        assert!(!line.contains("ERROR"), "a client caused an ERROR line: {line}");
+        assert!(
+            !line.contains("ERROR"),
+            "a client caused an ERROR line: {line}"
+        );
     }
     let summary = poll_until("a summary of suppressed lines", SUMMARY_WAIT, || {
         stderr_lines(&server)
@@ -236,14 +244,20 @@ fn over_long_request_heads_get_414_and_431() {
     let long_path = format!("/v1/skus/{}", "a".repeat(LONG_URI_BYTES));
     let answer = request_from(Ipv4Addr::LOCALHOST, target, &get(&long_path, ""));
     assert_eq!(answer.status, 414, "{answer:?}");
-    assert!(answer.has_header("content-type: application/problem+json"), "{answer:?}");
+    assert!(
+        answer.has_header("content-type: application/problem+json"),
+        "{answer:?}"
+    );
     assert!(answer.has_header("connection: close"), "{answer:?}");
     assert_eq!(answer.json()["code"], "uri_too_long");
 
     let long_header = format!("X-Padding: {}\r\n", "h".repeat(LONG_HEADER_BYTES));
     let answer = request_from(Ipv4Addr::LOCALHOST, target, &get("/healthz", &long_header));
     assert_eq!(answer.status, 431, "{answer:?}");
-    assert!(answer.has_header("content-type: application/problem+json"), "{answer:?}");
+    assert!(
+        answer.has_header("content-type: application/problem+json"),
+        "{answer:?}"
+    );
     assert!(answer.has_header("connection: close"), "{answer:?}");
     assert_eq!(answer.json()["code"], "headers_too_large");
 
@@ -315,7 +329,10 @@ fn connections_per_address_are_capped() {
     let answer = request_from(crowded, target, &get("/healthz", ""));
     assert_eq!(answer.status, 429, "{answer:?}");
     assert!(answer.has_header("connection: close"), "{answer:?}");
-    assert!(answer.has_header("content-type: application/problem+json"), "{answer:?}");
+    assert!(
+        answer.has_header("content-type: application/problem+json"),
+        "{answer:?}"
+    );
     assert_eq!(answer.json()["code"], "too_many_connections");
 
     let answer = request_from(other, target, &get("/healthz", ""));

@@ -228,7 +228,10 @@ fn unauthenticated_replication_connections_are_capped_and_cost_little() {
     let endpoint = runtime.block_on(async { attacker_endpoint() });
     let attempts: Vec<Attempted> = runtime.block_on(async {
         let mut attempts = Vec::with_capacity(ATTACK_CONNECTIONS);
-        for wave in (0..ATTACK_CONNECTIONS).collect::<Vec<_>>().chunks(ATTACK_PARALLEL) {
+        for wave in (0..ATTACK_CONNECTIONS)
+            .collect::<Vec<_>>()
+            .chunks(ATTACK_PARALLEL)
+        {
             let tasks: Vec<_> = wave
                 .iter()
                 .map(|_| tokio::spawn(attack(endpoint.clone(), target)))
@@ -281,13 +284,17 @@ fn unauthenticated_replication_connections_are_capped_and_cost_little() {
                 .expect("the listener closes an unauthenticated session at its deadline")
         });
     }
-    poll_until("the timed-out handshakes to be counted", STEP_TIMEOUT, || {
-        let timed_out = metric(
-            &primary,
-            "flashgate_replication_handshakes_failed_total{reason=\"timeout\"}",
-        );
-        (timed_out >= held.len() as f64).then_some(())
-    });
+    poll_until(
+        "the timed-out handshakes to be counted",
+        STEP_TIMEOUT,
+        || {
+            let timed_out = metric(
+                &primary,
+                "flashgate_replication_handshakes_failed_total{reason=\"timeout\"}",
+            );
+            (timed_out >= held.len() as f64).then_some(())
+        },
+    );
 
     // A first message over the handshake limit ends the connection at once,
     // without the listener reading it.

@@ -402,7 +402,10 @@ impl Config {
                 "replication_handshake_timeout_ms",
                 self.replication_handshake_timeout_ms,
             ),
-            ("client_log_lines_burst", u64::from(self.client_log_lines_burst)),
+            (
+                "client_log_lines_burst",
+                u64::from(self.client_log_lines_burst),
+            ),
             (
                 "client_log_lines_per_minute",
                 u64::from(self.client_log_lines_per_minute),

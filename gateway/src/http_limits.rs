@@ -152,7 +152,9 @@ pub async fn refuse_over_limits(
             let mut response = refusal.error_response();
             // The rest of this connection is not read: a client over the cap
             // must go, and one that sent an oversized head may send more.
-            response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+            response
+                .head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
             Ok(request.into_response(response).map_into_right_body())
         }
     }
@@ -183,7 +185,10 @@ mod tests {
         assert!(!counts.open(one).over);
         drop(second);
         assert_eq!(counts.open_from(one), 0);
-        assert!(counts.open.lock().unwrap().is_empty(), "closed addresses are forgotten");
+        assert!(
+            counts.open.lock().unwrap().is_empty(),
+            "closed addresses are forgotten"
+        );
     }
 
     #[test]
@@ -194,7 +199,10 @@ mod tests {
             code(check_request(LIMITS, true, 1_000, 1_000)),
             Some("too_many_connections")
         );
-        assert_eq!(code(check_request(LIMITS, false, 101, 1_000)), Some("uri_too_long"));
+        assert_eq!(
+            code(check_request(LIMITS, false, 101, 1_000)),
+            Some("uri_too_long")
+        );
         assert_eq!(
             code(check_request(LIMITS, false, 100, 201)),
             Some("headers_too_large")

@@ -25,7 +25,8 @@ pub const OUTSIDE_PREFIX: &str = "flashgate::outside::";
 pub const ADMITTED_TARGET: &str = "flashgate::outside";
 /// Libraries' targets whose lines a client causes: actix-http logs a malformed
 /// request ("stream error: request parse error …") at ERROR.
-pub const CLIENT_CAUSED_TARGETS: &[&str] = &["actix_http::h1::dispatcher", "actix_http::h1::decoder"];
+pub const CLIENT_CAUSED_TARGETS: &[&str] =
+    &["actix_http::h1::dispatcher", "actix_http::h1::decoder"];
 /// How often suppressed lines are summarised, per kind.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -236,7 +237,9 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.admit("a", secs(0.0)));
         }
-        let admitted = (0..10).filter(|_| limiter.admit("a", secs(3_600.0))).count();
+        let admitted = (0..10)
+            .filter(|_| limiter.admit("a", secs(3_600.0)))
+            .count();
         assert_eq!(admitted, 3);
     }
 
@@ -267,7 +270,9 @@ mod tests {
     #[test]
     fn client_caused_targets_are_recognised() {
         assert!(is_client_caused("actix_http::h1::dispatcher"));
-        assert!(is_client_caused("flashgate::outside::replication_handshake"));
+        assert!(is_client_caused(
+            "flashgate::outside::replication_handshake"
+        ));
         assert!(!is_client_caused(ADMITTED_TARGET));
         assert!(!is_client_caused("flashgate_gateway::server"));
     }

@@ -114,9 +114,15 @@ fn handshake_failed(remote: SocketAddr, failure: HandshakeFailure, error: Option
         .increment(1);
     let reason = failure.as_str();
     match (failure, error) {
-        (HandshakeFailure::WrongSecret, _) => tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, "REFUSED a replication peer: it did not prove the cluster secret"),
-        (_, Some(error)) => tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, reason, %error, "a replication dialer failed its handshake"),
-        (_, None) => tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, reason, "a replication dialer failed its handshake"),
+        (HandshakeFailure::WrongSecret, _) => {
+            tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, "REFUSED a replication peer: it did not prove the cluster secret")
+        }
+        (_, Some(error)) => {
+            tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, reason, %error, "a replication dialer failed its handshake")
+        }
+        (_, None) => {
+            tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, reason, "a replication dialer failed its handshake")
+        }
     }
 }
 
@@ -141,10 +147,12 @@ async fn authenticate(shared: &Shared, incoming: quinn::Incoming) -> Option<Auth
         }
     };
     let steps = async {
-        let (mut send, mut recv) = connection
-            .accept_bi()
-            .await
-            .map_err(|error| (HandshakeFailure::Connection, WireError::Io(error.to_string())))?;
+        let (mut send, mut recv) = connection.accept_bi().await.map_err(|error| {
+            (
+                HandshakeFailure::Connection,
+                WireError::Io(error.to_string()),
+            )
+        })?;
         let failed = |error: WireError| (HandshakeFailure::of(&error), error);
         let secret = &shared.settings.secret;
         let hello = wire::receive_handshake(&mut recv).await.map_err(failed)?;
@@ -157,9 +165,14 @@ async fn authenticate(shared: &Shared, incoming: quinn::Incoming) -> Option<Auth
             ));
         }
         transport::open_send_window(&connection);
-        let proof = auth::proof(secret, auth::LISTENER, &connection)
-            .ok_or_else(|| failed(WireError::Io("no keying material on this connection".into())))?;
-        wire::send(&mut send, &Message::Hello { proof }).await.map_err(failed)?;
+        let proof = auth::proof(secret, auth::LISTENER, &connection).ok_or_else(|| {
+            failed(WireError::Io(
+                "no keying material on this connection".into(),
+            ))
+        })?;
+        wire::send(&mut send, &Message::Hello { proof })
+            .await
+            .map_err(failed)?;
         let follow = wire::receive_handshake(&mut recv).await.map_err(failed)?;
         Ok((send, recv, follow))
     };
