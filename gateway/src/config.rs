@@ -146,9 +146,11 @@ pub struct Config {
     /// answered 431 `headers_too_large`. With `http_request_uri_bytes_max`,
     /// at most `HTTP_HEAD_BYTES_LIMIT`.
     pub http_request_headers_bytes_max: usize,
-    /// Replication connections that have not yet proven the cluster secret;
-    /// a new one beyond it is refused at once (QUIC CONNECTION_REFUSED) and
-    /// counted in `flashgate_replication_sessions_refused_total`.
+    /// Replication connections that have not yet proven the cluster secret
+    /// and sent their follow request; a new one beyond it is refused at once
+    /// (QUIC CONNECTION_REFUSED) and counted in
+    /// `flashgate_replication_sessions_refused_total`. At most
+    /// `REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT`.
     pub replication_unauthenticated_sessions_max: usize,
     /// Longest a replication dialer may take from its first packet to a
     /// proven secret and its follow request; past it the connection is closed.
@@ -169,6 +171,9 @@ pub const QUIC_BATCH_ORDERS_MAX_LIMIT: usize = 8_192;
 pub const QUIC_FRAME_BYTES_MAX_MIN: usize = 1024;
 /// The longest `quic_idle_timeout_ms` (one day).
 pub const QUIC_IDLE_TIMEOUT_MS_LIMIT: u64 = 24 * 3600 * 1000;
+/// The largest `replication_unauthenticated_sessions_max`: a node has one
+/// standby, and each unproven session may hold about 150 KiB of buffers.
+pub const REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT: usize = 4_096;
 /// The largest request head the HTTP/1 parser (actix-http) holds: a head past
 /// it is answered by the parser itself, a bare 431 and the connection closed.
 /// `http_request_uri_bytes_max` and `http_request_headers_bytes_max` together
@@ -431,6 +436,14 @@ impl Config {
         }
         if let Some(token) = self.admin_token.as_deref() {
             crate::token::check_strength(token).map_err(ConfigError::Invalid)?;
+        }
+        if self.replication_unauthenticated_sessions_max
+            > REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT
+        {
+            return Err(ConfigError::Invalid(format!(
+                "replication_unauthenticated_sessions_max must be at most {REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT}, got {}",
+                self.replication_unauthenticated_sessions_max
+            )));
         }
         let head = self.http_request_uri_bytes_max + self.http_request_headers_bytes_max;
         if head > HTTP_HEAD_BYTES_LIMIT {

@@ -70,7 +70,8 @@ struct Authenticated {
 }
 
 /// Accepts dialers. At most `unauthenticated_sessions_max` connections may be
-/// between their first packet and a proven secret; a new one beyond it is
+/// between their first packet and their follow request (which follows the
+/// proof of the secret at once); a new one beyond it is
 /// refused at once (QUIC CONNECTION_REFUSED) and counted in
 /// `flashgate_replication_sessions_refused_total`. Each has
 /// `handshake_timeout` from its first packet to its follow request.
