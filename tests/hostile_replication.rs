@@ -112,7 +112,10 @@ fn attacker_endpoint() -> Endpoint {
 enum Attempted {
     /// The listener completed the QUIC handshake: it holds a session. The
     /// streams are kept open with it (a finished stream would end it).
-    Accepted(Connection, #[allow(dead_code)] Vec<quinn::SendStream>),
+    Accepted {
+        connection: Connection,
+        _streams: Vec<quinn::SendStream>,
+    },
     /// The listener refused the connection at once.
     Refused,
 }
@@ -144,7 +147,10 @@ async fn attack(endpoint: Endpoint, target: SocketAddr) -> Attempted {
         let _ = timeout(STEP_TIMEOUT, send.write_all(&junk)).await;
         streams.push(send);
     }
-    Attempted::Accepted(connection, streams)
+    Attempted::Accepted {
+        connection,
+        _streams: streams,
+    }
 }
 
 fn peak_resident_kib(server: &Server) -> u64 {
@@ -245,7 +251,7 @@ fn unauthenticated_replication_connections_are_capped_and_cost_little() {
     let held: Vec<Connection> = attempts
         .iter()
         .filter_map(|attempt| match attempt {
-            Attempted::Accepted(connection, _) => Some(connection.clone()),
+            Attempted::Accepted { connection, .. } => Some(connection.clone()),
             Attempted::Refused => None,
         })
         .collect();
