@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use flashgate_gateway::config::{BuyerAuth, ReplicationMode, StandbyLossMode, StartRole};
+use flashgate_gateway::log_limit::{is_client_caused, ClientLines, LineLimits};
 use flashgate_gateway::{Config, LogFormat, Overrides};
 
 mod cli;
@@ -180,7 +181,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.log_format);
+    init_tracing(&config.log_format, config.client_log_limits());
     install_fail_stop_panic_hook();
     raise_open_file_limit();
     let result = actix_web::rt::System::new().block_on(flashgate_gateway::serve(config));
@@ -263,14 +264,32 @@ fn install_fail_stop_panic_hook() {
     }));
 }
 
-fn init_tracing(format: &LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// Lines go to stderr; those an outside client causes (a malformed request, a
+/// failed replication handshake) go through `ClientLines` instead: at WARN or
+/// below, rate-limited per kind, with a summary of what was suppressed.
+fn init_tracing(format: &LogFormat, client_limits: LineLimits) {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let not_client_caused = filter_fn(|metadata| !is_client_caused(metadata.target()));
+    let lines = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(not_client_caused)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(not_client_caused)
+            .boxed(),
+    };
+    let client_lines = ClientLines::new(client_limits);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(client_lines.clone())
+        .init();
+    client_lines.start_summaries();
 }

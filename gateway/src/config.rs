@@ -167,6 +167,33 @@ pub struct Config {
     /// How often a primary tells its standby where it stands; a standby that
     /// hears nothing for 10 of these reconnects.
     pub replication_heartbeat_ms: u64,
+    /// Open HTTP connections from one client IP address; a connection over it
+    /// is answered 429 `too_many_connections` (`Connection: close`) and
+    /// counted in `flashgate_http_requests_refused_total`. Behind a proxy
+    /// every client has the proxy's address: raise it there.
+    pub http_connections_per_address_max: usize,
+    /// Longest request target (path and query) in bytes; a longer one is
+    /// answered 414 `uri_too_long` (counted like the cap above).
+    pub http_request_uri_bytes_max: usize,
+    /// Most bytes of request header names and values together; more is
+    /// answered 431 `headers_too_large`. With `http_request_uri_bytes_max`,
+    /// at most `HTTP_HEAD_BYTES_LIMIT`.
+    pub http_request_headers_bytes_max: usize,
+    /// Replication connections that have not yet proven the cluster secret
+    /// and sent their follow request; a new one beyond it is refused at once
+    /// (QUIC CONNECTION_REFUSED) and counted in
+    /// `flashgate_replication_sessions_refused_total`. At most
+    /// `REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT`.
+    pub replication_unauthenticated_sessions_max: usize,
+    /// Longest a replication dialer may take from its first packet to a
+    /// proven secret and its follow request; past it the connection is closed.
+    pub replication_handshake_timeout_ms: u64,
+    /// Log lines a client may cause (a malformed request, a failed replication
+    /// handshake) logged at once, per kind of line, before the rate applies.
+    pub client_log_lines_burst: u32,
+    /// Client-caused log lines per minute and kind in the long run; the rest
+    /// is counted and summarised as "N similar lines suppressed".
+    pub client_log_lines_per_minute: u32,
 }
 
 /// The largest `jwt_leeway_secs`: clocks further apart are a fault to fix.
@@ -180,6 +207,15 @@ pub const QUIC_BATCH_ORDERS_MAX_LIMIT: usize = 8_192;
 pub const QUIC_FRAME_BYTES_MAX_MIN: usize = 1024;
 /// The longest `quic_idle_timeout_ms` (one day).
 pub const QUIC_IDLE_TIMEOUT_MS_LIMIT: u64 = 24 * 3600 * 1000;
+/// The largest `replication_unauthenticated_sessions_max`: a node has one
+/// standby, and each unproven session may hold about 150 KiB of buffers.
+pub const REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT: usize = 4_096;
+/// The largest request head the HTTP/1 parser (actix-http) holds: a head past
+/// it is answered by the parser itself, a bare 431 and the connection closed.
+/// `http_request_uri_bytes_max` and `http_request_headers_bytes_max` together
+/// must fit under it, with room for the request line and header separators,
+/// for their problem answers to be the ones clients see.
+pub const HTTP_HEAD_BYTES_LIMIT: usize = 96 * 1024;
 
 impl Default for Config {
     fn default() -> Config {
@@ -239,6 +275,13 @@ impl Default for Config {
             cluster_secret_file: None,
             replication_message_bytes_max: 4 << 20,
             replication_heartbeat_ms: 100,
+            http_connections_per_address_max: 1024,
+            http_request_uri_bytes_max: 8 * 1024,
+            http_request_headers_bytes_max: 16 * 1024,
+            replication_unauthenticated_sessions_max: 64,
+            replication_handshake_timeout_ms: 5_000,
+            client_log_lines_burst: 20,
+            client_log_lines_per_minute: 60,
         }
     }
 }
@@ -359,6 +402,13 @@ const ENV_KEYS: &[&str] = &[
     "cluster_secret_file",
     "replication_message_bytes_max",
     "replication_heartbeat_ms",
+    "http_connections_per_address_max",
+    "http_request_uri_bytes_max",
+    "http_request_headers_bytes_max",
+    "replication_unauthenticated_sessions_max",
+    "replication_handshake_timeout_ms",
+    "client_log_lines_burst",
+    "client_log_lines_per_minute",
 ];
 
 impl Config {
@@ -420,6 +470,34 @@ impl Config {
                 "auth_failure_addresses_max",
                 self.auth_failure_addresses_max as u64,
             ),
+            (
+                "http_connections_per_address_max",
+                self.http_connections_per_address_max as u64,
+            ),
+            (
+                "http_request_uri_bytes_max",
+                self.http_request_uri_bytes_max as u64,
+            ),
+            (
+                "http_request_headers_bytes_max",
+                self.http_request_headers_bytes_max as u64,
+            ),
+            (
+                "replication_unauthenticated_sessions_max",
+                self.replication_unauthenticated_sessions_max as u64,
+            ),
+            (
+                "replication_handshake_timeout_ms",
+                self.replication_handshake_timeout_ms,
+            ),
+            (
+                "client_log_lines_burst",
+                u64::from(self.client_log_lines_burst),
+            ),
+            (
+                "client_log_lines_per_minute",
+                u64::from(self.client_log_lines_per_minute),
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -441,6 +519,20 @@ impl Config {
         }
         if let Some(token) = self.admin_token.as_deref() {
             crate::token::check_strength(token).map_err(ConfigError::Invalid)?;
+        }
+        if self.replication_unauthenticated_sessions_max
+            > REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT
+        {
+            return Err(ConfigError::Invalid(format!(
+                "replication_unauthenticated_sessions_max must be at most {REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT}, got {}",
+                self.replication_unauthenticated_sessions_max
+            )));
+        }
+        let head = self.http_request_uri_bytes_max + self.http_request_headers_bytes_max;
+        if head > HTTP_HEAD_BYTES_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "http_request_uri_bytes_max + http_request_headers_bytes_max must be at most {HTTP_HEAD_BYTES_LIMIT} (past it the HTTP parser refuses the head itself, without a problem body), got {head}"
+            )));
         }
         self.validate_quic()?;
         self.validate_auth()?;
@@ -469,6 +561,14 @@ impl Config {
             failures_max: self.auth_failures_per_address_max,
             window_ms: self.auth_failure_window_secs.saturating_mul(1000),
             addresses_max: self.auth_failure_addresses_max,
+        }
+    }
+
+    /// How many client-caused log lines are written.
+    pub fn client_log_limits(&self) -> crate::log_limit::LineLimits {
+        crate::log_limit::LineLimits {
+            burst_lines: self.client_log_lines_burst,
+            lines_per_minute: self.client_log_lines_per_minute,
         }
     }
 
@@ -627,6 +727,14 @@ impl Config {
         }
     }
 
+    /// How large a request head may be.
+    pub fn head_limits(&self) -> crate::http_limits::HeadLimits {
+        crate::http_limits::HeadLimits {
+            uri_bytes_max: self.http_request_uri_bytes_max,
+            headers_bytes_max: self.http_request_headers_bytes_max,
+        }
+    }
+
     /// What one HTTP request body may cost.
     pub fn body_limits(&self) -> crate::wire::BodyLimits {
         crate::wire::BodyLimits {
@@ -728,5 +836,36 @@ mod tests {
             message.contains("quic_streams_per_connection_max"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn hostile_client_limits_are_checked() {
+        let invalid = |config: Config| config.validate().unwrap_err().to_string();
+        let message = invalid(Config {
+            http_connections_per_address_max: 0,
+            ..Config::default()
+        });
+        assert!(
+            message.contains("http_connections_per_address_max"),
+            "{message}"
+        );
+        let message = invalid(Config {
+            http_request_uri_bytes_max: HTTP_HEAD_BYTES_LIMIT + 1,
+            ..Config::default()
+        });
+        assert!(message.contains("http_request_uri_bytes_max"), "{message}");
+        let message = invalid(Config {
+            replication_unauthenticated_sessions_max: 0,
+            ..Config::default()
+        });
+        assert!(
+            message.contains("replication_unauthenticated_sessions_max"),
+            "{message}"
+        );
+        let message = invalid(Config {
+            client_log_lines_per_minute: 0,
+            ..Config::default()
+        });
+        assert!(message.contains("client_log_lines_per_minute"), "{message}");
     }
 }

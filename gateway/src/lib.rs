@@ -16,11 +16,16 @@
 //! - `wire`: JSON request parsing and response bodies.
 //! - `problem`: `ApiError`, RFC 9457 problem responses with a `code`.
 //! - `token`: the admin token, configured or generated into the data dir.
+//! - `http_limits`: per-address connection cap and request-head limits,
+//!   before any handler.
+//! - `log_limit`: client-caused log lines at WARN or below, rate-limited per kind.
 
 pub mod auth;
 pub mod config;
 pub mod error_code;
 pub mod http;
+pub mod http_limits;
+pub mod log_limit;
 pub mod problem;
 pub mod quic;
 pub mod replication;

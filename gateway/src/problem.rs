@@ -46,6 +46,12 @@ pub enum ApiError {
     /// Set by the server once it stops taking requests.
     #[error("{0}")]
     NotReady(String),
+    #[error("too many open connections from this address; close idle connections and retry")]
+    TooManyConnections,
+    #[error("the request target is over the limit of {0} bytes; shorten the path and query")]
+    UriTooLong(usize),
+    #[error("the request headers are over the limit of {0} bytes (names and values together); send fewer or shorter headers")]
+    HeadersTooLarge(usize),
 }
 
 #[derive(Serialize)]
@@ -107,6 +113,11 @@ impl ApiError {
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady(_) => (S::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::TooManyConnections => (S::TOO_MANY_REQUESTS, "too_many_connections"),
+            ApiError::UriTooLong(_) => (S::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge(_) => {
+                (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large")
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
 use crate::http::{configure, AppState, Readiness};
+use crate::http_limits::{on_connect, refuse_over_limits, AddressCounts};
 use crate::problem::RETRY_AFTER_SECS;
 use crate::quic::{server_certificate, CertificateSource, QuicError, QuicLimits, QuicServer};
 use crate::replication::{Replication, ReplicationSettings, TransportError};
@@ -136,13 +137,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         replication: Arc::clone(&replication_slot),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
+    let head_limits = config.head_limits();
+    let address_counts = AddressCounts::new(config.http_connections_per_address_max);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::from_fn(move |request, next| {
+                refuse_over_limits(head_limits, request, next)
+            }))
             .wrap(middleware::from_fn(record_latency))
             .configure(configure)
     })
     .workers(workers)
+    .on_connect(on_connect(address_counts))
     .max_connections(config.http_connections_max)
     .shutdown_timeout(config.shutdown_timeout_secs)
     .disable_signals()
@@ -184,6 +191,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             heartbeat: Duration::from_millis(config.replication_heartbeat_ms),
             message_bytes_max: config.replication_message_bytes_max,
             auto_promote_after: config.auto_promote_after_ms.map(Duration::from_millis),
+            unauthenticated_sessions_max: config.replication_unauthenticated_sessions_max,
+            handshake_timeout: Duration::from_millis(config.replication_handshake_timeout_ms),
         };
         let replication = Replication::start(Arc::clone(&node), settings)?;
         if let Some(addr) = replication.local_addr() {

@@ -15,6 +15,9 @@ pub const DIALER: &[u8] = b"flashgate replication dialer";
 pub const LISTENER: &[u8] = b"flashgate replication listener";
 /// QUIC application close code: the peer did not prove the cluster secret.
 pub const CLOSE_AUTH_FAILED: u32 = 1;
+/// QUIC application close code: the dialer's handshake broke a rule (a message
+/// too large or malformed); the reason names which.
+pub const CLOSE_HANDSHAKE_FAILED: u32 = 2;
 
 /// This connection's proof for `side`.
 pub fn proof(secret: &[u8], side: &[u8], connection: &quinn::Connection) -> Option<[u8; 32]> {

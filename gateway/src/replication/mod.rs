@@ -45,6 +45,11 @@ pub struct ReplicationSettings {
     pub message_bytes_max: usize,
     /// Promote this standby after hearing nothing from the primary this long.
     pub auto_promote_after: Option<Duration>,
+    /// Listener connections that have not proven the secret yet; more are
+    /// refused at once.
+    pub unauthenticated_sessions_max: usize,
+    /// From a dialer's first packet to its proven secret and follow request.
+    pub handshake_timeout: Duration,
 }
 
 /// Heartbeats a standby may miss before it reconnects, and answers to them a

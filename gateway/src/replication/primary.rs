@@ -3,41 +3,106 @@
 //! node is the primary: catch-up from the log or a checkpoint, then the live
 //! log), or it is a node of a newer epoch, and this node fences itself.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use flashgate_actors::{PeerAddress, Role};
 use flashgate_storage::agreed_through;
 use quinn::{Connection, RecvStream, SendStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
-use super::auth::CLOSE_AUTH_FAILED;
+use super::auth::{CLOSE_AUTH_FAILED, CLOSE_HANDSHAKE_FAILED};
 use super::wire::{
     self, history_from_wire, history_to_wire, Message, NodeInfo, Start, WireError,
     HANDSHAKE_BYTES_MAX,
 };
-use super::{auth, Control, Shared, SILENT_HEARTBEATS_MAX};
+use super::{auth, transport, Control, Shared, SILENT_HEARTBEATS_MAX};
 
-/// How long a dialer has to open its stream and prove the secret.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Acknowledgements waiting to be counted.
 const ACKS_QUEUED_MAX: usize = 1024;
+/// Log target of the lines a failed handshake causes: a dialer that proved
+/// nothing chooses how many there are, so they are rate-limited
+/// (`crate::log_limit`).
+const HANDSHAKE_LOG_TARGET: &str = "flashgate::outside::replication_handshake";
 
+/// Why a dialer's handshake failed, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandshakeFailure {
+    /// Not done within `handshake_timeout`.
+    Timeout,
+    /// A message longer than `PRE_AUTH_MESSAGE_BYTES_MAX`.
+    TooLarge,
+    /// A message that does not decode, or not the one expected.
+    Malformed,
+    /// A hello without a valid proof of the cluster secret.
+    WrongSecret,
+    /// The QUIC handshake or the stream failed.
+    Connection,
+}
+
+impl HandshakeFailure {
+    fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::TooLarge => "too_large",
+            HandshakeFailure::Malformed => "malformed",
+            HandshakeFailure::WrongSecret => "wrong_secret",
+            HandshakeFailure::Connection => "connection",
+        }
+    }
+
+    fn of(error: &WireError) -> HandshakeFailure {
+        match error {
+            WireError::TooLarge(..) => HandshakeFailure::TooLarge,
+            WireError::Malformed(_) | WireError::Unexpected(_) => HandshakeFailure::Malformed,
+            WireError::Io(_) | WireError::Closed => HandshakeFailure::Connection,
+        }
+    }
+}
+
+/// A dialer that proved the secret, and what it asked.
+struct Authenticated {
+    connection: Connection,
+    send: SendStream,
+    recv: RecvStream,
+    follow: Message,
+}
+
+/// Accepts dialers. At most `unauthenticated_sessions_max` connections may be
+/// between their first packet and their follow request (which follows the
+/// proof of the secret at once); a new one beyond it is
+/// refused at once (QUIC CONNECTION_REFUSED) and counted in
+/// `flashgate_replication_sessions_refused_total`. Each has
+/// `handshake_timeout` from its first packet to its follow request.
 pub async fn accept(shared: Arc<Shared>) {
+    let unauthenticated_max = shared.settings.unauthenticated_sessions_max;
+    let unauthenticated = Arc::new(Semaphore::new(unauthenticated_max));
     while let Some(incoming) = shared.endpoint.accept().await {
+        let remote = incoming.remote_address();
+        let Ok(permit) = Arc::clone(&unauthenticated).try_acquire_owned() else {
+            metrics::counter!(
+                "flashgate_replication_sessions_refused_total",
+                "reason" => "unauthenticated_sessions_max"
+            )
+            .increment(1);
+            tracing::warn!(
+                target: "flashgate::outside::replication_refused",
+                %remote,
+                "refused a replication connection: {unauthenticated_max} connections have not proven the cluster secret yet (replication_unauthenticated_sessions_max)"
+            );
+            incoming.refuse();
+            continue;
+        };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(error)) => {
-                    tracing::debug!(%remote, %error, "replication handshake failed");
-                    return;
-                }
-                Err(_) => return,
+            // Counted and logged where it failed.
+            let Some(authenticated) = authenticate(&shared, incoming).await else {
+                return;
             };
-            if let Err(error) = serve(&shared, &connection).await {
+            drop(permit);
+            let connection = authenticated.connection.clone();
+            if let Err(error) = serve(&shared, authenticated).await {
                 tracing::info!(%remote, %error, "replication session ended");
             }
             connection.close(0u32.into(), b"done");
@@ -45,32 +110,110 @@ pub async fn accept(shared: Arc<Shared>) {
     }
 }
 
-/// Authenticates a dialer and serves what it asks.
-async fn serve(shared: &Arc<Shared>, connection: &Connection) -> Result<(), WireError> {
-    let remote = connection.remote_address();
-    let (mut send, mut recv) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.accept_bi())
-        .await
-        .map_err(|_| WireError::Io("no stream opened in time".into()))?
-        .map_err(|error| WireError::Io(error.to_string()))?;
-    let secret = &shared.settings.secret;
-    let hello =
-        wire::receive_within(&mut recv, HANDSHAKE_BYTES_MAX, HANDSHAKE_TIMEOUT, "hello").await?;
-    let proven = matches!(&hello, Message::Hello { proof } if auth::verify(secret, auth::DIALER, connection, proof));
-    if !proven {
-        tracing::warn!(%remote, "REFUSED a replication peer: it did not prove the cluster secret");
-        connection.close(CLOSE_AUTH_FAILED.into(), b"wrong cluster secret");
-        return Ok(());
+fn handshake_failed(remote: SocketAddr, failure: HandshakeFailure, error: Option<&WireError>) {
+    metrics::counter!("flashgate_replication_handshakes_failed_total", "reason" => failure.as_str())
+        .increment(1);
+    let reason = failure.as_str();
+    match (failure, error) {
+        (HandshakeFailure::WrongSecret, _) => {
+            tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, "REFUSED a replication peer: it did not prove the cluster secret")
+        }
+        (_, Some(error)) => {
+            tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, reason, %error, "a replication dialer failed its handshake")
+        }
+        (_, None) => {
+            tracing::warn!(target: HANDSHAKE_LOG_TARGET, %remote, reason, "a replication dialer failed its handshake")
+        }
     }
-    let proof = auth::proof(secret, auth::LISTENER, connection)
-        .ok_or_else(|| WireError::Io("no keying material on this connection".into()))?;
-    wire::send(&mut send, &Message::Hello { proof }).await?;
-    let follow = wire::receive_within(
-        &mut recv,
-        HANDSHAKE_BYTES_MAX,
-        HANDSHAKE_TIMEOUT,
-        "follow request",
-    )
-    .await?;
+}
+
+/// Completes the QUIC handshake, takes the dialer's one stream, checks its
+/// proof of the secret, and reads its follow request; every message with the
+/// handshake's small limit, all within `handshake_timeout` of the first
+/// packet. A failure is counted, logged and closes the connection (`None`).
+async fn authenticate(shared: &Shared, incoming: quinn::Incoming) -> Option<Authenticated> {
+    let remote = incoming.remote_address();
+    let timeout = shared.settings.handshake_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let connection = match tokio::time::timeout_at(deadline, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            let error = WireError::Io(error.to_string());
+            handshake_failed(remote, HandshakeFailure::Connection, Some(&error));
+            return None;
+        }
+        Err(_) => {
+            handshake_failed(remote, HandshakeFailure::Timeout, None);
+            return None;
+        }
+    };
+    let steps = async {
+        let (mut send, mut recv) = connection.accept_bi().await.map_err(|error| {
+            (
+                HandshakeFailure::Connection,
+                WireError::Io(error.to_string()),
+            )
+        })?;
+        let failed = |error: WireError| (HandshakeFailure::of(&error), error);
+        let secret = &shared.settings.secret;
+        let hello = wire::receive_handshake(&mut recv).await.map_err(failed)?;
+        let proven = matches!(&hello, Message::Hello { proof } if auth::verify(secret, auth::DIALER, &connection, proof));
+        if !proven {
+            connection.close(CLOSE_AUTH_FAILED.into(), b"wrong cluster secret");
+            return Err((
+                HandshakeFailure::WrongSecret,
+                WireError::Unexpected("no valid proof of the cluster secret"),
+            ));
+        }
+        transport::open_send_window(&connection);
+        let proof = auth::proof(secret, auth::LISTENER, &connection).ok_or_else(|| {
+            failed(WireError::Io(
+                "no keying material on this connection".into(),
+            ))
+        })?;
+        wire::send(&mut send, &Message::Hello { proof })
+            .await
+            .map_err(failed)?;
+        let follow = wire::receive_handshake(&mut recv).await.map_err(failed)?;
+        Ok((send, recv, follow))
+    };
+    let result = tokio::time::timeout_at(deadline, steps)
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                HandshakeFailure::Timeout,
+                WireError::Io(format!(
+                    "no proof of the cluster secret and follow request within {}",
+                    humantime::format_duration(timeout)
+                )),
+            ))
+        });
+    match result {
+        Ok((send, recv, follow)) => Some(Authenticated {
+            connection,
+            send,
+            recv,
+            follow,
+        }),
+        Err((failure, error)) => {
+            handshake_failed(remote, failure, Some(&error));
+            connection.close(CLOSE_HANDSHAKE_FAILED.into(), failure.as_str().as_bytes());
+            None
+        }
+    }
+}
+
+/// Serves an authenticated dialer: a standby that follows, or a node of a
+/// newer epoch that fences this one.
+async fn serve(shared: &Arc<Shared>, authenticated: Authenticated) -> Result<(), WireError> {
+    let Authenticated {
+        connection,
+        mut send,
+        recv,
+        follow,
+    } = authenticated;
+    let connection = &connection;
+    let remote = connection.remote_address();
     let Message::Follow {
         node: dialer,
         is_primary,

@@ -143,8 +143,7 @@ async fn handshake(
     wire::send(&mut send, &Message::Hello { proof })
         .await
         .map_err(|error| error.to_string())?;
-    let answer =
-        wire::receive_within(&mut recv, HANDSHAKE_BYTES_MAX, CONNECT_TIMEOUT, "hello").await;
+    let answer = wire::receive_within(&mut recv, CONNECT_TIMEOUT, "hello").await;
     match answer {
         Ok(Message::Hello { proof })
             if auth::verify(secret, auth::LISTENER, connection, &proof) =>

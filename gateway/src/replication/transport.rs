@@ -1,7 +1,13 @@
 //! The replication channel's QUIC endpoint: a throwaway self-signed certificate
 //! for TLS 1.3 encryption, a client that accepts any certificate (identity is
 //! proven by the cluster secret, see `auth`), the replication ALPN, and windows
-//! large enough for a catch-up stream.
+//! large enough for a catch-up stream where one is received (the dialer).
+//!
+//! The listener only ever receives small messages (a hello, a follow request,
+//! acknowledgements), so its receive windows stay small, one bidirectional
+//! stream is all a dialer may open, and its send window is small until the
+//! dialer has proven the secret (`open_send_window`): a connection that has
+//! proven nothing costs the listener little.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +27,12 @@ pub const SERVER_NAME: &str = "flashgate-replication";
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Flow-control windows: a catch-up stream of several MiB in flight.
 const STREAM_WINDOW_BYTES: u32 = 32 << 20;
+/// The listener's receive windows: room for the largest message it accepts
+/// (`wire::HANDSHAKE_BYTES_MAX`, an acknowledgement) with its length prefix.
+const LISTENER_RECEIVE_WINDOW_BYTES: u32 = 2 * super::wire::HANDSHAKE_BYTES_MAX as u32;
+/// The listener's send window until the dialer has proven the secret: its
+/// hello, with room.
+const LISTENER_SEND_WINDOW_PRE_AUTH_BYTES: u64 = 16 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -33,7 +45,38 @@ pub enum TransportError {
     },
 }
 
-fn transport() -> Arc<TransportConfig> {
+/// The listener's transport: small receive windows, one stream, a small send
+/// window until `open_send_window`.
+fn listener_transport() -> Arc<TransportConfig> {
+    let mut transport = base_transport();
+    transport
+        .stream_receive_window(VarInt::from_u32(LISTENER_RECEIVE_WINDOW_BYTES))
+        .receive_window(VarInt::from_u32(LISTENER_RECEIVE_WINDOW_BYTES))
+        .send_window(LISTENER_SEND_WINDOW_PRE_AUTH_BYTES)
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_concurrent_bidi_streams(VarInt::from_u32(1));
+    Arc::new(transport)
+}
+
+/// Lets a listener's connection send a catch-up at full speed, once its dialer
+/// has proven the secret.
+pub fn open_send_window(connection: &quinn::Connection) {
+    connection.set_send_window(u64::from(STREAM_WINDOW_BYTES));
+}
+
+/// The dialer's transport: windows for a catch-up stream.
+fn dialer_transport() -> Arc<TransportConfig> {
+    let mut transport = base_transport();
+    transport
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
+        .receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
+        .send_window(u64::from(STREAM_WINDOW_BYTES))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_concurrent_bidi_streams(VarInt::from_u32(2));
+    Arc::new(transport)
+}
+
+fn base_transport() -> TransportConfig {
     let mut transport = TransportConfig::default();
     transport
         .max_idle_timeout(Some(
@@ -41,13 +84,8 @@ fn transport() -> Arc<TransportConfig> {
                 .try_into()
                 .expect("10 s is a valid idle timeout"),
         ))
-        .keep_alive_interval(Some(Duration::from_secs(2)))
-        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
-        .receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
-        .send_window(u64::from(STREAM_WINDOW_BYTES))
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .max_concurrent_bidi_streams(VarInt::from_u32(2));
-    Arc::new(transport)
+        .keep_alive_interval(Some(Duration::from_secs(2)));
+    transport
 }
 
 fn server_config() -> Result<ServerConfig, TransportError> {
@@ -68,7 +106,7 @@ fn server_config() -> Result<ServerConfig, TransportError> {
     let crypto =
         QuicServerConfig::try_from(tls).map_err(|error| TransportError::Tls(error.to_string()))?;
     let mut config = ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(listener_transport());
     Ok(config)
 }
 
@@ -87,7 +125,7 @@ fn client_config() -> Result<ClientConfig, TransportError> {
     let crypto =
         QuicClientConfig::try_from(tls).map_err(|error| TransportError::Tls(error.to_string()))?;
     let mut config = ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(dialer_transport());
     Ok(config)
 }
 

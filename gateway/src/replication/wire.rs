@@ -161,8 +161,28 @@ pub fn encode(message: &Message) -> Vec<u8> {
     bytes
 }
 
+/// The largest message of the handshake, before and just after the secret is
+/// proven: a hello (33 bytes), and a follow request with the longest
+/// advertised addresses and epoch history (see the test). Bytes claimed past
+/// it (a length prefix, a vector's length) are refused before anything is
+/// read or allocated for them.
+pub const PRE_AUTH_MESSAGE_BYTES_MAX: usize = 4 << 10;
+
+/// Decodes a message of the session, whose vectors may claim up to
+/// `MESSAGE_BYTES_LIMIT` bytes.
 pub fn decode(body: &[u8]) -> Result<Message, WireError> {
-    let config = bincode::config::standard().with_limit::<MESSAGE_BYTES_LIMIT>();
+    decode_limited::<MESSAGE_BYTES_LIMIT>(body)
+}
+
+/// Decodes a handshake message: nothing in it may claim more than
+/// `PRE_AUTH_MESSAGE_BYTES_MAX` bytes, so a peer that has proven nothing
+/// cannot make this node allocate for a large message.
+pub fn decode_handshake(body: &[u8]) -> Result<Message, WireError> {
+    decode_limited::<PRE_AUTH_MESSAGE_BYTES_MAX>(body)
+}
+
+fn decode_limited<const LIMIT: usize>(body: &[u8]) -> Result<Message, WireError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
     let (message, read): (Message, usize) = bincode::decode_from_slice(body, config)
         .map_err(|error| WireError::Malformed(error.to_string()))?;
     if read != body.len() {
@@ -230,24 +250,37 @@ pub async fn send(stream: &mut SendStream, message: &Message) -> Result<(), Wire
         .map_err(|error| WireError::Io(error.to_string()))
 }
 
-/// The largest message accepted during the handshake and for acknowledgements:
-/// before a peer is authenticated, it gets no room for a large one.
+/// The largest message accepted for acknowledgements and a fencing answer:
+/// small messages from a proven peer.
 pub const HANDSHAKE_BYTES_MAX: usize = 64 << 10;
 
-/// `receive`, giving up after `timeout` with an error naming `what` was awaited.
+/// `receive_handshake`, giving up after `timeout` with an error naming `what`
+/// was awaited.
 pub async fn receive_within(
     stream: &mut RecvStream,
-    bytes_max: usize,
     timeout: std::time::Duration,
     what: &str,
 ) -> Result<Message, WireError> {
-    tokio::time::timeout(timeout, receive(stream, bytes_max))
+    tokio::time::timeout(timeout, receive_handshake(stream))
         .await
         .map_err(|_| WireError::Io(format!("no {what} within {timeout:?}")))?
 }
 
+/// Reads the next handshake message (at most `PRE_AUTH_MESSAGE_BYTES_MAX`).
+pub async fn receive_handshake(stream: &mut RecvStream) -> Result<Message, WireError> {
+    let body = receive_body(stream, PRE_AUTH_MESSAGE_BYTES_MAX).await?;
+    decode_handshake(&body)
+}
+
 /// Reads the next message; `Closed` when the peer finished the stream.
 pub async fn receive(stream: &mut RecvStream, bytes_max: usize) -> Result<Message, WireError> {
+    let body = receive_body(stream, bytes_max).await?;
+    decode(&body)
+}
+
+/// Reads the next message's bytes, refusing a length over `bytes_max` before
+/// reading them.
+async fn receive_body(stream: &mut RecvStream, bytes_max: usize) -> Result<Vec<u8>, WireError> {
     let mut header = [0u8; 4];
     match stream.read_exact(&mut header).await {
         Ok(()) => {}
@@ -263,7 +296,7 @@ pub async fn receive(stream: &mut RecvStream, bytes_max: usize) -> Result<Messag
         .read_exact(&mut body)
         .await
         .map_err(|error| WireError::Io(error.to_string()))?;
-    decode(&body)
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -306,5 +339,44 @@ mod tests {
         let over = encode(&follow("h".repeat(PEER_ADDRESS_BYTES_MAX + 1)));
         let error = decode(&over[4..]).expect_err("over the limit");
         assert!(error.to_string().contains("255"), "{error}");
+    }
+
+    #[test]
+    fn the_largest_follow_request_fits_the_handshake_limit() {
+        let address = "h".repeat(PEER_ADDRESS_BYTES_MAX);
+        let largest = Message::Follow {
+            node: NodeInfo {
+                http: address.clone(),
+                quic: Some(address.clone()),
+                replication: Some(address),
+            },
+            is_primary: true,
+            epoch: u64::MAX,
+            cluster_id: u64::MAX,
+            last_lsn: u64::MAX,
+            history: vec![(u64::MAX, u64::MAX); EPOCH_HISTORY_MAX],
+            empty: false,
+        };
+        let bytes = encode(&largest);
+        assert!(
+            bytes.len() - 4 <= PRE_AUTH_MESSAGE_BYTES_MAX,
+            "{} bytes",
+            bytes.len() - 4
+        );
+        assert_eq!(decode_handshake(&bytes[4..]).unwrap(), largest);
+    }
+
+    #[test]
+    fn a_handshake_message_cannot_claim_a_large_vector() {
+        // A checkpoint chunk claiming 1 MiB in a few bytes: the session's
+        // decoder would allocate for the claim before finding the bytes
+        // missing; the handshake's refuses the claim itself.
+        let mut body = vec![5u8]; // the CheckpointChunk variant
+        body.push(0xfc); // a u32 length follows
+        body.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        let error = decode_handshake(&body).expect_err("claim over the limit");
+        assert!(error.to_string().contains("LimitExceeded"), "{error}");
+        let error = decode(&body).expect_err("bytes missing");
+        assert!(!error.to_string().contains("LimitExceeded"), "{error}");
     }
 }
