@@ -25,10 +25,31 @@ impl Readiness {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "healthz",
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process answers",
+    description = "Needs no credential.",
+    responses((status = 200, description = "Up", body = crate::wire::HealthBody))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "up" }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "readyz",
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the node takes requests",
+    description = "Needs no credential.",
+    responses(
+        (status = 200, description = "Ready", body = crate::wire::ReadyBody),
+        (status = 503, description = "Not ready: starting, shutting down, or the order log failed", body = crate::wire::NotReadyBody),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if let Some(reason) = state.node.storage_failure() {
         return HttpResponse::ServiceUnavailable().json(json!({
@@ -54,6 +75,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "metrics",
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format 0.0.4)",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain")),
+    security(("bearer" = []))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     for (shard, depth) in state.node.queue_depths().into_iter().enumerate() {
         metrics::gauge!("flashgate_shard_queue_depth", "shard" => shard.to_string())
