@@ -145,10 +145,49 @@ fn requires_bearer(operation: &Operation) -> bool {
 pub fn document_json() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the OpenAPI document serialises")
+        let mut document =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+        spell_links(&mut document);
+        document.to_string()
     })
+}
+
+/// utoipa 5 writes a Link object's members in snake case (`operation_id`);
+/// OpenAPI spells them `operationId`, `operationRef` and `requestBody`, and
+/// tools ignore a link spelled otherwise.
+fn spell_links(document: &mut serde_json::Value) {
+    let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses"))
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response
+            .get_mut("links")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
 }
 
 #[utoipa::path(
@@ -199,5 +238,30 @@ mod tests {
             ["get /healthz", "get /openapi.json", "get /readyz"],
             "only these need no credential"
         );
+    }
+
+    /// Links name their target operation as OpenAPI spells it, and that
+    /// operation exists.
+    #[test]
+    fn links_name_existing_operations() {
+        let document: serde_json::Value =
+            serde_json::from_str(document_json()).expect("valid JSON");
+        let mut operation_ids = Vec::new();
+        let mut targets = Vec::new();
+        for item in document["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                operation_ids.push(operation["operationId"].as_str().unwrap().to_owned());
+                for response in operation["responses"].as_object().unwrap().values() {
+                    for link in response["links"].as_object().into_iter().flatten() {
+                        assert!(link.1.get("operation_id").is_none(), "{link:?}");
+                        targets.push(link.1["operationId"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+        }
+        assert!(!targets.is_empty(), "the document has links");
+        for target in targets {
+            assert!(operation_ids.contains(&target), "no operation {target}");
+        }
     }
 }

@@ -23,7 +23,12 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the customer", min_length = 1, max_length = 64)),
     request_body(content = crate::wire::PlaceOrderRequest, content_type = "application/json"),
     responses(
-        (status = 201, description = "Reserved", body = crate::wire::OrderBody),
+        (status = 201, description = "Reserved", body = crate::wire::OrderBody,
+        links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/order_id")))),
+            ("ConfirmOrder" = (operation_id = "confirm_order", parameters(("order_id" = "$response.body#/order_id")))),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/order_id")))),
+        )),
         (status = 200, description = "Replayed: the order this `Idempotency-Key` already placed for this customer", body = crate::wire::OrderBody),
         (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),

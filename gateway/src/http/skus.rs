@@ -68,7 +68,11 @@ pub async fn get(
     params(("sku" = String, Path, description = "1 to 64 characters of `A-Za-z0-9._-`", pattern = "^[A-Za-z0-9._-]{1,64}$", example = "tee-black-m")),
     request_body(content = crate::wire::PutSkuRequest, content_type = "application/json"),
     responses(
-        (status = 201, description = "Created", body = crate::wire::SkuBody),
+        (status = 201, description = "Created", body = crate::wire::SkuBody,
+            links(
+                ("GetSku" = (operation_id = "get_sku", parameters(("sku" = "$request.path.sku")))),
+                ("RestockSku" = (operation_id = "restock_sku", parameters(("sku" = "$request.path.sku")))),
+            )),
         (status = 200, description = "Updated (or unchanged)", body = crate::wire::SkuBody),
         (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
