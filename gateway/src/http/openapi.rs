@@ -176,7 +176,10 @@ fn spell_links(document: &mut serde_json::Value) {
         else {
             continue;
         };
-        for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+        for link in links
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
             for (snake, camel) in [
                 ("operation_id", "operationId"),
                 ("operation_ref", "operationRef"),
