@@ -285,12 +285,12 @@ pub struct SkuBody<'a> {
     pub reserved: u64,
     pub sold: u64,
     /// Units one customer may hold (reserved or bought); null for no limit.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, required = true)]
     pub per_customer_limit: Option<u64>,
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_quantity_per_order: u32,
     /// Orders before this time are refused with `sale_not_open`; null when open.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub sale_starts_at: Option<String>,
     #[schema(minimum = 1, maximum = 604_800)]
     pub reservation_ttl_secs: u32,
@@ -401,6 +401,7 @@ pub struct ReadyBody {
     pub role: String,
     pub accepting_orders: bool,
     /// Why a primary is degraded, or null.
+    #[schema(required = true)]
     pub degraded: Option<String>,
 }
 
@@ -448,15 +449,19 @@ pub struct ClusterBody {
     #[schema(schema_with = standby_loss_schema)]
     pub standby_loss: String,
     pub degraded: bool,
+    #[schema(required = true)]
     pub degraded_reason: Option<String>,
     pub accepting_orders: bool,
     pub handing_over: bool,
     /// A primary's standby, or a standby's upstream; null when none is configured.
+    #[schema(required = true)]
     pub peer: Option<PeerBody>,
     /// The current primary, when known.
+    #[schema(required = true)]
     pub primary: Option<PrimaryBody>,
     pub lag_records: u64,
     pub lag_ms: u64,
+    #[schema(required = true)]
     pub replica_failure: Option<String>,
 }
 
@@ -491,6 +496,7 @@ pub struct PrimaryBody {
     /// HTTP base URL.
     pub http: String,
     /// QUIC address, when it serves QUIC.
+    #[schema(required = true)]
     pub quic: Option<String>,
 }
 

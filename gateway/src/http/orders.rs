@@ -20,7 +20,7 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
     summary = "Reserve units of a SKU for a customer",
     description = "The units are held until `reserved_until`; confirm the order once paid, or cancel it. \
         With an `Idempotency-Key`, a retry answers the order the key already placed (200) instead of placing another.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the customer", min_length = 1, max_length = 64)),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the customer", min_length = 1, max_length = 64)),
     request_body(content = crate::wire::PlaceOrderRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Reserved", body = crate::wire::OrderBody,
