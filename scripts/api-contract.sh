@@ -55,7 +55,13 @@ if [ -z "$binary" ]; then
   done
 fi
 [ -n "$binary" ] && [ -x "$binary" ] || { echo "no flashgate binary: build it (cargo build --bin flashgate) or pass --binary" >&2; exit 2; }
-command -v schemathesis >/dev/null || { echo "schemathesis missing: pip install -r scripts/api-contract.txt" >&2; exit 2; }
+# On PATH, or beside the python3 whose pip installed it.
+schemathesis=$(command -v schemathesis || true)
+if [ -z "$schemathesis" ]; then
+  scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
+  [ -n "$scripts_dir" ] && [ -x "$scripts_dir/schemathesis" ] && schemathesis=$scripts_dir/schemathesis
+fi
+[ -n "$schemathesis" ] || { echo "schemathesis missing: pip install -r scripts/api-contract.txt" >&2; exit 2; }
 [ -n "$token" ] || token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 work=$(mktemp -d)
@@ -89,7 +95,7 @@ done
 
 started=$(date +%s)
 status=0
-schemathesis --config-file scripts/schemathesis.toml run "$base/openapi.json" \
+"$schemathesis" --config-file scripts/schemathesis.toml run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance$auth_checks \
   "${extra[@]}" --max-examples "$examples" --seed 1 --workers 1 --phases examples,coverage,fuzzing,stateful \
