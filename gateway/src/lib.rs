@@ -6,7 +6,8 @@
 //!   credentials (tokens, buyer JWTs), the per-address failure throttle.
 //! - `config`: `Config`, its defaults and layers (file, environment, flags).
 //! - `server`: `serve`, the process's life: start, listen, signals, shutdown.
-//! - `http`: the routes, one file per group (`orders`, `skus`, `ops`, `admin`).
+//! - `http`: the routes, one file per group (`orders`, `skus`, `ops`, `admin`),
+//!   and `openapi`: the OpenAPI 3.1 document of them, served at `/openapi.json`.
 //! - `quic`: the QUIC front end (binary frames of `flashgate_protocol`) on its
 //!   own thread and tokio runtime.
 //! - `replication`: the replication channel between a primary and its

@@ -54,19 +54,30 @@ pub enum ApiError {
     HeadersTooLarge(usize),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An error answer (RFC 9457 problem details, `application/problem+json`):
+/// `code` says what went wrong for programs, `detail` for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `urn:flashgate:problem:<code>`.
     #[serde(rename = "type")]
+    #[schema(examples("urn:flashgate:problem:sold_out"))]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What was wrong and what to do, in words.
     detail: String,
+    #[schema(value_type = ProblemCode)]
     code: &'a str,
     /// With `not_primary`: the current primary's HTTP base URL, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     primary: Option<&'a str>,
     /// With `not_primary`: the current primary's QUIC address, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     primary_quic: Option<&'a str>,
 }
 
@@ -91,6 +102,58 @@ impl From<crate::auth::Refused> for ApiError {
         }
     }
 }
+
+/// Every `code` a problem answer of the HTTP API can carry.
+pub const PROBLEM_CODES: &[&str] = &[
+    code::SOLD_OUT,
+    code::INSUFFICIENT_STOCK,
+    code::LIMIT_EXCEEDED,
+    code::SALE_NOT_OPEN,
+    code::UNKNOWN_SKU,
+    code::UNKNOWN_ORDER,
+    code::INVALID_TRANSITION,
+    code::INVALID_FIELD,
+    code::IDEMPOTENCY_KEY_REUSED,
+    code::CAPACITY_REACHED,
+    code::OVERLOADED,
+    code::STORAGE_FAILED,
+    code::SHUTTING_DOWN,
+    code::NOT_PRIMARY,
+    code::STANDBY_UNAVAILABLE,
+    crate::error_code::NOT_STANDBY,
+    crate::error_code::HANDOVER_FAILED,
+    code::UNAUTHORIZED,
+    code::FORBIDDEN,
+    code::CUSTOMER_MISMATCH,
+    code::TOO_MANY_AUTH_FAILURES,
+    "too_many_connections",
+    "uri_too_long",
+    "headers_too_large",
+    "malformed_json",
+    "body_too_large",
+    "body_timeout",
+    "unsupported_media_type",
+    "not_found",
+    "method_not_allowed",
+    "not_ready",
+];
+
+/// The schema of a problem's `code`: one of `PROBLEM_CODES`.
+pub struct ProblemCode;
+
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(PROBLEM_CODES.iter().copied()))
+            .description(Some(
+                "What went wrong, for programs; the same codes as the QUIC front end's errors",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProblemCode {}
 
 impl ApiError {
     /// The status and machine-readable code of this error.
@@ -201,5 +264,66 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.body(serde_json::to_string(&problem).expect("problems serialise"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code an `ApiError` outside the node's own refusals can carry is
+    /// published in the contract's `ProblemCode` enum. The match has no
+    /// wildcard: a new variant does not compile until it is listed here.
+    #[test]
+    fn every_code_is_published() {
+        let errors = [
+            ApiError::MalformedJson(String::new()),
+            ApiError::InvalidField(String::new()),
+            ApiError::BodyTooLarge(1),
+            ApiError::BodyTimeout(std::time::Duration::from_secs(1)),
+            ApiError::UnsupportedMediaType,
+            ApiError::Unauthorized(String::new()),
+            ApiError::Forbidden(String::new()),
+            ApiError::CustomerMismatch(String::new()),
+            ApiError::TooManyAuthFailures(1),
+            ApiError::TooManyConnections,
+            ApiError::UriTooLong(1),
+            ApiError::HeadersTooLarge(1),
+            ApiError::UnknownOrderId(String::new()),
+            ApiError::NotFound(String::new()),
+            ApiError::MethodNotAllowed {
+                detail: String::new(),
+                allow: "GET",
+            },
+            ApiError::NotReady(String::new()),
+            ApiError::Node(NodeError::ShuttingDown),
+            ApiError::Node(NodeError::StandbyUnavailable),
+        ];
+        for error in &errors {
+            match error {
+                ApiError::Node(_)
+                | ApiError::MalformedJson(_)
+                | ApiError::InvalidField(_)
+                | ApiError::BodyTooLarge(_)
+                | ApiError::BodyTimeout(_)
+                | ApiError::UnsupportedMediaType
+                | ApiError::Unauthorized(_)
+                | ApiError::Forbidden(_)
+                | ApiError::CustomerMismatch(_)
+                | ApiError::TooManyAuthFailures(_)
+                | ApiError::TooManyConnections
+                | ApiError::UriTooLong(_)
+                | ApiError::HeadersTooLarge(_)
+                | ApiError::UnknownOrderId(_)
+                | ApiError::NotFound(_)
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::NotReady(_) => {}
+            }
+            assert!(
+                PROBLEM_CODES.contains(&error.code()),
+                "{} is missing from PROBLEM_CODES",
+                error.code()
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ use flashgate_actors::domain::{Order, Sku, Timestamp};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::problem::ApiError;
 
@@ -223,16 +224,38 @@ impl Fields {
     }
 }
 
-#[derive(Serialize)]
+/// An order, as every answer about one shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderBody<'a> {
+    /// `<epoch>-<shard>-<number>`, unique for the life of the data directory.
+    #[schema(pattern = "^[0-9]+-[0-9]+-[0-9]+$", examples("1-3-1042"))]
     pub order_id: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-m"))]
     pub sku: &'a str,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: u32,
+    #[schema(min_length = 1, max_length = 64)]
     pub customer_id: &'a str,
+    /// `reserved` holds stock until `reserved_until`; `confirmed` is paid;
+    /// `cancelled` and `expired` gave their stock back.
+    #[schema(schema_with = order_status_schema)]
     pub status: &'static str,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime, examples("2026-11-27T09:00:00.000Z"))]
     pub created_at: String,
+    /// When an unconfirmed reservation expires and its stock returns.
+    #[schema(format = DateTime)]
     pub reserved_until: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+fn order_status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["reserved", "confirmed", "cancelled", "expired"]))
+        .build()
 }
 
 impl<'a> From<&'a Order> for OrderBody<'a> {
@@ -250,18 +273,29 @@ impl<'a> From<&'a Order> for OrderBody<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// A SKU: its stock counters (`available + reserved + sold == total`) and its
+/// sale settings.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Sku)]
 pub struct SkuBody<'a> {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-m"))]
     pub sku: &'a str,
     pub total: u64,
     pub available: u64,
     pub reserved: u64,
     pub sold: u64,
+    /// Units one customer may hold (reserved or bought); null for no limit.
+    #[schema(minimum = 1, required = true)]
     pub per_customer_limit: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_quantity_per_order: u32,
+    /// Orders before this time are refused with `sale_not_open`; null when open.
+    #[schema(format = DateTime, required = true)]
     pub sale_starts_at: Option<String>,
+    #[schema(minimum = 1, maximum = 604_800)]
     pub reservation_ttl_secs: u32,
     pub low_stock_threshold: u64,
+    /// Whether `available` is at or below `low_stock_threshold`.
     pub low_stock: bool,
 }
 
@@ -281,4 +315,203 @@ impl<'a> From<&'a Sku> for SkuBody<'a> {
             low_stock: sku.is_low_stock(),
         }
     }
+}
+
+// Request bodies. The handlers read them member by member (`Fields`) so each
+// refusal names its member and rule; these types describe the same members for
+// the published contract (`/openapi.json`). Unknown members are refused
+// (`additionalProperties: false`), and a JSON null counts as an absent member.
+
+/// `POST /v1/orders`: reserve `quantity` units of `sku` for `customer_id`.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-m"))]
+    pub sku: String,
+    /// At most the SKU's `max_quantity_per_order` (refused with `invalid_field` above it).
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub quantity: u32,
+    /// 1 to 64 bytes of printable characters: no control, format (zero-width,
+    /// bidirectional), line or paragraph separator, private-use or unassigned
+    /// characters.
+    #[schema(min_length = 1, max_length = 64, examples("alice"))]
+    pub customer_id: String,
+}
+
+/// `PUT /v1/skus/{sku}`: create a SKU (with `stock`) or change its settings.
+/// An absent setting takes its default.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSkuRequest {
+    /// Required to create; on an existing SKU it must equal its `total` (stock
+    /// only grows through restock).
+    #[schema(minimum = 0, maximum = 281_474_976_710_656_u64)]
+    pub stock: Option<u64>,
+    /// Absent or null: no limit.
+    #[schema(minimum = 1)]
+    pub per_customer_limit: Option<u64>,
+    /// Default 10.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub max_quantity_per_order: Option<u32>,
+    /// RFC 3339 UTC time such as `2026-11-27T09:00:00Z`; absent or null: open now.
+    #[schema(format = DateTime)]
+    pub sale_starts_at: Option<String>,
+    /// Default 600.
+    #[schema(minimum = 1, maximum = 604_800)]
+    pub reservation_ttl_secs: Option<u32>,
+    /// Default 0.
+    #[schema(minimum = 0, maximum = 281_474_976_710_656_u64)]
+    pub low_stock_threshold: Option<u64>,
+}
+
+/// `POST /v1/skus/{sku}/restock`: add units to a SKU's total.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestockRequest {
+    /// At least 1, and the total stays at most 2^48.
+    #[schema(minimum = 1, maximum = 281_474_976_710_656_u64)]
+    pub quantity: u64,
+}
+
+// Answers built with `serde_json::json!` in the handlers, described here.
+
+/// `GET /healthz`: the process answers.
+#[derive(ToSchema)]
+pub struct HealthBody {
+    #[schema(schema_with = up_schema)]
+    pub status: String,
+}
+
+fn up_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["up"]))
+        .build()
+}
+
+/// `GET /readyz` when the node takes requests.
+#[derive(ToSchema)]
+pub struct ReadyBody {
+    #[schema(schema_with = ready_schema)]
+    pub status: String,
+    pub epoch: u64,
+    pub shards: u64,
+    pub durable_lsn: u64,
+    #[schema(schema_with = role_schema)]
+    pub role: String,
+    pub accepting_orders: bool,
+    /// Why a primary is degraded, or null.
+    #[schema(required = true)]
+    pub degraded: Option<String>,
+}
+
+fn ready_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["ready"]))
+        .build()
+}
+
+/// `GET /readyz` when the node is starting, shutting down, or its order log failed.
+#[derive(ToSchema)]
+pub struct NotReadyBody {
+    #[schema(schema_with = not_ready_schema)]
+    pub status: String,
+    pub detail: String,
+}
+
+fn not_ready_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["not_ready"]))
+        .build()
+}
+
+fn role_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["primary", "standby", "fenced"]))
+        .build()
+}
+
+/// `GET /v1/cluster`: this node's role, replication and log positions.
+#[derive(ToSchema)]
+pub struct ClusterBody {
+    #[schema(schema_with = role_schema)]
+    pub role: String,
+    pub epoch: u64,
+    pub last_lsn: u64,
+    pub durable_lsn: u64,
+    /// On a primary, what the standby acknowledged; on a standby, its own durable LSN.
+    pub acked_lsn: u64,
+    #[schema(schema_with = mode_schema)]
+    pub mode: String,
+    #[schema(schema_with = standby_loss_schema)]
+    pub standby_loss: String,
+    pub degraded: bool,
+    #[schema(required = true)]
+    pub degraded_reason: Option<String>,
+    pub accepting_orders: bool,
+    pub handing_over: bool,
+    /// A primary's standby, or a standby's upstream; null when none is configured.
+    #[schema(required = true)]
+    pub peer: Option<PeerBody>,
+    /// The current primary, when known.
+    #[schema(required = true)]
+    pub primary: Option<PrimaryBody>,
+    pub lag_records: u64,
+    pub lag_ms: u64,
+    #[schema(required = true)]
+    pub replica_failure: Option<String>,
+}
+
+fn mode_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["standalone", "sync", "async"]))
+        .build()
+}
+
+fn standby_loss_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["block", "degrade"]))
+        .build()
+}
+
+/// The other node of the pair.
+#[derive(ToSchema)]
+pub struct PeerBody {
+    /// Its replication address.
+    pub address: String,
+    /// On a primary: the standby's HTTP base URL, once it said it.
+    #[schema(required = false)]
+    pub http: Option<String>,
+    pub connected: bool,
+}
+
+/// Where the primary answers.
+#[derive(ToSchema)]
+pub struct PrimaryBody {
+    /// HTTP base URL.
+    pub http: String,
+    /// QUIC address, when it serves QUIC.
+    #[schema(required = true)]
+    pub quic: Option<String>,
+}
+
+/// `POST /v1/admin/promote`: this standby is now the primary.
+#[derive(ToSchema)]
+pub struct PromoteBody {
+    pub epoch: u64,
+    pub last_lsn: u64,
+    pub elapsed_ms: u64,
+}
+
+/// `POST /v1/admin/handover`: this primary stopped taking writes and its
+/// standby has every record up to `last_lsn`; promote the standby next.
+#[derive(ToSchema)]
+pub struct HandoverBody {
+    pub epoch: u64,
+    pub last_lsn: u64,
 }

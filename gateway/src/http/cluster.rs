@@ -18,6 +18,17 @@ use crate::problem::ApiError;
 pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Operator and admin credentials: it names peers and replication addresses.
+#[utoipa::path(
+    get,
+    operation_id = "cluster_status",
+    path = "/v1/cluster",
+    tag = "cluster",
+    summary = "This node's role, replication mode, log positions and peer",
+    responses(
+        (status = 200, description = "The cluster status as this node sees it", body = crate::wire::ClusterBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn status(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -69,6 +80,19 @@ pub fn status_json(status: &ClusterStatus) -> Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "promote",
+    path = "/v1/admin/promote",
+    tag = "cluster",
+    summary = "Make this standby the primary (a new epoch)",
+    responses(
+        (status = 200, description = "Promoted", body = crate::wire::PromoteBody),
+        (status = 409, description = "`not_standby`: this node is not a standby", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn promote(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -88,6 +112,21 @@ pub async fn promote(
     ))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "handover",
+    path = "/v1/admin/handover",
+    tag = "cluster",
+    summary = "Prepare a switchover: stop writes and wait until the standby has every record",
+    description = "Then promote the standby. Waits at most 30 s.",
+    responses(
+        (status = 200, description = "Handed over: promote the standby next", body = crate::wire::HandoverBody),
+        (status = 409, description = "`handover_failed`: no standby follows, or it did not catch up in time (writes resume)", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`not_primary`, `storage_failed`, `shutting_down`, `overloaded` (with `Retry-After`)", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn handover(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -1,7 +1,9 @@
 //! The HTTP API. Each file holds one group of routes; `configure` mounts them.
+//! `openapi` publishes them as an OpenAPI 3.1 document at `/openapi.json`.
 
 mod caller;
 mod cluster;
+pub mod openapi;
 mod ops;
 mod orders;
 mod skus;
@@ -97,6 +99,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/metrics")
                 .route(web::get().to(ops::metrics))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/openapi.json")
+                .route(web::get().to(openapi::document))
                 .default_service(allow("GET")),
         )
         .default_service(web::to(not_found));

@@ -25,10 +25,31 @@ impl Readiness {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "healthz",
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process answers",
+    description = "Needs no credential.",
+    responses((status = 200, description = "Up", body = crate::wire::HealthBody))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "up" }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "readyz",
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the node takes requests",
+    description = "Needs no credential.",
+    responses(
+        (status = 200, description = "Ready", body = crate::wire::ReadyBody),
+        (status = 503, description = "Not ready: starting, shutting down, or the order log failed", body = crate::wire::NotReadyBody),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if let Some(reason) = state.node.storage_failure() {
         return HttpResponse::ServiceUnavailable().json(json!({
@@ -55,6 +76,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Operator and admin credentials.
+#[utoipa::path(
+    get,
+    operation_id = "metrics",
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format 0.0.4)",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain")),
+    security(("bearer" = []))
+)]
 pub async fn metrics(
     request: actix_web::HttpRequest,
     state: web::Data<AppState>,

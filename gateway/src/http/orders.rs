@@ -14,6 +14,36 @@ use crate::wire::{read_object, OrderBody};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+#[utoipa::path(
+    post,
+    operation_id = "place_order",
+    path = "/v1/orders",
+    tag = "orders",
+    summary = "Reserve units of a SKU for a customer",
+    description = "The units are held until `reserved_until`; confirm the order once paid, or cancel it. \
+        With an `Idempotency-Key`, a retry answers the order the key already placed (200) instead of placing another.",
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the customer", min_length = 1, max_length = 64)),
+    request_body(content = crate::wire::PlaceOrderRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Reserved", body = crate::wire::OrderBody,
+        links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/order_id")))),
+            ("ConfirmOrder" = (operation_id = "confirm_order", parameters(("order_id" = "$response.body#/order_id")))),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/order_id")))),
+        )),
+        (status = 200, description = "Replayed: the order this `Idempotency-Key` already placed for this customer", body = crate::wire::OrderBody),
+        (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 404, description = "`unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`sold_out`, `insufficient_stock`, `limit_exceeded` (the customer's limit), `sale_not_open`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 422, description = "`invalid_field` (the detail names the member and its rule), `idempotency_key_reused` (the key placed a different order)", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn place(
     request: HttpRequest,
     payload: web::Payload,
@@ -78,6 +108,21 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
 }
 
 /// A buyer reads only its own orders: another's is `unknown_order`.
+#[utoipa::path(
+    get,
+    operation_id = "get_order",
+    path = "/v1/orders/{order_id}",
+    tag = "orders",
+    summary = "Read an order",
+    params(("order_id" = String, Path, description = "`<epoch>-<shard>-<number>`, e.g. `1-3-1042`", example = "1-3-1042")),
+    responses(
+        (status = 200, description = "The order", body = crate::wire::OrderBody, headers(("Flashgate-Node-Role" = String, description = "The role of the node that answered: `primary`, `standby` or `fenced`; only a primary's reads carry the replication promise"))),
+        (status = 404, description = "`unknown_order`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` (with `Retry-After`), `storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     request: HttpRequest,
     path: web::Path<String>,
@@ -89,6 +134,22 @@ pub async fn get(
 }
 
 /// Payment succeeded: payments (or admin) credentials only.
+#[utoipa::path(
+    post,
+    operation_id = "confirm_order",
+    path = "/v1/orders/{order_id}/confirm",
+    tag = "orders",
+    summary = "Confirm a reserved order: payment succeeded",
+    params(("order_id" = String, Path, description = "`<epoch>-<shard>-<number>`, e.g. `1-3-1042`", example = "1-3-1042")),
+    responses(
+        (status = 200, description = "Confirmed (also when it already was)", body = crate::wire::OrderBody),
+        (status = 404, description = "`unknown_order`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`invalid_transition`: the order's status does not allow it", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn confirm(
     request: HttpRequest,
     path: web::Path<String>,
@@ -103,6 +164,22 @@ pub async fn confirm(
 }
 
 /// A buyer cancels only its own orders: another's is `unknown_order`.
+#[utoipa::path(
+    post,
+    operation_id = "cancel_order",
+    path = "/v1/orders/{order_id}/cancel",
+    tag = "orders",
+    summary = "Cancel an order: its units return to stock",
+    params(("order_id" = String, Path, description = "`<epoch>-<shard>-<number>`, e.g. `1-3-1042`", example = "1-3-1042")),
+    responses(
+        (status = 200, description = "Cancelled (also when it already was)", body = crate::wire::OrderBody),
+        (status = 404, description = "`unknown_order`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`invalid_transition`: the order's status does not allow it", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn cancel(
     request: HttpRequest,
     path: web::Path<String>,

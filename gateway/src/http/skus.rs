@@ -26,6 +26,19 @@ fn visible(caller: &Caller, sku: &Sku, now: Timestamp) -> bool {
 
 /// Every SKU the caller may see: sales not yet open only for service,
 /// operator and admin credentials.
+#[utoipa::path(
+    get,
+    operation_id = "list_skus",
+    path = "/v1/skus",
+    tag = "skus",
+    summary = "List the SKUs the caller may see (sales not yet open: service, operator and admin credentials only)",
+    responses(
+        (status = 200, description = "Every SKU, by id", body = Vec<crate::wire::SkuBody>, headers(("Flashgate-Node-Role" = String, description = "The role of the node that answered: `primary`, `standby` or `fenced`; only a primary's reads carry the replication promise"))),
+        (status = 503, description = "`overloaded` (with `Retry-After`), `storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded`"))),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -42,6 +55,22 @@ pub async fn list(
 }
 
 /// A SKU whose sale has not opened is unknown to the public.
+#[utoipa::path(
+    get,
+    operation_id = "get_sku",
+    path = "/v1/skus/{sku}",
+    tag = "skus",
+    summary = "Read a SKU",
+    params(("sku" = String, Path, description = "1 to 64 characters of `A-Za-z0-9._-`", pattern = "^[A-Za-z0-9._-]{1,64}$", example = "tee-black-m")),
+    responses(
+        (status = 200, description = "The SKU", body = crate::wire::SkuBody, headers(("Flashgate-Node-Role" = String, description = "The role of the node that answered: `primary`, `standby` or `fenced`; only a primary's reads carry the replication promise"))),
+        (status = 404, description = "`unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 422, description = "`invalid_field`: not a valid SKU id", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` (with `Retry-After`), `storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded`"))),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn get(
     request: HttpRequest,
     path: web::Path<String>,
@@ -56,6 +85,33 @@ pub async fn get(
     Ok(read_answer(&state, &SkuBody::from(&sku)))
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "put_sku",
+    path = "/v1/skus/{sku}",
+    tag = "skus",
+    summary = "Create a SKU, or change its settings",
+    description = "Creating needs `stock`; on an existing SKU, `stock` may only repeat its total (add units with restock). \
+        Absent settings take their defaults.",
+    params(("sku" = String, Path, description = "1 to 64 characters of `A-Za-z0-9._-`", pattern = "^[A-Za-z0-9._-]{1,64}$", example = "tee-black-m")),
+    request_body(content = crate::wire::PutSkuRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = crate::wire::SkuBody,
+            links(
+                ("GetSku" = (operation_id = "get_sku", parameters(("sku" = "$request.path.sku")))),
+                ("RestockSku" = (operation_id = "restock_sku", parameters(("sku" = "$request.path.sku")))),
+            )),
+        (status = 200, description = "Updated (or unchanged)", body = crate::wire::SkuBody),
+        (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 422, description = "`invalid_field`: the detail names the member and its rule", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put(
     request: HttpRequest,
     path: web::Path<String>,
@@ -97,6 +153,27 @@ pub async fn put(
     Ok(json(status, &SkuBody::from(&sku)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "restock_sku",
+    path = "/v1/skus/{sku}/restock",
+    tag = "skus",
+    summary = "Add units to a SKU",
+    params(("sku" = String, Path, description = "1 to 64 characters of `A-Za-z0-9._-`", pattern = "^[A-Za-z0-9._-]{1,64}$", example = "tee-black-m")),
+    request_body(content = crate::wire::RestockRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The SKU with its new total", body = crate::wire::SkuBody),
+        (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 404, description = "`unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 422, description = "`invalid_field`: the detail names the member and its rule", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn restock(
     request: HttpRequest,
     path: web::Path<String>,
