@@ -545,8 +545,8 @@ impl Config {
                 self.quic_handshakes_unvalidated_max, self.quic_handshakes_max
             )));
         }
-        let answer_bytes = QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_MIN
-            ..=QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_LIMIT;
+        let answer_bytes =
+            QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_MIN..=QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_LIMIT;
         if !answer_bytes.contains(&self.quic_answer_bytes_per_connection_max) {
             return Err(ConfigError::Invalid(format!(
                 "quic_answer_bytes_per_connection_max must be between {} and {}, got {}",
@@ -686,7 +686,10 @@ mod tests {
             quic_handshakes_max: 200,
             ..Config::default()
         });
-        assert!(message.contains("quic_handshakes_unvalidated_max"), "{message}");
+        assert!(
+            message.contains("quic_handshakes_unvalidated_max"),
+            "{message}"
+        );
         let message = invalid(Config {
             quic_handshake_timeout_ms: 0,
             ..Config::default()

@@ -197,6 +197,11 @@ fn server_config(
             IdleTimeout::try_from(limits.idle_timeout)
                 .map_err(|_| QuicError::IdleTimeout(limits.idle_timeout))?,
         ))
+        // Request bytes a client may send ahead of what the server has read:
+        // two frames per stream, so one frame can arrive while the one
+        // before it is decoded, and the open streams' worth per connection.
+        .stream_receive_window(stream_receive_window(limits))
+        .receive_window(connection_receive_window(limits))
         // Answers written but not yet acknowledged, per connection: with the
         // answer budget (`stream.rs`) this bounds what a client that does not
         // read can make the server hold.
@@ -210,6 +215,18 @@ fn server_config(
         .incoming_buffer_size(INCOMING_BUFFER_BYTES)
         .incoming_buffer_size_total(INCOMING_BUFFER_BYTES * limits.handshakes_max as u64);
     Ok(config)
+}
+
+/// Request bytes one stream may have in flight to the server: two frames.
+fn stream_receive_window(limits: &QuicLimits) -> VarInt {
+    VarInt::from_u64(2 * limits.frame_bytes_max as u64).unwrap_or(VarInt::MAX)
+}
+
+/// Request bytes one connection may have in flight: every open stream's window.
+fn connection_receive_window(limits: &QuicLimits) -> VarInt {
+    let stream = 2 * limits.frame_bytes_max as u64;
+    VarInt::from_u64(stream.saturating_mul(u64::from(limits.streams_per_connection_max)))
+        .unwrap_or(VarInt::MAX)
 }
 
 /// What to do with a new connection attempt.
@@ -421,12 +438,24 @@ mod tests {
     #[test]
     fn unvalidated_addresses_get_a_retry_past_their_share_and_everyone_a_refusal_past_the_limit() {
         let limits = limits();
-        assert_eq!(admit(in_progress(0, 0), false, &limits), Admission::Handshake);
-        assert_eq!(admit(in_progress(3, 3), false, &limits), Admission::Handshake);
+        assert_eq!(
+            admit(in_progress(0, 0), false, &limits),
+            Admission::Handshake
+        );
+        assert_eq!(
+            admit(in_progress(3, 3), false, &limits),
+            Admission::Handshake
+        );
         assert_eq!(admit(in_progress(4, 4), false, &limits), Admission::Retry);
         // A validated address is not held back by the unvalidated ones.
-        assert_eq!(admit(in_progress(4, 4), true, &limits), Admission::Handshake);
-        assert_eq!(admit(in_progress(9, 4), true, &limits), Admission::Handshake);
+        assert_eq!(
+            admit(in_progress(4, 4), true, &limits),
+            Admission::Handshake
+        );
+        assert_eq!(
+            admit(in_progress(9, 4), true, &limits),
+            Admission::Handshake
+        );
         assert_eq!(admit(in_progress(10, 4), true, &limits), Admission::Refuse);
         assert_eq!(admit(in_progress(10, 0), false, &limits), Admission::Refuse);
         let always = QuicLimits {
@@ -434,6 +463,9 @@ mod tests {
             ..limits
         };
         assert_eq!(admit(in_progress(0, 0), false, &always), Admission::Retry);
-        assert_eq!(admit(in_progress(0, 0), true, &always), Admission::Handshake);
+        assert_eq!(
+            admit(in_progress(0, 0), true, &always),
+            Admission::Handshake
+        );
     }
 }
