@@ -26,7 +26,7 @@ pub const FRAME_BYTES_MAX_LIMIT: usize = 16 << 20;
 /// its elements as soon as it has read their count, before the first one.
 /// So the claim per wire byte is at most the in-memory size of the `Vec`
 /// element over its shortest encoding, plus 8 for the fields inside it.
-pub trait FrameMessage: Decode<()> {
+pub trait FrameMessage: Decode<()> + Encode {
     /// Upper bound of claimed bytes per body byte for any body that decodes.
     const DECODED_BYTES_PER_BODY_BYTE_MAX: usize;
 }
@@ -213,6 +213,18 @@ impl FrameReader {
                 "{} bytes after the message",
                 body.len() - read
             )));
+        }
+        // One message has one encoding: bincode reads a varint written longer
+        // than needed (e.g. 0xFB 0x07 0x00 for 7), so a body is taken only if
+        // it is exactly what encoding its message gives back. Bools, Option
+        // tags and enum variants outside their range fail the decode itself.
+        let mut canonical = Vec::with_capacity(body.len());
+        bincode::encode_into_std_write(&message, &mut canonical, bincode::config::standard())
+            .expect("writing to a Vec cannot fail");
+        if canonical != body {
+            return Err(FrameError::Malformed(
+                "an integer is not in its shortest encoding (docs/PROTOCOL.md, section 4: write the shortest form)".into(),
+            ));
         }
         self.start += length + 4;
         Ok(Some(message))
@@ -482,6 +494,40 @@ mod tests {
 
         let largest = FRAME_BYTES_MAX_LIMIT * Response::DECODED_BYTES_PER_BODY_BYTE_MAX;
         assert!(decode_bytes_max::<Response>(FRAME_BYTES_MAX_LIMIT) >= largest);
+    }
+
+    /// A varint written longer than needed, an Option tag or a bool other
+    /// than 0 or 1 are malformed: one message has exactly one encoding, so
+    /// two readers of the same bytes cannot disagree on what they say.
+    #[test]
+    fn only_the_shortest_encoding_is_read() {
+        let refused = |body: &[u8]| {
+            let mut frame = (body.len() as u32 + 1).to_be_bytes().to_vec();
+            frame.push(PROTOCOL_VERSION);
+            frame.extend_from_slice(body);
+            let mut reader = FrameReader::new(1024);
+            reader.extend(&frame);
+            reader.next_frame::<Request>().unwrap_err()
+        };
+        // GetSku { request_id: 7 as 0xFB 07 00, sku: "A" }.
+        match refused(&[4, 0xFB, 7, 0, 1, b'A']) {
+            FrameError::Malformed(detail) => assert!(detail.contains("shortest"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        // The variant index written long.
+        assert_eq!(
+            refused(&[0xFB, 4, 0, 7, 1, b'A']).code(),
+            code::MALFORMED_FRAME
+        );
+        // PlaceOrder with an idempotency key tag of 2.
+        assert_eq!(
+            refused(&[0, 1, 1, b'A', 1, 1, b'c', 2]).code(),
+            code::MALFORMED_FRAME
+        );
+        // The shortest form of the same GetSku is read.
+        let mut reader = FrameReader::new(1024);
+        reader.extend(&[0, 0, 0, 5, PROTOCOL_VERSION, 4, 7, 1, b'A']);
+        assert!(reader.next_frame::<Request>().unwrap().is_some());
     }
 
     #[test]
