@@ -425,10 +425,11 @@ mod tests {
     use super::*;
 
     fn limits() -> QuicLimits {
-        let mut config = Config::default();
-        config.quic_handshakes_max = 10;
-        config.quic_handshakes_unvalidated_max = 4;
-        QuicLimits::from_config(&config)
+        QuicLimits::from_config(&Config {
+            quic_handshakes_max: 10,
+            quic_handshakes_unvalidated_max: 4,
+            ..Config::default()
+        })
     }
 
     fn in_progress(total: usize, unvalidated: usize) -> Handshakes {
