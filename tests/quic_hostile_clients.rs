@@ -17,7 +17,7 @@ use common::{poll_until, Launch, QuicEndpoint, Server, ADMIN_TOKEN};
 use flashgate_client::{OrderGateway, PlaceOrder as ClientOrder, QuicClient, QuicConfig, Trust};
 use flashgate_protocol::{encode_frame, PlaceOrder, Request, SkuSettings, ALPN};
 use quinn::crypto::rustls::QuicClientConfig;
-use quinn::{Connection, Endpoint, VarInt};
+use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tokio::time::timeout;
@@ -389,11 +389,16 @@ fn refused_batch(stream: usize) -> Vec<u8> {
     bytes
 }
 
-/// Writes batch frames on one stream and never reads; returns the frames the
-/// server took before it stopped reading.
-async fn send_unread(connection: Connection, stream: usize) -> usize {
-    let Ok((mut send, _recv)) = connection.open_bi().await else {
-        return 0;
+/// Writes batch frames on one stream and never reads; returns how many
+/// writes completed before one stalled (the frames the client's QUIC took,
+/// not all read by the server) and the stream, which the caller keeps open:
+/// dropping its receiving side would tell the server to stop sending.
+async fn send_unread(
+    connection: Connection,
+    stream: usize,
+) -> (usize, Option<(SendStream, RecvStream)>) {
+    let Ok((mut send, recv)) = connection.open_bi().await else {
+        return (0, None);
     };
     let frame = refused_batch(stream);
     let mut sent = 0;
@@ -403,9 +408,7 @@ async fn send_unread(connection: Connection, stream: usize) -> usize {
             _ => break,
         }
     }
-    // `_recv` is dropped unread only now; the connection stays open.
-    std::mem::forget(send);
-    sent
+    (sent, Some((send, recv)))
 }
 
 /// A client that sends requests (here batch frames whose answers are 12 times
@@ -435,7 +438,7 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
     let before = resident_kib(&server);
 
     let quic = quic_of(&server).clone();
-    let (endpoints, sent) = runtime.block_on(async {
+    let (endpoints, streams, sent) = runtime.block_on(async {
         let mut endpoints = Vec::new();
         let mut writers = tokio::task::JoinSet::new();
         for connection_index in 0..SILENT_CONNECTIONS {
@@ -449,10 +452,13 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
             endpoints.push((endpoint, connection));
         }
         let mut sent = 0;
-        while let Some(frames) = writers.join_next().await {
-            sent += frames.expect("a writer task");
+        let mut streams = Vec::new();
+        while let Some(joined) = writers.join_next().await {
+            let (frames, stream) = joined.expect("a writer task");
+            sent += frames;
+            streams.extend(stream);
         }
-        (endpoints, sent)
+        (endpoints, streams, sent)
     });
     // The server has taken what it will; its answers wait.
     let bound = connection_bound_kib() * SILENT_CONNECTIONS as u64 + RSS_SLACK_KIB;
@@ -485,6 +491,7 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
     let during = check("a buyer served beside them").max(first);
 
     runtime.block_on(async {
+        drop(streams);
         for (endpoint, connection) in &endpoints {
             connection.close(VarInt::from_u32(0), b"done");
             endpoint.close(VarInt::from_u32(0), b"done");

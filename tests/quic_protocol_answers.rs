@@ -282,6 +282,7 @@ async fn the_documented_answers_hold() {
                     refused == 0 || refused == 8,
                     "refused per order: {results:?}"
                 );
+                eprintln!("a batch of 8: {refused} refused too_many_in_flight");
                 whole_refusals += usize::from(refused == 8);
             }
             other => panic!("{other:?}"),

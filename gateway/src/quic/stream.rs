@@ -105,6 +105,14 @@ impl Answers {
     /// than the whole budget waits for all of it). Returns at once, dropping
     /// the answer, when the writer is gone.
     async fn send(&self, response: &Response) {
+        if let Some(queued) = self.room_for(response).await {
+            self.push(queued);
+        }
+    }
+
+    /// Encodes an answer and waits until the budget has room for it; `None`
+    /// when the writer is gone.
+    async fn room_for(&self, response: &Response) -> Option<Queued> {
         let bytes = encode(response);
         // The budget is at most 1 GiB (configuration), so this fits.
         let need = u32::try_from(bytes.len().min(self.budget.bytes_max)).unwrap_or(u32::MAX);
@@ -114,16 +122,18 @@ impl Answers {
                 metrics::counter!("flashgate_quic_answer_budget_waits_total").increment(1);
                 let acquire = Arc::clone(&self.budget.room).acquire_many_owned(need);
                 tokio::select! {
-                    room = acquire => match room {
-                        Ok(room) => room,
-                        // The semaphore is never closed.
-                        Err(_) => return,
-                    },
-                    _ = self.sender.closed() => return,
+                    // The semaphore is never closed.
+                    room = acquire => room.ok()?,
+                    _ = self.sender.closed() => return None,
                 }
             }
         };
-        let _ = self.sender.send(Queued { bytes, room });
+        Some(Queued { bytes, room })
+    }
+
+    /// Hands an answer that has its room to the writer.
+    fn push(&self, queued: Queued) {
+        let _ = self.sender.send(queued);
     }
 
     fn is_closed(&self) -> bool {
@@ -243,11 +253,16 @@ async fn dispatch(
             let responses = responses.clone();
             // Its own task: the request runs to its end even if the client goes
             // away, so nothing is left half done.
-            // The slot is held until the answer has room in the budget.
+            // The slot is held until the answer has room in the budget, and
+            // freed before the answer can reach the client: a client that
+            // sends its next request once an answer arrived finds the slot.
             tokio::spawn(async move {
                 let answer = answer(&shared, request).await;
-                responses.send(&answer).await;
+                let queued = responses.room_for(&answer).await;
                 drop(permit);
+                if let Some(queued) = queued {
+                    responses.push(queued);
+                }
             });
         }
         Err(_) => {
