@@ -135,8 +135,32 @@ pub struct Config {
     /// Bidirectional streams a client may have open on one connection; it opens
     /// more once one ends.
     pub quic_streams_per_connection_max: u32,
-    /// Open QUIC connections; further ones are closed with a reason.
+    /// Established QUIC connections (a handshake in progress does not count);
+    /// a connection that completes its handshake beyond it is closed at once
+    /// with `CLOSE_CONNECTION_LIMIT` and a reason.
     pub quic_connections_max: usize,
+    /// Longest a QUIC handshake may take, from the client's first packet;
+    /// past it the attempt is dropped (without it a client that never
+    /// finishes would hold its state until `quic_idle_timeout_ms`).
+    pub quic_handshake_timeout_ms: u64,
+    /// QUIC handshakes in progress at once; a new attempt beyond it is
+    /// refused at once (CONNECTION_REFUSED), before any cryptography.
+    pub quic_handshakes_max: usize,
+    /// Handshakes in progress from addresses the server has not validated;
+    /// from this many on, a new attempt from an unvalidated address gets a
+    /// QUIC Retry: it must come back with the token from the address it
+    /// claims (one more round trip), so spoofed addresses cannot hold
+    /// handshakes. 0 sends a Retry to every unvalidated address.
+    pub quic_handshakes_unvalidated_max: usize,
+    /// Encoded answers one QUIC connection may have waiting to be written
+    /// (all its streams together), in bytes. When a client does not read its
+    /// answers, new answers wait for room, and the connection's requests
+    /// stop being read (QUIC flow control then holds the client back). An
+    /// answer larger than the whole budget waits until it is the only one.
+    /// It is also the connection's QUIC send window (bytes written but not
+    /// yet acknowledged), so the answers a connection pins are at most
+    /// twice this.
+    pub quic_answer_bytes_per_connection_max: usize,
     /// Requests (batched orders count one each) being processed per connection;
     /// beyond it a request is answered `too_many_in_flight`.
     pub quic_in_flight_per_connection_max: usize,
@@ -216,6 +240,14 @@ pub const REPLICATION_UNAUTHENTICATED_SESSIONS_MAX_LIMIT: usize = 4_096;
 /// must fit under it, with room for the request line and header separators,
 /// for their problem answers to be the ones clients see.
 pub const HTTP_HEAD_BYTES_LIMIT: usize = 96 * 1024;
+/// The longest `quic_handshake_timeout_ms` (one minute).
+pub const QUIC_HANDSHAKE_TIMEOUT_MS_LIMIT: u64 = 60_000;
+/// The largest `quic_handshakes_max`.
+pub const QUIC_HANDSHAKES_MAX_LIMIT: usize = 65_536;
+/// The smallest `quic_answer_bytes_per_connection_max`: room for a few answers.
+pub const QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_MIN: usize = 16 * 1024;
+/// The largest `quic_answer_bytes_per_connection_max` (1 GiB).
+pub const QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_LIMIT: usize = 1 << 30;
 
 impl Default for Config {
     fn default() -> Config {
@@ -261,6 +293,10 @@ impl Default for Config {
             quic_frame_bytes_max: 64 * 1024,
             quic_streams_per_connection_max: 16,
             quic_connections_max: 1024,
+            quic_handshake_timeout_ms: 5_000,
+            quic_handshakes_max: 256,
+            quic_handshakes_unvalidated_max: 64,
+            quic_answer_bytes_per_connection_max: 1 << 20,
             quic_in_flight_per_connection_max: 4096,
             quic_batch_orders_max: 1024,
             quic_idle_timeout_ms: 30_000,
@@ -388,6 +424,10 @@ const ENV_KEYS: &[&str] = &[
     "quic_frame_bytes_max",
     "quic_streams_per_connection_max",
     "quic_connections_max",
+    "quic_handshake_timeout_ms",
+    "quic_handshakes_max",
+    "quic_handshakes_unvalidated_max",
+    "quic_answer_bytes_per_connection_max",
     "quic_in_flight_per_connection_max",
     "quic_batch_orders_max",
     "quic_idle_timeout_ms",
@@ -448,6 +488,8 @@ impl Config {
                 u64::from(self.quic_streams_per_connection_max),
             ),
             ("quic_connections_max", self.quic_connections_max as u64),
+            ("quic_handshake_timeout_ms", self.quic_handshake_timeout_ms),
+            ("quic_handshakes_max", self.quic_handshakes_max as u64),
             (
                 "quic_in_flight_per_connection_max",
                 self.quic_in_flight_per_connection_max as u64,
@@ -694,6 +736,34 @@ impl Config {
                 self.quic_idle_timeout_ms
             )));
         }
+        if self.quic_handshake_timeout_ms > QUIC_HANDSHAKE_TIMEOUT_MS_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "quic_handshake_timeout_ms must be at most {QUIC_HANDSHAKE_TIMEOUT_MS_LIMIT}, got {}",
+                self.quic_handshake_timeout_ms
+            )));
+        }
+        if self.quic_handshakes_max > QUIC_HANDSHAKES_MAX_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "quic_handshakes_max must be at most {QUIC_HANDSHAKES_MAX_LIMIT}, got {}",
+                self.quic_handshakes_max
+            )));
+        }
+        if self.quic_handshakes_unvalidated_max > self.quic_handshakes_max {
+            return Err(ConfigError::Invalid(format!(
+                "quic_handshakes_unvalidated_max ({}) must be at most quic_handshakes_max ({})",
+                self.quic_handshakes_unvalidated_max, self.quic_handshakes_max
+            )));
+        }
+        let answer_bytes =
+            QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_MIN..=QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_LIMIT;
+        if !answer_bytes.contains(&self.quic_answer_bytes_per_connection_max) {
+            return Err(ConfigError::Invalid(format!(
+                "quic_answer_bytes_per_connection_max must be between {} and {}, got {}",
+                answer_bytes.start(),
+                answer_bytes.end(),
+                self.quic_answer_bytes_per_connection_max
+            )));
+        }
         if self.quic_cert.is_some() != self.quic_key.is_some() {
             return Err(ConfigError::Invalid(
                 "quic_cert and quic_key go together: give both (--quic-cert and --quic-key) or neither".into(),
@@ -826,6 +896,28 @@ mod tests {
         });
         assert!(
             message.contains("quic_in_flight_per_connection_max"),
+            "{message}"
+        );
+        let message = invalid(Config {
+            quic_handshakes_unvalidated_max: 300,
+            quic_handshakes_max: 200,
+            ..Config::default()
+        });
+        assert!(
+            message.contains("quic_handshakes_unvalidated_max"),
+            "{message}"
+        );
+        let message = invalid(Config {
+            quic_handshake_timeout_ms: 0,
+            ..Config::default()
+        });
+        assert!(message.contains("quic_handshake_timeout_ms"), "{message}");
+        let message = invalid(Config {
+            quic_answer_bytes_per_connection_max: 100,
+            ..Config::default()
+        });
+        assert!(
+            message.contains("quic_answer_bytes_per_connection_max"),
             "{message}"
         );
         let message = invalid(Config {

@@ -1,18 +1,103 @@
 //! Frames: `length` (u32, big-endian: the bytes that follow), `version` (one
 //! byte, `PROTOCOL_VERSION`), then the body: one `Request` or `Response` in
 //! bincode 2's standard configuration. `FrameReader` cuts frames out of a byte
-//! stream; it never allocates more than the frame limit, and every failure is a
-//! `FrameError` naming what was wrong.
+//! stream; it never buffers more than the frame limit, decodes a body with a
+//! limit derived from that body's own length (`decode_bytes_max`), and every
+//! failure is a `FrameError` naming what was wrong.
 
+use bincode::error::DecodeError;
 use bincode::{Decode, Encode};
 
 use crate::code;
+use crate::message::{PlaceOrder, Request, Response};
 use crate::PROTOCOL_VERSION;
 
 /// Length prefix plus version byte.
 pub const FRAME_HEADER_BYTES: usize = 5;
 /// The largest frame limit a server may be configured with (16 MiB).
 pub const FRAME_BYTES_MAX_LIMIT: usize = 16 << 20;
+
+/// A message that travels in frames, with the most memory bincode may claim
+/// while decoding one byte of its body.
+///
+/// bincode's limit counts memory, not wire bytes: an integer claims its full
+/// width (8 bytes for a `u64` that took 1 byte on the wire), a string its
+/// length plus 8 for its length prefix, and a `Vec` claims the memory of all
+/// its elements as soon as it has read their count, before the first one.
+/// So the claim per wire byte is at most the in-memory size of the `Vec`
+/// element over its shortest encoding, plus 8 for the fields inside it.
+pub trait FrameMessage: Decode<()> + Encode {
+    /// Upper bound of claimed bytes per body byte for any body that decodes.
+    const DECODED_BYTES_PER_BODY_BYTE_MAX: usize;
+}
+
+/// The shortest `PlaceOrder` on the wire: five one-byte fields (request id,
+/// empty sku, quantity, empty customer id, no idempotency key).
+const PLACE_ORDER_WIRE_BYTES_MIN: usize = 5;
+/// The shortest `Response` on the wire: an empty `Batch` (variant, count 0).
+const RESPONSE_WIRE_BYTES_MIN: usize = 2;
+/// What the fields inside one element may claim per wire byte (a `u64` of one
+/// byte claims 8).
+const FIELD_CLAIM_PER_WIRE_BYTE_MAX: usize = 8;
+
+impl FrameMessage for Request {
+    // `Vec<PlaceOrder>` in `PlaceOrders` is the only container of structs.
+    const DECODED_BYTES_PER_BODY_BYTE_MAX: usize = std::mem::size_of::<PlaceOrder>()
+        .div_ceil(PLACE_ORDER_WIRE_BYTES_MIN)
+        + FIELD_CLAIM_PER_WIRE_BYTE_MAX;
+}
+
+impl FrameMessage for Response {
+    // `Vec<Response>` in `Batch`, whose shortest element is an empty batch.
+    const DECODED_BYTES_PER_BODY_BYTE_MAX: usize = std::mem::size_of::<Response>()
+        .div_ceil(RESPONSE_WIRE_BYTES_MIN)
+        + FIELD_CLAIM_PER_WIRE_BYTE_MAX;
+}
+
+/// The smallest decode limit, so that a tiny frame's fixed claims (an enum's
+/// variant index claims 4 bytes, whatever the body) always fit.
+const DECODE_BYTES_MIN_LOG2: u32 = 10;
+/// The largest decode limit: `FRAME_BYTES_MAX_LIMIT` (2^24) times the largest
+/// `DECODED_BYTES_PER_BODY_BYTE_MAX` (72, a `Response`), rounded up to a power
+/// of two; a test checks that it is enough.
+const DECODE_BYTES_MAX_LOG2: u32 = 31;
+
+/// The limit a body of `body_bytes` is decoded with: what any message of that
+/// length may legitimately claim (`M::DECODED_BYTES_PER_BODY_BYTE_MAX` per
+/// byte), rounded up to a power of two (bincode takes its limit as a constant,
+/// so one is compiled per power). A body that claims more (a string or a list
+/// whose length prefix promises more than the body holds) is refused before
+/// anything of that size is allocated. The frame limit bounds `body_bytes`, so
+/// a server with `quic_frame_bytes_max` of 64 KiB never decodes with more than
+/// a few MiB, whatever the bytes say.
+pub fn decode_bytes_max<M: FrameMessage>(body_bytes: usize) -> usize {
+    1usize << decode_bytes_max_log2::<M>(body_bytes)
+}
+
+fn decode_bytes_max_log2<M: FrameMessage>(body_bytes: usize) -> u32 {
+    let claim = body_bytes.saturating_mul(M::DECODED_BYTES_PER_BODY_BYTE_MAX);
+    let log2 = claim
+        .checked_next_power_of_two()
+        .map_or(usize::BITS, usize::trailing_zeros);
+    log2.clamp(DECODE_BYTES_MIN_LOG2, DECODE_BYTES_MAX_LOG2)
+}
+
+/// Decodes `body` as one `M` under `decode_bytes_max::<M>(body.len())`.
+fn decode_body<M: FrameMessage>(body: &[u8]) -> Result<(M, usize), DecodeError> {
+    macro_rules! decode_with_limit_log2 {
+        ($log2:expr; $($bits:literal)*) => {
+            match $log2 {
+                $($bits => bincode::decode_from_slice(
+                    body,
+                    bincode::config::standard().with_limit::<{ 1usize << $bits }>(),
+                ),)*
+                _ => unreachable!("decode_bytes_max_log2 clamps to the compiled range"),
+            }
+        };
+    }
+    decode_with_limit_log2!(decode_bytes_max_log2::<M>(body.len());
+        10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
+}
 
 /// Why bytes could not be read as a frame. `code()` is the wire error code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -87,7 +172,7 @@ impl FrameReader {
 
     /// The next complete frame's message, `Ok(None)` if more bytes are needed.
     /// After an error the stream cannot be resynchronised: stop reading it.
-    pub fn next_frame<M: Decode<()>>(&mut self) -> Result<Option<M>, FrameError> {
+    pub fn next_frame<M: FrameMessage>(&mut self) -> Result<Option<M>, FrameError> {
         let pending = &self.buffer[self.start..];
         if pending.len() < 4 {
             return Ok(None);
@@ -115,14 +200,31 @@ impl FrameReader {
             return Ok(None);
         }
         let body = &pending[FRAME_HEADER_BYTES..length + 4];
-        let config = bincode::config::standard().with_limit::<FRAME_BYTES_MAX_LIMIT>();
-        let (message, read) = bincode::decode_from_slice(body, config)
-            .map_err(|error| FrameError::Malformed(error.to_string()))?;
+        let (message, read) = decode_body::<M>(body).map_err(|error| match error {
+            DecodeError::LimitExceeded => FrameError::Malformed(format!(
+                "a length inside the body promises more than its {} bytes can hold (decode limit {} bytes)",
+                body.len(),
+                decode_bytes_max::<M>(body.len())
+            )),
+            other => FrameError::Malformed(other.to_string()),
+        })?;
         if read != body.len() {
             return Err(FrameError::Malformed(format!(
                 "{} bytes after the message",
                 body.len() - read
             )));
+        }
+        // One message has one encoding: bincode reads a varint written longer
+        // than needed (e.g. 0xFB 0x07 0x00 for 7), so a body is taken only if
+        // it is exactly what encoding its message gives back. Bools, Option
+        // tags and enum variants outside their range fail the decode itself.
+        let mut canonical = Vec::with_capacity(body.len());
+        bincode::encode_into_std_write(&message, &mut canonical, bincode::config::standard())
+            .expect("writing to a Vec cannot fail");
+        if canonical != body {
+            return Err(FrameError::Malformed(
+                "an integer is not in its shortest encoding (docs/PROTOCOL.md, section 4: write the shortest form)".into(),
+            ));
         }
         self.start += length + 4;
         Ok(Some(message))
@@ -333,6 +435,99 @@ mod tests {
             bomb.next_frame::<Request>().unwrap_err().code(),
             code::MALFORMED_FRAME
         );
+    }
+
+    /// A length prefix inside the body (here a string's) that promises more
+    /// than the body holds is refused on the decode limit, which follows the
+    /// frame's own length, before anything of the promised size is
+    /// allocated; a fixed 16 MiB limit let every such frame allocate the
+    /// promised bytes first.
+    #[test]
+    fn a_promised_length_beyond_the_body_is_refused_on_the_decode_limit() {
+        // GetSku { request_id: 7, sku: <100,000 bytes promised, 1 sent> }.
+        let mut frame = vec![0, 0, 0, 8, PROTOCOL_VERSION, 4, 7, 0xFC];
+        frame.extend_from_slice(&100_000u32.to_le_bytes());
+        frame.push(b'A');
+        let length = u32::try_from(frame.len() - 4).unwrap();
+        frame[..4].copy_from_slice(&length.to_be_bytes());
+        let mut reader = FrameReader::new(1024);
+        reader.extend(&frame);
+        match reader.next_frame::<Request>() {
+            Err(FrameError::Malformed(detail)) => {
+                assert!(detail.contains("promises more"), "{detail}")
+            }
+            other => panic!("expected a refusal on the decode limit, got {other:?}"),
+        }
+        assert!(decode_bytes_max::<Request>(1024) < 64 * 1024);
+    }
+
+    /// The densest bodies that decode (every element as short as it can be
+    /// on the wire) stay within their limit, so the limit never refuses a
+    /// frame that is well formed, and the largest frame's limit is compiled.
+    #[test]
+    fn the_densest_bodies_decode_within_their_limit() {
+        let empty = PlaceOrder {
+            request_id: 0,
+            sku: String::new(),
+            quantity: 0,
+            customer_id: String::new(),
+            idempotency_key: None,
+        };
+        let batch = Request::PlaceOrders {
+            orders: vec![empty; 13_000],
+        };
+        let mut bytes = Vec::new();
+        encode_frame(&batch, &mut bytes);
+        assert!(bytes.len() > 64_000);
+        let mut reader = FrameReader::new(bytes.len());
+        reader.extend(&bytes);
+        assert_eq!(reader.next_frame::<Request>().unwrap(), Some(batch));
+
+        let nested = Response::Batch {
+            results: vec![Response::Batch { results: vec![] }; 30_000],
+        };
+        let mut bytes = Vec::new();
+        encode_frame(&nested, &mut bytes);
+        let mut reader = FrameReader::new(bytes.len());
+        reader.extend(&bytes);
+        assert_eq!(reader.next_frame::<Response>().unwrap(), Some(nested));
+
+        let largest = FRAME_BYTES_MAX_LIMIT * Response::DECODED_BYTES_PER_BODY_BYTE_MAX;
+        assert!(decode_bytes_max::<Response>(FRAME_BYTES_MAX_LIMIT) >= largest);
+    }
+
+    /// A varint written longer than needed, an Option tag or a bool other
+    /// than 0 or 1 are malformed: one message has exactly one encoding, so
+    /// two readers of the same bytes cannot disagree on what they say.
+    #[test]
+    fn only_the_shortest_encoding_is_read() {
+        let refused = |body: &[u8]| {
+            let mut frame = (body.len() as u32 + 1).to_be_bytes().to_vec();
+            frame.push(PROTOCOL_VERSION);
+            frame.extend_from_slice(body);
+            let mut reader = FrameReader::new(1024);
+            reader.extend(&frame);
+            reader.next_frame::<Request>().unwrap_err()
+        };
+        // GetSku { request_id: 7 as 0xFB 07 00, sku: "A" }.
+        match refused(&[4, 0xFB, 7, 0, 1, b'A']) {
+            FrameError::Malformed(detail) => assert!(detail.contains("shortest"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        // The variant index written long.
+        assert_eq!(
+            refused(&[0xFB, 4, 0, 7, 1, b'A']).code(),
+            code::MALFORMED_FRAME
+        );
+        // PlaceOrder with an idempotency key tag of 2.
+        assert_eq!(
+            refused(&[0, 1, 1, b'A', 1, 1, b'c', 2]).code(),
+            code::MALFORMED_FRAME
+        );
+        // The shortest form of the same GetSku is read.
+        let mut reader = FrameReader::new(1024);
+        reader.extend(&[0, 0, 0, 5, PROTOCOL_VERSION, 4, 7, 1, b'A']);
+        assert!(reader.next_frame::<Request>().unwrap().is_some());
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub mod code;
 pub mod frame;
 pub mod message;
 
-pub use frame::{encode_frame, FrameError, FrameReader, FRAME_BYTES_MAX_LIMIT, FRAME_HEADER_BYTES};
+pub use frame::{
+    decode_bytes_max, encode_frame, FrameError, FrameMessage, FrameReader, FRAME_BYTES_MAX_LIMIT,
+    FRAME_HEADER_BYTES,
+};
 pub use message::{Order, OrderStatus, PlaceOrder, Request, Response, Sku, SkuSettings};
 
 /// The ALPN protocol id a client must offer.

@@ -1,15 +1,16 @@
-//! One QUIC connection: completes the handshake, accepts bidirectional streams
+//! One established QUIC connection: accepts bidirectional streams
 //! (QUIC itself holds the client to `streams_per_connection_max` open at once)
-//! and gives each a task; all its streams share one in-flight limit.
+//! and gives each a task; all its streams share one in-flight limit and one
+//! budget of bytes for queued answers.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use quinn::{Incoming, VarInt};
+use quinn::{Connection, VarInt};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::stream::serve_stream;
+use super::stream::{serve_stream, AnswerBudget};
 use super::{Shared, CLOSE_SHUTTING_DOWN};
 use crate::auth::{Caller, Refused};
 
@@ -21,32 +22,15 @@ const SHUTTING_DOWN_REASON: &[u8] =
 /// At shutdown it takes no new streams, lets every stream answer what it took
 /// (the streams see the shutdown themselves), then closes the connection.
 pub(super) async fn serve_connection(
-    incoming: Incoming,
+    connection: Connection,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let remote = incoming.remote_address();
-    let connecting = match incoming.accept() {
-        Ok(connecting) => connecting,
-        Err(error) => {
-            tracing::debug!(%remote, %error, "QUIC connection not accepted");
-            return;
-        }
-    };
-    let connection = tokio::select! {
-        biased;
-        _ = shutdown.wait_for(|stopping| *stopping) => return,
-        connected = connecting => match connected {
-            Ok(connection) => connection,
-            Err(error) => {
-                tracing::debug!(%remote, %error, "QUIC handshake failed");
-                return;
-            }
-        },
-    };
+    let remote = connection.remote_address();
     tracing::debug!(%remote, "QUIC connection open");
     let caller = Arc::new(ConnectionCaller::new(&shared, remote.ip()));
     let in_flight = Arc::new(Semaphore::new(shared.limits.in_flight_per_connection_max));
+    let budget = AnswerBudget::new(shared.limits.answer_bytes_per_connection_max);
     let mut streams = JoinSet::new();
     // Handed to each stream; `shutdown` itself is borrowed by the select.
     let stream_shutdown = shutdown.clone();
@@ -61,6 +45,7 @@ pub(super) async fn serve_connection(
                         Arc::clone(&shared),
                         Arc::clone(&caller),
                         Arc::clone(&in_flight),
+                        budget.clone(),
                         send,
                         recv,
                         stream_shutdown.clone(),

@@ -4,10 +4,11 @@
 //! HTTP API; like it, it answers only once what the answer reflects is durable.
 //!
 //! # Layout
-//! - `server`: `QuicServer`: the thread, the endpoint, the accept loop, the
-//!   connection limit and the graceful shutdown.
-//! - `connection`: one connection: accepts its streams and shares its in-flight
-//!   limit between them.
+//! - `server`: `QuicServer`: the thread, the endpoint, the accept loop (the
+//!   handshake limits, Retry for unvalidated addresses, the limit of
+//!   established connections) and the graceful shutdown.
+//! - `connection`: one established connection: accepts its streams and shares
+//!   its in-flight limit and its answer budget between them.
 //! - `stream`: one stream: reads request frames, runs each request as it comes,
 //!   writes each answer as it completes (out of order, under its request id).
 //! - `convert`: wire ↔ domain, and `RequestError`, the codes a request is

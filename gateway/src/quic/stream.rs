@@ -8,9 +8,17 @@
 //!
 //! Bounds: at most `in_flight_per_connection_max` requests of one connection
 //! run at once (beyond it a request is answered `too_many_in_flight` at once),
-//! and at most `RESPONSES_QUEUED_MAX` answers wait for the writer; when they do,
-//! the reader waits too, so a client that does not read its answers is held
-//! back by QUIC flow control instead of growing the server's memory.
+//! and the encoded answers waiting for the writers of one connection's streams
+//! take at most `answer_bytes_per_connection_max` bytes (`AnswerBudget`). Every
+//! answer, refusals and frame errors included, takes room in that budget
+//! before it is queued, and gives it back once written. A request holds its
+//! in-flight slot until its answer has room, and the reader waits for room
+//! for a `too_many_in_flight` refusal, so when a client does not read its
+//! answers the server stops reading its requests and QUIC flow control holds
+//! the client back, instead of the server's memory growing. What one
+//! connection can pin is thus at most: the budget, the same again in QUIC's
+//! send buffer (its send window), and the answers of requests in flight that
+//! wait for room.
 //!
 //! A frame that cannot be read is answered with a `Response::FrameError`; the
 //! server then stops reading the stream (STOP_SENDING `STREAM_STOP_FRAME_ERROR`),
@@ -26,7 +34,7 @@ use flashgate_protocol::{
     code, encode_frame, FrameError, FrameReader, PlaceOrder, Request, Response,
 };
 use quinn::{ReadError, ReadExactError, RecvStream, SendStream, VarInt};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::connection::ConnectionCaller;
 use super::convert::{self, RequestError};
@@ -35,8 +43,6 @@ use super::{
 };
 use crate::auth::{authorize, Action, Caller, Scope};
 
-/// Encoded answers that may wait for the writer, per stream.
-const RESPONSES_QUEUED_MAX: usize = 64;
 /// Answers that are ready together are written in one go, up to this size.
 const WRITE_COALESCE_BYTES_MAX: usize = 64 * 1024;
 /// After a frame larger than this, the read buffers are freed rather than kept
@@ -54,13 +60,89 @@ pub(super) async fn serve_stream(
     shared: Arc<Shared>,
     caller: Arc<ConnectionCaller>,
     in_flight: Arc<Semaphore>,
+    budget: AnswerBudget,
     send: SendStream,
     recv: RecvStream,
     shutdown: watch::Receiver<bool>,
 ) {
-    let (responses, queue) = mpsc::channel(RESPONSES_QUEUED_MAX);
+    // Unbounded in count: the byte budget bounds it.
+    let (sender, queue) = mpsc::unbounded_channel();
+    let responses = Answers { sender, budget };
     let reader = read_requests(shared, caller, in_flight, recv, responses, shutdown);
     tokio::join!(reader, write_responses(send, queue));
+}
+
+/// The bytes of encoded answers one connection may have queued, shared by its
+/// streams.
+#[derive(Clone)]
+pub(super) struct AnswerBudget {
+    room: Arc<Semaphore>,
+    bytes_max: usize,
+}
+
+impl AnswerBudget {
+    pub(super) fn new(bytes_max: usize) -> AnswerBudget {
+        AnswerBudget {
+            room: Arc::new(Semaphore::new(bytes_max)),
+            bytes_max,
+        }
+    }
+}
+
+/// An encoded answer and the room it takes in its connection's budget,
+/// given back when it is dropped (once written, or undeliverable).
+struct Queued {
+    bytes: Vec<u8>,
+    room: OwnedSemaphorePermit,
+}
+
+/// Where a stream's answers go: each waits for room in the connection's
+/// budget, then joins the writer's queue.
+#[derive(Clone)]
+struct Answers {
+    sender: mpsc::UnboundedSender<Queued>,
+    budget: AnswerBudget,
+}
+
+impl Answers {
+    /// Queues one answer once the budget has room for it (an answer larger
+    /// than the whole budget waits for all of it). Returns at once, dropping
+    /// the answer, when the writer is gone.
+    async fn send(&self, response: &Response) {
+        if let Some(queued) = self.room_for(response).await {
+            self.push(queued);
+        }
+    }
+
+    /// Encodes an answer and waits until the budget has room for it; `None`
+    /// when the writer is gone.
+    async fn room_for(&self, response: &Response) -> Option<Queued> {
+        let bytes = encode(response);
+        // The budget is at most 1 GiB (configuration), so this fits.
+        let need = u32::try_from(bytes.len().min(self.budget.bytes_max)).unwrap_or(u32::MAX);
+        let room = match Arc::clone(&self.budget.room).try_acquire_many_owned(need) {
+            Ok(room) => room,
+            Err(_) => {
+                metrics::counter!("flashgate_quic_answer_budget_waits_total").increment(1);
+                let acquire = Arc::clone(&self.budget.room).acquire_many_owned(need);
+                tokio::select! {
+                    // The semaphore is never closed.
+                    room = acquire => room.ok()?,
+                    _ = self.sender.closed() => return None,
+                }
+            }
+        };
+        Some(Queued { bytes, room })
+    }
+
+    /// Hands an answer that has its room to the writer.
+    fn push(&self, queued: Queued) {
+        let _ = self.sender.send(queued);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
 }
 
 /// Why the server stops reading a stream after answering with a `FrameError`.
@@ -102,7 +184,7 @@ async fn read_requests(
     caller: Arc<ConnectionCaller>,
     in_flight: Arc<Semaphore>,
     mut recv: RecvStream,
-    responses: mpsc::Sender<Vec<u8>>,
+    responses: Answers,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut frames = Frames::new(shared.limits.frame_bytes_max);
@@ -144,7 +226,7 @@ async fn read_requests(
             code: code.to_owned(),
             detail: refusal.to_string(),
         };
-        let _ = responses.send(encode(&answer)).await;
+        responses.send(&answer).await;
         return;
     }
 }
@@ -156,7 +238,7 @@ async fn dispatch(
     caller: &ConnectionCaller,
     in_flight: &Arc<Semaphore>,
     request: Request,
-    responses: &mpsc::Sender<Vec<u8>>,
+    responses: &Answers,
 ) -> Result<(), FrameRefusal> {
     // In the reader, before the next frame is read: requests after it on this
     // stream act as its caller.
@@ -179,7 +261,7 @@ async fn dispatch(
             }
             Err(refused) => single(*request_id, Err(refused.into())),
         };
-        let _ = responses.send(encode(&answer)).await;
+        responses.send(&answer).await;
         return Ok(());
     }
     let limits = &shared.limits;
@@ -204,15 +286,23 @@ async fn dispatch(
             let caller = caller.get();
             // Its own task: the request runs to its end even if the client goes
             // away, so nothing is left half done.
+            // The slot is held until the answer has room in the budget, and
+            // freed before the answer can reach the client: a client that
+            // sends its next request once an answer arrived finds the slot.
             tokio::spawn(async move {
                 let answer = answer(&shared, &caller, request).await;
-                let _ = responses.send(encode(&answer)).await;
+                let queued = responses.room_for(&answer).await;
                 drop(permit);
+                if let Some(queued) = queued {
+                    responses.push(queued);
+                }
             });
         }
         Err(_) => {
+            // Takes room in the budget like any answer: while there is none,
+            // this stream reads no further request.
             let answer = too_many_in_flight(request, limits.in_flight_per_connection_max);
-            let _ = responses.send(encode(&answer)).await;
+            responses.send(&answer).await;
         }
     }
     Ok(())
@@ -222,15 +312,23 @@ async fn dispatch(
 /// every request it started is answered), then finishes the stream and waits
 /// until the client has acknowledged everything, so that a connection closed
 /// right after (at shutdown) does not cut answers off.
-async fn write_responses(mut send: SendStream, mut queue: mpsc::Receiver<Vec<u8>>) {
-    while let Some(mut bytes) = queue.recv().await {
+async fn write_responses(mut send: SendStream, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    while let Some(first) = queue.recv().await {
+        let mut bytes = first.bytes;
+        // Their room in the budget is given back once they are written.
+        let mut written = vec![first.room];
         while bytes.len() < WRITE_COALESCE_BYTES_MAX {
             match queue.try_recv() {
-                Ok(more) => bytes.extend_from_slice(&more),
+                Ok(more) => {
+                    bytes.extend_from_slice(&more.bytes);
+                    written.push(more.room);
+                }
                 Err(_) => break,
             }
         }
-        if let Err(error) = send.write_all(&bytes).await {
+        let result = send.write_all(&bytes).await;
+        drop(written);
+        if let Err(error) = result {
             // Dropping the queue tells the reader and the running requests that
             // their answers cannot be delivered; the requests still finish.
             tracing::debug!(%error, "QUIC answers cannot be written");
