@@ -286,6 +286,101 @@ async fn the_same_rules_over_quic() {
     assert!(message.contains("unauthorized"), "{message}");
 }
 
+/// Every caller kind against every order and SKU request over QUIC: the same
+/// table as over HTTP, each connection acting as the credential it
+/// authenticated with ("ok", or the refusal's code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_caller_against_every_request_over_quic() {
+    let server = Server::start();
+    let admin = server.client();
+    setup(admin);
+    let quic = server.quic().expect("QUIC runs").clone();
+    let fingerprint: flashgate_client::Fingerprint = quic.sha256.parse().expect("a fingerprint");
+    let alice_token = buyer_token("alice");
+    let bob_token = buyer_token("bob");
+    let callers: [(&str, Option<&str>, [&str; 6]); 7] = [
+        (
+            "anonymous",
+            None,
+            [
+                "unauthorized",
+                "unauthorized",
+                "unauthorized",
+                "unauthorized",
+                "ok",
+                "unknown_sku",
+            ],
+        ),
+        (
+            "alice",
+            Some(&alice_token),
+            ["ok", "ok", "ok", "forbidden", "ok", "unknown_sku"],
+        ),
+        (
+            "bob",
+            Some(&bob_token),
+            [
+                "customer_mismatch",
+                "unknown_order",
+                "unknown_order",
+                "forbidden",
+                "ok",
+                "unknown_sku",
+            ],
+        ),
+        (
+            "service",
+            Some(SERVICE_TOKEN),
+            ["ok", "ok", "ok", "forbidden", "ok", "ok"],
+        ),
+        (
+            "payments",
+            Some(PAYMENTS_TOKEN),
+            ["forbidden", "ok", "ok", "ok", "ok", "unknown_sku"],
+        ),
+        (
+            "operator",
+            Some(OPERATOR_TOKEN),
+            ["forbidden", "ok", "forbidden", "forbidden", "ok", "ok"],
+        ),
+        (
+            "admin",
+            Some(ADMIN_TOKEN),
+            ["ok", "ok", "ok", "ok", "ok", "ok"],
+        ),
+    ];
+    let outcome = |result: Result<(), ClientError>| match result {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => error.code().unwrap_or("no code").to_owned(),
+    };
+    for (name, credential, expected) in callers {
+        let config = QuicConfig {
+            credential: credential.map(str::to_owned),
+            connect_attempts_max: 1,
+            ..QuicConfig::new(vec![quic.addr], Trust::Fingerprint(fingerprint.clone()))
+        };
+        let client = QuicClient::connect(config).await.expect("connect");
+        let target = order_id(&admin.reserve(OPEN_SKU, 1, "alice"));
+        let confirm_target = order_id(&admin.reserve(OPEN_SKU, 1, "alice"));
+        let order = PlaceOrder {
+            sku: OPEN_SKU.into(),
+            quantity: 1,
+            customer_id: "alice".into(),
+            idempotency_key: None,
+        };
+        let got = [
+            outcome(client.place(order).await.map(drop)),
+            outcome(client.order(&target).await.map(drop)),
+            outcome(client.cancel(&target).await.map(drop)),
+            outcome(client.confirm(&confirm_target).await.map(drop)),
+            outcome(client.sku(OPEN_SKU).await.map(drop)),
+            outcome(client.sku(LATER_SKU).await.map(drop)),
+        ];
+        assert_eq!(got, expected, "{name}");
+        client.close().await;
+    }
+}
+
 /// Guessing is slowed, counted and logged once per address and window: past
 /// `auth_failures_per_address_max` failures every call with a credential
 /// from that address gets 429 with `Retry-After` (even with a right one,
