@@ -15,6 +15,7 @@ use crate::meta::{
     cluster_id, read_fence, write_fence, META_CLUSTER_ID, META_FENCED_EPOCH, META_FENCED_PRIMARY,
 };
 use crate::node::{claim_ordered, Node};
+use crate::retire::claim_key;
 use crate::peer::PeerAddress;
 use crate::recovery::{recover, RecoveryError};
 use crate::shard_actor::{Apply, Replace, RequestKind, SetEpoch};
@@ -192,8 +193,8 @@ impl Node {
             .map_err(|_| ReplicaError::ShuttingDown)??;
         self.idempotency.clear();
         for core in &recovered.cores {
-            for order in core.orders() {
-                claim_ordered(&self.idempotency, order);
+            for ((customer, key), entry) in core.idempotency_keys() {
+                claim_key(&self.idempotency, customer, key, entry);
             }
         }
         self.progress.reset_to(recovered.last_lsn);
@@ -219,6 +220,7 @@ impl Node {
                 epoch: self.cluster.epoch(),
                 orders_max: self.config.orders_per_shard_max,
                 expiry_batch_max: self.config.expiry_batch_max,
+                retention: self.config.retention.clone(),
             })
             .collect()
     }

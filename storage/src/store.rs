@@ -91,6 +91,8 @@ struct Inner {
     pub(crate) log: sled::Tree,
     pub(crate) checkpoints: sled::Tree,
     meta: sled::Tree,
+    /// Values kept beside the log under the caller's keys (see `archive.rs`).
+    archive: sled::Tree,
     /// sled's data file, opened only to fsync it: sled 0.34's `flush` issues
     /// sync_file_range, which reaches neither the device cache nor file metadata.
     data_file: File,
@@ -138,6 +140,7 @@ impl Storage {
         let log = open_tree("log")?;
         let checkpoints = open_tree("checkpoints")?;
         let meta = open_tree("meta")?;
+        let archive = open_tree("archive")?;
         let data_file = File::open(path.join("db")).map_err(|source| StorageError::DataDir {
             path: path.join("db"),
             source,
@@ -150,6 +153,7 @@ impl Storage {
                 log,
                 checkpoints,
                 meta,
+                archive,
                 data_file,
                 checkpoint_lock: std::sync::Mutex::new(()),
                 disk_waits: Mutex::new(DiskWaits::default()),
@@ -295,6 +299,10 @@ impl Storage {
     #[cfg(test)]
     pub(crate) fn log_tree(&self) -> &sled::Tree {
         &self.inner.log
+    }
+
+    pub(crate) fn archive_tree(&self) -> &sled::Tree {
+        &self.inner.archive
     }
 
     pub(crate) fn checkpoint_lock(&self) -> std::sync::MutexGuard<'_, ()> {
