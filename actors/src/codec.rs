@@ -142,6 +142,7 @@ fn decode_all<T: Decode<()>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::retention::{KEYS_PER_FORGET_EVENT, ORDERS_PER_RETIRE_EVENT};
     use crate::domain::types::ID_LENGTH_MAX;
     use crate::domain::{
         CustomerId, IdempotencyKey, Order, OrderId, OrderStatus, SkuId, SkuSettings, Timestamp,
@@ -194,6 +195,18 @@ mod tests {
             Event::OrderConfirmed { id: order_id, at },
             Event::OrderCancelled { id: order_id, at },
             Event::OrderExpired { id: order_id, at },
+            Event::OrdersRetired {
+                ids: vec![order_id; ORDERS_PER_RETIRE_EVENT],
+            },
+            Event::KeysForgotten {
+                keys: vec![
+                    (
+                        CustomerId::parse(&"é".repeat(ID_LENGTH_MAX / 2)).unwrap(),
+                        IdempotencyKey::parse(&id).unwrap()
+                    );
+                    KEYS_PER_FORGET_EVENT
+                ],
+            },
         ];
         events
             .into_iter()

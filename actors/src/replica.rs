@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use flashgate_storage::{decode_entry, encode_record, EpochStart, Lsn, Record, StorageError};
+use flashgate_storage::{
+    decode_entry, encode_record, EpochStart, Lsn, Record, StorageError, ARCHIVE_PAGE_VALUES_MAX,
+};
 
 use crate::cluster::{Replication, Role};
 use crate::codec::{decode_log_entry, LogEntry};
@@ -15,7 +17,7 @@ use crate::meta::{
     cluster_id, read_fence, write_fence, META_CLUSTER_ID, META_FENCED_EPOCH, META_FENCED_PRIMARY,
 };
 use crate::node::{claim_ordered, Node};
-use crate::retire::claim_key;
+use crate::retire::{archive_orders, claim_key, split_archived};
 use crate::peer::PeerAddress;
 use crate::recovery::{recover, RecoveryError};
 use crate::shard_actor::{Apply, Replace, RequestKind, SetEpoch};
@@ -260,7 +262,16 @@ impl Node {
     ) -> Result<(), ReplicaError> {
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            // Orders that left the primary's memory before its checkpoint come
+            // along; they are archived here before the checkpoint is switched
+            // in (whose barrier makes them durable).
+            let (chunks, archived) = split_archived(chunks).map_err(|reason| {
+                StorageError::Io(format!("the primary's checkpoint: {reason}"))
+            })?;
             storage.clear_log_and_checkpoint()?;
+            for orders in archived.chunks(ARCHIVE_PAGE_VALUES_MAX) {
+                archive_orders(&storage, orders)?;
+            }
             storage.write_checkpoint(covers_lsn, &chunks)
         })
         .await

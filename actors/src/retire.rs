@@ -12,10 +12,11 @@
 //! memory is read first). Replay and a standby archive what they retire too.
 
 use dashmap::DashMap;
-use flashgate_storage::{Storage, StorageError};
+use flashgate_storage::{Checkpoint, Storage, StorageError};
 
 use crate::codec::{
-    archive_key, decode_archived_order, encode_archived_order, encode_chunk, CheckpointChunk,
+    archive_key, decode_archived_order, decode_chunk, encode_archived_order, encode_chunk,
+    CheckpointChunk,
     ORDERS_PER_CHUNK,
 };
 use crate::domain::{CustomerId, IdempotencyKey, KeyEntry, Order, OrderId};
@@ -76,6 +77,31 @@ pub(crate) fn release_forgotten(
     for key in forgotten {
         claims.remove_if_mut(&key, |_, claim| claim.forget());
     }
+}
+
+/// The checkpoint a standby catches up from: the stored one, then the archive
+/// (`CheckpointChunk::Archived` chunks), so the standby can answer every
+/// order the primary can. `None` without a checkpoint.
+pub fn checkpoint_for_standby(storage: &Storage) -> Result<Option<Checkpoint>, StorageError> {
+    let Some(mut checkpoint) = storage.read_checkpoint()? else {
+        return Ok(None);
+    };
+    checkpoint.chunks.extend(archive_chunks(storage)?);
+    Ok(Some(checkpoint))
+}
+
+/// Splits a checkpoint received from a primary into the chunks to store and
+/// the archived orders it carried.
+pub fn split_archived(chunks: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Vec<Order>), String> {
+    let mut stored = Vec::with_capacity(chunks.len());
+    let mut archived = Vec::new();
+    for bytes in chunks {
+        match decode_chunk(&bytes).map_err(|error| error.to_string())? {
+            CheckpointChunk::Archived { orders } => archived.extend(orders),
+            _ => stored.push(bytes),
+        }
+    }
+    Ok((stored, archived))
 }
 
 /// The archive as checkpoint chunks (`CheckpointChunk::Archived`), for a
