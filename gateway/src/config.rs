@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use flashgate_actors::domain::Retention;
 use flashgate_actors::{ClusterConfig, NodeConfig, Replication, Role, StandbyLoss};
-use flashgate_storage::WriterConfig;
+use flashgate_storage::{StorageConfig, WriterConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +98,10 @@ pub struct Config {
     /// Most orders, and most keys, one shard lets go of per pass (passes run
     /// every `expiry_interval_ms`).
     pub retire_batch_max: usize,
+    /// Most bytes of the storage engine's page cache (sled's, whose default
+    /// is 1 GiB): what was written (log, archived orders) stays cached up to
+    /// it, so it bounds the memory the history takes.
+    pub storage_cache_bytes_max: u64,
     pub expiry_interval_ms: u64,
     pub expiry_batch_max: usize,
     /// Seconds between checkpoints; 0 turns periodic checkpoints off (one is
@@ -186,6 +190,7 @@ impl Default for Config {
             confirmed_order_retention_secs: node.retention.confirmed_order_secs,
             idempotency_key_retention_secs: node.retention.idempotency_key_secs,
             retire_batch_max: node.retention.retire_batch_max,
+            storage_cache_bytes_max: flashgate_storage::CACHE_BYTES_MAX_DEFAULT,
             expiry_interval_ms: node.expiry_interval.as_millis() as u64,
             expiry_batch_max: node.expiry_batch_max,
             checkpoint_interval_secs: 300,
@@ -285,6 +290,7 @@ const ENV_KEYS: &[&str] = &[
     "confirmed_order_retention_secs",
     "idempotency_key_retention_secs",
     "retire_batch_max",
+    "storage_cache_bytes_max",
     "expiry_interval_ms",
     "expiry_batch_max",
     "checkpoint_interval_secs",
@@ -342,6 +348,7 @@ impl Config {
             ("mailbox_requests_max", self.mailbox_requests_max as u64),
             ("orders_per_shard_max", self.orders_per_shard_max as u64),
             ("retire_batch_max", self.retire_batch_max as u64),
+            ("storage_cache_bytes_max", self.storage_cache_bytes_max),
             ("expiry_interval_ms", self.expiry_interval_ms),
             ("expiry_batch_max", self.expiry_batch_max as u64),
             ("log_queue_records_max", self.log_queue_records_max as u64),
@@ -523,6 +530,14 @@ impl Config {
 
     pub fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// The storage layer's limits.
+    pub fn storage_config(&self) -> StorageConfig {
+        StorageConfig {
+            cache_bytes_max: self.storage_cache_bytes_max,
+            ..StorageConfig::default()
+        }
     }
 
     pub fn node_config(&self) -> NodeConfig {

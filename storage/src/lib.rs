@@ -38,5 +38,7 @@ pub use inline::{
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
 };
-pub use store::{DiskWait, EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
+pub use store::{
+    DiskWait, EntryBytes, Storage, StorageConfig, CACHE_BYTES_MAX_DEFAULT, FORMAT_VERSION,
+};
 pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};

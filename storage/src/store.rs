@@ -37,13 +37,21 @@ pub struct StorageConfig {
     pub record_bytes_max: usize,
     /// Largest checkpoint chunk accepted when reading a checkpoint back.
     pub chunk_bytes_max: usize,
+    /// Most bytes of sled's page cache. Everything written stays cached up to
+    /// it (the log, the archive of finished orders), so it bounds how much
+    /// memory the data dir's history takes; sled's own default is 1 GiB.
+    pub cache_bytes_max: u64,
 }
+
+/// Default size of sled's page cache.
+pub const CACHE_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 
 impl Default for StorageConfig {
     fn default() -> StorageConfig {
         StorageConfig {
             record_bytes_max: RECORD_BODY_BYTES_MAX,
             chunk_bytes_max: 64 << 20,
+            cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -130,7 +138,7 @@ impl Storage {
         std::fs::remove_file(&probe).map_err(data_dir_error)?;
 
         let path = data_dir.join("sled");
-        let db = open_sled(&path)?;
+        let db = open_sled(&path, config.cache_bytes_max)?;
         let open_tree = |name: &str| {
             db.open_tree(name).map_err(|error| StorageError::Open {
                 path: path.clone(),
@@ -588,8 +596,13 @@ const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Opens sled with its default segment size, after checking that this size
 /// keeps every value flashgate's limits allow in sled's data file (sled refuses
 /// to open a database created with another segment size).
-fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
-    let config = || sled::Config::new().path(path).flush_every_ms(None);
+fn open_sled(path: &Path, cache_bytes_max: u64) -> Result<sled::Db, StorageError> {
+    let config = || {
+        sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .cache_capacity(cache_bytes_max)
+    };
     check_values_stay_inline(config().segment_size)?;
     let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
     loop {
