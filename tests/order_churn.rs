@@ -196,3 +196,80 @@ fn order_churn_is_served_in_bounded_memory_and_history_stays_readable() {
     let (status, refused) = api.place_order("limited", 1, "bob");
     assert_eq!(refused["code"], "limit_exceeded", "{status} {refused}");
 }
+
+fn checkpoints_written(server: &Server) -> usize {
+    server.stderr().matches("checkpoint written").count()
+}
+
+/// A promoted standby answers the orders that left its primary's memory as
+/// the primary did: a standby that joins late catches up from a checkpoint
+/// that no longer holds them (the archive comes with it), and then applies
+/// the primary's later retirements from the log. Settled units and keys
+/// come along too.
+#[test]
+fn a_promoted_standby_answers_the_orders_that_left_memory() {
+    let primary_dir = tempfile::tempdir().expect("create a data dir");
+    let standby_dir = tempfile::tempdir().expect("create a data dir");
+    let mut primary = Launch::new()
+        .data_dir(primary_dir.path())
+        .replicated("127.0.0.1:0")
+        .arg("--replication")
+        .arg("async")
+        .arg("--shards")
+        .arg("1")
+        .env("FLASHGATE_FINISHED_ORDER_RETENTION_SECS", "0")
+        .env("FLASHGATE_CONFIRMED_ORDER_RETENTION_SECS", "0")
+        .env("FLASHGATE_EXPIRY_INTERVAL_MS", "50")
+        .env("FLASHGATE_CHECKPOINT_INTERVAL_SECS", "1")
+        .start();
+    let api = primary.client().clone();
+    api.put_sku("churn-0", json!({ "stock": 1 }));
+    api.put_sku("limited", json!({ "stock": 5, "per_customer_limit": 1 }));
+    let early = churn(&api, "churn-0", "early", 100);
+    let keyed = json!({ "sku": "churn-0", "quantity": 1, "customer_id": "kim" });
+    let (status, placed) = place_with_key(&api, &keyed, "kim-checkout-1");
+    assert_eq!(status, 201, "{placed}");
+    let (_, keyed_cancelled) = api.cancel(&order_id(&placed));
+    let settled = api.reserve("limited", 1, "alice");
+    let (status, confirmed) = api.confirm(&order_id(&settled));
+    assert_eq!(status, 200, "{confirmed}");
+    wait_retired(&api, 102);
+    // A checkpoint after the retirements: it no longer holds those orders.
+    let written = checkpoints_written(&primary);
+    poll_until("two more checkpoints", RETIRE_WAIT, || {
+        (checkpoints_written(&primary) >= written + 2).then_some(())
+    });
+
+    let standby = Launch::new()
+        .data_dir(standby_dir.path())
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .arg("--shards")
+        .arg("1")
+        .start();
+    primary.wait_for_cluster("the standby to connect", |status| {
+        status["peer"]["connected"] == true
+    });
+    assert!(
+        primary
+            .stderr()
+            .contains("sending a checkpoint to the standby"),
+        "the standby caught up from a checkpoint"
+    );
+    // Orders that leave memory from now on reach the standby through the log.
+    let late = churn(&api, "churn-0", "late", 100);
+    wait_retired(&api, 202);
+    common::pair::wait_caught_up(&primary, &standby);
+    primary.kill();
+    standby.promote();
+
+    let promoted = standby.client();
+    assert_eq!(promoted.order(&order_id(&early)), early);
+    assert_eq!(promoted.order(&order_id(&late)), late);
+    assert_eq!(promoted.order(&order_id(&settled)), confirmed);
+    let (status, retried) = place_with_key(promoted, &keyed, "kim-checkout-1");
+    assert_eq!((status, &retried), (200, &keyed_cancelled), "retry of kim's key");
+    let (status, refused) = promoted.place_order("limited", 1, "alice");
+    assert_eq!(refused["code"], "limit_exceeded", "{status} {refused}");
+    promoted.reserve("limited", 1, "bob");
+}
