@@ -35,7 +35,10 @@ fn launch(data_dir: &std::path::Path) -> Server {
         .data_dir(data_dir)
         .arg("--shards")
         .arg("1")
-        .env("FLASHGATE_ORDERS_PER_SHARD_MAX", &LIVE_ORDERS_MAX.to_string())
+        .env(
+            "FLASHGATE_ORDERS_PER_SHARD_MAX",
+            &LIVE_ORDERS_MAX.to_string(),
+        )
         .env("FLASHGATE_FINISHED_ORDER_RETENTION_SECS", "0")
         .env("FLASHGATE_CONFIRMED_ORDER_RETENTION_SECS", "0")
         .env("FLASHGATE_IDEMPOTENCY_KEY_RETENTION_SECS", "3600")
@@ -96,7 +99,12 @@ fn churn_in_parallel(api: &Client, cycles: usize) -> Vec<Value> {
         .map(|thread| {
             let api = api.clone();
             std::thread::spawn(move || {
-                churn(&api, &format!("churn-{thread}"), &format!("buyer-{thread}"), cycles)
+                churn(
+                    &api,
+                    &format!("churn-{thread}"),
+                    &format!("buyer-{thread}"),
+                    cycles,
+                )
             })
         })
         .collect();
@@ -268,7 +276,11 @@ fn a_promoted_standby_answers_the_orders_that_left_memory() {
     assert_eq!(promoted.order(&order_id(&late)), late);
     assert_eq!(promoted.order(&order_id(&settled)), confirmed);
     let (status, retried) = place_with_key(promoted, &keyed, "kim-checkout-1");
-    assert_eq!((status, &retried), (200, &keyed_cancelled), "retry of kim's key");
+    assert_eq!(
+        (status, &retried),
+        (200, &keyed_cancelled),
+        "retry of kim's key"
+    );
     let (status, refused) = promoted.place_order("limited", 1, "alice");
     assert_eq!(refused["code"], "limit_exceeded", "{status} {refused}");
     promoted.reserve("limited", 1, "bob");

@@ -18,10 +18,10 @@ use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
     PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId,
 };
-use crate::retire::claim_key;
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
 use crate::recovery::{recover, RecoveryError};
+use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
 use crate::ticket::{fail_tickets, Outcome, Response, ShardShared, Ticket};
 use crate::watchdog::DiskWatchdog;

@@ -65,7 +65,10 @@ fn restore_shard(
     }
 }
 
-fn header_of(slot: &mut Option<ShardParts>, shard: usize) -> Result<&mut ShardParts, RecoveryError> {
+fn header_of(
+    slot: &mut Option<ShardParts>,
+    shard: usize,
+) -> Result<&mut ShardParts, RecoveryError> {
     slot.as_mut().ok_or_else(|| {
         RecoveryError::Checkpoint(format!("state of shard {shard} before its header"))
     })
@@ -81,18 +84,17 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         for bytes in &checkpoint.chunks {
             let chunk = decode_chunk(bytes)
                 .map_err(|error| RecoveryError::Checkpoint(error.to_string()))?;
-            let shard = match &chunk {
-                CheckpointChunk::ShardHeader { shard, .. }
-                | CheckpointChunk::Orders { shard, .. }
-                | CheckpointChunk::Settled { shard, .. }
-                | CheckpointChunk::Keys { shard, .. } => *shard,
-                CheckpointChunk::Archived { .. } => {
-                    return Err(RecoveryError::Checkpoint(
+            let shard =
+                match &chunk {
+                    CheckpointChunk::ShardHeader { shard, .. }
+                    | CheckpointChunk::Orders { shard, .. }
+                    | CheckpointChunk::Settled { shard, .. }
+                    | CheckpointChunk::Keys { shard, .. } => *shard,
+                    CheckpointChunk::Archived { .. } => return Err(RecoveryError::Checkpoint(
                         "holds archived orders, which only a checkpoint sent to a standby carries"
                             .into(),
-                    ))
-                }
-            } as usize;
+                    )),
+                } as usize;
             let slot = parts.get_mut(shard).ok_or_else(|| {
                 RecoveryError::Checkpoint(format!("names shard {shard} of only {shard_count}"))
             })?;
@@ -125,10 +127,9 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
                     })?
                     .orders
                     .extend(orders),
-                CheckpointChunk::Settled { settled, .. } => header_of(slot, shard)?
-                    .retained
-                    .settled
-                    .extend(settled),
+                CheckpointChunk::Settled { settled, .. } => {
+                    header_of(slot, shard)?.retained.settled.extend(settled)
+                }
                 CheckpointChunk::Keys { keys, .. } => {
                     header_of(slot, shard)?.retained.keys.extend(keys)
                 }

@@ -17,9 +17,9 @@ use crate::meta::{
     cluster_id, read_fence, write_fence, META_CLUSTER_ID, META_FENCED_EPOCH, META_FENCED_PRIMARY,
 };
 use crate::node::{claim_ordered, Node};
-use crate::retire::{archive_orders, claim_key, split_archived};
 use crate::peer::PeerAddress;
 use crate::recovery::{recover, RecoveryError};
+use crate::retire::{archive_orders, claim_key, split_archived};
 use crate::shard_actor::{Apply, Replace, RequestKind, SetEpoch};
 
 /// Why a standby cannot take what its primary sent. It stops following.

@@ -16,8 +16,7 @@ use flashgate_storage::{Checkpoint, Storage, StorageError};
 
 use crate::codec::{
     archive_key, decode_archived_order, decode_chunk, encode_archived_order, encode_chunk,
-    CheckpointChunk,
-    ORDERS_PER_CHUNK,
+    CheckpointChunk, ORDERS_PER_CHUNK,
 };
 use crate::domain::{CustomerId, IdempotencyKey, KeyEntry, Order, OrderId};
 use crate::node::KeyClaim;
@@ -45,13 +44,11 @@ pub fn archived_order(storage: &Storage, id: &OrderId) -> Result<Option<Order>, 
     let Some(bytes) = storage.archive_get(&archive_key(id))? else {
         return Ok(None);
     };
-    decode_archived_order(&bytes)
-        .map(Some)
-        .map_err(|error| {
-            StorageError::Io(format!(
-                "archived order {id}: {error}; restore the data dir from a standby or backup"
-            ))
-        })
+    decode_archived_order(&bytes).map(Some).map_err(|error| {
+        StorageError::Io(format!(
+            "archived order {id}: {error}; restore the data dir from a standby or backup"
+        ))
+    })
 }
 
 /// Records that a key is held by an order (from recovery or replication), so

@@ -466,14 +466,29 @@ fn command(step: &Step, now: u64, ids: &[OrderId]) -> Command {
     }
 }
 
-type State = (Vec<SkuImage>, Vec<Order>, RetainedImage, Vec<KeyEntry>, usize);
+type State = (
+    Vec<SkuImage>,
+    Vec<Order>,
+    RetainedImage,
+    Vec<KeyEntry>,
+    usize,
+);
 
 fn state_of(core: &ShardCore) -> State {
     let mut orders: Vec<Order> = core.orders().cloned().collect();
     orders.sort_by_key(|order| order.id);
-    let mut keys: Vec<KeyEntry> = core.idempotency_keys().map(|(_, entry)| entry.clone()).collect();
+    let mut keys: Vec<KeyEntry> = core
+        .idempotency_keys()
+        .map(|(_, entry)| entry.clone())
+        .collect();
     keys.sort_by_key(|entry| entry.order);
-    (core.sku_images(), orders, core.retained_image(), keys, core.live_order_count())
+    (
+        core.sku_images(),
+        orders,
+        core.retained_image(),
+        keys,
+        core.live_order_count(),
+    )
 }
 
 proptest! {

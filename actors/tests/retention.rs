@@ -109,7 +109,11 @@ fn churn_leaves_memory_after_the_retention_and_stays_answerable() {
         ids.push(id);
         shard.retire(now);
         // Orders finished within the last 10 s stay; older ones are gone.
-        assert!(shard.core.order_count() <= 11, "{}", shard.core.order_count());
+        assert!(
+            shard.core.order_count() <= 11,
+            "{}",
+            shard.core.order_count()
+        );
     }
     assert_eq!(shard.core.live_order_count(), 0);
     for id in &ids[..900] {
@@ -127,9 +131,13 @@ fn churn_leaves_memory_after_the_retention_and_stays_answerable() {
 fn settled_units_count_toward_the_customer_limit_after_they_leave_memory() {
     let mut shard = Shard::new(10, Some(2));
     let first = shard.placed("alice", None, 0);
-    shard.run(Command::Confirm(Confirm { id: first }), 0).unwrap();
+    shard
+        .run(Command::Confirm(Confirm { id: first }), 0)
+        .unwrap();
     let second = shard.placed("alice", None, 0);
-    shard.run(Command::Confirm(Confirm { id: second }), 0).unwrap();
+    shard
+        .run(Command::Confirm(Confirm { id: second }), 0)
+        .unwrap();
     shard.retire(61 * SECOND);
     assert!(shard.core.order(&first).is_none() && shard.core.order(&second).is_none());
     assert_eq!(shard.core.live_order_count(), 0);
@@ -195,7 +203,13 @@ fn a_key_outlives_its_order_in_memory_for_its_retention() {
     );
     assert_eq!(reused, Err(CoreError::IdempotencyKeyReused));
     shard.retire(99 * SECOND);
-    assert!(shard.core.idempotency_key(&CustomerId::parse("alice").unwrap(), &IdempotencyKey::parse("k1").unwrap()).is_some());
+    assert!(shard
+        .core
+        .idempotency_key(
+            &CustomerId::parse("alice").unwrap(),
+            &IdempotencyKey::parse("k1").unwrap()
+        )
+        .is_some());
     shard.retire(100 * SECOND);
     let again = shard.placed("alice", Some("k1"), 101 * SECOND);
     assert_ne!(again, id);

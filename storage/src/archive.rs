@@ -13,13 +13,16 @@ use crate::error::StorageError;
 use crate::inline::check_value;
 use crate::store::Storage;
 
+/// A key and its value.
+pub type ArchiveEntry = (Vec<u8>, Vec<u8>);
+
 /// Most values one `archive_page` returns.
 pub const ARCHIVE_PAGE_VALUES_MAX: usize = 8_192;
 
 impl Storage {
     /// Inserts (or replaces) values in one atomic batch; durable with the next
     /// barrier. Refuses a key or value over the limits, inserting none.
-    pub fn archive_insert(&self, values: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+    pub fn archive_insert(&self, values: &[ArchiveEntry]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         for (key, value) in values {
             check_value("archive", key, value)?;
@@ -40,10 +43,7 @@ impl Storage {
     /// Up to `ARCHIVE_PAGE_VALUES_MAX` entries with keys after `after` (from
     /// the first when `None`), in key order: for copying the archive to a
     /// standby a page at a time.
-    pub fn archive_page(
-        &self,
-        after: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn archive_page(&self, after: Option<&[u8]>) -> Result<Vec<ArchiveEntry>, StorageError> {
         let _wait = self.disk_wait("archive read");
         let range = match after {
             Some(after) => self
@@ -76,8 +76,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
-            let values: Vec<(Vec<u8>, Vec<u8>)> =
-                (0u64..3).map(|n| (n.to_be_bytes().to_vec(), vec![n as u8; 10])).collect();
+            let values: Vec<(Vec<u8>, Vec<u8>)> = (0u64..3)
+                .map(|n| (n.to_be_bytes().to_vec(), vec![n as u8; 10]))
+                .collect();
             storage.archive_insert(&values).unwrap();
             let too_large = vec![(vec![9], vec![0; SLED_VALUE_BYTES_MAX + 1])];
             assert!(storage.archive_insert(&too_large).is_err());

@@ -27,7 +27,7 @@ mod record;
 mod store;
 mod writer;
 
-pub use archive::ARCHIVE_PAGE_VALUES_MAX;
+pub use archive::{ArchiveEntry, ARCHIVE_PAGE_VALUES_MAX};
 pub use checkpoint::Checkpoint;
 pub use epochs::{agreed_through, EpochStart, EPOCH_HISTORY_MAX};
 pub use error::StorageError;

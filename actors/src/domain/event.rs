@@ -40,7 +40,9 @@ pub enum Event {
     /// Confirmed or finished orders leave memory; their last state is in the
     /// archive (written by the shell before this event is logged). A confirmed
     /// one is settled. At most `ORDERS_PER_RETIRE_EVENT` ids.
-    OrdersRetired { ids: Vec<OrderId> },
+    OrdersRetired {
+        ids: Vec<OrderId>,
+    },
     /// Idempotency keys of orders that left memory are forgotten. At most
     /// `KEYS_PER_FORGET_EVENT` keys.
     KeysForgotten {

@@ -9,9 +9,7 @@ use bincode::{Decode, Encode};
 use super::command::{Command, CoreError, Reply};
 use super::event::Event;
 use super::order::{Order, OrderStatus};
-use super::retention::{
-    KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage,
-};
+use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
 use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
@@ -345,10 +343,12 @@ impl ShardCore {
 
     /// Forgets the key of an order that left memory.
     fn forget(&mut self, key: &(CustomerId, IdempotencyKey)) -> Result<(), InconsistentEvent> {
-        let entry = self
-            .by_idempotency_key
-            .get(key)
-            .ok_or_else(|| inconsistent(format!("forgotten key of customer {} is unknown", key.0.as_str())))?;
+        let entry = self.by_idempotency_key.get(key).ok_or_else(|| {
+            inconsistent(format!(
+                "forgotten key of customer {} is unknown",
+                key.0.as_str()
+            ))
+        })?;
         if !entry.retired {
             return Err(inconsistent(format!(
                 "key of order {} forgotten while the order is in memory",
