@@ -15,8 +15,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flashgate_actors::codec::{encode_log_entry, LogEntry};
 use flashgate_actors::domain::{
-    Command, CustomerId, PlaceOrder as DomainPlaceOrder, PutSku, ShardConfig, ShardCore, SkuId,
-    SkuSettings as DomainSkuSettings, Timestamp, STOCK_MAX,
+    Command, CustomerId, PlaceOrder as DomainPlaceOrder, PutSku, Retention, ShardConfig, ShardCore,
+    SkuId, SkuSettings as DomainSkuSettings, Timestamp, STOCK_MAX,
 };
 use flashgate_protocol::{
     encode_frame, FrameReader, Order, OrderStatus, PlaceOrder, Request, Response,
@@ -34,6 +34,7 @@ fn order_event_body() -> Vec<u8> {
         epoch: 1,
         orders_max: 1_000,
         expiry_batch_max: 1_024,
+        retention: Retention::default(),
     });
     let sku = SkuId::parse("BENCH-0").expect("a valid SKU id");
     core.execute(

@@ -18,6 +18,7 @@ fn shard_with(skus: usize) -> ShardCore {
         epoch: 1,
         orders_max: 10_000_000,
         expiry_batch_max: 1_024,
+        retention: Retention::default(),
     });
     for sku in 0..skus {
         let put = Command::PutSku(PutSku {

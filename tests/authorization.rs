@@ -357,7 +357,7 @@ async fn every_caller_against_every_request_over_quic() {
         let config = QuicConfig {
             credential: credential.map(str::to_owned),
             connect_attempts_max: 1,
-            ..QuicConfig::new(vec![quic.addr], Trust::Fingerprint(fingerprint.clone()))
+            ..QuicConfig::new(vec![quic.addr], Trust::Fingerprint(fingerprint))
         };
         let client = QuicClient::connect(config).await.expect("connect");
         let target = order_id(&admin.reserve(OPEN_SKU, 1, "alice"));

@@ -3,7 +3,8 @@
 
 use bincode::{Decode, Encode};
 
-use crate::domain::{Event, Order, SkuImage};
+use crate::domain::retention::SettledImage;
+use crate::domain::{Event, Order, OrderId, RetainedKey, SkuImage};
 
 /// Largest log record body this build encodes or decodes: the storage layer's,
 /// so a record always fits one sled value that sled keeps in its data file.
@@ -15,6 +16,11 @@ pub const RECORD_BODY_BYTES_MAX: usize = flashgate_storage::RECORD_BODY_BYTES_MA
 pub const CHUNK_BYTES_MAX: usize = 64 << 20;
 /// Orders per checkpoint chunk; about 150 bytes each keeps chunks near 1 MiB.
 pub const ORDERS_PER_CHUNK: usize = 8_192;
+/// Retained keys per checkpoint chunk (each at most about 300 bytes).
+pub const KEYS_PER_CHUNK: usize = 8_192;
+/// Bytes of an order's key in the archive: epoch, shard, number, big-endian,
+/// so the archive is in order id order.
+pub const ARCHIVE_KEY_BYTES: usize = 20;
 
 /// The body of one log record: an event of one shard, numbered in that shard's
 /// sequence. Replay checks that each shard's sequence has no gap.
@@ -39,6 +45,45 @@ pub enum CheckpointChunk {
         shard: u32,
         orders: Vec<Order>,
     },
+    /// Units of settled orders (confirmed orders that left memory), per SKU
+    /// and customer: they stay sold and count toward the customer's limit.
+    Settled {
+        shard: u32,
+        settled: Vec<SettledImage>,
+    },
+    /// Idempotency keys of orders that left memory, still honoured.
+    Keys {
+        shard: u32,
+        keys: Vec<RetainedKey>,
+    },
+    /// Orders that left memory, as the archive holds them: sent to a standby
+    /// that catches up from a checkpoint (never stored in one).
+    Archived {
+        orders: Vec<Order>,
+    },
+}
+
+/// An order's key in the archive.
+pub fn archive_key(id: &OrderId) -> [u8; ARCHIVE_KEY_BYTES] {
+    let mut key = [0; ARCHIVE_KEY_BYTES];
+    key[..8].copy_from_slice(&id.epoch.to_be_bytes());
+    key[8..12].copy_from_slice(&id.shard.to_be_bytes());
+    key[12..].copy_from_slice(&id.number.to_be_bytes());
+    key
+}
+
+/// An order as the archive stores it: the order's bincode, as in its events
+/// (never more than `RECORD_BODY_BYTES_MAX` bytes, asserted).
+pub fn encode_archived_order(order: &Order) -> Vec<u8> {
+    let bytes =
+        bincode::encode_to_vec(order, bincode::config::standard()).expect("orders always encode");
+    assert!(bytes.len() <= RECORD_BODY_BYTES_MAX);
+    bytes
+}
+
+pub fn decode_archived_order(bytes: &[u8]) -> Result<Order, DecodeError> {
+    let config = bincode::config::standard().with_limit::<RECORD_BODY_BYTES_MAX>();
+    decode_all(bytes, config, "archived order")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +142,7 @@ fn decode_all<T: Decode<()>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::retention::{KEYS_PER_FORGET_EVENT, ORDERS_PER_RETIRE_EVENT};
     use crate::domain::types::ID_LENGTH_MAX;
     use crate::domain::{
         CustomerId, IdempotencyKey, Order, OrderId, OrderStatus, SkuId, SkuSettings, Timestamp,
@@ -149,6 +195,18 @@ mod tests {
             Event::OrderConfirmed { id: order_id, at },
             Event::OrderCancelled { id: order_id, at },
             Event::OrderExpired { id: order_id, at },
+            Event::OrdersRetired {
+                ids: vec![order_id; ORDERS_PER_RETIRE_EVENT],
+            },
+            Event::KeysForgotten {
+                keys: vec![
+                    (
+                        CustomerId::parse(&"é".repeat(ID_LENGTH_MAX / 2)).unwrap(),
+                        IdempotencyKey::parse(&id).unwrap()
+                    );
+                    KEYS_PER_FORGET_EVENT
+                ],
+            },
         ];
         events
             .into_iter()

@@ -8,6 +8,8 @@
 //! - `node`: `Node`, routing to shards, bounded queues, waiting for durability,
 //!   checkpoints.
 //! - `recovery`: rebuilding shards from checkpoint + log.
+//! - `retire`: finished orders leaving a shard's memory: the archive they are
+//!   answered from afterwards, the node's idempotency claims kept in step.
 //! - `ticket`: answers on their way out (`Ticket`, `PendingReply`) and each
 //!   shard's durable and answerable watermarks.
 //! - `cluster`: `Cluster`, the node's role, replication mode and sync gate
@@ -28,6 +30,7 @@ pub mod node;
 pub mod peer;
 pub mod recovery;
 pub mod replica;
+pub mod retire;
 pub mod shard_actor;
 pub mod ticket;
 mod watchdog;

@@ -16,11 +16,12 @@ use tokio::sync::{oneshot, watch};
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
-    PutSku, Reply, Restock, ShardConfig, Sku, SkuId,
+    PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId,
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
 use crate::recovery::{recover, RecoveryError};
+use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
 use crate::ticket::{fail_tickets, Outcome, Response, ShardShared, Ticket};
 use crate::watchdog::DiskWatchdog;
@@ -40,8 +41,11 @@ pub struct NodeConfig {
     pub shards_explicit: bool,
     /// Requests that may wait in one shard's mailbox; beyond it, `Overloaded`.
     pub mailbox_requests_max: usize,
-    /// Most orders one shard keeps.
+    /// Most live orders (reserved, or confirmed and not yet settled) one shard
+    /// holds; finished orders do not count (they leave memory, see `retention`).
     pub orders_per_shard_max: usize,
+    /// How long finished orders and idempotency keys stay in a shard's memory.
+    pub retention: Retention,
     /// How often shards look for expired reservations.
     pub expiry_interval: Duration,
     /// Most reservations one expiry pass expires.
@@ -60,6 +64,7 @@ impl Default for NodeConfig {
             shards_explicit: false,
             mailbox_requests_max: 4_096,
             orders_per_shard_max: 20_000_000,
+            retention: Retention::default(),
             expiry_interval: Duration::from_millis(250),
             expiry_batch_max: 4_096,
             writer: WriterConfig::default(),
@@ -91,11 +96,30 @@ pub(crate) struct ShardHandle {
 /// claim; it is removed only when no request is in flight and none succeeded, so
 /// a key with an order can never be claimed for a different request.
 #[derive(Debug)]
-pub(crate) struct KeyClaim {
+pub struct KeyClaim {
     sku: SkuId,
     quantity: u32,
     in_flight: u32,
     ordered: bool,
+}
+
+impl KeyClaim {
+    /// The claim of a key an order holds.
+    pub(crate) fn ordered(sku: SkuId, quantity: u32) -> KeyClaim {
+        KeyClaim {
+            sku,
+            quantity,
+            in_flight: 0,
+            ordered: true,
+        }
+    }
+
+    /// The shard forgot the key: whether the claim can go now (no request with
+    /// it in flight); else it goes when the last one ends without an order.
+    pub(crate) fn forget(&mut self) -> bool {
+        self.ordered = false;
+        self.in_flight == 0
+    }
 }
 
 /// What recovery found, for the start-up log line.
@@ -117,7 +141,7 @@ pub struct Node {
     pub(crate) shards: Vec<ShardHandle>,
     /// Claims on idempotency keys, so a key reused for another SKU (and
     /// so another shard) is caught. The owning shard does the actual dedup.
-    pub(crate) idempotency: DashMap<(CustomerId, IdempotencyKey), KeyClaim>,
+    pub(crate) idempotency: Arc<DashMap<(CustomerId, IdempotencyKey), KeyClaim>>,
     pub(crate) storage: Storage,
     pub(crate) progress: Arc<LogProgress>,
     pub(crate) config: NodeConfig,
@@ -202,6 +226,7 @@ impl Node {
                 epoch,
                 orders_max: config.orders_per_shard_max,
                 expiry_batch_max: config.expiry_batch_max,
+                retention: config.retention.clone(),
             })
             .collect();
         let recovered = recover(&storage, shard_configs)?;
@@ -271,10 +296,10 @@ impl Node {
         );
         let mut arbiters = Vec::with_capacity(shards as usize);
         let mut handles = Vec::with_capacity(shards as usize);
-        let idempotency = DashMap::new();
+        let idempotency = Arc::new(DashMap::new());
         for ((core, seq), shared) in recovered.cores.into_iter().zip(recovered.seqs).zip(shared) {
-            for order in core.orders() {
-                claim_ordered(&idempotency, order);
+            for ((customer, key), entry) in core.idempotency_keys() {
+                claim_key(&idempotency, customer, key, entry);
             }
             let arbiter = Arbiter::new();
             let actor = ShardActor::new(
@@ -286,6 +311,8 @@ impl Node {
                 Arc::clone(&progress),
                 Arc::clone(&shared),
                 config.expiry_interval,
+                storage.clone(),
+                Arc::clone(&idempotency),
             );
             // Snapshots bypass the request limit, so leave them room.
             let mailbox = config.mailbox_requests_max + 16;
@@ -701,12 +728,7 @@ pub(crate) fn claim_ordered(idempotency: &DashMap<ClaimKey, KeyClaim>, order: &O
     if let Some(key) = &order.idempotency_key {
         idempotency.insert(
             (order.customer.clone(), key.clone()),
-            KeyClaim {
-                sku: order.sku.clone(),
-                quantity: order.quantity,
-                in_flight: 0,
-                ordered: true,
-            },
+            KeyClaim::ordered(order.sku.clone(), order.quantity),
         );
     }
 }

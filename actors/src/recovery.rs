@@ -5,7 +5,8 @@
 use flashgate_storage::{Lsn, Storage, StorageError};
 
 use crate::codec::{decode_chunk, decode_log_entry, CheckpointChunk, DecodeError};
-use crate::domain::{InconsistentEvent, Order, ShardConfig, ShardCore, SkuImage};
+use crate::domain::{InconsistentEvent, Order, RetainedImage, ShardConfig, ShardCore, SkuImage};
+use crate::retire::archive_orders;
 
 /// Why a data dir could not be loaded. Every variant says where.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,7 @@ struct ShardParts {
     next_order_number: u64,
     skus: Vec<SkuImage>,
     orders: Vec<Order>,
+    retained: RetainedImage,
 }
 
 fn restore_shard(
@@ -48,13 +50,28 @@ fn restore_shard(
     match part {
         None => Ok((ShardCore::new(config), 0)),
         Some(part) => {
-            let core = ShardCore::restore(config, part.next_order_number, part.skus, part.orders)
-                .map_err(|InconsistentEvent(reason)| {
+            let core = ShardCore::restore(
+                config,
+                part.next_order_number,
+                part.skus,
+                part.orders,
+                part.retained,
+            )
+            .map_err(|InconsistentEvent(reason)| {
                 RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
             })?;
             Ok((core, part.seq))
         }
     }
+}
+
+fn header_of(
+    slot: &mut Option<ShardParts>,
+    shard: usize,
+) -> Result<&mut ShardParts, RecoveryError> {
+    slot.as_mut().ok_or_else(|| {
+        RecoveryError::Checkpoint(format!("state of shard {shard} before its header"))
+    })
 }
 
 pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered, RecoveryError> {
@@ -67,10 +84,17 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         for bytes in &checkpoint.chunks {
             let chunk = decode_chunk(bytes)
                 .map_err(|error| RecoveryError::Checkpoint(error.to_string()))?;
-            let shard = match &chunk {
-                CheckpointChunk::ShardHeader { shard, .. }
-                | CheckpointChunk::Orders { shard, .. } => *shard,
-            } as usize;
+            let shard =
+                match &chunk {
+                    CheckpointChunk::ShardHeader { shard, .. }
+                    | CheckpointChunk::Orders { shard, .. }
+                    | CheckpointChunk::Settled { shard, .. }
+                    | CheckpointChunk::Keys { shard, .. } => *shard,
+                    CheckpointChunk::Archived { .. } => return Err(RecoveryError::Checkpoint(
+                        "holds archived orders, which only a checkpoint sent to a standby carries"
+                            .into(),
+                    )),
+                } as usize;
             let slot = parts.get_mut(shard).ok_or_else(|| {
                 RecoveryError::Checkpoint(format!("names shard {shard} of only {shard_count}"))
             })?;
@@ -91,6 +115,7 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
                         next_order_number,
                         skus,
                         orders: Vec::new(),
+                        retained: RetainedImage::default(),
                     });
                 }
                 CheckpointChunk::Orders { orders, .. } => slot
@@ -102,6 +127,13 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
                     })?
                     .orders
                     .extend(orders),
+                CheckpointChunk::Settled { settled, .. } => {
+                    header_of(slot, shard)?.retained.settled.extend(settled)
+                }
+                CheckpointChunk::Keys { keys, .. } => {
+                    header_of(slot, shard)?.retained.keys.extend(keys)
+                }
+                CheckpointChunk::Archived { .. } => unreachable!("refused above"),
             }
         }
     }
@@ -151,6 +183,12 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         cores[shard]
             .apply(&entry.event)
             .map_err(|InconsistentEvent(reason)| inconsistent(reason))?;
+        // Orders that leave memory in replay are archived again: the node that
+        // logged their leaving may have stopped before its archive write was
+        // durable (a standby archives after it writes the record).
+        let retired = cores[shard].take_retired();
+        cores[shard].take_forgotten();
+        archive_orders(storage, &retired)?;
         *seq = entry.seq;
         replayed_records += 1;
         Ok(())

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use flashgate_storage::{decode_entry, encode_record, EpochStart, Lsn, Record, StorageError};
+use flashgate_storage::{
+    decode_entry, encode_record, EpochStart, Lsn, Record, StorageError, ARCHIVE_PAGE_VALUES_MAX,
+};
 
 use crate::cluster::{Replication, Role};
 use crate::codec::{decode_log_entry, LogEntry};
@@ -17,6 +19,7 @@ use crate::meta::{
 use crate::node::{claim_ordered, Node};
 use crate::peer::PeerAddress;
 use crate::recovery::{recover, RecoveryError};
+use crate::retire::{archive_orders, claim_key, split_archived};
 use crate::shard_actor::{Apply, Replace, RequestKind, SetEpoch};
 
 /// Why a standby cannot take what its primary sent. It stops following.
@@ -192,8 +195,8 @@ impl Node {
             .map_err(|_| ReplicaError::ShuttingDown)??;
         self.idempotency.clear();
         for core in &recovered.cores {
-            for order in core.orders() {
-                claim_ordered(&self.idempotency, order);
+            for ((customer, key), entry) in core.idempotency_keys() {
+                claim_key(&self.idempotency, customer, key, entry);
             }
         }
         self.progress.reset_to(recovered.last_lsn);
@@ -219,6 +222,7 @@ impl Node {
                 epoch: self.cluster.epoch(),
                 orders_max: self.config.orders_per_shard_max,
                 expiry_batch_max: self.config.expiry_batch_max,
+                retention: self.config.retention.clone(),
             })
             .collect()
     }
@@ -258,7 +262,16 @@ impl Node {
     ) -> Result<(), ReplicaError> {
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            // Orders that left the primary's memory before its checkpoint come
+            // along; they are archived here before the checkpoint is switched
+            // in (whose barrier makes them durable).
+            let (chunks, archived) = split_archived(chunks).map_err(|reason| {
+                StorageError::Io(format!("the primary's checkpoint: {reason}"))
+            })?;
             storage.clear_log_and_checkpoint()?;
+            for orders in archived.chunks(ARCHIVE_PAGE_VALUES_MAX) {
+                archive_orders(&storage, orders)?;
+            }
             storage.write_checkpoint(covers_lsn, &chunks)
         })
         .await

@@ -8,13 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use flashgate_storage::{Append, LogProgress, LogSender, Lsn};
+use dashmap::DashMap;
+use flashgate_storage::{Append, LogProgress, LogSender, Lsn, Storage};
 use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
-use crate::codec::{encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, ORDERS_PER_CHUNK};
-use crate::domain::{Command, Event, ExpireDue, OrderId, ShardCore, SkuId, Timestamp};
+use crate::codec::{
+    encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, KEYS_PER_CHUNK, ORDERS_PER_CHUNK,
+};
+use crate::domain::{
+    answer_archived, Command, CoreError, CustomerId, Event, ExpireDue, IdempotencyKey, OrderId,
+    OrderStatus, Reply, Retire, ShardCore, SkuId, Timestamp,
+};
 use crate::error::NodeError;
+use crate::node::KeyClaim;
+use crate::retire::{archive_orders, archived_order, release_forgotten};
 pub use crate::ticket::{Outcome, PendingReply, Response, ShardShared, Ticket, TicketKind};
 
 pub enum RequestKind {
@@ -97,6 +105,10 @@ pub struct ShardActor {
     progress: Arc<LogProgress>,
     shared: Arc<ShardShared>,
     expiry_interval: Duration,
+    /// Where orders that left memory are kept and read back from.
+    storage: Storage,
+    /// The node's idempotency claims: a key the core forgets is released here.
+    claims: Arc<DashMap<(CustomerId, IdempotencyKey), KeyClaim>>,
     /// The fault point `shard` (debug builds only): panic once `seq` passes it.
     #[cfg(debug_assertions)]
     panic_after_seq: Option<u64>,
@@ -113,6 +125,8 @@ impl ShardActor {
         progress: Arc<LogProgress>,
         shared: Arc<ShardShared>,
         expiry_interval: Duration,
+        storage: Storage,
+        claims: Arc<DashMap<(CustomerId, IdempotencyKey), KeyClaim>>,
     ) -> ShardActor {
         ShardActor {
             index: core.config().shard,
@@ -124,6 +138,8 @@ impl ShardActor {
             progress,
             shared,
             expiry_interval,
+            storage,
+            claims,
             #[cfg(debug_assertions)]
             panic_after_seq: flashgate_storage::fault::panic_after("shard")
                 .map(|after| seq + after),
@@ -149,8 +165,35 @@ impl ShardActor {
             return;
         }
         let now = Timestamp::from_system_time(SystemTime::now());
+        // A confirm or cancel of an order that left memory is answered from
+        // the archive.
+        let transition = match &command {
+            Command::Confirm(confirm) => Some((OrderStatus::Confirmed, confirm.customer.clone())),
+            Command::Cancel(cancel) => Some((OrderStatus::Cancelled, cancel.customer.clone())),
+            _ => None,
+        };
         let execution = self.core.execute(command, now);
-        let response = execution.reply.map(Outcome::Reply).map_err(NodeError::from);
+        // Orders that left memory are archived before the event that drops
+        // them is logged, so the record's barrier makes both durable.
+        if !self.archive_retired() {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(NodeError::StorageFailed(self.failure_reason())));
+            }
+            return;
+        }
+        let reply_result = match (execution.reply, transition) {
+            (Err(CoreError::UnknownOrder(id)), Some((to, customer))) => {
+                self.answer_from_archive(id, |order| answer_archived(order, to, customer.as_ref()))
+            }
+            (Ok(Reply::ArchivedOrder { id }), _) => self.answer_from_archive(id, |order| {
+                Ok(Reply::Order {
+                    order,
+                    created: false,
+                })
+            }),
+            (reply, _) => reply.map_err(NodeError::from),
+        };
+        let response = reply_result.map(Outcome::Reply);
         let mut pending = reply.map(|sender| PendingReply::new(sender, response));
         let count = execution.events.len();
         for (index, event) in execution.events.into_iter().enumerate() {
@@ -241,6 +284,45 @@ impl ShardActor {
         }
     }
 
+    /// Archives the orders the core let go of and releases the claims of the
+    /// keys it forgot. False, with the node fail-stopped, when the archive
+    /// write failed: the orders are out of memory and must not be logged gone.
+    fn archive_retired(&mut self) -> bool {
+        release_forgotten(&self.claims, self.core.take_forgotten());
+        let retired = self.core.take_retired();
+        if retired.is_empty() {
+            return true;
+        }
+        metrics::counter!("flashgate_orders_retired_total").increment(retired.len() as u64);
+        match archive_orders(&self.storage, &retired) {
+            Ok(()) => true,
+            Err(error) => {
+                let reason = format!(
+                    "writing {} finished orders of shard {} to the archive failed: {error}",
+                    retired.len(),
+                    self.index
+                );
+                tracing::error!(data_dir = %self.storage.path().display(), "{reason}");
+                self.progress.fail_stop(reason);
+                false
+            }
+        }
+    }
+
+    /// Answers a command about order `id` from its archived copy: `answer`
+    /// decides on it, and an order the archive lacks is unknown.
+    fn answer_from_archive(
+        &self,
+        id: OrderId,
+        answer: impl FnOnce(crate::domain::Order) -> Result<Reply, CoreError>,
+    ) -> Result<Reply, NodeError> {
+        match archived_order(&self.storage, &id) {
+            Ok(Some(order)) => answer(order).map_err(NodeError::from),
+            Ok(None) => Err(CoreError::UnknownOrder(id).into()),
+            Err(error) => Err(NodeError::StorageFailed(error.to_string())),
+        }
+    }
+
     fn failure_reason(&self) -> String {
         self.progress
             .failure()
@@ -264,6 +346,13 @@ impl Actor for ShardActor {
                 metrics::counter!("flashgate_orders_expired_total").increment(expired);
             }
         });
+        ctx.run_interval(self.expiry_interval, |actor, _| {
+            let now = Timestamp::from_system_time(SystemTime::now());
+            let due = actor.core.next_retirement().is_some_and(|at| at <= now);
+            if due && actor.cluster.takes_writes() {
+                actor.execute(Command::Retire(Retire), None);
+            }
+        });
     }
 }
 
@@ -284,7 +373,16 @@ impl ShardActor {
     fn serve(&mut self, request: Request) {
         let outcome = match request.kind {
             RequestKind::Execute(command) => return self.execute(command, Some(request.reply)),
-            RequestKind::Order(id) => Outcome::Order(self.core.order(&id).cloned()),
+            RequestKind::Order(id) => match self.core.order(&id) {
+                Some(order) => Outcome::Order(Some(order.clone())),
+                None => match archived_order(&self.storage, &id) {
+                    Ok(order) => Outcome::Order(order),
+                    Err(error) => {
+                        let error = NodeError::StorageFailed(error.to_string());
+                        return self.respond(PendingReply::new(request.reply, Err(error)));
+                    }
+                },
+            },
             RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
             RequestKind::Durable => {
@@ -329,6 +427,12 @@ impl Handler<Apply> for ShardActor {
             if let Err(error) = self.core.apply(&entry.event) {
                 self.cluster
                     .set_replica_failure(format!("shard {}: {}", self.index, error.0));
+                return;
+            }
+            // Replay archives it again should this node stop before the
+            // write is durable.
+            if !self.archive_retired() {
+                self.cluster.set_replica_failure(self.failure_reason());
                 return;
             }
             self.seq = entry.seq;
@@ -380,6 +484,19 @@ pub fn snapshot_chunks(core: &ShardCore, seq: u64) -> Vec<Vec<u8>> {
     }
     if !orders.is_empty() {
         chunks.push(encode_chunk(&CheckpointChunk::Orders { shard, orders }));
+    }
+    let retained = core.retained_image();
+    for settled in retained.settled.chunks(16) {
+        chunks.push(encode_chunk(&CheckpointChunk::Settled {
+            shard,
+            settled: settled.to_vec(),
+        }));
+    }
+    for keys in retained.keys.chunks(KEYS_PER_CHUNK) {
+        chunks.push(encode_chunk(&CheckpointChunk::Keys {
+            shard,
+            keys: keys.to_vec(),
+        }));
     }
     chunks
 }

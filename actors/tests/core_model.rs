@@ -2,9 +2,12 @@
 //! the same replies and counters as the model, keep every invariant, and leave a
 //! log whose replay (and whose checkpoint) rebuilds exactly the same state. This
 //! is the proof that the order rules sell no unit twice and that the log is
-//! enough to recover.
+//! enough to recover. Finished orders leave memory on `Retire` steps (a short
+//! simulated retention): the test plays the shell, keeping an archive of what
+//! left, and the model must still see every order, every customer's limit and
+//! every idempotent retry as if nothing had left.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use flashgate_actors::domain::*;
 use proptest::prelude::*;
@@ -36,7 +39,16 @@ enum Step {
     /// Cancel order `index`, acting for one customer (`Some`) or for any.
     Cancel(usize, Option<usize>),
     Expire,
+    Retire,
 }
+
+/// The simulated retention: short against the steps' time advances, so
+/// orders and keys leave memory during a run; a small batch, so a pass can
+/// leave some behind.
+const FINISHED_MS: u64 = 2_000;
+const CONFIRMED_MS: u64 = 5_000;
+const KEY_MS: u64 = 8_000;
+const RETIRE_BATCH_MAX: usize = 3;
 
 fn step() -> impl Strategy<Value = (Step, u64)> {
     let put = (
@@ -74,6 +86,7 @@ fn step() -> impl Strategy<Value = (Step, u64)> {
         2 => (0..40usize, prop::option::of(0..4usize))
             .prop_map(|(index, actor)| Step::Cancel(index, actor)),
         1 => Just(Step::Expire),
+        2 => Just(Step::Retire),
     ];
     (action, 0..1500u64)
 }
@@ -95,6 +108,13 @@ struct ModelOrder {
     status: OrderStatus,
     until: u64,
     key: Option<usize>,
+    created: u64,
+    /// When the status last changed.
+    updated: u64,
+    /// Left memory (then answered from the archive).
+    retired: bool,
+    /// Its key was forgotten: a new order may take the key.
+    key_forgotten: bool,
 }
 
 /// The model: plain vectors, every answer computed from scratch.
@@ -187,11 +207,9 @@ impl Model {
                 key,
             } => {
                 if let Some(key) = key {
-                    if let Some(first) = self
-                        .orders
-                        .iter()
-                        .find(|o| o.customer == *customer && o.key == Some(*key))
-                    {
+                    if let Some(first) = self.orders.iter().find(|o| {
+                        o.customer == *customer && o.key == Some(*key) && !o.key_forgotten
+                    }) {
                         return if first.sku == *sku && first.quantity == u64::from(*quantity) {
                             None
                         } else {
@@ -229,6 +247,10 @@ impl Model {
                     status: OrderStatus::Reserved,
                     until: now + u64::from(settings.ttl_secs) * 1000,
                     key: *key,
+                    created: now,
+                    updated: now,
+                    retired: false,
+                    key_forgotten: false,
                 });
                 None
             }
@@ -246,10 +268,12 @@ impl Model {
                     OrderStatus::Cancelled | OrderStatus::Expired => Some("invalid_transition"),
                     OrderStatus::Reserved if now >= order.until => {
                         order.status = OrderStatus::Expired;
+                        order.updated = now;
                         Some("invalid_transition")
                     }
                     OrderStatus::Reserved => {
                         order.status = OrderStatus::Confirmed;
+                        order.updated = now;
                         None
                     }
                 }
@@ -266,8 +290,11 @@ impl Model {
                 match order.status {
                     OrderStatus::Cancelled => None,
                     OrderStatus::Expired => Some("invalid_transition"),
+                    // Settled: confirmed and gone from memory.
+                    OrderStatus::Confirmed if order.retired => Some("invalid_transition"),
                     _ => {
                         order.status = OrderStatus::Cancelled;
+                        order.updated = now;
                         None
                     }
                 }
@@ -276,7 +303,46 @@ impl Model {
                 for order in &mut self.orders {
                     if order.status == OrderStatus::Reserved && order.until <= now {
                         order.status = OrderStatus::Expired;
+                        order.updated = now;
                     }
+                }
+                None
+            }
+            Step::Retire => {
+                // Keys first: those of orders that left memory before this pass.
+                let mut keys: Vec<(u64, String, String, usize)> = self
+                    .orders
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.retired && !o.key_forgotten && o.created + KEY_MS <= now)
+                    .filter_map(|(index, o)| {
+                        let key = o.key?;
+                        let customer = format!("customer-{}", o.customer);
+                        Some((o.created + KEY_MS, customer, format!("key-{key}"), index))
+                    })
+                    .collect();
+                keys.sort();
+                let mut leaving: Vec<(u64, usize)> = self
+                    .orders
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| !o.retired && o.status != OrderStatus::Reserved)
+                    .map(|(index, o)| {
+                        let retention = if o.status == OrderStatus::Confirmed {
+                            CONFIRMED_MS
+                        } else {
+                            FINISHED_MS
+                        };
+                        (o.updated + retention, index)
+                    })
+                    .filter(|(at, _)| *at <= now)
+                    .collect();
+                leaving.sort();
+                for (_, _, _, index) in keys.into_iter().take(RETIRE_BATCH_MAX) {
+                    self.orders[index].key_forgotten = true;
+                }
+                for (_, index) in leaving.into_iter().take(RETIRE_BATCH_MAX) {
+                    self.orders[index].retired = true;
                 }
                 None
             }
@@ -305,6 +371,56 @@ fn config() -> ShardConfig {
         epoch: 1,
         orders_max: 1_000,
         expiry_batch_max: 1_000,
+        retention: Retention {
+            finished_order_secs: FINISHED_MS / 1000,
+            confirmed_order_secs: CONFIRMED_MS / 1000,
+            idempotency_key_secs: KEY_MS / 1000,
+            retire_batch_max: RETIRE_BATCH_MAX,
+        },
+    }
+}
+
+/// The shell's part, as the shard actor does it: orders that leave memory go
+/// to the archive, and a command about one is answered from there.
+#[derive(Default)]
+struct Shell {
+    archive: BTreeMap<OrderId, Order>,
+}
+
+impl Shell {
+    fn execute(&mut self, core: &mut ShardCore, command: Command, now: u64) -> Execution {
+        let transition = match &command {
+            Command::Confirm(confirm) => Some((OrderStatus::Confirmed, confirm.customer.clone())),
+            Command::Cancel(cancel) => Some((OrderStatus::Cancelled, cancel.customer.clone())),
+            _ => None,
+        };
+        let mut execution = core.execute(command, Timestamp(now));
+        self.take(core);
+        execution.reply = match (execution.reply, transition) {
+            (Err(CoreError::UnknownOrder(id)), Some((to, customer))) => match self.archive.get(&id)
+            {
+                Some(order) => answer_archived(order.clone(), to, customer.as_ref()),
+                None => Err(CoreError::UnknownOrder(id)),
+            },
+            (Ok(Reply::ArchivedOrder { id }), _) => Ok(Reply::Order {
+                order: self.archive[&id].clone(),
+                created: false,
+            }),
+            (reply, _) => reply,
+        };
+        execution
+    }
+
+    fn take(&mut self, core: &mut ShardCore) {
+        for order in core.take_retired() {
+            assert!(core.order(&order.id).is_none());
+            self.archive.insert(order.id, order);
+        }
+        core.take_forgotten();
+    }
+
+    fn order(&self, core: &ShardCore, id: &OrderId) -> Option<Order> {
+        core.order(id).or_else(|| self.archive.get(id)).cloned()
     }
 }
 
@@ -367,13 +483,33 @@ fn command(step: &Step, now: u64, ids: &[OrderId]) -> Command {
             customer: actor.map(customer_id),
         }),
         Step::Expire => Command::ExpireDue(ExpireDue),
+        Step::Retire => Command::Retire(Retire),
     }
 }
 
-fn state_of(core: &ShardCore) -> (Vec<SkuImage>, Vec<Order>) {
+type State = (
+    Vec<SkuImage>,
+    Vec<Order>,
+    RetainedImage,
+    Vec<KeyEntry>,
+    usize,
+);
+
+fn state_of(core: &ShardCore) -> State {
     let mut orders: Vec<Order> = core.orders().cloned().collect();
     orders.sort_by_key(|order| order.id);
-    (core.sku_images(), orders)
+    let mut keys: Vec<KeyEntry> = core
+        .idempotency_keys()
+        .map(|(_, entry)| entry.clone())
+        .collect();
+    keys.sort_by_key(|entry| entry.order);
+    (
+        core.sku_images(),
+        orders,
+        core.retained_image(),
+        keys,
+        core.live_order_count(),
+    )
 }
 
 proptest! {
@@ -382,6 +518,7 @@ proptest! {
     #[test]
     fn core_matches_model_and_replay_rebuilds_it(steps in prop::collection::vec(step(), 1..120)) {
         let mut core = ShardCore::new(config());
+        let mut shell = Shell::default();
         let mut model = Model::default();
         let mut log: Vec<Event> = Vec::new();
         let mut ids: Vec<OrderId> = Vec::new();
@@ -389,7 +526,7 @@ proptest! {
         for (step, advance_ms) in &steps {
             now += advance_ms;
             let expected = model.apply(step, now);
-            let execution = core.execute(command(step, now, &ids), Timestamp(now));
+            let execution = shell.execute(&mut core, command(step, now, &ids), now);
             let got = execution.reply.as_ref().err().map(code);
             prop_assert_eq!(got, expected, "step {:?} at {}", step, now);
             if let Ok(Reply::Order { order, created: true }) = &execution.reply {
@@ -407,27 +544,37 @@ proptest! {
                         prop_assert_eq!(sku.available, model.available(index));
                         prop_assert_eq!(sku.reserved, model.held(index, OrderStatus::Reserved));
                         prop_assert_eq!(sku.sold, model.held(index, OrderStatus::Confirmed));
+                        for customer in 0..4 {
+                            let id = CustomerId::parse(&format!("customer-{customer}")).unwrap();
+                            prop_assert_eq!(sku.held_by(&id), model.held_by(index, customer));
+                        }
                     }
                 }
             }
         }
         prop_assert_eq!(ids.len(), model.orders.len());
         for (id, expected) in ids.iter().zip(&model.orders) {
-            prop_assert_eq!(core.order(id).unwrap().status, expected.status);
+            prop_assert_eq!(core.order(id).is_none(), expected.retired, "order {}", id);
+            prop_assert_eq!(shell.order(&core, id).unwrap().status, expected.status);
         }
 
-        // Replay: the events alone rebuild the same state.
+        // Replay: the events alone rebuild the same state, and archive the same
+        // orders.
         let mut replayed = ShardCore::new(config());
+        let mut replay_archive = Shell::default();
         for event in &log {
             replayed.apply(event).unwrap();
+            replay_archive.take(&mut replayed);
         }
         replayed.assert_consistent();
         prop_assert_eq!(state_of(&replayed), state_of(&core));
+        prop_assert_eq!(&replay_archive.archive, &shell.archive);
 
         // Checkpoint: the persisted fields alone rebuild the same state, and go on
         // numbering orders where the original left off.
-        let (images, orders) = state_of(&core);
-        let restored = ShardCore::restore(config(), core.next_order_number(), images, orders).unwrap();
+        let (images, orders, retained, _, _) = state_of(&core);
+        let restored =
+            ShardCore::restore(config(), core.next_order_number(), images, orders, retained).unwrap();
         restored.assert_consistent();
         prop_assert_eq!(state_of(&restored), state_of(&core));
         prop_assert_eq!(restored.next_order_number(), core.next_order_number());

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use flashgate_actors::domain::Retention;
 use flashgate_actors::{ClusterConfig, NodeConfig, Replication, Role, StandbyLoss};
-use flashgate_storage::WriterConfig;
+use flashgate_storage::{StorageConfig, WriterConfig};
 use serde::{Deserialize, Serialize};
 
 pub use crate::auth::BuyerAuth;
@@ -111,7 +112,29 @@ pub struct Config {
     pub mailbox_requests_max: usize,
     /// The Retry-After given with 503 `overloaded`.
     pub retry_after_secs: u32,
+    /// Most live orders (reserved, or confirmed and not yet settled) per
+    /// shard; past it new orders get 503 `capacity_reached`. Finished orders
+    /// do not count: they leave memory after their retention.
     pub orders_per_shard_max: usize,
+    /// Seconds a cancelled or expired order stays in memory after it
+    /// finished; then it is answered from the data dir's archive (same body).
+    pub finished_order_retention_secs: u64,
+    /// Seconds a confirmed order stays in memory after its confirmation, and
+    /// can still be cancelled; then it is settled: answered from the archive,
+    /// its units sold for good (and still counted toward the customer's
+    /// limit), a cancel answered 409 `invalid_transition`.
+    pub confirmed_order_retention_secs: u64,
+    /// Seconds after an order was placed during which a retry with its
+    /// `Idempotency-Key` gets that order back, even once the order left
+    /// memory. After it the key is forgotten: a request with it is a new order.
+    pub idempotency_key_retention_secs: u64,
+    /// Most orders, and most keys, one shard lets go of per pass (passes run
+    /// every `expiry_interval_ms`).
+    pub retire_batch_max: usize,
+    /// Most bytes of the storage engine's page cache (sled's, whose default
+    /// is 1 GiB): what was written (log, archived orders) stays cached up to
+    /// it, so it bounds the memory the history takes.
+    pub storage_cache_bytes_max: u64,
     pub expiry_interval_ms: u64,
     pub expiry_batch_max: usize,
     /// Seconds between checkpoints; 0 turns periodic checkpoints off (one is
@@ -280,6 +303,11 @@ impl Default for Config {
             mailbox_requests_max: node.mailbox_requests_max,
             retry_after_secs: 1,
             orders_per_shard_max: node.orders_per_shard_max,
+            finished_order_retention_secs: node.retention.finished_order_secs,
+            confirmed_order_retention_secs: node.retention.confirmed_order_secs,
+            idempotency_key_retention_secs: node.retention.idempotency_key_secs,
+            retire_batch_max: node.retention.retire_batch_max,
+            storage_cache_bytes_max: flashgate_storage::CACHE_BYTES_MAX_DEFAULT,
             expiry_interval_ms: node.expiry_interval.as_millis() as u64,
             expiry_batch_max: node.expiry_batch_max,
             checkpoint_interval_secs: 300,
@@ -411,6 +439,11 @@ const ENV_KEYS: &[&str] = &[
     "mailbox_requests_max",
     "retry_after_secs",
     "orders_per_shard_max",
+    "finished_order_retention_secs",
+    "confirmed_order_retention_secs",
+    "idempotency_key_retention_secs",
+    "retire_batch_max",
+    "storage_cache_bytes_max",
     "expiry_interval_ms",
     "expiry_batch_max",
     "checkpoint_interval_secs",
@@ -478,6 +511,8 @@ impl Config {
             ("http_body_read_timeout_ms", self.http_body_read_timeout_ms),
             ("mailbox_requests_max", self.mailbox_requests_max as u64),
             ("orders_per_shard_max", self.orders_per_shard_max as u64),
+            ("retire_batch_max", self.retire_batch_max as u64),
+            ("storage_cache_bytes_max", self.storage_cache_bytes_max),
             ("expiry_interval_ms", self.expiry_interval_ms),
             ("expiry_batch_max", self.expiry_batch_max as u64),
             ("log_queue_records_max", self.log_queue_records_max as u64),
@@ -776,6 +811,14 @@ impl Config {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
+    /// The storage layer's limits.
+    pub fn storage_config(&self) -> StorageConfig {
+        StorageConfig {
+            cache_bytes_max: self.storage_cache_bytes_max,
+            ..StorageConfig::default()
+        }
+    }
+
     pub fn node_config(&self) -> NodeConfig {
         NodeConfig {
             shards: self
@@ -785,6 +828,12 @@ impl Config {
             shards_explicit: self.shards.is_some(),
             mailbox_requests_max: self.mailbox_requests_max,
             orders_per_shard_max: self.orders_per_shard_max,
+            retention: Retention {
+                finished_order_secs: self.finished_order_retention_secs,
+                confirmed_order_secs: self.confirmed_order_retention_secs,
+                idempotency_key_secs: self.idempotency_key_retention_secs,
+                retire_batch_max: self.retire_batch_max,
+            },
             expiry_interval: Duration::from_millis(self.expiry_interval_ms),
             expiry_batch_max: self.expiry_batch_max,
             writer: WriterConfig {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{middleware, web, App, HttpServer};
 use flashgate_actors::{Node, PeerAddress, StartError};
-use flashgate_storage::{Storage, StorageConfig, StorageError};
+use flashgate_storage::{Storage, StorageError};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
@@ -86,7 +86,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.retry_after_secs,
         std::sync::atomic::Ordering::Relaxed,
     );
-    let storage = Storage::open(&config.data_dir, StorageConfig::default())?;
+    let storage = Storage::open(&config.data_dir, config.storage_config())?;
     let (token, token_source) = admin_token(&config.data_dir, config.admin_token.as_deref())?;
     match &token_source {
         TokenSource::Configured => tracing::info!("admin token: configured"),

@@ -6,6 +6,8 @@
 //! - `store`: `Storage`, the sled database of a data dir, its durability barrier
 //!   (sled flush + fsync of the data file) and persistent node facts.
 //! - `writer`: the group-commit writer thread and its bounded queue.
+//! - `archive`: values kept beside the log under the caller's keys (the last
+//!   state of what left the caller's memory), read back one key at a time.
 //! - `checkpoint`: snapshots as checksummed chunks stored as pages, swapped in
 //!   atomically.
 //! - `inline`: the value limit that keeps everything in sled's data file, the
@@ -14,6 +16,7 @@
 //! - `error`: `StorageError`.
 //! - `fault`: test-only fault points, in debug builds only.
 
+mod archive;
 mod checkpoint;
 mod epochs;
 mod error;
@@ -24,6 +27,7 @@ mod record;
 mod store;
 mod writer;
 
+pub use archive::{ArchiveEntry, ARCHIVE_PAGE_VALUES_MAX};
 pub use checkpoint::Checkpoint;
 pub use epochs::{agreed_through, EpochStart, EPOCH_HISTORY_MAX};
 pub use error::StorageError;
@@ -34,5 +38,7 @@ pub use inline::{
 pub use record::{
     decode_entry, encode_record, verify_entry, Lsn, Record, RECORD_HEADER_BYTES, RECORD_VERSION,
 };
-pub use store::{DiskWait, EntryBytes, Storage, StorageConfig, FORMAT_VERSION};
+pub use store::{
+    DiskWait, EntryBytes, Storage, StorageConfig, CACHE_BYTES_MAX_DEFAULT, FORMAT_VERSION,
+};
 pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};

@@ -37,13 +37,21 @@ pub struct StorageConfig {
     pub record_bytes_max: usize,
     /// Largest checkpoint chunk accepted when reading a checkpoint back.
     pub chunk_bytes_max: usize,
+    /// Most bytes of sled's page cache. Everything written stays cached up to
+    /// it (the log, the archive of finished orders), so it bounds how much
+    /// memory the data dir's history takes; sled's own default is 1 GiB.
+    pub cache_bytes_max: u64,
 }
+
+/// Default size of sled's page cache.
+pub const CACHE_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 
 impl Default for StorageConfig {
     fn default() -> StorageConfig {
         StorageConfig {
             record_bytes_max: RECORD_BODY_BYTES_MAX,
             chunk_bytes_max: 64 << 20,
+            cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -91,6 +99,8 @@ struct Inner {
     pub(crate) log: sled::Tree,
     pub(crate) checkpoints: sled::Tree,
     meta: sled::Tree,
+    /// Values kept beside the log under the caller's keys (see `archive.rs`).
+    archive: sled::Tree,
     /// sled's data file, opened only to fsync it: sled 0.34's `flush` issues
     /// sync_file_range, which reaches neither the device cache nor file metadata.
     data_file: File,
@@ -128,7 +138,7 @@ impl Storage {
         std::fs::remove_file(&probe).map_err(data_dir_error)?;
 
         let path = data_dir.join("sled");
-        let db = open_sled(&path)?;
+        let db = open_sled(&path, config.cache_bytes_max)?;
         let open_tree = |name: &str| {
             db.open_tree(name).map_err(|error| StorageError::Open {
                 path: path.clone(),
@@ -138,6 +148,7 @@ impl Storage {
         let log = open_tree("log")?;
         let checkpoints = open_tree("checkpoints")?;
         let meta = open_tree("meta")?;
+        let archive = open_tree("archive")?;
         let data_file = File::open(path.join("db")).map_err(|source| StorageError::DataDir {
             path: path.join("db"),
             source,
@@ -150,6 +161,7 @@ impl Storage {
                 log,
                 checkpoints,
                 meta,
+                archive,
                 data_file,
                 checkpoint_lock: std::sync::Mutex::new(()),
                 disk_waits: Mutex::new(DiskWaits::default()),
@@ -295,6 +307,10 @@ impl Storage {
     #[cfg(test)]
     pub(crate) fn log_tree(&self) -> &sled::Tree {
         &self.inner.log
+    }
+
+    pub(crate) fn archive_tree(&self) -> &sled::Tree {
+        &self.inner.archive
     }
 
     pub(crate) fn checkpoint_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -580,8 +596,13 @@ const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Opens sled with its default segment size, after checking that this size
 /// keeps every value flashgate's limits allow in sled's data file (sled refuses
 /// to open a database created with another segment size).
-fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
-    let config = || sled::Config::new().path(path).flush_every_ms(None);
+fn open_sled(path: &Path, cache_bytes_max: u64) -> Result<sled::Db, StorageError> {
+    let config = || {
+        sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .cache_capacity(cache_bytes_max)
+    };
     check_values_stay_inline(config().segment_size)?;
     let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
     loop {

@@ -5,7 +5,7 @@ use bincode::{Decode, Encode};
 
 use super::order::Order;
 use super::sku::SkuSettings;
-use super::types::{OrderId, SkuId, Timestamp};
+use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Event {
@@ -36,5 +36,16 @@ pub enum Event {
     OrderExpired {
         id: OrderId,
         at: Timestamp,
+    },
+    /// Confirmed or finished orders leave memory; their last state is in the
+    /// archive (written by the shell before this event is logged). A confirmed
+    /// one is settled. At most `ORDERS_PER_RETIRE_EVENT` ids.
+    OrdersRetired {
+        ids: Vec<OrderId>,
+    },
+    /// Idempotency keys of orders that left memory are forgotten. At most
+    /// `KEYS_PER_FORGET_EVENT` keys.
+    KeysForgotten {
+        keys: Vec<(CustomerId, IdempotencyKey)>,
     },
 }

@@ -4,15 +4,17 @@
 pub mod command;
 pub mod event;
 pub mod order;
+pub mod retention;
 pub mod shard;
 pub mod sku;
 pub mod types;
 
 pub use command::{
-    Cancel, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply, Restock,
+    Cancel, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply, Restock, Retire,
 };
 pub use event::Event;
 pub use order::{Order, OrderStatus};
+pub use retention::{answer_archived, KeyEntry, RetainedImage, RetainedKey, Retention};
 pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage};
 pub use sku::{Sku, SkuSettings, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
 pub use types::{CustomerId, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp};

@@ -9,8 +9,13 @@ use bincode::{Decode, Encode};
 use super::command::{Command, CoreError, Reply};
 use super::event::Event;
 use super::order::{Order, OrderStatus};
+use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
 use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
+
+/// Customers per `SettledImage` in a checkpoint, so one SKU with many buyers
+/// never makes one huge chunk.
+pub const SETTLED_CUSTOMERS_PER_IMAGE: usize = 8_192;
 
 /// Limits and identity of one shard.
 #[derive(Clone, Debug)]
@@ -19,10 +24,14 @@ pub struct ShardConfig {
     pub shard: u32,
     /// The node's current epoch; new order ids carry it.
     pub epoch: u64,
-    /// Most orders (of any status) the shard keeps; beyond it, new orders are refused.
+    /// Most live orders (reserved, or confirmed and not yet settled) the shard
+    /// holds; beyond it, new orders are refused. Finished orders do not count:
+    /// they leave memory after `retention`.
     pub orders_max: usize,
     /// Most reservations one expiry pass expires, so a pass never stalls the shard.
     pub expiry_batch_max: usize,
+    /// How long finished orders and idempotency keys stay in memory.
+    pub retention: Retention,
 }
 
 /// The result of one command: the reply for the caller, and the events to log.
@@ -59,10 +68,23 @@ pub struct SkuImage {
 pub struct ShardCore {
     config: ShardConfig,
     skus: HashMap<SkuId, Sku>,
+    /// Orders in memory: live ones, and finished ones within their retention.
     orders: HashMap<OrderId, Order>,
-    by_idempotency_key: HashMap<(CustomerId, IdempotencyKey), OrderId>,
+    /// Orders in memory that hold stock (reserved or confirmed).
+    live_orders: usize,
+    by_idempotency_key: HashMap<(CustomerId, IdempotencyKey), KeyEntry>,
     /// Reserved orders by expiry time.
     expiry_queue: BTreeSet<(Timestamp, OrderId)>,
+    /// Confirmed and finished orders in memory, by when they may leave it.
+    retire_queue: BTreeSet<(Timestamp, OrderId)>,
+    /// Keys whose order left memory, by when they may be forgotten.
+    key_queue: BTreeSet<(Timestamp, CustomerId, IdempotencyKey)>,
+    /// Per SKU, the units of settled orders (confirmed orders that left memory).
+    settled: HashMap<SkuId, Settled>,
+    /// Orders that left memory since the shell last took them: it archives them.
+    retired: Vec<Order>,
+    /// Keys forgotten since the shell last took them.
+    forgotten: Vec<(CustomerId, IdempotencyKey)>,
     next_order_number: u64,
 }
 
@@ -74,8 +96,14 @@ impl ShardCore {
             config,
             skus: HashMap::new(),
             orders: HashMap::new(),
+            live_orders: 0,
             by_idempotency_key: HashMap::new(),
             expiry_queue: BTreeSet::new(),
+            retire_queue: BTreeSet::new(),
+            key_queue: BTreeSet::new(),
+            settled: HashMap::new(),
+            retired: Vec::new(),
+            forgotten: Vec::new(),
             next_order_number: 1,
         }
     }
@@ -106,19 +134,67 @@ impl ShardCore {
         self.orders.values()
     }
 
+    /// Orders in memory (live, and finished within their retention).
     pub fn order_count(&self) -> usize {
         self.orders.len()
     }
 
-    pub fn order_by_idempotency_key(
+    /// Orders in memory that hold stock: what `orders_max` bounds.
+    pub fn live_order_count(&self) -> usize {
+        self.live_orders
+    }
+
+    /// What the shard remembers of a customer's idempotency key, if anything.
+    pub fn idempotency_key(
         &self,
         customer: &CustomerId,
         key: &IdempotencyKey,
-    ) -> Option<&Order> {
-        let id = self
-            .by_idempotency_key
-            .get(&(customer.clone(), key.clone()))?;
-        self.orders.get(id)
+    ) -> Option<&KeyEntry> {
+        self.by_idempotency_key
+            .get(&(customer.clone(), key.clone()))
+    }
+
+    /// Every key the shard remembers, with its entry (live orders' and
+    /// retired ones').
+    pub fn idempotency_keys(
+        &self,
+    ) -> impl Iterator<Item = (&(CustomerId, IdempotencyKey), &KeyEntry)> {
+        self.by_idempotency_key.iter()
+    }
+
+    /// Takes the orders that left memory since the last call. The shell must
+    /// archive each before it answers anything that reflects their leaving.
+    pub fn take_retired(&mut self) -> Vec<Order> {
+        std::mem::take(&mut self.retired)
+    }
+
+    /// Takes the keys forgotten since the last call.
+    pub fn take_forgotten(&mut self) -> Vec<(CustomerId, IdempotencyKey)> {
+        std::mem::take(&mut self.forgotten)
+    }
+
+    /// The earliest instant at which an order or a key may leave memory.
+    pub fn next_retirement(&self) -> Option<Timestamp> {
+        let order = self.retire_queue.first().map(|(at, _)| *at);
+        let key = self.key_queue.first().map(|(at, _, _)| *at);
+        order.into_iter().chain(key).min()
+    }
+
+    pub(crate) fn due_retirements(&self, now: Timestamp) -> impl Iterator<Item = OrderId> + '_ {
+        self.retire_queue
+            .iter()
+            .take_while(move |(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+    }
+
+    pub(crate) fn due_keys(
+        &self,
+        now: Timestamp,
+    ) -> impl Iterator<Item = (CustomerId, IdempotencyKey)> + '_ {
+        self.key_queue
+            .iter()
+            .take_while(move |(at, _, _)| *at <= now)
+            .map(|(_, customer, key)| (customer.clone(), key.clone()))
     }
 
     /// The earliest instant at which a reservation is due to expire.
@@ -215,7 +291,74 @@ impl ShardCore {
                 sku.release(&customer, quantity);
                 sku.assert_invariants();
             }
+            Event::OrdersRetired { ids } => {
+                for id in ids {
+                    self.retire(id)?;
+                }
+            }
+            Event::KeysForgotten { keys } => {
+                for key in keys {
+                    self.forget(key)?;
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Lets a confirmed or finished order leave memory. A confirmed one is
+    /// settled: its units stay sold and held by its customer.
+    fn retire(&mut self, id: &OrderId) -> Result<(), InconsistentEvent> {
+        let order = self
+            .orders
+            .get(id)
+            .ok_or_else(|| inconsistent(format!("retired order {id} is unknown")))?;
+        let Some(leaves_at) = self.config.retention.order_leaves_at(order) else {
+            return Err(inconsistent(format!("order {id} retired while reserved")));
+        };
+        let order = self.orders.remove(id).expect("checked above");
+        self.retire_queue.remove(&(leaves_at, *id));
+        if order.status == OrderStatus::Confirmed {
+            self.live_orders -= 1;
+            let settled = self.settled.entry(order.sku.clone()).or_default();
+            let quantity = u64::from(order.quantity);
+            settled.sold += quantity;
+            *settled
+                .by_customer
+                .entry(order.customer.clone())
+                .or_default() += quantity;
+        }
+        if let Some(key) = &order.idempotency_key {
+            let customer_key = (order.customer.clone(), key.clone());
+            if let Some(entry) = self.by_idempotency_key.get_mut(&customer_key) {
+                if entry.order == order.id && !entry.retired {
+                    entry.retired = true;
+                    let at = self.config.retention.key_forgotten_at(entry.created_at);
+                    self.key_queue.insert((at, customer_key.0, customer_key.1));
+                }
+            }
+        }
+        self.retired.push(order);
+        Ok(())
+    }
+
+    /// Forgets the key of an order that left memory.
+    fn forget(&mut self, key: &(CustomerId, IdempotencyKey)) -> Result<(), InconsistentEvent> {
+        let entry = self.by_idempotency_key.get(key).ok_or_else(|| {
+            inconsistent(format!(
+                "forgotten key of customer {} is unknown",
+                key.0.as_str()
+            ))
+        })?;
+        if !entry.retired {
+            return Err(inconsistent(format!(
+                "key of order {} forgotten while the order is in memory",
+                entry.order
+            )));
+        }
+        let at = self.config.retention.key_forgotten_at(entry.created_at);
+        self.key_queue.remove(&(at, key.0.clone(), key.1.clone()));
+        self.by_idempotency_key.remove(key);
+        self.forgotten.push(key.clone());
         Ok(())
     }
 
@@ -246,15 +389,50 @@ impl ShardCore {
         Ok(())
     }
 
+    /// Adds a key entry; a key already taken by another order is a log that
+    /// does not fit.
+    fn index_key(
+        &mut self,
+        customer: CustomerId,
+        key: IdempotencyKey,
+        entry: KeyEntry,
+    ) -> Result<(), InconsistentEvent> {
+        if entry.retired {
+            let at = self.config.retention.key_forgotten_at(entry.created_at);
+            self.key_queue.insert((at, customer.clone(), key.clone()));
+        }
+        match self.by_idempotency_key.insert((customer, key), entry) {
+            Some(previous) => Err(inconsistent(format!(
+                "an idempotency key of order {} is also held by another order",
+                previous.order
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Keeps the derived indexes (idempotency keys, expiry queue, id counter) in step
     /// with a newly known order.
     fn index_order(&mut self, order: &Order) {
         if let Some(key) = &order.idempotency_key {
-            self.by_idempotency_key
-                .insert((order.customer.clone(), key.clone()), order.id);
+            self.by_idempotency_key.insert(
+                (order.customer.clone(), key.clone()),
+                KeyEntry {
+                    order: order.id,
+                    sku: order.sku.clone(),
+                    quantity: order.quantity,
+                    created_at: order.created_at,
+                    retired: false,
+                },
+            );
         }
         if order.status == OrderStatus::Reserved {
             self.expiry_queue.insert((order.reserved_until, order.id));
+        }
+        if order.status.holds_stock() {
+            self.live_orders += 1;
+        }
+        if let Some(at) = self.config.retention.order_leaves_at(order) {
+            self.retire_queue.insert((at, order.id));
         }
         if order.id.shard == self.config.shard && order.id.epoch == self.config.epoch {
             self.next_order_number = self.next_order_number.max(order.id.number + 1);
@@ -301,8 +479,17 @@ impl ShardCore {
         if order.status == OrderStatus::Reserved {
             self.expiry_queue.remove(&(order.reserved_until, *id));
         }
+        if let Some(leaves_at) = self.config.retention.order_leaves_at(order) {
+            self.retire_queue.remove(&(leaves_at, *id));
+        }
+        if order.status.holds_stock() && !to.holds_stock() {
+            self.live_orders -= 1;
+        }
         order.status = to;
         order.updated_at = at;
+        if let Some(leaves_at) = self.config.retention.order_leaves_at(order) {
+            self.retire_queue.insert((leaves_at, *id));
+        }
         Ok((
             order.sku.clone(),
             u64::from(order.quantity),
@@ -328,6 +515,39 @@ impl ShardCore {
         images
     }
 
+    /// What the shard keeps of orders that left memory, for a checkpoint.
+    pub fn retained_image(&self) -> RetainedImage {
+        let mut settled = Vec::new();
+        let mut skus: Vec<&SkuId> = self.settled.keys().collect();
+        skus.sort();
+        for sku in skus {
+            let mut customers: Vec<(CustomerId, u64)> = self.settled[sku]
+                .by_customer
+                .iter()
+                .map(|(customer, quantity)| (customer.clone(), *quantity))
+                .collect();
+            customers.sort();
+            for part in customers.chunks(SETTLED_CUSTOMERS_PER_IMAGE) {
+                settled.push(SettledImage {
+                    sku: sku.clone(),
+                    by_customer: part.to_vec(),
+                });
+            }
+        }
+        let mut keys: Vec<RetainedKey> = self
+            .by_idempotency_key
+            .iter()
+            .filter(|(_, entry)| entry.retired)
+            .map(|((customer, key), entry)| RetainedKey {
+                customer: customer.clone(),
+                key: key.clone(),
+                entry: entry.clone(),
+            })
+            .collect();
+        keys.sort_by(|a, b| (&a.customer, &a.key).cmp(&(&b.customer, &b.key)));
+        RetainedImage { settled, keys }
+    }
+
     pub fn next_order_number(&self) -> u64 {
         self.next_order_number
     }
@@ -339,6 +559,7 @@ impl ShardCore {
         next_order_number: u64,
         skus: Vec<SkuImage>,
         orders: impl IntoIterator<Item = Order>,
+        retained: RetainedImage,
     ) -> Result<ShardCore, InconsistentEvent> {
         let mut core = ShardCore::new(config);
         core.next_order_number = next_order_number.max(1);
@@ -361,6 +582,33 @@ impl ShardCore {
             core.skus.insert(image.id, sku);
         }
         let mut implied: HashMap<SkuId, (u64, u64)> = HashMap::new();
+        for image in retained.settled {
+            let sku = core.skus.get_mut(&image.sku).ok_or_else(|| {
+                inconsistent(format!("settled units name unknown sku {}", image.sku))
+            })?;
+            let settled = core.settled.entry(image.sku.clone()).or_default();
+            for (customer, quantity) in image.by_customer {
+                if quantity == 0 || settled.by_customer.contains_key(&customer) {
+                    return Err(inconsistent(format!(
+                        "settled units of sku {} stored twice or empty",
+                        image.sku
+                    )));
+                }
+                settled.sold += quantity;
+                sku.hold(&customer, quantity);
+                settled.by_customer.insert(customer, quantity);
+            }
+            implied.entry(image.sku).or_default().1 = settled.sold;
+        }
+        for retained in retained.keys {
+            if !retained.entry.retired {
+                return Err(inconsistent(format!(
+                    "the key of order {} is stored as retained but not retired",
+                    retained.entry.order
+                )));
+            }
+            core.index_key(retained.customer, retained.key, retained.entry)?;
+        }
         for order in orders {
             let quantity = u64::from(order.quantity);
             let sku = core.skus.get_mut(&order.sku).ok_or_else(|| {
@@ -381,6 +629,17 @@ impl ShardCore {
             if core.orders.contains_key(&order.id) {
                 return Err(inconsistent(format!("order {} stored twice", order.id)));
             }
+            if let Some(key) = &order.idempotency_key {
+                if core
+                    .by_idempotency_key
+                    .contains_key(&(order.customer.clone(), key.clone()))
+                {
+                    return Err(inconsistent(format!(
+                        "the idempotency key of order {} is stored twice",
+                        order.id
+                    )));
+                }
+            }
             core.index_order(&order);
             core.orders.insert(order.id, order);
         }
@@ -400,6 +659,34 @@ impl ShardCore {
     /// recovery, not the order path.
     pub fn assert_consistent(&self) {
         let mut implied: HashMap<&SkuId, (u64, u64, HashMap<&CustomerId, u64>)> = HashMap::new();
+        for (sku, settled) in &self.settled {
+            let entry = implied.entry(sku).or_default();
+            entry.1 += settled.sold;
+            for (customer, quantity) in &settled.by_customer {
+                *entry.2.entry(customer).or_default() += quantity;
+            }
+            assert_eq!(
+                settled.sold,
+                settled.by_customer.values().sum::<u64>(),
+                "sku {sku} settled units"
+            );
+        }
+        let live = self
+            .orders
+            .values()
+            .filter(|order| order.status.holds_stock())
+            .count();
+        assert_eq!(self.live_orders, live, "live order count");
+        for ((customer, key), entry) in &self.by_idempotency_key {
+            match self.orders.get(&entry.order) {
+                Some(order) => {
+                    assert!(!entry.retired, "key of an order in memory marked retired");
+                    assert_eq!(order.idempotency_key.as_ref(), Some(key));
+                    assert_eq!(&order.customer, customer);
+                }
+                None => assert!(entry.retired, "key of order {} lost its order", entry.order),
+            }
+        }
         for order in self.orders.values() {
             let entry = implied.entry(&order.sku).or_default();
             let quantity = u64::from(order.quantity);

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use flashgate_actors::retire::checkpoint_for_standby;
 use flashgate_actors::{PeerAddress, Role};
 use flashgate_storage::agreed_through;
 use quinn::{Connection, RecvStream, SendStream};
@@ -331,7 +332,8 @@ async fn stream_to_standby(
     let mut sent = follower_last;
     if follower_last < covers {
         let reader = storage.clone();
-        let checkpoint = tokio::task::spawn_blocking(move || reader.read_checkpoint())
+        // With the archive: orders that left memory before the checkpoint.
+        let checkpoint = tokio::task::spawn_blocking(move || checkpoint_for_standby(&reader))
             .await
             .map_err(|error| WireError::Io(error.to_string()))?
             .map_err(io)?

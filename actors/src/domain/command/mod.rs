@@ -6,12 +6,14 @@ mod expire_due;
 mod place_order;
 mod put_sku;
 mod restock;
+mod retire;
 mod transition;
 
 pub use expire_due::ExpireDue;
 pub use place_order::PlaceOrder;
 pub use put_sku::PutSku;
 pub use restock::Restock;
+pub use retire::Retire;
 pub use transition::{Cancel, Confirm};
 
 use super::event::Event;
@@ -28,6 +30,7 @@ pub enum Command {
     Confirm(Confirm),
     Cancel(Cancel),
     ExpireDue(ExpireDue),
+    Retire(Retire),
 }
 
 /// What a successful command answers.
@@ -45,6 +48,15 @@ pub enum Reply {
     },
     Expired {
         count: usize,
+    },
+    /// An idempotent retry whose order has left memory: the shell answers it
+    /// from the archive, as `Order { created: false }`.
+    ArchivedOrder {
+        id: OrderId,
+    },
+    Retired {
+        orders: usize,
+        keys: usize,
     },
 }
 
@@ -82,7 +94,7 @@ pub enum CoreError {
     InvalidField(#[from] InvalidField),
     #[error("this Idempotency-Key was already used by this customer with a different request; use a new key for a new order")]
     IdempotencyKeyReused,
-    #[error("the shard holds its maximum of {0} orders")]
+    #[error("the shard holds its maximum of {0} live orders; retry when some are confirmed, cancelled or expired")]
     OrderCapacityReached(usize),
 }
 
@@ -100,6 +112,7 @@ impl Command {
             Command::Confirm(command) => command.decide(shard, now, &mut events),
             Command::Cancel(command) => command.decide(shard, now, &mut events),
             Command::ExpireDue(command) => command.decide(shard, now, &mut events),
+            Command::Retire(command) => command.decide(shard, now, &mut events),
         };
         (reply, events)
     }

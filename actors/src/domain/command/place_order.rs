@@ -25,13 +25,17 @@ impl PlaceOrder {
         // A retry answers with the first result, before any rule is checked again:
         // stock may have run out since, but this customer's order exists.
         if let Some(key) = &self.idempotency_key {
-            if let Some(existing) = shard.order_by_idempotency_key(&self.customer, key) {
+            if let Some(existing) = shard.idempotency_key(&self.customer, key) {
                 if existing.sku != self.sku || existing.quantity != self.quantity {
                     return Err(CoreError::IdempotencyKeyReused);
                 }
-                return Ok(Reply::Order {
-                    order: existing.clone(),
-                    created: false,
+                // An order that left memory is answered from the archive.
+                return Ok(match shard.order(&existing.order) {
+                    Some(order) => Reply::Order {
+                        order: order.clone(),
+                        created: false,
+                    },
+                    None => Reply::ArchivedOrder { id: existing.order },
                 });
             }
         }
@@ -76,7 +80,7 @@ impl PlaceOrder {
                 });
             }
         }
-        if shard.order_count() >= shard.orders_max() {
+        if shard.live_order_count() >= shard.orders_max() {
             return Err(CoreError::OrderCapacityReached(shard.orders_max()));
         }
         let reserved_until = now.plus_secs(sku.settings.reservation_ttl_secs);
