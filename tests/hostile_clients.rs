@@ -67,8 +67,8 @@ fn invented_request_methods_do_not_grow_the_metrics() {
     // The series of ordinary traffic (a scrape counts itself after it is
     // rendered, so the second one shows it), and of one invented method.
     assert_eq!(raw_status(&server, "BREW", "/v1/skus"), 405);
-    metrics_page(api);
-    let before = series(&metrics_page(api));
+    api.metrics_page();
+    let before = series(&api.metrics_page());
 
     for index in 0..ODD_METHODS {
         let method = format!("{index:0width$}", width = METHOD_BYTES).replace('0', "Q");
@@ -79,7 +79,7 @@ fn invented_request_methods_do_not_grow_the_metrics() {
         );
     }
 
-    let page = metrics_page(api);
+    let page = api.metrics_page();
     assert_eq!(
         series(&page),
         before,
@@ -162,12 +162,6 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
         numbers[0], numbers[1],
         "soft and hard limits differ: {line}"
     );
-}
-
-fn metrics_page(client: &common::Client) -> String {
-    let answer = client.send(client.request("GET", "/metrics"), None);
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.text
 }
 
 /// A key sent twice used to be read silently as its last value

@@ -154,21 +154,7 @@ async fn attack(endpoint: Endpoint, target: SocketAddr) -> Attempted {
 }
 
 fn peak_resident_kib(server: &Server) -> u64 {
-    status_kib(server, "VmHWM:")
-}
-
-fn resident_kib(server: &Server) -> u64 {
-    status_kib(server, "VmRSS:")
-}
-
-fn status_kib(server: &Server, field: &str) -> u64 {
-    let pid = server.pid().expect("the server runs");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("a {field} line"))
+    server.status_kib("VmHWM:")
 }
 
 /// The value of the metric series `series` (name and labels as printed), or 0.
@@ -220,7 +206,7 @@ fn unauthenticated_replication_connections_are_capped_and_cost_little() {
     wait_in_sync(&primary);
     let api = primary.client();
     api.put_sku("during-attack", json!({ "stock": 1_000_000 }));
-    let rss_before = resident_kib(&primary);
+    let rss_before = primary.resident_kib();
 
     // Buyers order throughout; with sync replication every 201 is an order
     // the standby has too.

@@ -50,16 +50,6 @@ fn launch(data_dir: &std::path::Path) -> Server {
         .start()
 }
 
-fn resident_kib(server: &Server) -> u64 {
-    let pid = server.pid().expect("the server runs");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
-
 /// Orders that have left the node's memory since it started, from /metrics.
 fn retired_total(api: &Client) -> u64 {
     let answer = api.send(api.request("GET", "/metrics"), None);
@@ -140,11 +130,11 @@ fn order_churn_is_served_in_bounded_memory_and_history_stays_readable() {
     churn_in_parallel(&api, WARM_UP_CYCLES);
     let warm_up_orders = (CHURN_THREADS * WARM_UP_CYCLES) as u64;
     wait_retired(&api, warm_up_orders);
-    let before = resident_kib(&server);
+    let before = server.resident_kib();
     let firsts = churn_in_parallel(&api, CHURN_CYCLES);
     let churned = warm_up_orders + (CHURN_THREADS * CHURN_CYCLES) as u64;
     wait_retired(&api, churned);
-    let growth = resident_kib(&server).saturating_sub(before);
+    let growth = server.resident_kib().saturating_sub(before);
     eprintln!(
         "RSS {before} KiB before {} cycles, grew {growth} KiB",
         CHURN_THREADS * CHURN_CYCLES

@@ -734,16 +734,6 @@ const CLAIMING_STREAMS: usize = 15;
 /// claims would be 40 × 15 × 64 KiB = 37.5 MiB.
 const CLAIM_RSS_GROWTH_MAX_KIB: u64 = 12 * 1024;
 
-fn resident_kib(server: &Server) -> u64 {
-    let pid = server.pid().expect("the server runs");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
-
 /// A frame's length prefix is a claim, not a payment: a client that opens
 /// streams, sends a prefix claiming the largest frame and then nothing used
 /// to make the server allocate (and zero) the whole frame per stream (1,000
@@ -756,7 +746,7 @@ async fn claimed_frame_lengths_cost_no_memory_until_bytes_arrive() {
     let setup = connect(&server).await;
     let mut stream = Stream::open(&setup.connection).await;
     create_sku(&mut stream, "claims", 1_000).await;
-    let before = resident_kib(&server);
+    let before = server.resident_kib();
 
     let mut peers = Vec::new();
     let mut claims = Vec::new();
@@ -787,7 +777,7 @@ async fn claimed_frame_lengths_cost_no_memory_until_bytes_arrive() {
             "connection {index}: {response:?}"
         );
     }
-    let growth = resident_kib(&server).saturating_sub(before);
+    let growth = server.resident_kib().saturating_sub(before);
     assert!(
         growth <= CLAIM_RSS_GROWTH_MAX_KIB,
         "the server grew by {growth} KiB for {} claimed frames",

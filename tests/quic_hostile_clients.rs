@@ -69,30 +69,12 @@ async fn buy(server: &Server, sku: &str, customer: &str, create: bool) -> QuicCl
     client
 }
 
-fn metrics_page(server: &Server) -> String {
-    let client = server.client();
-    let answer = client.send(client.request("GET", "/metrics"), None);
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.text
-}
-
 /// The value of an unlabelled series on the metrics page (0 when absent).
 fn metric(page: &str, name: &str) -> f64 {
     page.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-/// The node's resident memory in KiB.
-fn resident_kib(server: &Server) -> u64 {
-    let pid = server.pid().expect("the server runs");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
 }
 
 /// Established connections the node under the handshake flood may hold.
@@ -259,7 +241,7 @@ fn unfinished_handshakes_hold_no_connection_slot() {
 
     let during_the_flood =
         runtime.block_on(buy(&server, "flood-sku", "buyer-during-the-flood", true));
-    let page = metrics_page(&server);
+    let page = server.client().metrics_page();
     runtime.block_on(during_the_flood.close());
     let during = (
         metric(&page, "flashgate_quic_connections"),
@@ -287,12 +269,12 @@ fn unfinished_handshakes_hold_no_connection_slot() {
     }));
     // Each unfinished handshake ends at its deadline.
     poll_until("the flood's handshakes to end", STEP_TIMEOUT, || {
-        (metric(&metrics_page(&server), "flashgate_quic_handshakes") == 0.0).then_some(())
+        (metric(&server.client().metrics_page(), "flashgate_quic_handshakes") == 0.0).then_some(())
     });
     let after_the_flood =
         runtime.block_on(buy(&server, "flood-sku", "buyer-after-the-flood", false));
     runtime.block_on(after_the_flood.close());
-    let page = metrics_page(&server);
+    let page = server.client().metrics_page();
     assert!(metric(&page, "flashgate_quic_handshakes_timed_out_total") >= 1.0);
 }
 
@@ -436,7 +418,7 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
     let runtime = runtime();
     let buyer = runtime.block_on(buy(&server, "silent-sku", "buyer-before", true));
     runtime.block_on(buyer.close());
-    let before = resident_kib(&server);
+    let before = server.resident_kib();
 
     let quic = quic_of(&server).clone();
     let (endpoints, streams, sent) = runtime.block_on(async {
@@ -465,7 +447,7 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
     // memory must stay under the bound; then the budget holds answers back.
     let bound = connection_bound_kib() * SILENT_CONNECTIONS as u64 + RSS_SLACK_KIB;
     let check = || {
-        let resident = resident_kib(&server);
+        let resident = server.resident_kib();
         assert!(
             resident.saturating_sub(before) <= bound,
             "the server grew by {} KiB for {SILENT_CONNECTIONS} connections that never read (bound {bound} KiB)",
@@ -480,7 +462,7 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
         || {
             during = during.max(check());
             (metric(
-                &metrics_page(&server),
+                &server.client().metrics_page(),
                 "flashgate_quic_answer_budget_waits_total",
             ) >= 1.0)
                 .then_some(())
@@ -504,11 +486,15 @@ fn answers_never_read_pin_a_bounded_number_of_bytes() {
         }
     });
     poll_until("the silent connections to be gone", STEP_TIMEOUT, || {
-        (metric(&metrics_page(&server), "flashgate_quic_connections") == 0.0).then_some(())
+        (metric(
+            &server.client().metrics_page(),
+            "flashgate_quic_connections",
+        ) == 0.0)
+            .then_some(())
     });
     let buyer = runtime.block_on(buy(&server, "silent-sku", "buyer-after", false));
     runtime.block_on(buyer.close());
-    let after = resident_kib(&server);
+    let after = server.resident_kib();
     eprintln!("answers never read: RSS {after} KiB after the connections closed");
     assert!(
         after <= during + 4 * 1024,

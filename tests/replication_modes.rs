@@ -97,12 +97,6 @@ fn gauge(metrics: &str, name: &str) -> Option<f64> {
     })
 }
 
-fn metrics_page(client: &Client) -> String {
-    let answer = client.send(client.request("GET", "/metrics"), None);
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.text
-}
-
 /// With `--standby-loss block`, a standby SIGKILLed in the middle of a sale
 /// makes the primary refuse (503 `standby_unavailable`) instead of
 /// acknowledging orders only it holds; every order a buyer got a 201 for is on
@@ -221,7 +215,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
     api.put_sku(SKUS[0], json!({ "stock": ROOMY_STOCK }));
     api.put_sku(SKUS[1], json!({ "stock": SCARCE_STOCK }));
     assert_eq!(
-        gauge(&metrics_page(api), "flashgate_replication_degraded"),
+        gauge(&api.metrics_page(), "flashgate_replication_degraded"),
         Some(0.0)
     );
 
@@ -252,7 +246,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
     assert_eq!(ready_status, 200, "{ready}");
     assert_eq!(ready["degraded"], reason, "{ready}");
     assert_eq!(
-        gauge(&metrics_page(api), "flashgate_replication_degraded"),
+        gauge(&api.metrics_page(), "flashgate_replication_degraded"),
         Some(1.0)
     );
     assert!(
@@ -270,7 +264,7 @@ fn degrade_mode_goes_on_alone_visibly_and_resyncs() {
     let (_, ready) = api.get("/readyz");
     assert_eq!(ready["degraded"], Value::Null, "{ready}");
     assert_eq!(
-        gauge(&metrics_page(api), "flashgate_replication_degraded"),
+        gauge(&api.metrics_page(), "flashgate_replication_degraded"),
         Some(0.0)
     );
     wait_caught_up(&primary, &returned);

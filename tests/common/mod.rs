@@ -443,6 +443,24 @@ impl Server {
         &self.data_dir
     }
 
+    /// A `kB` field of the process's `/proc/<pid>/status` (`VmRSS:`,
+    /// `VmHWM:`, …).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let pid = self.pid().expect("the server runs");
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("a {field} line"))
+    }
+
+    /// The process's resident memory in KiB.
+    pub fn resident_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
     /// The process id, e.g. to SIGSTOP it; `None` once it was killed or
     /// stopped by this handle (the id may then name another process).
     pub fn pid(&self) -> Option<libc::pid_t> {
@@ -660,6 +678,14 @@ impl Client {
         let description = format!("{} {}", request.method(), request.url());
         self.try_send(request, body)
             .unwrap_or_else(|error| panic!("{description}: no answer: {error}"))
+    }
+
+    /// `GET /metrics` with this client's credential (operator data: the
+    /// default admin token may read it); panics unless it answers 200.
+    pub fn metrics_page(&self) -> String {
+        let answer = self.send(self.request("GET", "/metrics"), None);
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.text
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
