@@ -25,6 +25,13 @@ mod store;
 mod writer;
 
 pub use checkpoint::Checkpoint;
+
+/// Entry points for the fuzz targets (fuzz/): the pure readers of what a data
+/// dir holds, without sled. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::checkpoint::{checkpoint_values, read_checkpoint_values};
+}
 pub use epochs::{agreed_through, EpochStart, EPOCH_HISTORY_MAX};
 pub use error::StorageError;
 pub use inline::{
