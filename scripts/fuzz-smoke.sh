@@ -4,7 +4,7 @@
 # failed assertion, leak, out-of-memory or timeout fails the script, leaving
 # the input under fuzz/artifacts/<target>/.
 #
-#   FUZZ_SMOKE_SECONDS   seconds per target (default 20)
+#   FUZZ_SMOKE_SECONDS   seconds per target (default 15)
 #
 # Needs cargo-fuzz (pinned below) and libFuzzer's sanitizer flags, which are
 # nightly features: RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-seconds=${FUZZ_SMOKE_SECONDS:-20}
+seconds=${FUZZ_SMOKE_SECONDS:-15}
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$PWD/fuzz/target"
 
