@@ -497,6 +497,18 @@ impl Config {
         figment = figment
             .merge(Env::prefixed("FLASHGATE_").only(ENV_KEYS))
             .merge(Serialized::defaults(overrides));
+        Config::extract(figment)
+    }
+
+    /// A config file's text over the defaults, checked as `load` checks it:
+    /// the file layer alone, without the environment or flags.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Config::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn extract(figment: Figment) -> Result<Config, ConfigError> {
         let config: Config = figment
             .extract()
             .map_err(|error| ConfigError::Invalid(error.to_string()))?;

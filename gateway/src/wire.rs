@@ -66,7 +66,14 @@ pub async fn read_object(
     tokio::time::timeout(limits.read_timeout, read)
         .await
         .map_err(|_| ApiError::BodyTimeout(limits.read_timeout))??;
-    match serde_json::from_slice::<StrictJson>(&body).map(|strict| strict.0) {
+    parse_object(&body)
+}
+
+/// A whole request body as a JSON object's members: `MalformedJson` for bytes
+/// that are not JSON (or repeat a key), `InvalidField` for JSON that is not an
+/// object. Pure: what `read_object` does once the body has arrived.
+pub fn parse_object(body: &[u8]) -> Result<Fields, ApiError> {
+    match serde_json::from_slice::<StrictJson>(body).map(|strict| strict.0) {
         Ok(Value::Object(map)) => Ok(Fields(map)),
         Ok(_) => Err(ApiError::InvalidField("body: must be a JSON object".into())),
         Err(error) => Err(ApiError::MalformedJson(format!(

@@ -108,45 +108,208 @@ struct Pointer {
     layout: Layout,
 }
 
-impl Storage {
-    fn checkpoint_pointer(&self) -> Result<Option<Pointer>, StorageError> {
-        let Some(bytes) = self.checkpoint_tree().get(CURRENT)? else {
-            return Ok(None);
-        };
-        // 24 bytes: format 1, no layout field; 28: the layout before the CRC.
-        let fields = match bytes.len() {
-            24 => 20,
-            28 => 24,
+/// The `current` pointer's stored value, checked.
+fn decode_pointer(bytes: &[u8]) -> Result<Pointer, StorageError> {
+    // 24 bytes: format 1, no layout field; 28: the layout before the CRC.
+    let fields = match bytes.len() {
+        24 => 20,
+        28 => 24,
+        other => {
+            return Err(StorageError::CorruptCheckpoint(format!(
+                "pointer is {other} bytes, not 24 or 28"
+            )))
+        }
+    };
+    let crc = u32::from_be_bytes(bytes[fields..fields + 4].try_into().expect("4 bytes"));
+    if crc32fast::hash(&bytes[..fields]) != crc {
+        return Err(StorageError::CorruptCheckpoint(
+            "pointer checksum mismatch".into(),
+        ));
+    }
+    let layout = if fields == 20 {
+        Layout::WholeChunks
+    } else {
+        match u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes")) {
+            LAYOUT_PAGES => Layout::Pages,
             other => {
                 return Err(StorageError::CorruptCheckpoint(format!(
-                    "pointer is {other} bytes, not 24 or 28"
+                    "pointer names chunk layout {other}; this build reads {LAYOUT_PAGES}"
                 )))
             }
-        };
-        let crc = u32::from_be_bytes(bytes[fields..fields + 4].try_into().expect("4 bytes"));
-        if crc32fast::hash(&bytes[..fields]) != crc {
-            return Err(StorageError::CorruptCheckpoint(
-                "pointer checksum mismatch".into(),
+        }
+    };
+    Ok(Pointer {
+        generation: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        covers_lsn: u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")),
+        chunk_count: u32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes")),
+        layout,
+    })
+}
+
+/// The stored value of the `current` pointer (format 2).
+fn encode_pointer(generation: u64, covers_lsn: Lsn, chunk_count: u32) -> Vec<u8> {
+    let mut pointer = Vec::with_capacity(28);
+    pointer.extend_from_slice(&generation.to_be_bytes());
+    pointer.extend_from_slice(&covers_lsn.to_be_bytes());
+    pointer.extend_from_slice(&chunk_count.to_be_bytes());
+    pointer.extend_from_slice(&LAYOUT_PAGES.to_be_bytes());
+    let crc = crc32fast::hash(&pointer);
+    pointer.extend_from_slice(&crc.to_be_bytes());
+    pointer
+}
+
+/// Every chunk `pointer` names, each checked, read through `get` (a key of
+/// the `checkpoints` tree → its value). Never allocates more than the chunks
+/// found hold: a damaged pointer may claim any chunk count.
+fn read_chunks<V: AsRef<[u8]>>(
+    pointer: &Pointer,
+    chunk_bytes_max: usize,
+    mut get: impl FnMut(&[u8]) -> Result<Option<V>, StorageError>,
+) -> Result<Checkpoint, StorageError> {
+    let mut chunks = Vec::new();
+    for index in 0..pointer.chunk_count {
+        chunks.push(match pointer.layout {
+            Layout::WholeChunks => {
+                read_whole_chunk(pointer.generation, index, chunk_bytes_max, &mut get)?
+            }
+            Layout::Pages => {
+                read_paged_chunk(pointer.generation, index, chunk_bytes_max, &mut get)?
+            }
+        });
+    }
+    Ok(Checkpoint {
+        covers_lsn: pointer.covers_lsn,
+        chunks,
+    })
+}
+
+/// One chunk of format 1: CRC32 and the whole chunk in one value.
+fn read_whole_chunk<V: AsRef<[u8]>>(
+    generation: u64,
+    index: u32,
+    chunk_bytes_max: usize,
+    get: &mut impl FnMut(&[u8]) -> Result<Option<V>, StorageError>,
+) -> Result<Vec<u8>, StorageError> {
+    let stored = get(&chunk_key(generation, index))?.ok_or_else(|| {
+        StorageError::CorruptCheckpoint(format!(
+            "chunk {index} of generation {generation} is missing"
+        ))
+    })?;
+    let stored = stored.as_ref();
+    if stored.len() < 4 || stored.len() - 4 > chunk_bytes_max {
+        return Err(StorageError::CorruptCheckpoint(format!(
+            "chunk {index} is {} bytes; the limit is {chunk_bytes_max}",
+            stored.len()
+        )));
+    }
+    let crc = u32::from_be_bytes(stored[..4].try_into().expect("4 bytes"));
+    if crc32fast::hash(&stored[4..]) != crc {
+        return Err(StorageError::CorruptCheckpoint(format!(
+            "chunk {index} checksum mismatch"
+        )));
+    }
+    Ok(stored[4..].to_vec())
+}
+
+/// One chunk of format 2: its pages, each checked, in order.
+fn read_paged_chunk<V: AsRef<[u8]>>(
+    generation: u64,
+    index: u32,
+    chunk_bytes_max: usize,
+    get: &mut impl FnMut(&[u8]) -> Result<Option<V>, StorageError>,
+) -> Result<Vec<u8>, StorageError> {
+    let damaged = |page: u32, reason: String| {
+        StorageError::CorruptCheckpoint(format!(
+            "page {page} of chunk {index} of generation {generation} {reason}"
+        ))
+    };
+    let mut chunk = Vec::new();
+    let mut page_count = 1;
+    let mut page = 0;
+    while page < page_count {
+        let key = page_key(generation, index, page);
+        let stored = get(&key)?.ok_or_else(|| damaged(page, "is missing".into()))?;
+        let (count, payload) =
+            decode_page(&key, stored.as_ref()).map_err(|reason| damaged(page, reason))?;
+        if page == 0 {
+            // Every page but the last is full: more pages than this would
+            // hold more than the limit.
+            let full_pages = (count as usize).saturating_sub(1);
+            if count == 0 || full_pages.saturating_mul(PAGE_PAYLOAD_BYTES_MAX) > chunk_bytes_max {
+                return Err(damaged(
+                    page,
+                    format!("claims {count} pages; the chunk limit is {chunk_bytes_max} bytes"),
+                ));
+            }
+            page_count = count;
+            chunk.reserve((count as usize * PAGE_PAYLOAD_BYTES_MAX).min(chunk_bytes_max));
+        } else if count != page_count {
+            return Err(damaged(
+                page,
+                format!("belongs to a chunk of {count} pages, page 0 to one of {page_count}"),
             ));
         }
-        let layout = if fields == 20 {
-            Layout::WholeChunks
-        } else {
-            match u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes")) {
-                LAYOUT_PAGES => Layout::Pages,
-                other => {
-                    return Err(StorageError::CorruptCheckpoint(format!(
-                        "pointer names chunk layout {other}; this build reads {LAYOUT_PAGES}"
-                    )))
-                }
-            }
-        };
-        Ok(Some(Pointer {
-            generation: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-            covers_lsn: u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")),
-            chunk_count: u32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes")),
-            layout,
-        }))
+        chunk.extend_from_slice(payload);
+        page += 1;
+    }
+    if chunk.len() > chunk_bytes_max {
+        return Err(StorageError::CorruptCheckpoint(format!(
+            "chunk {index} is {} bytes; the limit is {chunk_bytes_max}",
+            chunk.len()
+        )));
+    }
+    Ok(chunk)
+}
+
+/// The checkpoint that a `current` pointer value and the values `get` finds
+/// under their keys hold, read and checked as `Storage::read_checkpoint` reads
+/// a data dir's. For the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn read_checkpoint_values<V: AsRef<[u8]>>(
+    current: Option<&[u8]>,
+    chunk_bytes_max: usize,
+    get: impl FnMut(&[u8]) -> Result<Option<V>, StorageError>,
+) -> Result<Option<Checkpoint>, StorageError> {
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let pointer = decode_pointer(current)?;
+    read_chunks(&pointer, chunk_bytes_max, get).map(Some)
+}
+
+/// The (key, value) pairs `Storage::write_checkpoint` stores for `chunks` as
+/// generation `generation`: every page, then the `current` pointer. For the
+/// fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn checkpoint_values(
+    generation: u64,
+    covers_lsn: Lsn,
+    chunks: &[Vec<u8>],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut values = Vec::new();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let pages = pages_of(chunk);
+        let page_count = u32::try_from(pages.len()).expect("fewer than 2^32 pages");
+        for (page, payload) in pages.into_iter().enumerate() {
+            let key = page_key(generation, index as u32, page as u32);
+            let value = encode_page(&key, page_count, payload);
+            values.push((key.to_vec(), value));
+        }
+    }
+    let chunk_count = u32::try_from(chunks.len()).expect("fewer than 2^32 chunks");
+    values.push((
+        CURRENT.to_vec(),
+        encode_pointer(generation, covers_lsn, chunk_count),
+    ));
+    values
+}
+
+impl Storage {
+    fn checkpoint_pointer(&self) -> Result<Option<Pointer>, StorageError> {
+        match self.checkpoint_tree().get(CURRENT)? {
+            None => Ok(None),
+            Some(bytes) => decode_pointer(&bytes).map(Some),
+        }
     }
 
     /// The LSN the current checkpoint covers (0 without one), without reading it.
@@ -162,93 +325,11 @@ impl Storage {
         let Some(pointer) = self.checkpoint_pointer()? else {
             return Ok(None);
         };
-        let mut chunks = Vec::with_capacity(pointer.chunk_count as usize);
-        for index in 0..pointer.chunk_count {
-            chunks.push(match pointer.layout {
-                Layout::WholeChunks => self.read_whole_chunk(pointer.generation, index)?,
-                Layout::Pages => self.read_paged_chunk(pointer.generation, index)?,
-            });
-        }
-        Ok(Some(Checkpoint {
-            covers_lsn: pointer.covers_lsn,
-            chunks,
-        }))
-    }
-
-    /// One chunk of format 1: CRC32 and the whole chunk in one value.
-    fn read_whole_chunk(&self, generation: u64, index: u32) -> Result<Vec<u8>, StorageError> {
-        let chunk_bytes_max = self.config().chunk_bytes_max;
-        let stored = self
-            .checkpoint_tree()
-            .get(chunk_key(generation, index))?
-            .ok_or_else(|| {
-                StorageError::CorruptCheckpoint(format!(
-                    "chunk {index} of generation {generation} is missing"
-                ))
-            })?;
-        if stored.len() < 4 || stored.len() - 4 > chunk_bytes_max {
-            return Err(StorageError::CorruptCheckpoint(format!(
-                "chunk {index} is {} bytes; the limit is {chunk_bytes_max}",
-                stored.len()
-            )));
-        }
-        let crc = u32::from_be_bytes(stored[..4].try_into().expect("4 bytes"));
-        if crc32fast::hash(&stored[4..]) != crc {
-            return Err(StorageError::CorruptCheckpoint(format!(
-                "chunk {index} checksum mismatch"
-            )));
-        }
-        Ok(stored[4..].to_vec())
-    }
-
-    /// One chunk of format 2: its pages, each checked, in order.
-    fn read_paged_chunk(&self, generation: u64, index: u32) -> Result<Vec<u8>, StorageError> {
-        let chunk_bytes_max = self.config().chunk_bytes_max;
-        let damaged = |page: u32, reason: String| {
-            StorageError::CorruptCheckpoint(format!(
-                "page {page} of chunk {index} of generation {generation} {reason}"
-            ))
-        };
-        let mut chunk = Vec::new();
-        let mut page_count = 1;
-        let mut page = 0;
-        while page < page_count {
-            let key = page_key(generation, index, page);
-            let stored = self
-                .checkpoint_tree()
-                .get(key)?
-                .ok_or_else(|| damaged(page, "is missing".into()))?;
-            let (count, payload) =
-                decode_page(&key, &stored).map_err(|reason| damaged(page, reason))?;
-            if page == 0 {
-                // Every page but the last is full: more pages than this would
-                // hold more than the limit.
-                let full_pages = (count as usize).saturating_sub(1);
-                if count == 0 || full_pages.saturating_mul(PAGE_PAYLOAD_BYTES_MAX) > chunk_bytes_max
-                {
-                    return Err(damaged(
-                        page,
-                        format!("claims {count} pages; the chunk limit is {chunk_bytes_max} bytes"),
-                    ));
-                }
-                page_count = count;
-                chunk.reserve((count as usize * PAGE_PAYLOAD_BYTES_MAX).min(chunk_bytes_max));
-            } else if count != page_count {
-                return Err(damaged(
-                    page,
-                    format!("belongs to a chunk of {count} pages, page 0 to one of {page_count}"),
-                ));
-            }
-            chunk.extend_from_slice(payload);
-            page += 1;
-        }
-        if chunk.len() > chunk_bytes_max {
-            return Err(StorageError::CorruptCheckpoint(format!(
-                "chunk {index} is {} bytes; the limit is {chunk_bytes_max}",
-                chunk.len()
-            )));
-        }
-        Ok(chunk)
+        let tree = self.checkpoint_tree();
+        read_chunks(&pointer, self.config().chunk_bytes_max, |key| {
+            Ok(tree.get(key)?)
+        })
+        .map(Some)
     }
 
     /// Writes a checkpoint and makes it current; returns only after it is durable.
@@ -283,13 +364,7 @@ impl Storage {
         }
         self.barrier()?;
 
-        let mut pointer = Vec::with_capacity(28);
-        pointer.extend_from_slice(&generation.to_be_bytes());
-        pointer.extend_from_slice(&covers_lsn.to_be_bytes());
-        pointer.extend_from_slice(&chunk_count.to_be_bytes());
-        pointer.extend_from_slice(&LAYOUT_PAGES.to_be_bytes());
-        let crc = crc32fast::hash(&pointer);
-        pointer.extend_from_slice(&crc.to_be_bytes());
+        let pointer = encode_pointer(generation, covers_lsn, chunk_count);
         check_value("checkpoints", CURRENT, &pointer)?;
         tree.insert(CURRENT, pointer)?;
         self.barrier()?;
@@ -459,6 +534,25 @@ mod tests {
             .unwrap();
         let error = storage.read_checkpoint().unwrap_err().to_string();
         assert!(error.contains("claims 4294967295 pages"), "{error}");
+    }
+
+    /// A damaged pointer (checksum intact) claiming 2^32 - 1 chunks is refused
+    /// at the first missing chunk: reading allocates for the chunks found, not
+    /// for the count claimed, which aborted the process (out of memory).
+    #[test]
+    fn a_pointer_claiming_more_chunks_than_stored_is_refused_without_allocating_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        storage.write_checkpoint(7, &[b"state".to_vec()]).unwrap();
+        storage
+            .checkpoint_tree()
+            .insert(CURRENT, encode_pointer(1, 7, u32::MAX))
+            .unwrap();
+        let error = storage.read_checkpoint().unwrap_err().to_string();
+        assert!(
+            error.contains("page 0 of chunk 1 of generation 1 is missing"),
+            "{error}"
+        );
     }
 
     /// A data dir of storage format 1 (a log entry per group commit, a value

@@ -29,6 +29,27 @@ mod writer;
 
 pub use archive::{ArchiveEntry, ARCHIVE_PAGE_VALUES_MAX};
 pub use checkpoint::Checkpoint;
+
+/// Entry points for the fuzz targets (fuzz/): the pure readers of what a data
+/// dir holds, without sled. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::checkpoint::{checkpoint_values, read_checkpoint_values};
+
+    /// A replicated log entry as a standby stores it: its records checked, cut
+    /// into entries under the value limit (first LSN, bytes).
+    pub fn split_replicated_entry(
+        bytes: &[u8],
+        first: crate::Lsn,
+        record_bytes_max: usize,
+    ) -> Result<Vec<(crate::Lsn, Vec<u8>)>, crate::StorageError> {
+        let entries = crate::store::split_entry(bytes, first, record_bytes_max)?;
+        Ok(entries
+            .iter()
+            .map(|(lsn, bytes)| (lsn, bytes.to_vec()))
+            .collect())
+    }
+}
 pub use epochs::{agreed_through, EpochStart, EPOCH_HISTORY_MAX};
 pub use error::StorageError;
 pub use inline::{

@@ -641,7 +641,7 @@ fn sync_files_outside_the_barrier(sled_path: &Path) -> Result<(), StorageError> 
 }
 
 /// The records of one stored entry, checked, cut into entries under the limit.
-fn split_entry(
+pub(crate) fn split_entry(
     bytes: &[u8],
     first: Lsn,
     record_bytes_max: usize,

@@ -35,8 +35,13 @@ pub fn verify(
     let Some(material) = exported(connection) else {
         return false;
     };
+    verify_material(secret, side, &material, proof)
+}
+
+/// Whether `proof` is `side`'s proof for this keying material (constant time).
+pub fn verify_material(secret: &[u8], side: &[u8], material: &[u8; 32], proof: &[u8; 32]) -> bool {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    hmac::verify(&key, &message(side, &material), proof).is_ok()
+    hmac::verify(&key, &message(side, material), proof).is_ok()
 }
 
 fn exported(connection: &quinn::Connection) -> Option<[u8; 32]> {
@@ -54,7 +59,8 @@ fn message(side: &[u8], material: &[u8; 32]) -> Vec<u8> {
     message
 }
 
-fn sign(secret: &[u8], side: &[u8], material: &[u8; 32]) -> [u8; 32] {
+/// `side`'s proof for this keying material.
+pub fn sign(secret: &[u8], side: &[u8], material: &[u8; 32]) -> [u8; 32] {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let tag = hmac::sign(&key, &message(side, material));
     tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes")

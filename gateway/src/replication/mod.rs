@@ -30,6 +30,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use transport::TransportError;
 
+/// Entry points for the fuzz targets (fuzz/): the replication channel's pure
+/// decoding and proof check, as a session runs them before and after the peer
+/// proved the cluster secret. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::auth::{sign, verify_material, DIALER, LISTENER};
+    pub use super::wire::{
+        decode, decode_handshake, encode, history_from_wire, history_to_wire, Message, NodeInfo,
+        Start, WireError, HANDSHAKE_BYTES_MAX, MESSAGE_BYTES_LIMIT, PEER_ADDRESS_BYTES_MAX,
+        PRE_AUTH_MESSAGE_BYTES_MAX,
+    };
+}
+
 /// How a node replicates. Every limit is here.
 #[derive(Clone, Debug)]
 pub struct ReplicationSettings {

@@ -1,0 +1,24 @@
+//! A checkpoint chunk's bytes as recovery (or a standby catching up) decodes
+//! them: a `CheckpointChunk` in bincode under the chunk limit.
+//!
+//! Must hold: no panic, no allocation sized by a claimed length beyond the
+//! input; the input decodes whole or the error is a `DecodeError` naming the
+//! checkpoint chunk; a decoded chunk re-encodes to bytes no longer than the
+//! input that decode to the same chunk.
+#![no_main]
+
+use flashgate_actors::codec::{decode_chunk, encode_chunk};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    match decode_chunk(bytes) {
+        Ok(chunk) => {
+            let again = encode_chunk(&chunk);
+            assert!(again.len() <= bytes.len(), "re-encoding grew");
+            assert_eq!(decode_chunk(&again).ok().as_ref(), Some(&chunk));
+        }
+        Err(error) => assert!(error
+            .to_string()
+            .starts_with("cannot decode checkpoint chunk")),
+    }
+});

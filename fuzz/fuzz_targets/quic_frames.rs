@@ -1,0 +1,178 @@
+//! The QUIC front end's input: a stream's bytes, cut into frames by
+//! `FrameReader` under the server's default frame limit, each frame's body a
+//! `Request` (as the server reads it) or a `Response` (as the client library
+//! reads it); each request then goes through the conversions to domain
+//! commands (`gateway::quic::convert`), as the server runs them.
+//!
+//! Input: byte 0 picks the message type (bit 0) and, with byte 1, how the
+//! stream's bytes arrive (chunk sizes); the rest is the stream.
+//!
+//! Must hold: no panic; the frames read do not depend on how the bytes
+//! arrive; the reader never buffers more than one frame's limit plus the
+//! bytes just added; every error is a `FrameError` with a frame code and
+//! stops the stream; `finish` fails exactly when bytes of a frame are left;
+//! every frame read re-encodes to a frame no longer than its bytes that reads
+//! back the same; conversions refuse with typed errors, and what they accept
+//! holds the domain's rules.
+#![no_main]
+
+use bincode::Encode;
+use flashgate_fuzz::{assert_round_trip, chunks};
+use flashgate_gateway::quic::convert;
+use flashgate_protocol::{
+    code, encode_frame, FrameError, FrameMessage, FrameReader, Request, Response,
+};
+use libfuzzer_sys::fuzz_target;
+
+/// What reading a whole stream gave: the messages, the bytes each frame took,
+/// and how it ended.
+#[derive(Debug, PartialEq)]
+struct Read<M> {
+    messages: Vec<(M, usize)>,
+    end: Result<(), FrameError>,
+}
+
+fn read_stream<M: FrameMessage>(stream: &[u8], sizes: &[u8], frame_bytes_max: usize) -> Read<M> {
+    let mut reader = FrameReader::new(frame_bytes_max);
+    let mut messages = Vec::new();
+    for chunk in chunks(stream, sizes) {
+        let before = reader.buffered();
+        assert!(
+            before < frame_bytes_max,
+            "the reader holds {before} bytes of an incomplete frame, over the frame limit {frame_bytes_max}"
+        );
+        reader.extend(chunk);
+        loop {
+            let held = reader.buffered();
+            match reader.next_frame::<M>() {
+                Ok(Some(message)) => messages.push((message, held - reader.buffered())),
+                Ok(None) => break,
+                Err(error) => {
+                    assert!(
+                        [
+                            code::FRAME_TOO_LARGE,
+                            code::UNSUPPORTED_VERSION,
+                            code::MALFORMED_FRAME
+                        ]
+                        .contains(&error.code()),
+                        "{error:?} while reading"
+                    );
+                    assert!(!error.to_string().is_empty());
+                    return Read {
+                        messages,
+                        end: Err(error),
+                    };
+                }
+            }
+        }
+    }
+    let end = reader.finish();
+    assert_eq!(end.is_err(), reader.buffered() > 0, "finish: {end:?}");
+    if let Err(error) = &end {
+        assert_eq!(error.code(), code::TRUNCATED_FRAME);
+    }
+    Read { messages, end }
+}
+
+/// One frame re-encoded, read back by a fresh reader.
+fn read_frame<M: FrameMessage>(frame: &[u8], frame_bytes_max: usize) -> Option<M> {
+    let mut reader = FrameReader::new(frame_bytes_max);
+    reader.extend(frame);
+    let message = reader.next_frame().ok()??;
+    (reader.buffered() == 0).then_some(message)
+}
+
+fn check<M>(stream: &[u8], sizes: &[u8], frame_bytes_max: usize) -> Vec<M>
+where
+    M: FrameMessage + Encode + PartialEq + std::fmt::Debug,
+{
+    let whole = read_stream::<M>(stream, &[], frame_bytes_max);
+    let trickled = read_stream::<M>(stream, sizes, frame_bytes_max);
+    assert_eq!(
+        whole, trickled,
+        "the frames read depend on how bytes arrive"
+    );
+    let mut messages = Vec::new();
+    for (message, frame_bytes) in whole.messages {
+        let mut frame = Vec::new();
+        encode_frame(&message, &mut frame);
+        assert!(frame.len() <= frame_bytes, "re-encoding grew the frame");
+        // The body alone, as `assert_round_trip` compares bodies.
+        assert_round_trip(&message, frame_bytes - 5, |body| {
+            let mut framed = Vec::new();
+            framed.extend_from_slice(&u32::try_from(body.len() + 1).ok()?.to_be_bytes());
+            framed.push(flashgate_protocol::PROTOCOL_VERSION);
+            framed.extend_from_slice(body);
+            read_frame(&framed, frame_bytes_max)
+        });
+        messages.push(message);
+    }
+    messages
+}
+
+const ADMIN_TOKEN: &str = "fuzz-admin-token-0123456789abcdef";
+
+fn convert_request(request: &Request) {
+    let checked = |result: Result<(), convert::RequestError>| {
+        if let Err(error) = result {
+            let response = error.into_response(1);
+            assert!(matches!(response, Response::Error { .. }));
+        }
+    };
+    match request {
+        Request::PlaceOrder(order) => checked(convert::place_order(order).map(|command| {
+            assert!(command.quantity >= 1);
+            assert_eq!(command.sku.to_string(), order.sku);
+        })),
+        Request::PlaceOrders { orders } => {
+            for order in orders {
+                checked(convert::place_order(order).map(drop));
+            }
+        }
+        Request::GetOrder { order_id, .. }
+        | Request::Confirm { order_id, .. }
+        | Request::Cancel { order_id, .. } => checked(convert::order_id(order_id).map(|id| {
+            // An accepted id names the same order however it was written.
+            assert_eq!(convert::order_id(&id.to_string()).ok(), Some(id));
+        })),
+        Request::GetSku { sku, .. } => checked(convert::sku_id(sku).map(drop)),
+        Request::PutSku {
+            admin_token,
+            sku,
+            settings,
+            ..
+        } => {
+            checked(convert::check_admin(admin_token, ADMIN_TOKEN));
+            checked(convert::put_sku(sku, settings).map(|command| {
+                let _ = command.validate();
+            }));
+        }
+        Request::Restock {
+            admin_token,
+            sku,
+            quantity,
+            ..
+        } => {
+            checked(convert::check_admin(admin_token, ADMIN_TOKEN));
+            checked(convert::restock(sku, *quantity).map(drop));
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((&size, stream)) = rest.split_first() else {
+        return;
+    };
+    let sizes = [size, mode >> 1, size.rotate_left(3), 1];
+    let frame_bytes_max = flashgate_gateway::Config::default().quic_frame_bytes_max;
+    if mode & 1 == 0 {
+        for request in check::<Request>(stream, &sizes, frame_bytes_max) {
+            convert_request(&request);
+        }
+    } else {
+        check::<Response>(stream, &sizes, frame_bytes_max);
+    }
+});
