@@ -18,11 +18,14 @@
 
 use bincode::Encode;
 use flashgate_fuzz::{assert_round_trip, chunks};
+use flashgate_gateway::auth::{Caller, Credentials};
 use flashgate_gateway::quic::convert;
+use flashgate_gateway::Config;
 use flashgate_protocol::{
     code, encode_frame, FrameError, FrameMessage, FrameReader, Request, Response,
 };
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 
 /// What reading a whole stream gave: the messages, the bytes each frame took,
 /// and how it ended.
@@ -156,7 +159,35 @@ fn convert_request(request: &Request) {
             checked(convert::check_admin(admin_token, ADMIN_TOKEN));
             checked(convert::restock(sku, *quantity).map(drop));
         }
+        // The credential is untrusted bytes too: a token, or a buyer JWT
+        // (header, claims and signature parsed before the key is known).
+        Request::Authenticate { credential, .. } => {
+            match credentials().identify(Some(credential)) {
+                Ok(caller) => assert!(
+                    matches!(caller, Caller::Admin | Caller::Buyer(_)),
+                    "{caller:?}"
+                ),
+                Err(failure) => assert!(!failure.0.is_empty()),
+            }
+        }
     }
+}
+
+/// The node's credentials in the harness: the admin token and a buyer-token
+/// HMAC secret (written once to a temporary file, as the node reads it).
+fn credentials() -> &'static Credentials {
+    static CREDENTIALS: OnceLock<Credentials> = OnceLock::new();
+    CREDENTIALS.get_or_init(|| {
+        let secret =
+            std::env::temp_dir().join(format!("flashgate-fuzz-jwt-secret-{}", std::process::id()));
+        std::fs::write(&secret, "fuzz-buyer-token-secret-0123456789abcdef")
+            .expect("write the buyer-token secret");
+        let config = Config {
+            jwt_hmac_secret_file: Some(secret),
+            ..Config::default()
+        };
+        Credentials::load(&config, ADMIN_TOKEN).expect("the harness's credentials")
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
