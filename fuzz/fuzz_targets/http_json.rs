@@ -1,8 +1,7 @@
 //! Every JSON body the HTTP API takes, as its handler reads it: the strict
 //! parse (`wire::parse_object`: JSON, an object, no key twice), then the
-//! members taken field by field with the same calls and validators, in the
-//! same order, as `http/orders.rs` (place an order) and `http/skus.rs` (put a
-//! SKU, restock) take them.
+//! readers the handlers themselves call (`Fields::into_order`,
+//! `into_sku_settings`, `into_restock_quantity` in `gateway/src/wire.rs`).
 //!
 //! Input: byte 0 picks the body (0 place order, 1 put SKU, 2 restock); the
 //! rest is the body.
@@ -14,41 +13,15 @@
 //! written back as JSON, is accepted again with the same values.
 #![no_main]
 
-use flashgate_actors::domain::{
-    CustomerId, PutSku, SkuId, SkuSettings, Timestamp, QUANTITY_PER_ORDER_MAX,
-};
+use flashgate_actors::domain::{PutSku, SkuId, Timestamp};
 use flashgate_gateway::problem::ApiError;
-use flashgate_gateway::wire::parse_object;
+use flashgate_gateway::wire::{parse_object, OrderFields as Order};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
 /// What a place-order body asks for.
-#[derive(Debug)]
-struct Order {
-    sku: SkuId,
-    quantity: u32,
-    customer: CustomerId,
-}
-
 fn place_order(body: &[u8]) -> Result<Order, ApiError> {
-    let mut fields = parse_object(body)?;
-    let sku = SkuId::parse(&fields.string("sku")?)?;
-    let quantity = fields.unsigned("quantity")?;
-    let customer = CustomerId::parse(&fields.string("customer_id")?)?;
-    fields.finish()?;
-    let quantity = u32::try_from(quantity)
-        .ok()
-        .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
-        .ok_or_else(|| {
-            ApiError::InvalidField(format!(
-                "quantity: must be between 1 and {QUANTITY_PER_ORDER_MAX}"
-            ))
-        })?;
-    Ok(Order {
-        sku,
-        quantity,
-        customer,
-    })
+    parse_object(body)?.into_order()
 }
 
 fn order_json(order: &Order) -> Value {
@@ -63,23 +36,7 @@ const SKU: &str = "SKU-1";
 
 fn put_sku(body: &[u8]) -> Result<PutSku, ApiError> {
     let sku = SkuId::parse(SKU)?;
-    let mut fields = parse_object(body)?;
-    let defaults = SkuSettings::default();
-    let stock = fields.optional_unsigned("stock")?;
-    let settings = SkuSettings {
-        per_customer_limit: fields.optional_unsigned("per_customer_limit")?,
-        max_quantity_per_order: fields
-            .optional_u32("max_quantity_per_order")?
-            .unwrap_or(defaults.max_quantity_per_order),
-        sale_starts_at: fields.optional_timestamp("sale_starts_at")?,
-        reservation_ttl_secs: fields
-            .optional_u32("reservation_ttl_secs")?
-            .unwrap_or(defaults.reservation_ttl_secs),
-        low_stock_threshold: fields
-            .optional_unsigned("low_stock_threshold")?
-            .unwrap_or(defaults.low_stock_threshold),
-    };
-    fields.finish()?;
+    let (stock, settings) = parse_object(body)?.into_sku_settings()?;
     Ok(PutSku {
         sku,
         stock,
@@ -107,10 +64,7 @@ fn put_sku_json(put: &PutSku) -> Value {
 }
 
 fn restock(body: &[u8]) -> Result<u64, ApiError> {
-    let mut fields = parse_object(body)?;
-    let quantity = fields.unsigned("quantity")?;
-    fields.finish()?;
-    Ok(quantity)
+    parse_object(body)?.into_restock_quantity()
 }
 
 fn check_refusal(error: &ApiError) {

@@ -4,7 +4,9 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
-use flashgate_actors::domain::{Order, Sku, Timestamp};
+use flashgate_actors::domain::{
+    CustomerId, Order, Sku, SkuId, SkuSettings, Timestamp, QUANTITY_PER_ORDER_MAX,
+};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -155,6 +157,67 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 
 /// The members of a JSON object body, taken one at a time.
 pub struct Fields(Map<String, Value>);
+
+/// A `POST /v1/orders` body, each field checked by its rule.
+#[derive(Debug)]
+pub struct OrderFields {
+    pub sku: SkuId,
+    pub quantity: u32,
+    pub customer: CustomerId,
+}
+
+impl Fields {
+    /// Reads a place-order body: `sku`, `quantity` (1 to
+    /// `QUANTITY_PER_ORDER_MAX`) and `customer_id`, and nothing else.
+    pub fn into_order(mut self) -> Result<OrderFields, ApiError> {
+        let sku = SkuId::parse(&self.string("sku")?)?;
+        let quantity = self.unsigned("quantity")?;
+        let customer = CustomerId::parse(&self.string("customer_id")?)?;
+        self.finish()?;
+        let quantity = u32::try_from(quantity)
+            .ok()
+            .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
+            .ok_or_else(|| {
+                ApiError::InvalidField(format!(
+                    "quantity: must be between 1 and {QUANTITY_PER_ORDER_MAX}"
+                ))
+            })?;
+        Ok(OrderFields {
+            sku,
+            quantity,
+            customer,
+        })
+    }
+
+    /// Reads a put-SKU body: `stock` and the settings (an absent one takes
+    /// its default), and nothing else.
+    pub fn into_sku_settings(mut self) -> Result<(Option<u64>, SkuSettings), ApiError> {
+        let defaults = SkuSettings::default();
+        let stock = self.optional_unsigned("stock")?;
+        let settings = SkuSettings {
+            per_customer_limit: self.optional_unsigned("per_customer_limit")?,
+            max_quantity_per_order: self
+                .optional_u32("max_quantity_per_order")?
+                .unwrap_or(defaults.max_quantity_per_order),
+            sale_starts_at: self.optional_timestamp("sale_starts_at")?,
+            reservation_ttl_secs: self
+                .optional_u32("reservation_ttl_secs")?
+                .unwrap_or(defaults.reservation_ttl_secs),
+            low_stock_threshold: self
+                .optional_unsigned("low_stock_threshold")?
+                .unwrap_or(defaults.low_stock_threshold),
+        };
+        self.finish()?;
+        Ok((stock, settings))
+    }
+
+    /// Reads a restock body: `quantity`, and nothing else.
+    pub fn into_restock_quantity(mut self) -> Result<u64, ApiError> {
+        let quantity = self.unsigned("quantity")?;
+        self.finish()?;
+        Ok(quantity)
+    }
+}
 
 fn invalid(field: &str, rule: &str) -> ApiError {
     ApiError::InvalidField(format!("{field}: {rule}"))

@@ -2,15 +2,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::{
-    CustomerId, IdempotencyKey, OrderId, PlaceOrder, SkuId, QUANTITY_PER_ORDER_MAX,
-};
+use flashgate_actors::domain::{IdempotencyKey, OrderId, PlaceOrder};
 
 use super::caller::allowed;
 use super::{json, read_answer, AppState};
 use crate::auth::Action;
 use crate::problem::ApiError;
-use crate::wire::{read_object, OrderBody};
+use crate::wire::{read_object, OrderBody, OrderFields};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -80,20 +78,14 @@ async fn place_inner(
             Some(IdempotencyKey::parse(text)?)
         }
     };
-    let mut fields = read_object(request, payload, state.body).await?;
-    let sku = SkuId::parse(&fields.string("sku")?)?;
-    let quantity = fields.unsigned("quantity")?;
-    let customer = CustomerId::parse(&fields.string("customer_id")?)?;
-    fields.finish()?;
+    let OrderFields {
+        sku,
+        quantity,
+        customer,
+    } = read_object(request, payload, state.body)
+        .await?
+        .into_order()?;
     scope.admits(&customer)?;
-    let quantity = u32::try_from(quantity)
-        .ok()
-        .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
-        .ok_or_else(|| {
-            ApiError::InvalidField(format!(
-                "quantity: must be between 1 and {QUANTITY_PER_ORDER_MAX}"
-            ))
-        })?;
     let command = PlaceOrder {
         sku,
         quantity,

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::{CoreError, PutSku, Restock, Sku, SkuId, SkuSettings, Timestamp};
+use flashgate_actors::domain::{CoreError, PutSku, Restock, Sku, SkuId, Timestamp};
 use flashgate_actors::NodeError;
 
 use super::caller::allowed;
@@ -120,23 +120,9 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     allowed(&request, &state, Action::WriteSku)?;
     let sku = sku_id(&path)?;
-    let mut fields = read_object(&request, payload, state.body).await?;
-    let defaults = SkuSettings::default();
-    let stock = fields.optional_unsigned("stock")?;
-    let settings = SkuSettings {
-        per_customer_limit: fields.optional_unsigned("per_customer_limit")?,
-        max_quantity_per_order: fields
-            .optional_u32("max_quantity_per_order")?
-            .unwrap_or(defaults.max_quantity_per_order),
-        sale_starts_at: fields.optional_timestamp("sale_starts_at")?,
-        reservation_ttl_secs: fields
-            .optional_u32("reservation_ttl_secs")?
-            .unwrap_or(defaults.reservation_ttl_secs),
-        low_stock_threshold: fields
-            .optional_unsigned("low_stock_threshold")?
-            .unwrap_or(defaults.low_stock_threshold),
-    };
-    fields.finish()?;
+    let (stock, settings) = read_object(&request, payload, state.body)
+        .await?
+        .into_sku_settings()?;
     let (sku, created) = state
         .node
         .put_sku(PutSku {
@@ -182,9 +168,9 @@ pub async fn restock(
 ) -> Result<HttpResponse, ApiError> {
     allowed(&request, &state, Action::WriteSku)?;
     let sku = sku_id(&path)?;
-    let mut fields = read_object(&request, payload, state.body).await?;
-    let quantity = fields.unsigned("quantity")?;
-    fields.finish()?;
+    let quantity = read_object(&request, payload, state.body)
+        .await?
+        .into_restock_quantity()?;
     let sku = state.node.restock(Restock { sku, quantity }).await?;
     Ok(json(StatusCode::OK, &SkuBody::from(&sku)))
 }
