@@ -16,6 +16,11 @@ function init(args)
   token = os.getenv("WRK_TOKEN")
   counter = 0
   statuses = {}
+  -- WRK_MAX_ANSWERS: this thread stops once it has had that many answers
+  -- (a fixed amount of work, for instruction counts); unset, it runs for
+  -- wrk's duration.
+  max_answers = tonumber(os.getenv("WRK_MAX_ANSWERS") or "0")
+  answers = 0
 end
 
 function request()
@@ -32,6 +37,10 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  answers = answers + 1
+  if max_answers > 0 and answers >= max_answers then
+    wrk.thread:stop()
+  end
 end
 
 function done(summary, latency, requests)
