@@ -27,6 +27,7 @@ pub mod domain;
 pub mod error;
 mod meta;
 pub mod node;
+mod outbox;
 pub mod peer;
 pub mod recovery;
 pub mod replica;

@@ -20,10 +20,11 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
+use crate::outbox::{Held, Outboxes};
 use crate::recovery::{recover, RecoveryError};
 use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
-use crate::ticket::{fail_tickets, Outcome, Response, ShardShared, Ticket};
+use crate::ticket::{fail_tickets, Outcome, ReplyTo, Response, ShardShared, Ticket};
 use crate::watchdog::DiskWatchdog;
 
 const META_SHARD_COUNT: &[u8] = b"shard_count";
@@ -138,7 +139,11 @@ pub struct StartReport {
 }
 
 pub struct Node {
+    /// This node, for the task that sends a loop turn's requests.
+    this: std::sync::Weak<Node>,
     pub(crate) shards: Vec<ShardHandle>,
+    /// Requests held until their thread's loop turn ends (`outbox.rs`).
+    outboxes: Outboxes,
     /// Claims on idempotency keys, so a key reused for another SKU (and
     /// so another shard) is caught. The owning shard does the actual dedup.
     pub(crate) idempotency: Arc<DashMap<(CustomerId, IdempotencyKey), KeyClaim>>,
@@ -323,7 +328,9 @@ impl Node {
             arbiters.push(arbiter);
             handles.push(ShardHandle { addr, shared });
         }
-        let node = Arc::new(Node {
+        let node = Arc::new_cyclic(|this| Node {
+            this: this.clone(),
+            outboxes: Outboxes::new(handles.len()),
             shards: handles,
             idempotency,
             storage,
@@ -374,6 +381,20 @@ impl Node {
             .collect()
     }
 
+    /// For each shard, the mailbox messages it has taken and the requests in
+    /// them, since the node started.
+    pub fn shard_traffic(&self) -> Vec<(u64, u64)> {
+        self.shards
+            .iter()
+            .map(|shard| {
+                (
+                    shard.shared.messages.load(Ordering::Relaxed),
+                    shard.shared.requests.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// Why the node stopped taking writes, once it has.
     pub fn storage_failure(&self) -> Option<&str> {
         self.progress.failure()
@@ -386,9 +407,32 @@ impl Node {
     /// Sends a request to a shard and waits for its answer, which comes only once
     /// what it reflects is durable. A full mailbox is `Overloaded` at once.
     pub(crate) async fn ask(&self, shard: u32, kind: RequestKind) -> Result<Outcome, NodeError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(shard, Requests(vec![Request { kind, reply }]))?;
+        let (sender, answer) = oneshot::channel();
+        let reply = ReplyTo::new(sender, self.outboxes.inbox());
+        self.submit(shard, Request { kind, reply })?;
         self.answer(answer).await
+    }
+
+    /// Queues one request for a shard: on an event-loop thread it travels
+    /// with the other requests this loop turn makes of the shard, as one
+    /// message (`outbox.rs`). A full queue is `Overloaded` at once.
+    fn submit(&self, shard: u32, request: Request) -> Result<(), NodeError> {
+        self.admit(shard, 1)?;
+        match self.outboxes.hold(shard, request) {
+            Held::Queued => {}
+            Held::First => {
+                let this = self.this.clone();
+                actix::spawn(async move {
+                    if let Some(node) = this.upgrade() {
+                        for (shard, requests) in node.outboxes.take() {
+                            node.deliver(shard, requests);
+                        }
+                    }
+                });
+            }
+            Held::NotHeld(request) => self.deliver(shard, vec![request]),
+        }
+        Ok(())
     }
 
     /// Waits for a shard's answer, or until the node fail-stops: a reply that
@@ -407,22 +451,41 @@ impl Node {
     }
 
     /// Queues requests for a shard, or refuses them all when its queue is full.
-    fn send(&self, shard: u32, requests: Requests) -> Result<(), NodeError> {
+    fn send(&self, shard: u32, requests: Vec<Request>) -> Result<(), NodeError> {
+        self.admit(shard, requests.len())?;
+        self.deliver(shard, requests);
+        Ok(())
+    }
+
+    /// Counts `count` requests into a shard's queue, or refuses them all when
+    /// it is full.
+    fn admit(&self, shard: u32, count: usize) -> Result<(), NodeError> {
         let handle = &self.shards[shard as usize];
-        let count = requests.0.len();
         let depth = handle.shared.depth.fetch_add(count, Ordering::AcqRel);
         if depth >= self.config.mailbox_requests_max {
             handle.shared.depth.fetch_sub(count, Ordering::AcqRel);
             metrics::counter!("flashgate_shard_overloaded_total").increment(count as u64);
             return Err(NodeError::Overloaded { shard, depth });
         }
-        // `depth` keeps the mailbox (counted in messages) below its capacity, so
-        // this never parks.
-        if handle.addr.try_send(requests).is_err() {
-            handle.shared.depth.fetch_sub(count, Ordering::AcqRel);
-            return Err(NodeError::ShuttingDown);
-        }
         Ok(())
+    }
+
+    /// Sends admitted requests to their shard as one message; once the shard
+    /// has stopped, answers them `shutting_down`.
+    fn deliver(&self, shard: u32, requests: Vec<Request>) {
+        let handle = &self.shards[shard as usize];
+        let count = requests.len();
+        // `depth` keeps the mailbox (counted in messages) below its capacity,
+        // so this never parks.
+        if let Err(error) = handle.addr.try_send(Requests(requests)) {
+            handle.shared.depth.fetch_sub(count, Ordering::AcqRel);
+            let Requests(requests) = match error {
+                SendError::Full(requests) | SendError::Closed(requests) => requests,
+            };
+            for request in requests {
+                let _ = request.reply.send(Err(NodeError::ShuttingDown));
+            }
+        }
     }
 
     /// Why a reply was dropped unsent: the log writer or the shard stopped.
@@ -474,6 +537,7 @@ impl Node {
             .map(|_| (Vec::new(), Vec::new()))
             .collect();
         let mut answers = Vec::with_capacity(count);
+        let inbox = self.outboxes.inbox();
         for (index, command) in commands.into_iter().enumerate() {
             match self.claim(&command) {
                 Ok(key) => keys.push(key),
@@ -483,12 +547,12 @@ impl Node {
                     continue;
                 }
             }
-            let (reply, answer) = oneshot::channel();
+            let (sender, answer) = oneshot::channel();
             let (indexes, requests) = &mut per_shard[self.shard_of(&command.sku) as usize];
             indexes.push(index);
             requests.push(Request {
                 kind: RequestKind::Execute(Command::PlaceOrder(command)),
-                reply,
+                reply: ReplyTo::new(sender, inbox.clone()),
             });
             answers.push((index, answer));
         }
@@ -496,7 +560,7 @@ impl Node {
             if requests.is_empty() {
                 continue;
             }
-            if let Err(error) = self.send(shard as u32, Requests(requests)) {
+            if let Err(error) = self.send(shard as u32, requests) {
                 for index in indexes {
                     results[index] = Some(Err(error.clone()));
                 }

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use actix::prelude::*;
 use dashmap::DashMap;
 use flashgate_storage::{Append, LogProgress, LogSender, Lsn, Storage};
-use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
 use crate::codec::{
@@ -23,7 +22,9 @@ use crate::domain::{
 use crate::error::NodeError;
 use crate::node::KeyClaim;
 use crate::retire::{archive_orders, archived_order, release_forgotten};
-pub use crate::ticket::{Outcome, PendingReply, Response, ShardShared, Ticket, TicketKind};
+pub use crate::ticket::{
+    Outcome, PendingReply, ReplyTo, Response, ShardShared, Ticket, TicketKind, Woken,
+};
 
 pub enum RequestKind {
     Execute(Command),
@@ -39,7 +40,7 @@ pub enum RequestKind {
 /// reflects is durable.
 pub struct Request {
     pub kind: RequestKind,
-    pub reply: oneshot::Sender<Response>,
+    pub reply: ReplyTo,
 }
 
 /// Requests to one shard, handled in order: one message for many requests (a
@@ -109,6 +110,9 @@ pub struct ShardActor {
     storage: Storage,
     /// The node's idempotency claims: a key the core forgets is released here.
     claims: Arc<DashMap<(CustomerId, IdempotencyKey), KeyClaim>>,
+    /// The callers' inboxes that answers sent while serving a message were
+    /// left in: woken once the message is served.
+    woken: Woken,
     /// The fault point `shard` (debug builds only): panic once `seq` passes it.
     #[cfg(debug_assertions)]
     panic_after_seq: Option<u64>,
@@ -140,6 +144,7 @@ impl ShardActor {
             expiry_interval,
             storage,
             claims,
+            woken: Woken::default(),
             #[cfg(debug_assertions)]
             panic_after_seq: flashgate_storage::fault::panic_after("shard")
                 .map(|after| seq + after),
@@ -147,18 +152,18 @@ impl ShardActor {
     }
 
     /// Runs a command and appends its events; the reply rides on the last one.
-    fn execute(&mut self, command: Command, reply: Option<oneshot::Sender<Response>>) {
+    fn execute(&mut self, command: Command, reply: Option<ReplyTo>) {
         // Fail-stop: once the log has failed, nothing more is decided.
         if let Some(reason) = self.progress.failure() {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(NodeError::StorageFailed(reason.to_owned())));
+                reply.send(Err(NodeError::StorageFailed(reason.to_owned())));
             }
             return;
         }
         // Only a primary decides; a standby's state comes from its primary's log.
         if !self.cluster.takes_writes() {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(NodeError::NotPrimary {
+                reply.send(Err(NodeError::NotPrimary {
                     primary: self.cluster.primary(),
                 }));
             }
@@ -265,7 +270,8 @@ impl ShardActor {
             _ => &self.shared.answerable_seq,
         };
         if reached.load(Ordering::Acquire) >= self.seq {
-            pending.send();
+            // Woken once the whole message is served.
+            pending.deliver(&mut self.woken);
             return;
         }
         let marker = Append {
@@ -363,9 +369,14 @@ impl Handler<Requests> for ShardActor {
         self.shared
             .depth
             .fetch_sub(requests.len(), Ordering::AcqRel);
+        self.shared.messages.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .requests
+            .fetch_add(requests.len() as u64, Ordering::Relaxed);
         for request in requests {
             self.serve(request);
         }
+        self.woken.wake();
     }
 }
 

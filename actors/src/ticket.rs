@@ -7,9 +7,9 @@
 //! be reported only once the standby has it too (or the node runs degraded).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::domain::{Order, Reply, Sku};
 use crate::error::NodeError;
@@ -28,26 +28,126 @@ pub enum Outcome {
 
 pub type Response = Result<Outcome, NodeError>;
 
+/// Where an answer goes: the caller's channel, and, when the caller waits on
+/// an event-loop thread, that thread's `Inbox`, so that the answers one
+/// batch completes for one thread wake it once, not once each.
+pub struct ReplyTo {
+    sender: oneshot::Sender<Response>,
+    inbox: Option<Arc<Inbox>>,
+}
+
+impl ReplyTo {
+    pub fn new(sender: oneshot::Sender<Response>, inbox: Option<Arc<Inbox>>) -> ReplyTo {
+        ReplyTo { sender, inbox }
+    }
+
+    /// Sends the answer now.
+    pub fn send(self, response: Response) {
+        let mut woken = Woken::default();
+        self.deliver(response, &mut woken);
+        woken.wake();
+    }
+
+    /// Sends the answer, or leaves it in the caller's inbox with the inbox in
+    /// `woken`: the caller wakes when `woken` does.
+    pub fn deliver(self, response: Response, woken: &mut Woken) {
+        match self.inbox {
+            // The caller may have gone (client disconnected); the outcome stands.
+            None => drop(self.sender.send(response)),
+            Some(inbox) => {
+                inbox.push(self.sender, response);
+                woken.add(inbox);
+            }
+        }
+    }
+}
+
+/// Answers for the callers waiting on one event-loop thread, handed over by
+/// the threads that complete them (the log writer, a shard) and sent on by a
+/// task on that thread (`Inbox::run`): one cross-thread wake-up per batch of
+/// answers instead of one per answer.
+#[derive(Default)]
+pub struct Inbox {
+    answers: Mutex<Vec<(oneshot::Sender<Response>, Response)>>,
+    ready: Notify,
+}
+
+impl Inbox {
+    fn push(&self, sender: oneshot::Sender<Response>, response: Response) {
+        self.answers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((sender, response));
+    }
+
+    /// Sends on the answers handed over, as they come; runs on the callers'
+    /// thread until that thread's loop stops.
+    pub async fn run(self: Arc<Inbox>) {
+        let mut answers = Vec::new();
+        loop {
+            self.ready.notified().await;
+            std::mem::swap(
+                &mut answers,
+                &mut *self
+                    .answers
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+            for (sender, response) in answers.drain(..) {
+                let _ = sender.send(response);
+            }
+        }
+    }
+}
+
+/// The inboxes that answers were left in, to wake once each.
+#[derive(Default)]
+pub struct Woken(Vec<Arc<Inbox>>);
+
+impl Woken {
+    fn add(&mut self, inbox: Arc<Inbox>) {
+        if !self.0.iter().any(|known| Arc::ptr_eq(known, &inbox)) {
+            self.0.push(inbox);
+        }
+    }
+
+    /// Wakes each inbox's task once.
+    pub fn wake(&mut self) {
+        for inbox in self.0.drain(..) {
+            inbox.ready.notify_one();
+        }
+    }
+}
+
 /// An answer waiting for the disk: sent by the log writer once every record
 /// appended before it (and with it) is durable, and in sync mode once the
 /// standby acknowledged them.
 pub struct PendingReply {
-    sender: oneshot::Sender<Response>,
+    reply: ReplyTo,
     response: Response,
 }
 
 impl PendingReply {
-    pub fn new(sender: oneshot::Sender<Response>, response: Response) -> PendingReply {
-        PendingReply { sender, response }
+    pub fn new(reply: ReplyTo, response: Response) -> PendingReply {
+        PendingReply { reply, response }
     }
 
     pub fn send(self) {
-        // The caller may have gone (client disconnected); the outcome stands.
-        let _ = self.sender.send(self.response);
+        self.reply.send(self.response);
+    }
+
+    /// Sends it, waking its caller's inbox with `woken`.
+    pub fn deliver(self, woken: &mut Woken) {
+        self.reply.deliver(self.response, woken);
     }
 
     pub fn fail(self, error: NodeError) {
-        let _ = self.sender.send(Err(error));
+        self.reply.send(Err(error));
+    }
+
+    /// Fails it, waking its caller's inbox with `woken`.
+    pub fn fail_with(self, error: NodeError, woken: &mut Woken) {
+        self.reply.deliver(Err(error), woken);
     }
 }
 
@@ -84,6 +184,10 @@ impl Ticket {
 pub struct ShardShared {
     /// Requests sent and not yet taken from the mailbox.
     pub depth: AtomicUsize,
+    /// Mailbox messages of requests the shard has taken, and the requests in
+    /// them: their ratio is how well requests travel together (`outbox.rs`).
+    pub messages: AtomicU64,
+    pub requests: AtomicU64,
     /// The shard's last event durable on this node (set by the log writer).
     pub durable_seq: AtomicU64,
     /// The shard's last event that answers may report: durable here and, on a
@@ -99,6 +203,8 @@ impl ShardShared {
         assert!(answerable_seq <= durable_seq);
         ShardShared {
             depth: AtomicUsize::new(0),
+            messages: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             durable_seq: AtomicU64::new(durable_seq),
             answerable_seq: AtomicU64::new(answerable_seq),
         }
@@ -130,19 +236,23 @@ pub fn complete_tickets(shards: &[Arc<ShardShared>], tickets: Vec<Ticket>) {
             answerable.fetch_max(ticket.seq, Ordering::AcqRel);
         }
     }
+    let mut woken = Woken::default();
     for ticket in tickets {
         if let Some(reply) = ticket.reply {
-            reply.send();
+            reply.deliver(&mut woken);
         }
     }
+    woken.wake();
 }
 
 /// Fails the answers of tickets with `error`. Raises no watermark: what they
 /// reflect stays unanswerable until a later answer is released.
 pub fn fail_tickets(tickets: Vec<Ticket>, error: &NodeError) {
+    let mut woken = Woken::default();
     for ticket in tickets {
         if let Some(reply) = ticket.reply {
-            reply.fail(error.clone());
+            reply.fail_with(error.clone(), &mut woken);
         }
     }
+    woken.wake();
 }

@@ -441,7 +441,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::ticket::{Outcome, PendingReply, Response};
+    use crate::ticket::{Outcome, PendingReply, ReplyTo, Response};
 
     fn cluster(replication: Replication, standby_loss: StandbyLoss, timeout: Duration) -> Cluster {
         let config = ClusterConfig {
@@ -456,7 +456,7 @@ mod tests {
     /// A ticket of shard 0 through event `seq` and where its answer goes.
     fn ticket(kind: TicketKind, seq: u64) -> (Ticket, oneshot::Receiver<Response>) {
         let (sender, receiver) = oneshot::channel();
-        let reply = PendingReply::new(sender, Ok(Outcome::Durable));
+        let reply = PendingReply::new(ReplyTo::new(sender, None), Ok(Outcome::Durable));
         let ticket = Ticket {
             shard: 0,
             seq,

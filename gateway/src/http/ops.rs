@@ -94,6 +94,12 @@ pub async fn metrics(
         metrics::gauge!("flashgate_shard_queue_depth", "shard" => shard.to_string())
             .set(depth as f64);
     }
+    for (shard, (messages, requests)) in state.node.shard_traffic().into_iter().enumerate() {
+        metrics::counter!("flashgate_shard_messages_total", "shard" => shard.to_string())
+            .absolute(messages);
+        metrics::counter!("flashgate_shard_requests_total", "shard" => shard.to_string())
+            .absolute(requests);
+    }
     let progress = state.node.progress();
     metrics::gauge!("flashgate_log_durable_lsn").set(progress.durable_lsn() as f64);
     metrics::gauge!("flashgate_storage_failed").set(if progress.failure().is_some() {

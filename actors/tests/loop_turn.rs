@@ -1,0 +1,130 @@
+//! Requests made on one event-loop thread during one turn of its loop reach
+//! each shard as one mailbox message, and their answers come back through the
+//! thread's inbox: each request still gets its own outcome, stock is never
+//! oversold, and a caller off any event loop is served as before. This is
+//! what lets an HTTP worker's orders share the shard's wake-ups.
+
+use flashgate_actors::domain::{
+    CustomerId, IdempotencyKey, Order, PlaceOrder, PutSku, SkuId, SkuSettings,
+};
+use flashgate_actors::{Node, NodeConfig, NodeError};
+use flashgate_storage::{Storage, StorageConfig};
+use futures_util::future::join_all;
+
+fn order(sku: &str, customer: &str, key: Option<&str>) -> PlaceOrder {
+    PlaceOrder {
+        sku: SkuId::parse(sku).unwrap(),
+        quantity: 1,
+        customer: CustomerId::parse(customer).unwrap(),
+        idempotency_key: key.map(|key| IdempotencyKey::parse(key).unwrap()),
+    }
+}
+
+fn created(result: &Result<(Order, bool), NodeError>) -> bool {
+    matches!(result, Ok((_, true)))
+}
+
+async fn put_sku(node: &Node, sku: &str, stock: u64) {
+    node.put_sku(PutSku {
+        sku: SkuId::parse(sku).unwrap(),
+        stock: Some(stock),
+        settings: SkuSettings::default(),
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn one_turns_requests_travel_as_one_message_per_shard_with_their_own_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    actix::System::new().block_on(async move {
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let config = NodeConfig {
+            shards: 2,
+            ..NodeConfig::default()
+        };
+        let (node, runtime, _) = Node::start(storage, config).unwrap();
+        // Two SKUs on different shards: scarce and ample.
+        let scarce = "SCARCE";
+        let scarce_shard = node.shard_of(&SkuId::parse(scarce).unwrap());
+        let ample = (0..)
+            .map(|i| format!("AMPLE-{i}"))
+            .find(|sku| node.shard_of(&SkuId::parse(sku).unwrap()) != scarce_shard)
+            .unwrap();
+        let ample = ample.as_str();
+        put_sku(&node, scarce, 100).await;
+        put_sku(&node, ample, 1_000).await;
+        let before = node.shard_traffic();
+
+        // 300 orders made in one poll of one task: one loop turn.
+        let mut orders: Vec<PlaceOrder> = (0..150)
+            .map(|i| order(scarce, &format!("s{i}"), None))
+            .collect();
+        orders.extend((0..148).map(|i| order(ample, &format!("a{i}"), None)));
+        orders.push(order(ample, "keyed", Some("k-1")));
+        orders.push(order(ample, "keyed", Some("k-1")));
+        let results = join_all(orders.into_iter().map(|order| node.place_order(order))).await;
+
+        let scarce_created = results[..150].iter().filter(|r| created(r)).count();
+        assert_eq!(scarce_created, 100, "exactly the stock is sold");
+        for result in &results[..150] {
+            match result {
+                Ok((order, true)) => assert_eq!(order.sku.as_str(), scarce),
+                Err(NodeError::Rejected(error)) => {
+                    assert!(format!("{error:?}").starts_with("SoldOut"), "{error:?}")
+                }
+                other => panic!("a scarce order answered {other:?}"),
+            }
+        }
+        assert!(results[150..298].iter().all(created), "ample stock");
+        let customers: std::collections::HashSet<_> = results[150..298]
+            .iter()
+            .map(|result| result.as_ref().unwrap().0.customer.as_str().to_owned())
+            .collect();
+        assert_eq!(customers.len(), 148, "each caller got its own order");
+        let (first, replay) = (&results[298], &results[299]);
+        let ids = [first, replay].map(|r| r.as_ref().map(|(order, _)| order.id).ok());
+        assert!(
+            ids[0].is_some() && ids[0] == ids[1],
+            "one order per key: {ids:?}"
+        );
+        assert_eq!([first, replay].iter().filter(|r| created(r)).count(), 1);
+
+        let after = node.shard_traffic();
+        for (shard, ((m0, r0), (m1, r1))) in before.iter().zip(&after).enumerate() {
+            assert_eq!(
+                (m1 - m0, r1 - r0),
+                (1, 150),
+                "shard {shard}: one message carrying the turn's 150 requests"
+            );
+        }
+        let sku = node.sku(SkuId::parse(scarce).unwrap()).await.unwrap();
+        assert_eq!((sku.available, sku.reserved), (0, 100));
+
+        // A caller on a thread with no event loop of the node's kind (as the
+        // QUIC front end's runtime) is served one request per message.
+        let remote = std::sync::Arc::clone(&node);
+        let remote_sku = ample.to_owned();
+        let answers = std::thread::spawn(move || {
+            let ample = remote_sku.as_str();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(join_all((0..10).map(|i| {
+                    remote.place_order(order(ample, &format!("r{i}"), None))
+                })))
+        })
+        .join()
+        .unwrap();
+        assert!(answers.iter().all(created));
+        let shard = node.shard_of(&SkuId::parse(ample).unwrap()) as usize;
+        let (m2, r2) = node.shard_traffic()[shard];
+        assert_eq!((m2 - after[shard].0, r2 - after[shard].1), (10, 10));
+
+        drop(node);
+        tokio::task::spawn_blocking(move || runtime.stop())
+            .await
+            .unwrap();
+    });
+}
