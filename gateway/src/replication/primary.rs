@@ -4,12 +4,16 @@
 //! log), or it is a node of a newer epoch, and this node fences itself.
 
 use std::net::SocketAddr;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
+use flashgate_actors::cluster::Shipment;
 use flashgate_actors::retire::checkpoint_for_standby;
 use flashgate_actors::{PeerAddress, Role};
-use flashgate_storage::agreed_through;
+use flashgate_storage::{agreed_through, DurableBatch};
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -22,6 +26,10 @@ use super::{auth, transport, Control, Shared, SILENT_HEARTBEATS_MAX};
 
 /// Acknowledgements waiting to be counted.
 const ACKS_QUEUED_MAX: usize = 1024;
+/// Durable batches the log writer keeps in memory for the streamer
+/// (`ShipBuffer`); past it the oldest are dropped and read back from disk
+/// when their turn comes.
+const SHIP_BUFFER_BYTES_MAX: usize = 32 << 20;
 /// Log target of the lines a failed handshake causes: a dialer that proved
 /// nothing chooses how many there are, so they are rate-limited
 /// (`crate::log_limit`).
@@ -366,9 +374,11 @@ async fn stream_to_standby(
     tracing::info!(standby = %dialer.http, from_lsn = sent, "standby connected");
     let (acks, mut ack_receiver) = mpsc::channel(ACKS_QUEUED_MAX);
     let reader = tokio::spawn(read_acks(recv, acks));
+    cluster.start_shipping(SHIP_BUFFER_BYTES_MAX);
     let result = ship(shared, &mut send, &mut ack_receiver, sent, generation).await;
     reader.abort();
     if shared.session.load(Ordering::Acquire) == generation {
+        cluster.stop_shipping();
         cluster.standby_disconnected();
         tracing::warn!(standby = %dialer.http, "standby disconnected");
     }
@@ -389,8 +399,44 @@ async fn read_acks(mut recv: RecvStream, acks: mpsc::Sender<Result<u64, WireErro
     }
 }
 
-/// Sends every durable entry after `sent`, then waits for more, a heartbeat
-/// tick, or an acknowledgement.
+/// Log bytes sent to the standby and not yet acknowledged, per message:
+/// what the replication window counts.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// (last LSN of a message, its log bytes), oldest first.
+    messages: VecDeque<(u64, usize)>,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn sent(&mut self, last_lsn: u64, bytes: usize) {
+        self.messages.push_back((last_lsn, bytes));
+        self.bytes += bytes;
+    }
+
+    fn acked(&mut self, lsn: u64) {
+        while let Some(&(last, bytes)) = self.messages.front() {
+            if last > lsn {
+                break;
+            }
+            self.bytes -= bytes;
+            self.messages.pop_front();
+        }
+    }
+
+    /// Whether another message may go out: always when nothing is in
+    /// flight (a message larger than the window still moves), else while
+    /// under `window_bytes_max`.
+    fn open(&self, window_bytes_max: usize) -> bool {
+        self.messages.is_empty() || self.bytes < window_bytes_max
+    }
+}
+
+/// Sends every durable entry after `sent` the window allows, then waits for
+/// more, a heartbeat tick, or an acknowledgement. Batches the log writer
+/// handed over (`Cluster::take_shipment`) go out from memory; what it did not
+/// hand over (written before this session, or dropped while the standby was
+/// far behind) is read from the log on disk.
 async fn ship(
     shared: &Arc<Shared>,
     send: &mut SendStream,
@@ -402,6 +448,9 @@ async fn ship(
     let cluster = node.cluster();
     let progress = node.progress();
     let storage = node.storage();
+    let message_bytes_max = shared.settings.message_bytes_max;
+    let window_bytes_max = shared.settings.unacked_bytes_max;
+    let mut in_flight = InFlight::default();
     let mut heartbeat = tokio::time::interval(shared.settings.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The standby answers every heartbeat: one silent this long is stalled
@@ -412,37 +461,50 @@ async fn ship(
         if cluster.role() != Role::Primary || shared.session.load(Ordering::Acquire) != generation {
             return Ok(());
         }
-        loop {
+        while in_flight.open(window_bytes_max) {
             let durable = progress.durable_lsn();
-            if sent >= durable {
-                break;
-            }
-            let mut entries = storage
-                .read_entries_after(sent, shared.settings.message_bytes_max)
-                .map_err(|error| WireError::Io(error.to_string()))?;
-            entries.retain(|entry| entry.last_lsn <= durable);
-            let Some(first) = entries.first() else { break };
-            if first.first_lsn > sent + 1 {
-                // A checkpoint trimmed what the standby still needs: it
-                // reconnects and gets the checkpoint.
-                return Err(WireError::Io(format!(
-                    "the log after LSN {sent} was trimmed; the standby must reconnect"
-                )));
-            }
-            sent = entries.last().map_or(sent, |entry| entry.last_lsn);
-            let entries = entries
-                .into_iter()
-                .map(|entry| (entry.first_lsn, entry.bytes))
-                .collect();
-            let message = Message::Entries {
-                epoch: cluster.epoch(),
-                entries,
+            let (entries, bytes) = match cluster.take_shipment(sent, message_bytes_max) {
+                Shipment::Batches(batches) => {
+                    let mut bytes = 0;
+                    let entries: Vec<(u64, Bytes)> = batches
+                        .iter()
+                        .flat_map(|batch| batch.entries_after(sent))
+                        .map(|(first, _, entry)| {
+                            bytes += entry.len();
+                            (first, entry)
+                        })
+                        .collect();
+                    sent = batches.last().map_or(sent, DurableBatch::last_lsn);
+                    (entries, bytes)
+                }
+                Shipment::Gap { first_kept } => {
+                    match read_back(storage, sent, durable.min(first_kept - 1), message_bytes_max)? {
+                        Some((last, entries, bytes)) => {
+                            sent = last;
+                            (entries, bytes)
+                        }
+                        None => break,
+                    }
+                }
+                Shipment::Nothing if durable > sent => {
+                    match read_back(storage, sent, durable, message_bytes_max)? {
+                        Some((last, entries, bytes)) => {
+                            sent = last;
+                            (entries, bytes)
+                        }
+                        None => break,
+                    }
+                }
+                Shipment::Nothing => break,
             };
-            wire::send(send, &message).await?;
+            let mut frame = wire::entries_frame(cluster.epoch(), &entries);
+            wire::send_chunks(send, &mut frame).await?;
+            in_flight.sent(sent, bytes);
             cluster.note_behind();
         }
+        let window_open = in_flight.open(window_bytes_max);
         tokio::select! {
-            _ = cluster.durable_changed() => {}
+            _ = cluster.durable_changed(), if window_open => {}
             _ = heartbeat.tick() => {
                 if heard_at.elapsed() >= silence_max {
                     return Err(WireError::Io(format!(
@@ -459,11 +521,70 @@ async fn ship(
             ack = acks.recv() => match ack {
                 Some(Ok(lsn)) => {
                     heard_at = tokio::time::Instant::now();
+                    in_flight.acked(lsn);
                     cluster.standby_acked(lsn, progress.durable_lsn());
                 }
                 Some(Err(error)) => return Err(error),
                 None => return Ok(()),
             },
         }
+    }
+}
+
+/// Reads whole entries after `sent` from the log on disk, those ending at or
+/// before `through`, up to about `bytes_max` bytes: the last LSN read, the
+/// entries and their bytes, or `None` when there is none.
+#[allow(clippy::type_complexity)]
+fn read_back(
+    storage: &flashgate_storage::Storage,
+    sent: u64,
+    through: u64,
+    bytes_max: usize,
+) -> Result<Option<(u64, Vec<(u64, Bytes)>, usize)>, WireError> {
+    let mut entries = storage
+        .read_entries_after(sent, bytes_max)
+        .map_err(|error| WireError::Io(error.to_string()))?;
+    entries.retain(|entry| entry.last_lsn <= through);
+    let Some(first) = entries.first() else {
+        return Ok(None);
+    };
+    if first.first_lsn > sent + 1 {
+        // A checkpoint trimmed what the standby still needs: it reconnects
+        // and gets the checkpoint.
+        return Err(WireError::Io(format!(
+            "the log after LSN {sent} was trimmed; the standby must reconnect"
+        )));
+    }
+    let last = entries.last().map_or(sent, |entry| entry.last_lsn);
+    let bytes = entries.iter().map(|entry| entry.bytes.len()).sum();
+    let entries = entries
+        .into_iter()
+        .map(|entry| (entry.first_lsn, Bytes::from(entry.bytes)))
+        .collect();
+    Ok(Some((last, entries, bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    #[test]
+    fn the_window_closes_at_its_bytes_and_an_acknowledgement_opens_it() {
+        let mut in_flight = InFlight::default();
+        assert!(in_flight.open(100), "nothing in flight: always open");
+        in_flight.sent(10, 60);
+        assert!(in_flight.open(100));
+        in_flight.sent(20, 60);
+        assert!(!in_flight.open(100), "120 bytes unacknowledged of 100");
+        in_flight.acked(15);
+        assert_eq!(in_flight.bytes, 60, "an ack inside a message frees nothing of it");
+        in_flight.acked(10);
+        assert_eq!(in_flight.bytes, 60);
+        in_flight.acked(20);
+        assert_eq!(in_flight.bytes, 0);
+        in_flight.sent(30, 1000);
+        assert!(!in_flight.open(100), "one message over the window fills it");
+        in_flight.acked(30);
+        assert!(in_flight.open(100));
     }
 }

@@ -403,7 +403,8 @@ async fn read_messages(mut recv: RecvStream, messages: mpsc::Sender<Result<Messa
 }
 
 /// The replica writer thread: takes what is queued, writes it under one
-/// barrier, reports the durable LSN.
+/// barrier, reports the durable LSN at once (to be acknowledged), then hands
+/// the records to the shards while the next batch gathers.
 fn write_batches(
     node: Arc<flashgate_actors::Node>,
     mut batches: mpsc::Receiver<Vec<(Lsn, Vec<u8>)>>,
@@ -416,9 +417,14 @@ fn write_batches(
             bytes += more.iter().map(|(_, entry)| entry.len()).sum::<usize>();
             entries.extend(more);
         }
-        let result = node.replicate(entries);
-        let failed = result.is_err();
-        if acks.send(result).is_err() || failed {
+        let applied = node.replicate_write(entries).and_then(|replicated| {
+            if acks.send(Ok(replicated.last_lsn())).is_err() {
+                return Err(ReplicaError::ShuttingDown);
+            }
+            node.apply_replicated(replicated)
+        });
+        if let Err(error) = applied {
+            let _ = acks.send(Err(error));
             return;
         }
     }
