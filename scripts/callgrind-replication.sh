@@ -10,7 +10,8 @@
 # orders' cost. Printed per node: instructions per order, load and idle parts.
 #
 #   scripts/callgrind-replication.sh [orders=2000] [concurrency=1]
-#   (FLASHGATE_BIN=path measures another build)
+#   (FLASHGATE_BIN=path measures another build; KEEP=dir keeps the dumps there,
+#   for callgrind_annotate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 orders=${1:-2000}
@@ -21,7 +22,11 @@ command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=nonint
 command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq; }
 
 work=$(mktemp -d)
-cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
+cleanup() {
+  for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$work"/*.cg.* "$KEEP"/ 2>/dev/null || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 token=bench-token-0123456789
 head -c 32 /dev/urandom | base64 >"$work/secret"

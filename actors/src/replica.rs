@@ -57,6 +57,14 @@ impl Replicated {
     }
 }
 
+/// What a standby's replica writer carries from one batch to the next within
+/// one session: the epoch history of its log, read from disk once instead of
+/// per batch. Only `replicate_write` changes the history during a session.
+#[derive(Debug, Default)]
+pub struct ReplicaCursor {
+    history: Option<Vec<EpochStart>>,
+}
+
 /// What a promotion did.
 #[derive(Clone, Debug)]
 pub struct PromoteReport {
@@ -98,7 +106,7 @@ impl Node {
     /// `replicate_write` and `apply_replicated` are its two halves, for a
     /// caller that acknowledges in between.
     pub fn replicate<B: AsRef<[u8]>>(&self, entries: Vec<(Lsn, B)>) -> Result<Lsn, ReplicaError> {
-        let replicated = self.replicate_write(entries)?;
+        let replicated = self.replicate_write(entries, &mut ReplicaCursor::default())?;
         self.apply_replicated(replicated)
     }
 
@@ -109,10 +117,13 @@ impl Node {
     /// Blocking (disk I/O).
     ///
     /// Records at or before the local log's end are skipped (sent twice after
-    /// a reconnect); anything else must continue the log exactly.
+    /// a reconnect); anything else must continue the log exactly. `cursor`
+    /// carries the epoch history from one call to the next: use one per
+    /// session, on the one thread that writes the session's batches.
     pub fn replicate_write<B: AsRef<[u8]>>(
         &self,
         entries: Vec<(Lsn, B)>,
+        cursor: &mut ReplicaCursor,
     ) -> Result<Replicated, ReplicaError> {
         let role = self.cluster.role();
         if role != Role::Standby {
@@ -124,8 +135,13 @@ impl Node {
         let mut records: Vec<Record> = Vec::new();
         let mut applied: Vec<Record> = Vec::new();
         let mut written = false;
-        let mut history = self.storage.epoch_history()?;
-        let history_length = history.len();
+        if cursor.history.is_none() {
+            cursor.history = Some(self.storage.epoch_history()?);
+        }
+        // Read once per session; a copy is changed only when a batch starts
+        // an epoch, and kept once that is durable.
+        let known = cursor.history.as_deref().unwrap_or_default();
+        let mut started: Vec<EpochStart> = Vec::new();
         for (first, bytes) in entries {
             let bytes = bytes.as_ref();
             records.clear();
@@ -160,11 +176,12 @@ impl Node {
                 self.storage.insert_replicated(new_first, &tail)?;
             }
             for record in records.iter().filter(|record| record.lsn > last) {
-                if history
+                if started
                     .last()
+                    .or(known.last())
                     .is_none_or(|start| record.epoch > start.epoch)
                 {
-                    history.push(EpochStart {
+                    started.push(EpochStart {
                         epoch: record.epoch,
                         first_lsn: record.lsn,
                     });
@@ -175,12 +192,16 @@ impl Node {
             written = true;
         }
         if written {
-            if history.len() != history_length {
+            let history = (!started.is_empty()).then(|| [known, &started].concat());
+            if let Some(history) = &history {
                 // A new epoch starts in this batch: durable with its records.
-                self.storage.stage_epoch_history(&history, primary_epoch)?;
+                self.storage.stage_epoch_history(history, primary_epoch)?;
             }
             self.storage.barrier()?;
             self.progress.reset_to(last);
+            if history.is_some() {
+                cursor.history = history;
+            }
         }
         Ok(Replicated {
             records: applied,

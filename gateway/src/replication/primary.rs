@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use flashgate_actors::retire::checkpoint_for_standby;
 use flashgate_actors::{PeerAddress, Role};
 use flashgate_storage::{agreed_through, DurableBatch};
 use quinn::{Connection, RecvStream, SendStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 use super::auth::{CLOSE_AUTH_FAILED, CLOSE_HANDSHAKE_FAILED};
 use super::wire::{
@@ -24,8 +24,6 @@ use super::wire::{
 };
 use super::{auth, transport, Control, Shared, SILENT_HEARTBEATS_MAX};
 
-/// Acknowledgements waiting to be counted.
-const ACKS_QUEUED_MAX: usize = 1024;
 /// Durable batches the log writer keeps in memory for the streamer
 /// (`ShipBuffer`); past it the oldest are dropped and read back from disk
 /// when their turn comes.
@@ -372,10 +370,10 @@ async fn stream_to_standby(
         node.progress().durable_lsn(),
     );
     tracing::info!(standby = %dialer.http, from_lsn = sent, "standby connected");
-    let (acks, mut ack_receiver) = mpsc::channel(ACKS_QUEUED_MAX);
-    let reader = tokio::spawn(read_acks(recv, acks));
+    let acks = Arc::new(Acks::new());
+    let mut reader = tokio::spawn(read_acks(recv, Arc::clone(shared), Arc::clone(&acks)));
     cluster.start_shipping(SHIP_BUFFER_BYTES_MAX);
-    let result = ship(shared, &mut send, &mut ack_receiver, sent, generation).await;
+    let result = ship(shared, &mut send, &mut reader, &acks, sent, generation).await;
     reader.abort();
     if shared.session.load(Ordering::Acquire) == generation {
         cluster.stop_shipping();
@@ -385,16 +383,50 @@ async fn stream_to_standby(
     result
 }
 
-async fn read_acks(mut recv: RecvStream, acks: mpsc::Sender<Result<u64, WireError>>) {
+/// What the acknowledgement reader tells the streamer.
+#[derive(Debug)]
+struct Acks {
+    /// The highest LSN the standby acknowledged in this session.
+    lsn: AtomicU64,
+    /// When the last acknowledgement (heartbeat answers included) arrived,
+    /// in milliseconds after `since`.
+    heard_ms: AtomicU64,
+    since: tokio::time::Instant,
+    /// Woken on every acknowledgement, for a streamer waiting on its window.
+    arrived: Notify,
+}
+
+impl Acks {
+    fn new() -> Acks {
+        Acks {
+            lsn: AtomicU64::new(0),
+            heard_ms: AtomicU64::new(0),
+            since: tokio::time::Instant::now(),
+            arrived: Notify::new(),
+        }
+    }
+
+    fn heard_at(&self) -> tokio::time::Instant {
+        self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Acquire))
+    }
+}
+
+/// Reads the standby's acknowledgements and hands each to the gate at once,
+/// on this task (no hop through the streamer). Returns why the stream ended.
+async fn read_acks(mut recv: RecvStream, shared: Arc<Shared>, acks: Arc<Acks>) -> WireError {
+    let cluster = shared.node.cluster();
+    let progress = shared.node.progress();
     loop {
-        let result = match wire::receive(&mut recv, HANDSHAKE_BYTES_MAX).await {
-            Ok(Message::Ack { durable_lsn }) => Ok(durable_lsn),
-            Ok(other) => Err(WireError::Unexpected(other.name())),
-            Err(error) => Err(error),
-        };
-        let stop = result.is_err();
-        if acks.send(result).await.is_err() || stop {
-            return;
+        match wire::receive(&mut recv, HANDSHAKE_BYTES_MAX).await {
+            Ok(Message::Ack { durable_lsn }) => {
+                cluster.standby_acked(durable_lsn, progress.durable_lsn());
+                acks.lsn.fetch_max(durable_lsn, Ordering::AcqRel);
+                let heard_ms = u64::try_from(acks.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                acks.heard_ms.fetch_max(heard_ms, Ordering::AcqRel);
+                acks.arrived.notify_one();
+            }
+            Ok(other) => return WireError::Unexpected(other.name()),
+            Err(error) => return error,
         }
     }
 }
@@ -440,7 +472,8 @@ impl InFlight {
 async fn ship(
     shared: &Arc<Shared>,
     send: &mut SendStream,
-    acks: &mut mpsc::Receiver<Result<u64, WireError>>,
+    reader: &mut tokio::task::JoinHandle<WireError>,
+    acks: &Acks,
     mut sent: u64,
     generation: u64,
 ) -> Result<(), WireError> {
@@ -456,7 +489,6 @@ async fn ship(
     // The standby answers every heartbeat: one silent this long is stalled
     // (stopped, frozen, cut off) even while its connection looks alive.
     let silence_max = shared.settings.heartbeat * SILENT_HEARTBEATS_MAX;
-    let mut heard_at = tokio::time::Instant::now();
     loop {
         if cluster.role() != Role::Primary || shared.session.load(Ordering::Acquire) != generation {
             return Ok(());
@@ -505,8 +537,9 @@ async fn ship(
         let window_open = in_flight.open(window_bytes_max);
         tokio::select! {
             _ = cluster.durable_changed(), if window_open => {}
+            _ = acks.arrived.notified(), if !window_open => {}
             _ = heartbeat.tick() => {
-                if heard_at.elapsed() >= silence_max {
+                if acks.heard_at().elapsed() >= silence_max {
                     return Err(WireError::Io(format!(
                         "no word from the standby for {}",
                         humantime::format_duration(silence_max)
@@ -518,16 +551,14 @@ async fn ship(
                 };
                 wire::send(send, &message).await?;
             }
-            ack = acks.recv() => match ack {
-                Some(Ok(lsn)) => {
-                    heard_at = tokio::time::Instant::now();
-                    in_flight.acked(lsn);
-                    cluster.standby_acked(lsn, progress.durable_lsn());
-                }
-                Some(Err(error)) => return Err(error),
-                None => return Ok(()),
-            },
+            ended = &mut *reader => {
+                return Err(match ended {
+                    Ok(error) => error,
+                    Err(error) => WireError::Io(error.to_string()),
+                });
+            }
         }
+        in_flight.acked(acks.lsn.load(Ordering::Acquire));
     }
 }
 
