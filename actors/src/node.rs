@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use dashmap::DashMap;
 use flashgate_storage::{
-    Completion, DurableBatch, EpochStart, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
+    Completion, DurableBatch, EpochStart, LogProgress, LogWriter, Lsn, Storage, StorageError,
+    WriterConfig,
 };
 use tokio::sync::{oneshot, watch};
 

@@ -115,7 +115,9 @@ impl DurableBatch {
 
     /// The first record's LSN.
     pub fn first_lsn(&self) -> Lsn {
-        self.starts.first().map_or(self.last_lsn + 1, |&(first, _)| first)
+        self.starts
+            .first()
+            .map_or(self.last_lsn + 1, |&(first, _)| first)
     }
 
     /// The last record's LSN.
@@ -535,7 +537,10 @@ mod tests {
             .map(|entry| (entry.first_lsn, entry.last_lsn, entry.bytes))
             .collect();
         assert!(from_memory.len() > 1);
-        assert!(from_memory == from_disk, "the same entries as the log holds");
+        assert!(
+            from_memory == from_disk,
+            "the same entries as the log holds"
+        );
         // Entries at or before an LSN are skipped, an entry holding it is not.
         let batch = batches.last().unwrap();
         let entries: Vec<(Lsn, Lsn)> = batch

@@ -157,13 +157,19 @@ mod tests {
     fn nothing_is_kept_while_no_streamer_ships() {
         let mut buffer = ShipBuffer::new(1 << 20);
         buffer.push(batch(1, 2));
-        assert!(matches!(buffer.take_after(0, usize::MAX), Shipment::Nothing));
+        assert!(matches!(
+            buffer.take_after(0, usize::MAX),
+            Shipment::Nothing
+        ));
         buffer.start(1 << 20);
         buffer.push(batch(3, 4));
         buffer.stop();
         assert_eq!(buffer.bytes(), 0);
         buffer.push(batch(5, 6));
-        assert!(matches!(buffer.take_after(4, usize::MAX), Shipment::Nothing));
+        assert!(matches!(
+            buffer.take_after(4, usize::MAX),
+            Shipment::Nothing
+        ));
     }
 
     #[test]
@@ -176,7 +182,10 @@ mod tests {
         // The log on disk already shipped 1-3: the rest continues it.
         assert_eq!(lsns(buffer.take_after(3, usize::MAX)), vec![(4, 5), (6, 9)]);
         assert_eq!(buffer.bytes(), 0);
-        assert!(matches!(buffer.take_after(9, usize::MAX), Shipment::Nothing));
+        assert!(matches!(
+            buffer.take_after(9, usize::MAX),
+            Shipment::Nothing
+        ));
         // A batch partly sent is taken whole; its entries say what is new.
         buffer.push(batch(10, 12));
         let Shipment::Batches(taken) = buffer.take_after(10, usize::MAX) else {
@@ -218,6 +227,9 @@ mod tests {
         buffer.push(batch(7, 8));
         buffer.push(batch(9, 20));
         assert_eq!(buffer.bytes(), 0);
-        assert!(matches!(buffer.take_after(6, usize::MAX), Shipment::Nothing));
+        assert!(matches!(
+            buffer.take_after(6, usize::MAX),
+            Shipment::Nothing
+        ));
     }
 }

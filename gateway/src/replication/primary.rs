@@ -3,8 +3,8 @@
 //! node is the primary: catch-up from the log or a checkpoint, then the live
 //! log), or it is a node of a newer epoch, and this node fences itself.
 
-use std::net::SocketAddr;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -510,7 +510,12 @@ async fn ship(
                     (entries, bytes)
                 }
                 Shipment::Gap { first_kept } => {
-                    match read_back(storage, sent, durable.min(first_kept - 1), message_bytes_max)? {
+                    match read_back(
+                        storage,
+                        sent,
+                        durable.min(first_kept - 1),
+                        message_bytes_max,
+                    )? {
                         Some((last, entries, bytes)) => {
                             sent = last;
                             (entries, bytes)
@@ -608,7 +613,10 @@ mod tests {
         in_flight.sent(20, 60);
         assert!(!in_flight.open(100), "120 bytes unacknowledged of 100");
         in_flight.acked(15);
-        assert_eq!(in_flight.bytes, 60, "an ack inside a message frees nothing of it");
+        assert_eq!(
+            in_flight.bytes, 60,
+            "an ack inside a message frees nothing of it"
+        );
         in_flight.acked(10);
         assert_eq!(in_flight.bytes, 60);
         in_flight.acked(20);

@@ -467,12 +467,14 @@ fn write_batches(
             bytes += more.iter().map(|(_, entry)| entry.len()).sum::<usize>();
             entries.extend(more);
         }
-        let applied = node.replicate_write(entries, &mut cursor).and_then(|replicated| {
-            if acks.send(Ok(replicated.last_lsn())).is_err() {
-                return Err(ReplicaError::ShuttingDown);
-            }
-            node.apply_replicated(replicated)
-        });
+        let applied = node
+            .replicate_write(entries, &mut cursor)
+            .and_then(|replicated| {
+                if acks.send(Ok(replicated.last_lsn())).is_err() {
+                    return Err(ReplicaError::ShuttingDown);
+                }
+                node.apply_replicated(replicated)
+            });
         if let Err(error) = applied {
             let _ = acks.send(Err(error));
             return;

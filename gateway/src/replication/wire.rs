@@ -393,9 +393,16 @@ mod tests {
             (3, vec![(7, vec![1, 2, 3])]),
             (
                 250,
-                vec![(250, vec![9; 250]), (251, vec![8; 251]), (70_000, vec![7; 3000])],
+                vec![
+                    (250, vec![9; 250]),
+                    (251, vec![8; 251]),
+                    (70_000, vec![7; 3000]),
+                ],
             ),
-            (u64::MAX, vec![(1 << 40, vec![6; 65_536]), (u64::MAX, vec![])]),
+            (
+                u64::MAX,
+                vec![(1 << 40, vec![6; 65_536]), (u64::MAX, vec![])],
+            ),
         ];
         for (epoch, entries) in cases {
             let message = Message::Entries {
@@ -413,11 +420,19 @@ mod tests {
             Message::Hello { proof: [0; 32] },
             Message::Fenced { epoch: 1 },
             Message::CheckpointChunk { bytes: vec![] },
-            Message::Heartbeat { epoch: 1, durable_lsn: 2 },
+            Message::Heartbeat {
+                epoch: 1,
+                durable_lsn: 2,
+            },
             Message::Ack { durable_lsn: 3 },
         ] {
             let tag = encode(&message)[4];
-            assert_eq!(u32::from(tag), message.variant_index(), "{}", message.name());
+            assert_eq!(
+                u32::from(tag),
+                message.variant_index(),
+                "{}",
+                message.name()
+            );
         }
     }
 
