@@ -516,18 +516,18 @@ async fn ship(
                         durable.min(first_kept - 1),
                         message_bytes_max,
                     )? {
-                        Some((last, entries, bytes)) => {
-                            sent = last;
-                            (entries, bytes)
+                        Some(read) => {
+                            sent = read.last_lsn;
+                            (read.entries, read.bytes)
                         }
                         None => break,
                     }
                 }
                 Shipment::Nothing if durable > sent => {
                     match read_back(storage, sent, durable, message_bytes_max)? {
-                        Some((last, entries, bytes)) => {
-                            sent = last;
-                            (entries, bytes)
+                        Some(read) => {
+                            sent = read.last_lsn;
+                            (read.entries, read.bytes)
                         }
                         None => break,
                     }
@@ -567,16 +567,22 @@ async fn ship(
     }
 }
 
+/// Entries read back from the log on disk.
+struct ReadBack {
+    /// The last LSN they hold.
+    last_lsn: u64,
+    entries: Vec<(u64, Bytes)>,
+    bytes: usize,
+}
+
 /// Reads whole entries after `sent` from the log on disk, those ending at or
-/// before `through`, up to about `bytes_max` bytes: the last LSN read, the
-/// entries and their bytes, or `None` when there is none.
-#[allow(clippy::type_complexity)]
+/// before `through`, up to about `bytes_max` bytes; `None` when there is none.
 fn read_back(
     storage: &flashgate_storage::Storage,
     sent: u64,
     through: u64,
     bytes_max: usize,
-) -> Result<Option<(u64, Vec<(u64, Bytes)>, usize)>, WireError> {
+) -> Result<Option<ReadBack>, WireError> {
     let mut entries = storage
         .read_entries_after(sent, bytes_max)
         .map_err(|error| WireError::Io(error.to_string()))?;
@@ -597,7 +603,11 @@ fn read_back(
         .into_iter()
         .map(|entry| (entry.first_lsn, Bytes::from(entry.bytes)))
         .collect();
-    Ok(Some((last, entries, bytes)))
+    Ok(Some(ReadBack {
+        last_lsn: last,
+        entries,
+        bytes,
+    }))
 }
 
 #[cfg(test)]

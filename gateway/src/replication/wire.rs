@@ -388,7 +388,8 @@ mod tests {
     #[test]
     fn an_entries_frame_is_what_encode_makes_of_the_message() {
         // Sizes on both sides of bincode's varint steps (251, 2^16, 2^32).
-        let cases: Vec<(u64, Vec<(u64, Vec<u8>)>)> = vec![
+        type Entries = Vec<(u64, Vec<u8>)>;
+        let cases: Vec<(u64, Entries)> = vec![
             (1, vec![]),
             (3, vec![(7, vec![1, 2, 3])]),
             (
