@@ -9,7 +9,9 @@
 #     the promote request to the first 201 on the new primary, R times.
 #
 #   scripts/bench-replication.sh [duration_secs=15] [catch_up_load_secs=6] [failovers=5]
-#   (SECTIONS=13 runs only parts 1 and 3)
+#   (SECTIONS=13 runs only parts 1 and 3; MODES="standalone sync" limits part 1;
+#   RUNS=5 repeats part 1 and prints each mode's median and the sync ratio;
+#   FLASHGATE_BIN=path runs another build of the server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-15}
@@ -17,12 +19,15 @@ catch_up_secs=${2:-6}
 failovers=${3:-5}
 connections=64
 sections=${SECTIONS:-123}
+modes=${MODES:-standalone sync async}
+runs=${RUNS:-1}
+bin=${FLASHGATE_BIN:-target/release/flashgate}
 export WRK_SKUS=8
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq; }
-cargo build --release --quiet --bin flashgate
-cargo build --release --quiet -p flashgate-client --example quic_bench
+[ -z "${FLASHGATE_BIN:-}" ] && cargo build --release --quiet --bin flashgate
+[[ $sections == *2* ]] && cargo build --release --quiet -p flashgate-client --example quic_bench
 
 work=$(mktemp -d)
 cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
@@ -36,7 +41,7 @@ head -c 32 /dev/urandom | base64 >"$work/secret"
 # start NAME ARGS...: starts a node in the background; prints its HTTP address.
 start() {
   local name=$1; shift
-  target/release/flashgate serve --data-dir "$work/$name" --http-addr 127.0.0.1:0 --quic-addr 127.0.0.1:0 \
+  "$bin" serve --data-dir "$work/$name" --http-addr 127.0.0.1:0 --quic-addr 127.0.0.1:0 \
     --admin-token "$token" "$@" >"$work/$name.out" 2>"$work/$name.err" &
   echo $! >"$work/$name.pid"
   for _ in $(seq 1 200); do
@@ -55,7 +60,8 @@ skus() {
   done
 }
 wait_connected() {
-  for _ in $(seq 1 200); do
+  # Up to 60 s: on a loaded machine a standby takes a while to start.
+  for _ in $(seq 1 1200); do
     [ "$(curl -s -H "Authorization: Bearer $token" "http://$1/v1/cluster" | jq -r '.peer.connected and (.degraded | not)')" = true ] && return
     sleep 0.05
   done
@@ -64,8 +70,10 @@ wait_connected() {
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 now_ms() { date +%s%3N; }
 
-[[ $sections == *1* ]] && echo "== 1. throughput (wrk -t2 -c$connections -d${duration}s)"
-[[ $sections == *1* ]] && for mode in standalone sync async; do
+if [[ $sections == *1* ]]; then
+echo "== 1. throughput (wrk -t2 -c$connections -d${duration}s, $runs run(s) of each mode; load before: $(cut -d' ' -f1-3 /proc/loadavg))"
+for run in $(seq 1 "$runs"); do
+for mode in $modes; do
   rm -rf "$work/p" "$work/s"
   if [ "$mode" = standalone ]; then
     p=$(start p)
@@ -84,9 +92,23 @@ now_ms() { date +%s%3N; }
   else
     lag=""
   fi
-  printf '%-10s %8.0f orders/s  p99 %s  %s\n' "$mode" "$(rps "$work/$mode.wrk")" "$latency" "$lag"
+  rate=$(rps "$work/$mode.wrk")
+  echo "$rate" >>"$work/$mode.rates"
+  printf 'run %d %-10s %8.0f orders/s  p99 %s  %s  (load %s)\n' "$run" "$mode" "$rate" "$latency" "$lag" "$(cut -d' ' -f1 /proc/loadavg)"
   stop p; stop s
 done
+done
+median() { sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+for mode in $modes; do printf 'median %-10s %8.0f orders/s\n' "$mode" "$(median "$work/$mode.rates")"; done
+if [ -f "$work/standalone.rates" ] && [ -f "$work/sync.rates" ]; then
+  # Per run, then the median of the ratios: each pair ran back to back under
+  # about the same load.
+  paste "$work/sync.rates" "$work/standalone.rates" | awk '{print $1 / $2}' >"$work/ratio.rates"
+  printf 'sync / standalone: per run %s; median %.2f (load after: %s)\n' \
+    "$(tr '\n' ' ' <"$work/ratio.rates" | awk '{for (i = 1; i <= NF; i++) printf "%.2f ", $i}')" \
+    "$(median "$work/ratio.rates")" "$(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+fi
 
 if [[ $sections == *2* ]]; then
 echo "== 2. catch-up of an empty standby (primary loaded for ${catch_up_secs}s)"

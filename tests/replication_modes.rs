@@ -1,7 +1,9 @@
 //! Replication modes, end to end: what a primary does when its standby dies
 //! (`block` refuses, `degrade` goes on alone and says so), how an empty standby
-//! catches up with a large primary that keeps selling, how a node without the
-//! cluster secret is kept out, and when a standby may promote itself.
+//! catches up with a large primary that keeps selling, that a replication
+//! window smaller than one message still moves every order, how a node
+//! without the cluster secret is kept out, and when a standby may promote
+//! itself.
 
 mod common;
 
@@ -418,6 +420,36 @@ fn an_empty_standby_catches_up_with_a_large_primary_that_keeps_selling() {
 /// refuses it, it says it was refused, and it holds none of the primary's data.
 /// The secret is what stops a stray or hostile process from reading the order
 /// log or posing as a standby.
+/// A replication window smaller than one message
+/// (`replication_unacked_bytes_max = 1`: the primary sends one message, then
+/// waits for its acknowledgement) still moves every order to the standby, and
+/// in sync `block` mode each 201 means the order is on the standby's disk:
+/// the window bounds what is in flight without ever stalling the stream.
+#[test]
+fn a_window_smaller_than_one_message_still_moves_every_order() {
+    const SKU: &str = "window-roomy";
+    const CREATED: usize = 300;
+    let standby_dir = tempfile::tempdir().expect("create a data dir");
+    let primary = primary(&["--standby-timeout", "30s"])
+        .env("FLASHGATE_REPLICATION_UNACKED_BYTES_MAX", "1")
+        .start();
+    let standby = standby(standby_dir.path(), primary.replication_addr()).start();
+    wait_in_sync(&primary);
+    let api = primary.client();
+    api.put_sku(SKU, json!({ "stock": ROOMY_STOCK }));
+    let load = Burst::start_named(api, &[SKU], LOAD_THREADS, "window");
+    load.wait_for("orders through a one-byte window", START_TIMEOUT, |load| {
+        load.created() >= CREATED
+    });
+    let attempts = load.finish();
+    assert_refusals_only(&attempts, &[]);
+    let acknowledged = acknowledged(&attempts);
+    assert!(acknowledged.len() >= CREATED);
+    wait_caught_up(&primary, &standby);
+    assert_all_present(&standby, &acknowledged);
+    assert_eq!(primary.cluster()["degraded"], false);
+}
+
 #[test]
 fn a_node_with_the_wrong_cluster_secret_is_refused() {
     // Async, so the lone primary takes writes without waiting for a standby.

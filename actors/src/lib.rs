@@ -40,4 +40,4 @@ pub use cluster::{ClusterConfig, ClusterStatus, Replication, Role, StandbyLoss};
 pub use error::NodeError;
 pub use node::{CheckpointReport, Node, NodeConfig, NodeRuntime, StartError, StartReport};
 pub use peer::PeerAddress;
-pub use replica::{FollowerState, PromoteReport, ReplicaError};
+pub use replica::{FollowerState, PromoteReport, ReplicaCursor, ReplicaError, Replicated};

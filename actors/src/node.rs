@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use dashmap::DashMap;
 use flashgate_storage::{
-    Completion, EpochStart, LogProgress, LogWriter, Lsn, Storage, StorageError, WriterConfig,
+    Completion, DurableBatch, EpochStart, LogProgress, LogWriter, Lsn, Storage, StorageError,
+    WriterConfig,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -180,6 +181,14 @@ impl Completion<Ticket> for Notifier {
             std::mem::take(tickets),
             &NodeError::StorageFailed(error.to_string()),
         );
+    }
+
+    fn wants_entries(&self) -> bool {
+        self.cluster.wants_entries()
+    }
+
+    fn entries_durable(&mut self, batch: DurableBatch) {
+        self.cluster.entries_durable(batch);
     }
 }
 

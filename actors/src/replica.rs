@@ -41,6 +41,30 @@ pub enum ReplicaError {
     ShuttingDown,
 }
 
+/// Records a standby wrote durably (`Node::replicate_write`), still to be
+/// applied to its shards (`Node::apply_replicated`).
+#[must_use]
+#[derive(Debug)]
+pub struct Replicated {
+    records: Vec<Record>,
+    last_lsn: Lsn,
+}
+
+impl Replicated {
+    /// Everything up to this LSN is durable here: what to acknowledge.
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_lsn
+    }
+}
+
+/// What a standby's replica writer carries from one batch to the next within
+/// one session: the epoch history of its log, read from disk once instead of
+/// per batch. Only `replicate_write` changes the history during a session.
+#[derive(Debug, Default)]
+pub struct ReplicaCursor {
+    history: Option<Vec<EpochStart>>,
+}
+
 /// What a promotion did.
 #[derive(Clone, Debug)]
 pub struct PromoteReport {
@@ -79,10 +103,28 @@ impl Node {
     /// Standby: writes entries received from the primary to the local log with
     /// the same durability barrier, then hands them to the shards. Returns the
     /// LSN now durable here: what to acknowledge. Blocking (disk I/O).
+    /// `replicate_write` and `apply_replicated` are its two halves, for a
+    /// caller that acknowledges in between.
+    pub fn replicate<B: AsRef<[u8]>>(&self, entries: Vec<(Lsn, B)>) -> Result<Lsn, ReplicaError> {
+        let replicated = self.replicate_write(entries, &mut ReplicaCursor::default())?;
+        self.apply_replicated(replicated)
+    }
+
+    /// Standby: writes entries received from the primary to the local log
+    /// (each checked record by record), under one barrier. Returns once they
+    /// are durable here, with what the shards still have to apply
+    /// (`apply_replicated`); its `last_lsn` may be acknowledged at once.
+    /// Blocking (disk I/O).
     ///
     /// Records at or before the local log's end are skipped (sent twice after
-    /// a reconnect); anything else must continue the log exactly.
-    pub fn replicate(&self, entries: Vec<(Lsn, Vec<u8>)>) -> Result<Lsn, ReplicaError> {
+    /// a reconnect); anything else must continue the log exactly. `cursor`
+    /// carries the epoch history from one call to the next: use one per
+    /// session, on the one thread that writes the session's batches.
+    pub fn replicate_write<B: AsRef<[u8]>>(
+        &self,
+        entries: Vec<(Lsn, B)>,
+        cursor: &mut ReplicaCursor,
+    ) -> Result<Replicated, ReplicaError> {
         let role = self.cluster.role();
         if role != Role::Standby {
             return Err(ReplicaError::NotFollowing(role.as_str()));
@@ -93,11 +135,17 @@ impl Node {
         let mut records: Vec<Record> = Vec::new();
         let mut applied: Vec<Record> = Vec::new();
         let mut written = false;
-        let mut history = self.storage.epoch_history()?;
-        let history_length = history.len();
+        if cursor.history.is_none() {
+            cursor.history = Some(self.storage.epoch_history()?);
+        }
+        // Read once per session; a copy is changed only when a batch starts
+        // an epoch, and kept once that is durable.
+        let known = cursor.history.as_deref().unwrap_or_default();
+        let mut started: Vec<EpochStart> = Vec::new();
         for (first, bytes) in entries {
+            let bytes = bytes.as_ref();
             records.clear();
-            decode_entry(&bytes, first, record_bytes_max, &mut records)?;
+            decode_entry(bytes, first, record_bytes_max, &mut records)?;
             let Some(end) = records.last().map(|record| record.lsn) else {
                 continue;
             };
@@ -118,7 +166,7 @@ impl Node {
                 });
             }
             if new_first == first {
-                self.storage.insert_replicated(first, &bytes)?;
+                self.storage.insert_replicated(first, bytes)?;
             } else {
                 // The entry overlaps what is here: keep the new part only.
                 let mut tail = Vec::with_capacity(bytes.len());
@@ -128,11 +176,12 @@ impl Node {
                 self.storage.insert_replicated(new_first, &tail)?;
             }
             for record in records.iter().filter(|record| record.lsn > last) {
-                if history
+                if started
                     .last()
+                    .or(known.last())
                     .is_none_or(|start| record.epoch > start.epoch)
                 {
-                    history.push(EpochStart {
+                    started.push(EpochStart {
                         epoch: record.epoch,
                         first_lsn: record.lsn,
                     });
@@ -142,17 +191,38 @@ impl Node {
             last = end;
             written = true;
         }
-        if !written {
-            return Ok(last);
+        if written {
+            let history = (!started.is_empty()).then(|| [known, &started].concat());
+            if let Some(history) = &history {
+                // A new epoch starts in this batch: durable with its records.
+                self.storage.stage_epoch_history(history, primary_epoch)?;
+            }
+            self.storage.barrier()?;
+            self.progress.reset_to(last);
+            if history.is_some() {
+                cursor.history = history;
+            }
         }
-        if history.len() != history_length {
-            // A new epoch starts in this batch: durable with its records.
-            self.storage.stage_epoch_history(&history, primary_epoch)?;
+        Ok(Replicated {
+            records: applied,
+            last_lsn: last,
+        })
+    }
+
+    /// Standby: hands records `replicate_write` made durable to the shards.
+    /// Returns their last LSN. A record that does not decode stops this
+    /// standby for good (`Cluster::replica_failure`: it can no longer be
+    /// promoted), as a shard that cannot apply one does.
+    pub fn apply_replicated(&self, replicated: Replicated) -> Result<Lsn, ReplicaError> {
+        let Replicated { records, last_lsn } = replicated;
+        if records.is_empty() {
+            return Ok(last_lsn);
         }
-        self.storage.barrier()?;
-        self.progress.reset_to(last);
-        self.apply_to_shards(&applied, last)?;
-        Ok(last)
+        if let Err(error) = self.apply_to_shards(&records, last_lsn) {
+            self.cluster.set_replica_failure(error.to_string());
+            return Err(error);
+        }
+        Ok(last_lsn)
     }
 
     /// Routes durable replicated records to their shards (warm standby), and

@@ -211,6 +211,11 @@ pub struct Config {
     pub cluster_secret_file: Option<PathBuf>,
     /// Most log bytes in one replication message.
     pub replication_message_bytes_max: usize,
+    /// Log bytes a primary streams ahead of its standby's acknowledgements
+    /// (the replication window): it keeps sending while earlier messages
+    /// await their ack, and waits for one past this. One message may always
+    /// go, so a window below `replication_message_bytes_max` still moves.
+    pub replication_unacked_bytes_max: usize,
     /// How often a primary tells its standby where it stands; a standby that
     /// hears nothing for 10 of these reconnects.
     pub replication_heartbeat_ms: u64,
@@ -338,6 +343,7 @@ impl Default for Config {
             cluster_secret: None,
             cluster_secret_file: None,
             replication_message_bytes_max: 4 << 20,
+            replication_unacked_bytes_max: 16 << 20,
             replication_heartbeat_ms: 100,
             http_connections_per_address_max: 1024,
             http_request_uri_bytes_max: 8 * 1024,
@@ -474,6 +480,7 @@ const ENV_KEYS: &[&str] = &[
     "cluster_secret",
     "cluster_secret_file",
     "replication_message_bytes_max",
+    "replication_unacked_bytes_max",
     "replication_heartbeat_ms",
     "http_connections_per_address_max",
     "http_request_uri_bytes_max",
@@ -548,6 +555,10 @@ impl Config {
             (
                 "replication_message_bytes_max",
                 self.replication_message_bytes_max as u64,
+            ),
+            (
+                "replication_unacked_bytes_max",
+                self.replication_unacked_bytes_max as u64,
             ),
             ("replication_heartbeat_ms", self.replication_heartbeat_ms),
             (

@@ -190,6 +190,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             follow: config.follow.clone(),
             heartbeat: Duration::from_millis(config.replication_heartbeat_ms),
             message_bytes_max: config.replication_message_bytes_max,
+            unacked_bytes_max: config.replication_unacked_bytes_max,
             auto_promote_after: config.auto_promote_after_ms.map(Duration::from_millis),
             unauthenticated_sessions_max: config.replication_unauthenticated_sessions_max,
             handshake_timeout: Duration::from_millis(config.replication_handshake_timeout_ms),

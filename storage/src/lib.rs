@@ -5,7 +5,8 @@
 //! - `record`: the record format (version, epoch, LSN, CRC32, body) and its checks.
 //! - `store`: `Storage`, the sled database of a data dir, its durability barrier
 //!   (sled flush + fsync of the data file) and persistent node facts.
-//! - `writer`: the group-commit writer thread and its bounded queue.
+//! - `writer`: the group-commit writer thread and its bounded queue;
+//!   `DurableBatch`, a durable group commit's entries handed on in memory.
 //! - `archive`: values kept beside the log under the caller's keys (the last
 //!   state of what left the caller's memory), read back one key at a time.
 //! - `checkpoint`: snapshots as checksummed chunks stored as pages, swapped in
@@ -62,4 +63,6 @@ pub use record::{
 pub use store::{
     DiskWait, EntryBytes, Storage, StorageConfig, CACHE_BYTES_MAX_DEFAULT, FORMAT_VERSION,
 };
-pub use writer::{Append, Completion, LogProgress, LogSender, LogWriter, WriterConfig};
+pub use writer::{
+    Append, Completion, DurableBatch, LogProgress, LogSender, LogWriter, WriterConfig,
+};

@@ -95,6 +95,11 @@ impl LogEntries {
         self.bytes.len()
     }
 
+    /// Every record's bytes, and each entry's first LSN and start in them.
+    pub(crate) fn parts(&self) -> (&[u8], &[(Lsn, usize)]) {
+        (&self.bytes, &self.starts)
+    }
+
     /// The entries: first LSN and bytes, in LSN order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Lsn, &[u8])> + '_ {
         self.starts

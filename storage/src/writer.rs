@@ -3,12 +3,17 @@
 //! `SLED_VALUE_BYTES_MAX` bytes in one atomic sled batch, passes the durability
 //! barrier, and only then reports the batch durable. While it waits on the disk,
 //! the next batch gathers in the channel, so one fsync serves many orders.
+//!
+//! A durable batch's entries can be handed on in memory (`DurableBatch`), so a
+//! replication streamer ships what the writer just wrote without reading it
+//! back from sled.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::error::StorageError;
@@ -53,6 +58,92 @@ pub trait Completion<T>: Send + 'static {
     /// nor anything appended later will be durable. Called once; the writer stops
     /// after it.
     fn failed(&mut self, error: &StorageError, tickets: &mut Vec<T>);
+
+    /// Whether the next durable batch's entries are wanted (`entries_durable`);
+    /// asked once per batch, after its barrier. Default: no, and the writer
+    /// copies nothing.
+    fn wants_entries(&self) -> bool {
+        false
+    }
+
+    /// The entries of a batch that just passed its barrier, exactly as
+    /// written, handed on before `durable` and before `LogProgress` reports
+    /// the batch durable, so whoever ships them finds them no later than it
+    /// learns of the batch. Only called when `wants_entries` said yes.
+    fn entries_durable(&mut self, batch: DurableBatch) {
+        let _ = batch;
+    }
+}
+
+/// The log entries of one durable group commit, in memory: the same bytes the
+/// writer inserted into sled under the same keys (each entry's first LSN), so
+/// a streamer ships them as if it had read them back. Cheap to clone (shared
+/// bytes); an entry's bytes are a slice of them, never a copy.
+#[derive(Clone, Debug)]
+pub struct DurableBatch {
+    bytes: Bytes,
+    /// Each entry's first LSN and where it starts in `bytes`.
+    starts: std::sync::Arc<[(Lsn, usize)]>,
+    last_lsn: Lsn,
+}
+
+impl DurableBatch {
+    fn copy_of(entries: &LogEntries, last_lsn: Lsn) -> DurableBatch {
+        let (bytes, starts) = entries.parts();
+        DurableBatch {
+            bytes: Bytes::copy_from_slice(bytes),
+            starts: starts.into(),
+            last_lsn,
+        }
+    }
+
+    /// A batch of entries already checked (`verify_entry`) and contiguous:
+    /// (first LSN, bytes) in LSN order. For tests and tools.
+    pub fn from_entries(entries: &[(Lsn, &[u8])], last_lsn: Lsn) -> DurableBatch {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::with_capacity(entries.len());
+        for (first, entry) in entries {
+            starts.push((*first, bytes.len()));
+            bytes.extend_from_slice(entry);
+        }
+        DurableBatch {
+            bytes: Bytes::from(bytes),
+            starts: starts.into(),
+            last_lsn,
+        }
+    }
+
+    /// The first record's LSN.
+    pub fn first_lsn(&self) -> Lsn {
+        self.starts
+            .first()
+            .map_or(self.last_lsn + 1, |&(first, _)| first)
+    }
+
+    /// The last record's LSN.
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_lsn
+    }
+
+    /// Bytes of all its entries.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The entries holding a record after `after`, whole: (first LSN, last
+    /// LSN, bytes), in LSN order. The bytes share the batch's memory.
+    pub fn entries_after(&self, after: Lsn) -> impl Iterator<Item = (Lsn, Lsn, Bytes)> + '_ {
+        self.starts
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, &(first, start))| {
+                let (last, end) = match self.starts.get(index + 1) {
+                    Some(&(next, next_start)) => (next - 1, next_start),
+                    None => (self.last_lsn, self.bytes.len()),
+                };
+                (last > after).then(|| (first, last, self.bytes.slice(start..end)))
+            })
+    }
 }
 
 /// Where the log stands, readable from any thread.
@@ -272,6 +363,9 @@ fn run<T>(
         };
         match written {
             Ok(()) => {
+                if completion.wants_entries() {
+                    completion.entries_durable(DurableBatch::copy_of(&entries, last_lsn));
+                }
                 progress.durable_lsn.store(last_lsn, Ordering::Release);
                 metrics::histogram!("flashgate_log_batch_records").record(records as f64);
                 metrics::histogram!("flashgate_log_commit_seconds")
@@ -366,6 +460,100 @@ mod tests {
         fn failed(&mut self, error: &StorageError, _tickets: &mut Vec<u32>) {
             panic!("unexpected failure: {error}");
         }
+    }
+
+    /// Keeps the batches handed over, as a replication streamer would.
+    #[derive(Clone, Default)]
+    struct Shipped {
+        wanted: Arc<std::sync::atomic::AtomicBool>,
+        batches: Arc<Mutex<Vec<DurableBatch>>>,
+    }
+
+    impl Completion<u32> for Shipped {
+        fn durable(&mut self, tickets: &mut Vec<u32>, _last_lsn: Lsn) {
+            tickets.clear();
+        }
+        fn failed(&mut self, error: &StorageError, _tickets: &mut Vec<u32>) {
+            panic!("unexpected failure: {error}");
+        }
+        fn wants_entries(&self) -> bool {
+            self.wanted.load(Ordering::Acquire)
+        }
+        fn entries_durable(&mut self, batch: DurableBatch) {
+            self.batches.lock().unwrap().push(batch);
+        }
+    }
+
+    /// What a streamer ships from memory is what a standby that reads the log
+    /// back gets: the same entries, byte for byte, under the same first LSNs.
+    #[test]
+    fn a_durable_batch_handed_over_is_what_the_log_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let shipped = Shipped::default();
+        let writer = LogWriter::start(
+            storage.clone(),
+            WriterConfig::default(),
+            1,
+            0,
+            shipped.clone(),
+        );
+        let sender = writer.sender();
+        let append = |ticket: u32| {
+            let body = Some(vec![ticket as u8; 100 + ticket as usize % 300]);
+            if sender.append(Append { body, ticket }).is_err() {
+                panic!("the writer stopped");
+            }
+        };
+        // Not wanted: nothing is handed over (nor copied).
+        append(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while writer.progress().durable_lsn() < 1 {
+            assert!(std::time::Instant::now() < deadline, "never durable");
+            std::thread::yield_now();
+        }
+        assert!(shipped.batches.lock().unwrap().is_empty());
+        shipped.wanted.store(true, Ordering::Release);
+        for ticket in 1..3_000u32 {
+            append(ticket);
+        }
+        drop(sender);
+        writer.join();
+        let batches = shipped.batches.lock().unwrap();
+        let mut from_memory = Vec::new();
+        let mut next = 2;
+        for batch in batches.iter() {
+            assert_eq!(batch.first_lsn(), next, "batches follow each other");
+            next = batch.last_lsn() + 1;
+            for (first, last, bytes) in batch.entries_after(0) {
+                from_memory.push((first, last, bytes.to_vec()));
+            }
+        }
+        assert_eq!(next, 3_001);
+        let from_disk: Vec<(Lsn, Lsn, Vec<u8>)> = storage
+            .read_entries_after(1, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|entry| (entry.first_lsn, entry.last_lsn, entry.bytes))
+            .collect();
+        assert!(from_memory.len() > 1);
+        assert!(
+            from_memory == from_disk,
+            "the same entries as the log holds"
+        );
+        // Entries at or before an LSN are skipped, an entry holding it is not.
+        let batch = batches.last().unwrap();
+        let entries: Vec<(Lsn, Lsn)> = batch
+            .entries_after(0)
+            .map(|(first, last, _)| (first, last))
+            .collect();
+        let (first, last) = entries[0];
+        assert_eq!(batch.entries_after(first).next().unwrap().0, first);
+        assert_eq!(
+            batch.entries_after(last).count(),
+            entries.len() - 1,
+            "the entry ending at the LSN is skipped"
+        );
     }
 
     #[test]

@@ -62,10 +62,20 @@ pub struct Stopped<'a> {
 }
 
 impl<'a> Stopped<'a> {
-    /// SIGSTOPs `server`: it keeps its sockets and memory but runs no code, as
-    /// a node does in a long GC-like pause, a VM freeze or a stalled disk.
+    /// SIGSTOPs `server` and returns once every thread of it has stopped: it
+    /// keeps its sockets and memory but runs no code, as a node does in a long
+    /// GC-like pause, a VM freeze or a stalled disk. `kill` returns before
+    /// that: one thread takes the signal and stops the others, and on a busy
+    /// machine the rest run on for milliseconds, long enough to take and
+    /// acknowledge a request sent meanwhile.
     pub fn stop(server: &'a Server) -> Stopped<'a> {
         server.signal(libc::SIGSTOP);
+        let pid = server.pid().expect("the server is running");
+        poll_until(
+            "every thread of the SIGSTOPped process to stop",
+            STOP_TIMEOUT,
+            || all_threads_stopped(pid).then_some(()),
+        );
         Stopped {
             server: Some(server),
         }
@@ -82,6 +92,24 @@ impl<'a> Stopped<'a> {
     pub fn keep_stopped(mut self) {
         self.server = None;
     }
+}
+
+/// Longest wait for a SIGSTOPped process to stop every thread.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether every thread of `pid` is stopped (state `T` in
+/// `/proc/<pid>/task/<tid>/stat`, read after the command name's last `)`).
+fn all_threads_stopped(pid: libc::pid_t) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
 }
 
 impl Drop for Stopped<'_> {

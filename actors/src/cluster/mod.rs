@@ -13,20 +13,24 @@
 //! - `role`: `Role`, `Replication`, `StandbyLoss`, `ClusterConfig`.
 //! - `gate`: `SyncGate`, the sync gate and standby-loss rules (pure).
 //! - `status`: `ClusterStatus` and `LagTracker` (pure).
+//! - `ship`: `ShipBuffer`, durable batches handed from the log writer to the
+//!   replication streamer in memory (pure).
 
 mod gate;
 mod role;
+mod ship;
 mod status;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use flashgate_storage::Lsn;
+use flashgate_storage::{DurableBatch, Lsn};
 use tokio::sync::{watch, Notify};
 
 pub use gate::{GateConfig, GateTicket, Output, Refusal, SyncGate};
 pub use role::{ClusterConfig, Replication, Role, StandbyLoss};
+pub use ship::{ShipBuffer, Shipment};
 pub use status::{ClusterStatus, LagTracker, StandbyStatus, UpstreamStatus};
 
 use crate::error::NodeError;
@@ -67,6 +71,11 @@ pub struct Cluster {
     lag: Mutex<LagTracker>,
     /// Woken after every durable batch, for the replication streamer.
     durable: Notify,
+    /// Durable batches for the replication streamer, while one ships.
+    ship: Mutex<ShipBuffer>,
+    /// Whether a streamer ships (read on the log writer's thread per batch,
+    /// without the lock).
+    shipping: AtomicBool,
     /// The standby's progress, for a handover waiting for it.
     standby_progress: watch::Sender<StandbyProgress>,
     /// Why applying the primary's log failed on this standby, once it has.
@@ -95,6 +104,8 @@ impl Cluster {
             gate: Mutex::new(gate),
             lag: Mutex::new(LagTracker::default()),
             durable: Notify::new(),
+            ship: Mutex::new(ShipBuffer::new(0)),
+            shipping: AtomicBool::new(false),
             standby_progress: watch::Sender::new(StandbyProgress::default()),
             replica_failure: OnceLock::new(),
             shards,
@@ -203,6 +214,37 @@ impl Cluster {
             .gate()
             .durable(self.role(), gated, last_lsn, Instant::now());
         self.execute(output);
+    }
+
+    /// Whether the log writer should hand over its durable batches: a
+    /// streamer ships them.
+    pub(crate) fn wants_entries(&self) -> bool {
+        self.shipping.load(Ordering::Acquire)
+    }
+
+    /// Called by the log writer with a batch that just passed its barrier,
+    /// before its answers reach the gate: kept for the streamer.
+    pub(crate) fn entries_durable(&self, batch: DurableBatch) {
+        lock(&self.ship).push(batch);
+    }
+
+    /// A replication streamer ships from now on: keep up to `bytes_max`
+    /// bytes of durable batches for it (`ShipBuffer`).
+    pub fn start_shipping(&self, bytes_max: usize) {
+        lock(&self.ship).start(bytes_max);
+        self.shipping.store(true, Ordering::Release);
+    }
+
+    /// No streamer ships any more: keep nothing.
+    pub fn stop_shipping(&self) {
+        self.shipping.store(false, Ordering::Release);
+        lock(&self.ship).stop();
+    }
+
+    /// The durable batches kept after `sent`, up to about `bytes_max` bytes;
+    /// see `ShipBuffer::take_after`.
+    pub fn take_shipment(&self, sent: Lsn, bytes_max: usize) -> Shipment {
+        lock(&self.ship).take_after(sent, bytes_max)
     }
 
     /// Sends and fails what the gate decided, and reports its changes.

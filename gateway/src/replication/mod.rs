@@ -56,6 +56,10 @@ pub struct ReplicationSettings {
     pub heartbeat: Duration,
     /// Most log bytes in one message.
     pub message_bytes_max: usize,
+    /// Log bytes a primary sends ahead of its standby's acknowledgements (the
+    /// replication window): it keeps streaming while earlier messages await
+    /// their ack, and waits for one past this. One message always may go.
+    pub unacked_bytes_max: usize,
     /// Promote this standby after hearing nothing from the primary this long.
     pub auto_promote_after: Option<Duration>,
     /// Listener connections that have not proven the secret yet; more are

@@ -3,15 +3,19 @@
 //! node is the primary: catch-up from the log or a checkpoint, then the live
 //! log), or it is a node of a newer epoch, and this node fences itself.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
+use flashgate_actors::cluster::Shipment;
 use flashgate_actors::retire::checkpoint_for_standby;
 use flashgate_actors::{PeerAddress, Role};
-use flashgate_storage::agreed_through;
+use flashgate_storage::{agreed_through, DurableBatch};
 use quinn::{Connection, RecvStream, SendStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 use super::auth::{CLOSE_AUTH_FAILED, CLOSE_HANDSHAKE_FAILED};
 use super::wire::{
@@ -20,8 +24,10 @@ use super::wire::{
 };
 use super::{auth, transport, Control, Shared, SILENT_HEARTBEATS_MAX};
 
-/// Acknowledgements waiting to be counted.
-const ACKS_QUEUED_MAX: usize = 1024;
+/// Durable batches the log writer keeps in memory for the streamer
+/// (`ShipBuffer`); past it the oldest are dropped and read back from disk
+/// when their turn comes.
+const SHIP_BUFFER_BYTES_MAX: usize = 32 << 20;
 /// Log target of the lines a failed handshake causes: a dialer that proved
 /// nothing chooses how many there are, so they are rate-limited
 /// (`crate::log_limit`).
@@ -364,37 +370,110 @@ async fn stream_to_standby(
         node.progress().durable_lsn(),
     );
     tracing::info!(standby = %dialer.http, from_lsn = sent, "standby connected");
-    let (acks, mut ack_receiver) = mpsc::channel(ACKS_QUEUED_MAX);
-    let reader = tokio::spawn(read_acks(recv, acks));
-    let result = ship(shared, &mut send, &mut ack_receiver, sent, generation).await;
+    let acks = Arc::new(Acks::new());
+    let mut reader = tokio::spawn(read_acks(recv, Arc::clone(shared), Arc::clone(&acks)));
+    cluster.start_shipping(SHIP_BUFFER_BYTES_MAX);
+    let result = ship(shared, &mut send, &mut reader, &acks, sent, generation).await;
     reader.abort();
     if shared.session.load(Ordering::Acquire) == generation {
+        cluster.stop_shipping();
         cluster.standby_disconnected();
         tracing::warn!(standby = %dialer.http, "standby disconnected");
     }
     result
 }
 
-async fn read_acks(mut recv: RecvStream, acks: mpsc::Sender<Result<u64, WireError>>) {
+/// What the acknowledgement reader tells the streamer.
+#[derive(Debug)]
+struct Acks {
+    /// The highest LSN the standby acknowledged in this session.
+    lsn: AtomicU64,
+    /// When the last acknowledgement (heartbeat answers included) arrived,
+    /// in milliseconds after `since`.
+    heard_ms: AtomicU64,
+    since: tokio::time::Instant,
+    /// Woken on every acknowledgement, for a streamer waiting on its window.
+    arrived: Notify,
+}
+
+impl Acks {
+    fn new() -> Acks {
+        Acks {
+            lsn: AtomicU64::new(0),
+            heard_ms: AtomicU64::new(0),
+            since: tokio::time::Instant::now(),
+            arrived: Notify::new(),
+        }
+    }
+
+    fn heard_at(&self) -> tokio::time::Instant {
+        self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Acquire))
+    }
+}
+
+/// Reads the standby's acknowledgements and hands each to the gate at once,
+/// on this task (no hop through the streamer). Returns why the stream ended.
+async fn read_acks(mut recv: RecvStream, shared: Arc<Shared>, acks: Arc<Acks>) -> WireError {
+    let cluster = shared.node.cluster();
+    let progress = shared.node.progress();
     loop {
-        let result = match wire::receive(&mut recv, HANDSHAKE_BYTES_MAX).await {
-            Ok(Message::Ack { durable_lsn }) => Ok(durable_lsn),
-            Ok(other) => Err(WireError::Unexpected(other.name())),
-            Err(error) => Err(error),
-        };
-        let stop = result.is_err();
-        if acks.send(result).await.is_err() || stop {
-            return;
+        match wire::receive(&mut recv, HANDSHAKE_BYTES_MAX).await {
+            Ok(Message::Ack { durable_lsn }) => {
+                cluster.standby_acked(durable_lsn, progress.durable_lsn());
+                acks.lsn.fetch_max(durable_lsn, Ordering::AcqRel);
+                let heard_ms = u64::try_from(acks.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                acks.heard_ms.fetch_max(heard_ms, Ordering::AcqRel);
+                acks.arrived.notify_one();
+            }
+            Ok(other) => return WireError::Unexpected(other.name()),
+            Err(error) => return error,
         }
     }
 }
 
-/// Sends every durable entry after `sent`, then waits for more, a heartbeat
-/// tick, or an acknowledgement.
+/// Log bytes sent to the standby and not yet acknowledged, per message:
+/// what the replication window counts.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// (last LSN of a message, its log bytes), oldest first.
+    messages: VecDeque<(u64, usize)>,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn sent(&mut self, last_lsn: u64, bytes: usize) {
+        self.messages.push_back((last_lsn, bytes));
+        self.bytes += bytes;
+    }
+
+    fn acked(&mut self, lsn: u64) {
+        while let Some(&(last, bytes)) = self.messages.front() {
+            if last > lsn {
+                break;
+            }
+            self.bytes -= bytes;
+            self.messages.pop_front();
+        }
+    }
+
+    /// Whether another message may go out: always when nothing is in
+    /// flight (a message larger than the window still moves), else while
+    /// under `window_bytes_max`.
+    fn open(&self, window_bytes_max: usize) -> bool {
+        self.messages.is_empty() || self.bytes < window_bytes_max
+    }
+}
+
+/// Sends every durable entry after `sent` the window allows, then waits for
+/// more, a heartbeat tick, or an acknowledgement. Batches the log writer
+/// handed over (`Cluster::take_shipment`) go out from memory; what it did not
+/// hand over (written before this session, or dropped while the standby was
+/// far behind) is read from the log on disk.
 async fn ship(
     shared: &Arc<Shared>,
     send: &mut SendStream,
-    acks: &mut mpsc::Receiver<Result<u64, WireError>>,
+    reader: &mut tokio::task::JoinHandle<WireError>,
+    acks: &Acks,
     mut sent: u64,
     generation: u64,
 ) -> Result<(), WireError> {
@@ -402,49 +481,70 @@ async fn ship(
     let cluster = node.cluster();
     let progress = node.progress();
     let storage = node.storage();
+    let message_bytes_max = shared.settings.message_bytes_max;
+    let window_bytes_max = shared.settings.unacked_bytes_max;
+    let mut in_flight = InFlight::default();
     let mut heartbeat = tokio::time::interval(shared.settings.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The standby answers every heartbeat: one silent this long is stalled
     // (stopped, frozen, cut off) even while its connection looks alive.
     let silence_max = shared.settings.heartbeat * SILENT_HEARTBEATS_MAX;
-    let mut heard_at = tokio::time::Instant::now();
     loop {
         if cluster.role() != Role::Primary || shared.session.load(Ordering::Acquire) != generation {
             return Ok(());
         }
-        loop {
+        while in_flight.open(window_bytes_max) {
             let durable = progress.durable_lsn();
-            if sent >= durable {
-                break;
-            }
-            let mut entries = storage
-                .read_entries_after(sent, shared.settings.message_bytes_max)
-                .map_err(|error| WireError::Io(error.to_string()))?;
-            entries.retain(|entry| entry.last_lsn <= durable);
-            let Some(first) = entries.first() else { break };
-            if first.first_lsn > sent + 1 {
-                // A checkpoint trimmed what the standby still needs: it
-                // reconnects and gets the checkpoint.
-                return Err(WireError::Io(format!(
-                    "the log after LSN {sent} was trimmed; the standby must reconnect"
-                )));
-            }
-            sent = entries.last().map_or(sent, |entry| entry.last_lsn);
-            let entries = entries
-                .into_iter()
-                .map(|entry| (entry.first_lsn, entry.bytes))
-                .collect();
-            let message = Message::Entries {
-                epoch: cluster.epoch(),
-                entries,
+            let (entries, bytes) = match cluster.take_shipment(sent, message_bytes_max) {
+                Shipment::Batches(batches) => {
+                    let mut bytes = 0;
+                    let entries: Vec<(u64, Bytes)> = batches
+                        .iter()
+                        .flat_map(|batch| batch.entries_after(sent))
+                        .map(|(first, _, entry)| {
+                            bytes += entry.len();
+                            (first, entry)
+                        })
+                        .collect();
+                    sent = batches.last().map_or(sent, DurableBatch::last_lsn);
+                    (entries, bytes)
+                }
+                Shipment::Gap { first_kept } => {
+                    match read_back(
+                        storage,
+                        sent,
+                        durable.min(first_kept - 1),
+                        message_bytes_max,
+                    )? {
+                        Some(read) => {
+                            sent = read.last_lsn;
+                            (read.entries, read.bytes)
+                        }
+                        None => break,
+                    }
+                }
+                Shipment::Nothing if durable > sent => {
+                    match read_back(storage, sent, durable, message_bytes_max)? {
+                        Some(read) => {
+                            sent = read.last_lsn;
+                            (read.entries, read.bytes)
+                        }
+                        None => break,
+                    }
+                }
+                Shipment::Nothing => break,
             };
-            wire::send(send, &message).await?;
+            let mut frame = wire::entries_frame(cluster.epoch(), &entries);
+            wire::send_chunks(send, &mut frame).await?;
+            in_flight.sent(sent, bytes);
             cluster.note_behind();
         }
+        let window_open = in_flight.open(window_bytes_max);
         tokio::select! {
-            _ = cluster.durable_changed() => {}
+            _ = cluster.durable_changed(), if window_open => {}
+            _ = acks.arrived.notified(), if !window_open => {}
             _ = heartbeat.tick() => {
-                if heard_at.elapsed() >= silence_max {
+                if acks.heard_at().elapsed() >= silence_max {
                     return Err(WireError::Io(format!(
                         "no word from the standby for {}",
                         humantime::format_duration(silence_max)
@@ -456,14 +556,84 @@ async fn ship(
                 };
                 wire::send(send, &message).await?;
             }
-            ack = acks.recv() => match ack {
-                Some(Ok(lsn)) => {
-                    heard_at = tokio::time::Instant::now();
-                    cluster.standby_acked(lsn, progress.durable_lsn());
-                }
-                Some(Err(error)) => return Err(error),
-                None => return Ok(()),
-            },
+            ended = &mut *reader => {
+                return Err(match ended {
+                    Ok(error) => error,
+                    Err(error) => WireError::Io(error.to_string()),
+                });
+            }
         }
+        in_flight.acked(acks.lsn.load(Ordering::Acquire));
+    }
+}
+
+/// Entries read back from the log on disk.
+struct ReadBack {
+    /// The last LSN they hold.
+    last_lsn: u64,
+    entries: Vec<(u64, Bytes)>,
+    bytes: usize,
+}
+
+/// Reads whole entries after `sent` from the log on disk, those ending at or
+/// before `through`, up to about `bytes_max` bytes; `None` when there is none.
+fn read_back(
+    storage: &flashgate_storage::Storage,
+    sent: u64,
+    through: u64,
+    bytes_max: usize,
+) -> Result<Option<ReadBack>, WireError> {
+    let mut entries = storage
+        .read_entries_after(sent, bytes_max)
+        .map_err(|error| WireError::Io(error.to_string()))?;
+    entries.retain(|entry| entry.last_lsn <= through);
+    let Some(first) = entries.first() else {
+        return Ok(None);
+    };
+    if first.first_lsn > sent + 1 {
+        // A checkpoint trimmed what the standby still needs: it reconnects
+        // and gets the checkpoint.
+        return Err(WireError::Io(format!(
+            "the log after LSN {sent} was trimmed; the standby must reconnect"
+        )));
+    }
+    let last = entries.last().map_or(sent, |entry| entry.last_lsn);
+    let bytes = entries.iter().map(|entry| entry.bytes.len()).sum();
+    let entries = entries
+        .into_iter()
+        .map(|entry| (entry.first_lsn, Bytes::from(entry.bytes)))
+        .collect();
+    Ok(Some(ReadBack {
+        last_lsn: last,
+        entries,
+        bytes,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    #[test]
+    fn the_window_closes_at_its_bytes_and_an_acknowledgement_opens_it() {
+        let mut in_flight = InFlight::default();
+        assert!(in_flight.open(100), "nothing in flight: always open");
+        in_flight.sent(10, 60);
+        assert!(in_flight.open(100));
+        in_flight.sent(20, 60);
+        assert!(!in_flight.open(100), "120 bytes unacknowledged of 100");
+        in_flight.acked(15);
+        assert_eq!(
+            in_flight.bytes, 60,
+            "an ack inside a message frees nothing of it"
+        );
+        in_flight.acked(10);
+        assert_eq!(in_flight.bytes, 60);
+        in_flight.acked(20);
+        assert_eq!(in_flight.bytes, 0);
+        in_flight.sent(30, 1000);
+        assert!(!in_flight.open(100), "one message over the window fills it");
+        in_flight.acked(30);
+        assert!(in_flight.open(100));
     }
 }

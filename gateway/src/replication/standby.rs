@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flashgate_actors::{PeerAddress, ReplicaError, Role};
+use flashgate_actors::{PeerAddress, ReplicaCursor, ReplicaError, Role};
 use flashgate_storage::Lsn;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
@@ -332,7 +332,13 @@ async fn apply_stream(
         Err(error) => return Ended::Failed(error.to_string()),
     };
     let (messages, mut message_receiver) = mpsc::channel(BATCHES_QUEUED_MAX);
-    let reader = tokio::spawn(read_messages(recv, messages));
+    let heard = Arc::new(Heard::new());
+    let reader = tokio::spawn(read_messages(
+        recv,
+        messages,
+        batches.clone(),
+        Arc::clone(&heard),
+    ));
     let heartbeat = shared.settings.heartbeat;
     let mut silence_max = heartbeat * SILENT_HEARTBEATS_MAX;
     if let Some(after) = shared.settings.auto_promote_after {
@@ -344,12 +350,6 @@ async fn apply_stream(
         tokio::select! {
             _ = stop.changed() => break Ended::Stopped,
             message = message_receiver.recv() => match message {
-                Some(Ok(Message::Entries { entries, .. })) => {
-                    state.heard_at = Some(Instant::now());
-                    if batches.send(entries).await.is_err() {
-                        break Ended::Failed("the replica writer stopped".into());
-                    }
-                }
                 Some(Ok(Message::Heartbeat { durable_lsn, .. })) => {
                     state.heard_at = Some(Instant::now());
                     let own = node.progress().durable_lsn();
@@ -375,6 +375,7 @@ async fn apply_stream(
                 None => break Ended::Failed("the replica writer stopped".into()),
             },
             _ = check.tick() => {
+                state.heard_at = state.heard_at.max(heard.at());
                 if let Some(reason) = cluster.replica_failure() {
                     break Ended::Fatal(reason.to_owned());
                 }
@@ -385,6 +386,7 @@ async fn apply_stream(
         }
     };
     reader.abort();
+    state.heard_at = state.heard_at.max(heard.at());
     // Everything received is written before the session counts as over: a
     // promotion right after must see all of it.
     drop(batches);
@@ -392,9 +394,56 @@ async fn apply_stream(
     ended
 }
 
-async fn read_messages(mut recv: RecvStream, messages: mpsc::Sender<Result<Message, WireError>>) {
+/// When the reader last received log entries from the primary.
+#[derive(Debug)]
+struct Heard {
+    since: Instant,
+    /// Milliseconds after `since`, plus one; 0 while nothing was received.
+    at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Heard {
+    fn new() -> Heard {
+        Heard {
+            since: Instant::now(),
+            at_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn heard_now(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.at_ms
+            .fetch_max(ms + 1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn at(&self) -> Option<Instant> {
+        match self.at_ms.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.since + Duration::from_millis(ms - 1)),
+        }
+    }
+}
+
+/// Reads the primary's messages: log entries go straight to the replica
+/// writer (`batches`, bounded: a full queue holds the stream back), the rest
+/// to the session's loop.
+async fn read_messages(
+    mut recv: RecvStream,
+    messages: mpsc::Sender<Result<Message, WireError>>,
+    batches: mpsc::Sender<Vec<(Lsn, Vec<u8>)>>,
+    heard: Arc<Heard>,
+) {
     loop {
-        let result = wire::receive(&mut recv, wire::MESSAGE_BYTES_LIMIT).await;
+        let result = match wire::receive(&mut recv, wire::MESSAGE_BYTES_LIMIT).await {
+            Ok(Message::Entries { entries, .. }) => {
+                heard.heard_now();
+                if batches.send(entries).await.is_ok() {
+                    continue;
+                }
+                Err(WireError::Io("the replica writer stopped".into()))
+            }
+            other => other,
+        };
         let stop = result.is_err();
         if messages.send(result).await.is_err() || stop {
             return;
@@ -403,12 +452,14 @@ async fn read_messages(mut recv: RecvStream, messages: mpsc::Sender<Result<Messa
 }
 
 /// The replica writer thread: takes what is queued, writes it under one
-/// barrier, reports the durable LSN.
+/// barrier, reports the durable LSN at once (to be acknowledged), then hands
+/// the records to the shards while the next batch gathers.
 fn write_batches(
     node: Arc<flashgate_actors::Node>,
     mut batches: mpsc::Receiver<Vec<(Lsn, Vec<u8>)>>,
     acks: mpsc::UnboundedSender<Result<Lsn, ReplicaError>>,
 ) {
+    let mut cursor = ReplicaCursor::default();
     while let Some(mut entries) = batches.blocking_recv() {
         let mut bytes: usize = entries.iter().map(|(_, entry)| entry.len()).sum();
         while bytes < WRITE_BYTES_MAX {
@@ -416,9 +467,16 @@ fn write_batches(
             bytes += more.iter().map(|(_, entry)| entry.len()).sum::<usize>();
             entries.extend(more);
         }
-        let result = node.replicate(entries);
-        let failed = result.is_err();
-        if acks.send(result).is_err() || failed {
+        let applied = node
+            .replicate_write(entries, &mut cursor)
+            .and_then(|replicated| {
+                if acks.send(Ok(replicated.last_lsn())).is_err() {
+                    return Err(ReplicaError::ShuttingDown);
+                }
+                node.apply_replicated(replicated)
+            });
+        if let Err(error) = applied {
+            let _ = acks.send(Err(error));
             return;
         }
     }

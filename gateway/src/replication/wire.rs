@@ -3,6 +3,7 @@
 //! a size limit. One bidirectional QUIC stream carries a whole session.
 
 use bincode::{Decode, Encode};
+use bytes::Bytes;
 use flashgate_actors::PeerAddress;
 use flashgate_storage::{EpochStart, EPOCH_HISTORY_MAX};
 use quinn::{RecvStream, SendStream};
@@ -134,6 +135,21 @@ pub enum WireError {
 }
 
 impl Message {
+    /// The variant's index on the wire (bincode's enum tag).
+    fn variant_index(&self) -> u32 {
+        match self {
+            Message::Hello { .. } => 0,
+            Message::Follow { .. } => 1,
+            Message::Welcome { .. } => 2,
+            Message::Refused { .. } => 3,
+            Message::Fenced { .. } => 4,
+            Message::CheckpointChunk { .. } => 5,
+            Message::Entries { .. } => 6,
+            Message::Heartbeat { .. } => 7,
+            Message::Ack { .. } => 8,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Message::Hello { .. } => "hello",
@@ -243,6 +259,56 @@ impl Message {
     }
 }
 
+/// The frame of `Message::Entries { epoch, entries }`, byte for byte what
+/// `encode` makes of it, as chunks that share the entries' bytes instead of
+/// copying them: the small parts (length prefix, variant, epoch, each entry's
+/// LSN and length) are written once into one buffer and sliced.
+pub fn entries_frame(epoch: u64, entries: &[(u64, Bytes)]) -> Vec<Bytes> {
+    let config = bincode::config::standard();
+    let mut heads: Vec<u8> = vec![0; 4];
+    // Where each entry's head ends in `heads`.
+    let mut ends = Vec::with_capacity(entries.len() + 1);
+    let entries_tag = Message::Entries {
+        epoch: 0,
+        entries: Vec::new(),
+    }
+    .variant_index();
+    let encode = |heads: &mut Vec<u8>, value: u64| {
+        bincode::encode_into_std_write(value, heads, config).expect("numbers encode into a Vec");
+    };
+    bincode::encode_into_std_write(entries_tag, &mut heads, config)
+        .expect("numbers encode into a Vec");
+    encode(&mut heads, epoch);
+    encode(&mut heads, entries.len() as u64);
+    ends.push(heads.len());
+    let mut length = heads.len() - 4;
+    for (first, bytes) in entries {
+        encode(&mut heads, *first);
+        encode(&mut heads, bytes.len() as u64);
+        ends.push(heads.len());
+        length += bytes.len();
+    }
+    length += heads.len() - ends[0];
+    let length = u32::try_from(length).expect("messages are far below 4 GiB");
+    heads[..4].copy_from_slice(&length.to_be_bytes());
+    let heads = Bytes::from(heads);
+    let mut chunks = Vec::with_capacity(2 * entries.len() + 1);
+    chunks.push(heads.slice(..ends[0]));
+    for (index, (_, bytes)) in entries.iter().enumerate() {
+        chunks.push(heads.slice(ends[index]..ends[index + 1]));
+        chunks.push(bytes.clone());
+    }
+    chunks
+}
+
+/// Sends a frame made of chunks (`entries_frame`) without copying them.
+pub async fn send_chunks(stream: &mut SendStream, chunks: &mut [Bytes]) -> Result<(), WireError> {
+    stream
+        .write_all_chunks(chunks)
+        .await
+        .map_err(|error| WireError::Io(error.to_string()))
+}
+
 pub async fn send(stream: &mut SendStream, message: &Message) -> Result<(), WireError> {
     stream
         .write_all(&encode(message))
@@ -317,6 +383,58 @@ mod tests {
         assert_eq!(decode(&bytes[4..]).unwrap(), message);
         assert!(decode(&bytes[4..bytes.len() - 1]).is_err());
         assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn an_entries_frame_is_what_encode_makes_of_the_message() {
+        // Sizes on both sides of bincode's varint steps (251, 2^16, 2^32).
+        type Entries = Vec<(u64, Vec<u8>)>;
+        let cases: Vec<(u64, Entries)> = vec![
+            (1, vec![]),
+            (3, vec![(7, vec![1, 2, 3])]),
+            (
+                250,
+                vec![
+                    (250, vec![9; 250]),
+                    (251, vec![8; 251]),
+                    (70_000, vec![7; 3000]),
+                ],
+            ),
+            (
+                u64::MAX,
+                vec![(1 << 40, vec![6; 65_536]), (u64::MAX, vec![])],
+            ),
+        ];
+        for (epoch, entries) in cases {
+            let message = Message::Entries {
+                epoch,
+                entries: entries.clone(),
+            };
+            let shared: Vec<(u64, Bytes)> = entries
+                .into_iter()
+                .map(|(first, bytes)| (first, Bytes::from(bytes)))
+                .collect();
+            let joined: Vec<u8> = entries_frame(epoch, &shared).concat();
+            assert!(joined == encode(&message), "epoch {epoch}");
+        }
+        for message in [
+            Message::Hello { proof: [0; 32] },
+            Message::Fenced { epoch: 1 },
+            Message::CheckpointChunk { bytes: vec![] },
+            Message::Heartbeat {
+                epoch: 1,
+                durable_lsn: 2,
+            },
+            Message::Ack { durable_lsn: 3 },
+        ] {
+            let tag = encode(&message)[4];
+            assert_eq!(
+                u32::from(tag),
+                message.variant_index(),
+                "{}",
+                message.name()
+            );
+        }
     }
 
     #[test]
