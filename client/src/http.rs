@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::api::{missing_admin_token, OrderGateway, PlaceOrder, Placed};
+use crate::api::{missing_admin_token, OrderGateway, OrdersRead, PlaceOrder, Placed};
 use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
 use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
@@ -487,6 +487,21 @@ impl OrderGateway for HttpClient {
     async fn order(&self, order_id: &str) -> Result<Order, ClientError> {
         self.order_call(Method::GET, &["v1", "orders", order_id])
             .await
+    }
+
+    async fn read_orders(&self, order_ids: &[String]) -> Result<OrdersRead, ClientError> {
+        let body = serde_json::json!({ "order_ids": order_ids });
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::POST,
+                &["v1", "orders", "read"],
+                Some(&body),
+                Headers::default(),
+            )
+            .await?;
+        json::orders_read_from_json(&answer.body)
     }
 
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {

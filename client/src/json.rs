@@ -178,6 +178,26 @@ pub fn order_from_json(body: &[u8]) -> Result<Order, ClientError> {
     parse::<OrderBody>("an order", body)?.into_order()
 }
 
+/// `POST /v1/orders/read`'s answer.
+#[derive(Deserialize)]
+struct OrdersReadBody {
+    orders: Vec<OrderBody>,
+    unknown: Vec<String>,
+}
+
+/// Reads `POST /v1/orders/read`'s answer.
+pub fn orders_read_from_json(body: &[u8]) -> Result<crate::api::OrdersRead, ClientError> {
+    let read = parse::<OrdersReadBody>("the orders read", body)?;
+    Ok(crate::api::OrdersRead {
+        orders: read
+            .orders
+            .into_iter()
+            .map(OrderBody::into_order)
+            .collect::<Result<_, _>>()?,
+        unknown: read.unknown,
+    })
+}
+
 /// Reads a SKU body.
 pub fn sku_from_json(body: &[u8]) -> Result<Sku, ClientError> {
     parse::<SkuBody>("a SKU", body)?.into_sku()
