@@ -37,13 +37,28 @@ pub fn ms_to_rfc3339(ms: u64) -> Option<String> {
     Some(humantime::format_rfc3339_millis(time).to_string())
 }
 
-/// `POST /v1/orders`'s body (the idempotency key travels as a header).
-pub fn place_order_body(order: &PlaceOrder) -> Value {
-    serde_json::json!({
-        "sku": order.sku,
-        "quantity": order.quantity,
-        "customer_id": order.customer_id,
+/// `POST /v1/orders`'s body (the idempotency key travels as a header),
+/// written straight from the order's fields.
+pub fn place_order_body(order: &PlaceOrder) -> Result<Vec<u8>, ClientError> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        sku: &'a str,
+        quantity: u32,
+        customer_id: &'a str,
+    }
+    to_bytes(&Body {
+        sku: &order.sku,
+        quantity: order.quantity,
+        customer_id: &order.customer_id,
     })
+}
+
+/// A request body as JSON bytes.
+pub fn to_bytes<T: serde::Serialize + ?Sized>(body: &T) -> Result<Vec<u8>, ClientError> {
+    let mut bytes = Vec::with_capacity(128);
+    serde_json::to_writer(&mut bytes, body)
+        .map_err(|error| ClientError::Config(format!("cannot write the request as JSON: {error}")))?;
+    Ok(bytes)
 }
 
 /// `PUT /v1/skus/{sku}`'s body: the settings that are set. A time past
