@@ -68,30 +68,41 @@ pub(crate) enum Framing {
 
 /// Parses an answer's head from the start of `buffer`: `Ok(None)` until the
 /// blank line has arrived, `Err` with what is wrong for bytes that are not an
-/// HTTP/1.x answer.
+/// HTTP/1.x answer. Works on bytes: only the headers that frame the body are
+/// read, and no other header needs to be UTF-8.
 pub(crate) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, String> {
-    let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") else {
+    let Some(end) = find(buffer, b"\r\n\r\n") else {
         if buffer.len() > HEAD_BYTES_MAX {
             return Err(format!("answer head over {HEAD_BYTES_MAX} bytes"));
         }
         return Ok(None);
     };
-    let head = std::str::from_utf8(&buffer[..end])
-        .map_err(|_| "answer head is not UTF-8".to_owned())?;
-    let mut lines = head.split("\r\n");
+    let quoted = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let mut lines = buffer[..end].split(|&byte| byte == b'\n');
     let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let http_1_0 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        _ => return Err(format!("not an HTTP/1.x status line: {status_line:?}")),
+    let status_line = status_line.strip_suffix(b"\r").unwrap_or(status_line);
+    let http_1_0 = match status_line.get(..9) {
+        Some(b"HTTP/1.1 ") => false,
+        Some(b"HTTP/1.0 ") => true,
+        _ => {
+            return Err(format!(
+                "not an HTTP/1.x status line: {:?}",
+                quoted(status_line)
+            ))
+        }
     };
-    let status = parts
-        .next()
-        .and_then(|code| code.parse::<u16>().ok())
-        .filter(|code| (100..=999).contains(code))
-        .ok_or_else(|| format!("no status code in {status_line:?}"))?;
+    let status = match status_line.get(9..12) {
+        Some(&[a, b, c])
+            if a.is_ascii_digit()
+                && b.is_ascii_digit()
+                && c.is_ascii_digit()
+                && a != b'0'
+                && status_line.get(12).is_none_or(|&next| next == b' ') =>
+        {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => return Err(format!("no status code in {:?}", quoted(status_line))),
+    };
     let mut content_length = None;
     let mut chunked = false;
     let mut keep_alive = !http_1_0;
@@ -99,28 +110,31 @@ pub(crate) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, String> {
         if index >= HEADERS_MAX {
             return Err(format!("more than {HEADERS_MAX} headers"));
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("malformed header line {line:?}"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            let length = value
-                .parse::<usize>()
-                .map_err(|_| format!("Content-Length {value:?} is not a length"))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line
+            .iter()
+            .position(|&byte| byte == b':')
+            .ok_or_else(|| format!("malformed header line {:?}", quoted(line)))?;
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let length = std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.parse::<usize>().ok())
+                .ok_or_else(|| format!("Content-Length {:?} is not a length", quoted(value)))?;
             if content_length.is_some_and(|known| known != length) {
                 return Err("two different Content-Length headers".into());
             }
             content_length = Some(length);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             chunked = value
-                .rsplit(',')
+                .rsplit(|&byte| byte == b',')
                 .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(',').map(str::trim) {
-                if option.eq_ignore_ascii_case("close") {
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+                if option.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
-                } else if option.eq_ignore_ascii_case("keep-alive") && http_1_0 {
+                } else if option.eq_ignore_ascii_case(b"keep-alive") && http_1_0 {
                     keep_alive = true;
                 }
             }
@@ -142,6 +156,19 @@ pub(crate) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, String> {
         framing,
         keep_alive,
     }))
+}
+
+/// Where `needle` (2 or 4 bytes, starting with `\r`) first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(offset) = haystack[from..].iter().position(|&byte| byte == needle[0]) {
+        let at = from + offset;
+        if haystack[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Decodes a chunked body from the start of `buffer`: `Ok(None)` until its
@@ -184,7 +211,7 @@ pub(crate) fn decode_chunked(buffer: &[u8]) -> Result<Option<(Vec<u8>, usize)>, 
 }
 
 fn find_crlf(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).position(|window| window == b"\r\n")
+    find(bytes, b"\r\n")
 }
 
 /// An idle connection and its read buffer (kept for its capacity).

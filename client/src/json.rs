@@ -2,10 +2,10 @@
 //! RFC 3339 times ↔ milliseconds since the epoch, and problem+json (RFC 9457)
 //! errors → `ClientError`. Pure functions, no I/O.
 
+use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
 
 use flashgate_protocol::{code, Order, OrderStatus, Sku, SkuSettings};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -21,10 +21,58 @@ const BODY_QUOTE_BYTES_MAX: usize = 200;
 
 /// Milliseconds since the Unix epoch of an RFC 3339 UTC time such as
 /// `2026-11-27T09:00:00.000Z`; `None` if it is not one, or before the epoch.
+/// The server's own form (`YYYY-MM-DDTHH:MM:SS.mmmZ`) is read directly, at
+/// three per order; any other goes through humantime.
 pub fn rfc3339_to_ms(text: &str) -> Option<u64> {
+    if let Some(ms) = server_time_to_ms(text) {
+        return Some(ms);
+    }
     let time = humantime::parse_rfc3339(text).ok()?;
     let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
     u64::try_from(since_epoch.as_millis()).ok()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (years 1970 to 9999) as milliseconds since the
+/// epoch; `None` for anything else, valid or not.
+fn server_time_to_ms(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 24 {
+        return None;
+    }
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')];
+    if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u64> {
+        bytes[from..to].iter().try_fold(0u64, |value, &byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + u64::from(byte - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second, ms) = (
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+        number(20, 23)?,
+    );
+    let leap = |year: u64| (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap(year) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1970 || day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days from 1970-01-01 to the first of the month, then the day.
+    let leap_days = |year: u64| year / 4 - year / 100 + year / 400;
+    let mut days = (year - 1970) * 365 + leap_days(year - 1) - leap_days(1969);
+    const BEFORE_MONTH: [u64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    days += BEFORE_MONTH[month as usize - 1] + u64::from(month > 2 && leap(year)) + day - 1;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms)
 }
 
 /// The RFC 3339 UTC time, with milliseconds, of `ms` since the Unix epoch;
@@ -102,17 +150,22 @@ pub fn sku_settings_body(settings: &SkuSettings) -> Result<Value, ClientError> {
     Ok(Value::Object(body))
 }
 
-/// An order as the HTTP API writes it.
+/// An order as the HTTP API writes it. The fields read only to be converted
+/// borrow from the body (a `Cow` in case the JSON escapes a character).
 #[derive(Deserialize)]
-struct OrderBody {
+struct OrderBody<'a> {
     order_id: String,
     sku: String,
     quantity: u32,
     customer_id: String,
-    status: String,
-    created_at: String,
-    reserved_until: String,
-    updated_at: String,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    created_at: Cow<'a, str>,
+    #[serde(borrow)]
+    reserved_until: Cow<'a, str>,
+    #[serde(borrow)]
+    updated_at: Cow<'a, str>,
 }
 
 /// A SKU as the HTTP API writes it.
@@ -139,7 +192,7 @@ fn time_field(field: &str, text: &str) -> Result<u64, ClientError> {
     })
 }
 
-fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ClientError> {
+fn parse<'a, T: Deserialize<'a>>(what: &str, body: &'a [u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|error| {
         ClientError::Protocol(format!(
             "expected {what} as JSON ({error}); got {}",
@@ -148,7 +201,7 @@ fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ClientError>
     })
 }
 
-impl OrderBody {
+impl OrderBody<'_> {
     fn into_order(self) -> Result<Order, ClientError> {
         let status = OrderStatus::parse(&self.status).ok_or_else(|| {
             ClientError::Protocol(format!("status: {:?} is not an order status", self.status))
@@ -195,8 +248,9 @@ pub fn order_from_json(body: &[u8]) -> Result<Order, ClientError> {
 
 /// `POST /v1/orders/read`'s answer.
 #[derive(Deserialize)]
-struct OrdersReadBody {
-    orders: Vec<OrderBody>,
+struct OrdersReadBody<'a> {
+    #[serde(borrow)]
+    orders: Vec<OrderBody<'a>>,
     unknown: Vec<String>,
 }
 
@@ -302,6 +356,34 @@ mod tests {
         assert_eq!(ms_to_rfc3339(u64::MAX), None);
         assert_eq!(rfc3339_to_ms("yesterday"), None);
         assert_eq!(rfc3339_to_ms("2026-11-27 09:00:00"), None);
+    }
+
+    #[test]
+    fn the_servers_time_form_is_read_as_humantime_reads_it() {
+        // Spread over every year the form can write, leap days included.
+        let mut ms = 0u64;
+        while ms <= TIME_MS_MAX {
+            let text = ms_to_rfc3339(ms).unwrap();
+            assert_eq!(server_time_to_ms(&text), Some(ms), "{text}");
+            ms += 7_919_993_017;
+        }
+        for text in ["2024-02-29T23:59:59.999Z", "2000-02-29T00:00:00.000Z"] {
+            let slow = humantime::parse_rfc3339(text).unwrap();
+            let slow = slow.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            assert_eq!(server_time_to_ms(text), Some(slow), "{text}");
+        }
+        for invalid in [
+            "2023-02-29T00:00:00.000Z",
+            "1900-02-29T00:00:00.000Z",
+            "2026-13-01T00:00:00.000Z",
+            "2026-04-31T00:00:00.000Z",
+            "2026-11-27T24:00:00.000Z",
+            "1969-12-31T23:59:59.999Z",
+            "2026-11-27T09:00:00.00aZ",
+        ] {
+            assert_eq!(server_time_to_ms(invalid), None, "{invalid}");
+            assert_eq!(rfc3339_to_ms(invalid), None, "{invalid}");
+        }
     }
 
     #[test]
