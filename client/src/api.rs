@@ -100,7 +100,8 @@ pub trait OrderGateway {
     /// server's `orders_read_max` ids (1,000 unless configured): more is
     /// refused whole with `batch_too_large`. Safe to send again, like every
     /// read. The default implementation reads the orders one at a time with
-    /// `order`, for gateways without a batched read.
+    /// `order`, for gateways without a batched read: a type that wraps a
+    /// client must forward this call, or its reads lose the batching.
     fn read_orders(
         &self,
         order_ids: &[String],
