@@ -102,11 +102,11 @@ fn a_batched_read_over_http_answers_each_id_under_the_single_reads_rules() {
     let (_, body) = read_over_http(&server, Some(&alice), &[alice_2]);
     assert_eq!(body["orders"][0]["status"], "cancelled", "{body}");
 
-    let (status, body) = read_over_http(&server, Some(ADMIN_TOKEN), &[alice_1; READ_MAX + 1]);
+    let (status, body) = read_over_http(&server, Some(ADMIN_TOKEN), &[alice_1.as_str(); READ_MAX + 1]);
     assert_eq!((status, body["code"].as_str()), (422, Some("batch_too_large")));
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(&format!("limit of {READ_MAX}")), "{detail}");
-    let (status, body) = read_over_http(&server, Some(ADMIN_TOKEN), &[alice_1; READ_MAX]);
+    let (status, body) = read_over_http(&server, Some(ADMIN_TOKEN), &[alice_1.as_str(); READ_MAX]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(ids_of(&body["orders"]).len(), READ_MAX);
 
@@ -148,8 +148,8 @@ fn found(read: &OrdersRead) -> Vec<&str> {
 /// The same checks through one client: what a service and a buyer see, and
 /// a refusal over the limit that leaves the client usable.
 async fn check_client(
-    service: &impl OrderGateway,
-    alice: &impl OrderGateway,
+    service: &(impl OrderGateway + Sync),
+    alice: &(impl OrderGateway + Sync),
     orders: &Orders,
     transport: &str,
 ) {
@@ -172,7 +172,7 @@ async fn check_client(
     assert_eq!(unknown, set(&[bob, "1-0-999999", "x"]), "{transport}");
 
     let error = service
-        .read_orders(&owned(&[alice_1; READ_MAX + 1]))
+        .read_orders(&owned(&[alice_1.as_str(); READ_MAX + 1]))
         .await
         .expect_err("over the limit");
     assert_eq!(error.code(), Some("batch_too_large"), "{transport}: {error}");
