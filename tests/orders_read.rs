@@ -102,8 +102,15 @@ fn a_batched_read_over_http_answers_each_id_under_the_single_reads_rules() {
     let (_, body) = read_over_http(&server, Some(&alice), &[alice_2]);
     assert_eq!(body["orders"][0]["status"], "cancelled", "{body}");
 
-    let (status, body) = read_over_http(&server, Some(ADMIN_TOKEN), &[alice_1.as_str(); READ_MAX + 1]);
-    assert_eq!((status, body["code"].as_str()), (422, Some("batch_too_large")));
+    let (status, body) = read_over_http(
+        &server,
+        Some(ADMIN_TOKEN),
+        &[alice_1.as_str(); READ_MAX + 1],
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("batch_too_large"))
+    );
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(&format!("limit of {READ_MAX}")), "{detail}");
     let (status, body) = read_over_http(&server, Some(ADMIN_TOKEN), &[alice_1.as_str(); READ_MAX]);
@@ -159,7 +166,11 @@ async fn check_client(
         .read_orders(&owned(&[bob, alice_1, alice_2]))
         .await
         .unwrap_or_else(|error| panic!("{transport}: {error}"));
-    assert_eq!(found(&read), [bob, alice_1.as_str(), alice_2], "{transport}");
+    assert_eq!(
+        found(&read),
+        [bob, alice_1.as_str(), alice_2],
+        "{transport}"
+    );
     assert!(read.unknown.is_empty(), "{transport}: {read:?}");
     assert_eq!(read.orders[2].quantity, 2, "{transport}");
 
@@ -175,7 +186,11 @@ async fn check_client(
         .read_orders(&owned(&[alice_1.as_str(); READ_MAX + 1]))
         .await
         .expect_err("over the limit");
-    assert_eq!(error.code(), Some("batch_too_large"), "{transport}: {error}");
+    assert_eq!(
+        error.code(),
+        Some("batch_too_large"),
+        "{transport}: {error}"
+    );
     assert!(
         error.to_string().contains(&format!("limit of {READ_MAX}")),
         "{transport}: {error}"

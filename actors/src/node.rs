@@ -649,9 +649,8 @@ impl Node {
             };
             assert_eq!(orders.len(), indexes.len(), "one answer per id");
             for (index, order) in indexes.into_iter().zip(orders) {
-                found[index] = order.filter(|order| {
-                    customer.is_none_or(|customer| order.customer == *customer)
-                });
+                found[index] = order
+                    .filter(|order| customer.is_none_or(|customer| order.customer == *customer));
             }
         }
         Ok(found)

@@ -431,11 +431,11 @@ impl Inner {
                 created: true,
                 body,
             })),
-            status if (200..300).contains(&status) => Attempted::Answered(Err(
-                ClientError::Protocol(format!(
+            status if (200..300).contains(&status) => {
+                Attempted::Answered(Err(ClientError::Protocol(format!(
                     "unexpected HTTP {status}; the API answers 200 or 201"
-                )),
-            )),
+                ))))
+            }
             status => match json::error_from_response(status, &body) {
                 error if error.code() == Some(code::NOT_PRIMARY) => {
                     let primary = json::problem_primary(&body)
@@ -466,13 +466,15 @@ fn bearer(field: &str, token: Option<&str>) -> Result<Option<String>, ClientErro
 }
 
 fn idempotency_header(key: &str) -> Result<String, ClientError> {
-    http1::is_header_value(key).then(|| key.to_owned()).ok_or_else(|| {
-        ClientError::server(
-            code::INVALID_FIELD,
-            "Idempotency-Key: must be printable ASCII (refused by the client: \
+    http1::is_header_value(key)
+        .then(|| key.to_owned())
+        .ok_or_else(|| {
+            ClientError::server(
+                code::INVALID_FIELD,
+                "Idempotency-Key: must be printable ASCII (refused by the client: \
              an HTTP header cannot carry it)",
-        )
-    })
+            )
+        })
 }
 
 impl OrderGateway for HttpClient {

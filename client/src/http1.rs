@@ -440,7 +440,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         ] {
-            assert!(parse_head(bytes).is_err(), "{:?}", String::from_utf8_lossy(bytes));
+            assert!(
+                parse_head(bytes).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
         assert!(parse_head(&vec![b'a'; HEAD_BYTES_MAX + 1]).is_err());
     }

@@ -39,7 +39,15 @@ fn server_time_to_ms(text: &str) -> Option<u64> {
     if bytes.len() != 24 {
         return None;
     }
-    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')];
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
     if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
         return None;
     }
@@ -104,8 +112,9 @@ pub fn place_order_body(order: &PlaceOrder) -> Result<Vec<u8>, ClientError> {
 /// A request body as JSON bytes.
 pub fn to_bytes<T: serde::Serialize + ?Sized>(body: &T) -> Result<Vec<u8>, ClientError> {
     let mut bytes = Vec::with_capacity(128);
-    serde_json::to_writer(&mut bytes, body)
-        .map_err(|error| ClientError::Config(format!("cannot write the request as JSON: {error}")))?;
+    serde_json::to_writer(&mut bytes, body).map_err(|error| {
+        ClientError::Config(format!("cannot write the request as JSON: {error}"))
+    })?;
     Ok(bytes)
 }
 
@@ -294,20 +303,29 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         let rest = self.bytes.get(self.at..)?;
-        rest.starts_with(expected).then(|| self.at += expected.len())
+        rest.starts_with(expected)
+            .then(|| self.at += expected.len())
     }
 
-    /// A string without escapes or control characters (`None` otherwise).
+    /// A string without escapes or control characters (`None` otherwise),
+    /// found in one pass over its bytes.
     fn string(&mut self) -> Option<&'a str> {
         self.literal(b"\"")?;
         let rest = self.bytes.get(self.at..)?;
-        let length = rest.iter().position(|&byte| byte == b'"')?;
-        let text = &rest[..length];
-        if text.iter().any(|&byte| byte == b'\\' || byte < 0x20) {
-            return None;
+        let mut length = None;
+        for (index, &byte) in rest.iter().enumerate() {
+            match byte {
+                b'"' => {
+                    length = Some(index);
+                    break;
+                }
+                b'\\' | 0..0x20 => return None,
+                _ => {}
+            }
         }
+        let length = length?;
         self.at += length + 1;
-        std::str::from_utf8(text).ok()
+        std::str::from_utf8(&rest[..length]).ok()
     }
 
     /// A `u32` written as JSON writes it: digits, no leading zero.

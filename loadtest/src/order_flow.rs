@@ -206,8 +206,8 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
     ) {
         let label = if placed.created { CREATED } else { REPLAYED };
         lock(&self.recorder).finished(label, intended.elapsed());
-        let payment = (order.after_payment != AfterPayment::Nothing)
-            .then(|| placed.order.order_id.clone());
+        let payment =
+            (order.after_payment != AfterPayment::Nothing).then(|| placed.order.order_id.clone());
         lock(&self.ledger).acknowledged(placed.order, order.idempotency_key, order.after_payment);
         if let Some(order_id) = payment {
             self.schedule_payment(endpoint, order_id, order.after_payment);

@@ -432,14 +432,9 @@ async fn read_back_orders<G: OrderGateway + Send + Sync + 'static>(
     let slots = Arc::new(Semaphore::new(READ_BATCHES_IN_FLIGHT_MAX));
     let mut tasks = JoinSet::new();
     let mut results = HashMap::with_capacity(order_ids.len());
-    let mut batches = Vec::with_capacity(order_ids.len().div_ceil(READ_BATCH_ORDERS));
-    let mut rest = order_ids;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(READ_BATCH_ORDERS));
-        batches.push(rest);
-        rest = tail;
-    }
-    for batch in batches {
+    let mut ids = order_ids.into_iter().peekable();
+    while ids.peek().is_some() {
+        let batch: Vec<String> = ids.by_ref().take(READ_BATCH_ORDERS).collect();
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
