@@ -301,6 +301,7 @@ mod tests {
                 allow: "GET",
             },
             ApiError::NotReady(String::new()),
+            ApiError::ReadTooLarge { ids: 2, max: 1 },
             ApiError::Node(NodeError::ShuttingDown),
             ApiError::Node(NodeError::StandbyUnavailable),
         ];
@@ -322,7 +323,8 @@ mod tests {
                 | ApiError::UnknownOrderId(_)
                 | ApiError::NotFound(_)
                 | ApiError::MethodNotAllowed { .. }
-                | ApiError::NotReady(_) => {}
+                | ApiError::NotReady(_)
+                | ApiError::ReadTooLarge { .. } => {}
             }
             assert!(
                 PROBLEM_CODES.contains(&error.code()),
