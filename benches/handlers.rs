@@ -64,6 +64,7 @@ fn handlers(c: &mut Criterion) {
         metrics: PrometheusBuilder::new().build_recorder().handle(),
         readiness: Arc::new(Readiness::default()),
         replication: Arc::new(std::sync::OnceLock::new()),
+        orders_read_max: config.orders_read_max,
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),

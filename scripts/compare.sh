@@ -8,6 +8,13 @@
 #       redis-benchmark with 64 clients and distinct customers
 #   (d) the actix-web echo endpoint (examples/echo.rs), wrk with 64 connections:
 #       the HTTP stack's ceiling, nothing durable
+#   (w) flashgate over HTTP driven by wrk (64 connections, scripts/wrk-orders.lua),
+#       a fresh server started as for (a): (a) / (w) is what the load tester
+#       costs, the rate it reaches as a share of wrk's on the same server
+#
+# Also prints how long each load tester run's audit took to read back every
+# acknowledged order (batched reads), and the machine's load average before
+# each run (wall-clock figures on a busy machine are lower and noisier).
 #
 # Prints one table: orders/s, p99, and each one's ratio to flashgate over HTTP,
 # then the targets (flashgate HTTP >= 1.5x Redis-Lua, QUIC >= 4x Redis-Lua).
@@ -31,6 +38,7 @@ redis_stock=1000000000
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v jq >/dev/null || missing+=(jq)
+command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-benchmark >/dev/null || missing+=(redis-tools)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -87,7 +95,7 @@ free_port() {
 }
 
 # Results: name -> "orders_per_sec p99_ms" (or "n/a" on either).
-declare -A rate p99 note
+declare -A rate p99 note audit
 
 # (a) and (b): one fresh flashgate per transport, driven by flashgate-loadtest.
 run_flashgate() {
@@ -106,7 +114,9 @@ run_flashgate() {
   quic=$(grep -o 'listening on quic [0-9.:]*' "$work/fg-$transport.out" | awk '{print $4}' | head -1)
   fingerprint=$(grep -o 'sha256 [0-9a-f]*' "$work/fg-$transport.out" | awk '{print $2}' | head -1)
   if [ "$transport" = quic ] && [ -n "${QUIC_BATCH:-}" ]; then batch=(--batch "$QUIC_BATCH"); fi
-  echo "== ($name) flashgate over $transport: flashgate-loadtest, closed loop, $buyers buyers, ${duration}s"
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== ($name) flashgate over $transport: flashgate-loadtest, closed loop, $buyers buyers, ${duration}s (load average $load)"
   if "$loadtest" --transport "$transport" --http "http://$http" --quic "$quic" \
       --fingerprint "$fingerprint" --admin-token "$token" --create-skus --skus "$skus" \
       --stock 100000000 --customers 1000000 --model closed --buyers "$buyers" \
@@ -114,7 +124,8 @@ run_flashgate() {
       >"$work/lt-$transport.out" 2>&1; then
     rate[$name]=$(jq -r '.throughput_per_sec' "$work/$transport.json")
     p99[$name]=$(jq -r '.latency_us.overall.p99 / 1000' "$work/$transport.json")
-    note[$name]="closed loop, $buyers buyers${batch:+, batch ${QUIC_BATCH:-}}"
+    note[$name]="closed loop, $buyers buyers${batch:+, batch ${QUIC_BATCH:-}}, load $load"
+    audit[$name]=$(jq -r '"\(.audit.orders_checked) orders read back in \(.read_back_secs * 100 | round / 100) s"' "$work/$transport.json")
   else
     tail -20 "$work/lt-$transport.out" >&2
     echo "WARNING: flashgate-loadtest over $transport failed (see above)" >&2
@@ -180,7 +191,32 @@ run_echo() {
   stop echo
 }
 
+# (w) flashgate over HTTP under wrk: a fresh server started as for (a), its
+# SKUs created as wrk-orders.lua names them.
+run_flashgate_wrk() {
+  local name=$1 addr load
+  target/release/flashgate serve --data-dir "$work/data-wrk" --http-addr 127.0.0.1:0 \
+    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-wrk.out" 2>"$work/fg-wrk.err" &
+  echo $! >"$work/fg-wrk.pid"
+  addr=$(wait_for "$work/fg-wrk.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
+    { echo "flashgate did not start: $(cat "$work/fg-wrk.err")" >&2; exit 1; }
+  for i in $(seq 0 $((skus - 1))); do
+    curl -sf -o /dev/null -X PUT "http://$addr/v1/skus/BENCH-$i" -H "Authorization: Bearer $token" \
+      -H 'Content-Type: application/json' -d '{"stock": 100000000}'
+  done
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== ($name) flashgate over http: wrk -t2 -c$buyers -d${duration}s (load average $load)"
+  WRK_SKUS=$skus wrk -t2 -c"$buyers" -d"${duration}s" --latency -s scripts/wrk-orders.lua \
+    "http://$addr" | tee "$work/fg.wrk"
+  rate[$name]=$(awk '/^Requests\/sec/ {print $2}' "$work/fg.wrk")
+  p99[$name]=$(awk '/^latency_us p50/ {print $5 / 1000}' "$work/fg.wrk")
+  note[$name]="wrk, $buyers connections, durable, load $load"
+  if grep -q "Non-2xx" "$work/fg.wrk"; then note[$name]="${note[$name]}; NON-2xx ANSWERS"; fi
+  stop fg-wrk
+}
+
 run_flashgate http "a"
+run_flashgate_wrk "w"
 run_flashgate quic "b"
 run_redis "c"
 run_echo "d"
@@ -191,6 +227,7 @@ label() {
     b) echo "(b) flashgate QUIC, durable" ;;
     c) echo "(c) Redis 7 Lua, appendfsync always" ;;
     d) echo "(d) actix-web echo (HTTP ceiling)" ;;
+    w) echo "(w) flashgate HTTP, durable, wrk" ;;
   esac
 }
 ratio() { # $1 / $2, or n/a
@@ -200,7 +237,7 @@ ratio() { # $1 / $2, or n/a
 echo
 echo "== Baselines side by side (${duration}s each, one run, 127.0.0.1, $(nproc) cores)"
 printf '%-38s %12s %10s %12s  %s\n' "run" "orders/s" "p99 ms" "x flashgate" "how"
-for name in a b c d; do
+for name in a w b c d; do
   printf '%-38s %12s %10s %12s  %s\n' "$(label $name)" \
     "$(awk -v r="${rate[$name]}" 'BEGIN { if (r == "n/a") print r; else printf "%.0f", r }')" \
     "$(awk -v p="${p99[$name]}" 'BEGIN { if (p == "n/a") print p; else printf "%.2f", p }')" \
@@ -212,3 +249,6 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured
 echo
 echo "targets: flashgate HTTP >= 1.5x Redis-Lua: $http_vs_redis ($(verdict "$http_vs_redis" 1.5));" \
   "flashgate QUIC >= 4x Redis-Lua: $quic_vs_redis ($(verdict "$quic_vs_redis" 4))"
+loadtest_vs_wrk=$(ratio "${rate[a]}" "${rate[w]}")
+echo "flashgate-loadtest / wrk, same server, HTTP, $buyers buyers: $loadtest_vs_wrk (target >= 0.9: $(verdict "$loadtest_vs_wrk" 0.9))"
+echo "audit read-back: (a) ${audit[a]:-n/a}; (b) ${audit[b]:-n/a}"

@@ -680,6 +680,55 @@ impl Node {
         }
     }
 
+    /// Many orders at once, sending one message per shard (as `place_orders`
+    /// does): one entry per id, in the order given, `None` where `order`
+    /// would answer `UnknownOrder` (no such order, a shard this node does not
+    /// have, or, with `customer`, another customer's). Callers bound the
+    /// count (the front ends' `orders_read_max`). Each answer comes only once
+    /// what it reflects is durable, as for `order`.
+    pub async fn orders(
+        &self,
+        ids: &[OrderId],
+        customer: Option<&CustomerId>,
+    ) -> Result<Vec<Option<Order>>, NodeError> {
+        let mut per_shard: Vec<(Vec<usize>, Vec<OrderId>)> = (0..self.shards.len())
+            .map(|_| (Vec::new(), Vec::new()))
+            .collect();
+        for (index, id) in ids.iter().enumerate() {
+            if let Ok(shard) = self.owner_of(*id) {
+                let (indexes, shard_ids) = &mut per_shard[shard as usize];
+                indexes.push(index);
+                shard_ids.push(*id);
+            }
+        }
+        let mut answers = Vec::new();
+        for (shard, (indexes, shard_ids)) in per_shard.into_iter().enumerate() {
+            if shard_ids.is_empty() {
+                continue;
+            }
+            let (reply, answer) = oneshot::channel();
+            let request = Request {
+                kind: RequestKind::Orders(shard_ids),
+                reply,
+            };
+            self.send(shard as u32, Requests(vec![request]))?;
+            answers.push((indexes, answer));
+        }
+        let mut found: Vec<Option<Order>> = (0..ids.len()).map(|_| None).collect();
+        for (indexes, answer) in answers {
+            let orders = match self.answer(answer).await? {
+                Outcome::Orders(orders) => orders,
+                other => unreachable!("a batched read answered {other:?}"),
+            };
+            assert_eq!(orders.len(), indexes.len(), "one answer per id");
+            for (index, order) in indexes.into_iter().zip(orders) {
+                found[index] = order
+                    .filter(|order| customer.is_none_or(|customer| order.customer == *customer));
+            }
+        }
+        Ok(found)
+    }
+
     /// Creates a SKU or changes its settings; returns it and whether it was created.
     pub async fn put_sku(&self, command: PutSku) -> Result<(Sku, bool), NodeError> {
         command.validate().map_err(CoreError::from)?;

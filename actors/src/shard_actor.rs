@@ -34,6 +34,10 @@ pub enum RequestKind {
     /// Answers once everything the shard decided so far is durable on this
     /// node (not waiting for a standby).
     Durable,
+    /// Many orders of this shard, answered by one `Outcome::Orders` (one entry
+    /// per id, in the order given): a batched read costs one mailbox hop per
+    /// shard, not one per order.
+    Orders(Vec<OrderId>),
 }
 
 /// A request to a shard. The answer goes to `reply`, never before what it
@@ -399,6 +403,22 @@ impl ShardActor {
             RequestKind::Durable => {
                 let pending = PendingReply::new(request.reply, Ok(Outcome::Durable));
                 return self.respond_when(pending, TicketKind::LocalDurable);
+            }
+            RequestKind::Orders(ids) => {
+                let mut orders = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    orders.push(match self.core.order(id) {
+                        Some(order) => Some(order.clone()),
+                        None => match archived_order(&self.storage, id) {
+                            Ok(order) => order,
+                            Err(error) => {
+                                let error = NodeError::StorageFailed(error.to_string());
+                                return self.respond(PendingReply::new(request.reply, Err(error)));
+                            }
+                        },
+                    });
+                }
+                Outcome::Orders(orders)
             }
         };
         self.respond(PendingReply::new(request.reply, Ok(outcome)));

@@ -24,6 +24,8 @@ pub enum Outcome {
     /// For `RequestKind::Durable`: everything the shard had decided is on
     /// this node's disk.
     Durable,
+    /// For `RequestKind::Orders`: one entry per id asked, in order.
+    Orders(Vec<Option<Order>>),
 }
 
 pub type Response = Result<Outcome, NodeError>;

@@ -49,6 +49,17 @@ pub struct Placed {
     pub created: bool,
 }
 
+/// The answer to a batched read (`OrderGateway::read_orders`): every id asked
+/// for is in exactly one of the two lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrdersRead {
+    /// The orders found, in the order asked.
+    pub orders: Vec<Order>,
+    /// The ids the caller cannot see, as given: no such order, not an order
+    /// id, or (for a buyer credential) another customer's.
+    pub unknown: Vec<String>,
+}
+
 /// The gateway's API, implemented by `QuicClient` and `HttpClient`. Times in the
 /// returned values are milliseconds since the Unix epoch, UTC, over both
 /// transports. Every call either returns the server's answer or a
@@ -83,6 +94,35 @@ pub trait OrderGateway {
 
     /// The order with this id.
     fn order(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
+
+    /// Many orders in one request (`POST /v1/orders/read`; QUIC `GetOrders`),
+    /// read by one node call that asks each shard once. Send at most the
+    /// server's `orders_read_max` ids (1,000 unless configured): more is
+    /// refused whole with `batch_too_large`. Safe to send again, like every
+    /// read. The default implementation reads the orders one at a time with
+    /// `order`, for gateways without a batched read: a type that wraps a
+    /// client must forward this call, or its reads lose the batching.
+    fn read_orders(
+        &self,
+        order_ids: &[String],
+    ) -> impl Future<Output = Result<OrdersRead, ClientError>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut read = OrdersRead::default();
+            for order_id in order_ids {
+                match self.order(order_id).await {
+                    Ok(order) => read.orders.push(order),
+                    Err(error) if error.code() == Some(flashgate_protocol::code::UNKNOWN_ORDER) => {
+                        read.unknown.push(order_id.clone())
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(read)
+        }
+    }
 
     /// Payment succeeded: reserved → confirmed. Idempotent: the server answers
     /// a confirmed order unchanged, so failover may send it again.

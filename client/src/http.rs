@@ -1,5 +1,5 @@
-//! `HttpClient`: the HTTP JSON API over reqwest, with the same calls, types and
-//! error codes as `QuicClient`. JSON bodies and RFC 3339 times convert to the
+//! `HttpClient`: the HTTP JSON API over keep-alive HTTP/1.1 connections
+//! (`http1`), with the same calls, types and error codes as `QuicClient`. JSON bodies and RFC 3339 times convert to the
 //! protocol crate's types in `json`. With several base URLs (the nodes of one
 //! cluster) every call goes through `Cluster`, which follows the primary.
 
@@ -7,16 +7,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flashgate_protocol::{code, Order, Sku, SkuSettings};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
-use reqwest::{Method, StatusCode, Url};
-use serde_json::Value;
+use reqwest::Url;
 use tokio::sync::Semaphore;
 
-use crate::api::{missing_admin_token, OrderGateway, PlaceOrder, Placed};
+use crate::api::{missing_admin_token, OrderGateway, OrdersRead, PlaceOrder, Placed};
 use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
 use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
+use crate::http1::{self, ExchangeError};
 use crate::json;
+
+/// The request methods the API uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        }
+    }
+}
 
 /// Most base URLs a config may list.
 pub const BASE_URLS_MAX: usize = 16;
@@ -92,24 +109,58 @@ pub struct HttpClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
     base_urls: Vec<Url>,
+    /// Each base URL's connections.
+    nodes: Vec<Node>,
     /// Which node calls go to, and which answered last.
     cluster: Cluster,
     /// The admin token's header value.
-    authorization: Option<HeaderValue>,
+    authorization: Option<String>,
     /// The credential's header value, for every other call.
-    credential: Option<HeaderValue>,
+    credential: Option<String>,
     request_timeout: Duration,
+    connect_timeout: Duration,
     response_bytes_max: usize,
     batch_slots: Semaphore,
+}
+
+/// One base URL: its connections, the `Host` header and the path prefix.
+struct Node {
+    connections: http1::Node,
+    host: String,
+    /// The base URL's path without a trailing `/` (empty for the root).
+    prefix: String,
+}
+
+impl Node {
+    fn new(url: &Url) -> Result<Node, ClientError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| ClientError::Config(format!("base URL {url}: has no host")))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let connect_host = host.trim_start_matches('[').trim_end_matches(']');
+        let address = if connect_host.contains(':') {
+            format!("[{connect_host}]:{port}")
+        } else {
+            format!("{connect_host}:{port}")
+        };
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        Ok(Node {
+            connections: http1::Node::new(address),
+            host,
+            prefix: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
 }
 
 /// A request's extra headers.
 #[derive(Clone, Default)]
 struct Headers {
     admin: bool,
-    idempotency_key: Option<HeaderValue>,
+    idempotency_key: Option<String>,
 }
 
 /// A success answer: whether it was 201 Created, and its body.
@@ -133,19 +184,6 @@ fn parse_base_url(text: &str) -> Result<Url, ClientError> {
         )));
     }
     Ok(url)
-}
-
-/// An error and its sources, one line: reqwest's own message alone rarely says
-/// what went wrong.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The configured node a `not_primary` problem's `primary` URL names: the same
@@ -193,21 +231,19 @@ impl HttpClient {
         config.failover.validate()?;
         let authorization = bearer("admin_token", config.admin_token.as_deref())?;
         let credential = bearer("credential", config.credential.as_deref())?;
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .no_proxy()
-            .user_agent(concat!("flashgate-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| ClientError::Config(format!("HTTP client: {}", describe(&error))))?;
+        let nodes = base_urls
+            .iter()
+            .map(Node::new)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
-                http,
                 base_urls,
+                nodes,
                 cluster: Cluster::new(config.failover, config.base_urls.clone()),
                 authorization,
                 credential,
                 request_timeout: config.request_timeout,
+                connect_timeout: config.connect_timeout,
                 response_bytes_max: config.response_bytes_max,
                 batch_slots: Semaphore::new(config.batch_concurrency_max),
             }),
@@ -220,7 +256,7 @@ impl HttpClient {
             .inner
             .send(
                 Resend::Safe,
-                Method::GET,
+                Method::Get,
                 &["v1", "skus"],
                 None,
                 Headers::default(),
@@ -251,16 +287,68 @@ impl HttpClient {
 }
 
 impl Inner {
-    /// `base/segments...`, each segment percent-encoded (so an id holding `/`
-    /// or `?` stays one segment).
-    fn url(&self, index: usize, segments: &[&str]) -> Result<Url, ClientError> {
-        let mut url = self.base_urls[index].clone();
-        url.path_segments_mut()
-            // `parse_base_url` refused URLs that cannot be a base.
-            .map_err(|_| ClientError::Config("a base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+    /// `prefix/segments...` at node `index`, each segment percent-encoded (so
+    /// an id holding `/` or `?` stays one segment).
+    fn path(&self, index: usize, segments: &[&str]) -> String {
+        let mut path = String::with_capacity(64);
+        path.push_str(&self.nodes[index].prefix);
+        for segment in segments {
+            path.push('/');
+            http1::push_segment(&mut path, segment);
+        }
+        path
+    }
+
+    /// The whole request, head and body, as it goes on the wire.
+    fn request_bytes(
+        &self,
+        node: usize,
+        method: Method,
+        segments: &[&str],
+        body: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Vec<u8> {
+        let path = self.path(node, segments);
+        let mut request = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
+        let mut line = |parts: &[&str]| {
+            for part in parts {
+                request.extend_from_slice(part.as_bytes());
+            }
+            request.extend_from_slice(b"\r\n");
+        };
+        line(&[method.as_str(), " ", &path, " HTTP/1.1"]);
+        line(&["Host: ", &self.nodes[node].host]);
+        line(&["Accept: application/json, application/problem+json"]);
+        line(&[concat!(
+            "User-Agent: flashgate-client/",
+            env!("CARGO_PKG_VERSION")
+        )]);
+        let authorization = if headers.admin {
+            &self.authorization
+        } else {
+            &self.credential
+        };
+        if let Some(authorization) = authorization {
+            line(&["Authorization: ", authorization]);
+        }
+        if let Some(key) = &headers.idempotency_key {
+            line(&[IDEMPOTENCY_KEY, ": ", key]);
+        }
+        let length;
+        match body {
+            Some(body) => {
+                length = body.len().to_string();
+                line(&["Content-Type: application/json"]);
+                line(&["Content-Length: ", &length]);
+            }
+            None if method != Method::Get => line(&["Content-Length: 0"]),
+            None => {}
+        }
+        request.extend_from_slice(b"\r\n");
+        if let Some(body) = body {
+            request.extend_from_slice(body);
+        }
+        request
     }
 
     /// Sends one request, following the primary, and returns a 200 or 201
@@ -270,87 +358,85 @@ impl Inner {
         resend: Resend,
         method: Method,
         segments: &[&str],
-        body: Option<&Value>,
+        body: Option<&[u8]>,
         headers: Headers,
     ) -> Result<Answer, ClientError> {
         self.cluster
             .call(resend, |node| {
-                self.attempt(node, method.clone(), segments, body, headers.clone())
+                self.attempt(node, method, segments, body, &headers)
             })
             .await
     }
 
-    /// One attempt at node `node`.
+    /// One attempt at node `node`, within the request timeout.
     async fn attempt(
         &self,
         node: usize,
         method: Method,
         segments: &[&str],
-        body: Option<&Value>,
-        headers: Headers,
+        body: Option<&[u8]>,
+        headers: &Headers,
     ) -> Attempted<Answer> {
-        let url = match self.url(node, segments) {
-            Ok(url) => url,
-            Err(error) => return Attempted::Answered(Err(error)),
-        };
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(ACCEPT, "application/json, application/problem+json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let authorization = if headers.admin {
-            &self.authorization
-        } else {
-            &self.credential
-        };
-        if let Some(authorization) = authorization {
-            request = request.header(AUTHORIZATION, authorization.clone());
-        }
-        if let Some(key) = headers.idempotency_key {
-            request = request.header(IDEMPOTENCY_KEY, key);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) if error.is_connect() => {
+        let request = self.request_bytes(node, method, segments, body, headers);
+        let exchange = self.nodes[node].connections.exchange(
+            &request,
+            self.response_bytes_max,
+            self.connect_timeout,
+        );
+        let answer = match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(ExchangeError::Connect(error))) => {
                 let url = &self.base_urls[node];
-                tracing::warn!(%url, error = %describe(&error), "HTTP connect failed");
+                tracing::warn!(%url, %error, "HTTP connect failed");
                 return Attempted::Failed(
                     Failure::NotSent,
-                    TransportError::Connect(format!("{url}: {}", describe(&error))).into(),
+                    TransportError::Connect(format!("{url}: {error}")).into(),
                 );
             }
-            Err(error) => return Attempted::Failed(Failure::Unanswered, self.transport(&error)),
-        };
-        let status = response.status();
-        let body = match self.read_body(response).await {
-            Ok(body) => body,
-            Err(error @ ClientError::Transport(_)) => {
-                return Attempted::Failed(Failure::Unanswered, error)
+            Ok(Err(ExchangeError::Lost(error))) => {
+                return Attempted::Failed(
+                    Failure::Unanswered,
+                    TransportError::Http(format!("{}: {error}", self.base_urls[node])).into(),
+                )
             }
-            Err(error) => return Attempted::Answered(Err(error)),
+            Ok(Err(ExchangeError::TooLarge)) => {
+                return Attempted::Answered(Err(ClientError::Protocol(format!(
+                    "the answer's body is over the client's limit of {} bytes",
+                    self.response_bytes_max
+                ))))
+            }
+            Err(_) => {
+                return Attempted::Failed(
+                    Failure::Unanswered,
+                    TransportError::Timeout {
+                        after: self.request_timeout,
+                    }
+                    .into(),
+                )
+            }
         };
-        self.sort_answer(status, body)
+        self.sort_answer(answer.status, answer.body)
     }
 
     /// Sorts an answer: 200 and 201 are answers, a `not_primary` problem or a
     /// failure that is not the server's moves the call on, the server's other
     /// refusals are answers.
-    fn sort_answer(&self, status: StatusCode, body: Vec<u8>) -> Attempted<Answer> {
+    fn sort_answer(&self, status: u16, body: Vec<u8>) -> Attempted<Answer> {
         match status {
-            StatusCode::OK => Attempted::Answered(Ok(Answer {
+            200 => Attempted::Answered(Ok(Answer {
                 created: false,
                 body,
             })),
-            StatusCode::CREATED => Attempted::Answered(Ok(Answer {
+            201 => Attempted::Answered(Ok(Answer {
                 created: true,
                 body,
             })),
-            status if status.is_success() => Attempted::Answered(Err(ClientError::Protocol(
-                format!("unexpected HTTP {status}; the API answers 200 or 201"),
-            ))),
-            status => match json::error_from_response(status.as_u16(), &body) {
+            status if (200..300).contains(&status) => {
+                Attempted::Answered(Err(ClientError::Protocol(format!(
+                    "unexpected HTTP {status}; the API answers 200 or 201"
+                ))))
+            }
+            status => match json::error_from_response(status, &body) {
                 error if error.code() == Some(code::NOT_PRIMARY) => {
                     let primary = json::problem_primary(&body)
                         .and_then(|primary| node_named(&self.base_urls, &primary));
@@ -361,69 +447,34 @@ impl Inner {
             },
         }
     }
-
-    fn transport(&self, error: &reqwest::Error) -> ClientError {
-        if error.is_timeout() {
-            TransportError::Timeout {
-                after: self.request_timeout,
-            }
-            .into()
-        } else {
-            TransportError::Http(describe(error)).into()
-        }
-    }
-
-    /// Reads the body, up to the limit.
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
-        let status = response.status();
-        let too_large = || {
-            ClientError::Protocol(format!(
-                "HTTP {status} body is over the client's limit of {} bytes",
-                self.response_bytes_max
-            ))
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > self.response_bytes_max as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| self.transport(&error))?
-        {
-            if body.len() + chunk.len() > self.response_bytes_max {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
 }
 
 /// The `Idempotency-Key` header, refused here with the server's code when HTTP
 /// cannot carry it.
-/// `Bearer <token>` as a sensitive header value; `field` names the setting.
-fn bearer(field: &str, token: Option<&str>) -> Result<Option<HeaderValue>, ClientError> {
+/// `Bearer <token>` as a header value; `field` names the setting.
+fn bearer(field: &str, token: Option<&str>) -> Result<Option<String>, ClientError> {
     let Some(token) = token else {
         return Ok(None);
     };
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| ClientError::Config(format!("{field}: must be printable ASCII")))?;
-    value.set_sensitive(true);
+    let value = format!("Bearer {token}");
+    if !http1::is_header_value(&value) {
+        return Err(ClientError::Config(format!(
+            "{field}: must be printable ASCII"
+        )));
+    }
     Ok(Some(value))
 }
 
-fn idempotency_header(key: &str) -> Result<HeaderValue, ClientError> {
-    HeaderValue::from_str(key).map_err(|_| {
-        ClientError::server(
-            code::INVALID_FIELD,
-            "Idempotency-Key: must be printable ASCII (refused by the client: \
+fn idempotency_header(key: &str) -> Result<String, ClientError> {
+    http1::is_header_value(key)
+        .then(|| key.to_owned())
+        .ok_or_else(|| {
+            ClientError::server(
+                code::INVALID_FIELD,
+                "Idempotency-Key: must be printable ASCII (refused by the client: \
              an HTTP header cannot carry it)",
-        )
-    })
+            )
+        })
 }
 
 impl OrderGateway for HttpClient {
@@ -437,14 +488,14 @@ impl OrderGateway for HttpClient {
                 .transpose()?,
         };
         let resend = Resend::orders(std::iter::once(order.idempotency_key.as_deref()));
-        let body = json::place_order_body(&order);
+        let body = json::place_order_body(&order)?;
         let answer = self
             .inner
             .send(
                 resend,
-                Method::POST,
+                Method::Post,
                 &["v1", "orders"],
-                Some(&body),
+                Some(&body[..]),
                 headers,
             )
             .await?;
@@ -485,17 +536,32 @@ impl OrderGateway for HttpClient {
     }
 
     async fn order(&self, order_id: &str) -> Result<Order, ClientError> {
-        self.order_call(Method::GET, &["v1", "orders", order_id])
+        self.order_call(Method::Get, &["v1", "orders", order_id])
             .await
     }
 
+    async fn read_orders(&self, order_ids: &[String]) -> Result<OrdersRead, ClientError> {
+        let body = json::to_bytes(&serde_json::json!({ "order_ids": order_ids }))?;
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::Post,
+                &["v1", "orders", "read"],
+                Some(&body[..]),
+                Headers::default(),
+            )
+            .await?;
+        json::orders_read_from_json(&answer.body)
+    }
+
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
-        self.order_call(Method::POST, &["v1", "orders", order_id, "confirm"])
+        self.order_call(Method::Post, &["v1", "orders", order_id, "confirm"])
             .await
     }
 
     async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {
-        self.order_call(Method::POST, &["v1", "orders", order_id, "cancel"])
+        self.order_call(Method::Post, &["v1", "orders", order_id, "cancel"])
             .await
     }
 
@@ -504,7 +570,7 @@ impl OrderGateway for HttpClient {
             .inner
             .send(
                 Resend::Safe,
-                Method::GET,
+                Method::Get,
                 &["v1", "skus", sku],
                 None,
                 Headers::default(),
@@ -515,15 +581,15 @@ impl OrderGateway for HttpClient {
 
     async fn put_sku(&self, sku: &str, settings: SkuSettings) -> Result<(Sku, bool), ClientError> {
         let headers = self.admin()?;
-        let body = json::sku_settings_body(&settings)?;
+        let body = json::to_bytes(&json::sku_settings_body(&settings)?)?;
         // The same settings put twice make the same SKU.
         let answer = self
             .inner
             .send(
                 Resend::Safe,
-                Method::PUT,
+                Method::Put,
                 &["v1", "skus", sku],
-                Some(&body),
+                Some(&body[..]),
                 headers,
             )
             .await?;
@@ -532,15 +598,15 @@ impl OrderGateway for HttpClient {
 
     async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
         let headers = self.admin()?;
-        let body = serde_json::json!({ "quantity": quantity });
+        let body = json::to_bytes(&serde_json::json!({ "quantity": quantity }))?;
         // Sent twice, a restock adds twice.
         let answer = self
             .inner
             .send(
                 Resend::Unsafe,
-                Method::POST,
+                Method::Post,
                 &["v1", "skus", sku, "restock"],
-                Some(&body),
+                Some(&body[..]),
                 headers,
             )
             .await?;
@@ -568,22 +634,18 @@ mod tests {
     fn urls_keep_the_prefix_and_encode_each_segment() {
         let plain = client("http://127.0.0.1:8080");
         assert_eq!(
-            plain
-                .inner
-                .url(0, &["v1", "orders", "1-0-1"])
-                .unwrap()
-                .as_str(),
-            "http://127.0.0.1:8080/v1/orders/1-0-1"
+            plain.inner.path(0, &["v1", "orders", "1-0-1"]),
+            "/v1/orders/1-0-1"
         );
+        assert_eq!(plain.inner.nodes[0].host, "127.0.0.1:8080");
         let prefixed = client("http://gateway.internal/flashgate/");
         assert_eq!(
             prefixed
                 .inner
-                .url(0, &["v1", "orders", "a/b?c", "confirm"])
-                .unwrap()
-                .as_str(),
-            "http://gateway.internal/flashgate/v1/orders/a%2Fb%3Fc/confirm"
+                .path(0, &["v1", "orders", "a/b?c", "confirm"]),
+            "/flashgate/v1/orders/a%2Fb%3Fc/confirm"
         );
+        assert_eq!(prefixed.inner.nodes[0].host, "gateway.internal");
     }
 
     #[test]

@@ -59,7 +59,8 @@
 //!   writer tasks, reconnects.
 //! - `pending`: matching answers to waiting requests by request id (no I/O).
 //! - `trust`: `Trust` and `Fingerprint`, and the rustls verifiers behind them.
-//! - `http`: `HttpClient` and `HttpConfig` over reqwest.
+//! - `http`: `HttpClient` and `HttpConfig`, over `http1`, the HTTP/1.1
+//!   keep-alive transport.
 //! - `json`: the HTTP API's JSON and RFC 3339 times ↔ protocol types; problem+json
 //!   → `ClientError` (no I/O).
 
@@ -68,12 +69,13 @@ mod cluster;
 pub mod error;
 pub mod failover;
 pub mod http;
+mod http1;
 mod json;
 mod pending;
 pub mod quic;
 pub mod trust;
 
-pub use api::{OrderGateway, PlaceOrder, Placed};
+pub use api::{OrderGateway, OrdersRead, PlaceOrder, Placed};
 pub use error::{ClientError, TransportError};
 pub use failover::{FailoverConfig, NodeSwitch};
 pub use flashgate_protocol::{Order, OrderStatus, Sku, SkuSettings};

@@ -82,7 +82,8 @@ impl<W> Pending<W> {
             Response::Order { request_id, .. }
             | Response::Sku { request_id, .. }
             | Response::Error { request_id, .. }
-            | Response::Authenticated { request_id, .. } => self.waiters.remove(request_id),
+            | Response::Authenticated { request_id, .. }
+            | Response::Orders { request_id, .. } => self.waiters.remove(request_id),
         };
         match waiter {
             Some(waiter) => Routed::Deliver(waiter, response),

@@ -28,7 +28,7 @@ use flashgate_protocol::{
 use quinn::crypto::rustls::QuicClientConfig;
 use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 
-use crate::api::{missing_admin_token, OrderGateway, PlaceOrder, Placed};
+use crate::api::{missing_admin_token, OrderGateway, OrdersRead, PlaceOrder, Placed};
 use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
 use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
@@ -576,6 +576,7 @@ fn kind(response: &Response) -> &'static str {
         Response::Batch { .. } => "Batch",
         Response::FrameError { .. } => "FrameError",
         Response::Authenticated { .. } => "Authenticated",
+        Response::Orders { .. } => "Orders",
     }
 }
 
@@ -1067,6 +1068,21 @@ impl OrderGateway for QuicClient {
             })
             .await?;
         Ok(order)
+    }
+
+    async fn read_orders(&self, order_ids: &[String]) -> Result<OrdersRead, ClientError> {
+        let answer = self
+            .request(Resend::Safe, |request_id| Request::GetOrders {
+                request_id,
+                order_ids: order_ids.to_vec(),
+            })
+            .await?;
+        match answer {
+            Response::Orders {
+                orders, unknown, ..
+            } => Ok(OrdersRead { orders, unknown }),
+            other => Err(unexpected("an Orders", &other)),
+        }
     }
 
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {

@@ -251,7 +251,10 @@ fn not_primary(request_id: u64) -> Response {
 /// `None` for a read, which a standby serves.
 fn standby_answer(request: &Request) -> Option<Response> {
     match request {
-        Request::GetOrder { .. } | Request::GetSku { .. } | Request::Authenticate { .. } => None,
+        Request::GetOrder { .. }
+        | Request::GetOrders { .. }
+        | Request::GetSku { .. }
+        | Request::Authenticate { .. } => None,
         Request::PlaceOrders { orders } => Some(Response::Batch {
             results: orders
                 .iter()
@@ -385,6 +388,29 @@ async fn serve_stream(
                         &admin_token,
                         sku_answer(request_id, &sku, false),
                     ),
+                    // Ids starting with `missing` are unknown; the rest reserved.
+                    Request::GetOrders {
+                        request_id,
+                        order_ids,
+                    } => {
+                        let (unknown, found): (Vec<String>, Vec<String>) = order_ids
+                            .into_iter()
+                            .partition(|order_id| order_id.starts_with("missing"));
+                        Response::Orders {
+                            request_id,
+                            orders: found
+                                .iter()
+                                .map(|order_id| {
+                                    match order_answer(request_id, order_id, OrderStatus::Reserved)
+                                    {
+                                        Response::Order { order, .. } => order,
+                                        _ => unreachable!("order_answer answers an order"),
+                                    }
+                                })
+                                .collect(),
+                            unknown,
+                        }
+                    }
                 },
             };
             let mut bytes = Vec::new();

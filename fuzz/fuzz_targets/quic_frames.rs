@@ -170,6 +170,11 @@ fn convert_request(request: &Request) {
                 Err(failure) => assert!(!failure.0.is_empty()),
             }
         }
+        Request::GetOrders { order_ids, .. } => {
+            for order_id in order_ids {
+                checked(convert::order_id(order_id).map(drop));
+            }
+        }
     }
 }
 

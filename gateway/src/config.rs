@@ -189,6 +189,10 @@ pub struct Config {
     pub quic_in_flight_per_connection_max: usize,
     /// Most orders in one `PlaceOrders` frame; more is `batch_too_large`.
     pub quic_batch_orders_max: usize,
+    /// Most order ids in one batched read (`POST /v1/orders/read`, QUIC
+    /// `GetOrders`); more is refused whole with `batch_too_large`, nothing
+    /// read. At most `ORDERS_READ_MAX_LIMIT`.
+    pub orders_read_max: usize,
     /// A connection with no traffic for this long is closed.
     pub quic_idle_timeout_ms: u64,
     /// `primary` takes orders; `standby` follows `follow`.
@@ -255,6 +259,10 @@ pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
 /// order, or an error with its detail) is at most about 300 bytes, so a batch's
 /// answer stays near 2 MiB: inside the frame limit clients read answers with.
 pub const QUIC_BATCH_ORDERS_MAX_LIMIT: usize = 8_192;
+/// The largest `orders_read_max`. An order in a batched read's answer is at
+/// most about 300 bytes, so an answer stays near 2.5 MiB: inside the frame
+/// limit clients read answers with.
+pub const ORDERS_READ_MAX_LIMIT: usize = 8_192;
 /// The smallest `quic_frame_bytes_max`: room for any one request of valid ids.
 pub const QUIC_FRAME_BYTES_MAX_MIN: usize = 1024;
 /// The longest `quic_idle_timeout_ms` (one day).
@@ -332,6 +340,7 @@ impl Default for Config {
             quic_answer_bytes_per_connection_max: 1 << 20,
             quic_in_flight_per_connection_max: 4096,
             quic_batch_orders_max: 1024,
+            orders_read_max: 1000,
             quic_idle_timeout_ms: 30_000,
             role: StartRole::Primary,
             follow: None,
@@ -469,6 +478,7 @@ const ENV_KEYS: &[&str] = &[
     "quic_answer_bytes_per_connection_max",
     "quic_in_flight_per_connection_max",
     "quic_batch_orders_max",
+    "orders_read_max",
     "quic_idle_timeout_ms",
     "role",
     "follow",
@@ -549,6 +559,7 @@ impl Config {
                 self.quic_in_flight_per_connection_max as u64,
             ),
             ("quic_batch_orders_max", self.quic_batch_orders_max as u64),
+            ("orders_read_max", self.orders_read_max as u64),
             ("quic_idle_timeout_ms", self.quic_idle_timeout_ms),
             ("standby_timeout_ms", self.standby_timeout_ms),
             ("disk_stall_timeout_ms", self.disk_stall_timeout_ms),
@@ -779,6 +790,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "quic_batch_orders_max must be at most {QUIC_BATCH_ORDERS_MAX_LIMIT}, got {}",
                 self.quic_batch_orders_max
+            )));
+        }
+        if self.orders_read_max > ORDERS_READ_MAX_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "orders_read_max must be at most {ORDERS_READ_MAX_LIMIT}, got {}",
+                self.orders_read_max
             )));
         }
         // A batch takes one in-flight slot per order: a larger batch could never run.

@@ -52,6 +52,9 @@ pub enum ApiError {
     UriTooLong(usize),
     #[error("the request headers are over the limit of {0} bytes (names and values together); send fewer or shorter headers")]
     HeadersTooLarge(usize),
+    /// A batched read over `orders_read_max` ids (422); nothing was read.
+    #[error("order_ids: {ids} ids, over the limit of {max}; send at most {max} per request")]
+    ReadTooLarge { ids: usize, max: usize },
 }
 
 /// An error answer (RFC 9457 problem details, `application/problem+json`):
@@ -136,6 +139,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "not_found",
     "method_not_allowed",
     "not_ready",
+    code::BATCH_TOO_LARGE,
 ];
 
 /// The schema of a problem's `code`: one of `PROBLEM_CODES`.
@@ -181,6 +185,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => {
                 (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large")
             }
+            ApiError::ReadTooLarge { .. } => (S::UNPROCESSABLE_ENTITY, code::BATCH_TOO_LARGE),
         }
     }
 
@@ -296,6 +301,7 @@ mod tests {
                 allow: "GET",
             },
             ApiError::NotReady(String::new()),
+            ApiError::ReadTooLarge { ids: 2, max: 1 },
             ApiError::Node(NodeError::ShuttingDown),
             ApiError::Node(NodeError::StandbyUnavailable),
         ];
@@ -317,7 +323,8 @@ mod tests {
                 | ApiError::UnknownOrderId(_)
                 | ApiError::NotFound(_)
                 | ApiError::MethodNotAllowed { .. }
-                | ApiError::NotReady(_) => {}
+                | ApiError::NotReady(_)
+                | ApiError::ReadTooLarge { .. } => {}
             }
             assert!(
                 PROBLEM_CODES.contains(&error.code()),

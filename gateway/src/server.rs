@@ -135,6 +135,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics,
         readiness: Arc::clone(&readiness),
         replication: Arc::clone(&replication_slot),
+        orders_read_max: config.orders_read_max,
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();

@@ -285,6 +285,22 @@ impl Fields {
         }
     }
 
+    /// A required array of strings; `Ok` with every element, or the field's
+    /// rule when it is not an array or holds something other than a string.
+    pub fn strings(&mut self, field: &str) -> Result<Vec<String>, ApiError> {
+        match self.take(field) {
+            None => Err(invalid(field, "is required (an array of strings)")),
+            Some(Value::Array(values)) => values
+                .into_iter()
+                .map(|value| match value {
+                    Value::String(text) => Ok(text),
+                    _ => Err(invalid(field, "must hold only strings")),
+                })
+                .collect(),
+            Some(_) => Err(invalid(field, "must be an array of strings")),
+        }
+    }
+
     /// Call last: refuses members nobody asked for, so typos are not ignored.
     pub fn finish(self) -> Result<(), ApiError> {
         match self.0.keys().next() {
@@ -441,6 +457,17 @@ pub struct RestockRequest {
     /// At least 1, and the total stays at most 2^48.
     #[schema(minimum = 1, maximum = 281_474_976_710_656_u64)]
     pub quantity: u64,
+}
+
+/// `POST /v1/orders/read`: the orders to read.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOrdersRequest {
+    /// Order ids as `POST /v1/orders` answered them; at most the server's
+    /// `orders_read_max` (1,000 unless configured), more is refused with
+    /// `batch_too_large`. A string that is not an order id is reported unknown.
+    #[schema(max_items = 1000, examples(json!(["1-3-1042", "1-0-7"])))]
+    pub order_ids: Vec<String>,
 }
 
 // Answers built with `serde_json::json!` in the handlers, described here.

@@ -121,14 +121,11 @@ pub fn audit(
 
     // One idempotency key, one order id.
     let mut ids_by_key: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
-    for acknowledgement in &ledger.acknowledgements {
+    for (customer, key, order_id) in ledger.every_acknowledgement() {
         ids_by_key
-            .entry((
-                &acknowledgement.customer_id,
-                &acknowledgement.idempotency_key,
-            ))
+            .entry((customer, key))
             .or_default()
-            .insert(&acknowledgement.order_id);
+            .insert(order_id);
     }
     for ((customer, key), ids) in &ids_by_key {
         if ids.len() > 1 {
@@ -363,8 +360,8 @@ mod tests {
         for (id, plan, status) in plans {
             let customer = format!("c{id}");
             ledger.acknowledged(
-                &order(id, &customer, OrderStatus::Reserved),
-                &format!("k{id}"),
+                order(id, &customer, OrderStatus::Reserved),
+                format!("k{id}"),
                 plan,
             );
             if plan != AfterPayment::Nothing {

@@ -3,6 +3,7 @@
 //! acknowledged order as it was acknowledged, what the run then did to it, and
 //! the units whose placement outcome stayed unknown. The audit's input.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use flashgate_client::Order;
@@ -46,9 +47,13 @@ pub struct Acknowledgement {
 /// Everything the audit needs from the run.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
-    /// Acknowledged orders by order id.
+    /// Acknowledged orders by order id, each with the key of its first
+    /// acknowledgement.
     pub orders: BTreeMap<String, AcknowledgedOrder>,
-    /// Every acknowledgement, retries and replays included.
+    /// The acknowledgements after each order's first (an order id answered
+    /// again, under the same key or another): with `orders`, every
+    /// acknowledgement the run got. Kept apart so the usual order, answered
+    /// once, costs no second copy of its ids.
     pub acknowledgements: Vec<Acknowledgement>,
     /// Units per SKU of placements that got no answer even after retries: the
     /// server may hold orders the run does not know.
@@ -57,27 +62,52 @@ pub struct Ledger {
 
 impl Ledger {
     /// Records an acknowledgement of `order` under `idempotency_key`, with what
-    /// the run plans to do to it.
-    pub fn acknowledged(&mut self, order: &Order, idempotency_key: &str, plan: AfterPayment) {
-        self.acknowledgements.push(Acknowledgement {
-            customer_id: order.customer_id.clone(),
-            idempotency_key: idempotency_key.to_owned(),
-            order_id: order.order_id.clone(),
-        });
+    /// the run plans to do to it. Takes both by value: the ledger keeps their
+    /// strings instead of copying them.
+    pub fn acknowledged(&mut self, order: Order, idempotency_key: String, plan: AfterPayment) {
         let payment = match plan {
             AfterPayment::Nothing => Payment::Nothing,
             planned => Payment::Pending(planned),
         };
+        match self.orders.entry(order.order_id) {
+            Entry::Occupied(entry) => self.acknowledgements.push(Acknowledgement {
+                customer_id: order.customer_id,
+                idempotency_key,
+                order_id: entry.key().clone(),
+            }),
+            Entry::Vacant(entry) => {
+                let order_id = entry.key().clone();
+                entry.insert(AcknowledgedOrder {
+                    order_id,
+                    sku: order.sku,
+                    quantity: order.quantity,
+                    customer_id: order.customer_id,
+                    idempotency_key,
+                    payment,
+                });
+            }
+        }
+    }
+
+    /// Every acknowledgement as (customer, key, order id): each order's first,
+    /// then the later ones.
+    pub fn every_acknowledgement(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.orders
-            .entry(order.order_id.clone())
-            .or_insert_with(|| AcknowledgedOrder {
-                order_id: order.order_id.clone(),
-                sku: order.sku.clone(),
-                quantity: order.quantity,
-                customer_id: order.customer_id.clone(),
-                idempotency_key: idempotency_key.to_owned(),
-                payment,
-            });
+            .values()
+            .map(|order| {
+                (
+                    order.customer_id.as_str(),
+                    order.idempotency_key.as_str(),
+                    order.order_id.as_str(),
+                )
+            })
+            .chain(self.acknowledgements.iter().map(|acknowledgement| {
+                (
+                    acknowledgement.customer_id.as_str(),
+                    acknowledgement.idempotency_key.as_str(),
+                    acknowledgement.order_id.as_str(),
+                )
+            }))
     }
 
     /// Records how the confirm or cancel of `order_id` ended.

@@ -140,14 +140,14 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                     Ok(placed) => {
                         let label = if placed.created { CREATED } else { REPLAYED };
                         recorder.finished(label, elapsed);
+                        if order.after_payment != AfterPayment::Nothing {
+                            payments.push((placed.order.order_id.clone(), order.after_payment));
+                        }
                         ledger.acknowledged(
-                            &placed.order,
-                            &order.idempotency_key,
+                            placed.order,
+                            order.idempotency_key,
                             order.after_payment,
                         );
-                        if order.after_payment != AfterPayment::Nothing {
-                            payments.push((placed.order.order_id, order.after_payment));
-                        }
                     }
                     Err(error) if is_unanswered(&error) && attempt < self.retries => {
                         recorder.retried();
@@ -183,7 +183,7 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         let gateway = &self.endpoints[endpoint].gateway;
         loop {
             match gateway.place(request(&order)).await {
-                Ok(placed) => return self.acknowledged(endpoint, &order, placed, intended),
+                Ok(placed) => return self.acknowledged(endpoint, order, placed, intended),
                 Err(error) if is_unanswered(&error) && attempt < self.retries => {
                     maybe_applied |= may_have_been_applied(&error);
                     attempt += 1;
@@ -200,15 +200,17 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
     fn acknowledged(
         self: &Arc<Self>,
         endpoint: usize,
-        order: &PlannedOrder,
+        order: PlannedOrder,
         placed: Placed,
         intended: Instant,
     ) {
         let label = if placed.created { CREATED } else { REPLAYED };
         lock(&self.recorder).finished(label, intended.elapsed());
-        lock(&self.ledger).acknowledged(&placed.order, &order.idempotency_key, order.after_payment);
-        if order.after_payment != AfterPayment::Nothing {
-            self.schedule_payment(endpoint, placed.order.order_id, order.after_payment);
+        let payment =
+            (order.after_payment != AfterPayment::Nothing).then(|| placed.order.order_id.clone());
+        lock(&self.ledger).acknowledged(placed.order, order.idempotency_key, order.after_payment);
+        if let Some(order_id) = payment {
+            self.schedule_payment(endpoint, order_id, order.after_payment);
         }
     }
 

@@ -128,6 +128,8 @@ pub struct Report {
     pub node_switches: Vec<NodeSwitchRecord>,
     pub skus: Vec<SkuState>,
     pub audit: AuditReport,
+    /// Seconds the audit took to read back every acknowledged order.
+    pub read_back_secs: f64,
 }
 
 impl Report {
@@ -211,7 +213,13 @@ impl Report {
                     ""
                 }
             );
-        } else {
+        }
+        let _ = writeln!(
+            text,
+            "read back {} orders in {:.2} s",
+            self.audit.orders_checked, self.read_back_secs
+        );
+        if !self.audit.passed {
             let _ = writeln!(
                 text,
                 "audit: FAILED, {} violations {:?}",

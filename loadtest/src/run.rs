@@ -25,7 +25,13 @@ use crate::schedule;
 use crate::target::{Client, Endpoint, Target, Transport};
 use crate::workload::{sku_names, Workload};
 
-/// Read-backs in flight at once during the audit.
+/// Order ids per batched read-back (`read_orders`): the server's default
+/// `orders_read_max`. A node that refuses the batch (a smaller limit, or a
+/// version without the batched read) has the batch's orders read one by one.
+pub const READ_BATCH_ORDERS: usize = 1000;
+/// Batched read-backs in flight at once during the audit.
+const READ_BATCHES_IN_FLIGHT_MAX: usize = 8;
+/// Single-order read-backs in flight at once, where a batch was refused.
 const READ_BACKS_IN_FLIGHT_MAX: usize = 32;
 /// Attempts per read-back (transport errors are retried).
 const READ_BACK_ATTEMPTS: u32 = 3;
@@ -253,9 +259,11 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
     }
 
     // Read back and audit.
-    let ledger = lock(&engine.ledger).clone();
+    let ledger = std::mem::take(&mut *lock(&engine.ledger));
     let order_ids: Vec<String> = ledger.orders.keys().cloned().collect();
+    let read_started = Instant::now();
     let orders = read_back_orders(&engine, order_ids).await;
+    let read_back_secs = read_started.elapsed().as_secs_f64();
     let mut skus = BTreeMap::new();
     for name in names.iter() {
         let gateway = &engine.endpoints[0].gateway;
@@ -319,6 +327,7 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
             })
             .collect(),
         audit,
+        read_back_secs,
     })
 }
 
@@ -412,7 +421,73 @@ where
     ReadBack::Failed(last)
 }
 
+/// Reads back every order in batches of `READ_BATCH_ORDERS`, at most
+/// `READ_BATCHES_IN_FLIGHT_MAX` at once, round robin over the endpoints. A
+/// batch that fails after its retries is read again order by order, so one
+/// refusal (or a node without the batched read) costs speed, not the audit.
 async fn read_back_orders<G: OrderGateway + Send + Sync + 'static>(
+    engine: &Arc<Engine<G>>,
+    order_ids: Vec<String>,
+) -> HashMap<String, ReadBack<flashgate_client::Order>> {
+    let slots = Arc::new(Semaphore::new(READ_BATCHES_IN_FLIGHT_MAX));
+    let mut tasks = JoinSet::new();
+    let mut results = HashMap::with_capacity(order_ids.len());
+    let mut ids = order_ids.into_iter().peekable();
+    while ids.peek().is_some() {
+        let batch: Vec<String> = ids.by_ref().take(READ_BATCH_ORDERS).collect();
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let reader = Arc::clone(engine);
+        tasks.spawn(async move {
+            let gateway = &reader.endpoints[reader.pick_endpoint()].gateway;
+            let read = read_back(|| gateway.read_orders(&batch), code::UNKNOWN_ORDER).await;
+            drop(permit);
+            (batch, read)
+        });
+        while let Some(Ok((batch, read))) = tasks.try_join_next() {
+            settle_batch(engine, batch, read, &mut results).await;
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((batch, read)) = joined {
+            settle_batch(engine, batch, read, &mut results).await;
+        }
+    }
+    results
+}
+
+/// Files a batch's answer under each of its ids: found, or missing when the
+/// node reported it unknown (or did not mention it); a batch that got no
+/// usable answer is read again one order at a time.
+async fn settle_batch<G: OrderGateway + Send + Sync + 'static>(
+    engine: &Arc<Engine<G>>,
+    batch: Vec<String>,
+    read: ReadBack<flashgate_client::OrdersRead>,
+    results: &mut HashMap<String, ReadBack<flashgate_client::Order>>,
+) {
+    match read {
+        ReadBack::Found(read) => {
+            let mut found: HashMap<String, flashgate_client::Order> = read
+                .orders
+                .into_iter()
+                .map(|order| (order.order_id.clone(), order))
+                .collect();
+            for order_id in batch {
+                let read = match found.remove(&order_id) {
+                    Some(order) => ReadBack::Found(order),
+                    None => ReadBack::Missing,
+                };
+                results.insert(order_id, read);
+            }
+        }
+        ReadBack::Missing | ReadBack::Failed(_) => {
+            results.extend(read_back_one_by_one(engine, batch).await);
+        }
+    }
+}
+
+async fn read_back_one_by_one<G: OrderGateway + Send + Sync + 'static>(
     engine: &Arc<Engine<G>>,
     order_ids: Vec<String>,
 ) -> HashMap<String, ReadBack<flashgate_client::Order>> {

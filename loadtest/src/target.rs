@@ -5,8 +5,8 @@
 //! fake gateway.
 
 use flashgate_client::{
-    ClientError, HttpClient, NodeSwitch, Order, OrderGateway, PlaceOrder, Placed, QuicClient, Sku,
-    SkuSettings,
+    ClientError, HttpClient, NodeSwitch, Order, OrderGateway, OrdersRead, PlaceOrder, Placed,
+    QuicClient, Sku, SkuSettings,
 };
 
 /// The transport of an endpoint, as reported.
@@ -67,6 +67,10 @@ impl OrderGateway for Target {
         self.orders.order(order_id).await
     }
 
+    async fn read_orders(&self, order_ids: &[String]) -> Result<OrdersRead, ClientError> {
+        self.orders.read_orders(order_ids).await
+    }
+
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
         self.payments
             .as_ref()
@@ -122,6 +126,13 @@ impl OrderGateway for Client {
         match self {
             Client::Http(client) => client.order(order_id).await,
             Client::Quic(client) => client.order(order_id).await,
+        }
+    }
+
+    async fn read_orders(&self, order_ids: &[String]) -> Result<OrdersRead, ClientError> {
+        match self {
+            Client::Http(client) => client.read_orders(order_ids).await,
+            Client::Quic(client) => client.read_orders(order_ids).await,
         }
     }
 

@@ -86,11 +86,34 @@ impl Workload {
         PlannedOrder {
             sku: self.sku_names[sku_index].clone(),
             quantity: self.quantity,
-            customer_id: format!("{}-c{customer}", self.run_id),
-            idempotency_key: format!("{}-k{sequence}", self.run_id),
+            customer_id: numbered(&self.run_id, "-c", u64::from(customer)),
+            idempotency_key: numbered(&self.run_id, "-k", sequence),
             after_payment,
         }
     }
+}
+
+/// `<run_id><infix><number>`, built in one allocation (this runs twice per
+/// order: `format!` would cost several times as much).
+fn numbered(run_id: &str, infix: &str, number: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut text = String::with_capacity(run_id.len() + infix.len() + digits.len() - at);
+    text.push_str(run_id);
+    text.push_str(infix);
+    for &digit in &digits[at..] {
+        text.push(char::from(digit));
+    }
+    text
 }
 
 /// The SKU names of a run: `<prefix>-<i>`.
@@ -103,6 +126,13 @@ pub fn sku_names(prefix: &str, count: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_names_are_the_run_id_infix_and_decimal_number() {
+        assert_eq!(numbered("run", "-k", 0), "run-k0");
+        assert_eq!(numbered("run", "-c", 9_041), "run-c9041");
+        assert_eq!(numbered("", "-k", u64::MAX), format!("-k{}", u64::MAX));
+    }
 
     #[test]
     fn zipf_prefers_the_first_sku_and_keys_are_unique() {

@@ -39,6 +39,15 @@ pub enum Request {
     /// Answered by `Response::Authenticated`, or an `Error` (`unauthorized`,
     /// `too_many_auth_failures`) after which the connection is anonymous.
     Authenticate { request_id: u64, credential: String },
+    /// Variant 9: many orders read at once (the audit's read-back), answered by
+    /// one `Response::Orders`. At most the server's `orders_read_max` ids
+    /// (more is an `Error` with `batch_too_large`, nothing read). The same
+    /// rule as `GetOrder`: a buyer sees only its own orders, another's is
+    /// reported unknown.
+    GetOrders {
+        request_id: u64,
+        order_ids: Vec<String>,
+    },
 }
 
 impl Request {
@@ -53,7 +62,8 @@ impl Request {
             | Request::GetSku { request_id, .. }
             | Request::PutSku { request_id, .. }
             | Request::Restock { request_id, .. }
-            | Request::Authenticate { request_id, .. } => Some(*request_id),
+            | Request::Authenticate { request_id, .. }
+            | Request::GetOrders { request_id, .. } => Some(*request_id),
             Request::PlaceOrders { .. } => None,
         }
     }
@@ -119,6 +129,15 @@ pub enum Response {
         role: String,
         customer_id: Option<String>,
     },
+    /// Variant 6: the answer to `GetOrders`. Every id asked for is in exactly
+    /// one of the two lists: `orders` holds the orders found (in the order
+    /// asked), `unknown` the ids this caller cannot see (no such order, not an
+    /// order id, or another buyer's), as given.
+    Orders {
+        request_id: u64,
+        orders: Vec<Order>,
+        unknown: Vec<String>,
+    },
 }
 
 impl Response {
@@ -128,7 +147,8 @@ impl Response {
             Response::Order { request_id, .. }
             | Response::Sku { request_id, .. }
             | Response::Error { request_id, .. }
-            | Response::Authenticated { request_id, .. } => Some(*request_id),
+            | Response::Authenticated { request_id, .. }
+            | Response::Orders { request_id, .. } => Some(*request_id),
             Response::Batch { .. } | Response::FrameError { .. } => None,
         }
     }

@@ -6,6 +6,7 @@ mod cluster;
 pub mod openapi;
 mod ops;
 mod orders;
+mod orders_read;
 mod skus;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// The replication channel, once started (absent on a standalone node).
     pub replication: Arc<std::sync::OnceLock<crate::replication::Replication>>,
+    /// Most ids in one `POST /v1/orders/read` (`Config::orders_read_max`).
+    pub orders_read_max: usize,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -38,6 +41,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/orders")
                 .route(web::post().to(orders::place))
+                .default_service(allow("POST")),
+        )
+        // Before `/v1/orders/{order_id}`, which would take `read` as an id.
+        .service(
+            web::resource("/v1/orders/read")
+                .route(web::post().to(orders_read::read))
                 .default_service(allow("POST")),
         )
         .service(

@@ -34,6 +34,7 @@ pub const BEARER_SCHEME: &str = "bearer";
     paths(
         super::orders::place,
         super::orders::get,
+        super::orders_read::read,
         super::orders::confirm,
         super::orders::cancel,
         super::skus::list,

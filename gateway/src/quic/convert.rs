@@ -41,6 +41,9 @@ pub enum RequestError {
     TooManyAuthFailures(u64),
     #[error("this connection has {0} requests in flight, its limit; send more as answers arrive")]
     TooManyInFlight(usize),
+    /// A `GetOrders` over the server's `orders_read_max`; nothing was read.
+    #[error("the read asks for {ids} orders, over the limit of {max}; send at most {max} ids per GetOrders")]
+    ReadTooLarge { ids: usize, max: usize },
 }
 
 impl RequestError {
@@ -54,6 +57,7 @@ impl RequestError {
             RequestError::CustomerMismatch(_) => code::CUSTOMER_MISMATCH,
             RequestError::TooManyAuthFailures(_) => code::TOO_MANY_AUTH_FAILURES,
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
+            RequestError::ReadTooLarge { .. } => code::BATCH_TOO_LARGE,
         }
     }
 

@@ -38,6 +38,8 @@ pub struct QuicLimits {
     pub answer_bytes_per_connection_max: usize,
     pub in_flight_per_connection_max: usize,
     pub batch_orders_max: usize,
+    /// Most ids in one `GetOrders`; more is answered `batch_too_large`.
+    pub orders_read_max: usize,
     pub idle_timeout: Duration,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_timeout: Duration,
@@ -55,6 +57,7 @@ impl QuicLimits {
             answer_bytes_per_connection_max: config.quic_answer_bytes_per_connection_max,
             in_flight_per_connection_max: config.quic_in_flight_per_connection_max,
             batch_orders_max: config.quic_batch_orders_max,
+            orders_read_max: config.orders_read_max,
             idle_timeout: Duration::from_millis(config.quic_idle_timeout_ms),
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         }

@@ -474,6 +474,20 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             )),
         ),
         Request::PlaceOrders { orders } => answer_batch(shared, caller, orders).await,
+        Request::GetOrders {
+            request_id,
+            order_ids,
+        } => {
+            let result = read_orders(shared, caller, order_ids).await;
+            single(
+                request_id,
+                result.map(|(orders, unknown)| Response::Orders {
+                    request_id,
+                    orders,
+                    unknown,
+                }),
+            )
+        }
         Request::PlaceOrder(order) => {
             let result = async {
                 let scope = authorize(caller, Action::PlaceOrder)?;
@@ -639,6 +653,45 @@ async fn answer_batch(shared: &Shared, caller: &Caller, orders: Vec<PlaceOrder>)
     Response::Batch { results }
 }
 
+/// A batched read: the orders `caller` may see, and the ids it cannot (not an
+/// order id, no such order, another buyer's), as given. More ids than
+/// `orders_read_max` are refused whole, as the HTTP read refuses them.
+async fn read_orders(
+    shared: &Shared,
+    caller: &Caller,
+    order_ids: Vec<String>,
+) -> Result<(Vec<flashgate_protocol::Order>, Vec<String>), RequestError> {
+    let scope = authorize(caller, Action::ReadOrder)?;
+    let max = shared.limits.orders_read_max;
+    if order_ids.len() > max {
+        return Err(RequestError::ReadTooLarge {
+            ids: order_ids.len(),
+            max,
+        });
+    }
+    let mut ids = Vec::with_capacity(order_ids.len());
+    let mut unknown = Vec::new();
+    let mut asked = Vec::with_capacity(order_ids.len());
+    for raw in order_ids {
+        match convert::order_id(&raw) {
+            Ok(id) => {
+                ids.push(id);
+                asked.push(raw);
+            }
+            Err(_) => unknown.push(raw),
+        }
+    }
+    let found = shared.node.orders(&ids, scope.customer()).await?;
+    let mut orders = Vec::with_capacity(found.len());
+    for (raw, order) in asked.into_iter().zip(found) {
+        match order {
+            Some(order) => orders.push(convert::order_to_wire(&order)),
+            None => unknown.push(raw),
+        }
+    }
+    Ok((orders, unknown))
+}
+
 /// The answer to one request (or one order of a batch); counts its outcome.
 fn single(request_id: u64, result: Result<Response, RequestError>) -> Response {
     let outcome = match &result {
@@ -684,5 +737,6 @@ fn kind_of(request: &Request) -> &'static str {
         Request::PutSku { .. } => "put_sku",
         Request::Restock { .. } => "restock",
         Request::Authenticate { .. } => "authenticate",
+        Request::GetOrders { .. } => "get_orders",
     }
 }
