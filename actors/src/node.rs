@@ -439,7 +439,7 @@ impl Node {
                     }
                 });
             }
-            Held::NotHeld(request) => self.deliver(shard, vec![request]),
+            Held::Direct(request) => self.deliver(shard, vec![request]),
         }
         Ok(())
     }
@@ -492,7 +492,7 @@ impl Node {
                 SendError::Full(requests) | SendError::Closed(requests) => requests,
             };
             for request in requests {
-                let _ = request.reply.send(Err(NodeError::ShuttingDown));
+                request.reply.send(Err(NodeError::ShuttingDown));
             }
         }
     }
@@ -706,12 +706,12 @@ impl Node {
             if shard_ids.is_empty() {
                 continue;
             }
-            let (reply, answer) = oneshot::channel();
+            let (sender, answer) = oneshot::channel();
             let request = Request {
                 kind: RequestKind::Orders(shard_ids),
-                reply,
+                reply: ReplyTo::new(sender, self.outboxes.inbox()),
             };
-            self.send(shard as u32, Requests(vec![request]))?;
+            self.submit(shard as u32, request)?;
             answers.push((indexes, answer));
         }
         let mut found: Vec<Option<Order>> = (0..ids.len()).map(|_| None).collect();

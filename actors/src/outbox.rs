@@ -48,7 +48,7 @@ pub(crate) enum Held {
     /// Held, the turn's send already scheduled.
     Queued,
     /// Not on an event-loop thread: send it now.
-    NotHeld(Request),
+    Direct(Request),
 }
 
 impl Outboxes {
@@ -83,7 +83,7 @@ impl Outboxes {
     /// Holds `request` for `shard` until this thread's loop turn ends.
     pub(crate) fn hold(&self, shard: u32, request: Request) -> Held {
         let Some(outbox) = self.local() else {
-            return Held::NotHeld(request);
+            return Held::Direct(request);
         };
         let mut outbox = outbox.borrow_mut();
         outbox.per_shard[shard as usize].push(request);

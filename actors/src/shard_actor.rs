@@ -186,7 +186,7 @@ impl ShardActor {
         // them is logged, so the record's barrier makes both durable.
         if !self.archive_retired() {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(NodeError::StorageFailed(self.failure_reason())));
+                reply.send(Err(NodeError::StorageFailed(self.failure_reason())));
             }
             return;
         }
