@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
-use crate::recovery::{recover, RecoveryError};
+use crate::recovery::{recover, verify, RecoveryError};
 use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
 use crate::ticket::{fail_tickets, Outcome, Response, ShardShared, Ticket};
@@ -230,15 +230,7 @@ impl Node {
             })
             .collect();
         let recovered = recover(&storage, shard_configs)?;
-        let verify_started = Instant::now();
-        // A full cross-check of counters against orders before taking traffic:
-        // O(orders), and worth it once per start.
-        std::thread::scope(|scope| {
-            for core in &recovered.cores {
-                scope.spawn(|| core.assert_consistent());
-            }
-        });
-        let verify_elapsed = verify_started.elapsed();
+        let verify_elapsed = verify(&recovered.cores);
         let report = StartReport {
             shards,
             epoch,

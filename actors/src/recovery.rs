@@ -202,3 +202,17 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         replay_elapsed: started.elapsed() - checkpoint_elapsed,
     })
 }
+
+/// A full cross-check of every shard's counters against its orders
+/// (`ShardCore::assert_consistent`), one thread per shard, before the node
+/// takes traffic: O(orders), and worth it once per start. Panics on a
+/// mismatch. Returns how long it took.
+pub fn verify(cores: &[ShardCore]) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for core in cores {
+            scope.spawn(|| core.assert_consistent());
+        }
+    });
+    started.elapsed()
+}
