@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use flashgate_actors::codec::{encode_log_entry, LogEntry};
 use flashgate_actors::domain::{
-    Command, CustomerId, PlaceOrder, PutSku, Retention, ShardConfig, ShardCore, SkuId,
-    SkuSettings, Timestamp,
+    Command, CustomerId, PlaceOrder, PutSku, Retention, ShardConfig, ShardCore, SkuId, SkuSettings,
+    Timestamp,
 };
 use flashgate_actors::recovery::{recover, verify};
 use flashgate_actors::shard_actor::snapshot_chunks;
@@ -161,13 +161,7 @@ fn generate(dir: &Path, orders: u64, logged: u64) {
             .write_checkpoint(last_lsn, &chunks)
             .expect("write the checkpoint");
     }
-    let writer = LogWriter::start(
-        storage.clone(),
-        Default::default(),
-        1,
-        last_lsn,
-        Ignore,
-    );
+    let writer = LogWriter::start(storage.clone(), Default::default(), 1, last_lsn, Ignore);
     let sender = writer.sender();
     for entry in &logged_entries {
         let append = Append {
