@@ -28,6 +28,11 @@ use crate::retire::archive_orders;
 /// with fewer cores). Shards are rebuilt, replayed and verified one thread
 /// per shard.
 pub const RECOVERY_THREADS_MAX: usize = 16;
+/// Most orders a shard makes room for ahead of a replay (see
+/// `ShardCore::reserve_orders`), about 150 MiB of table: the log's records
+/// bound the orders it adds, but orders may have left memory since, so a
+/// longer log grows the table as it goes instead.
+pub const REPLAY_RESERVE_ORDERS_MAX: usize = 1 << 20;
 /// Log records handed to a shard's replay thread at once.
 pub const REPLAY_BATCH_RECORDS: usize = 1_024;
 /// Batches that may wait for a shard's replay thread: bounds the memory the
@@ -486,6 +491,18 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
             (cores, seqs, checkpoint.covers_lsn)
         }
     };
+    // Each record of the log after the checkpoint adds at most one order;
+    // shards share them about evenly.
+    let tail_records = storage
+        .last_lsn()?
+        .map_or(0, |last| last.saturating_sub(covers_lsn));
+    let tail_per_shard = usize::try_from(tail_records / shard_count.max(1) as u64)
+        .unwrap_or(usize::MAX)
+        .min(REPLAY_RESERVE_ORDERS_MAX);
+    for core in &mut cores {
+        let live_max = core.config().orders_max;
+        core.reserve_orders(tail_per_shard.min(live_max));
+    }
     let checkpoint_elapsed = started.elapsed();
     let (last_lsn, replayed_records) = replay(storage, &mut cores, &mut seqs, covers_lsn)?;
     Ok(Recovered {
