@@ -324,6 +324,9 @@ struct ShardReplay<'a> {
     core: &'a mut ShardCore,
     seq: &'a mut u64,
     storage: &'a Storage,
+    /// Orders to make room for before the first record (on this thread: a
+    /// table that must grow is rehashed here, beside the other shards).
+    reserve: usize,
     replayed: u64,
 }
 
@@ -363,6 +366,8 @@ impl ShardReplay<'_> {
 
     /// Applies every batch received until the reader hangs up or a record fails.
     fn run(mut self, batches: Receiver<RecordBatch>) -> Result<u64, RecoveryError> {
+        let live_max = self.core.config().orders_max;
+        self.core.reserve_orders(self.reserve.min(live_max));
         for batch in batches {
             for (lsn, body) in batch.iter() {
                 self.apply(lsn, body)?;
@@ -395,6 +400,14 @@ fn replay(
     covers_lsn: Lsn,
 ) -> Result<(Lsn, u64), RecoveryError> {
     let shard_count = cores.len();
+    // Each record of the log after the checkpoint adds at most one order;
+    // shards share them about evenly.
+    let tail_records = storage
+        .last_lsn()?
+        .map_or(0, |last| last.saturating_sub(covers_lsn));
+    let reserve = usize::try_from(tail_records / shard_count.max(1) as u64)
+        .unwrap_or(usize::MAX)
+        .min(REPLAY_RESERVE_ORDERS_MAX);
     let mut last_lsn = covers_lsn;
     let (read, applied): (Result<(), ReadStop>, Vec<Result<u64, RecoveryError>>) =
         std::thread::scope(|scope| {
@@ -408,6 +421,7 @@ fn replay(
                     core,
                     seq,
                     storage,
+                    reserve,
                     replayed: 0,
                 };
                 handles.push(scope.spawn(move || replay.run(receiver)));
@@ -491,18 +505,6 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
             (cores, seqs, checkpoint.covers_lsn)
         }
     };
-    // Each record of the log after the checkpoint adds at most one order;
-    // shards share them about evenly.
-    let tail_records = storage
-        .last_lsn()?
-        .map_or(0, |last| last.saturating_sub(covers_lsn));
-    let tail_per_shard = usize::try_from(tail_records / shard_count.max(1) as u64)
-        .unwrap_or(usize::MAX)
-        .min(REPLAY_RESERVE_ORDERS_MAX);
-    for core in &mut cores {
-        let live_max = core.config().orders_max;
-        core.reserve_orders(tail_per_shard.min(live_max));
-    }
     let checkpoint_elapsed = started.elapsed();
     let (last_lsn, replayed_records) = replay(storage, &mut cores, &mut seqs, covers_lsn)?;
     Ok(Recovered {
