@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
-use crate::recovery::{recover, verify, RecoveryError};
+use crate::recovery::{recover, RecoveryError};
 use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
 use crate::ticket::{fail_tickets, Outcome, Response, ShardShared, Ticket};
@@ -230,7 +230,7 @@ impl Node {
             })
             .collect();
         let recovered = recover(&storage, shard_configs)?;
-        let verify_elapsed = verify(&recovered.cores);
+        let verify_elapsed = crate::recovery::verify(&recovered.cores);
         let report = StartReport {
             shards,
             epoch,
