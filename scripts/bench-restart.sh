@@ -1,38 +1,73 @@
 #!/usr/bin/env bash
 # Restart time with a data dir holding ORDERS orders (default 1,000,000):
-# 1. fill it through `flashgate serve` with wrk (distinct customers, 8 SKUs);
-# 2. SIGKILL, restart: recovery replays the whole log (no checkpoint yet);
-# 3. SIGTERM (final checkpoint), restart: recovery loads the checkpoint.
-# Prints the recovery figures flashgate logs at start.
+# 1. fill it through `flashgate serve` with wrk (8 SKUs, periodic checkpoints off);
+# 2. SIGKILL: restarts that replay the whole log (no checkpoint yet);
+# 3. SIGTERM (final checkpoint): restarts that load the checkpoint;
+# 4. TAIL more orders (default 100,000), SIGKILL: restarts that load the
+#    checkpoint and replay the log after it.
+# Each case restarts RUNS times (default 5; each restart is SIGKILLed once it
+# listens, which changes nothing in the data dir) and prints every run's
+# figures (process start to the "listening" line, and flashgate's own
+# recovery line), then the median and the machine's load average.
 #
-#   scripts/bench-restart.sh [orders=1000000]
+#   scripts/bench-restart.sh [orders=1000000] [runs=5] [tail=100000] [binary]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 orders=${1:-1000000}
+runs=${2:-5}
+tail_orders=${3:-100000}
+bin=${4:-target/release/flashgate}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --quiet --bin flashgate
+[ -n "${4:-}" ] || cargo build --release --quiet --bin flashgate
 
 work=$(mktemp -d)
 trap '[ -f "$work/pid" ] && kill -9 "$(cat "$work/pid")" 2>/dev/null; rm -rf "$work"' EXIT
 token=bench-token-0123456789
 # Orders carry the admin token (it may do everything; the check costs what a
-# service token's does): wrk-orders.lua and quic_bench read these.
+# service token's does): wrk-orders.lua reads it.
 export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 
 start() {
   : >"$work/out"
-  FLASHGATE_CHECKPOINT_INTERVAL_SECS=0 target/release/flashgate serve --data-dir "$work/data" \
-    --http-addr 127.0.0.1:0 --admin-token "$token" >"$work/out" 2>>"$work/err" &
+  : >"$work/err"
+  FLASHGATE_CHECKPOINT_INTERVAL_SECS=0 "$bin" serve --data-dir "$work/data" \
+    --http-addr 127.0.0.1:0 --admin-token "$token" >"$work/out" 2>"$work/err" &
   echo $! >"$work/pid"
-  for _ in $(seq 1 6000); do
+  for _ in $(seq 1 60000); do
     addr=$(grep -o 'listening on http [0-9.:]*' "$work/out" | awk '{print $4}' | head -1 || true)
     [ -n "$addr" ] && return
-    sleep 0.05
+    sleep 0.005
   done
   echo "flashgate did not start: $(tail -5 "$work/err")" >&2; exit 1
 }
-recovery_line() { grep 'recovered data dir' "$work/err" | tail -1 | sed 's/\x1b\[[0-9;]*m//g'; }
-order_count() { recovery_line | grep -o 'orders=[0-9]*' | cut -d= -f2; }
+kill_node() {
+  kill "-$1" "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true
+}
+recovery_line() {
+  grep 'recovered data dir' "$work/err" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' |
+    grep -o 'orders=.*recovery_ms=[0-9]*'
+}
+fill() { # fill COUNT: orders until at least COUNT more were acknowledged
+  local filled=0
+  while [ "$filled" -lt "$1" ]; do
+    local secs=$(( ($1 - filled) / 20000 + 1 )); [ "$secs" -gt 10 ] && secs=10
+    WRK_SKUS=8 wrk -t2 -c64 -d${secs}s -s scripts/wrk-orders.lua "http://$addr" >"$work/wrk"
+    filled=$((filled + $(awk '/^status 201:/ {print $3}' "$work/wrk")))
+    echo "   $filled orders acknowledged"
+  done
+}
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+restarts() { # restarts CASE: RUNS restarts of the stopped node, each SIGKILLed once it listens
+  : >"$work/times"
+  for run in $(seq 1 "$runs"); do
+    started=$(date +%s%N); start; ready=$(( ($(date +%s%N) - started) / 1000000 ))
+    echo "   run $run: listening after ${ready} ms; $(recovery_line)"
+    echo "$ready" >>"$work/times"
+    kill_node 9
+  done
+  echo "== $1: process start to listening, median of $runs: $(median <"$work/times") ms" \
+    "(load average $(cut -d' ' -f1-3 /proc/loadavg))"
+}
 
 start
 for i in $(seq 0 7); do
@@ -40,23 +75,22 @@ for i in $(seq 0 7); do
     -H 'Content-Type: application/json' -d '{"stock": 100000000}'
 done
 echo "== filling $addr with $orders orders"
-filled=0
-while [ "$filled" -lt "$orders" ]; do
-  WRK_SKUS=8 wrk -t2 -c64 -d10s -s scripts/wrk-orders.lua "http://$addr" >"$work/wrk"
-  filled=$((filled + $(awk '/^status 201:/ {print $3}' "$work/wrk")))
-  echo "   $filled orders acknowledged"
-done
+fill "$orders"
 du -sh "$work/data"
+kill_node 9
+echo "== SIGKILL, restarts: replay of the whole log"
+restarts "log only"
 
-echo "== SIGKILL, restart: replay of the whole log"
-kill -9 "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true
-started=$(date +%s%N); start; ready=$(( ($(date +%s%N) - started) / 1000000 ))
-echo "   process start to listening: ${ready} ms"; recovery_line
-
-echo "== SIGTERM (final checkpoint), restart: checkpoint load"
-stopping=$(date +%s%N); kill -TERM "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true
-echo "   shutdown with checkpoint: $(( ($(date +%s%N) - stopping) / 1000000 )) ms"
+start
+stopping=$(date +%s%N); kill_node TERM
+echo "== SIGTERM: shutdown with the final checkpoint took $(( ($(date +%s%N) - stopping) / 1000000 )) ms"
 du -sh "$work/data"
-started=$(date +%s%N); start; ready=$(( ($(date +%s%N) - started) / 1000000 ))
-echo "   process start to listening: ${ready} ms"; recovery_line
-kill -TERM "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true
+echo "== restarts: checkpoint load"
+restarts "checkpoint"
+
+start
+echo "== $tail_orders more orders, then SIGKILL"
+fill "$tail_orders"
+kill_node 9
+echo "== restarts: checkpoint load and replay of the log after it"
+restarts "checkpoint + log tail"

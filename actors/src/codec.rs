@@ -111,6 +111,19 @@ pub fn decode_log_entry(bytes: &[u8]) -> Result<LogEntry, DecodeError> {
     decode_all(bytes, config, "log record body")
 }
 
+/// The shard a log record body names, read from its first field
+/// (`LogEntry::shard`) without decoding the rest: recovery hands each record
+/// to its shard's thread by it. `decode_log_entry` still checks the whole body.
+pub fn log_entry_shard(bytes: &[u8]) -> Result<u32, DecodeError> {
+    let config = bincode::config::standard().with_limit::<RECORD_BODY_BYTES_MAX>();
+    bincode::decode_from_slice::<u32, _>(bytes, config)
+        .map(|(shard, _)| shard)
+        .map_err(|source| DecodeError {
+            what: "log record body",
+            source,
+        })
+}
+
 pub fn encode_chunk(chunk: &CheckpointChunk) -> Vec<u8> {
     bincode::encode_to_vec(chunk, bincode::config::standard()).expect("snapshots always encode")
 }
@@ -234,6 +247,19 @@ mod tests {
             largest * 4 <= RECORD_BODY_BYTES_MAX,
             "the largest event encodes to {largest} bytes; the limit is {RECORD_BODY_BYTES_MAX}"
         );
+    }
+
+    #[test]
+    fn the_shard_read_ahead_is_the_one_the_whole_entry_names() {
+        for shard in [0, 1, 250, 251, 65_535, 65_536, u32::MAX] {
+            for mut entry in largest_entries() {
+                entry.shard = shard;
+                let bytes = encode_log_entry(&entry);
+                assert_eq!(log_entry_shard(&bytes).unwrap(), shard);
+            }
+        }
+        assert!(log_entry_shard(&[]).is_err());
+        assert!(log_entry_shard(&[0xfc]).is_err());
     }
 
     #[test]

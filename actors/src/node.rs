@@ -244,15 +244,7 @@ impl Node {
             })
             .collect();
         let recovered = recover(&storage, shard_configs)?;
-        let verify_started = Instant::now();
-        // A full cross-check of counters against orders before taking traffic:
-        // O(orders), and worth it once per start.
-        std::thread::scope(|scope| {
-            for core in &recovered.cores {
-                scope.spawn(|| core.assert_consistent());
-            }
-        });
-        let verify_elapsed = verify_started.elapsed();
+        let verify_elapsed = crate::recovery::verify(&recovered.cores);
         let report = StartReport {
             shards,
             epoch,

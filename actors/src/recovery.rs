@@ -1,12 +1,44 @@
 //! Rebuilding the shards from a data dir: load the checkpoint, then replay the log
 //! after it. Each shard's events carry a sequence number; replay skips what the
 //! checkpoint already holds and refuses a gap.
+//!
+//! Shards are independent, so the work runs side by side on scoped threads:
+//! - the checkpoint's chunks are decoded by `recovery_threads` threads, each
+//!   a contiguous run of chunks, then handed to their shards in chunk order;
+//! - each shard is rebuilt from its chunks on a thread of its own;
+//! - the log is read (and every record checked) on the calling thread, and
+//!   each record handed, in LSN order, to its shard's thread, which decodes
+//!   and applies it;
+//! - `verify` checks each shard on a thread of its own.
+//!
+//! Every check of the sequential version stays: each chunk and record is
+//! decoded in full with its size limit, a shard's events apply in LSN order,
+//! and the first error (the lowest LSN when several shards fail) is returned.
+
+use std::time::{Duration, Instant};
 
 use flashgate_storage::{Lsn, Storage, StorageError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::codec::{decode_chunk, decode_log_entry, CheckpointChunk, DecodeError};
+use crate::codec::{decode_chunk, decode_log_entry, log_entry_shard, CheckpointChunk, DecodeError};
 use crate::domain::{InconsistentEvent, Order, RetainedImage, ShardConfig, ShardCore, SkuImage};
 use crate::retire::archive_orders;
+
+/// Most threads recovery decodes checkpoint chunks on (fewer on a machine
+/// with fewer cores). Shards are rebuilt, replayed and verified one thread
+/// per shard.
+pub const RECOVERY_THREADS_MAX: usize = 16;
+/// Most orders a shard makes room for ahead of a replay (see
+/// `ShardCore::reserve_orders`), about 150 MiB of table: the log's records
+/// bound the orders it adds, but orders may have left memory since, so a
+/// longer log grows the table as it goes instead.
+pub const REPLAY_RESERVE_ORDERS_MAX: usize = 1 << 20;
+/// Log records handed to a shard's replay thread at once.
+pub const REPLAY_BATCH_RECORDS: usize = 1_024;
+/// Batches that may wait for a shard's replay thread: bounds the memory the
+/// log reader runs ahead by (per shard, about this many times
+/// `REPLAY_BATCH_RECORDS` records).
+pub const REPLAY_BATCHES_QUEUED_MAX: usize = 8;
 
 /// Why a data dir could not be loaded. Every variant says where.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +53,19 @@ pub enum RecoveryError {
     Checkpoint(String),
 }
 
+impl RecoveryError {
+    /// The LSN of the log record this error is about, if it is about one.
+    fn lsn(&self) -> Option<Lsn> {
+        match self {
+            RecoveryError::Decode { lsn, .. } | RecoveryError::Inconsistent { lsn, .. } => {
+                Some(*lsn)
+            }
+            RecoveryError::Storage(StorageError::Corrupt { lsn, .. }) => Some(*lsn),
+            _ => None,
+        }
+    }
+}
+
 /// What recovery rebuilt.
 pub struct Recovered {
     pub cores: Vec<ShardCore>,
@@ -30,17 +75,52 @@ pub struct Recovered {
     pub last_lsn: Lsn,
     pub replayed_records: u64,
     /// Time spent loading the checkpoint, and replaying the log after it.
-    pub checkpoint_elapsed: std::time::Duration,
-    pub replay_elapsed: std::time::Duration,
+    pub checkpoint_elapsed: Duration,
+    pub replay_elapsed: Duration,
 }
 
+/// One shard's part of a checkpoint, decoded.
 struct ShardParts {
     seq: u64,
     next_order_number: u64,
     skus: Vec<SkuImage>,
-    orders: Vec<Order>,
+    /// The shard's `Orders` chunks, in chunk order.
+    orders: Vec<Vec<Order>>,
     retained: RetainedImage,
 }
+
+/// The orders of a shard's chunks, one after the other, with their count
+/// known up front so the shard can size its tables once.
+struct ChunkOrders {
+    chunks: std::iter::Flatten<std::vec::IntoIter<Vec<Order>>>,
+    remaining: usize,
+}
+
+impl ChunkOrders {
+    fn new(chunks: Vec<Vec<Order>>) -> ChunkOrders {
+        let remaining = chunks.iter().map(Vec::len).sum();
+        ChunkOrders {
+            chunks: chunks.into_iter().flatten(),
+            remaining,
+        }
+    }
+}
+
+impl Iterator for ChunkOrders {
+    type Item = Order;
+
+    fn next(&mut self) -> Option<Order> {
+        let order = self.chunks.next()?;
+        self.remaining -= 1;
+        Some(order)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for ChunkOrders {}
 
 fn restore_shard(
     config: ShardConfig,
@@ -54,7 +134,7 @@ fn restore_shard(
                 config,
                 part.next_order_number,
                 part.skus,
-                part.orders,
+                ChunkOrders::new(part.orders),
                 part.retained,
             )
             .map_err(|InconsistentEvent(reason)| {
@@ -74,71 +154,122 @@ fn header_of(
     })
 }
 
-pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered, RecoveryError> {
-    let started = std::time::Instant::now();
-    let shard_count = configs.len();
+/// How many threads recovery decodes on: the cores, at most `RECOVERY_THREADS_MAX`.
+fn recovery_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, RECOVERY_THREADS_MAX)
+}
+
+/// Decodes every chunk, `threads` contiguous runs of chunks side by side
+/// (runs of about equal bytes). Returns the chunks in their stored order, or
+/// the error of the first chunk that does not decode.
+fn decode_chunks(
+    chunks: Vec<Vec<u8>>,
+    threads: usize,
+) -> Result<Vec<CheckpointChunk>, RecoveryError> {
+    let total_bytes: usize = chunks.iter().map(Vec::len).sum();
+    let bytes_per_run = total_bytes.div_ceil(threads.max(1)).max(1);
+    let mut runs: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut run_bytes = 0;
+    for chunk in chunks {
+        if runs.is_empty() || run_bytes >= bytes_per_run {
+            runs.push(Vec::new());
+            run_bytes = 0;
+        }
+        run_bytes += chunk.len();
+        runs.last_mut().expect("a run was pushed").push(chunk);
+    }
+    let decoded: Vec<Result<Vec<CheckpointChunk>, DecodeError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| {
+                scope.spawn(move || {
+                    run.iter()
+                        .map(|bytes| decode_chunk(bytes))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("decoding checkpoint chunks panicked"))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for run in decoded {
+        all.extend(run.map_err(|error| RecoveryError::Checkpoint(error.to_string()))?);
+    }
+    Ok(all)
+}
+
+/// Sorts decoded chunks into their shards, checking that each shard has one
+/// header and that it comes before the shard's other chunks.
+fn group_by_shard(
+    chunks: Vec<CheckpointChunk>,
+    shard_count: usize,
+) -> Result<Vec<Option<ShardParts>>, RecoveryError> {
     let mut parts: Vec<Option<ShardParts>> = (0..shard_count).map(|_| None).collect();
-    let mut covers_lsn = 0;
-    if let Some(checkpoint) = storage.read_checkpoint()? {
-        covers_lsn = checkpoint.covers_lsn;
-        for bytes in &checkpoint.chunks {
-            let chunk = decode_chunk(bytes)
-                .map_err(|error| RecoveryError::Checkpoint(error.to_string()))?;
-            let shard =
-                match &chunk {
-                    CheckpointChunk::ShardHeader { shard, .. }
-                    | CheckpointChunk::Orders { shard, .. }
-                    | CheckpointChunk::Settled { shard, .. }
-                    | CheckpointChunk::Keys { shard, .. } => *shard,
-                    CheckpointChunk::Archived { .. } => return Err(RecoveryError::Checkpoint(
-                        "holds archived orders, which only a checkpoint sent to a standby carries"
-                            .into(),
-                    )),
-                } as usize;
-            let slot = parts.get_mut(shard).ok_or_else(|| {
-                RecoveryError::Checkpoint(format!("names shard {shard} of only {shard_count}"))
-            })?;
-            match chunk {
-                CheckpointChunk::ShardHeader {
+    for chunk in chunks {
+        let shard = match &chunk {
+            CheckpointChunk::ShardHeader { shard, .. }
+            | CheckpointChunk::Orders { shard, .. }
+            | CheckpointChunk::Settled { shard, .. }
+            | CheckpointChunk::Keys { shard, .. } => *shard,
+            CheckpointChunk::Archived { .. } => {
+                return Err(RecoveryError::Checkpoint(
+                    "holds archived orders, which only a checkpoint sent to a standby carries"
+                        .into(),
+                ))
+            }
+        } as usize;
+        let slot = parts.get_mut(shard).ok_or_else(|| {
+            RecoveryError::Checkpoint(format!("names shard {shard} of only {shard_count}"))
+        })?;
+        match chunk {
+            CheckpointChunk::ShardHeader {
+                seq,
+                next_order_number,
+                skus,
+                ..
+            } => {
+                if slot.is_some() {
+                    return Err(RecoveryError::Checkpoint(format!(
+                        "shard {shard} stored twice"
+                    )));
+                }
+                *slot = Some(ShardParts {
                     seq,
                     next_order_number,
                     skus,
-                    ..
-                } => {
-                    if slot.is_some() {
-                        return Err(RecoveryError::Checkpoint(format!(
-                            "shard {shard} stored twice"
-                        )));
-                    }
-                    *slot = Some(ShardParts {
-                        seq,
-                        next_order_number,
-                        skus,
-                        orders: Vec::new(),
-                        retained: RetainedImage::default(),
-                    });
-                }
-                CheckpointChunk::Orders { orders, .. } => slot
-                    .as_mut()
-                    .ok_or_else(|| {
-                        RecoveryError::Checkpoint(format!(
-                            "orders of shard {shard} before its header"
-                        ))
-                    })?
-                    .orders
-                    .extend(orders),
-                CheckpointChunk::Settled { settled, .. } => {
-                    header_of(slot, shard)?.retained.settled.extend(settled)
-                }
-                CheckpointChunk::Keys { keys, .. } => {
-                    header_of(slot, shard)?.retained.keys.extend(keys)
-                }
-                CheckpointChunk::Archived { .. } => unreachable!("refused above"),
+                    orders: Vec::new(),
+                    retained: RetainedImage::default(),
+                });
             }
+            CheckpointChunk::Orders { orders, .. } => slot
+                .as_mut()
+                .ok_or_else(|| {
+                    RecoveryError::Checkpoint(format!("orders of shard {shard} before its header"))
+                })?
+                .orders
+                .push(orders),
+            CheckpointChunk::Settled { settled, .. } => {
+                header_of(slot, shard)?.retained.settled.extend(settled)
+            }
+            CheckpointChunk::Keys { keys, .. } => {
+                header_of(slot, shard)?.retained.keys.extend(keys)
+            }
+            CheckpointChunk::Archived { .. } => unreachable!("refused above"),
         }
     }
+    Ok(parts)
+}
 
-    // Shards are independent: rebuild them side by side.
+/// Rebuilds every shard from its part of the checkpoint, a thread per shard.
+fn restore_shards(
+    configs: Vec<ShardConfig>,
+    parts: Vec<Option<ShardParts>>,
+) -> Result<(Vec<ShardCore>, Vec<u64>), RecoveryError> {
     let restored: Vec<Result<(ShardCore, u64), RecoveryError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = configs
             .into_iter()
@@ -150,49 +281,232 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
             .map(|handle| handle.join().expect("restoring a shard panicked"))
             .collect()
     });
-    let mut cores = Vec::with_capacity(shard_count);
-    let mut seqs = Vec::with_capacity(shard_count);
+    let mut cores = Vec::with_capacity(restored.len());
+    let mut seqs = Vec::with_capacity(restored.len());
     for result in restored {
         let (core, seq) = result?;
         cores.push(core);
         seqs.push(seq);
     }
+    Ok((cores, seqs))
+}
 
-    let checkpoint_elapsed = started.elapsed();
-    let mut last_lsn = covers_lsn;
-    let mut replayed_records = 0;
-    storage.read_log_after::<RecoveryError>(covers_lsn, |record| {
-        let lsn = record.lsn;
-        let entry = decode_log_entry(&record.body)
-            .map_err(|source| RecoveryError::Decode { lsn, source })?;
-        let shard = entry.shard as usize;
+/// Log records for one shard's replay thread: their LSNs and bodies, the
+/// bodies back to back in one buffer.
+#[derive(Default)]
+struct RecordBatch {
+    /// Each record's LSN and the end of its body in `bodies`.
+    records: Vec<(Lsn, usize)>,
+    bodies: Vec<u8>,
+}
+
+impl RecordBatch {
+    fn push(&mut self, lsn: Lsn, body: &[u8]) {
+        self.bodies.extend_from_slice(body);
+        self.records.push((lsn, self.bodies.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Lsn, &[u8])> {
+        let mut start = 0;
+        self.records.iter().map(move |&(lsn, end)| {
+            let body = &self.bodies[start..end];
+            start = end;
+            (lsn, body)
+        })
+    }
+}
+
+/// A shard's replay: applies its records in LSN order. Stops at the first
+/// record that does not decode, skips what the checkpoint holds, refuses a
+/// gap in the shard's sequence.
+struct ShardReplay<'a> {
+    shard: u32,
+    core: &'a mut ShardCore,
+    seq: &'a mut u64,
+    storage: &'a Storage,
+    /// Orders to make room for before the first record (on this thread: a
+    /// table that must grow is rehashed here, beside the other shards).
+    reserve: usize,
+    replayed: u64,
+}
+
+impl ShardReplay<'_> {
+    fn apply(&mut self, lsn: Lsn, body: &[u8]) -> Result<(), RecoveryError> {
+        let entry =
+            decode_log_entry(body).map_err(|source| RecoveryError::Decode { lsn, source })?;
         let inconsistent = |reason: String| RecoveryError::Inconsistent { lsn, reason };
-        let seq = seqs
-            .get_mut(shard)
-            .ok_or_else(|| inconsistent(format!("names shard {shard} of only {shard_count}")))?;
-        last_lsn = lsn;
-        if entry.seq <= *seq {
-            return Ok(()); // Already in the checkpoint.
-        }
-        if entry.seq != *seq + 1 {
+        if entry.shard != self.shard {
             return Err(inconsistent(format!(
-                "shard {shard} jumps from event {} to {}",
-                seq, entry.seq
+                "handed to shard {} but names shard {}",
+                self.shard, entry.shard
             )));
         }
-        cores[shard]
+        if entry.seq <= *self.seq {
+            return Ok(()); // Already in the checkpoint.
+        }
+        if entry.seq != *self.seq + 1 {
+            return Err(inconsistent(format!(
+                "shard {} jumps from event {} to {}",
+                self.shard, self.seq, entry.seq
+            )));
+        }
+        self.core
             .apply(&entry.event)
             .map_err(|InconsistentEvent(reason)| inconsistent(reason))?;
         // Orders that leave memory in replay are archived again: the node that
         // logged their leaving may have stopped before its archive write was
         // durable (a standby archives after it writes the record).
-        let retired = cores[shard].take_retired();
-        cores[shard].take_forgotten();
-        archive_orders(storage, &retired)?;
-        *seq = entry.seq;
-        replayed_records += 1;
+        let retired = self.core.take_retired();
+        self.core.take_forgotten();
+        archive_orders(self.storage, &retired)?;
+        *self.seq = entry.seq;
+        self.replayed += 1;
         Ok(())
-    })?;
+    }
+
+    /// Applies every batch received until the reader hangs up or a record fails.
+    fn run(mut self, batches: Receiver<RecordBatch>) -> Result<u64, RecoveryError> {
+        let live_max = self.core.config().orders_max;
+        self.core.reserve_orders(self.reserve.min(live_max));
+        for batch in batches {
+            for (lsn, body) in batch.iter() {
+                self.apply(lsn, body)?;
+            }
+        }
+        Ok(self.replayed)
+    }
+}
+
+/// Why the log reader stopped early.
+enum ReadStop {
+    Failed(RecoveryError),
+    /// A shard's replay thread stopped on an error of its own.
+    ShardStopped,
+}
+
+impl From<StorageError> for ReadStop {
+    fn from(error: StorageError) -> ReadStop {
+        ReadStop::Failed(error.into())
+    }
+}
+
+/// Replays the log after `covers_lsn` into `cores`: this thread reads and
+/// checks the records and hands each to its shard's thread. Returns the last
+/// LSN read and the records applied.
+fn replay(
+    storage: &Storage,
+    cores: &mut [ShardCore],
+    seqs: &mut [u64],
+    covers_lsn: Lsn,
+) -> Result<(Lsn, u64), RecoveryError> {
+    let shard_count = cores.len();
+    // Each record of the log after the checkpoint adds at most one order;
+    // shards share them about evenly.
+    let tail_records = storage
+        .last_lsn()?
+        .map_or(0, |last| last.saturating_sub(covers_lsn));
+    let reserve = usize::try_from(tail_records / shard_count.max(1) as u64)
+        .unwrap_or(usize::MAX)
+        .min(REPLAY_RESERVE_ORDERS_MAX);
+    let mut last_lsn = covers_lsn;
+    let (read, applied): (Result<(), ReadStop>, Vec<Result<u64, RecoveryError>>) =
+        std::thread::scope(|scope| {
+            let mut senders: Vec<SyncSender<RecordBatch>> = Vec::with_capacity(shard_count);
+            let mut handles = Vec::with_capacity(shard_count);
+            for (shard, (core, seq)) in cores.iter_mut().zip(seqs.iter_mut()).enumerate() {
+                let (sender, receiver) = sync_channel(REPLAY_BATCHES_QUEUED_MAX);
+                senders.push(sender);
+                let replay = ShardReplay {
+                    shard: shard as u32,
+                    core,
+                    seq,
+                    storage,
+                    reserve,
+                    replayed: 0,
+                };
+                handles.push(scope.spawn(move || replay.run(receiver)));
+            }
+            let mut batches: Vec<RecordBatch> =
+                (0..shard_count).map(|_| RecordBatch::default()).collect();
+            let mut read = storage.read_log_after::<ReadStop>(covers_lsn, |record| {
+                let lsn = record.lsn;
+                let shard = log_entry_shard(&record.body)
+                    .map_err(|source| ReadStop::Failed(RecoveryError::Decode { lsn, source }))?
+                    as usize;
+                let batch = batches.get_mut(shard).ok_or_else(|| {
+                    ReadStop::Failed(RecoveryError::Inconsistent {
+                        lsn,
+                        reason: format!("names shard {shard} of only {shard_count}"),
+                    })
+                })?;
+                last_lsn = lsn;
+                batch.push(lsn, &record.body);
+                if batch.records.len() == REPLAY_BATCH_RECORDS {
+                    senders[shard]
+                        .send(std::mem::take(batch))
+                        .map_err(|_| ReadStop::ShardStopped)?;
+                }
+                Ok(())
+            });
+            if read.is_ok() {
+                for (sender, batch) in senders.iter().zip(batches) {
+                    if !batch.records.is_empty() && sender.send(batch).is_err() {
+                        read = Err(ReadStop::ShardStopped);
+                    }
+                }
+            }
+            drop(senders);
+            let applied = handles
+                .into_iter()
+                .map(|handle| handle.join().expect("replaying a shard panicked"))
+                .collect();
+            (read, applied)
+        });
+    let mut errors = Vec::new();
+    let mut replayed = 0;
+    for result in applied {
+        match result {
+            Ok(count) => replayed += count,
+            Err(error) => errors.push(error),
+        }
+    }
+    match read {
+        Ok(()) => {}
+        Err(ReadStop::Failed(error)) => errors.push(error),
+        Err(ReadStop::ShardStopped) => assert!(
+            !errors.is_empty(),
+            "a shard's replay stops early only on an error"
+        ),
+    }
+    // Of several errors, the one at the lowest LSN: the one a replay in LSN
+    // order would have stopped at.
+    if let Some(error) = errors
+        .into_iter()
+        .min_by_key(|error| error.lsn().unwrap_or(Lsn::MAX))
+    {
+        return Err(error);
+    }
+    Ok((last_lsn, replayed))
+}
+
+pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered, RecoveryError> {
+    let started = Instant::now();
+    let shard_count = configs.len();
+    let (mut cores, mut seqs, covers_lsn) = match storage.read_checkpoint()? {
+        None => (
+            configs.into_iter().map(ShardCore::new).collect(),
+            vec![0; shard_count],
+            0,
+        ),
+        Some(checkpoint) => {
+            let chunks = decode_chunks(checkpoint.chunks, recovery_threads())?;
+            let parts = group_by_shard(chunks, shard_count)?;
+            let (cores, seqs) = restore_shards(configs, parts)?;
+            (cores, seqs, checkpoint.covers_lsn)
+        }
+    };
+    let checkpoint_elapsed = started.elapsed();
+    let (last_lsn, replayed_records) = replay(storage, &mut cores, &mut seqs, covers_lsn)?;
     Ok(Recovered {
         cores,
         seqs,
@@ -201,4 +515,18 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
         checkpoint_elapsed,
         replay_elapsed: started.elapsed() - checkpoint_elapsed,
     })
+}
+
+/// A full cross-check of every shard's counters against its orders
+/// (`ShardCore::assert_consistent`), one thread per shard, before the node
+/// takes traffic: O(orders), and worth it once per start. Panics on a
+/// mismatch. Returns how long it took.
+pub fn verify(cores: &[ShardCore]) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for core in cores {
+            scope.spawn(|| core.assert_consistent());
+        }
+    });
+    started.elapsed()
 }

@@ -14,6 +14,8 @@
 //! the log's order. A group commit is written as one or more entries (one sled
 //! batch); a record never straddles two entries.
 
+use std::ops::Range;
+
 use crate::error::StorageError;
 use crate::inline::SLED_VALUE_BYTES_MAX;
 
@@ -140,16 +142,30 @@ pub fn decode_entry(
         out.push(Record {
             epoch,
             lsn,
-            body: body.to_vec(),
+            body: bytes[body].to_vec(),
         })
     })
 }
 
+/// Checks every record of one log entry, like `decode_entry`, without copying
+/// anything: `out` gets each record's epoch, LSN and where its body is in `bytes`.
+pub(crate) fn decode_entry_spans(
+    bytes: &[u8],
+    expected_first: Lsn,
+    body_bytes_max: usize,
+    out: &mut Vec<(u64, Lsn, Range<usize>)>,
+) -> Result<(), StorageError> {
+    walk_entry(bytes, expected_first, body_bytes_max, |epoch, lsn, body| {
+        out.push((epoch, lsn, body))
+    })
+}
+
+/// Visits each record of an entry, checked, with where its body is in `bytes`.
 fn walk_entry(
     bytes: &[u8],
     expected_first: Lsn,
     body_bytes_max: usize,
-    mut visit: impl FnMut(u64, Lsn, &[u8]),
+    mut visit: impl FnMut(u64, Lsn, Range<usize>),
 ) -> Result<(), StorageError> {
     let mut rest = bytes;
     let mut expected = expected_first;
@@ -192,7 +208,8 @@ fn walk_entry(
                 format!("record carries LSN {lsn} where the log expects {expected}"),
             ));
         }
-        visit(epoch, lsn, body);
+        let start = bytes.len() - rest.len() + RECORD_HEADER_BYTES;
+        visit(epoch, lsn, start..start + body.len());
         expected += 1;
         rest = &rest[RECORD_HEADER_BYTES + body_len..];
     }

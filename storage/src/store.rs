@@ -15,7 +15,7 @@ use crate::error::StorageError;
 use crate::inline::{
     check_value, check_values_stay_inline, RECORD_BODY_BYTES_MAX, SLED_VALUE_BYTES_MAX,
 };
-use crate::record::{decode_entry, verify_entry, LogEntries, Lsn, Record};
+use crate::record::{decode_entry, decode_entry_spans, verify_entry, LogEntries, Lsn, Record};
 
 /// The storage format this build writes and the newest it reads.
 ///
@@ -357,7 +357,13 @@ impl Storage {
             Some(entry) => (lsn_of_key(&entry.map_err(StorageError::from)?.0)?, None),
             None => (wanted, Some(wanted)),
         };
-        let mut records = Vec::new();
+        // One record buffer for the whole scan: a replay reads millions.
+        let mut spans = Vec::new();
+        let mut record = Record {
+            epoch: 0,
+            lsn: 0,
+            body: Vec::new(),
+        };
         for entry in self.inner.log.range(start.to_be_bytes()..) {
             let (key, value) = entry.map_err(StorageError::from)?;
             let first = lsn_of_key(&key)?;
@@ -368,17 +374,21 @@ impl Storage {
                 )
                 .into());
             }
-            records.clear();
-            decode_entry(
+            spans.clear();
+            decode_entry_spans(
                 &value,
                 first,
                 self.inner.config.record_bytes_max,
-                &mut records,
+                &mut spans,
             )?;
-            for record in records.iter().filter(|record| record.lsn > after) {
-                visit(record)?;
+            for (epoch, lsn, body) in spans.iter().filter(|(_, lsn, _)| *lsn > after) {
+                record.epoch = *epoch;
+                record.lsn = *lsn;
+                record.body.clear();
+                record.body.extend_from_slice(&value[body.clone()]);
+                visit(&record)?;
             }
-            expected = records.last().map(|record| record.lsn + 1);
+            expected = spans.last().map(|(_, lsn, _)| lsn + 1);
         }
         Ok(())
     }
