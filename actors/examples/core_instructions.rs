@@ -10,7 +10,10 @@
 //! ```
 //!
 //! `scripts/count-core.sh` runs both bench cases and prints instructions per
-//! reservation.
+//! reservation. With a third argument, `rounds`, it also times that many
+//! rounds (a fresh shard each) and prints the fastest and the median: on a
+//! machine shared with other work the fastest round is the one least
+//! disturbed.
 
 use std::hint::black_box;
 
@@ -68,9 +71,26 @@ fn main() {
     let count: u64 = args
         .next()
         .map_or(10_000, |a| a.parse().expect("orders: a number"));
-    let mut core = shard_with(skus.max(1), count);
-    let commands = orders(skus.max(1), count);
-    place_orders(&mut core, commands);
-    assert_eq!(core.live_order_count() as u64, count, "every order reserved");
-    println!("{count} reservations over {skus} skus");
+    let rounds: usize = args
+        .next()
+        .map_or(1, |a| a.parse().expect("rounds: a number"));
+    let skus = skus.max(1);
+    let mut nanos_per_order = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        let mut core = shard_with(skus, count);
+        let commands = orders(skus, count);
+        let started = std::time::Instant::now();
+        place_orders(&mut core, commands);
+        nanos_per_order.push(started.elapsed().as_nanos() as f64 / count as f64);
+        assert_eq!(core.live_order_count() as u64, count, "every order reserved");
+    }
+    nanos_per_order.sort_by(f64::total_cmp);
+    let fastest = nanos_per_order[0];
+    let median = nanos_per_order[nanos_per_order.len() / 2];
+    println!(
+        "{count} reservations over {skus} skus, {} rounds: fastest {fastest:.0} ns per reservation ({:.2} M/s), median {median:.0} ns ({:.2} M/s)",
+        nanos_per_order.len(),
+        1_000.0 / fastest,
+        1_000.0 / median,
+    );
 }

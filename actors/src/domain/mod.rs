@@ -2,6 +2,7 @@
 //! the events to log come out. No clocks, threads, sockets or disk.
 
 pub mod command;
+pub mod due;
 pub mod event;
 pub mod order;
 pub mod retention;

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use bincode::{Decode, Encode};
 
 use super::command::{Command, CoreError, Reply};
+use super::due::DueQueue;
 use super::event::Event;
 use super::order::{Order, OrderStatus};
 use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
@@ -16,6 +17,14 @@ use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 /// Customers per `SettledImage` in a checkpoint, so one SKU with many buyers
 /// never makes one huge chunk.
 pub const SETTLED_CUSTOMERS_PER_IMAGE: usize = 8_192;
+
+/// A map keyed by ids no buyer chooses: order ids (the shard numbers them) and
+/// SKU ids (an operator creates them; a buyer's unknown id only misses). It
+/// hashes with foldhash, randomly seeded per map, several times faster than
+/// SipHash on these short keys. Maps keyed by what buyers send (customer ids,
+/// idempotency keys) keep the standard library's SipHash-1-3, whose keys an
+/// attacker cannot learn from timing to make ids collide.
+pub(crate) type AssignedKeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Limits and identity of one shard.
 #[derive(Clone, Debug)]
@@ -67,20 +76,20 @@ pub struct SkuImage {
 
 pub struct ShardCore {
     config: ShardConfig,
-    skus: HashMap<SkuId, Sku>,
+    skus: AssignedKeyMap<SkuId, Sku>,
     /// Orders in memory: live ones, and finished ones within their retention.
-    orders: HashMap<OrderId, Order>,
+    orders: AssignedKeyMap<OrderId, Order>,
     /// Orders in memory that hold stock (reserved or confirmed).
     live_orders: usize,
     by_idempotency_key: HashMap<(CustomerId, IdempotencyKey), KeyEntry>,
     /// Reserved orders by expiry time.
-    expiry_queue: BTreeSet<(Timestamp, OrderId)>,
+    expiry_queue: DueQueue,
     /// Confirmed and finished orders in memory, by when they may leave it.
-    retire_queue: BTreeSet<(Timestamp, OrderId)>,
+    retire_queue: DueQueue,
     /// Keys whose order left memory, by when they may be forgotten.
     key_queue: BTreeSet<(Timestamp, CustomerId, IdempotencyKey)>,
     /// Per SKU, the units of settled orders (confirmed orders that left memory).
-    settled: HashMap<SkuId, Settled>,
+    settled: AssignedKeyMap<SkuId, Settled>,
     /// Orders that left memory since the shell last took them: it archives them.
     retired: Vec<Order>,
     /// Keys forgotten since the shell last took them.
@@ -94,14 +103,14 @@ impl ShardCore {
         assert!(config.expiry_batch_max > 0);
         ShardCore {
             config,
-            skus: HashMap::new(),
-            orders: HashMap::new(),
+            skus: AssignedKeyMap::default(),
+            orders: AssignedKeyMap::default(),
             live_orders: 0,
             by_idempotency_key: HashMap::new(),
-            expiry_queue: BTreeSet::new(),
-            retire_queue: BTreeSet::new(),
+            expiry_queue: DueQueue::new(),
+            retire_queue: DueQueue::new(),
             key_queue: BTreeSet::new(),
-            settled: HashMap::new(),
+            settled: AssignedKeyMap::default(),
             retired: Vec::new(),
             forgotten: Vec::new(),
             next_order_number: 1,
@@ -175,16 +184,13 @@ impl ShardCore {
 
     /// The earliest instant at which an order or a key may leave memory.
     pub fn next_retirement(&self) -> Option<Timestamp> {
-        let order = self.retire_queue.first().map(|(at, _)| *at);
+        let order = self.retire_queue.first().map(|(at, _)| at);
         let key = self.key_queue.first().map(|(at, _, _)| *at);
         order.into_iter().chain(key).min()
     }
 
     pub(crate) fn due_retirements(&self, now: Timestamp) -> impl Iterator<Item = OrderId> + '_ {
-        self.retire_queue
-            .iter()
-            .take_while(move |(at, _)| *at <= now)
-            .map(|(_, id)| *id)
+        self.retire_queue.due(now).map(|(_, id)| id)
     }
 
     pub(crate) fn due_keys(
@@ -199,7 +205,7 @@ impl ShardCore {
 
     /// The earliest instant at which a reservation is due to expire.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiry_queue.first().map(|(at, _)| *at)
+        self.expiry_queue.first().map(|(at, _)| at)
     }
 
     pub(crate) fn allocate_order_id(&mut self) -> OrderId {
@@ -221,10 +227,7 @@ impl ShardCore {
     }
 
     pub(crate) fn due_reservations(&self, now: Timestamp) -> impl Iterator<Item = OrderId> + '_ {
-        self.expiry_queue
-            .iter()
-            .take_while(move |(at, _)| *at <= now)
-            .map(|(_, id)| *id)
+        self.expiry_queue.due(now).map(|(_, id)| id)
     }
 
     /// Decides a command at `now`, applies its events, and returns the reply and
@@ -384,8 +387,15 @@ impl ShardCore {
         sku.reserved += quantity;
         sku.hold(&order.customer, quantity);
         sku.assert_invariants();
-        self.index_order(order);
-        self.orders.insert(order.id, order.clone());
+        // Every order of a SKU shares the SKU's id text.
+        let stored = Order {
+            sku: sku.id.clone(),
+            customer: order.customer.clone(),
+            idempotency_key: order.idempotency_key.clone(),
+            ..*order
+        };
+        self.index_order(&stored);
+        self.orders.insert(stored.id, stored);
         Ok(())
     }
 

@@ -1,7 +1,12 @@
 //! Identifiers and values of the order domain, validated once at construction.
 
 use std::fmt;
+use std::sync::Arc;
 
+use bincode::de::read::Reader;
+use bincode::de::Decoder;
+use bincode::enc::Encoder;
+use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
 
 /// Milliseconds since the Unix epoch, UTC. The core never reads a clock: every
@@ -71,9 +76,64 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Shared text of an id: a clone is a reference count, not a copy, so an
+/// order, its event, its reply and the shard's indexes hold one allocation.
+/// Logged and compared as the text itself (bincode writes it as a `String`).
+type SharedText = Arc<str>;
+
+/// Writes an id as bincode writes a `String`: the log's format.
+fn encode_text<E: Encoder>(text: &str, encoder: &mut E) -> Result<(), EncodeError> {
+    text.encode(encoder)
+}
+
+/// Reads an id as bincode reads a `String` (length, then UTF-8 bytes, within
+/// the decoder's limit), into one allocation.
+fn decode_text<D: Decoder>(decoder: &mut D) -> Result<SharedText, DecodeError> {
+    let length = u64::decode(decoder)?;
+    let length = usize::try_from(length).map_err(|_| DecodeError::OutsideUsizeRange(length))?;
+    decoder.claim_container_read::<u8>(length)?;
+    if length > ID_LENGTH_MAX {
+        // Longer than any validator lets through; read it the general way.
+        let mut bytes = vec![0; length];
+        decoder.reader().read(&mut bytes)?;
+        let text = String::from_utf8(bytes).map_err(|e| DecodeError::Utf8 {
+            inner: e.utf8_error(),
+        })?;
+        return Ok(SharedText::from(text));
+    }
+    let mut buffer = [0; ID_LENGTH_MAX];
+    let bytes = &mut buffer[..length];
+    decoder.reader().read(bytes)?;
+    let text = std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
+    Ok(SharedText::from(text))
+}
+
+/// An id type held as `SharedText`, encoded as a `String`.
+macro_rules! shared_text_codec {
+    ($id:ident) => {
+        impl Encode for $id {
+            fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+                encode_text(&self.0, encoder)
+            }
+        }
+
+        impl<Context> Decode<Context> for $id {
+            fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Self, DecodeError> {
+                decode_text(decoder).map($id)
+            }
+        }
+
+        bincode::impl_borrow_decode!($id);
+    };
+}
+
+shared_text_codec!(SkuId);
+shared_text_codec!(CustomerId);
+shared_text_codec!(IdempotencyKey);
+
 /// A SKU id: 1 to 64 characters of `A-Za-z0-9._-`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct SkuId(String);
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SkuId(SharedText);
 
 impl SkuId {
     pub fn parse(value: &str) -> Result<SkuId, InvalidField> {
@@ -84,7 +144,7 @@ impl SkuId {
                 "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
             ));
         }
-        Ok(SkuId(value.to_owned()))
+        Ok(SkuId(SharedText::from(value)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -129,19 +189,19 @@ fn printable(c: char) -> bool {
     )
 }
 
-fn parse_printable(field: &'static str, value: &str) -> Result<String, InvalidField> {
+fn parse_printable(field: &'static str, value: &str) -> Result<SharedText, InvalidField> {
     if value.is_empty() || value.len() > ID_LENGTH_MAX || !value.chars().all(printable) {
         return Err(InvalidField::new(
             field,
             "must be 1 to 64 bytes of printable characters (no control, format such as zero-width or bidirectional, line or paragraph separator, private-use or unassigned characters)",
         ));
     }
-    Ok(value.to_owned())
+    Ok(SharedText::from(value))
 }
 
 /// A customer id: 1 to 64 bytes of printable characters.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct CustomerId(String);
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomerId(SharedText);
 
 impl CustomerId {
     pub fn parse(value: &str) -> Result<CustomerId, InvalidField> {
@@ -155,8 +215,8 @@ impl CustomerId {
 
 /// A client-chosen key that makes retries of one order safe: 1 to 64 bytes of
 /// printable characters, scoped to the customer.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct IdempotencyKey(String);
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IdempotencyKey(SharedText);
 
 impl IdempotencyKey {
     pub fn parse(value: &str) -> Result<IdempotencyKey, InvalidField> {
