@@ -49,8 +49,7 @@ fn orders(skus: usize, count: u64) -> Vec<Command> {
             Command::PlaceOrder(PlaceOrder {
                 sku: SkuId::parse(&format!("SKU-{}", n as usize % skus)).expect("a valid SKU id"),
                 quantity: 1,
-                customer: CustomerId::parse(&format!("customer-{n}"))
-                    .expect("a valid customer id"),
+                customer: CustomerId::parse(&format!("customer-{n}")).expect("a valid customer id"),
                 idempotency_key: None,
             })
         })
@@ -67,7 +66,9 @@ fn place_orders(core: &mut ShardCore, commands: Vec<Command>) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let skus: usize = args.next().map_or(1, |a| a.parse().expect("skus: a number"));
+    let skus: usize = args
+        .next()
+        .map_or(1, |a| a.parse().expect("skus: a number"));
     let count: u64 = args
         .next()
         .map_or(10_000, |a| a.parse().expect("orders: a number"));
@@ -82,7 +83,11 @@ fn main() {
         let started = std::time::Instant::now();
         place_orders(&mut core, commands);
         nanos_per_order.push(started.elapsed().as_nanos() as f64 / count as f64);
-        assert_eq!(core.live_order_count() as u64, count, "every order reserved");
+        assert_eq!(
+            core.live_order_count() as u64,
+            count,
+            "every order reserved"
+        );
     }
     nanos_per_order.sort_by(f64::total_cmp);
     let fastest = nanos_per_order[0];

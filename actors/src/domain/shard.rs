@@ -2,7 +2,7 @@
 //! events change state (here). Live execution and replay share `apply`, so a
 //! replayed log rebuilds exactly the state the primary had.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use bincode::{Decode, Encode};
 
@@ -12,19 +12,11 @@ use super::event::Event;
 use super::order::{Order, OrderStatus};
 use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
-use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
+use super::types::{CustomerId, IdMap, IdempotencyKey, OrderId, SkuId, Timestamp};
 
 /// Customers per `SettledImage` in a checkpoint, so one SKU with many buyers
 /// never makes one huge chunk.
 pub const SETTLED_CUSTOMERS_PER_IMAGE: usize = 8_192;
-
-/// A map keyed by ids no buyer chooses: order ids (the shard numbers them) and
-/// SKU ids (an operator creates them; a buyer's unknown id only misses). It
-/// hashes with foldhash, randomly seeded per map, several times faster than
-/// SipHash on these short keys. Maps keyed by what buyers send (customer ids,
-/// idempotency keys) keep the standard library's SipHash-1-3, whose keys an
-/// attacker cannot learn from timing to make ids collide.
-pub(crate) type AssignedKeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Limits and identity of one shard.
 #[derive(Clone, Debug)]
@@ -76,12 +68,12 @@ pub struct SkuImage {
 
 pub struct ShardCore {
     config: ShardConfig,
-    skus: AssignedKeyMap<SkuId, Sku>,
+    skus: IdMap<SkuId, Sku>,
     /// Orders in memory: live ones, and finished ones within their retention.
-    orders: AssignedKeyMap<OrderId, Order>,
+    orders: IdMap<OrderId, Order>,
     /// Orders in memory that hold stock (reserved or confirmed).
     live_orders: usize,
-    by_idempotency_key: HashMap<(CustomerId, IdempotencyKey), KeyEntry>,
+    by_idempotency_key: IdMap<(CustomerId, IdempotencyKey), KeyEntry>,
     /// Reserved orders by expiry time.
     expiry_queue: DueQueue,
     /// Confirmed and finished orders in memory, by when they may leave it.
@@ -89,7 +81,7 @@ pub struct ShardCore {
     /// Keys whose order left memory, by when they may be forgotten.
     key_queue: BTreeSet<(Timestamp, CustomerId, IdempotencyKey)>,
     /// Per SKU, the units of settled orders (confirmed orders that left memory).
-    settled: AssignedKeyMap<SkuId, Settled>,
+    settled: IdMap<SkuId, Settled>,
     /// Orders that left memory since the shell last took them: it archives them.
     retired: Vec<Order>,
     /// Keys forgotten since the shell last took them.
@@ -103,14 +95,14 @@ impl ShardCore {
         assert!(config.expiry_batch_max > 0);
         ShardCore {
             config,
-            skus: AssignedKeyMap::default(),
-            orders: AssignedKeyMap::default(),
+            skus: IdMap::default(),
+            orders: IdMap::default(),
             live_orders: 0,
-            by_idempotency_key: HashMap::new(),
+            by_idempotency_key: IdMap::default(),
             expiry_queue: DueQueue::new(),
             retire_queue: DueQueue::new(),
             key_queue: BTreeSet::new(),
-            settled: AssignedKeyMap::default(),
+            settled: IdMap::default(),
             retired: Vec::new(),
             forgotten: Vec::new(),
             next_order_number: 1,
@@ -591,7 +583,7 @@ impl ShardCore {
             }
             core.skus.insert(image.id, sku);
         }
-        let mut implied: HashMap<SkuId, (u64, u64)> = HashMap::new();
+        let mut implied: IdMap<SkuId, (u64, u64)> = IdMap::default();
         for image in retained.settled {
             let sku = core.skus.get_mut(&image.sku).ok_or_else(|| {
                 inconsistent(format!("settled units name unknown sku {}", image.sku))
@@ -619,7 +611,7 @@ impl ShardCore {
             }
             core.index_key(retained.customer, retained.key, retained.entry)?;
         }
-        for order in orders {
+        for mut order in orders {
             let quantity = u64::from(order.quantity);
             let sku = core.skus.get_mut(&order.sku).ok_or_else(|| {
                 inconsistent(format!(
@@ -636,6 +628,8 @@ impl ShardCore {
             if order.status.holds_stock() {
                 sku.hold(&order.customer, quantity);
             }
+            // Every order of a SKU shares the SKU's id text.
+            order.sku = sku.id.clone();
             if core.orders.contains_key(&order.id) {
                 return Err(inconsistent(format!("order {} stored twice", order.id)));
             }
@@ -653,6 +647,9 @@ impl ShardCore {
             core.index_order(&order);
             core.orders.insert(order.id, order);
         }
+        // A checkpoint lists orders in no particular order.
+        core.expiry_queue.sort_in();
+        core.retire_queue.sort_in();
         for sku in core.skus.values() {
             let (reserved, sold) = implied.get(&sku.id).copied().unwrap_or((0, 0));
             if (reserved, sold) != (sku.reserved, sku.sold) {
@@ -668,7 +665,7 @@ impl ShardCore {
     /// Checks every SKU's counters against its orders. O(orders): for tests and
     /// recovery, not the order path.
     pub fn assert_consistent(&self) {
-        let mut implied: HashMap<&SkuId, (u64, u64, HashMap<&CustomerId, u64>)> = HashMap::new();
+        let mut implied: IdMap<&SkuId, (u64, u64, IdMap<&CustomerId, u64>)> = IdMap::default();
         for (sku, settled) in &self.settled {
             let entry = implied.entry(sku).or_default();
             entry.1 += settled.sold;

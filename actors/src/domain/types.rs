@@ -1,13 +1,10 @@
 //! Identifiers and values of the order domain, validated once at construction.
 
 use std::fmt;
-use std::sync::Arc;
 
-use bincode::de::read::Reader;
-use bincode::de::Decoder;
-use bincode::enc::Encoder;
-use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
+
+use super::text::{same_text, text_codec, KeyedText, SharedText};
 
 /// Milliseconds since the Unix epoch, UTC. The core never reads a clock: every
 /// command carries the `now` its shell observed.
@@ -76,64 +73,38 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Shared text of an id: a clone is a reference count, not a copy, so an
-/// order, its event, its reply and the shard's indexes hold one allocation.
-/// Logged and compared as the text itself (bincode writes it as a `String`).
-type SharedText = Arc<str>;
+/// The hasher of every map the core keys by ids: foldhash, seeded per map,
+/// several times faster than SipHash on these short keys. It needs no
+/// protection against ids made to collide (HashDoS): no buyer chooses what it
+/// hashes. Order ids are numbered by the shard; SKU ids are created by an
+/// operator (a buyer naming an unknown SKU only misses); customer ids and
+/// idempotency keys hash as their keyed SipHash, computed once when they are
+/// made (see `text`).
+pub type IdHasher = foldhash::fast::RandomState;
 
-/// Writes an id as bincode writes a `String`: the log's format.
-fn encode_text<E: Encoder>(text: &str, encoder: &mut E) -> Result<(), EncodeError> {
-    text.encode(encoder)
-}
+/// A map keyed by ids (see `IdHasher`).
+pub type IdMap<K, V> = std::collections::HashMap<K, V, IdHasher>;
 
-/// Reads an id as bincode reads a `String` (length, then UTF-8 bytes, within
-/// the decoder's limit), into one allocation.
-fn decode_text<D: Decoder>(decoder: &mut D) -> Result<SharedText, DecodeError> {
-    let length = u64::decode(decoder)?;
-    let length = usize::try_from(length).map_err(|_| DecodeError::OutsideUsizeRange(length))?;
-    decoder.claim_container_read::<u8>(length)?;
-    if length > ID_LENGTH_MAX {
-        // Longer than any validator lets through; read it the general way.
-        let mut bytes = vec![0; length];
-        decoder.reader().read(&mut bytes)?;
-        let text = String::from_utf8(bytes).map_err(|e| DecodeError::Utf8 {
-            inner: e.utf8_error(),
-        })?;
-        return Ok(SharedText::from(text));
-    }
-    let mut buffer = [0; ID_LENGTH_MAX];
-    let bytes = &mut buffer[..length];
-    decoder.reader().read(bytes)?;
-    let text = std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
-    Ok(SharedText::from(text))
-}
-
-/// An id type held as `SharedText`, encoded as a `String`.
-macro_rules! shared_text_codec {
-    ($id:ident) => {
-        impl Encode for $id {
-            fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
-                encode_text(&self.0, encoder)
-            }
-        }
-
-        impl<Context> Decode<Context> for $id {
-            fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Self, DecodeError> {
-                decode_text(decoder).map($id)
-            }
-        }
-
-        bincode::impl_borrow_decode!($id);
-    };
-}
-
-shared_text_codec!(SkuId);
-shared_text_codec!(CustomerId);
-shared_text_codec!(IdempotencyKey);
+// Ids are logged as bincode logs a `String` (see `text`).
+text_codec!(SkuId);
+text_codec!(CustomerId);
+text_codec!(IdempotencyKey);
 
 /// A SKU id: 1 to 64 characters of `A-Za-z0-9._-`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Eq, PartialOrd, Ord)]
 pub struct SkuId(SharedText);
+
+impl PartialEq for SkuId {
+    fn eq(&self, other: &SkuId) -> bool {
+        same_text(&self.0, &other.0)
+    }
+}
+
+impl std::hash::Hash for SkuId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl SkuId {
     pub fn parse(value: &str) -> Result<SkuId, InvalidField> {
@@ -145,6 +116,10 @@ impl SkuId {
             ));
         }
         Ok(SkuId(SharedText::from(value)))
+    }
+
+    fn from_text(text: SharedText) -> SkuId {
+        SkuId(text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -189,42 +164,51 @@ fn printable(c: char) -> bool {
     )
 }
 
-fn parse_printable(field: &'static str, value: &str) -> Result<SharedText, InvalidField> {
+fn parse_printable(field: &'static str, value: &str) -> Result<KeyedText, InvalidField> {
     if value.is_empty() || value.len() > ID_LENGTH_MAX || !value.chars().all(printable) {
         return Err(InvalidField::new(
             field,
             "must be 1 to 64 bytes of printable characters (no control, format such as zero-width or bidirectional, line or paragraph separator, private-use or unassigned characters)",
         ));
     }
-    Ok(SharedText::from(value))
+    Ok(KeyedText::new(SharedText::from(value)))
 }
 
-/// A customer id: 1 to 64 bytes of printable characters.
+/// A customer id: 1 to 64 bytes of printable characters. Buyers choose it, so
+/// it hashes with a keyed hash computed once (see `text`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CustomerId(SharedText);
+pub struct CustomerId(KeyedText);
 
 impl CustomerId {
     pub fn parse(value: &str) -> Result<CustomerId, InvalidField> {
         parse_printable("customer_id", value).map(CustomerId)
     }
 
+    fn from_text(text: SharedText) -> CustomerId {
+        CustomerId(KeyedText::new(text))
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 /// A client-chosen key that makes retries of one order safe: 1 to 64 bytes of
-/// printable characters, scoped to the customer.
+/// printable characters, scoped to the customer. Hashed like a customer id.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IdempotencyKey(SharedText);
+pub struct IdempotencyKey(KeyedText);
 
 impl IdempotencyKey {
     pub fn parse(value: &str) -> Result<IdempotencyKey, InvalidField> {
         parse_printable("Idempotency-Key", value).map(IdempotencyKey)
     }
 
+    fn from_text(text: SharedText) -> IdempotencyKey {
+        IdempotencyKey(KeyedText::new(text))
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
