@@ -57,9 +57,9 @@ impl Entry {
 /// Entries `(instant, order id)`, each at most once, read in key order.
 ///
 /// Guarantees: `first` and `due` see exactly the inserted and not removed
-/// keys, in ascending order; memory stays within twice the live entries (plus
-/// `REMOVED_BEFORE_COMPACTION_MIN`); an insert in order is O(1), a removal
-/// O(log n) and O(1) at the front.
+/// keys, in ascending order; the deque holds at most twice the live entries
+/// (plus `REMOVED_BEFORE_COMPACTION_MIN`); an insert in order is O(1), a
+/// removal O(log n) and O(1) at the front.
 #[derive(Clone, Debug, Default)]
 pub struct DueQueue {
     /// Strictly ascending keys; `removed` ones are skipped when read.
@@ -164,8 +164,9 @@ impl DueQueue {
         self.drop_removed_front();
         if self.removed >= REMOVED_BEFORE_COMPACTION_MIN && self.removed * 2 >= self.in_order.len()
         {
+            // The capacity stays, as a hash table's does: the queue will
+            // likely hold as many again.
             self.in_order.retain(|entry| !entry.removed);
-            self.in_order.shrink_to(self.in_order.len() * 2);
             self.removed = 0;
         }
     }

@@ -32,6 +32,7 @@ pub(crate) struct KeyedText {
 
 /// Whether two shared texts are equal; copies of one id compare without
 /// reading the text.
+#[inline]
 pub(crate) fn same_text(a: &SharedText, b: &SharedText) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
@@ -56,6 +57,7 @@ impl KeyedText {
 }
 
 impl PartialEq for KeyedText {
+    #[inline]
     fn eq(&self, other: &KeyedText) -> bool {
         self.hash == other.hash && same_text(&self.text, &other.text)
     }
@@ -76,6 +78,7 @@ impl Ord for KeyedText {
 }
 
 impl Hash for KeyedText {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash);
     }

@@ -95,12 +95,14 @@ text_codec!(IdempotencyKey);
 pub struct SkuId(SharedText);
 
 impl PartialEq for SkuId {
+    #[inline]
     fn eq(&self, other: &SkuId) -> bool {
         same_text(&self.0, &other.0)
     }
 }
 
 impl std::hash::Hash for SkuId {
+    #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
