@@ -141,18 +141,6 @@ impl DueQueue {
         }
     }
 
-    /// Moves every live entry onto the deque, so that after a load in another
-    /// order (a restore) the entries that follow in order append again.
-    pub fn sort_in(&mut self) {
-        if self.out_of_order.is_empty() && self.removed == 0 {
-            return;
-        }
-        let in_order: VecDeque<Entry> = self.iter().map(Entry::new).collect();
-        self.in_order = in_order;
-        self.removed = 0;
-        self.out_of_order.clear();
-    }
-
     fn drop_removed_front(&mut self) {
         while self.in_order.front().is_some_and(|entry| entry.removed) {
             self.in_order.pop_front();
@@ -219,7 +207,6 @@ mod tests {
         /// Removes the n-th live key (modulo the count), or a key not there.
         Remove(usize),
         RemoveAbsent(u64, u64),
-        SortIn,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -229,7 +216,6 @@ mod tests {
             6 => (0u64..400).prop_map(|n| Step::Insert(1_000 + n, n)),
             5 => (0usize..1_000).prop_map(Step::Remove),
             1 => (0u64..2_000, 0u64..400).prop_map(|(at, n)| Step::RemoveAbsent(at, n)),
-            1 => Just(Step::SortIn),
         ]
     }
 
@@ -258,10 +244,6 @@ mod tests {
                     Step::RemoveAbsent(at, n) => {
                         let k = key(at, n);
                         prop_assert_eq!(queue.remove(&k), model.remove(&k));
-                    }
-                    Step::SortIn => {
-                        queue.sort_in();
-                        prop_assert!(queue.out_of_order.is_empty());
                     }
                 }
                 prop_assert_eq!(queue.len(), model.len());

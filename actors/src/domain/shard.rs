@@ -647,9 +647,6 @@ impl ShardCore {
             core.index_order(&order);
             core.orders.insert(order.id, order);
         }
-        // A checkpoint lists orders in no particular order.
-        core.expiry_queue.sort_in();
-        core.retire_queue.sort_in();
         for sku in core.skus.values() {
             let (reserved, sold) = implied.get(&sku.id).copied().unwrap_or((0, 0));
             if (reserved, sold) != (sku.reserved, sku.sold) {
