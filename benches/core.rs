@@ -2,7 +2,8 @@
 //! reservations per second of the I/O-free shard core (one hot SKU, and spread
 //! over many), and encoding plus checksumming of log records.
 //!
-//! `cargo bench --bench core`
+//! `cargo bench --bench core`; instructions per reservation:
+//! `scripts/count-core.sh`.
 
 use std::hint::black_box;
 
@@ -10,43 +11,14 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use flashgate_actors::codec::{encode_log_entry, LogEntry};
 use flashgate_actors::domain::*;
 
-const ORDERS: u64 = 10_000;
+#[path = "common/core_load.rs"]
+mod core_load;
 
-fn shard_with(skus: usize) -> ShardCore {
-    let mut core = ShardCore::new(ShardConfig {
-        shard: 0,
-        epoch: 1,
-        orders_max: 10_000_000,
-        expiry_batch_max: 1_024,
-        retention: Retention::default(),
-    });
-    for sku in 0..skus {
-        let put = Command::PutSku(PutSku {
-            sku: SkuId::parse(&format!("SKU-{sku}")).unwrap(),
-            stock: Some(STOCK_MAX),
-            settings: SkuSettings {
-                per_customer_limit: Some(5),
-                ..SkuSettings::default()
-            },
-        });
-        core.execute(put, Timestamp(0)).reply.unwrap();
-    }
-    core
-}
+use core_load::{orders, place_orders, shard_with, warm_shard_with, ORDERS};
 
-fn orders(skus: usize) -> Vec<Command> {
-    (0..ORDERS)
-        .map(|n| {
-            Command::PlaceOrder(PlaceOrder {
-                sku: SkuId::parse(&format!("SKU-{}", n as usize % skus)).unwrap(),
-                quantity: 1,
-                customer: CustomerId::parse(&format!("customer-{n}")).unwrap(),
-                idempotency_key: None,
-            })
-        })
-        .collect()
-}
-
+/// `<n>_skus`: a fresh shard, whose tables grow from empty in every measured
+/// run; `<n>_skus_warm`: a shard whose tables have already grown (a running
+/// shard's case). See docs/PERFORMANCE.md.
 fn reservations(c: &mut Criterion) {
     let mut group = c.benchmark_group("core_reservations");
     group.throughput(Throughput::Elements(ORDERS));
@@ -55,9 +27,19 @@ fn reservations(c: &mut Criterion) {
             b.iter_batched(
                 || (shard_with(skus), orders(skus)),
                 |(mut core, commands)| {
-                    for command in commands {
-                        black_box(core.execute(command, Timestamp(1)));
-                    }
+                    place_orders(&mut core, commands);
+                    core
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    for skus in [1, 64] {
+        group.bench_function(format!("{skus}_skus_warm"), |b| {
+            b.iter_batched(
+                || (warm_shard_with(skus, ORDERS), orders(skus)),
+                |(mut core, commands)| {
+                    place_orders(&mut core, commands);
                     core
                 },
                 BatchSize::LargeInput,

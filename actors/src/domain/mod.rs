@@ -2,11 +2,13 @@
 //! the events to log come out. No clocks, threads, sockets or disk.
 
 pub mod command;
+pub mod due;
 pub mod event;
 pub mod order;
 pub mod retention;
 pub mod shard;
 pub mod sku;
+mod text;
 pub mod types;
 
 pub use command::{
@@ -17,4 +19,6 @@ pub use order::{Order, OrderStatus};
 pub use retention::{answer_archived, KeyEntry, RetainedImage, RetainedKey, Retention};
 pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage};
 pub use sku::{Sku, SkuSettings, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
-pub use types::{CustomerId, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp};
+pub use types::{
+    CustomerId, IdHasher, IdMap, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp,
+};

@@ -17,13 +17,11 @@
 //! Leaving memory is decided by the primary's clock and logged, like expiry:
 //! replay and a standby apply the same events and hold the same state.
 
-use std::collections::HashMap;
-
 use bincode::{Decode, Encode};
 
 use super::command::{CoreError, Reply};
 use super::order::{Order, OrderStatus};
-use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
+use super::types::{CustomerId, IdMap, IdempotencyKey, OrderId, SkuId, Timestamp};
 
 /// Most order ids one `OrdersRetired` event names: the largest such event
 /// (every id at its largest varint) stays far below a log record's limit.
@@ -114,7 +112,7 @@ pub struct RetainedKey {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settled {
     pub sold: u64,
-    pub by_customer: HashMap<CustomerId, u64>,
+    pub by_customer: IdMap<CustomerId, u64>,
 }
 
 /// A SKU's settled units, as a checkpoint stores them (a SKU with many

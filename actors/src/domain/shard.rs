@@ -3,16 +3,17 @@
 //! replayed log rebuilds exactly the state the primary had.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use bincode::{Decode, Encode};
 
 use super::command::{Command, CoreError, Reply};
+use super::due::DueQueue;
 use super::event::Event;
 use super::order::{Order, OrderStatus};
 use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
-use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
+use super::types::{CustomerId, IdMap, IdempotencyKey, OrderId, SkuId, Timestamp};
 
 /// Customers per `SettledImage` in a checkpoint, so one SKU with many buyers
 /// never makes one huge chunk.
@@ -68,20 +69,20 @@ pub struct SkuImage {
 
 pub struct ShardCore {
     config: ShardConfig,
-    skus: HashMap<SkuId, Sku>,
+    skus: IdMap<SkuId, Sku>,
     /// Orders in memory: live ones, and finished ones within their retention.
-    orders: HashMap<OrderId, Order>,
+    orders: IdMap<OrderId, Order>,
     /// Orders in memory that hold stock (reserved or confirmed).
     live_orders: usize,
-    by_idempotency_key: HashMap<(CustomerId, IdempotencyKey), KeyEntry>,
+    by_idempotency_key: IdMap<(CustomerId, IdempotencyKey), KeyEntry>,
     /// Reserved orders by expiry time.
-    expiry_queue: BTreeSet<(Timestamp, OrderId)>,
+    expiry_queue: DueQueue,
     /// Confirmed and finished orders in memory, by when they may leave it.
-    retire_queue: BTreeSet<(Timestamp, OrderId)>,
+    retire_queue: DueQueue,
     /// Keys whose order left memory, by when they may be forgotten.
     key_queue: BTreeSet<(Timestamp, CustomerId, IdempotencyKey)>,
     /// Per SKU, the units of settled orders (confirmed orders that left memory).
-    settled: HashMap<SkuId, Settled>,
+    settled: IdMap<SkuId, Settled>,
     /// Orders that left memory since the shell last took them: it archives them.
     retired: Vec<Order>,
     /// Keys forgotten since the shell last took them.
@@ -95,14 +96,14 @@ impl ShardCore {
         assert!(config.expiry_batch_max > 0);
         ShardCore {
             config,
-            skus: HashMap::new(),
-            orders: HashMap::new(),
+            skus: IdMap::default(),
+            orders: IdMap::default(),
             live_orders: 0,
-            by_idempotency_key: HashMap::new(),
-            expiry_queue: BTreeSet::new(),
-            retire_queue: BTreeSet::new(),
+            by_idempotency_key: IdMap::default(),
+            expiry_queue: DueQueue::new(),
+            retire_queue: DueQueue::new(),
             key_queue: BTreeSet::new(),
-            settled: HashMap::new(),
+            settled: IdMap::default(),
             retired: Vec::new(),
             forgotten: Vec::new(),
             next_order_number: 1,
@@ -183,16 +184,13 @@ impl ShardCore {
 
     /// The earliest instant at which an order or a key may leave memory.
     pub fn next_retirement(&self) -> Option<Timestamp> {
-        let order = self.retire_queue.first().map(|(at, _)| *at);
+        let order = self.retire_queue.first().map(|(at, _)| at);
         let key = self.key_queue.first().map(|(at, _, _)| *at);
         order.into_iter().chain(key).min()
     }
 
     pub(crate) fn due_retirements(&self, now: Timestamp) -> impl Iterator<Item = OrderId> + '_ {
-        self.retire_queue
-            .iter()
-            .take_while(move |(at, _)| *at <= now)
-            .map(|(_, id)| *id)
+        self.retire_queue.due(now).map(|(_, id)| id)
     }
 
     pub(crate) fn due_keys(
@@ -207,7 +205,7 @@ impl ShardCore {
 
     /// The earliest instant at which a reservation is due to expire.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiry_queue.first().map(|(at, _)| *at)
+        self.expiry_queue.first().map(|(at, _)| at)
     }
 
     pub(crate) fn allocate_order_id(&mut self) -> OrderId {
@@ -229,10 +227,7 @@ impl ShardCore {
     }
 
     pub(crate) fn due_reservations(&self, now: Timestamp) -> impl Iterator<Item = OrderId> + '_ {
-        self.expiry_queue
-            .iter()
-            .take_while(move |(at, _)| *at <= now)
-            .map(|(_, id)| *id)
+        self.expiry_queue.due(now).map(|(_, id)| id)
     }
 
     /// Decides a command at `now`, applies its events, and returns the reply and
@@ -392,8 +387,15 @@ impl ShardCore {
         sku.reserved += quantity;
         sku.hold(&order.customer, quantity);
         sku.assert_invariants();
-        self.index_order(order);
-        self.orders.insert(order.id, order.clone());
+        // Every order of a SKU shares the SKU's id text.
+        let stored = Order {
+            sku: sku.id.clone(),
+            customer: order.customer.clone(),
+            idempotency_key: order.idempotency_key.clone(),
+            ..*order
+        };
+        self.index_order(&stored);
+        self.orders.insert(stored.id, stored);
         Ok(())
     }
 
@@ -589,7 +591,7 @@ impl ShardCore {
             }
             core.skus.insert(image.id, sku);
         }
-        let mut implied: HashMap<SkuId, (u64, u64)> = HashMap::new();
+        let mut implied: IdMap<SkuId, (u64, u64)> = IdMap::default();
         for image in retained.settled {
             let sku = core.skus.get_mut(&image.sku).ok_or_else(|| {
                 inconsistent(format!("settled units name unknown sku {}", image.sku))
@@ -638,10 +640,10 @@ impl ShardCore {
     fn restore_orders(
         &mut self,
         orders: Vec<Order>,
-        implied: &mut HashMap<SkuId, (u64, u64)>,
+        implied: &mut IdMap<SkuId, (u64, u64)>,
     ) -> Result<(), InconsistentEvent> {
         let mut skus: Vec<(&SkuId, &mut Sku)> = self.skus.iter_mut().collect();
-        let positions: HashMap<&SkuId, usize> = skus
+        let positions: IdMap<&SkuId, usize> = skus
             .iter()
             .enumerate()
             .map(|(position, (id, _))| (*id, position))
@@ -670,7 +672,9 @@ impl ShardCore {
         let mut counts = vec![(0u64, 0u64); skus.len()];
         let mut expiring = Vec::new();
         let mut retiring = Vec::new();
-        for (order, position) in orders.into_iter().zip(sku_of) {
+        for (mut order, position) in orders.into_iter().zip(sku_of) {
+            // Every order of a SKU shares the SKU's id text.
+            order.sku = skus[position].0.clone();
             let slot = match self.orders.entry(order.id) {
                 Entry::Occupied(_) => {
                     return Err(inconsistent(format!("order {} stored twice", order.id)))
@@ -729,8 +733,15 @@ impl ShardCore {
                 sku.held_by_customer.shrink_to_fit();
             }
         }
-        extend_sorted(&mut self.expiry_queue, expiring);
-        extend_sorted(&mut self.retire_queue, retiring);
+        // Inserted in order, each lands at the end of its queue's sorted run.
+        expiring.sort_unstable();
+        for key in expiring {
+            self.expiry_queue.insert(key);
+        }
+        retiring.sort_unstable();
+        for key in retiring {
+            self.retire_queue.insert(key);
+        }
         Ok(())
     }
 
@@ -739,11 +750,12 @@ impl ShardCore {
     pub fn assert_consistent(&self) {
         // Sized up front from what the SKUs say they hold: if the orders
         // imply other holders, the comparison below fails anyway.
-        let mut implied: HashMap<&SkuId, (u64, u64, HashMap<&CustomerId, u64>)> = self
+        let mut implied: IdMap<&SkuId, (u64, u64, IdMap<&CustomerId, u64>)> = self
             .skus
             .values()
             .map(|sku| {
-                let held = HashMap::with_capacity(sku.held_by_customer.len());
+                let mut held = IdMap::default();
+                held.reserve(sku.held_by_customer.len());
                 (&sku.id, (0, 0, held))
             })
             .collect();
@@ -812,13 +824,3 @@ impl ShardCore {
     }
 }
 
-/// Adds `items` to `set`: when the set is empty, built at once from the
-/// sorted items (far cheaper than an insert per item).
-fn extend_sorted<T: Ord>(set: &mut BTreeSet<T>, mut items: Vec<T>) {
-    items.sort_unstable();
-    if set.is_empty() {
-        *set = items.into_iter().collect();
-    } else {
-        set.extend(items);
-    }
-}

@@ -1,10 +1,8 @@
 //! A SKU's settings and its stock counters.
 
-use std::collections::HashMap;
-
 use bincode::{Decode, Encode};
 
-use super::types::{CustomerId, SkuId, Timestamp};
+use super::types::{CustomerId, IdMap, SkuId, Timestamp};
 
 /// Default number of seconds a reservation holds stock before it expires.
 pub const RESERVATION_TTL_SECS_DEFAULT: u32 = 600;
@@ -52,7 +50,7 @@ pub struct Sku {
     pub sold: u64,
     pub settings: SkuSettings,
     /// Units each customer holds (reserved + confirmed); entries at zero are removed.
-    pub held_by_customer: HashMap<CustomerId, u64>,
+    pub held_by_customer: IdMap<CustomerId, u64>,
 }
 
 impl Sku {
@@ -64,7 +62,7 @@ impl Sku {
             reserved: 0,
             sold: 0,
             settings,
-            held_by_customer: HashMap::new(),
+            held_by_customer: IdMap::default(),
         }
     }
 

@@ -4,6 +4,8 @@ use std::fmt;
 
 use bincode::{Decode, Encode};
 
+use super::text::{same_text, text_codec, KeyedText, SharedText};
+
 /// Milliseconds since the Unix epoch, UTC. The core never reads a clock: every
 /// command carries the `now` its shell observed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
@@ -71,9 +73,40 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The hasher of every map the core keys by ids: foldhash, seeded per map,
+/// several times faster than SipHash on these short keys. It needs no
+/// protection against ids made to collide (HashDoS): no buyer chooses what it
+/// hashes. Order ids are numbered by the shard; SKU ids are created by an
+/// operator (a buyer naming an unknown SKU only misses); customer ids and
+/// idempotency keys hash as their keyed SipHash, computed once when they are
+/// made (see `text`).
+pub type IdHasher = foldhash::fast::RandomState;
+
+/// A map keyed by ids (see `IdHasher`).
+pub type IdMap<K, V> = std::collections::HashMap<K, V, IdHasher>;
+
+// Ids are logged as bincode logs a `String` (see `text`).
+text_codec!(SkuId);
+text_codec!(CustomerId);
+text_codec!(IdempotencyKey);
+
 /// A SKU id: 1 to 64 characters of `A-Za-z0-9._-`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct SkuId(String);
+#[derive(Clone, Debug, Eq, PartialOrd, Ord)]
+pub struct SkuId(SharedText);
+
+impl PartialEq for SkuId {
+    #[inline]
+    fn eq(&self, other: &SkuId) -> bool {
+        same_text(&self.0, &other.0)
+    }
+}
+
+impl std::hash::Hash for SkuId {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl SkuId {
     pub fn parse(value: &str) -> Result<SkuId, InvalidField> {
@@ -84,7 +117,11 @@ impl SkuId {
                 "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
             ));
         }
-        Ok(SkuId(value.to_owned()))
+        Ok(SkuId(SharedText::from(value)))
+    }
+
+    fn from_text(text: SharedText) -> SkuId {
+        SkuId(text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -129,42 +166,51 @@ fn printable(c: char) -> bool {
     )
 }
 
-fn parse_printable(field: &'static str, value: &str) -> Result<String, InvalidField> {
+fn parse_printable(field: &'static str, value: &str) -> Result<KeyedText, InvalidField> {
     if value.is_empty() || value.len() > ID_LENGTH_MAX || !value.chars().all(printable) {
         return Err(InvalidField::new(
             field,
             "must be 1 to 64 bytes of printable characters (no control, format such as zero-width or bidirectional, line or paragraph separator, private-use or unassigned characters)",
         ));
     }
-    Ok(value.to_owned())
+    Ok(KeyedText::new(SharedText::from(value)))
 }
 
-/// A customer id: 1 to 64 bytes of printable characters.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct CustomerId(String);
+/// A customer id: 1 to 64 bytes of printable characters. Buyers choose it, so
+/// it hashes with a keyed hash computed once (see `text`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomerId(KeyedText);
 
 impl CustomerId {
     pub fn parse(value: &str) -> Result<CustomerId, InvalidField> {
         parse_printable("customer_id", value).map(CustomerId)
     }
 
+    fn from_text(text: SharedText) -> CustomerId {
+        CustomerId(KeyedText::new(text))
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 /// A client-chosen key that makes retries of one order safe: 1 to 64 bytes of
-/// printable characters, scoped to the customer.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-pub struct IdempotencyKey(String);
+/// printable characters, scoped to the customer. Hashed like a customer id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IdempotencyKey(KeyedText);
 
 impl IdempotencyKey {
     pub fn parse(value: &str) -> Result<IdempotencyKey, InvalidField> {
         parse_printable("Idempotency-Key", value).map(IdempotencyKey)
     }
 
+    fn from_text(text: SharedText) -> IdempotencyKey {
+        IdempotencyKey(KeyedText::new(text))
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 

@@ -104,7 +104,8 @@ impl Command {
         shard: &mut ShardCore,
         now: Timestamp,
     ) -> (Result<Reply, CoreError>, Vec<Event>) {
-        let mut events = Vec::new();
+        // Most commands decide one event.
+        let mut events = Vec::with_capacity(1);
         let reply = match self {
             Command::PutSku(command) => command.decide(shard, &mut events),
             Command::Restock(command) => command.decide(shard, &mut events),

@@ -1,7 +1,7 @@
 //! `PlaceOrder`: reserve units of a SKU for a customer. The single-owner decision
 //! that prevents oversell: the shard is the only writer of its SKUs' counters.
 
-use super::{apply_decided, order_reply, CoreError, Reply};
+use super::{apply_decided, CoreError, Reply};
 use crate::domain::event::Event;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
@@ -84,10 +84,12 @@ impl PlaceOrder {
             return Err(CoreError::OrderCapacityReached(shard.orders_max()));
         }
         let reserved_until = now.plus_secs(sku.settings.reservation_ttl_secs);
+        // The order shares the shard's text of its SKU id, as it will in memory.
+        let sku = sku.id.clone();
         let id = shard.allocate_order_id();
-        events.push(Event::OrderReserved(Order {
+        let order = Order {
             id,
-            sku: self.sku,
+            sku,
             quantity: self.quantity,
             customer: self.customer,
             status: OrderStatus::Reserved,
@@ -95,8 +97,15 @@ impl PlaceOrder {
             reserved_until,
             updated_at: now,
             idempotency_key: self.idempotency_key,
-        }));
+        };
+        // A new order is in memory exactly as its event carries it: the reply
+        // is the event's order, not a second look-up of the state.
+        let reply = Reply::Order {
+            order: order.clone(),
+            created: true,
+        };
+        events.push(Event::OrderReserved(order));
         apply_decided(shard, events);
-        Ok(order_reply(shard, &id, true))
+        Ok(reply)
     }
 }
