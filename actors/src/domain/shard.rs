@@ -823,4 +823,3 @@ impl ShardCore {
         assert!(implied.is_empty(), "orders name unknown SKUs");
     }
 }
-
