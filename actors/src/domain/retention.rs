@@ -100,6 +100,19 @@ pub struct KeyEntry {
     pub retired: bool,
 }
 
+impl KeyEntry {
+    /// The entry of a key whose order is in memory.
+    pub fn of(order: &Order) -> KeyEntry {
+        KeyEntry {
+            order: order.id,
+            sku: order.sku.clone(),
+            quantity: order.quantity,
+            created_at: order.created_at,
+            retired: false,
+        }
+    }
+}
+
 /// A key whose order left memory, as a checkpoint stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct RetainedKey {

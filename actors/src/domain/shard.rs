@@ -424,16 +424,8 @@ impl ShardCore {
     /// with a newly known order.
     fn index_order(&mut self, order: &Order) {
         if let Some(key) = &order.idempotency_key {
-            self.by_idempotency_key.insert(
-                (order.customer.clone(), key.clone()),
-                KeyEntry {
-                    order: order.id,
-                    sku: order.sku.clone(),
-                    quantity: order.quantity,
-                    created_at: order.created_at,
-                    retired: false,
-                },
-            );
+            self.by_idempotency_key
+                .insert((order.customer.clone(), key.clone()), KeyEntry::of(order));
         }
         if order.status == OrderStatus::Reserved {
             self.expiry_queue.insert((order.reserved_until, order.id));
@@ -703,13 +695,7 @@ impl ShardCore {
                         )))
                     }
                     Entry::Vacant(entry) => {
-                        entry.insert(KeyEntry {
-                            order: order.id,
-                            sku: order.sku.clone(),
-                            quantity: order.quantity,
-                            created_at: order.created_at,
-                            retired: false,
-                        });
+                        entry.insert(KeyEntry::of(&order));
                     }
                 }
             }
