@@ -210,8 +210,12 @@ fn walk_entry(
         }
         let start = bytes.len() - rest.len() + RECORD_HEADER_BYTES;
         visit(epoch, lsn, start..start + body.len());
-        expected += 1;
         rest = &rest[RECORD_HEADER_BYTES + body_len..];
+        if !rest.is_empty() {
+            expected = expected.checked_add(1).ok_or_else(|| {
+                StorageError::corrupt(expected, "a record follows the last possible LSN")
+            })?;
+        }
     }
     Ok(())
 }
@@ -297,6 +301,23 @@ mod tests {
         assert!(
             decode_entry(&bytes, 1, 2, &mut Vec::new()).is_err(),
             "body limit"
+        );
+    }
+
+    #[test]
+    fn a_record_after_the_last_possible_lsn_is_an_error_not_an_overflow() {
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, 1, u64::MAX, b"last");
+        encode_record(&mut bytes, 1, 0, b"wrapped");
+        let error = verify_entry(&bytes, u64::MAX, 1024).expect_err("no LSN follows u64::MAX");
+        assert!(
+            matches!(&error, StorageError::Corrupt { lsn: u64::MAX, reason } if reason.contains("last possible LSN")),
+            "{error}"
+        );
+        assert!(decode_entry(&bytes, u64::MAX, 1024, &mut Vec::new()).is_err());
+        assert_eq!(
+            verify_entry(&bytes[..RECORD_HEADER_BYTES + 4], u64::MAX, 1024).ok(),
+            Some(1)
         );
     }
 }

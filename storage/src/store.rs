@@ -349,13 +349,16 @@ impl Storage {
         after: Lsn,
         mut visit: impl FnMut(&Record) -> Result<(), E>,
     ) -> Result<(), E> {
-        let wanted = after + 1;
+        let Some(wanted) = after.checked_add(1) else {
+            return Ok(()); // no record can follow the last possible LSN
+        };
         // The record after `after` may sit inside a batch keyed by an earlier LSN.
         // Without such a batch, the log must resume exactly at `wanted`.
-        let (start, mut expected) = match self.inner.log.range(..=wanted.to_be_bytes()).next_back()
+        // `previous` is the last LSN the entry before the next one ended on.
+        let (start, mut previous) = match self.inner.log.range(..=wanted.to_be_bytes()).next_back()
         {
             Some(entry) => (lsn_of_key(&entry.map_err(StorageError::from)?.0)?, None),
-            None => (wanted, Some(wanted)),
+            None => (wanted, Some(after)),
         };
         // One record buffer for the whole scan: a replay reads millions.
         let mut spans = Vec::new();
@@ -367,10 +370,12 @@ impl Storage {
         for entry in self.inner.log.range(start.to_be_bytes()..) {
             let (key, value) = entry.map_err(StorageError::from)?;
             let first = lsn_of_key(&key)?;
-            if let Some(expected) = expected.filter(|expected| *expected != first) {
+            if let Some(previous) =
+                previous.filter(|previous| previous.checked_add(1) != Some(first))
+            {
                 return Err(StorageError::corrupt(
-                    expected,
-                    format!("log jumps from LSN {} to {first}", expected - 1),
+                    previous.saturating_add(1),
+                    format!("log jumps from LSN {previous} to {first}"),
                 )
                 .into());
             }
@@ -388,7 +393,7 @@ impl Storage {
                 record.body.extend_from_slice(&value[body.clone()]);
                 visit(&record)?;
             }
-            expected = spans.last().map(|(_, lsn, _)| lsn + 1);
+            previous = spans.last().map(|(_, lsn, _)| *lsn);
         }
         Ok(())
     }
@@ -403,7 +408,9 @@ impl Storage {
         after: Lsn,
         bytes_max: usize,
     ) -> Result<Vec<EntryBytes>, StorageError> {
-        let wanted = after + 1;
+        let Some(wanted) = after.checked_add(1) else {
+            return Ok(Vec::new()); // no record can follow the last possible LSN
+        };
         let start = match self.inner.log.range(..=wanted.to_be_bytes()).next_back() {
             Some(entry) => lsn_of_key(&entry?.0)?,
             None => wanted,
@@ -414,13 +421,15 @@ impl Storage {
             let (key, value) = entry?;
             let first = lsn_of_key(&key)?;
             let count = verify_entry(&value, first, self.inner.config.record_bytes_max)?;
-            if first + count as u64 <= wanted {
+            // `verify_entry` found at least one record, of consecutive LSNs.
+            let last = first + (count as u64 - 1);
+            if last <= after {
                 continue; // Entirely at or before `after`.
             }
             bytes += value.len();
             entries.push(EntryBytes {
                 first_lsn: first,
-                last_lsn: first + count as u64 - 1,
+                last_lsn: last,
                 bytes: value.to_vec(),
             });
             if bytes >= bytes_max {

@@ -745,6 +745,35 @@ mod tests {
     }
 
     #[test]
+    fn nothing_follows_the_last_possible_lsn_and_a_log_ending_on_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, 1, u64::MAX - 1, b"x");
+        encode_record(&mut bytes, 1, u64::MAX, b"y");
+        storage.insert_entry(u64::MAX - 1, &bytes).unwrap();
+        let mut lsns = Vec::new();
+        storage
+            .read_log_after::<StorageError>(u64::MAX - 2, |record| {
+                lsns.push(record.lsn);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(lsns, vec![u64::MAX - 1, u64::MAX]);
+        storage
+            .read_log_after::<StorageError>(u64::MAX, |_| panic!("no record after the last LSN"))
+            .unwrap();
+        assert!(storage
+            .read_entries_after(u64::MAX, usize::MAX)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            storage.read_entries_after(u64::MAX - 1, 1).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
     fn entries_ship_whole_and_a_tail_is_discarded_at_any_lsn() {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
