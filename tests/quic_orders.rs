@@ -284,3 +284,50 @@ fn a_sale_time_past_the_year_9999_is_refused() {
         assert_eq!(refusal_code(&error), "unknown_sku");
     });
 }
+
+/// A client that authenticates and then keeps open as many streams as the
+/// node allows a connection (the default 16), each busy: every stream of its
+/// pool opens and every call is answered. The server gives a finished
+/// stream's place back only after a few more have finished (quinn batches
+/// `MAX_STREAMS`), so `Authenticate` must not take a stream of its own.
+#[test]
+fn a_pool_as_large_as_the_node_allows_runs_after_authenticating() {
+    const STREAMS: usize = 16;
+    const BUYERS: usize = 64;
+    const ORDERS_PER_BUYER: usize = 20;
+    let server = Launch::new()
+        .env(
+            "FLASHGATE_QUIC_STREAMS_PER_CONNECTION_MAX",
+            &STREAMS.to_string(),
+        )
+        .start();
+    runtime().block_on(async {
+        let endpoint = server.quic().expect("the server listens for QUIC");
+        let fingerprint = endpoint.sha256.parse().expect("a fingerprint");
+        let mut config = QuicConfig::new(vec![endpoint.addr], Trust::Fingerprint(fingerprint));
+        config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        config.credential = Some(ADMIN_TOKEN.to_owned());
+        config.stream_count = STREAMS;
+        // A stream that never opens fails its calls after this, not never.
+        config.request_timeout = std::time::Duration::from_secs(5);
+        let client = Arc::new(QuicClient::connect(config).await.expect("QUIC connect"));
+        client.put_sku("POOL", settings(10_000, 1)).await.unwrap();
+        let mut buyers = tokio::task::JoinSet::new();
+        for buyer in 0..BUYERS {
+            let client = Arc::clone(&client);
+            buyers.spawn(async move {
+                for order in 0..ORDERS_PER_BUYER {
+                    client
+                        .place(PlaceOrder::new("POOL", 1, format!("pool-{buyer}-{order}")))
+                        .await
+                        .expect("every call on every stream of the pool is answered");
+                }
+            });
+        }
+        while let Some(done) = buyers.join_next().await {
+            done.expect("a buyer placed all its orders");
+        }
+        let sku = client.sku("POOL").await.unwrap();
+        assert_eq!(sku.reserved, (BUYERS * ORDERS_PER_BUYER) as u64);
+    });
+}

@@ -700,25 +700,13 @@ impl Inner {
                     continue;
                 }
             };
-            let (waiter, answer) = oneshot::channel();
-            if lock(&stream.pending).register(request_id, waiter).is_err() {
-                last_error = not_sent("the stream closed before the request was sent");
-                continue;
+            match stream.send_frame(request_id, frame).await {
+                Ok(sent) => return Ok(sent),
+                Err(unsent) => {
+                    frame = unsent;
+                    last_error = not_sent("the stream closed before the request was sent");
+                }
             }
-            let registration = Registration {
-                pending: stream.pending.clone(),
-                request_id,
-            };
-            if let Err(unsent) = stream.frames.send(frame).await {
-                // The writer stopped before taking the frame: nothing was sent.
-                frame = unsent.0;
-                last_error = not_sent("the stream closed before the request was sent");
-                continue;
-            }
-            return Ok(Sent {
-                answer,
-                _registration: registration,
-            });
         }
         Err(last_error)
     }
@@ -732,9 +720,9 @@ impl Inner {
             failures.clear();
             for (index, node) in self.nodes.iter().enumerate() {
                 match self.connect_once(node.addr).await {
-                    Ok(quic) => {
+                    Ok(connection) => {
                         tracing::info!(addr = %node.addr, "connected to flashgate over QUIC");
-                        *lock(&node.current) = Some(Connection::new(quic, &self.config));
+                        *lock(&node.current) = Some(connection);
                         self.cluster.start_at(index);
                         return Ok(());
                     }
@@ -775,9 +763,8 @@ impl Inner {
             }
         }
         match self.connect_once(node.addr).await {
-            Ok(quic) => {
+            Ok(connection) => {
                 tracing::info!(addr = %node.addr, "connected to flashgate over QUIC");
-                let connection = Connection::new(quic, &self.config);
                 *lock(&node.current) = Some(connection.clone());
                 Ok(connection)
             }
@@ -790,21 +777,21 @@ impl Inner {
         }
     }
 
-    async fn connect_once(&self, addr: SocketAddr) -> Result<quinn::Connection, String> {
-        let connection = self.handshake(addr).await?;
+    /// A handshake, then `Authenticate` when the config has a credential.
+    async fn connect_once(&self, addr: SocketAddr) -> Result<Arc<Connection>, String> {
+        let connection = Connection::new(self.handshake(addr).await?, &self.config);
         if let Some(credential) = &self.config.credential {
+            let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
             let authenticated = tokio::time::timeout(
                 self.config.connect_timeout,
-                authenticate(
-                    &connection,
-                    credential,
-                    self.config.response_frame_bytes_max,
-                ),
+                connection.authenticate(request_id, credential, &self.config),
             )
             .await
             .unwrap_or_else(|_| Err("no answer to Authenticate within the connect timeout".into()));
             if let Err(failure) = authenticated {
-                connection.close(0u32.into(), b"authentication refused");
+                connection
+                    .quic
+                    .close(0u32.into(), b"authentication refused");
                 return Err(failure);
             }
         }
@@ -835,50 +822,6 @@ impl Inner {
     }
 }
 
-/// Sends `Authenticate` with `credential` on a stream of its own and waits
-/// for `Authenticated`: the server answers it before reading further, and the
-/// connection acts as that caller on every stream opened after.
-async fn authenticate(
-    connection: &quinn::Connection,
-    credential: &str,
-    frame_bytes_max: usize,
-) -> Result<(), String> {
-    let (mut send, mut recv) = connection
-        .open_bi()
-        .await
-        .map_err(|error| format!("cannot open a stream to authenticate: {error}"))?;
-    let mut frame = Vec::new();
-    flashgate_protocol::encode_frame(
-        &Request::Authenticate {
-            request_id: 0,
-            credential: credential.to_owned(),
-        },
-        &mut frame,
-    );
-    send.write_all(&frame)
-        .await
-        .map_err(|error| format!("cannot send Authenticate: {error}"))?;
-    let _ = send.finish();
-    let bytes = recv
-        .read_to_end(frame_bytes_max)
-        .await
-        .map_err(|error| format!("no answer to Authenticate: {error}"))?;
-    let mut reader = flashgate_protocol::FrameReader::new(frame_bytes_max);
-    reader.extend(&bytes);
-    match reader.next_frame::<Response>() {
-        Ok(Some(Response::Authenticated { .. })) => Ok(()),
-        Ok(Some(Response::Error { code, detail, .. })) => Err(format!(
-            "the server refused the credential: {code}: {detail}"
-        )),
-        Ok(Some(other)) => Err(format!(
-            "expected an Authenticated answer, got a {} answer",
-            kind(&other)
-        )),
-        Ok(None) => Err("the stream ended without an answer to Authenticate".into()),
-        Err(error) => Err(format!("the answer to Authenticate is malformed: {error}")),
-    }
-}
-
 impl Connection {
     fn new(quic: quinn::Connection, config: &QuicConfig) -> Arc<Connection> {
         let streams = (0..config.stream_count)
@@ -889,6 +832,50 @@ impl Connection {
 
     fn is_live(&self) -> bool {
         self.quic.close_reason().is_none()
+    }
+
+    /// Sends `Authenticate` with `credential` as the first frame of the
+    /// pool's first stream and waits for `Authenticated`: the server answers
+    /// it before reading further, and the connection acts as that caller on
+    /// every stream. No stream is opened for it alone: the server gives a
+    /// finished stream's place back only once an eighth of its stream limit
+    /// has finished (quinn batches `MAX_STREAMS`), so a stream used once and
+    /// finished would keep a pool as large as that limit from opening its
+    /// last stream.
+    async fn authenticate(
+        &self,
+        request_id: u64,
+        credential: &str,
+        config: &QuicConfig,
+    ) -> Result<(), String> {
+        let stream = self
+            .stream(0, config)
+            .await
+            .map_err(|error| format!("cannot open a stream to authenticate: {error}"))?;
+        let mut frame = Vec::new();
+        flashgate_protocol::encode_frame(
+            &Request::Authenticate {
+                request_id,
+                credential: credential.to_owned(),
+            },
+            &mut frame,
+        );
+        let sent = stream
+            .send_frame(request_id, frame)
+            .await
+            .map_err(|_| "the stream closed before Authenticate was sent".to_owned())?;
+        match sent.answer.await {
+            Ok(Ok(Response::Authenticated { .. })) => Ok(()),
+            Ok(Ok(Response::Error { code, detail, .. })) => Err(format!(
+                "the server refused the credential: {code}: {detail}"
+            )),
+            Ok(Ok(other)) => Err(format!(
+                "expected an Authenticated answer, got a {} answer",
+                kind(&other)
+            )),
+            Ok(Err(error)) => Err(format!("no answer to Authenticate: {error}")),
+            Err(_) => Err("the stream ended without an answer to Authenticate".into()),
+        }
     }
 
     /// Stream `index` of the pool, opened (again) if it is not open.
@@ -925,6 +912,25 @@ impl Stream {
     /// Whether new requests may go on this stream.
     fn is_accepting(&self) -> bool {
         lock(&self.pending).is_accepting()
+    }
+
+    /// Registers a waiter for `request_id` and hands `frame` to the writer.
+    /// Gives the frame back when the stream takes no new requests: nothing
+    /// was sent.
+    async fn send_frame(&self, request_id: u64, frame: Vec<u8>) -> Result<Sent, Vec<u8>> {
+        let (waiter, answer) = oneshot::channel();
+        if lock(&self.pending).register(request_id, waiter).is_err() {
+            return Err(frame);
+        }
+        let registration = Registration {
+            pending: self.pending.clone(),
+            request_id,
+        };
+        self.frames.send(frame).await.map_err(|unsent| unsent.0)?;
+        Ok(Sent {
+            answer,
+            _registration: registration,
+        })
     }
 }
 

