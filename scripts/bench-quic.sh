@@ -16,7 +16,7 @@ cargo build --release --quiet --bin flashgate
 cargo build --release --quiet -p flashgate-client --example quic_bench
 
 work=$(mktemp -d)
-trap '[ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null || true; rm -rf "$work"' EXIT
 token=bench-token-0123456789
 # Orders carry the admin token (it may do everything; the check costs what a
 # service token's does): wrk-orders.lua and quic_bench read these.

@@ -30,7 +30,7 @@ command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteracti
 [[ $sections == *2* ]] && cargo build --release --quiet -p flashgate-client --example quic_bench
 
 work=$(mktemp -d)
-cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
+cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 token=bench-token-0123456789
 # Orders carry the admin token (it may do everything; the check costs what a
@@ -167,3 +167,5 @@ fi
   echo "run $run: $elapsed ms (promote request $promote_ms ms, of which the node's promotion $(jq .elapsed_ms "$work/promote.json") ms; $attempts refused probes; epoch $(jq .epoch "$work/promote.json"))"
   stop s
 done
+# The sections skipped above leave a false test as the last status.
+exit 0

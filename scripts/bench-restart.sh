@@ -21,7 +21,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 [ -n "${4:-}" ] || cargo build --release --quiet --bin flashgate
 
 work=$(mktemp -d)
-trap '[ -f "$work/pid" ] && kill -9 "$(cat "$work/pid")" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -f "$work/pid" ] && kill -9 "$(cat "$work/pid")" 2>/dev/null || true; rm -rf "$work"' EXIT
 token=bench-token-0123456789
 # Orders carry the admin token (it may do everything; the check costs what a
 # service token's does): wrk-orders.lua reads it.

@@ -12,12 +12,27 @@
 #       a fresh server started as for (a): (a) / (w) is what the load tester
 #       costs, the rate it reaches as a share of wrk's on the same server
 #
+#   (o) flashgate over HTTP, open loop at half of (a)'s rate, flashgate-loadtest
+#       (latency from each order's intended send time) and, when oha is
+#       installed (`cargo install oha --locked`), oha -q at the same rate with
+#       its latency correction: the same server's p99 seen by two generators
+#   (r) sync replication: wrk against a standalone node and against a sync
+#       pair's primary (scripts/bench-replication.sh, part 1)
+#   (s) restart with RESTART_ORDERS orders (default 1,000,000) to listening,
+#       three cases (scripts/bench-restart.sh)
+#   (k) the order core's reservations per second (criterion, cargo bench
+#       --bench core -- core_reservations)
+#
+# Then the speed targets, each with its measured ratio or figure. ROWS limits
+# the extra rows (default "o r s k"; ROWS= runs only a, w, b, c, d).
+#
 # Also prints how long each load tester run's audit took to read back every
 # acknowledged order (batched reads), and the machine's load average before
 # each run (wall-clock figures on a busy machine are lower and noisier).
 #
 # Prints one table: orders/s, p99, and each one's ratio to flashgate over HTTP,
-# then the targets (flashgate HTTP >= 1.5x Redis-Lua, QUIC >= 4x Redis-Lua).
+# then the targets: the speed table's and the foundation's (flashgate HTTP >=
+# 1.5x Redis-Lua, QUIC >= 4x Redis-Lua).
 #
 #   scripts/compare.sh [duration_secs=15] [buyers=64]
 #
@@ -33,6 +48,7 @@ token=bench-token-0123456789
 # service token's does): wrk-orders.lua and quic_bench read these.
 export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
 redis_stock=1000000000
+rows=${ROWS-o r s k}
 
 # Tools from Debian packages, installed only if missing.
 missing=()
@@ -215,11 +231,106 @@ run_flashgate_wrk() {
   stop fg-wrk
 }
 
+# (o) Open loop at half of (a)'s closed-loop rate: p99 from the load tester,
+# and from oha -q (latency-corrected) on a fresh server at the same rate.
+run_open_loop() {
+  local name=$1 rate_per_sec
+  if [ -z "$loadtest" ] || [ "${rate[a]}" = n/a ]; then
+    rate[$name]=n/a; p99[$name]=n/a; note[$name]="needs (a)"; return
+  fi
+  rate_per_sec=$(awk -v r="${rate[a]}" 'BEGIN { printf "%d", r / 2 }')
+  target/release/flashgate serve --data-dir "$work/data-open" --http-addr 127.0.0.1:0 \
+    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-open.out" 2>"$work/fg-open.err" &
+  echo $! >"$work/fg-open.pid"
+  local http load
+  http=$(wait_for "$work/fg-open.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
+    { echo "flashgate did not start: $(cat "$work/fg-open.err")" >&2; exit 1; }
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== ($name) flashgate over http: flashgate-loadtest, open loop, $rate_per_sec orders/s, ${duration}s (load average $load)"
+  if "$loadtest" --transport http --http "http://$http" --admin-token "$token" --create-skus \
+      --skus "$skus" --stock 100000000 --customers 1000000 --model open --rate "$rate_per_sec" \
+      --outstanding-max "$buyers" --duration "$duration" --report-json "$work/open.json" \
+      >"$work/lt-open.out" 2>&1; then
+    rate[$name]=$(jq -r '.throughput_per_sec' "$work/open.json")
+    p99[$name]=$(jq -r '.latency_us.overall.p99 / 1000' "$work/open.json")
+    note[$name]="open loop at $rate_per_sec/s, p50 $(jq -r '.latency_us.overall.p50 / 1000' "$work/open.json") ms, $(jq -r '.totals.late' "$work/open.json") sent late, load $load"
+  else
+    tail -20 "$work/lt-open.out" >&2
+    rate[$name]=n/a; p99[$name]=n/a; note[$name]="load test failed"
+  fi
+  tail -4 "$work/lt-open.out"
+  stop fg-open
+  rate[oha]=n/a; p99[oha]=n/a; note[oha]="oha not installed (cargo install oha --locked)"
+  command -v oha >/dev/null || return 0
+  target/release/flashgate serve --data-dir "$work/data-oha" --http-addr 127.0.0.1:0 \
+    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-oha.out" 2>"$work/fg-oha.err" &
+  echo $! >"$work/fg-oha.pid"
+  http=$(wait_for "$work/fg-oha.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
+    { echo "flashgate did not start: $(cat "$work/fg-oha.err")" >&2; exit 1; }
+  curl -sf -o /dev/null -X PUT "http://$http/v1/skus/OHA" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d '{"stock": 100000000}'
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== (oha) flashgate over http: oha -q $rate_per_sec --latency-correction, $buyers connections, ${duration}s (load average $load)"
+  # One customer, no per-customer limit: every request places a new order.
+  oha --no-tui --output-format json -q "$rate_per_sec" --latency-correction -c "$buyers" \
+    -z "${duration}s" -m POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"sku": "OHA", "quantity": 1, "customer_id": "oha-buyer"}' "http://$http/v1/orders" \
+    >"$work/oha.json" 2>"$work/oha.err" || true
+  if jq -e '.summary' "$work/oha.json" >/dev/null 2>&1; then
+    rate[oha]=$(jq -r '.statusCodeDistribution["201"] // 0 | . / '"$duration" "$work/oha.json")
+    p99[oha]=$(jq -r '.latencyPercentiles.p99 * 1000' "$work/oha.json")
+    note[oha]="oha -q $rate_per_sec, latency-corrected, p50 $(jq -r '.latencyPercentiles.p50 * 1000 | . * 100 | round / 100' "$work/oha.json") ms, statuses $(jq -c '.statusCodeDistribution' "$work/oha.json"), load $load"
+  else
+    tail -5 "$work/oha.err" >&2
+    note[oha]="oha failed"
+  fi
+  stop fg-oha
+}
+
+# (r) Sync replication's cost: its own script, part 1, standalone and sync.
+run_replication() {
+  local name=$1
+  echo "== ($name) sync replication: scripts/bench-replication.sh, part 1 (wrk, ${duration}s per mode)"
+  SECTIONS=1 MODES="standalone sync" RUNS=${REPLICATION_RUNS:-1} scripts/bench-replication.sh "$duration" \
+    | tee "$work/replication.out"
+  rate[$name]=$(awk '/^median sync / {print $3}' "$work/replication.out")
+  rate[r0]=$(awk '/^median standalone / {print $3}' "$work/replication.out")
+  p99[$name]=n/a
+  note[$name]="wrk, sync pair's primary; standalone ${rate[r0]:-n/a}/s"
+  [ -n "${rate[$name]}" ] || rate[$name]=n/a
+}
+
+# (s) Restart with a million orders: its own script.
+restart_ms=n/a
+run_restart() {
+  echo "== (s) restart: scripts/bench-restart.sh ${RESTART_ORDERS:-1000000} ${RESTART_RUNS:-3}"
+  scripts/bench-restart.sh "${RESTART_ORDERS:-1000000}" "${RESTART_RUNS:-3}" | tee "$work/restart.out"
+  # The slowest case's median is the figure for the target.
+  restart_ms=$(sed -n 's/.*process start to listening, median of [0-9]*: \([0-9]*\) ms.*/\1/p' \
+    "$work/restart.out" | sort -n | tail -1)
+  [ -n "$restart_ms" ] || restart_ms=n/a
+}
+
+# (k) The order core: criterion's throughput, reservations per second.
+core_rate=n/a
+run_core() {
+  echo "== (k) order core: cargo bench --bench core -- core_reservations"
+  cargo bench --quiet --bench core -- core_reservations 2>&1 | tee "$work/core.out" | grep -E "time:|thrpt:" || true
+  # The best case's median throughput (criterion prints [low median high]).
+  core_rate=$(awk '/thrpt:/ { v = $(NF-3); u = $(NF-2); m = (u ~ /^M/) ? 1e6 : (u ~ /^K/) ? 1e3 : 1; print v * m }' \
+    "$work/core.out" | sort -g | tail -1)
+  [ -n "$core_rate" ] || core_rate=n/a
+}
+
 run_flashgate http "a"
 run_flashgate_wrk "w"
 run_flashgate quic "b"
 run_redis "c"
 run_echo "d"
+[[ " $rows " == *" o "* ]] && run_open_loop "o"
+[[ " $rows " == *" r "* ]] && run_replication "r"
+[[ " $rows " == *" s "* ]] && run_restart
+[[ " $rows " == *" k "* ]] && run_core
 
 label() {
   case $1 in
@@ -228,6 +339,9 @@ label() {
     c) echo "(c) Redis 7 Lua, appendfsync always" ;;
     d) echo "(d) actix-web echo (HTTP ceiling)" ;;
     w) echo "(w) flashgate HTTP, durable, wrk" ;;
+    o) echo "(o) flashgate HTTP, open loop, half rate" ;;
+    oha) echo "(o') same, driven by oha -q" ;;
+    r) echo "(r) flashgate HTTP, sync pair, wrk" ;;
   esac
 }
 ratio() { # $1 / $2, or n/a
@@ -237,18 +351,34 @@ ratio() { # $1 / $2, or n/a
 echo
 echo "== Baselines side by side (${duration}s each, one run, 127.0.0.1, $(nproc) cores)"
 printf '%-38s %12s %10s %12s  %s\n' "run" "orders/s" "p99 ms" "x flashgate" "how"
-for name in a w b c d; do
+names="a w b c d"
+[[ " $rows " == *" o "* ]] && names="$names o oha"
+[[ " $rows " == *" r "* ]] && names="$names r"
+for name in $names; do
   printf '%-38s %12s %10s %12s  %s\n' "$(label $name)" \
     "$(awk -v r="${rate[$name]}" 'BEGIN { if (r == "n/a") print r; else printf "%.0f", r }')" \
     "$(awk -v p="${p99[$name]}" 'BEGIN { if (p == "n/a") print p; else printf "%.2f", p }')" \
     "$(ratio "${rate[$name]}" "${rate[a]}")" "${note[$name]}"
 done
-http_vs_redis=$(ratio "${rate[a]}" "${rate[c]}")
-quic_vs_redis=$(ratio "${rate[b]}" "${rate[c]}")
-verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured"; else if (r >= t) print "met"; else print "NOT met" }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a" || r == "") print "not measured"; else if (r >= t) print "met"; else print "NOT met" }'; }
+at_most() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a" || r == "") print "not measured"; else if (r <= t) print "met"; else print "NOT met" }'; }
+target_row() { printf '%-58s %10s  %-8s %s\n' "$1" "$2" "$3" "$4"; }
 echo
-echo "targets: flashgate HTTP >= 1.5x Redis-Lua: $http_vs_redis ($(verdict "$http_vs_redis" 1.5));" \
-  "flashgate QUIC >= 4x Redis-Lua: $quic_vs_redis ($(verdict "$quic_vs_redis" 4))"
-loadtest_vs_wrk=$(ratio "${rate[a]}" "${rate[w]}")
-echo "flashgate-loadtest / wrk, same server, HTTP, $buyers buyers: $loadtest_vs_wrk (target >= 0.9: $(verdict "$loadtest_vs_wrk" 0.9))"
+echo "== Speed targets"
+target_row "measure" "measured" "target" "verdict"
+r=$(ratio "${rate[w]}" "${rate[d]}"); target_row "flashgate HTTP (wrk) / actix-web echo" "$r" ">= 0.8" "$(verdict "$r" 0.8)"
+r=$(ratio "${rate[a]}" "${rate[c]}"); target_row "flashgate HTTP (load tester) / Redis-Lua always" "$r" ">= 1.0" "$(verdict "$r" 1.0)"
+r=$(ratio "${rate[a]}" "${rate[w]}"); target_row "flashgate-loadtest / wrk, same server, HTTP" "$r" ">= 0.9" "$(verdict "$r" 0.9)"
+r=$(ratio "${rate[b]}" "${rate[c]}"); target_row "flashgate QUIC (load tester) / Redis-Lua always" "$r" ">= 1.5" "$(verdict "$r" 1.5)"
+r=$(ratio "${rate[r]:-n/a}" "${rate[r0]:-n/a}"); target_row "sync replication / standalone, HTTP (wrk)" "$r" ">= 0.8" "$(verdict "$r" 0.8)"
+target_row "restart with ${RESTART_ORDERS:-1000000} orders to listening, slowest case (ms)" "$restart_ms" "<= 1500" "$(at_most "$restart_ms" 1500)"
+r=$(awk -v c="$core_rate" 'BEGIN { if (c == "n/a") print c; else printf "%.2fM", c / 1e6 }')
+target_row "order core reservations/s (criterion, best case)" "$r" ">= 5M" "$(verdict "$core_rate" 5000000)"
+r=$(awk -v p="${p99[o]:-n/a}" 'BEGIN { if (p == "n/a") print p; else printf "%.2f", p }')
+target_row "p99 ms at half the max rate, open loop, HTTP (load tester)" "$r" "<= 2" "$(at_most "${p99[o]:-n/a}" 2)"
+r=$(awk -v p="${p99[oha]:-n/a}" 'BEGIN { if (p == "n/a") print p; else printf "%.2f", p }')
+target_row "p99 ms at half the max rate, open loop, HTTP (oha -q)" "$r" "<= 2" "$(at_most "${p99[oha]:-n/a}" 2)"
+r=$(ratio "${rate[a]}" "${rate[c]}"); target_row "foundation: flashgate HTTP / Redis-Lua always" "$r" ">= 1.5" "$(verdict "$r" 1.5)"
+r=$(ratio "${rate[b]}" "${rate[c]}"); target_row "foundation: flashgate QUIC / Redis-Lua always" "$r" ">= 4" "$(verdict "$r" 4)"
+echo
 echo "audit read-back: (a) ${audit[a]:-n/a}; (b) ${audit[b]:-n/a}"
