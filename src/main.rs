@@ -264,6 +264,14 @@ fn install_fail_stop_panic_hook() {
     }));
 }
 
+/// Colour codes only on a terminal, and not when `NO_COLOR` is set
+/// (no-color.org): a log file or a pipe gets plain text.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
 /// Lines go to stderr; those an outside client causes (a malformed request, a
 /// failed replication handshake) go through `ClientLines` instead: at WARN or
 /// below, rate-limited per kind, with a summary of what was suppressed.
@@ -282,6 +290,7 @@ fn init_tracing(format: &LogFormat, client_limits: LineLimits) {
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(colour_on_stderr())
             .with_filter(not_client_caused)
             .boxed(),
     };

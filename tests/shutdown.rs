@@ -154,3 +154,20 @@ fn a_different_shard_count_for_an_existing_data_dir_fails_the_start() {
     assert!(!exited.status.success(), "{exited:?}");
     assert!(exited.stderr.contains("4 shards"), "{}", exited.stderr);
 }
+
+/// A node whose log goes to a file writes plain text: colour codes are for
+/// terminals, and in a log file or a log shipper they are noise that breaks
+/// grep and parsers.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let mut server = Launch::new().start();
+    server.client().put_sku("plain-log", json!({ "stock": 1 }));
+    assert_eq!(server.terminate().code(), Some(0));
+    let log = server.stderr();
+    assert!(log.contains("INFO"), "the log has lines: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {:?}",
+        &log[..log.len().min(400)]
+    );
+}
