@@ -1049,4 +1049,37 @@ mod tests {
         });
         assert!(message.contains("client_log_lines_per_minute"), "{message}");
     }
+
+    /// deploy/flashgate.toml, the example an operator starts from, names every
+    /// setting (set, or commented out where there is no default) at its
+    /// default, and nothing else: it cannot drift from the code unnoticed.
+    #[test]
+    fn the_example_config_file_names_every_setting_at_its_default() {
+        let text = include_str!("../../deploy/flashgate.toml");
+        let loaded = Config::from_toml_str(text).expect("the example loads");
+        let as_json = |config: &Config| serde_json::to_value(config).expect("serialise");
+        assert_eq!(as_json(&loaded), as_json(&Config::default()));
+        let serde_json::Value::Object(defaults) = as_json(&Config::default()) else {
+            panic!("a config serialises as an object");
+        };
+        let named: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# ").or(Some(line)))
+            .filter_map(|line| line.split_once(" = ").map(|(key, _)| key))
+            .filter(|key| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        for key in defaults.keys() {
+            assert_eq!(
+                named.iter().filter(|named| *named == key).count(),
+                1,
+                "deploy/flashgate.toml names `{key}` once"
+            );
+        }
+        for key in &named {
+            assert!(defaults.contains_key(*key), "`{key}` is not a setting");
+        }
+        for key in ENV_KEYS {
+            assert!(defaults.contains_key(*key), "FLASHGATE_{key} is not a setting");
+        }
+    }
 }
