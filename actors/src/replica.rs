@@ -410,10 +410,49 @@ impl Node {
         Ok(true)
     }
 
-    /// Makes this standby the primary: a new epoch, persisted before anything
-    /// else; every replicated record applied; then orders are taken. The caller
-    /// must have stopped following first.
-    pub async fn promote(&self) -> Result<PromoteReport, NodeError> {
+    /// Whether `hand_over` could start now: a writable primary with a
+    /// connected standby. Changes nothing.
+    pub fn check_hand_over(&self) -> Result<(), NodeError> {
+        self.cluster.check_writable()?;
+        if self.cluster.config().replication == Replication::Standalone
+            || !self.cluster.standby().connected
+        {
+            return Err(NodeError::Handover(
+                "no standby is connected; a switchover needs one that follows this primary".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Undoes a handover whose switchover did not go on (its standby was not
+    /// promoted): this primary takes orders again. Refused unless this node is
+    /// a primary that handed over. The caller checks that the standby is still
+    /// a standby of this epoch; if it was promoted after all, its fencing
+    /// stops this node again.
+    pub fn resume_orders(&self) -> Result<(), NodeError> {
+        let role = self.cluster.role();
+        if role != Role::Primary {
+            return Err(NodeError::Handover(format!(
+                "this node is {}, not a primary that handed over; nothing to resume",
+                role.as_str()
+            )));
+        }
+        if !self.cluster.handing_over() {
+            return Err(NodeError::Handover(
+                "this primary has not handed over: it takes orders already".into(),
+            ));
+        }
+        self.cluster.set_handing_over(false);
+        tracing::warn!(
+            epoch = self.cluster.epoch(),
+            "HANDOVER UNDONE: this primary takes orders again"
+        );
+        Ok(())
+    }
+
+    /// Whether `promote` could run now: a standby whose replicated state is
+    /// complete. Changes nothing.
+    pub fn check_promote(&self) -> Result<(), NodeError> {
         let role = self.cluster.role();
         if role != Role::Standby {
             return Err(NodeError::NotStandby(role.as_str()));
@@ -423,6 +462,14 @@ impl Node {
                 "this standby's state is incomplete ({reason}); it cannot be promoted"
             )));
         }
+        Ok(())
+    }
+
+    /// Makes this standby the primary: a new epoch, persisted before anything
+    /// else; every replicated record applied; then orders are taken. The caller
+    /// must have stopped following first.
+    pub async fn promote(&self) -> Result<PromoteReport, NodeError> {
+        self.check_promote()?;
         let started = Instant::now();
         let last_lsn = self.progress.appended_lsn();
         let storage = self.storage.clone();
@@ -462,14 +509,7 @@ impl Node {
     /// decided become durable, and wait until the standby acknowledged it all.
     /// Returns the last LSN. On failure, takes writes again.
     pub async fn hand_over(&self, wait_max: Duration) -> Result<Lsn, NodeError> {
-        self.cluster.check_writable()?;
-        if self.cluster.config().replication == Replication::Standalone
-            || !self.cluster.standby().connected
-        {
-            return Err(NodeError::Handover(
-                "no standby is connected; a switchover needs one that follows this primary".into(),
-            ));
-        }
+        self.check_hand_over()?;
         self.cluster.set_handing_over(true);
         let deadline = Instant::now() + wait_max;
         let result = async {

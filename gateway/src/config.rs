@@ -1079,7 +1079,10 @@ mod tests {
             assert!(defaults.contains_key(*key), "`{key}` is not a setting");
         }
         for key in ENV_KEYS {
-            assert!(defaults.contains_key(*key), "FLASHGATE_{key} is not a setting");
+            assert!(
+                defaults.contains_key(*key),
+                "FLASHGATE_{key} is not a setting"
+            );
         }
     }
 }

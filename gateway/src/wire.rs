@@ -612,3 +612,30 @@ pub struct HandoverBody {
     pub epoch: u64,
     pub last_lsn: u64,
 }
+
+/// `POST /v1/admin/resume`: the handover is undone; this primary takes orders.
+#[derive(ToSchema)]
+pub struct ResumeBody {
+    pub epoch: u64,
+    pub accepting_orders: bool,
+}
+
+/// One part of a switchover, as this node could take it now.
+#[derive(ToSchema)]
+pub struct SwitchoverStepCheck {
+    pub possible: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+}
+
+/// `GET /v1/admin/switchover-check`: whether this node could hand over (as a
+/// primary with a connected standby) or be promoted (as a standby with a
+/// complete state) now.
+#[derive(ToSchema)]
+pub struct SwitchoverCheckBody {
+    /// `primary`, `standby` or `fenced`.
+    pub role: String,
+    pub epoch: u64,
+    pub hand_over: SwitchoverStepCheck,
+    pub promote: SwitchoverStepCheck,
+}

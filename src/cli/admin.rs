@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::cli::cluster::{ClusterStatus, HandedOver, Promoted};
+use crate::cli::cluster::{ClusterStatus, HandedOver, Promoted, Resumed, SwitchoverCheck};
 use crate::cli::hint;
 use crate::cli::node_url::NodeUrl;
 
@@ -158,6 +158,36 @@ impl AdminClient {
             node,
             "/v1/admin/handover",
             Body::Json(&empty),
+            true,
+            timeout,
+        )
+    }
+
+    /// `POST /v1/admin/resume`: undoes a handover; the primary takes orders.
+    pub fn resume(&self, node: &NodeUrl, timeout: Duration) -> Result<Resumed, CallError> {
+        let empty = serde_json::json!({});
+        self.call(
+            "POST",
+            node,
+            "/v1/admin/resume",
+            Body::Json(&empty),
+            true,
+            timeout,
+        )
+    }
+
+    /// `GET /v1/admin/switchover-check`: whether the node could hand over or
+    /// be promoted now, checked with this client's token; changes nothing.
+    pub fn switchover_check(
+        &self,
+        node: &NodeUrl,
+        timeout: Duration,
+    ) -> Result<SwitchoverCheck, CallError> {
+        self.call(
+            "GET",
+            node,
+            "/v1/admin/switchover-check",
+            Body::Empty,
             true,
             timeout,
         )

@@ -137,6 +137,30 @@ pub struct HandedOver {
     pub last_lsn: u64,
 }
 
+/// `POST /v1/admin/resume`: the handover is undone.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Resumed {
+    pub epoch: u64,
+    pub accepting_orders: bool,
+}
+
+/// One part of a switchover as a node could take it now.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct StepCheck {
+    pub possible: bool,
+    pub reason: Option<String>,
+}
+
+/// `GET /v1/admin/switchover-check`: what the node could do now, with the
+/// credential the check was made with.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SwitchoverCheck {
+    pub role: Role,
+    pub epoch: u64,
+    pub hand_over: StepCheck,
+    pub promote: StepCheck,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

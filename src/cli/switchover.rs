@@ -3,11 +3,15 @@
 //! printed with its duration:
 //!
 //! 1. check: the primary is a primary with its standby connected, the standby
-//!    a standby (nothing is changed if not);
+//!    a standby, and each node says, checked with the token given, that it
+//!    could take its part now: the primary hand over, the standby be promoted
+//!    (nothing is changed if not);
 //! 2. handover: the primary stops taking orders and waits until its standby
 //!    has acknowledged everything it logged;
 //! 3. promote: the standby becomes the primary at a new epoch, and must hold
-//!    the whole log the old primary handed over;
+//!    the whole log the old primary handed over. When the promotion fails and
+//!    the standby is still a standby of the old epoch, the handover is undone
+//!    (`POST /v1/admin/resume`): the old primary takes orders again;
 //! 4. follow: the old primary learns the new epoch over the replication
 //!    channel and turns itself into a standby of the new primary; polled until
 //!    it says so.
@@ -19,7 +23,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::cli::admin::{AdminClient, CallError, REQUEST_TIMEOUT};
-use crate::cli::cluster::{ClusterStatus, HandedOver, Promoted, Role};
+use crate::cli::cluster::{ClusterStatus, HandedOver, Promoted, Resumed, Role, SwitchoverCheck};
 use crate::cli::duration::{parse_duration, show_duration};
 use crate::cli::node_url::NodeUrl;
 use crate::cli::parse_admin_token;
@@ -69,6 +73,8 @@ pub trait ClusterApi {
     fn cluster(&self, node: &NodeUrl, timeout: Duration) -> Result<ClusterStatus, CallError>;
     fn handover(&self, node: &NodeUrl, timeout: Duration) -> Result<HandedOver, CallError>;
     fn promote(&self, node: &NodeUrl, timeout: Duration) -> Result<Promoted, CallError>;
+    fn check(&self, node: &NodeUrl, timeout: Duration) -> Result<SwitchoverCheck, CallError>;
+    fn resume(&self, node: &NodeUrl, timeout: Duration) -> Result<Resumed, CallError>;
 }
 
 impl ClusterApi for AdminClient {
@@ -82,6 +88,14 @@ impl ClusterApi for AdminClient {
 
     fn promote(&self, node: &NodeUrl, timeout: Duration) -> Result<Promoted, CallError> {
         AdminClient::promote(self, node, timeout)
+    }
+
+    fn check(&self, node: &NodeUrl, timeout: Duration) -> Result<SwitchoverCheck, CallError> {
+        AdminClient::switchover_check(self, node, timeout)
+    }
+
+    fn resume(&self, node: &NodeUrl, timeout: Duration) -> Result<Resumed, CallError> {
+        AdminClient::resume(self, node, timeout)
     }
 }
 
@@ -124,18 +138,25 @@ pub enum SwitchoverError {
     },
     #[error("step 1 (check): the primary {node} has no connected standby ({status}); nothing was changed; start the standby and wait until GET /v1/cluster on the primary shows peer.connected")]
     NoStandby { node: NodeUrl, status: String },
-    #[error("step 2 (handover) on {node}: {source}; the primary may have stopped taking orders (GET /v1/cluster shows accepting_orders); retry once its standby has caught up (lag_records)")]
+    #[error(
+        "step 1 (check): the primary {node} could not hand over now: {reason}; nothing was changed"
+    )]
+    CannotHandOver { node: NodeUrl, reason: String },
+    #[error("step 1 (check): the standby {node} could not be promoted now: {reason}; nothing was changed")]
+    CannotPromote { node: NodeUrl, reason: String },
+    #[error("step 2 (handover) on {node}: {source}; the primary takes orders again unless GET /v1/cluster on it shows accepting_orders false; retry once its standby has caught up (lag_records)")]
     Handover {
         node: NodeUrl,
         #[source]
         source: Box<CallError>,
     },
-    #[error("step 3 (promote) on {standby}: {source}; the primary {primary} stopped taking orders at the handover: finish with `flashgate promote --node {standby}` once the standby can be reached")]
+    #[error("step 3 (promote) on {standby}: {source}; {undo}")]
     Promote {
-        primary: NodeUrl,
         standby: NodeUrl,
         #[source]
         source: Box<CallError>,
+        /// What became of the handover: undone, or what to do.
+        undo: String,
     },
     #[error("step 3 (promote): {standby} took over a log that ends at LSN {promoted_lsn}, but the old primary had logged up to LSN {handed_over_lsn}, so records may be missing; compare the two nodes' logs before taking orders on {standby}")]
     Gap {
@@ -208,6 +229,24 @@ pub fn switchover(
         .cluster(&plan.standby, time_left("step 1 (check)", unchanged)?)
         .map_err(|error| SwitchoverError::Check(Box::new(error)))?;
     check_pair(plan, &primary, &standby)?;
+    let can = api
+        .check(&plan.primary, time_left("step 1 (check)", unchanged)?)
+        .map_err(|error| SwitchoverError::Check(Box::new(error)))?;
+    if !can.hand_over.possible {
+        return Err(SwitchoverError::CannotHandOver {
+            node: plan.primary.clone(),
+            reason: can.hand_over.reason.unwrap_or_default(),
+        });
+    }
+    let can = api
+        .check(&plan.standby, time_left("step 1 (check)", unchanged)?)
+        .map_err(|error| SwitchoverError::Check(Box::new(error)))?;
+    if !can.promote.possible {
+        return Err(SwitchoverError::CannotPromote {
+            node: plan.standby.clone(),
+            reason: can.promote.reason.unwrap_or_default(),
+        });
+    }
     report(&format!(
         "1/4 check: {} is the primary ({}); {} is its standby ({}) ({})",
         plan.primary,
@@ -232,21 +271,30 @@ pub fn switchover(
         show_duration(step.elapsed())
     ));
 
-    // 3. promote
+    // 3. promote: on failure, the handover is undone if the standby is
+    // still a standby of the old epoch.
     let step = Instant::now();
-    let promoted = api
-        .promote(
-            &plan.standby,
-            time_left(
-                "step 3 (promote)",
-                "the primary stopped taking orders at the handover: finish with `flashgate promote --node <standby>`",
-            )?,
-        )
-        .map_err(|source| SwitchoverError::Promote {
-            primary: plan.primary.clone(),
-            standby: plan.standby.clone(),
-            source: Box::new(source),
-        })?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let promoted = if left.is_zero() {
+        Err(CallError::Unreachable {
+            request: format!("POST {}/v1/admin/promote", plan.standby),
+            reason: "the switchover's timeout ran out before it could be sent".into(),
+        })
+    } else {
+        api.promote(&plan.standby, left.min(REQUEST_TIMEOUT))
+    };
+    let promoted = match promoted {
+        Ok(promoted) => promoted,
+        Err(source) => {
+            let undo = undo_handover(api, plan, primary.epoch);
+            report(&format!("3/4 promote failed; {undo}"));
+            return Err(SwitchoverError::Promote {
+                standby: plan.standby.clone(),
+                source: Box::new(source),
+                undo,
+            });
+        }
+    };
     if promoted.last_lsn < handed_over.last_lsn {
         return Err(SwitchoverError::Gap {
             standby: plan.standby.clone(),
@@ -281,6 +329,48 @@ pub fn switchover(
         promoted,
         old_primary,
     })
+}
+
+/// After a failed promotion: when the standby still reports itself a
+/// standby at `epoch` (it was not promoted), tells the old primary to take
+/// orders again. Returns what became of the pair, for the error message.
+/// Never resumes when the standby may have been promoted: two primaries of
+/// one epoch must not take orders.
+fn undo_handover(api: &impl ClusterApi, plan: &Plan, epoch: u64) -> String {
+    let finish = format!(
+        "finish with `flashgate promote --node {} --token <the admin token>` once it can be \
+         reached, or undo with POST {}/v1/admin/resume once GET /v1/cluster on {} shows it \
+         is still a standby at epoch {epoch}",
+        plan.standby, plan.primary, plan.standby
+    );
+    match api.cluster(&plan.standby, REQUEST_TIMEOUT) {
+        Ok(status) if status.role == Role::Standby && status.epoch == epoch => {
+            match api.resume(&plan.primary, REQUEST_TIMEOUT) {
+                Ok(resumed) if resumed.accepting_orders => format!(
+                    "the handover was undone: {} takes orders again at epoch {}, {} is still its standby",
+                    plan.primary, resumed.epoch, plan.standby
+                ),
+                Ok(resumed) => format!(
+                    "the handover was undone, but {} does not take orders (epoch {}; GET /v1/cluster on it says why)",
+                    plan.primary, resumed.epoch
+                ),
+                Err(error) => format!(
+                    "the primary {} stopped taking orders at the handover and could not be told to resume ({error}); {finish}",
+                    plan.primary
+                ),
+            }
+        }
+        Ok(status) => format!(
+            "the primary {} stopped taking orders at the handover; the handover was not undone because {} now reports {}: check both nodes' GET /v1/cluster",
+            plan.primary,
+            plan.standby,
+            status.describe()
+        ),
+        Err(error) => format!(
+            "the primary {} stopped taking orders at the handover; the handover was not undone because the standby's state is unknown ({error}); {finish}",
+            plan.primary
+        ),
+    }
 }
 
 /// Step 1's verdict on the two nodes' own reports.
@@ -351,7 +441,7 @@ mod tests {
 
     use super::*;
     use crate::cli::admin::Problem;
-    use crate::cli::cluster::{Peer, PrimaryAddress, ReplicationMode, StandbyLoss};
+    use crate::cli::cluster::{Peer, PrimaryAddress, ReplicationMode, StandbyLoss, StepCheck};
 
     const PRIMARY: &str = "http://10.0.0.1:8080";
     const STANDBY: &str = "http://10.0.0.2:8080";
@@ -398,7 +488,22 @@ mod tests {
         standby_status: ClusterStatus,
         handover: RefCell<Option<Result<HandedOver, CallError>>>,
         promote: RefCell<Option<Result<Promoted, CallError>>>,
+        /// What each node's switchover check answers (primary, standby).
+        checks: RefCell<[Result<SwitchoverCheck, CallError>; 2]>,
         calls: RefCell<Vec<String>>,
+    }
+
+    fn check(role: Role, hand_over: Option<&str>, promote: Option<&str>) -> SwitchoverCheck {
+        let step = |refusal: Option<&str>| StepCheck {
+            possible: refusal.is_none(),
+            reason: refusal.map(str::to_owned),
+        };
+        SwitchoverCheck {
+            role,
+            epoch: 1,
+            hand_over: step(hand_over),
+            promote: step(promote),
+        }
     }
 
     impl Pair {
@@ -423,6 +528,10 @@ mod tests {
                     last_lsn: 101,
                     elapsed_ms: 3,
                 }))),
+                checks: RefCell::new([
+                    Ok(check(Role::Primary, None, Some("this node is primary"))),
+                    Ok(check(Role::Standby, Some("not writable"), None)),
+                ]),
                 calls: RefCell::new(Vec::new()),
             }
         }
@@ -458,6 +567,21 @@ mod tests {
             self.calls.borrow_mut().push(format!("promote {node}"));
             self.promote.borrow_mut().take().unwrap()
         }
+
+        fn check(&self, node: &NodeUrl, _: Duration) -> Result<SwitchoverCheck, CallError> {
+            self.calls.borrow_mut().push(format!("check {node}"));
+            let index = usize::from(node.to_string() == STANDBY);
+            let mut checks = self.checks.borrow_mut();
+            std::mem::replace(&mut checks[index], Err(refused("asked twice")))
+        }
+
+        fn resume(&self, node: &NodeUrl, _: Duration) -> Result<Resumed, CallError> {
+            self.calls.borrow_mut().push(format!("resume {node}"));
+            Ok(Resumed {
+                epoch: 1,
+                accepting_orders: true,
+            })
+        }
     }
 
     fn plan(timeout: Duration) -> Plan {
@@ -489,6 +613,8 @@ mod tests {
             [
                 format!("cluster {PRIMARY}"),
                 format!("cluster {STANDBY}"),
+                format!("check {PRIMARY}"),
+                format!("check {STANDBY}"),
                 format!("handover {PRIMARY}"),
                 format!("promote {STANDBY}"),
                 // Fenced, then no answer, then a standby of epoch 2.
@@ -558,19 +684,149 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_promotion_says_the_primary_stopped_and_how_to_finish() {
+    fn a_failed_promotion_of_a_standby_still_at_the_old_epoch_undoes_the_handover() {
+        let pair = Pair::healthy();
+        *pair.promote.borrow_mut() = Some(Err(refused("storage_failed")));
+        let (result, lines) = run_plan(&pair, Duration::from_secs(30));
+        let message = result.unwrap_err().to_string();
+        assert!(message.starts_with("step 3 (promote)"), "{message}");
+        assert!(message.contains("the handover was undone"), "{message}");
+        assert!(message.contains("takes orders again"), "{message}");
+        let calls = pair.calls();
+        assert_eq!(
+            &calls[calls.len() - 2..],
+            [format!("cluster {STANDBY}"), format!("resume {PRIMARY}")]
+        );
+        assert!(lines.last().unwrap().contains("3/4 promote failed"));
+    }
+
+    #[test]
+    fn a_failed_promotion_of_a_standby_that_moved_on_is_not_undone_and_says_how_to_finish() {
+        // The promote request timed out, and the standby then reports itself
+        // the primary at epoch 2: the old primary must not resume.
+        let pair = Pair::healthy();
+        *pair.promote.borrow_mut() = Some(Err(CallError::Unreachable {
+            request: format!("POST {STANDBY}/v1/admin/promote"),
+            reason: "timed out".into(),
+        }));
+        let moved = Moved {
+            pair: &pair,
+            later: status(Role::Primary, 2, None),
+            asked: RefCell::new(0),
+        };
+        let message = switchover(&moved, &plan(Duration::from_secs(30)), &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("was not undone"), "{message}");
+        assert!(!pair.calls().iter().any(|call| call.starts_with("resume")));
+
+        // A standby whose state cannot be read: not undone, and the message
+        // says how to finish, with the token flag.
         let pair = Pair::healthy();
         *pair.promote.borrow_mut() = Some(Err(refused("forbidden")));
+        let unreadable = Moved {
+            pair: &pair,
+            later: status(Role::Standby, 1, Some(true)),
+            asked: RefCell::new(usize::MAX),
+        };
+        let message = switchover(&unreadable, &plan(Duration::from_secs(30)), &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("was not undone"), "{message}");
+        assert!(
+            message.contains(&format!("flashgate promote --node {STANDBY} --token")),
+            "{message}"
+        );
+        assert!(!pair.calls().iter().any(|call| call.starts_with("resume")));
+    }
+
+    /// A pair whose standby reports `later` from its second status on (or
+    /// cannot be read at all, with `asked` at `usize::MAX`).
+    struct Moved<'a> {
+        pair: &'a Pair,
+        later: ClusterStatus,
+        asked: RefCell<usize>,
+    }
+
+    impl ClusterApi for Moved<'_> {
+        fn cluster(&self, node: &NodeUrl, timeout: Duration) -> Result<ClusterStatus, CallError> {
+            if node.to_string() != STANDBY {
+                return self.pair.cluster(node, timeout);
+            }
+            let mut asked = self.asked.borrow_mut();
+            if *asked == usize::MAX {
+                if self
+                    .pair
+                    .calls()
+                    .iter()
+                    .any(|call| call.starts_with("promote"))
+                {
+                    return Err(refused("unavailable"));
+                }
+                return self.pair.cluster(node, timeout);
+            }
+            *asked += 1;
+            if *asked == 1 {
+                self.pair.cluster(node, timeout)
+            } else {
+                Ok(self.later.clone())
+            }
+        }
+        fn handover(&self, node: &NodeUrl, timeout: Duration) -> Result<HandedOver, CallError> {
+            self.pair.handover(node, timeout)
+        }
+        fn promote(&self, node: &NodeUrl, timeout: Duration) -> Result<Promoted, CallError> {
+            self.pair.promote(node, timeout)
+        }
+        fn check(&self, node: &NodeUrl, timeout: Duration) -> Result<SwitchoverCheck, CallError> {
+            self.pair.check(node, timeout)
+        }
+        fn resume(&self, node: &NodeUrl, timeout: Duration) -> Result<Resumed, CallError> {
+            self.pair.resume(node, timeout)
+        }
+    }
+
+    #[test]
+    fn a_node_that_could_not_take_its_part_stops_the_switchover_before_any_change() {
+        let pair = Pair::healthy();
+        pair.checks.borrow_mut()[1] = Err(CallError::Refused {
+            request: format!("GET {STANDBY}/v1/admin/switchover-check"),
+            status: 403,
+            problem: Problem {
+                code: "forbidden".into(),
+                detail: "this token may not move the primary role".into(),
+            },
+        });
         let message = run_plan(&pair, Duration::from_secs(30))
             .0
             .unwrap_err()
             .to_string();
-        assert!(message.starts_with("step 3 (promote)"), "{message}");
-        assert!(message.contains("stopped taking orders"), "{message}");
+        assert!(message.starts_with("step 1 (check)"), "{message}");
+        assert!(message.contains("nothing was changed"), "{message}");
+        assert!(message.contains("--token"), "{message}");
+        assert!(!pair.calls().iter().any(|call| call.starts_with("handover")));
+
+        let pair = Pair::healthy();
+        pair.checks.borrow_mut()[1] = Ok(check(
+            Role::Standby,
+            Some("not writable"),
+            Some("this standby's state is incomplete"),
+        ));
+        let error = run_plan(&pair, Duration::from_secs(30)).0.unwrap_err();
         assert!(
-            message.contains(&format!("flashgate promote --node {STANDBY}")),
-            "{message}"
+            matches!(error, SwitchoverError::CannotPromote { .. }),
+            "{error}"
         );
+        assert!(!pair.calls().iter().any(|call| call.starts_with("handover")));
+
+        let pair = Pair::healthy();
+        pair.checks.borrow_mut()[0] = Ok(check(Role::Primary, Some("storage failed"), None));
+        let error = run_plan(&pair, Duration::from_secs(30)).0.unwrap_err();
+        assert!(
+            matches!(error, SwitchoverError::CannotHandOver { .. }),
+            "{error}"
+        );
+        assert!(!pair.calls().iter().any(|call| call.starts_with("handover")));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! `GET /v1/cluster`, and the admin routes that move the primary role:
-//! `POST /v1/admin/promote` (on a standby) and `POST /v1/admin/handover` (on
-//! a primary, the first step of a planned switchover).
+//! `POST /v1/admin/promote` (on a standby), `POST /v1/admin/handover` (on
+//! a primary, the first step of a planned switchover), `POST
+//! /v1/admin/resume` (undoes a handover whose switchover did not go on), and
+//! `GET /v1/admin/switchover-check` (whether this node could take its part
+//! now, checked with the caller's credential, changing nothing).
 
 use std::time::Duration;
 
@@ -136,5 +139,71 @@ pub async fn handover(
     Ok(json(
         StatusCode::OK,
         &json!({ "epoch": state.node.epoch(), "last_lsn": last_lsn }),
+    ))
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "resume",
+    path = "/v1/admin/resume",
+    tag = "cluster",
+    summary = "Undo a handover: this primary takes orders again",
+    description = "For a switchover that stopped after its handover (the standby could not be promoted). \
+        Check first that the standby is still a standby of this epoch: if it was promoted after all, its fencing stops this node again.",
+    responses(
+        (status = 200, description = "Taking orders again", body = crate::wire::ResumeBody),
+        (status = 409, description = "`handover_failed`: this node is not a primary that handed over", content_type = "application/problem+json", body = crate::problem::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resume(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    allowed(&request, &state, Action::MoveRole)?;
+    state.node.resume_orders()?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "epoch": state.node.epoch(),
+            "accepting_orders": state.node.cluster_status().accepting_orders,
+        }),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    operation_id = "switchover_check",
+    path = "/v1/admin/switchover-check",
+    tag = "cluster",
+    summary = "Whether this node could hand over (a primary) or be promoted (a standby) now",
+    description = "Needs the credential the switchover itself needs (admin), so a switchover can check both nodes before it changes anything. Changes nothing.",
+    responses(
+        (status = 200, description = "What this node could do now, and why not", body = crate::wire::SwitchoverCheckBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn switchover_check(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    allowed(&request, &state, Action::MoveRole)?;
+    let node = &state.node;
+    let verdict = |result: Result<(), NodeError>| match result {
+        Ok(()) => json!({ "possible": true, "reason": null }),
+        Err(error) => json!({ "possible": false, "reason": error.to_string() }),
+    };
+    let promote = match state.replication.get() {
+        Some(_) => node.check_promote(),
+        None => Err(NodeError::NotStandby(node.cluster().role().as_str())),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "role": node.cluster().role().as_str(),
+            "epoch": node.epoch(),
+            "hand_over": verdict(node.check_hand_over()),
+            "promote": verdict(promote),
+        }),
     ))
 }

@@ -96,6 +96,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(allow("POST")),
         )
         .service(
+            web::resource("/v1/admin/resume")
+                .route(web::post().to(cluster::resume))
+                .default_service(allow("POST")),
+        )
+        .service(
+            web::resource("/v1/admin/switchover-check")
+                .route(web::get().to(cluster::switchover_check))
+                .default_service(allow("GET")),
+        )
+        .service(
             web::resource("/healthz")
                 .route(web::get().to(ops::healthz))
                 .default_service(allow("GET")),

@@ -44,6 +44,8 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::cluster::status,
         super::cluster::promote,
         super::cluster::handover,
+        super::cluster::resume,
+        super::cluster::switchover_check,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
