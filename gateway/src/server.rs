@@ -126,6 +126,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.data_dir.display()
     );
     let readiness = Arc::new(Readiness::default());
+    // After `install_metrics`: the counters' handles come from its recorder.
+    let requests = Arc::new(crate::request::RequestMetrics::default());
     let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
@@ -136,6 +138,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         readiness: Arc::clone(&readiness),
         replication: Arc::clone(&replication_slot),
         orders_read_max: config.orders_read_max,
+        requests: Arc::clone(&requests),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();
@@ -171,6 +174,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 Arc::clone(&node),
                 quic_admin_token,
                 Arc::clone(&gatekeeper),
+                requests,
             )
             .await?,
         )
@@ -345,6 +349,7 @@ async fn start_quic(
     node: Arc<Node>,
     admin_token: String,
     gatekeeper: Arc<crate::auth::Gatekeeper>,
+    requests: Arc<crate::request::RequestMetrics>,
 ) -> Result<QuicServer, ServeError> {
     let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
     let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
@@ -368,8 +373,16 @@ async fn start_quic(
     );
     let tls = certificate.rustls_config().map_err(QuicError::from)?;
     let limits = QuicLimits::from_config(config);
-    let quic =
-        QuicServer::start(node, admin_token, gatekeeper, tls, config.quic_addr, limits).await?;
+    let quic = QuicServer::start(
+        node,
+        admin_token,
+        gatekeeper,
+        requests,
+        tls,
+        config.quic_addr,
+        limits,
+    )
+    .await?;
     let addr = quic.local_addr();
     println!("flashgate: listening on quic {addr}");
     tracing::info!(%addr, "listening for QUIC");

@@ -5,14 +5,15 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use flashgate_actors::domain::{
-    CustomerId, Order, Sku, SkuId, SkuSettings, Timestamp, QUANTITY_PER_ORDER_MAX,
+    IdempotencyKey, InvalidField, Order, PlaceOrder, PutSku, RequestedSettings, Restock, Sku,
+    Timestamp,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 /// Reads a JSON object body: checks the media type, the size limit and the syntax.
 /// What a request body may cost: bytes, and the time to arrive.
@@ -26,23 +27,15 @@ pub async fn read_object(
     request: &HttpRequest,
     mut payload: web::Payload,
     limits: BodyLimits,
-) -> Result<Fields, ApiError> {
+) -> Result<Fields, RequestError> {
     let body_bytes_max = limits.bytes_max;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json"
-        && !(essence.starts_with("application/") && essence.ends_with("+json"))
-    {
-        return Err(ApiError::UnsupportedMediaType);
+    if !is_json(content_type) {
+        return Err(RequestError::UnsupportedMediaType);
     }
     let declared = request
         .headers()
@@ -50,16 +43,16 @@ pub async fn read_object(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > body_bytes_max) {
-        return Err(ApiError::BodyTooLarge(body_bytes_max));
+        return Err(RequestError::BodyTooLarge(body_bytes_max));
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(body_bytes_max));
     let read = async {
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|error| {
-                ApiError::MalformedJson(format!("cannot read the body: {error}"))
+                RequestError::MalformedJson(format!("cannot read the body: {error}"))
             })?;
             if body.len() + chunk.len() > body_bytes_max {
-                return Err(ApiError::BodyTooLarge(body_bytes_max));
+                return Err(RequestError::BodyTooLarge(body_bytes_max));
             }
             body.extend_from_slice(&chunk);
         }
@@ -67,18 +60,36 @@ pub async fn read_object(
     };
     tokio::time::timeout(limits.read_timeout, read)
         .await
-        .map_err(|_| ApiError::BodyTimeout(limits.read_timeout))??;
+        .map_err(|_| RequestError::BodyTimeout(limits.read_timeout))??;
     parse_object(&body)
+}
+
+/// Whether a `Content-Type` names JSON: `application/json` or
+/// `application/<anything>+json`, in any case, parameters ignored.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let prefix = "application/";
+    let has_prefix = essence
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+    let subtype = essence.get(prefix.len()..).unwrap_or("");
+    has_prefix
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .len()
+                .checked_sub("+json".len())
+                .and_then(|start| subtype.get(start..))
+                .is_some_and(|tail| tail.eq_ignore_ascii_case("+json")))
 }
 
 /// A whole request body as a JSON object's members: `MalformedJson` for bytes
 /// that are not JSON (or repeat a key), `InvalidField` for JSON that is not an
 /// object. Pure: what `read_object` does once the body has arrived.
-pub fn parse_object(body: &[u8]) -> Result<Fields, ApiError> {
+pub fn parse_object(body: &[u8]) -> Result<Fields, RequestError> {
     match serde_json::from_slice::<StrictJson>(body).map(|strict| strict.0) {
         Ok(Value::Object(map)) => Ok(Fields(map)),
-        Ok(_) => Err(ApiError::InvalidField("body: must be a JSON object".into())),
-        Err(error) => Err(ApiError::MalformedJson(format!(
+        Ok(_) => Err(InvalidField::new("body", "must be a JSON object").into()),
+        Err(error) => Err(RequestError::MalformedJson(format!(
             "the body is not valid JSON: {error}"
         ))),
     }
@@ -158,82 +169,65 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 /// The members of a JSON object body, taken one at a time.
 pub struct Fields(Map<String, Value>);
 
-/// A `POST /v1/orders` body, each field checked by its rule.
-#[derive(Debug)]
-pub struct OrderFields {
-    pub sku: SkuId,
-    pub quantity: u32,
-    pub customer: CustomerId,
-}
-
 impl Fields {
-    /// Reads a place-order body: `sku`, `quantity` (1 to
-    /// `QUANTITY_PER_ORDER_MAX`) and `customer_id`, and nothing else.
-    pub fn into_order(mut self) -> Result<OrderFields, ApiError> {
-        let sku = SkuId::parse(&self.string("sku")?)?;
+    /// Reads a place-order body: `sku`, `quantity` and `customer_id`, and
+    /// nothing else, as a command under `idempotency_key` (from the header);
+    /// the fields' rules are `PlaceOrder::parse`'s.
+    pub fn into_order(
+        mut self,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<PlaceOrder, RequestError> {
+        let sku = self.string("sku")?;
         let quantity = self.unsigned("quantity")?;
-        let customer = CustomerId::parse(&self.string("customer_id")?)?;
+        let customer = self.string("customer_id")?;
         self.finish()?;
-        let quantity = u32::try_from(quantity)
-            .ok()
-            .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
-            .ok_or_else(|| {
-                ApiError::InvalidField(format!(
-                    "quantity: must be between 1 and {QUANTITY_PER_ORDER_MAX}"
-                ))
-            })?;
-        Ok(OrderFields {
-            sku,
+        Ok(PlaceOrder::parse(
+            &sku,
             quantity,
-            customer,
-        })
+            &customer,
+            idempotency_key,
+        )?)
     }
 
-    /// Reads a put-SKU body: `stock` and the settings (an absent one takes
-    /// its default), and nothing else.
-    pub fn into_sku_settings(mut self) -> Result<(Option<u64>, SkuSettings), ApiError> {
-        let defaults = SkuSettings::default();
+    /// Reads a put-SKU body for `sku`: `stock` and the settings, and nothing
+    /// else; the defaults and rules are `PutSku::parse`'s.
+    pub fn into_put_sku(mut self, sku: &str) -> Result<PutSku, RequestError> {
         let stock = self.optional_unsigned("stock")?;
-        let settings = SkuSettings {
+        let requested = RequestedSettings {
             per_customer_limit: self.optional_unsigned("per_customer_limit")?,
-            max_quantity_per_order: self
-                .optional_u32("max_quantity_per_order")?
-                .unwrap_or(defaults.max_quantity_per_order),
+            max_quantity_per_order: self.optional_u32("max_quantity_per_order")?,
             sale_starts_at: self.optional_timestamp("sale_starts_at")?,
-            reservation_ttl_secs: self
-                .optional_u32("reservation_ttl_secs")?
-                .unwrap_or(defaults.reservation_ttl_secs),
-            low_stock_threshold: self
-                .optional_unsigned("low_stock_threshold")?
-                .unwrap_or(defaults.low_stock_threshold),
+            reservation_ttl_secs: self.optional_u32("reservation_ttl_secs")?,
+            low_stock_threshold: self.optional_unsigned("low_stock_threshold")?,
         };
         self.finish()?;
-        Ok((stock, settings))
+        Ok(PutSku::parse(sku, stock, requested)?)
     }
 
-    /// Reads a restock body: `quantity`, and nothing else.
-    pub fn into_restock_quantity(mut self) -> Result<u64, ApiError> {
+    /// Reads a restock body for `sku`: `quantity`, and nothing else; the
+    /// rules are `Restock::parse`'s.
+    pub fn into_restock(mut self, sku: &str) -> Result<Restock, RequestError> {
         let quantity = self.unsigned("quantity")?;
         self.finish()?;
-        Ok(quantity)
+        Ok(Restock::parse(sku, quantity)?)
     }
 }
 
-fn invalid(field: &str, rule: &str) -> ApiError {
-    ApiError::InvalidField(format!("{field}: {rule}"))
+fn invalid(field: &'static str, rule: &str) -> RequestError {
+    InvalidField::new(field, rule).into()
 }
 
 impl Fields {
-    fn take(&mut self, field: &str) -> Option<Value> {
+    fn take(&mut self, field: &'static str) -> Option<Value> {
         self.0.remove(field).filter(|value| !value.is_null())
     }
 
-    pub fn string(&mut self, field: &str) -> Result<String, ApiError> {
+    pub fn string(&mut self, field: &'static str) -> Result<String, RequestError> {
         self.optional_string(field)?
             .ok_or_else(|| invalid(field, "is required (a string)"))
     }
 
-    pub fn optional_string(&mut self, field: &str) -> Result<Option<String>, ApiError> {
+    pub fn optional_string(&mut self, field: &'static str) -> Result<Option<String>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(Value::String(value)) => Ok(Some(value)),
@@ -241,12 +235,12 @@ impl Fields {
         }
     }
 
-    pub fn unsigned(&mut self, field: &str) -> Result<u64, ApiError> {
+    pub fn unsigned(&mut self, field: &'static str) -> Result<u64, RequestError> {
         self.optional_unsigned(field)?
             .ok_or_else(|| invalid(field, "is required (a whole number)"))
     }
 
-    pub fn optional_unsigned(&mut self, field: &str) -> Result<Option<u64>, ApiError> {
+    pub fn optional_unsigned(&mut self, field: &'static str) -> Result<Option<u64>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(Value::Number(number)) => match number.as_u64() {
@@ -267,13 +261,16 @@ impl Fields {
     /// A number the domain bounds far below `u32::MAX`: a larger one is read as
     /// `u32::MAX`, so the domain's refusal states the field's real range
     /// rather than the width of the type.
-    pub fn optional_u32(&mut self, field: &str) -> Result<Option<u32>, ApiError> {
+    pub fn optional_u32(&mut self, field: &'static str) -> Result<Option<u32>, RequestError> {
         Ok(self
             .optional_unsigned(field)?
             .map(|value| u32::try_from(value).unwrap_or(u32::MAX)))
     }
 
-    pub fn optional_timestamp(&mut self, field: &str) -> Result<Option<Timestamp>, ApiError> {
+    pub fn optional_timestamp(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Timestamp>, RequestError> {
         match self.optional_string(field)? {
             None => Ok(None),
             Some(text) => Timestamp::parse_rfc3339(&text).map(Some).ok_or_else(|| {
@@ -287,7 +284,7 @@ impl Fields {
 
     /// A required array of strings; `Ok` with every element, or the field's
     /// rule when it is not an array or holds something other than a string.
-    pub fn strings(&mut self, field: &str) -> Result<Vec<String>, ApiError> {
+    pub fn strings(&mut self, field: &'static str) -> Result<Vec<String>, RequestError> {
         match self.take(field) {
             None => Err(invalid(field, "is required (an array of strings)")),
             Some(Value::Array(values)) => values
@@ -302,10 +299,10 @@ impl Fields {
     }
 
     /// Call last: refuses members nobody asked for, so typos are not ignored.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), RequestError> {
         match self.0.keys().next() {
             None => Ok(()),
-            Some(unknown) => Err(invalid(unknown, "is not a member of this request")),
+            Some(unknown) => Err(RequestError::UnknownMember(unknown.clone())),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::caller::allowed;
 use super::{json, AppState};
 use crate::auth::Action;
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 /// How long a handover waits for the standby to acknowledge everything.
 pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -32,7 +32,7 @@ pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
 pub async fn status(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::ReadOperations)?;
     Ok(json(
         StatusCode::OK,
@@ -96,7 +96,7 @@ pub fn status_json(status: &ClusterStatus) -> Value {
 pub async fn promote(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::MoveRole)?;
     let Some(replication) = state.replication.get() else {
         return Err(NodeError::NotStandby(state.node.cluster().role().as_str()).into());
@@ -130,7 +130,7 @@ pub async fn promote(
 pub async fn handover(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::MoveRole)?;
     let last_lsn = state.node.hand_over(HANDOVER_WAIT_MAX).await?;
     Ok(json(

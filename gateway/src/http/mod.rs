@@ -12,12 +12,11 @@ mod skus;
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::InvalidField;
 use flashgate_actors::Node;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 pub use cluster::status_json;
 pub use ops::Readiness;
@@ -34,6 +33,8 @@ pub struct AppState {
     pub replication: Arc<std::sync::OnceLock<crate::replication::Replication>>,
     /// Most ids in one `POST /v1/orders/read` (`Config::orders_read_max`).
     pub orders_read_max: usize,
+    /// The outcome counters, shared with QUIC.
+    pub requests: Arc<crate::request::RequestMetrics>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -118,8 +119,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, RequestError> {
+    Err(RequestError::NotFound(format!(
         "{} {}",
         request.method(),
         request.path()
@@ -129,7 +130,7 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// The answer for a method a resource does not take: 405 with `Allow`.
 fn allow(methods: &'static str) -> actix_web::Route {
     web::to(move |request: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+        Err::<HttpResponse, _>(RequestError::MethodNotAllowed {
             detail: format!("{} is not allowed on {}", request.method(), request.path()),
             allow: methods,
         })
@@ -152,10 +153,4 @@ fn read_answer<T: Serialize>(state: &AppState, body: &T) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((NODE_ROLE_HEADER, state.node.cluster().role().as_str()))
         .json(body)
-}
-
-impl From<InvalidField> for ApiError {
-    fn from(error: InvalidField) -> ApiError {
-        ApiError::InvalidField(error.to_string())
-    }
 }
