@@ -418,7 +418,11 @@ fn the_same_bad_request_is_refused_alike_over_http_and_quic() {
             (11, "quantity:"),
         ];
         for (index, field) in fields {
-            assert!(over_http[index].1.starts_with(field), "{:?}", over_http[index]);
+            assert!(
+                over_http[index].1.starts_with(field),
+                "{:?}",
+                over_http[index]
+            );
         }
         // Nothing was placed or changed.
         let sku = quic_client.sku("SAME").await.unwrap();

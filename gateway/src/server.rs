@@ -431,6 +431,28 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// Most (method, route, status) latency series one HTTP worker keeps the
+/// handle of; past it (only a client sending unusual requests gets there),
+/// a series is looked up by name and labels each time.
+const LATENCY_HANDLES_PER_WORKER_MAX: usize = 128;
+
+/// One latency series of `flashgate_http_request_duration_seconds` and its handle.
+struct LatencySeries {
+    method: &'static str,
+    status: u16,
+    route: Option<String>,
+    histogram: metrics::Histogram,
+}
+
+thread_local! {
+    /// The latency handles this HTTP worker has used: each request records
+    /// into its series' kept handle instead of building the key and looking
+    /// it up in the registry. Labels come from fixed sets (methods, routes,
+    /// the statuses the server answers), so there are few.
+    static LATENCY_SERIES: std::cell::RefCell<Vec<LatencySeries>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 async fn record_latency(
     request: actix_web::dev::ServiceRequest,
     next: middleware::Next<impl actix_web::body::MessageBody>,
@@ -438,16 +460,32 @@ async fn record_latency(
     let started = Instant::now();
     let method = method_label(request.method());
     let response = next.call(request).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    metrics::histogram!(
-        "flashgate_http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_u16().to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
+    let route = response.request().match_pattern();
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    LATENCY_SERIES.with_borrow_mut(|kept| {
+        let found = kept.iter().find(|series| {
+            series.status == status && series.method == method && series.route == route
+        });
+        if let Some(series) = found {
+            series.histogram.record(elapsed);
+            return;
+        }
+        let histogram = metrics::histogram!(
+            "flashgate_http_request_duration_seconds",
+            "method" => method,
+            "route" => route.clone().unwrap_or_else(|| "unmatched".to_owned()),
+            "status" => status.to_string()
+        );
+        histogram.record(elapsed);
+        if kept.len() < LATENCY_HANDLES_PER_WORKER_MAX {
+            kept.push(LatencySeries {
+                method,
+                status,
+                route,
+                histogram,
+            });
+        }
+    });
     Ok(response)
 }

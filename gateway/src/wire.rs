@@ -5,8 +5,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use flashgate_actors::domain::{
-    IdempotencyKey, InvalidField, Order, PlaceOrder, PutSku, RequestedSettings, Restock, Sku,
-    Timestamp,
+    IdempotencyKey, InvalidField, Order, OrderId, PlaceOrder, PutSku, RequestedSettings, Restock,
+    Sku, Timestamp,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -45,20 +45,41 @@ pub async fn read_object(
     if declared.is_some_and(|length| length > body_bytes_max) {
         return Err(RequestError::BodyTooLarge(body_bytes_max));
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(body_bytes_max));
     let read = async {
+        // A body that arrives in one chunk (the usual case: it came with the
+        // head) is parsed where it lies; only a body in several chunks is
+        // copied into one buffer.
+        let mut first: Option<web::Bytes> = None;
+        let mut joined: Option<web::BytesMut> = None;
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|error| {
                 RequestError::MalformedJson(format!("cannot read the body: {error}"))
             })?;
-            if body.len() + chunk.len() > body_bytes_max {
+            let held = first.as_ref().map_or(0, |first| first.len())
+                + joined.as_ref().map_or(0, |joined| joined.len());
+            if held + chunk.len() > body_bytes_max {
                 return Err(RequestError::BodyTooLarge(body_bytes_max));
             }
-            body.extend_from_slice(&chunk);
+            match (&mut joined, first.take()) {
+                (Some(joined), _) => joined.extend_from_slice(&chunk),
+                (None, None) => first = Some(chunk),
+                (None, Some(earlier)) => {
+                    let capacity = declared
+                        .unwrap_or(0)
+                        .clamp(held + chunk.len(), body_bytes_max);
+                    let mut buffer = web::BytesMut::with_capacity(capacity);
+                    buffer.extend_from_slice(&earlier);
+                    buffer.extend_from_slice(&chunk);
+                    joined = Some(buffer);
+                }
+            }
         }
-        Ok(())
+        Ok(match joined {
+            Some(joined) => joined.freeze(),
+            None => first.unwrap_or_default(),
+        })
     };
-    tokio::time::timeout(limits.read_timeout, read)
+    let body = tokio::time::timeout(limits.read_timeout, read)
         .await
         .map_err(|_| RequestError::BodyTimeout(limits.read_timeout))??;
     parse_object(&body)
@@ -307,13 +328,25 @@ impl Fields {
     }
 }
 
-/// An order, as every answer about one shows it.
+/// A value written into a JSON answer as a string through its `Display`,
+/// straight into the answer's buffer: no `String` of its own.
+pub struct AsText<T>(pub T);
+
+impl<T: std::fmt::Display> Serialize for AsText<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// An order, as every answer about one shows it. Built from the order
+/// without copying its text: the ids and times are written into the answer
+/// as it is serialised.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Order)]
 pub struct OrderBody<'a> {
     /// `<epoch>-<shard>-<number>`, unique for the life of the data directory.
-    #[schema(pattern = "^[0-9]+-[0-9]+-[0-9]+$", examples("1-3-1042"))]
-    pub order_id: String,
+    #[schema(value_type = String, pattern = "^[0-9]+-[0-9]+-[0-9]+$", examples("1-3-1042"))]
+    pub order_id: AsText<OrderId>,
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-m"))]
     pub sku: &'a str,
     #[schema(minimum = 1, maximum = 1_000_000)]
@@ -325,13 +358,13 @@ pub struct OrderBody<'a> {
     #[schema(schema_with = order_status_schema)]
     pub status: &'static str,
     /// RFC 3339, UTC, milliseconds.
-    #[schema(format = DateTime, examples("2026-11-27T09:00:00.000Z"))]
-    pub created_at: String,
+    #[schema(value_type = String, format = DateTime, examples("2026-11-27T09:00:00.000Z"))]
+    pub created_at: AsText<Timestamp>,
     /// When an unconfirmed reservation expires and its stock returns.
-    #[schema(format = DateTime)]
-    pub reserved_until: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub reserved_until: AsText<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: AsText<Timestamp>,
 }
 
 fn order_status_schema() -> utoipa::openapi::Object {
@@ -344,14 +377,14 @@ fn order_status_schema() -> utoipa::openapi::Object {
 impl<'a> From<&'a Order> for OrderBody<'a> {
     fn from(order: &'a Order) -> OrderBody<'a> {
         OrderBody {
-            order_id: order.id.to_string(),
+            order_id: AsText(order.id),
             sku: order.sku.as_str(),
             quantity: order.quantity,
             customer_id: order.customer.as_str(),
             status: order.status.as_str(),
-            created_at: order.created_at.to_string(),
-            reserved_until: order.reserved_until.to_string(),
-            updated_at: order.updated_at.to_string(),
+            created_at: AsText(order.created_at),
+            reserved_until: AsText(order.reserved_until),
+            updated_at: AsText(order.updated_at),
         }
     }
 }
