@@ -151,45 +151,15 @@ fn quoted(raw: &str) -> String {
 }
 
 /// Every label an outcome counter can carry: the two of an order placed, the
-/// one of any other request answered, then every code of `RequestError`.
-const OUTCOMES: &[&str] = &[
-    "created",
-    "replayed",
-    "ok",
-    code::SOLD_OUT,
-    code::INSUFFICIENT_STOCK,
-    code::LIMIT_EXCEEDED,
-    code::SALE_NOT_OPEN,
-    code::UNKNOWN_SKU,
-    code::UNKNOWN_ORDER,
-    code::INVALID_TRANSITION,
-    code::INVALID_FIELD,
-    code::IDEMPOTENCY_KEY_REUSED,
-    code::CAPACITY_REACHED,
-    code::OVERLOADED,
-    code::STORAGE_FAILED,
-    code::SHUTTING_DOWN,
-    code::NOT_PRIMARY,
-    code::STANDBY_UNAVAILABLE,
-    crate::error_code::NOT_STANDBY,
-    crate::error_code::HANDOVER_FAILED,
-    code::UNAUTHORIZED,
-    code::FORBIDDEN,
-    code::CUSTOMER_MISMATCH,
-    code::TOO_MANY_AUTH_FAILURES,
-    code::TOO_MANY_IN_FLIGHT,
-    code::BATCH_TOO_LARGE,
-    "malformed_json",
-    "body_too_large",
-    "body_timeout",
-    "unsupported_media_type",
-    "not_found",
-    "method_not_allowed",
-    "not_ready",
-    "too_many_connections",
-    "uri_too_long",
-    "headers_too_large",
-];
+/// one of any other request answered, then every code of `RequestError`
+/// (the HTTP API's, and QUIC's own `too_many_in_flight`).
+fn outcomes() -> Box<[&'static str]> {
+    ["created", "replayed", "ok"]
+        .into_iter()
+        .chain(crate::problem::PROBLEM_CODES.iter().copied())
+        .chain([code::TOO_MANY_IN_FLIGHT])
+        .collect()
+}
 
 /// The kinds of QUIC request, the label of `flashgate_quic_request_duration_seconds`.
 pub const QUIC_REQUEST_KINDS: &[&str] = &[
@@ -212,7 +182,7 @@ pub const QUIC_REQUEST_KINDS: &[&str] = &[
 struct KeptHandles<T> {
     name: &'static str,
     label: &'static str,
-    values: &'static [&'static str],
+    values: Box<[&'static str]>,
     handles: Box<[OnceLock<T>]>,
     register: fn(&'static str, &'static str, &'static str) -> T,
 }
@@ -221,14 +191,14 @@ impl<T> KeptHandles<T> {
     fn new(
         name: &'static str,
         label: &'static str,
-        values: &'static [&'static str],
+        values: Box<[&'static str]>,
         register: fn(&'static str, &'static str, &'static str) -> T,
     ) -> KeptHandles<T> {
         KeptHandles {
             name,
             label,
-            values,
             handles: values.iter().map(|_| OnceLock::new()).collect(),
+            values,
             register,
         }
     }
@@ -271,17 +241,17 @@ pub struct RequestMetrics {
 impl Default for RequestMetrics {
     fn default() -> RequestMetrics {
         RequestMetrics {
-            orders: KeptHandles::new("flashgate_orders_total", "outcome", OUTCOMES, counter),
+            orders: KeptHandles::new("flashgate_orders_total", "outcome", outcomes(), counter),
             quic_requests: KeptHandles::new(
                 "flashgate_quic_requests_total",
                 "outcome",
-                OUTCOMES,
+                outcomes(),
                 counter,
             ),
             quic_durations: KeptHandles::new(
                 "flashgate_quic_request_duration_seconds",
                 "request",
-                QUIC_REQUEST_KINDS,
+                QUIC_REQUEST_KINDS.into(),
                 histogram,
             ),
         }
@@ -378,11 +348,12 @@ mod tests {
     use flashgate_actors::domain::{CoreError, SkuId};
 
     /// Every code a refusal can carry has its kept counter: a code missing
-    /// from `OUTCOMES` would be looked up per request again.
+    /// from `outcomes()` would be looked up per request again.
     #[test]
     fn every_code_has_a_kept_counter() {
+        let outcomes = outcomes();
         for refusal in &one_of_each() {
-            assert!(OUTCOMES.contains(&refusal.code()), "{}", refusal.code());
+            assert!(outcomes.contains(&refusal.code()), "{}", refusal.code());
         }
         for node_error in [
             NodeError::Rejected(CoreError::SoldOut(SkuId::parse("A").unwrap())),
@@ -391,7 +362,7 @@ mod tests {
             NodeError::NotPrimary { primary: None },
         ] {
             let code = RequestError::from(node_error).code();
-            assert!(OUTCOMES.contains(&code), "{code}");
+            assert!(outcomes.contains(&code), "{code}");
         }
     }
 

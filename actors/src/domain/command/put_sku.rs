@@ -144,15 +144,18 @@ mod tests {
         let command = PutSku::parse("A", Some(5), RequestedSettings::default()).unwrap();
         assert_eq!(command.sku.as_str(), "A");
         assert_eq!(command.stock, Some(5));
+        assert_eq!(command.settings, SkuSettings::default());
         assert_eq!(
-            command.settings,
-            SkuSettings {
-                per_customer_limit: None,
-                max_quantity_per_order: MAX_QUANTITY_PER_ORDER_DEFAULT,
-                sale_starts_at: None,
-                reservation_ttl_secs: RESERVATION_TTL_SECS_DEFAULT,
-                low_stock_threshold: 0,
-            }
+            (
+                command.settings.per_customer_limit,
+                command.settings.max_quantity_per_order,
+                command.settings.reservation_ttl_secs,
+            ),
+            (
+                None,
+                MAX_QUANTITY_PER_ORDER_DEFAULT,
+                RESERVATION_TTL_SECS_DEFAULT
+            )
         );
         let given = RequestedSettings {
             per_customer_limit: Some(2),
