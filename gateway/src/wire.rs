@@ -328,25 +328,129 @@ impl Fields {
     }
 }
 
-/// A value written into a JSON answer as a string through its `Display`,
-/// straight into the answer's buffer: no `String` of its own.
-pub struct AsText<T>(pub T);
+/// An order id in a JSON answer, `<epoch>-<shard>-<number>` as its
+/// `Display` writes it, formatted in a stack buffer: no `String`, no
+/// formatting machinery.
+pub struct OrderIdText(pub OrderId);
 
-impl<T: std::fmt::Display> Serialize for AsText<T> {
+impl Serialize for OrderIdText {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        // Two u64s of at most 20 digits, a u32 of at most 10, two dashes.
+        let mut text = Digits::<52>::new();
+        text.number(self.0.epoch);
+        text.byte(b'-');
+        text.number(u64::from(self.0.shard));
+        text.byte(b'-');
+        text.number(self.0.number);
+        serializer.serialize_str(text.as_str())
+    }
+}
+
+/// A time in a JSON answer: RFC 3339, UTC, milliseconds, the text of
+/// `Timestamp`'s `Display` (`2026-11-27T09:00:00.000Z`), formatted in a stack
+/// buffer. A time past `Timestamp::MAX`, which validated input never holds,
+/// goes through `Display`.
+pub struct TimeText(pub Timestamp);
+
+impl Serialize for TimeText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 > Timestamp::MAX {
+            return serializer.collect_str(&self.0);
+        }
+        serializer.serialize_str(rfc3339_millis(self.0, &mut Digits::new()))
+    }
+}
+
+/// `at` (at most `Timestamp::MAX`) as `YYYY-MM-DDTHH:MM:SS.mmmZ` in `text`.
+fn rfc3339_millis(at: Timestamp, text: &mut Digits<24>) -> &str {
+    let millis = at.0 % 1000;
+    let secs = at.0 / 1000;
+    let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar),
+    // by eras of 400 years counted from 0000-03-01.
+    let days_since_0000_03_01 = days + 719_468;
+    let era = days_since_0000_03_01 / 146_097;
+    let day_of_era = days_since_0000_03_01 % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    text.padded(year, 4);
+    text.byte(b'-');
+    text.padded(month, 2);
+    text.byte(b'-');
+    text.padded(day, 2);
+    text.byte(b'T');
+    text.padded(secs_of_day / 3600, 2);
+    text.byte(b':');
+    text.padded(secs_of_day % 3600 / 60, 2);
+    text.byte(b':');
+    text.padded(secs_of_day % 60, 2);
+    text.byte(b'.');
+    text.padded(millis, 3);
+    text.byte(b'Z');
+    text.as_str()
+}
+
+/// ASCII text of at most `N` bytes on the stack.
+struct Digits<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Digits<N> {
+    fn new() -> Digits<N> {
+        Digits {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    fn byte(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    /// `value` in decimal, at least `width` digits (zeros in front).
+    fn padded(&mut self, mut value: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut count = 0;
+        while value > 0 || count < width.max(1) {
+            digits[19 - count] = b'0' + (value % 10) as u8;
+            value /= 10;
+            count += 1;
+        }
+        for &digit in &digits[20 - count..] {
+            self.byte(digit);
+        }
+    }
+
+    fn number(&mut self, value: u64) {
+        self.padded(value, 1);
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 }
 
 /// An order, as every answer about one shows it. Built from the order
-/// without copying its text: the ids and times are written into the answer
-/// as it is serialised.
+/// without copying its text: the id and the times are formatted on the stack
+/// as the answer is written.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Order)]
 pub struct OrderBody<'a> {
     /// `<epoch>-<shard>-<number>`, unique for the life of the data directory.
     #[schema(value_type = String, pattern = "^[0-9]+-[0-9]+-[0-9]+$", examples("1-3-1042"))]
-    pub order_id: AsText<OrderId>,
+    pub order_id: OrderIdText,
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-m"))]
     pub sku: &'a str,
     #[schema(minimum = 1, maximum = 1_000_000)]
@@ -359,12 +463,12 @@ pub struct OrderBody<'a> {
     pub status: &'static str,
     /// RFC 3339, UTC, milliseconds.
     #[schema(value_type = String, format = DateTime, examples("2026-11-27T09:00:00.000Z"))]
-    pub created_at: AsText<Timestamp>,
+    pub created_at: TimeText,
     /// When an unconfirmed reservation expires and its stock returns.
     #[schema(value_type = String, format = DateTime)]
-    pub reserved_until: AsText<Timestamp>,
+    pub reserved_until: TimeText,
     #[schema(value_type = String, format = DateTime)]
-    pub updated_at: AsText<Timestamp>,
+    pub updated_at: TimeText,
 }
 
 fn order_status_schema() -> utoipa::openapi::Object {
@@ -377,14 +481,14 @@ fn order_status_schema() -> utoipa::openapi::Object {
 impl<'a> From<&'a Order> for OrderBody<'a> {
     fn from(order: &'a Order) -> OrderBody<'a> {
         OrderBody {
-            order_id: AsText(order.id),
+            order_id: OrderIdText(order.id),
             sku: order.sku.as_str(),
             quantity: order.quantity,
             customer_id: order.customer.as_str(),
             status: order.status.as_str(),
-            created_at: AsText(order.created_at),
-            reserved_until: AsText(order.reserved_until),
-            updated_at: AsText(order.updated_at),
+            created_at: TimeText(order.created_at),
+            reserved_until: TimeText(order.reserved_until),
+            updated_at: TimeText(order.updated_at),
         }
     }
 }
@@ -641,4 +745,68 @@ pub struct PromoteBody {
 pub struct HandoverBody {
     pub epoch: u64,
     pub last_lsn: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer's times are exactly the text of `Timestamp`'s `Display`,
+    /// across leap days, century years, the epoch and the last
+    /// representable millisecond: clients parse them, and a read written
+    /// before this formatter must match one written after.
+    #[test]
+    fn times_are_written_as_display_writes_them() {
+        let mut samples = vec![
+            0,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_000,   // 2000-02-29
+            4_107_542_400_000, // 2100-03-01
+            1_764_236_800_123,
+            Timestamp::MAX.0,
+        ];
+        // Steps of a prime number of milliseconds across the whole range.
+        let mut at = 0u64;
+        while at <= Timestamp::MAX.0 {
+            samples.push(at);
+            at += 7_919_993_713;
+        }
+        for ms in samples {
+            let written = serde_json::to_string(&TimeText(Timestamp(ms))).unwrap();
+            assert_eq!(written, format!("\"{}\"", Timestamp(ms)), "{ms}");
+        }
+        let past = Timestamp(Timestamp::MAX.0 + 1);
+        assert_eq!(
+            serde_json::to_string(&TimeText(past)).unwrap(),
+            format!("\"{past}\"")
+        );
+    }
+
+    /// An answer's order id is exactly the text of `OrderId`'s `Display`,
+    /// the largest parts included.
+    #[test]
+    fn order_ids_are_written_as_display_writes_them() {
+        for id in [
+            OrderId {
+                epoch: 1,
+                shard: 0,
+                number: 42,
+            },
+            OrderId {
+                epoch: 0,
+                shard: 0,
+                number: 0,
+            },
+            OrderId {
+                epoch: u64::MAX,
+                shard: u32::MAX,
+                number: u64::MAX,
+            },
+        ] {
+            let written = serde_json::to_string(&OrderIdText(id)).unwrap();
+            assert_eq!(written, format!("\"{id}\""));
+        }
+    }
 }
