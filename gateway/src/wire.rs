@@ -25,9 +25,32 @@ pub struct BodyLimits {
 
 pub async fn read_object(
     request: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limits: BodyLimits,
 ) -> Result<Fields, RequestError> {
+    parse_object(&read_body(request, payload, limits).await?)
+}
+
+/// Reads a place-order body (`sku`, `quantity`, `customer_id`, nothing
+/// else) as a command under `idempotency_key`, with the same checks and
+/// refusals as `read_object` followed by field-by-field reading, but without
+/// building a map of the members: the fields' rules are `PlaceOrder::parse`'s.
+pub async fn read_order(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<PlaceOrder, RequestError> {
+    parse_order(&read_body(request, payload, limits).await?, idempotency_key)
+}
+
+/// The bytes of a JSON body, after checking its media type, its size and
+/// the time it takes to arrive.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<web::Bytes, RequestError> {
     let body_bytes_max = limits.bytes_max;
     let content_type = request
         .headers()
@@ -79,10 +102,9 @@ pub async fn read_object(
             None => first.unwrap_or_default(),
         })
     };
-    let body = tokio::time::timeout(limits.read_timeout, read)
+    tokio::time::timeout(limits.read_timeout, read)
         .await
-        .map_err(|_| RequestError::BodyTimeout(limits.read_timeout))??;
-    parse_object(&body)
+        .map_err(|_| RequestError::BodyTimeout(limits.read_timeout))?
 }
 
 /// Whether a `Content-Type` names JSON: `application/json` or
@@ -109,11 +131,174 @@ fn is_json(content_type: &str) -> bool {
 pub fn parse_object(body: &[u8]) -> Result<Fields, RequestError> {
     match serde_json::from_slice::<StrictJson>(body).map(|strict| strict.0) {
         Ok(Value::Object(map)) => Ok(Fields(map)),
-        Ok(_) => Err(InvalidField::new("body", "must be a JSON object").into()),
-        Err(error) => Err(RequestError::MalformedJson(format!(
-            "the body is not valid JSON: {error}"
-        ))),
+        Ok(_) => Err(not_an_object()),
+        Err(error) => Err(malformed(error)),
     }
+}
+
+fn not_an_object() -> RequestError {
+    InvalidField::new("body", "must be a JSON object").into()
+}
+
+fn malformed(error: serde_json::Error) -> RequestError {
+    RequestError::MalformedJson(format!("the body is not valid JSON: {error}"))
+}
+
+/// A whole place-order body as a command: what `read_order` does once the
+/// body has arrived. Refuses exactly as `parse_object` and then reading
+/// `sku`, `quantity` and `customer_id` from `Fields` would: bytes that are
+/// not JSON or repeat a key are `MalformedJson`, then the members in that
+/// order by their JSON type, then the first other member by name, then
+/// `PlaceOrder::parse`'s rules.
+pub fn parse_order(
+    body: &[u8],
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<PlaceOrder, RequestError> {
+    let members = match serde_json::from_slice::<OrderJson>(body) {
+        Ok(OrderJson::Object(members)) => members,
+        Ok(OrderJson::NotObject) => return Err(not_an_object()),
+        Err(error) => return Err(malformed(error)),
+    };
+    let present = |value: Option<Value>| value.filter(|value| !value.is_null());
+    let sku = required_string("sku", present(members.sku))?;
+    let quantity = required_unsigned("quantity", present(members.quantity))?;
+    let customer = required_string("customer_id", present(members.customer_id))?;
+    if let Some(unknown) = members.others.into_iter().next() {
+        return Err(RequestError::UnknownMember(unknown));
+    }
+    Ok(PlaceOrder::parse(
+        &sku,
+        quantity,
+        &customer,
+        idempotency_key,
+    )?)
+}
+
+/// A place-order body as it was read: its three members (a JSON null kept
+/// as such, so a repeated key is seen) and the names of any others, in order.
+enum OrderJson {
+    Object(OrderMembers),
+    NotObject,
+}
+
+#[derive(Default)]
+struct OrderMembers {
+    sku: Option<Value>,
+    quantity: Option<Value>,
+    customer_id: Option<Value>,
+    others: std::collections::BTreeSet<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for OrderJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<OrderJson, D::Error> {
+        deserializer.deserialize_any(OrderVisitor)
+    }
+}
+
+/// A member name of a place-order body: one of its three is matched in
+/// place, without a `String`.
+enum MemberName {
+    Sku,
+    Quantity,
+    CustomerId,
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for MemberName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<MemberName, D::Error> {
+        deserializer.deserialize_str(MemberNameVisitor)
+    }
+}
+
+struct MemberNameVisitor;
+
+impl serde::de::Visitor<'_> for MemberNameVisitor {
+    type Value = MemberName;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<MemberName, E> {
+        Ok(match name {
+            "sku" => MemberName::Sku,
+            "quantity" => MemberName::Quantity,
+            "customer_id" => MemberName::CustomerId,
+            other => MemberName::Other(other.to_owned()),
+        })
+    }
+}
+
+struct OrderVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OrderVisitor {
+    type Value = OrderJson;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OrderJson, A::Error> {
+        let mut members = OrderMembers::default();
+        while let Some(name) = map.next_key::<MemberName>()? {
+            let (slot, name) = match name {
+                MemberName::Sku => (&mut members.sku, "sku"),
+                MemberName::Quantity => (&mut members.quantity, "quantity"),
+                MemberName::CustomerId => (&mut members.customer_id, "customer_id"),
+                MemberName::Other(name) => {
+                    if members.others.contains(&name) {
+                        return Err(repeated_key(&name));
+                    }
+                    let StrictJson(_) = map.next_value()?;
+                    members.others.insert(name);
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(repeated_key(name));
+            }
+            let StrictJson(value) = map.next_value()?;
+            *slot = Some(value);
+        }
+        Ok(OrderJson::Object(members))
+    }
+
+    // Anything but an object is read whole (so bad JSON anywhere in it is
+    // still `MalformedJson`), then refused as not an object.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<OrderJson, A::Error> {
+        StrictVisitor.visit_seq(seq).map(|_| OrderJson::NotObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_unit<E>(self) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+}
+
+/// The refusal of a key sent twice in one object.
+fn repeated_key<E: serde::de::Error>(key: &str) -> E {
+    E::custom(format!(
+        "the key \"{key}\" appears twice (send each key once)"
+    ))
 }
 
 /// A JSON value whose objects are checked for repeated keys at every depth:
@@ -176,9 +361,7 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         let mut members = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if members.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "the key \"{key}\" appears twice (send each key once)"
-                )));
+                return Err(repeated_key(&key));
             }
             let StrictJson(value) = map.next_value()?;
             members.insert(key, value);
@@ -191,25 +374,6 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 pub struct Fields(Map<String, Value>);
 
 impl Fields {
-    /// Reads a place-order body: `sku`, `quantity` and `customer_id`, and
-    /// nothing else, as a command under `idempotency_key` (from the header);
-    /// the fields' rules are `PlaceOrder::parse`'s.
-    pub fn into_order(
-        mut self,
-        idempotency_key: Option<IdempotencyKey>,
-    ) -> Result<PlaceOrder, RequestError> {
-        let sku = self.string("sku")?;
-        let quantity = self.unsigned("quantity")?;
-        let customer = self.string("customer_id")?;
-        self.finish()?;
-        Ok(PlaceOrder::parse(
-            &sku,
-            quantity,
-            &customer,
-            idempotency_key,
-        )?)
-    }
-
     /// Reads a put-SKU body for `sku`: `stock` and the settings, and nothing
     /// else; the defaults and rules are `PutSku::parse`'s.
     pub fn into_put_sku(mut self, sku: &str) -> Result<PutSku, RequestError> {
@@ -238,45 +402,68 @@ fn invalid(field: &'static str, rule: &str) -> RequestError {
     InvalidField::new(field, rule).into()
 }
 
+// A member's JSON type, checked: `value` is the member, `None` when absent
+// or null.
+
+fn required_string(field: &'static str, value: Option<Value>) -> Result<String, RequestError> {
+    optional_string(field, value)?.ok_or_else(|| invalid(field, "is required (a string)"))
+}
+
+fn optional_string(
+    field: &'static str,
+    value: Option<Value>,
+) -> Result<Option<String>, RequestError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+fn required_unsigned(field: &'static str, value: Option<Value>) -> Result<u64, RequestError> {
+    optional_unsigned(field, value)?.ok_or_else(|| invalid(field, "is required (a whole number)"))
+}
+
+fn optional_unsigned(
+    field: &'static str,
+    value: Option<Value>,
+) -> Result<Option<u64>, RequestError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(number)) => match number.as_u64() {
+            Some(value) => Ok(Some(value)),
+            None if number.as_f64().is_some_and(|value| value < 0.0) => {
+                Err(invalid(field, "must be 0 or more"))
+            }
+            None if number.is_f64() => Err(invalid(
+                field,
+                "must be written as a whole number such as 3 (not 3.0, -0 or 3e0)",
+            )),
+            None => Err(invalid(field, "must be a whole number, 0 or more")),
+        },
+        Some(_) => Err(invalid(field, "must be a whole number, 0 or more")),
+    }
+}
+
 impl Fields {
     fn take(&mut self, field: &'static str) -> Option<Value> {
         self.0.remove(field).filter(|value| !value.is_null())
     }
 
     pub fn string(&mut self, field: &'static str) -> Result<String, RequestError> {
-        self.optional_string(field)?
-            .ok_or_else(|| invalid(field, "is required (a string)"))
+        required_string(field, self.take(field))
     }
 
     pub fn optional_string(&mut self, field: &'static str) -> Result<Option<String>, RequestError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::String(value)) => Ok(Some(value)),
-            Some(_) => Err(invalid(field, "must be a string")),
-        }
+        optional_string(field, self.take(field))
     }
 
     pub fn unsigned(&mut self, field: &'static str) -> Result<u64, RequestError> {
-        self.optional_unsigned(field)?
-            .ok_or_else(|| invalid(field, "is required (a whole number)"))
+        required_unsigned(field, self.take(field))
     }
 
     pub fn optional_unsigned(&mut self, field: &'static str) -> Result<Option<u64>, RequestError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::Number(number)) => match number.as_u64() {
-                Some(value) => Ok(Some(value)),
-                None if number.as_f64().is_some_and(|value| value < 0.0) => {
-                    Err(invalid(field, "must be 0 or more"))
-                }
-                None if number.is_f64() => Err(invalid(
-                    field,
-                    "must be written as a whole number such as 3 (not 3.0, -0 or 3e0)",
-                )),
-                None => Err(invalid(field, "must be a whole number, 0 or more")),
-            },
-            Some(_) => Err(invalid(field, "must be a whole number, 0 or more")),
-        }
+        optional_unsigned(field, self.take(field))
     }
 
     /// A number the domain bounds far below `u32::MAX`: a larger one is read as
@@ -807,6 +994,69 @@ mod tests {
         ] {
             let written = serde_json::to_string(&OrderIdText(id)).unwrap();
             assert_eq!(written, format!("\"{id}\""));
+        }
+    }
+
+    /// The map-free reading of an order body refuses and accepts exactly as
+    /// reading it into `Fields` member by member does: same code, same
+    /// detail (the JSON error's position included), same command.
+    #[test]
+    fn an_order_body_reads_as_fields_would_read_it() {
+        fn through_fields(body: &[u8]) -> Result<PlaceOrder, RequestError> {
+            let mut fields = parse_object(body)?;
+            let sku = fields.string("sku")?;
+            let quantity = fields.unsigned("quantity")?;
+            let customer = fields.string("customer_id")?;
+            fields.finish()?;
+            Ok(PlaceOrder::parse(&sku, quantity, &customer, None)?)
+        }
+        let outcome = |result: Result<PlaceOrder, RequestError>| match result {
+            Ok(order) => Ok((
+                order.sku.as_str().to_owned(),
+                order.quantity,
+                order.customer.as_str().to_owned(),
+            )),
+            Err(error) => Err((error.code(), error.to_string())),
+        };
+        let bodies: &[&str] = &[
+            r#"{"sku":"A","quantity":2,"customer_id":"alice"}"#,
+            r#"{"customer_id":"alice","quantity":2,"sku":"A"}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"al\u0069ce"}"#,
+            r#"{"s\u006bu":"A","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice","colour":"red","b":1}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice","b":{"x":1,"x":2}}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice","b":1,"b":2}"#,
+            r#"{"sku":"A","sku":"B","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":null,"sku":"B","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":null,"quantity":2,"customer_id":"alice"}"#,
+            r#"{"quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":5,"quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":"2","customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":-1,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":2.0,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":0,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":99999999999,"customer_id":"alice"}"#,
+            r#"{"sku":"no spaces","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":""}"#,
+            r#"{"sku":"A","quantity":2}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice"} x"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice""#,
+            r#"{"sku":"A","quantity":2,"customer_id":["alice"]}"#,
+            r#"["sku","A"]"#,
+            r#"[1,2"#,
+            r#""sku""#,
+            "3",
+            "null",
+            "true",
+            "",
+            "{}",
+        ];
+        for body in bodies {
+            assert_eq!(
+                outcome(parse_order(body.as_bytes(), None)),
+                outcome(through_fields(body.as_bytes())),
+                "{body}"
+            );
         }
     }
 }

@@ -8,7 +8,7 @@ use super::caller::allowed;
 use super::{json, read_answer, AppState};
 use crate::auth::Action;
 use crate::request::{order_id, RequestError};
-use crate::wire::{read_object, OrderBody};
+use crate::wire::{read_order, OrderBody};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -73,9 +73,7 @@ async fn place_inner(
             Some(IdempotencyKey::parse(text)?)
         }
     };
-    let command = read_object(request, payload, state.body)
-        .await?
-        .into_order(idempotency_key)?;
+    let command = read_order(request, payload, state.body, idempotency_key).await?;
     scope.admits(&command.customer)?;
     Ok(state.node.place_order(command).await?)
 }
