@@ -523,14 +523,50 @@ pub struct OrderIdText(pub OrderId);
 impl Serialize for OrderIdText {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // Two u64s of at most 20 digits, a u32 of at most 10, two dashes.
-        let mut text = Digits::<52>::new();
-        text.number(self.0.epoch);
-        text.byte(b'-');
-        text.number(u64::from(self.0.shard));
-        text.byte(b'-');
-        text.number(self.0.number);
-        serializer.serialize_str(text.as_str())
+        let mut text = [0u8; 52];
+        let mut len = 0;
+        for (index, part) in [self.0.epoch, u64::from(self.0.shard), self.0.number]
+            .into_iter()
+            .enumerate()
+        {
+            if index > 0 {
+                text[len] = b'-';
+                len += 1;
+            }
+            let mut digits = [0u8; 20];
+            let start = decimal(part, &mut digits);
+            let part = &digits[start..];
+            text[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        serializer.serialize_str(ascii(&text[..len]))
     }
+}
+
+/// `value` in decimal at the end of `digits`; returns where it starts.
+fn decimal(mut value: u64, digits: &mut [u8; 20]) -> usize {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return start;
+        }
+    }
+}
+
+/// `value`'s last `slot.len()` decimal digits, zeros in front, into `slot`.
+fn fixed_digits(slot: &mut [u8], mut value: u64) {
+    for byte in slot.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// Text known to be ASCII (digits and punctuation written here).
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
 }
 
 /// A time in a JSON answer: RFC 3339, UTC, milliseconds, the text of
@@ -544,12 +580,14 @@ impl Serialize for TimeText {
         if self.0 > Timestamp::MAX {
             return serializer.collect_str(&self.0);
         }
-        serializer.serialize_str(rfc3339_millis(self.0, &mut Digits::new()))
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        serializer.serialize_str(rfc3339_millis(self.0, &mut text))
     }
 }
 
-/// `at` (at most `Timestamp::MAX`) as `YYYY-MM-DDTHH:MM:SS.mmmZ` in `text`.
-fn rfc3339_millis(at: Timestamp, text: &mut Digits<24>) -> &str {
+/// `at` (at most `Timestamp::MAX`) as `YYYY-MM-DDTHH:MM:SS.mmmZ`, its
+/// digits written into the places of `text`.
+fn rfc3339_millis(at: Timestamp, text: &mut [u8; 24]) -> &str {
     let millis = at.0 % 1000;
     let secs = at.0 / 1000;
     let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
@@ -569,64 +607,14 @@ fn rfc3339_millis(at: Timestamp, text: &mut Digits<24>) -> &str {
         month_from_march - 9
     };
     let year = era * 400 + year_of_era + u64::from(month <= 2);
-    text.padded(year, 4);
-    text.byte(b'-');
-    text.padded(month, 2);
-    text.byte(b'-');
-    text.padded(day, 2);
-    text.byte(b'T');
-    text.padded(secs_of_day / 3600, 2);
-    text.byte(b':');
-    text.padded(secs_of_day % 3600 / 60, 2);
-    text.byte(b':');
-    text.padded(secs_of_day % 60, 2);
-    text.byte(b'.');
-    text.padded(millis, 3);
-    text.byte(b'Z');
-    text.as_str()
-}
-
-/// ASCII text of at most `N` bytes on the stack.
-struct Digits<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Digits<N> {
-    fn new() -> Digits<N> {
-        Digits {
-            bytes: [0; N],
-            len: 0,
-        }
-    }
-
-    fn byte(&mut self, byte: u8) {
-        self.bytes[self.len] = byte;
-        self.len += 1;
-    }
-
-    /// `value` in decimal, at least `width` digits (zeros in front).
-    fn padded(&mut self, mut value: u64, width: usize) {
-        let mut digits = [b'0'; 20];
-        let mut count = 0;
-        while value > 0 || count < width.max(1) {
-            digits[19 - count] = b'0' + (value % 10) as u8;
-            value /= 10;
-            count += 1;
-        }
-        for &digit in &digits[20 - count..] {
-            self.byte(digit);
-        }
-    }
-
-    fn number(&mut self, value: u64) {
-        self.padded(value, 1);
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII digits and punctuation are ever written.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
+    fixed_digits(&mut text[0..4], year);
+    fixed_digits(&mut text[5..7], month);
+    fixed_digits(&mut text[8..10], day);
+    fixed_digits(&mut text[11..13], secs_of_day / 3600);
+    fixed_digits(&mut text[14..16], secs_of_day % 3600 / 60);
+    fixed_digits(&mut text[17..19], secs_of_day % 60);
+    fixed_digits(&mut text[20..23], millis);
+    ascii(text)
 }
 
 /// An order, as every answer about one shows it. Built from the order
