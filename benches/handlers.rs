@@ -56,6 +56,7 @@ fn handlers(c: &mut Criterion) {
         config.auth_throttle(),
     ));
 
+    let requests = Arc::new(flashgate_gateway::request::RequestMetrics::default());
     // HTTP: the routes as `flashgate serve` mounts them, without a socket.
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
@@ -65,6 +66,7 @@ fn handlers(c: &mut Criterion) {
         readiness: Arc::new(Readiness::default()),
         replication: Arc::new(std::sync::OnceLock::new()),
         orders_read_max: config.orders_read_max,
+        requests: Arc::clone(&requests),
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),
@@ -108,6 +110,7 @@ fn handlers(c: &mut Criterion) {
             Arc::clone(&node),
             ADMIN_TOKEN.into(),
             gatekeeper,
+            requests,
             tls,
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             QuicLimits::from_config(&config),

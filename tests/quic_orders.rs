@@ -331,3 +331,101 @@ fn a_pool_as_large_as_the_node_allows_runs_after_authenticating() {
         assert_eq!(sku.reserved, (BUYERS * ORDERS_PER_BUYER) as u64);
     });
 }
+
+/// One bad request of each kind, sent through `client`: what the server
+/// answered each, as (code, detail). Every one is refused, so none changes
+/// anything.
+async fn refusals_of<G: OrderGateway>(client: &G) -> Vec<(String, String)> {
+    let mut answers = Vec::new();
+    let mut refused = |result: Result<(), ClientError>| match result {
+        Err(ClientError::Server { code, detail }) => answers.push((code, detail)),
+        other => panic!("expected a refusal from the server, got {other:?}"),
+    };
+    for order in [
+        PlaceOrder::new("no spaces", 1, "alice"),
+        PlaceOrder::new("SAME", 0, "alice"),
+        PlaceOrder::new("SAME", 1_000_001, "alice"),
+        PlaceOrder::new("SAME", 1, ""),
+        PlaceOrder::new("SAME", 1, "al\u{200b}ice"),
+        // Over the SKU's own maximum of 5: the shard's rule.
+        PlaceOrder::new("SAME", 6, "alice"),
+        PlaceOrder::new("NOPE", 1, "alice"),
+    ] {
+        refused(client.place(order).await.map(drop));
+    }
+    refused(client.order("nope").await.map(drop));
+    refused(client.confirm("1-0-999999").await.map(drop));
+    let zero_quantity_max = SkuSettings {
+        stock: Some(1),
+        max_quantity_per_order: Some(0),
+        ..SkuSettings::default()
+    };
+    refused(client.put_sku("NEW", zero_quantity_max).await.map(drop));
+    let no_stock = SkuSettings::default();
+    refused(client.put_sku("NEW", no_stock).await.map(drop));
+    refused(client.restock("SAME", 0).await.map(drop));
+    refused(client.restock("NOPE", 1).await.map(drop));
+    answers
+}
+
+/// The same bad request gets the same code and the same detail over HTTP and
+/// over QUIC: both front ends parse through the domain's constructors and
+/// refuse with one error type, so a client can switch transports without
+/// learning a second set of refusals.
+#[test]
+fn the_same_bad_request_is_refused_alike_over_http_and_quic() {
+    let server = Launch::new().start();
+    runtime().block_on(async {
+        let quic_client = quic(&server).await;
+        let same = SkuSettings {
+            stock: Some(10),
+            max_quantity_per_order: Some(5),
+            ..SkuSettings::default()
+        };
+        quic_client.put_sku("SAME", same).await.unwrap();
+        let over_http = refusals_of(&http(&server)).await;
+        let over_quic = refusals_of(&quic_client).await;
+        assert_eq!(over_http, over_quic);
+        let codes: Vec<&str> = over_http.iter().map(|(code, _)| code.as_str()).collect();
+        assert_eq!(
+            codes,
+            [
+                "invalid_field",
+                "invalid_field",
+                "invalid_field",
+                "invalid_field",
+                "invalid_field",
+                "invalid_field",
+                "unknown_sku",
+                "unknown_order",
+                "unknown_order",
+                "invalid_field",
+                "invalid_field",
+                "invalid_field",
+                "unknown_sku",
+            ]
+        );
+        // Each field refusal names its field first.
+        let fields = [
+            (0, "sku:"),
+            (1, "quantity:"),
+            (2, "quantity:"),
+            (3, "customer_id:"),
+            (4, "customer_id:"),
+            (5, "quantity:"),
+            (9, "max_quantity_per_order:"),
+            (10, "stock:"),
+            (11, "quantity:"),
+        ];
+        for (index, field) in fields {
+            assert!(
+                over_http[index].1.starts_with(field),
+                "{:?}",
+                over_http[index]
+            );
+        }
+        // Nothing was placed or changed.
+        let sku = quic_client.sku("SAME").await.unwrap();
+        assert_eq!((sku.total, sku.available), (10, 10));
+    });
+}

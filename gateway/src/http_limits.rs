@@ -21,7 +21,7 @@ use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::ResponseError;
 
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 /// Open connections per client address, under a cap.
 #[derive(Debug)]
@@ -112,13 +112,13 @@ pub fn check_request(
     over_address_cap: bool,
     uri_bytes: usize,
     headers_bytes: usize,
-) -> Option<ApiError> {
+) -> Option<RequestError> {
     if over_address_cap {
-        Some(ApiError::TooManyConnections)
+        Some(RequestError::TooManyConnections)
     } else if uri_bytes > limits.uri_bytes_max {
-        Some(ApiError::UriTooLong(limits.uri_bytes_max))
+        Some(RequestError::UriTooLong(limits.uri_bytes_max))
     } else if headers_bytes > limits.headers_bytes_max {
-        Some(ApiError::HeadersTooLarge(limits.headers_bytes_max))
+        Some(RequestError::HeadersTooLarge(limits.headers_bytes_max))
     } else {
         None
     }
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn requests_are_refused_by_the_first_limit_they_break() {
         assert!(check_request(LIMITS, false, 100, 200).is_none());
-        let code = |refusal: Option<ApiError>| refusal.map(|error| error.code());
+        let code = |refusal: Option<RequestError>| refusal.map(|error| error.code());
         assert_eq!(
             code(check_request(LIMITS, true, 1_000, 1_000)),
             Some("too_many_connections")

@@ -15,7 +15,7 @@
 //! - `error_code`: the one mapping from node errors to the codes both front ends
 //!   answer.
 //! - `wire`: JSON request parsing and response bodies.
-//! - `problem`: `ApiError`, RFC 9457 problem responses with a `code`.
+//! - `problem`: `RequestError`, RFC 9457 problem responses with a `code`.
 //! - `token`: the admin token, configured or generated into the data dir.
 //! - `http_limits`: per-address connection cap and request-head limits,
 //!   before any handler.
@@ -30,6 +30,7 @@ pub mod log_limit;
 pub mod problem;
 pub mod quic;
 pub mod replication;
+pub mod request;
 pub mod server;
 pub mod token;
 pub mod wire;

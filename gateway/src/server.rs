@@ -126,6 +126,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.data_dir.display()
     );
     let readiness = Arc::new(Readiness::default());
+    // After `install_metrics`: the counters' handles come from its recorder.
+    let requests = Arc::new(crate::request::RequestMetrics::default());
     let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
@@ -136,6 +138,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         readiness: Arc::clone(&readiness),
         replication: Arc::clone(&replication_slot),
         orders_read_max: config.orders_read_max,
+        requests: Arc::clone(&requests),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();
@@ -171,6 +174,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 Arc::clone(&node),
                 quic_admin_token,
                 Arc::clone(&gatekeeper),
+                requests,
             )
             .await?,
         )
@@ -345,6 +349,7 @@ async fn start_quic(
     node: Arc<Node>,
     admin_token: String,
     gatekeeper: Arc<crate::auth::Gatekeeper>,
+    requests: Arc<crate::request::RequestMetrics>,
 ) -> Result<QuicServer, ServeError> {
     let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
     let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
@@ -368,8 +373,16 @@ async fn start_quic(
     );
     let tls = certificate.rustls_config().map_err(QuicError::from)?;
     let limits = QuicLimits::from_config(config);
-    let quic =
-        QuicServer::start(node, admin_token, gatekeeper, tls, config.quic_addr, limits).await?;
+    let quic = QuicServer::start(
+        node,
+        admin_token,
+        gatekeeper,
+        requests,
+        tls,
+        config.quic_addr,
+        limits,
+    )
+    .await?;
     let addr = quic.local_addr();
     println!("flashgate: listening on quic {addr}");
     tracing::info!(%addr, "listening for QUIC");
@@ -418,6 +431,28 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// Most (method, route, status) latency series one HTTP worker keeps the
+/// handle of; past it (only a client sending unusual requests gets there),
+/// a series is looked up by name and labels each time.
+const LATENCY_HANDLES_PER_WORKER_MAX: usize = 128;
+
+/// One latency series of `flashgate_http_request_duration_seconds` and its handle.
+struct LatencySeries {
+    method: &'static str,
+    status: u16,
+    route: Option<String>,
+    histogram: metrics::Histogram,
+}
+
+thread_local! {
+    /// The latency handles this HTTP worker has used: each request records
+    /// into its series' kept handle instead of building the key and looking
+    /// it up in the registry. Labels come from fixed sets (methods, routes,
+    /// the statuses the server answers), so there are few.
+    static LATENCY_SERIES: std::cell::RefCell<Vec<LatencySeries>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 async fn record_latency(
     request: actix_web::dev::ServiceRequest,
     next: middleware::Next<impl actix_web::body::MessageBody>,
@@ -425,16 +460,32 @@ async fn record_latency(
     let started = Instant::now();
     let method = method_label(request.method());
     let response = next.call(request).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    metrics::histogram!(
-        "flashgate_http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_u16().to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
+    let route = response.request().match_pattern();
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    LATENCY_SERIES.with_borrow_mut(|kept| {
+        let found = kept.iter().find(|series| {
+            series.status == status && series.method == method && series.route == route
+        });
+        if let Some(series) = found {
+            series.histogram.record(elapsed);
+            return;
+        }
+        let histogram = metrics::histogram!(
+            "flashgate_http_request_duration_seconds",
+            "method" => method,
+            "route" => route.clone().unwrap_or_else(|| "unmatched".to_owned()),
+            "status" => status.to_string()
+        );
+        histogram.record(elapsed);
+        if kept.len() < LATENCY_HANDLES_PER_WORKER_MAX {
+            kept.push(LatencySeries {
+                method,
+                status,
+                route,
+                histogram,
+            });
+        }
+    });
     Ok(response)
 }

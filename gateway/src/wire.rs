@@ -5,14 +5,15 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use flashgate_actors::domain::{
-    CustomerId, Order, Sku, SkuId, SkuSettings, Timestamp, QUANTITY_PER_ORDER_MAX,
+    IdempotencyKey, InvalidField, Order, OrderId, PlaceOrder, PutSku, RequestedSettings, Restock,
+    Sku, Timestamp,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 /// Reads a JSON object body: checks the media type, the size limit and the syntax.
 /// What a request body may cost: bytes, and the time to arrive.
@@ -24,25 +25,40 @@ pub struct BodyLimits {
 
 pub async fn read_object(
     request: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<Fields, RequestError> {
+    parse_object(&read_body(request, payload, limits).await?)
+}
+
+/// Reads a place-order body (`sku`, `quantity`, `customer_id`, nothing
+/// else) as a command under `idempotency_key`, with the same checks and
+/// refusals as `read_object` followed by field-by-field reading, but without
+/// building a map of the members: the fields' rules are `PlaceOrder::parse`'s.
+pub async fn read_order(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<PlaceOrder, RequestError> {
+    parse_order(&read_body(request, payload, limits).await?, idempotency_key)
+}
+
+/// The bytes of a JSON body, after checking its media type, its size and
+/// the time it takes to arrive.
+async fn read_body(
+    request: &HttpRequest,
     mut payload: web::Payload,
     limits: BodyLimits,
-) -> Result<Fields, ApiError> {
+) -> Result<web::Bytes, RequestError> {
     let body_bytes_max = limits.bytes_max;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json"
-        && !(essence.starts_with("application/") && essence.ends_with("+json"))
-    {
-        return Err(ApiError::UnsupportedMediaType);
+    if !is_json(content_type) {
+        return Err(RequestError::UnsupportedMediaType);
     }
     let declared = request
         .headers()
@@ -50,38 +66,239 @@ pub async fn read_object(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > body_bytes_max) {
-        return Err(ApiError::BodyTooLarge(body_bytes_max));
+        return Err(RequestError::BodyTooLarge(body_bytes_max));
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(body_bytes_max));
     let read = async {
+        // A body that arrives in one chunk (the usual case: it came with the
+        // head) is parsed where it lies; only a body in several chunks is
+        // copied into one buffer.
+        let mut first: Option<web::Bytes> = None;
+        let mut joined: Option<web::BytesMut> = None;
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|error| {
-                ApiError::MalformedJson(format!("cannot read the body: {error}"))
+                RequestError::MalformedJson(format!("cannot read the body: {error}"))
             })?;
-            if body.len() + chunk.len() > body_bytes_max {
-                return Err(ApiError::BodyTooLarge(body_bytes_max));
+            let held = first.as_ref().map_or(0, |first| first.len())
+                + joined.as_ref().map_or(0, |joined| joined.len());
+            if held + chunk.len() > body_bytes_max {
+                return Err(RequestError::BodyTooLarge(body_bytes_max));
             }
-            body.extend_from_slice(&chunk);
+            match (&mut joined, first.take()) {
+                (Some(joined), _) => joined.extend_from_slice(&chunk),
+                (None, None) => first = Some(chunk),
+                (None, Some(earlier)) => {
+                    let capacity = declared
+                        .unwrap_or(0)
+                        .clamp(held + chunk.len(), body_bytes_max);
+                    let mut buffer = web::BytesMut::with_capacity(capacity);
+                    buffer.extend_from_slice(&earlier);
+                    buffer.extend_from_slice(&chunk);
+                    joined = Some(buffer);
+                }
+            }
         }
-        Ok(())
+        Ok(match joined {
+            Some(joined) => joined.freeze(),
+            None => first.unwrap_or_default(),
+        })
     };
     tokio::time::timeout(limits.read_timeout, read)
         .await
-        .map_err(|_| ApiError::BodyTimeout(limits.read_timeout))??;
-    parse_object(&body)
+        .map_err(|_| RequestError::BodyTimeout(limits.read_timeout))?
+}
+
+/// Whether a `Content-Type` names JSON: `application/json` or
+/// `application/<anything>+json`, in any case, parameters ignored.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let prefix = "application/";
+    let has_prefix = essence
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+    let subtype = essence.get(prefix.len()..).unwrap_or("");
+    has_prefix
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .len()
+                .checked_sub("+json".len())
+                .and_then(|start| subtype.get(start..))
+                .is_some_and(|tail| tail.eq_ignore_ascii_case("+json")))
 }
 
 /// A whole request body as a JSON object's members: `MalformedJson` for bytes
 /// that are not JSON (or repeat a key), `InvalidField` for JSON that is not an
 /// object. Pure: what `read_object` does once the body has arrived.
-pub fn parse_object(body: &[u8]) -> Result<Fields, ApiError> {
+pub fn parse_object(body: &[u8]) -> Result<Fields, RequestError> {
     match serde_json::from_slice::<StrictJson>(body).map(|strict| strict.0) {
         Ok(Value::Object(map)) => Ok(Fields(map)),
-        Ok(_) => Err(ApiError::InvalidField("body: must be a JSON object".into())),
-        Err(error) => Err(ApiError::MalformedJson(format!(
-            "the body is not valid JSON: {error}"
-        ))),
+        Ok(_) => Err(not_an_object()),
+        Err(error) => Err(malformed(error)),
     }
+}
+
+fn not_an_object() -> RequestError {
+    InvalidField::new("body", "must be a JSON object").into()
+}
+
+fn malformed(error: serde_json::Error) -> RequestError {
+    RequestError::MalformedJson(format!("the body is not valid JSON: {error}"))
+}
+
+/// A whole place-order body as a command: what `read_order` does once the
+/// body has arrived. Refuses exactly as `parse_object` and then reading
+/// `sku`, `quantity` and `customer_id` from `Fields` would: bytes that are
+/// not JSON or repeat a key are `MalformedJson`, then the members in that
+/// order by their JSON type, then the first other member by name, then
+/// `PlaceOrder::parse`'s rules.
+pub fn parse_order(
+    body: &[u8],
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<PlaceOrder, RequestError> {
+    let members = match serde_json::from_slice::<OrderJson>(body) {
+        Ok(OrderJson::Object(members)) => members,
+        Ok(OrderJson::NotObject) => return Err(not_an_object()),
+        Err(error) => return Err(malformed(error)),
+    };
+    let present = |value: Option<Value>| value.filter(|value| !value.is_null());
+    let sku = required_string("sku", present(members.sku))?;
+    let quantity = required_unsigned("quantity", present(members.quantity))?;
+    let customer = required_string("customer_id", present(members.customer_id))?;
+    if let Some(unknown) = members.others.into_iter().next() {
+        return Err(RequestError::UnknownMember(unknown));
+    }
+    Ok(PlaceOrder::parse(
+        &sku,
+        quantity,
+        &customer,
+        idempotency_key,
+    )?)
+}
+
+/// A place-order body as it was read: its three members (a JSON null kept
+/// as such, so a repeated key is seen) and the names of any others, in order.
+enum OrderJson {
+    Object(OrderMembers),
+    NotObject,
+}
+
+#[derive(Default)]
+struct OrderMembers {
+    sku: Option<Value>,
+    quantity: Option<Value>,
+    customer_id: Option<Value>,
+    others: std::collections::BTreeSet<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for OrderJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<OrderJson, D::Error> {
+        deserializer.deserialize_any(OrderVisitor)
+    }
+}
+
+/// A member name of a place-order body: one of its three is matched in
+/// place, without a `String`.
+enum MemberName {
+    Sku,
+    Quantity,
+    CustomerId,
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for MemberName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<MemberName, D::Error> {
+        deserializer.deserialize_str(MemberNameVisitor)
+    }
+}
+
+struct MemberNameVisitor;
+
+impl serde::de::Visitor<'_> for MemberNameVisitor {
+    type Value = MemberName;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<MemberName, E> {
+        Ok(match name {
+            "sku" => MemberName::Sku,
+            "quantity" => MemberName::Quantity,
+            "customer_id" => MemberName::CustomerId,
+            other => MemberName::Other(other.to_owned()),
+        })
+    }
+}
+
+struct OrderVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OrderVisitor {
+    type Value = OrderJson;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OrderJson, A::Error> {
+        let mut members = OrderMembers::default();
+        while let Some(name) = map.next_key::<MemberName>()? {
+            let (slot, name) = match name {
+                MemberName::Sku => (&mut members.sku, "sku"),
+                MemberName::Quantity => (&mut members.quantity, "quantity"),
+                MemberName::CustomerId => (&mut members.customer_id, "customer_id"),
+                MemberName::Other(name) => {
+                    if members.others.contains(&name) {
+                        return Err(repeated_key(&name));
+                    }
+                    let StrictJson(_) = map.next_value()?;
+                    members.others.insert(name);
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(repeated_key(name));
+            }
+            let StrictJson(value) = map.next_value()?;
+            *slot = Some(value);
+        }
+        Ok(OrderJson::Object(members))
+    }
+
+    // Anything but an object is read whole (so bad JSON anywhere in it is
+    // still `MalformedJson`), then refused as not an object.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<OrderJson, A::Error> {
+        StrictVisitor.visit_seq(seq).map(|_| OrderJson::NotObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+
+    fn visit_unit<E>(self) -> Result<OrderJson, E> {
+        Ok(OrderJson::NotObject)
+    }
+}
+
+/// The refusal of a key sent twice in one object.
+fn repeated_key<E: serde::de::Error>(key: &str) -> E {
+    E::custom(format!(
+        "the key \"{key}\" appears twice (send each key once)"
+    ))
 }
 
 /// A JSON value whose objects are checked for repeated keys at every depth:
@@ -144,9 +361,7 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         let mut members = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if members.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "the key \"{key}\" appears twice (send each key once)"
-                )));
+                return Err(repeated_key(&key));
             }
             let StrictJson(value) = map.next_value()?;
             members.insert(key, value);
@@ -158,122 +373,112 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 /// The members of a JSON object body, taken one at a time.
 pub struct Fields(Map<String, Value>);
 
-/// A `POST /v1/orders` body, each field checked by its rule.
-#[derive(Debug)]
-pub struct OrderFields {
-    pub sku: SkuId,
-    pub quantity: u32,
-    pub customer: CustomerId,
-}
-
 impl Fields {
-    /// Reads a place-order body: `sku`, `quantity` (1 to
-    /// `QUANTITY_PER_ORDER_MAX`) and `customer_id`, and nothing else.
-    pub fn into_order(mut self) -> Result<OrderFields, ApiError> {
-        let sku = SkuId::parse(&self.string("sku")?)?;
-        let quantity = self.unsigned("quantity")?;
-        let customer = CustomerId::parse(&self.string("customer_id")?)?;
-        self.finish()?;
-        let quantity = u32::try_from(quantity)
-            .ok()
-            .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
-            .ok_or_else(|| {
-                ApiError::InvalidField(format!(
-                    "quantity: must be between 1 and {QUANTITY_PER_ORDER_MAX}"
-                ))
-            })?;
-        Ok(OrderFields {
-            sku,
-            quantity,
-            customer,
-        })
-    }
-
-    /// Reads a put-SKU body: `stock` and the settings (an absent one takes
-    /// its default), and nothing else.
-    pub fn into_sku_settings(mut self) -> Result<(Option<u64>, SkuSettings), ApiError> {
-        let defaults = SkuSettings::default();
+    /// Reads a put-SKU body for `sku`: `stock` and the settings, and nothing
+    /// else; the defaults and rules are `PutSku::parse`'s.
+    pub fn into_put_sku(mut self, sku: &str) -> Result<PutSku, RequestError> {
         let stock = self.optional_unsigned("stock")?;
-        let settings = SkuSettings {
+        let requested = RequestedSettings {
             per_customer_limit: self.optional_unsigned("per_customer_limit")?,
-            max_quantity_per_order: self
-                .optional_u32("max_quantity_per_order")?
-                .unwrap_or(defaults.max_quantity_per_order),
+            max_quantity_per_order: self.optional_u32("max_quantity_per_order")?,
             sale_starts_at: self.optional_timestamp("sale_starts_at")?,
-            reservation_ttl_secs: self
-                .optional_u32("reservation_ttl_secs")?
-                .unwrap_or(defaults.reservation_ttl_secs),
-            low_stock_threshold: self
-                .optional_unsigned("low_stock_threshold")?
-                .unwrap_or(defaults.low_stock_threshold),
+            reservation_ttl_secs: self.optional_u32("reservation_ttl_secs")?,
+            low_stock_threshold: self.optional_unsigned("low_stock_threshold")?,
         };
         self.finish()?;
-        Ok((stock, settings))
+        Ok(PutSku::parse(sku, stock, requested)?)
     }
 
-    /// Reads a restock body: `quantity`, and nothing else.
-    pub fn into_restock_quantity(mut self) -> Result<u64, ApiError> {
+    /// Reads a restock body for `sku`: `quantity`, and nothing else; the
+    /// rules are `Restock::parse`'s.
+    pub fn into_restock(mut self, sku: &str) -> Result<Restock, RequestError> {
         let quantity = self.unsigned("quantity")?;
         self.finish()?;
-        Ok(quantity)
+        Ok(Restock::parse(sku, quantity)?)
     }
 }
 
-fn invalid(field: &str, rule: &str) -> ApiError {
-    ApiError::InvalidField(format!("{field}: {rule}"))
+fn invalid(field: &'static str, rule: &str) -> RequestError {
+    InvalidField::new(field, rule).into()
+}
+
+// A member's JSON type, checked: `value` is the member, `None` when absent
+// or null.
+
+fn required_string(field: &'static str, value: Option<Value>) -> Result<String, RequestError> {
+    optional_string(field, value)?.ok_or_else(|| invalid(field, "is required (a string)"))
+}
+
+fn optional_string(
+    field: &'static str,
+    value: Option<Value>,
+) -> Result<Option<String>, RequestError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+fn required_unsigned(field: &'static str, value: Option<Value>) -> Result<u64, RequestError> {
+    optional_unsigned(field, value)?.ok_or_else(|| invalid(field, "is required (a whole number)"))
+}
+
+fn optional_unsigned(
+    field: &'static str,
+    value: Option<Value>,
+) -> Result<Option<u64>, RequestError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(number)) => match number.as_u64() {
+            Some(value) => Ok(Some(value)),
+            None if number.as_f64().is_some_and(|value| value < 0.0) => {
+                Err(invalid(field, "must be 0 or more"))
+            }
+            None if number.is_f64() => Err(invalid(
+                field,
+                "must be written as a whole number such as 3 (not 3.0, -0 or 3e0)",
+            )),
+            None => Err(invalid(field, "must be a whole number, 0 or more")),
+        },
+        Some(_) => Err(invalid(field, "must be a whole number, 0 or more")),
+    }
 }
 
 impl Fields {
-    fn take(&mut self, field: &str) -> Option<Value> {
+    fn take(&mut self, field: &'static str) -> Option<Value> {
         self.0.remove(field).filter(|value| !value.is_null())
     }
 
-    pub fn string(&mut self, field: &str) -> Result<String, ApiError> {
-        self.optional_string(field)?
-            .ok_or_else(|| invalid(field, "is required (a string)"))
+    pub fn string(&mut self, field: &'static str) -> Result<String, RequestError> {
+        required_string(field, self.take(field))
     }
 
-    pub fn optional_string(&mut self, field: &str) -> Result<Option<String>, ApiError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::String(value)) => Ok(Some(value)),
-            Some(_) => Err(invalid(field, "must be a string")),
-        }
+    pub fn optional_string(&mut self, field: &'static str) -> Result<Option<String>, RequestError> {
+        optional_string(field, self.take(field))
     }
 
-    pub fn unsigned(&mut self, field: &str) -> Result<u64, ApiError> {
-        self.optional_unsigned(field)?
-            .ok_or_else(|| invalid(field, "is required (a whole number)"))
+    pub fn unsigned(&mut self, field: &'static str) -> Result<u64, RequestError> {
+        required_unsigned(field, self.take(field))
     }
 
-    pub fn optional_unsigned(&mut self, field: &str) -> Result<Option<u64>, ApiError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::Number(number)) => match number.as_u64() {
-                Some(value) => Ok(Some(value)),
-                None if number.as_f64().is_some_and(|value| value < 0.0) => {
-                    Err(invalid(field, "must be 0 or more"))
-                }
-                None if number.is_f64() => Err(invalid(
-                    field,
-                    "must be written as a whole number such as 3 (not 3.0, -0 or 3e0)",
-                )),
-                None => Err(invalid(field, "must be a whole number, 0 or more")),
-            },
-            Some(_) => Err(invalid(field, "must be a whole number, 0 or more")),
-        }
+    pub fn optional_unsigned(&mut self, field: &'static str) -> Result<Option<u64>, RequestError> {
+        optional_unsigned(field, self.take(field))
     }
 
     /// A number the domain bounds far below `u32::MAX`: a larger one is read as
     /// `u32::MAX`, so the domain's refusal states the field's real range
     /// rather than the width of the type.
-    pub fn optional_u32(&mut self, field: &str) -> Result<Option<u32>, ApiError> {
+    pub fn optional_u32(&mut self, field: &'static str) -> Result<Option<u32>, RequestError> {
         Ok(self
             .optional_unsigned(field)?
             .map(|value| u32::try_from(value).unwrap_or(u32::MAX)))
     }
 
-    pub fn optional_timestamp(&mut self, field: &str) -> Result<Option<Timestamp>, ApiError> {
+    pub fn optional_timestamp(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Timestamp>, RequestError> {
         match self.optional_string(field)? {
             None => Ok(None),
             Some(text) => Timestamp::parse_rfc3339(&text).map(Some).ok_or_else(|| {
@@ -287,7 +492,7 @@ impl Fields {
 
     /// A required array of strings; `Ok` with every element, or the field's
     /// rule when it is not an array or holds something other than a string.
-    pub fn strings(&mut self, field: &str) -> Result<Vec<String>, ApiError> {
+    pub fn strings(&mut self, field: &'static str) -> Result<Vec<String>, RequestError> {
         match self.take(field) {
             None => Err(invalid(field, "is required (an array of strings)")),
             Some(Value::Array(values)) => values
@@ -302,21 +507,125 @@ impl Fields {
     }
 
     /// Call last: refuses members nobody asked for, so typos are not ignored.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), RequestError> {
         match self.0.keys().next() {
             None => Ok(()),
-            Some(unknown) => Err(invalid(unknown, "is not a member of this request")),
+            Some(unknown) => Err(RequestError::UnknownMember(unknown.clone())),
         }
     }
 }
 
-/// An order, as every answer about one shows it.
+/// An order id in a JSON answer, `<epoch>-<shard>-<number>` as its
+/// `Display` writes it, formatted in a stack buffer: no `String`, no
+/// formatting machinery.
+pub struct OrderIdText(pub OrderId);
+
+impl Serialize for OrderIdText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Two u64s of at most 20 digits, a u32 of at most 10, two dashes.
+        let mut text = [0u8; 52];
+        let mut len = 0;
+        for (index, part) in [self.0.epoch, u64::from(self.0.shard), self.0.number]
+            .into_iter()
+            .enumerate()
+        {
+            if index > 0 {
+                text[len] = b'-';
+                len += 1;
+            }
+            let mut digits = [0u8; 20];
+            let start = decimal(part, &mut digits);
+            let part = &digits[start..];
+            text[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        serializer.serialize_str(ascii(&text[..len]))
+    }
+}
+
+/// `value` in decimal at the end of `digits`; returns where it starts.
+fn decimal(mut value: u64, digits: &mut [u8; 20]) -> usize {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return start;
+        }
+    }
+}
+
+/// `value`'s last `slot.len()` decimal digits, zeros in front, into `slot`.
+fn fixed_digits(slot: &mut [u8], mut value: u64) {
+    for byte in slot.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// Text known to be ASCII (digits and punctuation written here).
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
+}
+
+/// A time in a JSON answer: RFC 3339, UTC, milliseconds, the text of
+/// `Timestamp`'s `Display` (`2026-11-27T09:00:00.000Z`), formatted in a stack
+/// buffer. A time past `Timestamp::MAX`, which validated input never holds,
+/// goes through `Display`.
+pub struct TimeText(pub Timestamp);
+
+impl Serialize for TimeText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 > Timestamp::MAX {
+            return serializer.collect_str(&self.0);
+        }
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        serializer.serialize_str(rfc3339_millis(self.0, &mut text))
+    }
+}
+
+/// `at` (at most `Timestamp::MAX`) as `YYYY-MM-DDTHH:MM:SS.mmmZ`, its
+/// digits written into the places of `text`.
+fn rfc3339_millis(at: Timestamp, text: &mut [u8; 24]) -> &str {
+    let millis = at.0 % 1000;
+    let secs = at.0 / 1000;
+    let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar),
+    // by eras of 400 years counted from 0000-03-01.
+    let days_since_0000_03_01 = days + 719_468;
+    let era = days_since_0000_03_01 / 146_097;
+    let day_of_era = days_since_0000_03_01 % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    fixed_digits(&mut text[0..4], year);
+    fixed_digits(&mut text[5..7], month);
+    fixed_digits(&mut text[8..10], day);
+    fixed_digits(&mut text[11..13], secs_of_day / 3600);
+    fixed_digits(&mut text[14..16], secs_of_day % 3600 / 60);
+    fixed_digits(&mut text[17..19], secs_of_day % 60);
+    fixed_digits(&mut text[20..23], millis);
+    ascii(text)
+}
+
+/// An order, as every answer about one shows it. Built from the order
+/// without copying its text: the id and the times are formatted on the stack
+/// as the answer is written.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Order)]
 pub struct OrderBody<'a> {
     /// `<epoch>-<shard>-<number>`, unique for the life of the data directory.
-    #[schema(pattern = "^[0-9]+-[0-9]+-[0-9]+$", examples("1-3-1042"))]
-    pub order_id: String,
+    #[schema(value_type = String, pattern = "^[0-9]+-[0-9]+-[0-9]+$", examples("1-3-1042"))]
+    pub order_id: OrderIdText,
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-m"))]
     pub sku: &'a str,
     #[schema(minimum = 1, maximum = 1_000_000)]
@@ -328,13 +637,13 @@ pub struct OrderBody<'a> {
     #[schema(schema_with = order_status_schema)]
     pub status: &'static str,
     /// RFC 3339, UTC, milliseconds.
-    #[schema(format = DateTime, examples("2026-11-27T09:00:00.000Z"))]
-    pub created_at: String,
+    #[schema(value_type = String, format = DateTime, examples("2026-11-27T09:00:00.000Z"))]
+    pub created_at: TimeText,
     /// When an unconfirmed reservation expires and its stock returns.
-    #[schema(format = DateTime)]
-    pub reserved_until: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub reserved_until: TimeText,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: TimeText,
 }
 
 fn order_status_schema() -> utoipa::openapi::Object {
@@ -347,14 +656,14 @@ fn order_status_schema() -> utoipa::openapi::Object {
 impl<'a> From<&'a Order> for OrderBody<'a> {
     fn from(order: &'a Order) -> OrderBody<'a> {
         OrderBody {
-            order_id: order.id.to_string(),
+            order_id: OrderIdText(order.id),
             sku: order.sku.as_str(),
             quantity: order.quantity,
             customer_id: order.customer.as_str(),
             status: order.status.as_str(),
-            created_at: order.created_at.to_string(),
-            reserved_until: order.reserved_until.to_string(),
-            updated_at: order.updated_at.to_string(),
+            created_at: TimeText(order.created_at),
+            reserved_until: TimeText(order.reserved_until),
+            updated_at: TimeText(order.updated_at),
         }
     }
 }
@@ -638,4 +947,131 @@ pub struct SwitchoverCheckBody {
     pub epoch: u64,
     pub hand_over: SwitchoverStepCheck,
     pub promote: SwitchoverStepCheck,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer's times are exactly the text of `Timestamp`'s `Display`,
+    /// across leap days, century years, the epoch and the last
+    /// representable millisecond: clients parse them, and a read written
+    /// before this formatter must match one written after.
+    #[test]
+    fn times_are_written_as_display_writes_them() {
+        let mut samples = vec![
+            0,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_000,   // 2000-02-29
+            4_107_542_400_000, // 2100-03-01
+            1_764_236_800_123,
+            Timestamp::MAX.0,
+        ];
+        // Steps of a prime number of milliseconds across the whole range.
+        let mut at = 0u64;
+        while at <= Timestamp::MAX.0 {
+            samples.push(at);
+            at += 7_919_993_713;
+        }
+        for ms in samples {
+            let written = serde_json::to_string(&TimeText(Timestamp(ms))).unwrap();
+            assert_eq!(written, format!("\"{}\"", Timestamp(ms)), "{ms}");
+        }
+        let past = Timestamp(Timestamp::MAX.0 + 1);
+        assert_eq!(
+            serde_json::to_string(&TimeText(past)).unwrap(),
+            format!("\"{past}\"")
+        );
+    }
+
+    /// An answer's order id is exactly the text of `OrderId`'s `Display`,
+    /// the largest parts included.
+    #[test]
+    fn order_ids_are_written_as_display_writes_them() {
+        for id in [
+            OrderId {
+                epoch: 1,
+                shard: 0,
+                number: 42,
+            },
+            OrderId {
+                epoch: 0,
+                shard: 0,
+                number: 0,
+            },
+            OrderId {
+                epoch: u64::MAX,
+                shard: u32::MAX,
+                number: u64::MAX,
+            },
+        ] {
+            let written = serde_json::to_string(&OrderIdText(id)).unwrap();
+            assert_eq!(written, format!("\"{id}\""));
+        }
+    }
+
+    /// The map-free reading of an order body refuses and accepts exactly as
+    /// reading it into `Fields` member by member does: same code, same
+    /// detail (the JSON error's position included), same command.
+    #[test]
+    fn an_order_body_reads_as_fields_would_read_it() {
+        fn through_fields(body: &[u8]) -> Result<PlaceOrder, RequestError> {
+            let mut fields = parse_object(body)?;
+            let sku = fields.string("sku")?;
+            let quantity = fields.unsigned("quantity")?;
+            let customer = fields.string("customer_id")?;
+            fields.finish()?;
+            Ok(PlaceOrder::parse(&sku, quantity, &customer, None)?)
+        }
+        let outcome = |result: Result<PlaceOrder, RequestError>| match result {
+            Ok(order) => Ok((
+                order.sku.as_str().to_owned(),
+                order.quantity,
+                order.customer.as_str().to_owned(),
+            )),
+            Err(error) => Err((error.code(), error.to_string())),
+        };
+        let bodies: &[&str] = &[
+            r#"{"sku":"A","quantity":2,"customer_id":"alice"}"#,
+            r#"{"customer_id":"alice","quantity":2,"sku":"A"}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"al\u0069ce"}"#,
+            r#"{"s\u006bu":"A","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice","colour":"red","b":1}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice","b":{"x":1,"x":2}}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice","b":1,"b":2}"#,
+            r#"{"sku":"A","sku":"B","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":null,"sku":"B","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":null,"quantity":2,"customer_id":"alice"}"#,
+            r#"{"quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":5,"quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":"2","customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":-1,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":2.0,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":0,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":99999999999,"customer_id":"alice"}"#,
+            r#"{"sku":"no spaces","quantity":2,"customer_id":"alice"}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":""}"#,
+            r#"{"sku":"A","quantity":2}"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice"} x"#,
+            r#"{"sku":"A","quantity":2,"customer_id":"alice""#,
+            r#"{"sku":"A","quantity":2,"customer_id":["alice"]}"#,
+            r#"["sku","A"]"#,
+            r#"[1,2"#,
+            r#""sku""#,
+            "3",
+            "null",
+            "true",
+            "",
+            "{}",
+        ];
+        for body in bodies {
+            assert_eq!(
+                outcome(parse_order(body.as_bytes(), None)),
+                outcome(through_fields(body.as_bytes())),
+                "{body}"
+            );
+        }
+    }
 }

@@ -40,6 +40,41 @@ impl Default for SkuSettings {
     }
 }
 
+/// The settings a request gave, each absent one `None`: what both front ends
+/// read before `SkuSettings::with_defaults` fills the gaps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestedSettings {
+    pub per_customer_limit: Option<u64>,
+    pub max_quantity_per_order: Option<u32>,
+    pub sale_starts_at: Option<Timestamp>,
+    pub reservation_ttl_secs: Option<u32>,
+    pub low_stock_threshold: Option<u64>,
+}
+
+impl SkuSettings {
+    /// The settings a request gave, an absent one at its default (no
+    /// per-customer limit, `MAX_QUANTITY_PER_ORDER_DEFAULT`, open now,
+    /// `RESERVATION_TTL_SECS_DEFAULT`, threshold 0). An update sends every
+    /// setting it wants kept: an absent one goes back to its default. Not
+    /// checked here: `PutSku::parse` checks them with the rest.
+    pub fn with_defaults(requested: RequestedSettings) -> SkuSettings {
+        let defaults = SkuSettings::default();
+        SkuSettings {
+            per_customer_limit: requested.per_customer_limit,
+            max_quantity_per_order: requested
+                .max_quantity_per_order
+                .unwrap_or(defaults.max_quantity_per_order),
+            sale_starts_at: requested.sale_starts_at,
+            reservation_ttl_secs: requested
+                .reservation_ttl_secs
+                .unwrap_or(defaults.reservation_ttl_secs),
+            low_stock_threshold: requested
+                .low_stock_threshold
+                .unwrap_or(defaults.low_stock_threshold),
+        }
+    }
+}
+
 /// A SKU and its counters. Invariant: `available + reserved + sold == total`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sku {

@@ -9,17 +9,17 @@ use actix_web::HttpRequest;
 
 use super::AppState;
 use crate::auth::{authorize, Action, Caller, Scope};
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 /// The bearer credential of `request`, if it sends one. The scheme is
 /// case-insensitive (RFC 9110); another scheme is refused, saying which one
 /// to use.
-pub fn bearer(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
+pub fn bearer(request: &HttpRequest) -> Result<Option<&str>, RequestError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let refuse = || {
-        ApiError::Unauthorized(
+        RequestError::Unauthorized(
             "the Authorization header must be `Bearer <token>` (printable ASCII)".into(),
         )
     };
@@ -33,7 +33,7 @@ pub fn bearer(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
 }
 
 /// The caller of `request` (rule 7: a credential that is sent must be valid).
-pub fn caller(request: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
+pub fn caller(request: &HttpRequest, state: &AppState) -> Result<Caller, RequestError> {
     let address = request
         .peer_addr()
         .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());
@@ -48,7 +48,7 @@ pub fn allowed(
     request: &HttpRequest,
     state: &AppState,
     action: Action,
-) -> Result<(Caller, Scope), ApiError> {
+) -> Result<(Caller, Scope), RequestError> {
     let caller = caller(request, state)?;
     let scope = authorize(&caller, action)?;
     Ok((caller, scope))
@@ -78,7 +78,10 @@ mod tests {
                 .insert_header((header::AUTHORIZATION, header_value))
                 .to_http_request();
             let error = bearer(&request).unwrap_err();
-            assert!(matches!(error, ApiError::Unauthorized(_)), "{header_value}");
+            assert!(
+                matches!(error, RequestError::Unauthorized(_)),
+                "{header_value}"
+            );
             assert!(error.to_string().contains("Bearer <token>"));
         }
     }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::caller::allowed;
 use super::{json, AppState};
 use crate::auth::Action;
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 /// How long a handover waits for the standby to acknowledge everything.
 pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -35,7 +35,7 @@ pub const HANDOVER_WAIT_MAX: Duration = Duration::from_secs(30);
 pub async fn status(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::ReadOperations)?;
     Ok(json(
         StatusCode::OK,
@@ -99,7 +99,7 @@ pub fn status_json(status: &ClusterStatus) -> Value {
 pub async fn promote(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::MoveRole)?;
     let Some(replication) = state.replication.get() else {
         return Err(NodeError::NotStandby(state.node.cluster().role().as_str()).into());
@@ -133,7 +133,7 @@ pub async fn promote(
 pub async fn handover(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::MoveRole)?;
     let last_lsn = state.node.hand_over(HANDOVER_WAIT_MAX).await?;
     Ok(json(
@@ -159,7 +159,7 @@ pub async fn handover(
 pub async fn resume(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::MoveRole)?;
     state.node.resume_orders()?;
     Ok(json(
@@ -186,7 +186,7 @@ pub async fn resume(
 pub async fn switchover_check(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::MoveRole)?;
     let node = &state.node;
     let verdict = |result: Result<(), NodeError>| match result {

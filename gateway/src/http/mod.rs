@@ -12,12 +12,11 @@ mod skus;
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::InvalidField;
 use flashgate_actors::Node;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::problem::ApiError;
+use crate::request::RequestError;
 
 pub use cluster::status_json;
 pub use ops::Readiness;
@@ -34,6 +33,8 @@ pub struct AppState {
     pub replication: Arc<std::sync::OnceLock<crate::replication::Replication>>,
     /// Most ids in one `POST /v1/orders/read` (`Config::orders_read_max`).
     pub orders_read_max: usize,
+    /// The outcome counters, shared with QUIC.
+    pub requests: Arc<crate::request::RequestMetrics>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -128,8 +129,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, RequestError> {
+    Err(RequestError::NotFound(format!(
         "{} {}",
         request.method(),
         request.path()
@@ -139,15 +140,29 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// The answer for a method a resource does not take: 405 with `Allow`.
 fn allow(methods: &'static str) -> actix_web::Route {
     web::to(move |request: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+        Err::<HttpResponse, _>(RequestError::MethodNotAllowed {
             detail: format!("{} is not allowed on {}", request.method(), request.path()),
             allow: methods,
         })
     })
 }
 
+/// Room reserved for a JSON answer before it is written: an order's answer
+/// fits, so it is written in one allocation, never grown.
+const ANSWER_BYTES_RESERVED: usize = 384;
+
+/// `body` as JSON bytes, written straight into one buffer.
+fn json_bytes<T: Serialize>(body: &T) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(ANSWER_BYTES_RESERVED);
+    // Answers are structs of strings and numbers: writing them cannot fail.
+    serde_json::to_writer(&mut bytes, body).expect("answers serialise");
+    bytes
+}
+
 fn json<T: Serialize>(status: actix_web::http::StatusCode, body: &T) -> HttpResponse {
-    HttpResponse::build(status).json(body)
+    HttpResponse::build(status)
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(json_bytes(body))
 }
 
 /// The header on every read's answer naming the role of the node that
@@ -161,11 +176,6 @@ pub const NODE_ROLE_HEADER: &str = "Flashgate-Node-Role";
 fn read_answer<T: Serialize>(state: &AppState, body: &T) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((NODE_ROLE_HEADER, state.node.cluster().role().as_str()))
-        .json(body)
-}
-
-impl From<InvalidField> for ApiError {
-    fn from(error: InvalidField) -> ApiError {
-        ApiError::InvalidField(error.to_string())
-    }
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(json_bytes(body))
 }

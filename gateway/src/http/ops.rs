@@ -88,7 +88,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(
     request: actix_web::HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, crate::problem::ApiError> {
+) -> Result<HttpResponse, crate::request::RequestError> {
     super::caller::allowed(&request, &state, crate::auth::Action::ReadOperations)?;
     for (shard, depth) in state.node.queue_depths().into_iter().enumerate() {
         metrics::gauge!("flashgate_shard_queue_depth", "shard" => shard.to_string())

@@ -2,13 +2,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::{IdempotencyKey, OrderId, PlaceOrder};
+use flashgate_actors::domain::{IdempotencyKey, InvalidField, Order};
 
 use super::caller::allowed;
 use super::{json, read_answer, AppState};
 use crate::auth::Action;
-use crate::problem::ApiError;
-use crate::wire::{read_object, OrderBody, OrderFields};
+use crate::request::{order_id, RequestError};
+use crate::wire::{read_order, OrderBody};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -46,14 +46,9 @@ pub async fn place(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let result = place_inner(&request, payload, &state).await;
-    let outcome = match &result {
-        Ok((_, true)) => "created",
-        Ok((_, false)) => "replayed",
-        Err(error) => error.code(),
-    };
-    metrics::counter!("flashgate_orders_total", "outcome" => outcome).increment(1);
+    state.requests.order_outcome(&result);
     let (order, created) = result?;
     let status = if created {
         StatusCode::CREATED
@@ -67,36 +62,20 @@ async fn place_inner(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<(flashgate_actors::domain::Order, bool), ApiError> {
+) -> Result<(Order, bool), RequestError> {
     let (_, scope) = allowed(request, state, Action::PlaceOrder)?;
     let idempotency_key = match request.headers().get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                ApiError::InvalidField("Idempotency-Key: must be printable ASCII".into())
-            })?;
+            let text = value
+                .to_str()
+                .map_err(|_| InvalidField::new("Idempotency-Key", "must be printable ASCII"))?;
             Some(IdempotencyKey::parse(text)?)
         }
     };
-    let OrderFields {
-        sku,
-        quantity,
-        customer,
-    } = read_object(request, payload, state.body)
-        .await?
-        .into_order()?;
-    scope.admits(&customer)?;
-    let command = PlaceOrder {
-        sku,
-        quantity,
-        customer,
-        idempotency_key,
-    };
+    let command = read_order(request, payload, state.body, idempotency_key).await?;
+    scope.admits(&command.customer)?;
     Ok(state.node.place_order(command).await?)
-}
-
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw).ok_or_else(|| ApiError::UnknownOrderId(raw.to_owned()))
 }
 
 /// A buyer reads only its own orders: another's is `unknown_order`.
@@ -119,7 +98,7 @@ pub async fn get(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let (_, scope) = allowed(&request, &state, Action::ReadOrder)?;
     let order = state.node.order(order_id(&path)?, scope.customer()).await?;
     Ok(read_answer(&state, &OrderBody::from(&order)))
@@ -146,7 +125,7 @@ pub async fn confirm(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let (_, scope) = allowed(&request, &state, Action::ConfirmOrder)?;
     let order = state
         .node
@@ -176,7 +155,7 @@ pub async fn cancel(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let (_, scope) = allowed(&request, &state, Action::CancelOrder)?;
     let order = state
         .node

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::caller::allowed;
 use super::{read_answer, AppState};
 use crate::auth::Action;
-use crate::problem::ApiError;
+use crate::request::RequestError;
 use crate::wire::{read_object, BodyLimits, OrderBody};
 
 /// Bytes one id may take in the body (an order id is at most 41 characters,
@@ -55,7 +55,7 @@ pub async fn read(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let (_, scope) = allowed(&request, &state, Action::ReadOrder)?;
     let limits = BodyLimits {
         bytes_max: state
@@ -68,7 +68,7 @@ pub async fn read(
     let order_ids = fields.strings("order_ids")?;
     fields.finish()?;
     if order_ids.len() > state.orders_read_max {
-        return Err(ApiError::ReadTooLarge {
+        return Err(RequestError::ReadTooLarge {
             ids: order_ids.len(),
             max: state.orders_read_max,
         });

@@ -3,18 +3,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::{CoreError, PutSku, Restock, Sku, SkuId, Timestamp};
+use flashgate_actors::domain::{CoreError, Sku, SkuId, Timestamp};
 use flashgate_actors::NodeError;
 
 use super::caller::allowed;
 use super::{json, read_answer, AppState};
 use crate::auth::{Action, Caller};
-use crate::problem::ApiError;
+use crate::request::RequestError;
 use crate::wire::{read_object, SkuBody};
-
-fn sku_id(raw: &str) -> Result<SkuId, ApiError> {
-    Ok(SkuId::parse(raw)?)
-}
 
 fn now() -> Timestamp {
     Timestamp::from_system_time(std::time::SystemTime::now())
@@ -42,7 +38,7 @@ fn visible(caller: &Caller, sku: &Sku, now: Timestamp) -> bool {
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let (caller, _) = allowed(&request, &state, Action::ReadSkus)?;
     let skus = state.node.skus().await?;
     let now = now();
@@ -75,9 +71,9 @@ pub async fn get(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     let (caller, _) = allowed(&request, &state, Action::ReadSkus)?;
-    let id = sku_id(&path)?;
+    let id = SkuId::parse(&path)?;
     let sku = state.node.sku(id.clone()).await?;
     if !visible(&caller, &sku, now()) {
         return Err(NodeError::from(CoreError::UnknownSku(id)).into());
@@ -117,20 +113,12 @@ pub async fn put(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::WriteSku)?;
-    let sku = sku_id(&path)?;
-    let (stock, settings) = read_object(&request, payload, state.body)
+    let command = read_object(&request, payload, state.body)
         .await?
-        .into_sku_settings()?;
-    let (sku, created) = state
-        .node
-        .put_sku(PutSku {
-            sku,
-            stock,
-            settings,
-        })
-        .await?;
+        .into_put_sku(&path)?;
+    let (sku, created) = state.node.put_sku(command).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -165,12 +153,11 @@ pub async fn restock(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::WriteSku)?;
-    let sku = sku_id(&path)?;
-    let quantity = read_object(&request, payload, state.body)
+    let command = read_object(&request, payload, state.body)
         .await?
-        .into_restock_quantity()?;
-    let sku = state.node.restock(Restock { sku, quantity }).await?;
+        .into_restock(&path)?;
+    let sku = state.node.restock(command).await?;
     Ok(json(StatusCode::OK, &SkuBody::from(&sku)))
 }

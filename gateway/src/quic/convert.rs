@@ -5,93 +5,13 @@
 //! epoch, UTC, which is what `Timestamp` holds.
 
 use flashgate_actors::domain::{
-    CustomerId, IdempotencyKey, InvalidField, Order, OrderId, OrderStatus, PlaceOrder, PutSku,
-    Restock, Sku, SkuId, SkuSettings, Timestamp, QUANTITY_PER_ORDER_MAX,
+    IdempotencyKey, InvalidField, Order, OrderStatus, PlaceOrder, PutSku, RequestedSettings,
+    Restock, Sku, Timestamp,
 };
-use flashgate_actors::NodeError;
 use flashgate_protocol as wire;
-use flashgate_protocol::code;
 
-use crate::error_code::node_error_code;
+use crate::request::RequestError;
 use crate::token::token_matches;
-
-/// Longest piece of a client's value quoted back in an error's detail.
-const QUOTED_BYTES_MAX: usize = 64;
-
-/// Every way the QUIC front end refuses one request. `code()` is its wire code,
-/// the HTTP API's code for the same refusal.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error("{0}")]
-    Node(#[from] NodeError),
-    #[error("{0}")]
-    InvalidField(#[from] InvalidField),
-    #[error("no order {0}: order ids look like 1-0-42")]
-    UnknownOrderId(String),
-    /// No valid credential where one is needed.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// The connection's role may not do this.
-    #[error("{0}")]
-    Forbidden(String),
-    /// A buyer ordering for another customer.
-    #[error("{0}")]
-    CustomerMismatch(String),
-    #[error("too many refused credentials from this address: wait {0} s")]
-    TooManyAuthFailures(u64),
-    #[error("this connection has {0} requests in flight, its limit; send more as answers arrive")]
-    TooManyInFlight(usize),
-    /// A `GetOrders` over the server's `orders_read_max`; nothing was read.
-    #[error("the read asks for {ids} orders, over the limit of {max}; send at most {max} ids per GetOrders")]
-    ReadTooLarge { ids: usize, max: usize },
-}
-
-impl RequestError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            RequestError::Node(error) => node_error_code(error),
-            RequestError::InvalidField(_) => code::INVALID_FIELD,
-            RequestError::UnknownOrderId(_) => code::UNKNOWN_ORDER,
-            RequestError::Unauthorized(_) => code::UNAUTHORIZED,
-            RequestError::Forbidden(_) => code::FORBIDDEN,
-            RequestError::CustomerMismatch(_) => code::CUSTOMER_MISMATCH,
-            RequestError::TooManyAuthFailures(_) => code::TOO_MANY_AUTH_FAILURES,
-            RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
-            RequestError::ReadTooLarge { .. } => code::BATCH_TOO_LARGE,
-        }
-    }
-
-    /// This error as the answer to request `request_id`.
-    pub fn into_response(self, request_id: u64) -> wire::Response {
-        wire::Response::Error {
-            request_id,
-            code: self.code().to_owned(),
-            detail: self.to_string(),
-        }
-    }
-}
-
-impl From<crate::auth::Refusal> for RequestError {
-    fn from(refusal: crate::auth::Refusal) -> RequestError {
-        use crate::auth::Refusal as R;
-        match refusal {
-            R::Unauthenticated(detail) => RequestError::Unauthorized(detail),
-            R::Forbidden(detail) => RequestError::Forbidden(detail),
-            R::CustomerMismatch { .. } => RequestError::CustomerMismatch(refusal.to_string()),
-        }
-    }
-}
-
-impl From<crate::auth::Refused> for RequestError {
-    fn from(refused: crate::auth::Refused) -> RequestError {
-        match refused {
-            crate::auth::Refused::Invalid(failure) => RequestError::Unauthorized(failure.0),
-            crate::auth::Refused::Throttled { retry_after_secs } => {
-                RequestError::TooManyAuthFailures(retry_after_secs)
-            }
-        }
-    }
-}
 
 /// Passes when `given` is the admin token: empty is `unauthorized` (no token
 /// sent), anything else but the token `forbidden`.
@@ -107,17 +27,8 @@ pub fn check_admin(given: &str, token: &str) -> Result<(), RequestError> {
     }
 }
 
-/// A wire order as a domain command, each field checked as the HTTP API checks it.
+/// A wire order as a domain command, by the rules of `PlaceOrder::parse`.
 pub fn place_order(order: &wire::PlaceOrder) -> Result<PlaceOrder, RequestError> {
-    let sku = SkuId::parse(&order.sku)?;
-    if !(1..=QUANTITY_PER_ORDER_MAX).contains(&order.quantity) {
-        return Err(InvalidField::new(
-            "quantity",
-            format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}"),
-        )
-        .into());
-    }
-    let customer = CustomerId::parse(&order.customer_id)?;
     let idempotency_key = match &order.idempotency_key {
         None => None,
         // The domain names the field after the HTTP header; on the wire it is
@@ -127,51 +38,31 @@ pub fn place_order(order: &wire::PlaceOrder) -> Result<PlaceOrder, RequestError>
                 .map_err(|error| InvalidField::new("idempotency_key", error.rule))?,
         ),
     };
-    Ok(PlaceOrder {
-        sku,
-        quantity: order.quantity,
-        customer,
+    Ok(PlaceOrder::parse(
+        &order.sku,
+        u64::from(order.quantity),
+        &order.customer_id,
         idempotency_key,
-    })
+    )?)
 }
 
-pub fn sku_id(raw: &str) -> Result<SkuId, RequestError> {
-    Ok(SkuId::parse(raw)?)
-}
-
-/// An order id; one that cannot be an id is an unknown order, as over HTTP.
-pub fn order_id(raw: &str) -> Result<OrderId, RequestError> {
-    OrderId::parse(raw).ok_or_else(|| RequestError::UnknownOrderId(quoted(raw)))
-}
-
-/// `PutSku`'s fields as a command; absent settings take their defaults, as
-/// absent JSON members do over HTTP.
+/// `PutSku`'s fields as a command, by the rules and defaults of
+/// `PutSku::parse`: an absent setting takes its default, as an absent JSON
+/// member does over HTTP.
 pub fn put_sku(sku: &str, settings: &wire::SkuSettings) -> Result<PutSku, RequestError> {
-    let defaults = SkuSettings::default();
-    Ok(PutSku {
-        sku: sku_id(sku)?,
-        stock: settings.stock,
-        settings: SkuSettings {
-            per_customer_limit: settings.per_customer_limit,
-            max_quantity_per_order: settings
-                .max_quantity_per_order
-                .unwrap_or(defaults.max_quantity_per_order),
-            sale_starts_at: settings.sale_starts_at_ms.map(Timestamp),
-            reservation_ttl_secs: settings
-                .reservation_ttl_secs
-                .unwrap_or(defaults.reservation_ttl_secs),
-            low_stock_threshold: settings
-                .low_stock_threshold
-                .unwrap_or(defaults.low_stock_threshold),
-        },
-    })
+    let requested = RequestedSettings {
+        per_customer_limit: settings.per_customer_limit,
+        max_quantity_per_order: settings.max_quantity_per_order,
+        sale_starts_at: settings.sale_starts_at_ms.map(Timestamp),
+        reservation_ttl_secs: settings.reservation_ttl_secs,
+        low_stock_threshold: settings.low_stock_threshold,
+    };
+    Ok(PutSku::parse(sku, settings.stock, requested)?)
 }
 
+/// A restock's fields as a command, by the rules of `Restock::parse`.
 pub fn restock(sku: &str, quantity: u64) -> Result<Restock, RequestError> {
-    Ok(Restock {
-        sku: sku_id(sku)?,
-        quantity,
-    })
+    Ok(Restock::parse(sku, quantity)?)
 }
 
 pub fn order_to_wire(order: &Order) -> wire::Order {
@@ -212,23 +103,12 @@ pub fn sku_to_wire(sku: &Sku) -> wire::Sku {
     }
 }
 
-/// A client's value for an error's detail, cut short so a large frame is not
-/// echoed back whole.
-fn quoted(raw: &str) -> String {
-    if raw.len() <= QUOTED_BYTES_MAX {
-        return raw.to_owned();
-    }
-    let mut end = QUOTED_BYTES_MAX;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &raw[..end], raw.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flashgate_actors::domain::CoreError;
+    use flashgate_actors::domain::{CoreError, SkuId, SkuSettings, QUANTITY_PER_ORDER_MAX};
+    use flashgate_actors::NodeError;
+    use flashgate_protocol::code;
 
     fn wire_order(sku: &str, quantity: u32, key: Option<&str>) -> wire::PlaceOrder {
         wire::PlaceOrder {
@@ -268,10 +148,6 @@ mod tests {
             RequestError::from(NodeError::Overloaded { shard: 0, depth: 1 }).code(),
             "overloaded"
         );
-        let unknown = order_id(&"9".repeat(1000)).unwrap_err();
-        assert_eq!(unknown.code(), "unknown_order");
-        assert!(unknown.to_string().len() < 200, "{unknown}");
-        assert!(order_id("1-0-42").is_ok());
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //!   its in-flight limit and its answer budget between them.
 //! - `stream`: one stream: reads request frames, runs each request as it comes,
 //!   writes each answer as it completes (out of order, under its request id).
-//! - `convert`: wire ↔ domain, and `RequestError`, the codes a request is
-//!   refused with (the HTTP API's codes).
+//! - `convert`: wire ↔ domain through the domain's parse constructors; a
+//!   refusal is the shared `crate::request::RequestError`, with the HTTP
+//!   API's codes.
 //! - `tls`: the certificate (configured, or generated into the data dir) and the
 //!   rustls configuration.
 //!
@@ -73,5 +74,7 @@ struct Shared {
     admin_token: String,
     /// Identifies connections' credentials; shared with HTTP.
     gatekeeper: Arc<crate::auth::Gatekeeper>,
+    /// The outcome counters, shared with HTTP.
+    requests: Arc<crate::request::RequestMetrics>,
     limits: QuicLimits,
 }

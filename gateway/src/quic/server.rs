@@ -91,6 +91,7 @@ impl QuicServer {
         node: Arc<Node>,
         admin_token: String,
         gatekeeper: Arc<crate::auth::Gatekeeper>,
+        requests: Arc<crate::request::RequestMetrics>,
         tls: rustls::ServerConfig,
         addr: SocketAddr,
         limits: QuicLimits,
@@ -100,6 +101,7 @@ impl QuicServer {
             node,
             admin_token,
             gatekeeper,
+            requests,
             limits,
         });
         let (shutdown, shutdown_receiver) = watch::channel(false);

@@ -28,7 +28,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use flashgate_actors::domain::{CoreError, Order, PlaceOrder as PlaceOrderCommand, Timestamp};
+use flashgate_actors::domain::{
+    CoreError, Order, PlaceOrder as PlaceOrderCommand, SkuId, Timestamp,
+};
 use flashgate_actors::NodeError;
 use flashgate_protocol::{
     code, encode_frame, FrameError, FrameReader, PlaceOrder, Request, Response,
@@ -37,11 +39,12 @@ use quinn::{ReadError, ReadExactError, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::connection::ConnectionCaller;
-use super::convert::{self, RequestError};
+use super::convert;
 use super::{
     Shared, STREAM_STOP_ANSWERS_STOPPED, STREAM_STOP_FRAME_ERROR, STREAM_STOP_SHUTTING_DOWN,
 };
 use crate::auth::{authorize, Action, Caller, Scope};
+use crate::request::{order_id, RequestError, RequestMetrics};
 
 /// Answers that are ready together are written in one go, up to this size.
 const WRITE_COALESCE_BYTES_MAX: usize = 64 * 1024;
@@ -249,7 +252,7 @@ async fn dispatch(
     {
         let answer = match caller.authenticate(shared, credential) {
             Ok(caller) => {
-                metrics::counter!("flashgate_quic_requests_total", "outcome" => "ok").increment(1);
+                shared.requests.quic_request(Ok(()));
                 Response::Authenticated {
                     request_id: *request_id,
                     role: caller.role().to_owned(),
@@ -259,7 +262,7 @@ async fn dispatch(
                     },
                 }
             }
-            Err(refused) => single(*request_id, Err(refused.into())),
+            Err(refused) => single(&shared.requests, *request_id, Err(refused.into())),
         };
         responses.send(&answer).await;
         return Ok(());
@@ -301,7 +304,11 @@ async fn dispatch(
         Err(_) => {
             // Takes room in the budget like any answer: while there is none,
             // this stream reads no further request.
-            let answer = too_many_in_flight(request, limits.in_flight_per_connection_max);
+            let answer = too_many_in_flight(
+                &shared.requests,
+                request,
+                limits.in_flight_per_connection_max,
+            );
             responses.send(&answer).await;
         }
     }
@@ -430,6 +437,7 @@ async fn read_up_to(recv: &mut RecvStream, buffer: &mut [u8]) -> Result<usize, R
 /// parses the id, runs `call` with the scope, and answers with the order or
 /// the refusal.
 async fn on_order<F, Fut>(
+    metrics: &RequestMetrics,
     caller: &Caller,
     action: Action,
     request_id: u64,
@@ -442,11 +450,12 @@ where
 {
     let result = async {
         let scope = authorize(caller, action)?;
-        let id = convert::order_id(raw_id)?;
+        let id = order_id(raw_id)?;
         Ok::<_, RequestError>(call(id, scope).await?)
     }
     .await;
     single(
+        metrics,
         request_id,
         result.map(|order| order_response(request_id, &order, false)),
     )
@@ -465,9 +474,11 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
     let started = Instant::now();
     let kind = kind_of(&request);
     let node = &shared.node;
+    let metrics = &*shared.requests;
     let response = match request {
         // `dispatch` answers these in the reader; never started as a task.
         Request::Authenticate { request_id, .. } => single(
+            metrics,
             request_id,
             Err(RequestError::Forbidden(
                 "Authenticate is answered by the stream's reader".into(),
@@ -480,6 +491,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
         } => {
             let result = read_orders(shared, caller, order_ids).await;
             single(
+                metrics,
                 request_id,
                 result.map(|(orders, unknown)| Response::Orders {
                     request_id,
@@ -495,7 +507,9 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 Ok::<_, RequestError>(node.place_order(command).await?)
             }
             .await;
+            metrics.order_outcome(&result);
             single(
+                metrics,
                 order.request_id,
                 result.map(|(placed, created)| order_response(order.request_id, &placed, created)),
             )
@@ -505,6 +519,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             order_id,
         } => {
             on_order(
+                metrics,
                 caller,
                 Action::ReadOrder,
                 request_id,
@@ -518,6 +533,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             order_id,
         } => {
             on_order(
+                metrics,
                 caller,
                 Action::ConfirmOrder,
                 request_id,
@@ -531,6 +547,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             order_id,
         } => {
             on_order(
+                metrics,
                 caller,
                 Action::CancelOrder,
                 request_id,
@@ -542,7 +559,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
         Request::GetSku { request_id, sku } => {
             let result: Result<_, RequestError> = async {
                 authorize(caller, Action::ReadSkus)?;
-                let id = convert::sku_id(&sku)?;
+                let id = SkuId::parse(&sku)?;
                 let sku = node.sku(id.clone()).await?;
                 let now = Timestamp::from_system_time(std::time::SystemTime::now());
                 if !caller.sees_sku(sku.settings.sale_starts_at, now) {
@@ -552,6 +569,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             }
             .await;
             single(
+                metrics,
                 request_id,
                 result.map(|sku| Response::Sku {
                     request_id,
@@ -574,6 +592,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             }
             .await;
             single(
+                metrics,
                 request_id,
                 result.map(|(sku, created)| Response::Sku {
                     request_id,
@@ -596,6 +615,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             }
             .await;
             single(
+                metrics,
                 request_id,
                 result.map(|sku| Response::Sku {
                     request_id,
@@ -605,8 +625,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             )
         }
     };
-    metrics::histogram!("flashgate_quic_request_duration_seconds", "request" => kind)
-        .record(started.elapsed().as_secs_f64());
+    metrics.quic_duration(kind, started.elapsed());
     response
 }
 
@@ -645,9 +664,10 @@ async fn answer_batch(shared: &Shared, caller: &Caller, orders: Vec<PlaceOrder>)
                     .expect("one answer per placed order, as asserted")
                     .map_err(RequestError::from),
             };
+            shared.requests.order_outcome(&result);
             let result =
                 result.map(|(placed, created)| order_response(order.request_id, &placed, created));
-            single(order.request_id, result)
+            single(&shared.requests, order.request_id, result)
         })
         .collect();
     Response::Batch { results }
@@ -673,7 +693,7 @@ async fn read_orders(
     let mut unknown = Vec::new();
     let mut asked = Vec::with_capacity(order_ids.len());
     for raw in order_ids {
-        match convert::order_id(&raw) {
+        match order_id(&raw) {
             Ok(id) => {
                 ids.push(id);
                 asked.push(raw);
@@ -693,13 +713,17 @@ async fn read_orders(
 }
 
 /// The answer to one request (or one order of a batch); counts its outcome.
-fn single(request_id: u64, result: Result<Response, RequestError>) -> Response {
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(error) => error.code(),
-    };
-    metrics::counter!("flashgate_quic_requests_total", "outcome" => outcome).increment(1);
-    result.unwrap_or_else(|error| error.into_response(request_id))
+fn single(
+    metrics: &RequestMetrics,
+    request_id: u64,
+    result: Result<Response, RequestError>,
+) -> Response {
+    metrics.quic_request(result.as_ref().map(|_| ()));
+    result.unwrap_or_else(|error| Response::Error {
+        request_id,
+        code: error.code().to_owned(),
+        detail: error.to_string(),
+    })
 }
 
 fn order_response(request_id: u64, order: &Order, created: bool) -> Response {
@@ -712,8 +736,14 @@ fn order_response(request_id: u64, order: &Order, created: bool) -> Response {
 
 /// The immediate answer to a request over the in-flight limit: an error under
 /// its id, or for a batch an error under each order's id.
-fn too_many_in_flight(request: Request, limit: usize) -> Response {
-    let refuse = |request_id| single(request_id, Err(RequestError::TooManyInFlight(limit)));
+fn too_many_in_flight(metrics: &RequestMetrics, request: Request, limit: usize) -> Response {
+    let refuse = |request_id| {
+        single(
+            metrics,
+            request_id,
+            Err(RequestError::TooManyInFlight(limit)),
+        )
+    };
     match request {
         Request::PlaceOrders { orders } => Response::Batch {
             results: orders

@@ -5,6 +5,7 @@ use super::{apply_decided, CoreError, Reply};
 use crate::domain::event::Event;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
+use crate::domain::sku::QUANTITY_PER_ORDER_MAX;
 use crate::domain::types::{CustomerId, IdempotencyKey, InvalidField, SkuId, Timestamp};
 
 #[derive(Clone, Debug)]
@@ -16,6 +17,37 @@ pub struct PlaceOrder {
 }
 
 impl PlaceOrder {
+    /// An order as a front end received it, as a command: `sku` and
+    /// `customer` by their rules, `quantity` from 1 to
+    /// `QUANTITY_PER_ORDER_MAX` (the SKU's own maximum is the shard's
+    /// decision). The key is parsed by the caller, which knows where it came
+    /// from (a header, a frame field) and so how to name it. The error names
+    /// the first field that breaks its rule, in that order.
+    pub fn parse(
+        sku: &str,
+        quantity: u64,
+        customer: &str,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<PlaceOrder, InvalidField> {
+        let sku = SkuId::parse(sku)?;
+        let quantity = u32::try_from(quantity)
+            .ok()
+            .filter(|quantity| (1..=QUANTITY_PER_ORDER_MAX).contains(quantity))
+            .ok_or_else(|| {
+                InvalidField::new(
+                    "quantity",
+                    format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}"),
+                )
+            })?;
+        let customer = CustomerId::parse(customer)?;
+        Ok(PlaceOrder {
+            sku,
+            quantity,
+            customer,
+            idempotency_key,
+        })
+    }
+
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
@@ -107,5 +139,42 @@ impl PlaceOrder {
         events.push(Event::OrderReserved(order));
         apply_decided(shard, events);
         Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule of an incoming order is refused with its field named, and
+    /// a valid order keeps its values: both front ends build orders here.
+    #[test]
+    fn parse_names_the_field_of_each_broken_rule() {
+        let key = IdempotencyKey::parse("retry-1").unwrap();
+        let order = PlaceOrder::parse("SNEAKER-42", 3, "alice", Some(key.clone())).unwrap();
+        assert_eq!(order.sku.as_str(), "SNEAKER-42");
+        assert_eq!(order.quantity, 3);
+        assert_eq!(order.customer.as_str(), "alice");
+        assert_eq!(order.idempotency_key, Some(key));
+        let max = u64::from(QUANTITY_PER_ORDER_MAX);
+        assert!(PlaceOrder::parse("A", max, "alice", None).is_ok());
+        for (sku, quantity, customer, field) in [
+            ("no spaces", 1, "alice", "sku"),
+            ("", 1, "alice", "sku"),
+            ("A", 0, "alice", "quantity"),
+            ("A", max + 1, "alice", "quantity"),
+            ("A", u64::from(u32::MAX) + 1, "alice", "quantity"),
+            ("A", 1, "", "customer_id"),
+            ("A", 1, "al\u{200b}ice", "customer_id"),
+        ] {
+            let error = PlaceOrder::parse(sku, quantity, customer, None).unwrap_err();
+            assert_eq!(error.field, field, "{sku:?} {quantity} {customer:?}");
+            assert!(error.to_string().starts_with(field), "{error}");
+        }
+        let error = PlaceOrder::parse("A", 0, "alice", None).unwrap_err();
+        assert_eq!(
+            error.rule,
+            format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}")
+        );
     }
 }

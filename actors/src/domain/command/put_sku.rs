@@ -4,7 +4,7 @@ use super::{apply_decided, CoreError, Reply};
 use crate::domain::event::Event;
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::{
-    SkuSettings, QUANTITY_PER_ORDER_MAX, RESERVATION_TTL_SECS_MAX, STOCK_MAX,
+    RequestedSettings, SkuSettings, QUANTITY_PER_ORDER_MAX, RESERVATION_TTL_SECS_MAX, STOCK_MAX,
 };
 use crate::domain::types::{InvalidField, SkuId, Timestamp};
 
@@ -18,6 +18,25 @@ pub struct PutSku {
 }
 
 impl PutSku {
+    /// A put-SKU request as a command: the SKU id by its rule, the absent
+    /// settings at their defaults (`SkuSettings::with_defaults`), and every
+    /// field checked (`validate`); the error names the first field that
+    /// breaks its rule. Whether `stock` fits an existing SKU is the shard's
+    /// decision.
+    pub fn parse(
+        sku: &str,
+        stock: Option<u64>,
+        requested: RequestedSettings,
+    ) -> Result<PutSku, InvalidField> {
+        let command = PutSku {
+            sku: SkuId::parse(sku)?,
+            stock,
+            settings: SkuSettings::with_defaults(requested),
+        };
+        command.validate()?;
+        Ok(command)
+    }
+
     /// Checks every field against its rule; the error names the field.
     pub fn validate(&self) -> Result<(), InvalidField> {
         if let Some(stock) = self.stock {
@@ -110,5 +129,119 @@ impl PutSku {
         apply_decided(shard, events);
         let sku = shard.sku(&self.sku).expect("sku exists after put").clone();
         Ok(Reply::Sku { sku, created })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::sku::{MAX_QUANTITY_PER_ORDER_DEFAULT, RESERVATION_TTL_SECS_DEFAULT};
+
+    /// An absent setting takes its default, a given one is kept: both front
+    /// ends build SKU settings here, so neither can drift from the other.
+    #[test]
+    fn parse_applies_the_defaults_and_keeps_what_was_given() {
+        let command = PutSku::parse("A", Some(5), RequestedSettings::default()).unwrap();
+        assert_eq!(command.sku.as_str(), "A");
+        assert_eq!(command.stock, Some(5));
+        assert_eq!(command.settings, SkuSettings::default());
+        assert_eq!(
+            (
+                command.settings.per_customer_limit,
+                command.settings.max_quantity_per_order,
+                command.settings.reservation_ttl_secs,
+            ),
+            (
+                None,
+                MAX_QUANTITY_PER_ORDER_DEFAULT,
+                RESERVATION_TTL_SECS_DEFAULT
+            )
+        );
+        let given = RequestedSettings {
+            per_customer_limit: Some(2),
+            max_quantity_per_order: Some(3),
+            sale_starts_at: Some(Timestamp(1_700_000_000_123)),
+            reservation_ttl_secs: Some(60),
+            low_stock_threshold: Some(7),
+        };
+        let command = PutSku::parse("A", None, given).unwrap();
+        assert_eq!(
+            command.settings,
+            SkuSettings {
+                per_customer_limit: Some(2),
+                max_quantity_per_order: 3,
+                sale_starts_at: Some(Timestamp(1_700_000_000_123)),
+                reservation_ttl_secs: 60,
+                low_stock_threshold: 7,
+            }
+        );
+    }
+
+    /// Each setting's rule is refused with the setting named.
+    #[test]
+    fn parse_names_the_field_of_each_broken_rule() {
+        let refused = |sku: &str, stock: Option<u64>, requested: RequestedSettings| {
+            PutSku::parse(sku, stock, requested).unwrap_err().field
+        };
+        let none = RequestedSettings::default;
+        assert_eq!(refused("no spaces", Some(1), none()), "sku");
+        assert_eq!(refused("A", Some(STOCK_MAX + 1), none()), "stock");
+        for (requested, field) in [
+            (
+                RequestedSettings {
+                    per_customer_limit: Some(0),
+                    ..none()
+                },
+                "per_customer_limit",
+            ),
+            (
+                RequestedSettings {
+                    max_quantity_per_order: Some(0),
+                    ..none()
+                },
+                "max_quantity_per_order",
+            ),
+            (
+                RequestedSettings {
+                    max_quantity_per_order: Some(QUANTITY_PER_ORDER_MAX + 1),
+                    ..none()
+                },
+                "max_quantity_per_order",
+            ),
+            (
+                RequestedSettings {
+                    reservation_ttl_secs: Some(0),
+                    ..none()
+                },
+                "reservation_ttl_secs",
+            ),
+            (
+                RequestedSettings {
+                    reservation_ttl_secs: Some(RESERVATION_TTL_SECS_MAX + 1),
+                    ..none()
+                },
+                "reservation_ttl_secs",
+            ),
+            (
+                RequestedSettings {
+                    sale_starts_at: Some(Timestamp(Timestamp::MAX.0 + 1)),
+                    ..none()
+                },
+                "sale_starts_at",
+            ),
+            (
+                RequestedSettings {
+                    low_stock_threshold: Some(STOCK_MAX + 1),
+                    ..none()
+                },
+                "low_stock_threshold",
+            ),
+        ] {
+            assert_eq!(
+                refused("A", Some(1), requested.clone()),
+                field,
+                "{requested:?}"
+            );
+        }
     }
 }

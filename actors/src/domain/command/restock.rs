@@ -13,6 +13,20 @@ pub struct Restock {
 }
 
 impl Restock {
+    /// A restock request as a command: the SKU id by its rule, `quantity`
+    /// from 1 to `STOCK_MAX`. Whether the new total stays within `STOCK_MAX`
+    /// is the shard's decision, which knows the total.
+    pub fn parse(sku: &str, quantity: u64) -> Result<Restock, InvalidField> {
+        let sku = SkuId::parse(sku)?;
+        if quantity == 0 || quantity > STOCK_MAX {
+            return Err(InvalidField::new(
+                "quantity",
+                format!("must be between 1 and {STOCK_MAX}"),
+            ));
+        }
+        Ok(Restock { sku, quantity })
+    }
+
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
@@ -44,5 +58,28 @@ impl Restock {
             sku,
             created: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SKU id and the quantity are refused by their rules, with the
+    /// field named; a valid restock keeps its values.
+    #[test]
+    fn parse_names_the_field_of_each_broken_rule() {
+        let command = Restock::parse("A", 5).unwrap();
+        assert_eq!((command.sku.as_str(), command.quantity), ("A", 5));
+        assert!(Restock::parse("A", STOCK_MAX).is_ok());
+        assert_eq!(Restock::parse("no spaces", 5).unwrap_err().field, "sku");
+        for quantity in [0, STOCK_MAX + 1] {
+            let error = Restock::parse("A", quantity).unwrap_err();
+            assert_eq!(error.field, "quantity");
+            assert!(
+                error.to_string().starts_with("quantity: must be between 1"),
+                "{error}"
+            );
+        }
     }
 }
