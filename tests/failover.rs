@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     acknowledged, assert_all_present, assert_counters_match, order_id, poll_until, settle, Attempt,
-    Burst, Launch, Server, START_TIMEOUT,
+    Burst, Launch, Server, ADMIN_TOKEN, OPERATOR_TOKEN, START_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -264,4 +264,112 @@ fn a_switchover_moves_the_primary_role_and_loses_nothing() {
         status["durable_lsn"] == target
     });
     assert_all_present(&old, &acknowledged);
+}
+
+/// Runs `flashgate switchover` from `primary` to `standby` with `token`;
+/// returns whether it succeeded and everything it printed.
+fn run_switchover(primary: &Server, standby: &Server, token: &str) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+        .args(["switchover", "--primary", &primary.client().url("")])
+        .args(["--standby", &standby.client().url("")])
+        .args(["--token", token, "--timeout", "30s"])
+        .env_remove("FLASHGATE_ADMIN_TOKEN")
+        .output()
+        .expect("run flashgate switchover");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), printed)
+}
+
+/// A switchover whose token may read the standby but not promote it (the two
+/// nodes do not share their admin token) stops at its check, before the
+/// primary stops taking orders: a planned operation must not leave a sale
+/// with no node taking orders.
+#[test]
+fn a_switchover_whose_token_cannot_promote_the_standby_changes_nothing() {
+    const STANDBY_ADMIN_TOKEN: &str = "integration-test-standby-admin-token";
+    let primary_dir = tempfile::tempdir().unwrap();
+    let standby_dir = tempfile::tempdir().unwrap();
+    let old = primary(primary_dir.path(), "127.0.0.1:0").start();
+    // The primary's admin token is only an operator token on the standby.
+    let standby = Launch::new()
+        .data_dir(standby_dir.path())
+        .replicated("127.0.0.1:0")
+        .standby_of(old.replication_addr())
+        .env("FLASHGATE_SHARDS", "2")
+        .admin_token(STANDBY_ADMIN_TOKEN)
+        .operator_tokens(&format!("{OPERATOR_TOKEN}\n{ADMIN_TOKEN}"))
+        .start();
+    old.wait_for_cluster("the standby to connect", |status| {
+        status["peer"]["connected"] == true && status["degraded"] == false
+    });
+    old.client().put_sku(SKUS[0], json!({ "stock": STOCK }));
+    let before = old.client().reserve(SKUS[0], 1, "before-the-switchover");
+
+    let (succeeded, printed) = run_switchover(&old, &standby, ADMIN_TOKEN);
+    assert!(!succeeded, "the switchover cannot promote, yet:\n{printed}");
+    assert!(printed.contains("step 1 (check)"), "{printed}");
+    assert!(printed.contains("nothing was changed"), "{printed}");
+    assert!(printed.contains("forbidden"), "{printed}");
+
+    let status = old.cluster();
+    assert_eq!(
+        (
+            status["role"].as_str(),
+            status["accepting_orders"].as_bool()
+        ),
+        (Some("primary"), Some(true)),
+        "{status}"
+    );
+    let after = old.client().reserve(SKUS[0], 1, "after-the-switchover");
+    let api = standby.client().with_credential(Some(STANDBY_ADMIN_TOKEN));
+    let (code, status) = api.get("/v1/cluster");
+    assert_eq!((code, status["role"].as_str()), (200, Some("standby")));
+    assert_all_present(&old, &[before, after]);
+}
+
+/// A handover can be undone: a primary that handed over (and takes no orders)
+/// takes orders again after `POST /v1/admin/resume`, which a switchover whose
+/// promotion failed uses; a primary that did not hand over is refused with
+/// `handover_failed`. The check a switchover makes first changes nothing.
+#[test]
+fn a_handover_is_undone_by_resume() {
+    let primary_dir = tempfile::tempdir().unwrap();
+    let standby_dir = tempfile::tempdir().unwrap();
+    let (old, standby) = pair(primary_dir.path(), standby_dir.path());
+    old.client().put_sku(SKUS[0], json!({ "stock": STOCK }));
+
+    let (code, check) = old.client().get("/v1/admin/switchover-check");
+    assert_eq!(code, 200, "{check}");
+    assert_eq!(check["hand_over"]["possible"], true, "{check}");
+    assert_eq!(check["promote"]["possible"], false, "{check}");
+    let (code, check) = standby.client().get("/v1/admin/switchover-check");
+    assert_eq!(code, 200, "{check}");
+    assert_eq!(
+        (&check["role"], &check["promote"]["possible"]),
+        (&json!("standby"), &json!(true)),
+        "{check}"
+    );
+    let operator = old.client().with_credential(Some(OPERATOR_TOKEN));
+    let (code, refused) = operator.get("/v1/admin/switchover-check");
+    assert_eq!((code, refused["code"].as_str()), (403, Some("forbidden")));
+
+    let (code, refused) = old.client().admin_post("/v1/admin/resume", &json!({}));
+    assert_eq!(
+        (code, refused["code"].as_str()),
+        (409, Some("handover_failed")),
+        "{refused}"
+    );
+    let (code, handed_over) = old.client().admin_post("/v1/admin/handover", &json!({}));
+    assert_eq!(code, 200, "{handed_over}");
+    assert_eq!(old.cluster()["accepting_orders"], false);
+    let (code, refused) = old.client().place_order(SKUS[0], 1, "during-the-handover");
+    assert_eq!(code, 503, "{refused}");
+
+    let (code, resumed) = old.client().admin_post("/v1/admin/resume", &json!({}));
+    assert_eq!(code, 200, "{resumed}");
+    assert_eq!(resumed["accepting_orders"], true, "{resumed}");
+    let order = old.client().reserve(SKUS[0], 1, "after-the-resume");
+    assert_eq!(standby.cluster()["role"], "standby");
+    assert_all_present(&old, &[order]);
 }

@@ -92,6 +92,10 @@ pub struct Launch {
     netns: Option<NetnsPlacement>,
     /// A program (and its arguments) that runs flashgate, e.g. `fiu-run -x`.
     wrapper: Vec<String>,
+    /// The admin token, when not `ADMIN_TOKEN`.
+    admin_token: Option<String>,
+    /// The operator tokens file's text, when not `OPERATOR_TOKEN`.
+    operator_tokens: Option<String>,
 }
 
 /// Where a process runs when it runs in a network namespace of its own.
@@ -119,6 +123,20 @@ impl Launch {
     /// the data of an earlier process.
     pub fn data_dir(mut self, data_dir: &Path) -> Launch {
         self.data_dir = Some(data_dir.to_path_buf());
+        self
+    }
+
+    /// Another admin token than `ADMIN_TOKEN` (the test client's admin calls
+    /// then fail: send this token yourself).
+    pub fn admin_token(mut self, token: &str) -> Launch {
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    /// The operator tokens file's text (one token a line) instead of
+    /// `OPERATOR_TOKEN`.
+    pub fn operator_tokens(mut self, tokens: &str) -> Launch {
+        self.operator_tokens = Some(tokens.to_owned());
         self
     }
 
@@ -316,7 +334,10 @@ impl Launch {
             ),
             (
                 "--operator-tokens-file",
-                credential_file("operator-tokens", OPERATOR_TOKEN),
+                credential_file(
+                    "operator-tokens",
+                    self.operator_tokens.as_deref().unwrap_or(OPERATOR_TOKEN),
+                ),
             ),
             (
                 "--jwt-hmac-secret-file",
@@ -358,7 +379,7 @@ impl Launch {
             .arg("--quic-addr")
             .arg(&front_end_addr)
             .arg("--admin-token")
-            .arg(ADMIN_TOKEN)
+            .arg(self.admin_token.as_deref().unwrap_or(ADMIN_TOKEN))
             .args(credential_args.iter().flat_map(|(flag, path)| {
                 [
                     std::ffi::OsString::from(flag),
