@@ -365,10 +365,20 @@ fn a_handover_is_undone_by_resume() {
     assert_eq!(old.cluster()["accepting_orders"], false);
     let (code, refused) = old.client().place_order(SKUS[0], 1, "during-the-handover");
     assert_eq!(code, 503, "{refused}");
+    let (code, ready) = old.client().get("/readyz");
+    assert_eq!((code, ready["status"].as_str()), (503, Some("not_ready")));
+    let (code, ready) = standby.client().get("/readyz");
+    assert_eq!(
+        (code, ready["code"].as_str(), ready["role"].as_str()),
+        (503, Some("not_primary"), Some("standby")),
+        "a standby takes no orders: {ready}"
+    );
 
     let (code, resumed) = old.client().admin_post("/v1/admin/resume", &json!({}));
     assert_eq!(code, 200, "{resumed}");
     assert_eq!(resumed["accepting_orders"], true, "{resumed}");
+    let (code, ready) = old.client().get("/readyz");
+    assert_eq!((code, ready["status"].as_str()), (200, Some("ready")));
     let order = old.client().reserve(SKUS[0], 1, "after-the-resume");
     assert_eq!(standby.cluster()["role"], "standby");
     assert_all_present(&old, &[order]);

@@ -143,9 +143,15 @@ fn block_mode_acknowledges_only_orders_on_both_disks() {
         .expect("an answer to a late order");
     assert_eq!(status, 503, "{refusal}");
     assert_eq!(refusal["code"], "standby_unavailable", "{refusal}");
+    // Readiness means "would take an order now": a load balancer must not
+    // send buyers to a primary that refuses them.
     let (status, ready) = api.get("/readyz");
-    assert_eq!(status, 200, "{ready}");
-    assert_eq!(ready["accepting_orders"], false, "{ready}");
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(
+        (ready["code"].as_str(), ready["accepting_orders"].as_bool()),
+        (Some("standby_unavailable"), Some(false)),
+        "{ready}"
+    );
     // Reads report state, so they wait for the standby like orders do: a
     // shard holding records the standby may lack (the refused ones are
     // durable here) answers 503 standby_unavailable, at once while the

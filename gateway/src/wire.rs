@@ -824,6 +824,16 @@ pub struct NotReadyBody {
     #[schema(schema_with = not_ready_schema)]
     pub status: String,
     pub detail: String,
+    /// The code an order would get now (`not_primary`,
+    /// `standby_unavailable`, …), when the node runs but would refuse orders.
+    pub code: Option<String>,
+    /// This node's role, when it runs but would refuse orders.
+    #[schema(schema_with = role_schema)]
+    pub role: Option<String>,
+    pub epoch: Option<u64>,
+    pub accepting_orders: Option<bool>,
+    /// Why a primary is degraded, or null.
+    pub degraded: Option<String>,
 }
 
 fn not_ready_schema() -> utoipa::openapi::Object {

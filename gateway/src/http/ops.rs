@@ -43,11 +43,13 @@ pub async fn healthz() -> HttpResponse {
     operation_id = "readyz",
     path = "/readyz",
     tag = "operations",
-    summary = "Readiness: the node takes requests",
-    description = "Needs no credential.",
+    summary = "Readiness: this node would take an order now",
+    description = "Needs no credential. For a load balancer in front of buyers: 200 only on a primary that takes orders at this moment. \
+        A standby, a fenced node, a primary handing over, and a sync primary whose standby is gone (`standby_loss = block`) answer 503 with the code an order would get. \
+        `/healthz` says whether the process answers at all (a standby answers reads).",
     responses(
-        (status = 200, description = "Ready", body = crate::wire::ReadyBody),
-        (status = 503, description = "Not ready: starting, shutting down, or the order log failed", body = crate::wire::NotReadyBody),
+        (status = 200, description = "Ready: would take an order", body = crate::wire::ReadyBody),
+        (status = 503, description = "Not ready: starting, shutting down, the order log failed, or orders would be refused (`code`: `not_primary`, `standby_unavailable`, …)", body = crate::wire::NotReadyBody),
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -61,6 +63,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(json!({
             "status": "not_ready",
             "detail": "the node is starting or shutting down",
+        }));
+    }
+    if let Err(refusal) = state.node.cluster().check_writable() {
+        let cluster = state.node.cluster_status();
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready",
+            "code": crate::error_code::node_error_code(&refusal),
+            "detail": format!("this node would refuse an order now: {refusal}"),
+            "role": cluster.role.as_str(),
+            "epoch": state.node.epoch(),
+            "accepting_orders": false,
+            "degraded": cluster.degraded,
         }));
     }
     let cluster = state.node.cluster_status();
