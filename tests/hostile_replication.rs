@@ -340,3 +340,35 @@ fn unauthenticated_replication_connections_are_capped_and_cost_little() {
         attempts.len()
     );
 }
+
+/// A standby started with another cluster's secret does not follow, and says
+/// so where an operator looks: `/v1/cluster` names the refusal and counts the
+/// failed attempts, and the failures are counted in metrics, instead of
+/// `peer: null` and a log line a second.
+#[test]
+fn a_refused_standby_shows_why_in_its_cluster_status() {
+    let primary = Launch::new().replicated("127.0.0.1:0").start();
+    let standby = Launch::new()
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .env(
+            "FLASHGATE_CLUSTER_SECRET",
+            "another-cluster-secret-0123456789",
+        )
+        .start();
+    let status = standby.wait_for_cluster("the refusal to show", |status| {
+        status["peer"]["failures"].as_u64().unwrap_or(0) >= 2
+    });
+    let peer = &status["peer"];
+    assert_eq!(peer["address"], primary.replication_addr(), "{status}");
+    assert_eq!(peer["connected"], false, "{status}");
+    let failure = peer["last_failure"].as_str().unwrap_or_default();
+    assert!(failure.contains("cluster secret"), "{status}");
+    assert!(
+        metric(
+            &standby,
+            "flashgate_replication_follow_failures_total{kind=\"refused\"}"
+        ) >= 2.0
+    );
+    assert_eq!(primary.cluster()["peer"], serde_json::Value::Null);
+}

@@ -904,6 +904,13 @@ pub struct PeerBody {
     #[schema(required = false)]
     pub http: Option<String>,
     pub connected: bool,
+    /// On a standby: why the last attempt to follow the primary failed (a
+    /// refusal, no answer), until one succeeds.
+    #[schema(required = false)]
+    pub last_failure: Option<String>,
+    /// On a standby: attempts that failed in a row.
+    #[schema(required = false)]
+    pub failures: Option<u64>,
 }
 
 /// Where the primary answers.

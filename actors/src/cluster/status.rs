@@ -30,6 +30,11 @@ pub struct UpstreamStatus {
     pub durable_lsn: Lsn,
     /// When this node last heard from it.
     pub heard_at: Option<Instant>,
+    /// Why the last attempt to follow it failed (a refusal, no answer), until
+    /// an attempt succeeds.
+    pub last_failure: Option<String>,
+    /// Attempts that failed in a row since the last that succeeded.
+    pub failures: u64,
 }
 
 /// What `/v1/cluster` shows.

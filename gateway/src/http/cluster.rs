@@ -57,6 +57,8 @@ pub fn status_json(status: &ClusterStatus) -> Value {
             json!({
                 "address": address,
                 "connected": status.upstream.connected,
+                "last_failure": status.upstream.last_failure,
+                "failures": status.upstream.failures,
             })
         }),
     };

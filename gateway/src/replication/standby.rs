@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait between connection attempts.
 const RETRY_MAX: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(50);
+/// The longest wait between attempts the primary refused (another cluster, a
+/// wrong secret): a configuration to fix, not a moment to wait out.
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How often a new primary tries to reach the old one to fence it.
 const FENCE_RETRY: Duration = Duration::from_millis(500);
 /// Replicated batches waiting for the disk; beyond it the stream waits (and
@@ -39,8 +42,22 @@ enum Ended {
     /// Connect again at once (after discarding a tail).
     Reconnect,
     Failed(String),
+    /// The dialed node refused this one (another cluster, a wrong secret).
+    Refused(String),
     /// This standby cannot go on (its state does not match the primary's log).
     Fatal(String),
+}
+
+impl Ended {
+    /// Why a handshake ended the session, as text.
+    fn into_reason(self) -> String {
+        match self {
+            Ended::Failed(reason) | Ended::Refused(reason) | Ended::Fatal(reason) => reason,
+            Ended::Redirect(next) => format!("redirected to {next}"),
+            Ended::Reconnect => "asked to reconnect".into(),
+            Ended::Stopped => "stopped".into(),
+        }
+    }
 }
 
 /// What the follower loop remembers across sessions.
@@ -61,6 +78,8 @@ pub async fn follow(shared: Arc<Shared>, mut target: String, mut stop: watch::Re
     };
     let mut retry = RETRY_MIN;
     let mut last_failure = String::new();
+    // Whether the last attempt was refused (its retries back off further).
+    let mut refused;
     loop {
         if *stop.borrow() {
             return;
@@ -77,10 +96,21 @@ pub async fn follow(shared: Arc<Shared>, mut target: String, mut stop: watch::Re
                 continue;
             }
             Ended::Failed(reason) => {
+                refused = false;
+                note_failure(&shared, &target, "failed", &reason);
                 if reason != last_failure {
                     tracing::warn!(primary = %target, %reason, "not following the primary; retrying");
                     last_failure = reason;
                 }
+            }
+            Ended::Refused(reason) => {
+                refused = true;
+                note_failure(&shared, &target, "refused", &reason);
+                if reason != last_failure {
+                    tracing::error!(primary = %target, %reason, retry_max = ?REFUSED_RETRY_MAX, "REFUSED by the primary: this standby does not follow it; fix the configuration (cluster secret, data dir of this cluster); retrying with back-off");
+                    last_failure = reason;
+                }
+                retry = retry.max(RETRY_MAX);
             }
             Ended::Fatal(reason) => {
                 tracing::error!(primary = %target, %reason, "this standby stops following: its state cannot take the primary's log; restart it with an empty data dir to resync");
@@ -95,8 +125,26 @@ pub async fn follow(shared: Arc<Shared>, mut target: String, mut stop: watch::Re
             _ = stop.changed() => return,
             _ = tokio::time::sleep(retry) => {}
         }
-        retry = (retry * 2).min(RETRY_MAX);
+        let cap = if refused {
+            REFUSED_RETRY_MAX
+        } else {
+            RETRY_MAX
+        };
+        retry = (retry * 2).min(cap);
     }
+}
+
+/// Records a failed attempt to follow `target`: shown in `/v1/cluster`
+/// (`peer.last_failure`, `peer.failures`) and counted by `kind` (`failed`:
+/// no connection or a broken session; `refused`: the primary refused this
+/// node).
+fn note_failure(shared: &Shared, target: &str, kind: &'static str, reason: &str) {
+    metrics::counter!("flashgate_replication_follow_failures_total", "kind" => kind).increment(1);
+    shared.node.cluster().upstream_update(|upstream| {
+        upstream.address = Some(target.to_owned());
+        upstream.last_failure = Some(reason.to_owned());
+        upstream.failures += 1;
+    });
 }
 
 fn should_auto_promote(shared: &Shared, state: &FollowState) -> bool {
@@ -132,17 +180,15 @@ async fn handshake(
     shared: &Shared,
     connection: &Connection,
     target: &str,
-) -> Result<(SendStream, RecvStream), String> {
-    let (mut send, mut recv) = connection
-        .open_bi()
-        .await
-        .map_err(|error| error.to_string())?;
+) -> Result<(SendStream, RecvStream), Ended> {
+    let failed = |error: &dyn std::fmt::Display| Ended::Failed(error.to_string());
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|error| failed(&error))?;
     let secret = &shared.settings.secret;
     let proof = auth::proof(secret, auth::DIALER, connection)
-        .ok_or("no keying material on this connection")?;
+        .ok_or_else(|| failed(&"no keying material on this connection"))?;
     wire::send(&mut send, &Message::Hello { proof })
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| failed(&error))?;
     let answer = wire::receive_within(&mut recv, CONNECT_TIMEOUT, "hello").await;
     match answer {
         Ok(Message::Hello { proof })
@@ -153,17 +199,21 @@ async fn handshake(
         Ok(_) => {
             tracing::error!(peer = %target, "REFUSED the node at {target}: it did not prove the cluster secret");
             connection.close(CLOSE_AUTH_FAILED.into(), b"wrong cluster secret");
-            Err(format!("{target} did not prove the cluster secret"))
+            Err(Ended::Refused(format!(
+                "{target} did not prove the cluster secret"
+            )))
         }
         _ => match connection.close_reason() {
             Some(quinn::ConnectionError::ApplicationClosed(close))
                 if close.error_code == CLOSE_AUTH_FAILED.into() =>
             {
                 tracing::error!(peer = %target, "the node at {target} refused this node's cluster secret");
-                Err(format!("{target} refused this node's cluster secret"))
+                Err(Ended::Refused(format!(
+                    "{target} refused this node's cluster secret"
+                )))
             }
-            Some(reason) => Err(reason.to_string()),
-            None => Err(format!("{target} did not answer the handshake")),
+            Some(reason) => Err(failed(&reason)),
+            None => Err(failed(&format!("{target} did not answer the handshake"))),
         },
     }
 }
@@ -211,7 +261,7 @@ async fn follow_on(
     let node = &shared.node;
     let (mut send, mut recv) = match handshake(shared, connection, target).await {
         Ok(stream) => stream,
-        Err(reason) => return Ended::Failed(reason),
+        Err(ended) => return ended,
     };
     let request = match follow_request(shared, false) {
         Ok(request) => request,
@@ -248,7 +298,7 @@ async fn follow_on(
                 .filter(|next| next != target);
             return match next {
                 Some(next) => Ended::Redirect(next),
-                None => Ended::Failed(format!("{target} refused: {reason}")),
+                None => Ended::Refused(format!("{target} refused: {reason}")),
             };
         }
         other => return Ended::Failed(format!("unexpected {} from {target}", other.name())),
@@ -305,6 +355,8 @@ async fn follow_on(
         upstream.connected = true;
         upstream.address = Some(target.to_owned());
         upstream.heard_at = Some(Instant::now());
+        upstream.last_failure = None;
+        upstream.failures = 0;
     });
     tracing::info!(primary = %target, epoch, from_lsn = node.progress().appended_lsn(), "following the primary");
     apply_stream(shared, send, recv, stop, state).await
@@ -502,7 +554,9 @@ pub async fn fence(shared: Arc<Shared>, old: String) {
 async fn fence_once(shared: &Arc<Shared>, old: &str) -> Result<(), String> {
     let connection = connect(shared, old).await?;
     let result = async {
-        let (mut send, mut recv) = handshake(shared, &connection, old).await?;
+        let (mut send, mut recv) = handshake(shared, &connection, old)
+            .await
+            .map_err(Ended::into_reason)?;
         wire::send(&mut send, &follow_request(shared, true)?)
             .await
             .map_err(|error| error.to_string())?;
