@@ -23,9 +23,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait between connection attempts.
 const RETRY_MAX: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(50);
-/// The longest wait between attempts the primary refused (another cluster, a
-/// wrong secret): a configuration to fix, not a moment to wait out.
-const REFUSED_RETRY_MAX: Duration = Duration::from_secs(30);
+/// The longest wait between attempts the dialed node refused (a wrong secret,
+/// another cluster, not the primary): mostly a configuration to fix, so fewer
+/// attempts and log lines, yet a refusal of the moment (a node between roles
+/// in a switchover) still clears within a few seconds.
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often a new primary tries to reach the old one to fence it.
 const FENCE_RETRY: Duration = Duration::from_millis(500);
 /// Replicated batches waiting for the disk; beyond it the stream waits (and
