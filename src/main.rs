@@ -33,6 +33,8 @@ enum Command {
     Promote(cli::promote::PromoteArgs),
     /// Planned change of primary: handover, promote, and wait until the old primary follows.
     Switchover(cli::switchover::SwitchoverArgs),
+    /// One node's state: role, epoch, whether it would take an order now, log, peer, lag.
+    Status(cli::status::StatusArgs),
     /// The whole product in one command: a primary and a standby, a flash sale,
     /// a crash and a failover, and an audit of every acknowledged order.
     Demo(demo::DemoArgs),
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Promote(args) => cli::promote::run(args),
         Command::Switchover(args) => cli::switchover::run(args),
+        Command::Status(args) => cli::status::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -371,4 +371,21 @@ fn a_refused_standby_shows_why_in_its_cluster_status() {
         ) >= 2.0
     );
     assert_eq!(primary.cluster()["peer"], serde_json::Value::Null);
+
+    // `flashgate status` shows the same to an operator at a terminal.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+        .args(["status", "--node", &standby.client().url("")])
+        .args(["--token", ADMIN_TOKEN])
+        .env_remove("FLASHGATE_ADMIN_TOKEN")
+        .output()
+        .expect("run flashgate status");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("role:     standby at epoch"), "{printed}");
+    assert!(printed.contains("ready:    no (not_primary)"), "{printed}");
+    assert!(
+        printed.contains("failed attempt(s), the last:"),
+        "{printed}"
+    );
+    assert!(printed.contains("cluster secret"), "{printed}");
 }

@@ -56,6 +56,12 @@ pub enum StandbyLoss {
 pub struct Peer {
     pub address: String,
     pub connected: bool,
+    /// On a standby: why its last attempt to follow failed, until one works.
+    #[serde(default)]
+    pub last_failure: Option<String>,
+    /// On a standby: attempts that failed in a row.
+    #[serde(default)]
+    pub failures: Option<u64>,
 }
 
 /// Where the current primary takes orders, as this node knows it.
@@ -85,6 +91,9 @@ pub struct ClusterStatus {
     pub primary: Option<PrimaryAddress>,
     pub lag_records: u64,
     pub lag_ms: u64,
+    /// Why a primary is degraded (going on without its standby), if it is.
+    #[serde(default)]
+    pub degraded_reason: Option<String>,
 }
 
 impl ClusterStatus {
@@ -115,6 +124,24 @@ impl ClusterStatus {
             "{} at epoch {}, log at LSN {}, {peer}{primary}",
             self.role, self.epoch, self.last_lsn
         )
+    }
+}
+
+/// `GET /readyz`: whether the node would take an order now, and if not the
+/// code an order would get and why.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
     }
 }
 

@@ -11,13 +11,15 @@
 //! - `admin`: `AdminClient`, the blocking HTTP calls, and `CallError`, which
 //!   says which node refused what, and why.
 //! - `promote`: `flashgate promote`.
-//! - `switchover`: `flashgate switchover`, a planned handover in three steps.
+//! - `switchover`: `flashgate switchover`, a planned handover in four steps.
+//! - `status`: `flashgate status`, one node's state for a terminal.
 
 pub mod admin;
 pub mod cluster;
 pub mod duration;
 pub mod node_url;
 pub mod promote;
+pub mod status;
 pub mod switchover;
 
 /// Checks an admin token given on the command line: it goes into an HTTP

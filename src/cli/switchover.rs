@@ -460,6 +460,8 @@ mod tests {
             peer: connected.map(|connected| Peer {
                 address: "10.0.0.9:7000".into(),
                 connected,
+                last_failure: None,
+                failures: None,
             }),
             primary: Some(PrimaryAddress {
                 http: PRIMARY.into(),
@@ -467,6 +469,7 @@ mod tests {
             }),
             lag_records: 0,
             lag_ms: 0,
+            degraded_reason: None,
         }
     }
 
