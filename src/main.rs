@@ -35,6 +35,18 @@ enum Command {
     Switchover(cli::switchover::SwitchoverArgs),
     /// One node's state: role, epoch, whether it would take an order now, log, peer, lag.
     Status(cli::status::StatusArgs),
+    /// Print a shell completion script for flashgate (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print flashgate's man page (roff), e.g. `flashgate man > flashgate.1`, or
+    /// with --out-dir write one page per command (flashgate-serve.1, …).
+    Man {
+        /// Write flashgate.1 and a page for each command into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// The whole product in one command: a primary and a standby, a flash sale,
     /// a crash and a failover, and an audit of every acknowledged order.
     Demo(demo::DemoArgs),
@@ -133,6 +145,46 @@ struct ServeArgs {
     disk_stall_timeout: Option<std::time::Duration>,
 }
 
+/// The man pages of flashgate, generated from the command line's definition
+/// (so they say what `--help` says): flashgate.1 on stdout, or every page
+/// (flashgate.1, flashgate-serve.1, …) written into `out_dir`.
+fn man_pages(out_dir: Option<&std::path::Path>) -> ExitCode {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = out_dir else {
+        let mut page = Vec::new();
+        if let Err(error) = clap_mangen::Man::new(command).render(&mut page) {
+            eprintln!("flashgate: cannot render the man page: {error}");
+            return ExitCode::FAILURE;
+        }
+        return write_stdout(&page);
+    };
+    match std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!(
+                "flashgate: cannot write the man pages into {}: {error}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes generated text to stdout; a reader that went away (`| head`) is
+/// not an error.
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("flashgate: cannot write to stdout: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -140,6 +192,19 @@ fn main() -> ExitCode {
         Command::Promote(args) => cli::promote::run(args),
         Command::Switchover(args) => cli::switchover::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::Completions { shell } => {
+            // Generated into memory: the generator panics on a failed write
+            // (a closed pipe), and a panic aborts this process.
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "flashgate",
+                &mut script,
+            );
+            write_stdout(&script)
+        }
+        Command::Man { out_dir } => man_pages(out_dir.as_deref()),
         Command::Demo(args) => demo::run(args),
     }
 }
@@ -304,4 +369,39 @@ fn init_tracing(format: &LogFormat, client_limits: LineLimits) {
         .with(client_lines.clone())
         .init();
     client_lines.start_summaries();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// The completion scripts and man pages come from the command line's own
+    /// definition: every command is in them, so they cannot fall behind.
+    #[test]
+    fn completions_and_man_pages_cover_every_command() {
+        let commands: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|command| command.get_name().to_owned())
+            .collect();
+        assert!(commands.iter().any(|name| name == "status"));
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "flashgate", &mut script);
+            let script = String::from_utf8(script).expect("a script is text");
+            for name in &commands {
+                assert!(script.contains(name.as_str()), "{shell}: {name}");
+            }
+        }
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        assert_eq!(man_pages(Some(dir.path())), ExitCode::SUCCESS);
+        for name in commands.iter().filter(|name| *name != "help") {
+            let page = std::fs::read_to_string(dir.path().join(format!("flashgate-{name}.1")))
+                .unwrap_or_else(|error| panic!("flashgate-{name}.1: {error}"));
+            assert!(page.contains(".TH"), "flashgate-{name}.1 is a man page");
+        }
+        let main = std::fs::read_to_string(dir.path().join("flashgate.1")).expect("flashgate.1");
+        assert!(main.contains("switchover"), "{main}");
+    }
 }
