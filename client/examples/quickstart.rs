@@ -17,7 +17,7 @@
 //! token and its payment callback a payments token (docs/SECURITY.md).
 
 use std::error::Error;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flashgate_client::{
     Fingerprint, HttpClient, HttpConfig, OrderGateway, PlaceOrder, QuicClient, QuicConfig,
@@ -93,6 +93,31 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// A time on the wire (milliseconds since the Unix epoch, UTC) as RFC 3339.
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// A SKU in one line: its counters, and its settings when they are set.
+fn describe_sku(sku: &flashgate_client::Sku) -> String {
+    let mut line = format!(
+        "SKU {}: total {}, available {}, reserved {}, sold {}",
+        sku.sku, sku.total, sku.available, sku.reserved, sku.sold
+    );
+    if let Some(limit) = sku.per_customer_limit {
+        line.push_str(&format!(", at most {limit} per customer"));
+    }
+    if let Some(starts) = sku.sale_starts_at_ms {
+        line.push_str(&format!(", sale from {}", rfc3339(starts)));
+    }
+    line.push_str(&format!(
+        ", reservations held {} s{}",
+        sku.reservation_ttl_secs,
+        if sku.low_stock { ", LOW STOCK" } else { "" }
+    ));
+    line
+}
+
 /// Places one order as `customer`, confirms it, and says what happened.
 async fn order_and_confirm(
     gateway: &impl OrderGateway,
@@ -108,10 +133,10 @@ async fn order_and_confirm(
         .place(PlaceOrder::new(sku, 1, customer).with_idempotency_key(key))
         .await?;
     println!(
-        "{transport}: placed order {} ({}), reserved until {} ms",
+        "{transport}: placed order {} ({}), reserved until {}",
         placed.order.order_id,
         if placed.created { "new" } else { "replayed" },
-        placed.order.reserved_until_ms
+        rfc3339(placed.order.reserved_until_ms)
     );
     let confirmed = gateway.confirm(&placed.order.order_id).await?;
     println!(
@@ -161,16 +186,13 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         let quic = QuicClient::connect(quic_config).await?;
         order_and_confirm(&quic, "quic", &args.sku, "quickstart-quic").await?;
         let sku = quic.sku(&args.sku).await?;
-        println!("quic: {sku:?}");
+        println!("quic: {}", describe_sku(&sku));
         quic.close().await;
     }
 
     order_and_confirm(&http, "http", &args.sku, "quickstart-http").await?;
     let sku = http.sku(&args.sku).await?;
-    println!(
-        "http: SKU {}: total {}, available {}, reserved {}, sold {}",
-        sku.sku, sku.total, sku.available, sku.reserved, sku.sold
-    );
+    println!("http: {}", describe_sku(&sku));
     Ok(())
 }
 
