@@ -79,7 +79,6 @@ impl LoadtestError {
         }
     }
 
-
     /// A configuration error naming the flag to fix.
     pub fn config(flag: impl Into<String>, message: impl Into<String>) -> LoadtestError {
         LoadtestError::Config {
@@ -101,8 +100,14 @@ mod tests {
             "this node does not take orders; the primary is at http://10.0.0.1:8080",
         );
         let text = error.to_string();
-        assert!(text.contains("--http http://127.0.0.1:8081,http://10.0.0.1:8080"), "{text}");
-        assert!(text.contains("no node of this target takes orders"), "{text}");
+        assert!(
+            text.contains("--http http://127.0.0.1:8081,http://10.0.0.1:8080"),
+            "{text}"
+        );
+        assert!(
+            text.contains("no node of this target takes orders"),
+            "{text}"
+        );
     }
 
     #[test]

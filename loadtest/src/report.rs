@@ -109,7 +109,7 @@ impl NodeSwitchRecord {
 }
 
 /// The JSON report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub run_id: String,
     /// The scenario as run (the admin token left out).

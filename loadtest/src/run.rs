@@ -201,14 +201,12 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
         .unwrap_or_else(|| format!("lt-{run_id}"));
     let names = sku_names(&prefix, scenario.skus);
     let setup_timeout = scenario.setup_timeout();
-    let sole_writer = tokio::time::timeout(
-        setup_timeout,
-        prepare_skus(scenario, &endpoints[0], &names),
-    )
-    .await
-    .map_err(|_| LoadtestError::SetupTimedOut {
-        secs: setup_timeout.as_secs_f64(),
-    })??;
+    let sole_writer =
+        tokio::time::timeout(setup_timeout, prepare_skus(scenario, &endpoints[0], &names))
+            .await
+            .map_err(|_| LoadtestError::SetupTimedOut {
+                secs: setup_timeout.as_secs_f64(),
+            })??;
 
     let started_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -438,7 +436,6 @@ async fn prepare_skus<G: OrderGateway>(
     }
     Ok(sole_writer)
 }
-
 
 /// Reads a value back, retrying transport errors; `missing_code` is the
 /// server's "does not exist".

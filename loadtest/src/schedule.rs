@@ -65,7 +65,9 @@ pub async fn closed<G: OrderGateway + Send + Sync + 'static>(
             }
         });
     }
-    engine.settle(&mut tasks, engine.deadline + drain_timeout).await;
+    engine
+        .settle(&mut tasks, engine.deadline + drain_timeout)
+        .await;
 }
 
 /// The open model: `rate` calls per second (ramped over `ramp_up`) until the
