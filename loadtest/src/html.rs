@@ -13,11 +13,14 @@
 use std::fmt::Write as _;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::recorder::{is_business_refusal, LatencySummary, Second};
 use crate::report::Report;
 
 const WIDTH: u32 = 1000;
+/// Settings side by side in the scenario table.
+const SETTINGS_PER_ROW: usize = 3;
 const HEIGHT: u32 = 340;
 
 const ACKNOWLEDGED: RGBColor = RGBColor(31, 119, 180);
@@ -26,6 +29,7 @@ const SENT: RGBColor = RGBColor(150, 150, 150);
 const REFUSED: RGBColor = RGBColor(230, 159, 0);
 const FAILED: RGBColor = RGBColor(214, 39, 40);
 const EVENT: RGBColor = RGBColor(128, 0, 160);
+const P99: RGBColor = RGBColor(0, 128, 128);
 const PALETTE: [RGBColor; 6] = [
     ACKNOWLEDGED,
     RGBColor(44, 160, 44),
@@ -233,49 +237,46 @@ fn draw_lines(
         .y_desc(axes.y_label.as_str())
         .x_label_formatter(&x_name)
         .y_label_formatter(&y_name)
-        .light_line_style(RGBColor(235, 235, 235));
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .light_line_style(RGBColor(240, 240, 240));
     if let Some(names) = axes.x_names {
         mesh.x_labels(names.len());
     }
     mesh.draw()?;
-    for (name, colour, points) in series {
+    for (_, colour, points) in series {
         let colour = *colour;
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                colour.stroke_width(2),
-            ))?
-            .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            colour.stroke_width(2),
+        ))?;
     }
     if !events.is_empty() {
-        chart
-            .draw_series(events.iter().map(|event| {
-                PathElement::new(
-                    vec![(event.at_secs, 0.0), (event.at_secs, y_max)],
-                    EVENT.stroke_width(2),
-                )
-            }))?
-            .label("event (node switch)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], EVENT.stroke_width(2)));
-        // Labels staggered downwards so that close events stay readable.
+        chart.draw_series(events.iter().map(|event| {
+            PathElement::new(
+                vec![(event.at_secs, 0.0), (event.at_secs, y_max)],
+                EVENT.stroke_width(2),
+            )
+        }))?;
+        // Labels staggered downwards so that close events stay readable, on
+        // the side of their line that has room.
         chart.draw_series(events.iter().enumerate().map(|(index, event)| {
-            let y = y_max * (0.97 - 0.07 * (index % 4) as f64);
+            let y = y_max * (0.98 - 0.06 * (index % 4) as f64);
+            let side = if event.at_secs > x_max * 0.6 {
+                HPos::Right
+            } else {
+                HPos::Left
+            };
             Text::new(
-                event.label.clone(),
+                format!(" {} ", event.label),
                 (event.at_secs, y),
-                ("sans-serif", 13).into_font().color(&EVENT),
+                ("sans-serif", 15)
+                    .into_font()
+                    .color(&EVENT)
+                    .pos(Pos::new(side, VPos::Top)),
             )
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .draw()?;
     Ok(())
 }
 
@@ -303,7 +304,7 @@ fn draw_bars(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0u32..count).into_segmented(), 0.0..y_max)?;
+        .build_cartesian_2d((0u32..count - 1).into_segmented(), 0.0..y_max)?;
     let labels: Vec<String> = bars.iter().map(|bar| bar.0.clone()).collect();
     chart
         .configure_mesh()
@@ -317,7 +318,9 @@ fn draw_bars(
         })
         .y_label_formatter(&|y| number(*y))
         .y_desc("orders")
-        .light_line_style(RGBColor(235, 235, 235))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .light_line_style(RGBColor(240, 240, 240))
         .draw()?;
     for kind in [Kind::Acknowledged, Kind::Refused, Kind::Failed] {
         let data: Vec<(u32, f64)> = bars
@@ -329,24 +332,44 @@ fn draw_bars(
         if data.is_empty() {
             continue;
         }
-        let colour = kind.colour();
-        chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .style(colour.filled())
-                    .margin(12)
-                    .data(data),
-            )?
-            .label(kind.name())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], colour.filled()));
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(kind.colour().filled())
+                .margin(12)
+                .data(data),
+        )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .draw()?;
     Ok(())
+}
+
+/// A chart's legend, under it in HTML (so that it never hides data or an
+/// event label): a swatch and a name per entry.
+fn legend(entries: &[(&str, RGBColor)]) -> String {
+    let mut html = String::from("<div class=\"legend\">");
+    for (name, colour) in entries {
+        let _ = write!(
+            html,
+            "<span><i style=\"background:rgb({},{},{})\"></i>{}</span>",
+            colour.0,
+            colour.1,
+            colour.2,
+            escape(name)
+        );
+    }
+    html.push_str("</div>");
+    html
+}
+
+/// The legend of a line chart: its series, then the events when it has any.
+fn series_legend(series: &[Series<'_>], events: &[Event]) -> String {
+    let mut entries: Vec<(&str, RGBColor)> = series
+        .iter()
+        .map(|(name, colour, _)| (*name, *colour))
+        .collect();
+    if !events.is_empty() {
+        entries.push(("event (node switch)", EVENT));
+    }
+    legend(&entries)
 }
 
 /// The scenario's settings as (key, value) rows, in the order of the
@@ -390,6 +413,7 @@ pub fn render(report: &Report) -> String {
         .filter(|event| (0.0..=timeline_secs).contains(&event.at_secs))
         .cloned()
         .collect();
+    let throughput_lines = throughput_series(&report.timeline);
     let throughput = line_chart(
         "Throughput",
         &Axes {
@@ -397,9 +421,10 @@ pub fn render(report: &Report) -> String {
             x_names: None,
             y_label: "orders per second".into(),
         },
-        &throughput_series(&report.timeline),
+        &throughput_lines,
         &charted,
     );
+    let throughput_legend = series_legend(&throughput_lines, &charted);
     let latency_max = report
         .timeline
         .iter()
@@ -414,6 +439,14 @@ pub fn render(report: &Report) -> String {
             .map(|second| (second.second as f64, value(second) as f64 / scale))
             .collect()
     };
+    let latency_lines = [
+        (
+            "p50",
+            ACKNOWLEDGED,
+            latency_per_second(|s| s.latency_us_p50),
+        ),
+        ("p99", P99, latency_per_second(|s| s.latency_us_p99)),
+    ];
     let latency = line_chart(
         "Latency over time",
         &Axes {
@@ -421,20 +454,10 @@ pub fn render(report: &Report) -> String {
             x_names: None,
             y_label: format!("latency ({unit})"),
         },
-        &[
-            (
-                "p50",
-                ACKNOWLEDGED,
-                latency_per_second(|s| s.latency_us_p50),
-            ),
-            (
-                "p99",
-                RGBColor(255, 127, 14),
-                latency_per_second(|s| s.latency_us_p99),
-            ),
-        ],
+        &latency_lines,
         &charted,
     );
+    let latency_legend = series_legend(&latency_lines, &charted);
     let outcomes: Vec<(&str, &LatencySummary)> =
         std::iter::once(("overall", &report.latency_us.overall))
             .chain(
@@ -479,6 +502,7 @@ pub fn render(report: &Report) -> String {
         &percentile_series,
         &[],
     );
+    let percentiles_legend = series_legend(&percentile_series, &[]);
     let counts: Vec<(String, u64)> = report
         .latency_us
         .by_outcome
@@ -486,6 +510,12 @@ pub fn render(report: &Report) -> String {
         .map(|(label, summary)| (label.clone(), summary.count))
         .collect();
     let outcome_counts = bar_chart("Outcomes", &counts);
+    let kinds: Vec<(&str, RGBColor)> = [Kind::Acknowledged, Kind::Refused, Kind::Failed]
+        .into_iter()
+        .filter(|kind| counts.iter().any(|(label, _)| kind_of(label) == *kind))
+        .map(|kind| (kind.name(), kind.colour()))
+        .collect();
+    let outcomes_legend = legend(&kinds);
 
     let totals = &report.totals;
     let refused: u64 = report
@@ -508,7 +538,10 @@ pub fn render(report: &Report) -> String {
          .passed{{background:#e6f4e6;color:#1a6b1a;border:2px solid #1a6b1a}}\
          .failed{{background:#fbe9e9;color:#a11;border:2px solid #a11}}\
          .refused{{color:#b07800}}.failure{{color:#c62828}}\
-         .chart svg{{max-width:100%;height:auto}}</style></head><body>\n",
+         .chart svg{{max-width:100%;height:auto}}\
+         .legend{{margin:0.2em 0 1em 80px}}.legend span{{margin-right:1.5em;white-space:nowrap}}\
+         .legend i{{display:inline-block;width:22px;height:4px;vertical-align:middle;margin-right:6px}}\
+         table.settings td{{text-align:left}}table.settings td.key{{color:#555}}</style></head><body>\n",
         escape(&report.run_id)
     );
     let _ = writeln!(
@@ -587,15 +620,19 @@ pub fn render(report: &Report) -> String {
     // The scenario: every setting of the run.
     let _ = writeln!(
         html,
-        "<h2 id=\"scenario\">Scenario</h2><table><tr><th class=\"text\">setting</th><th class=\"text\">value</th></tr>"
+        "<h2 id=\"scenario\">Scenario</h2><table class=\"settings\">"
     );
-    for (key, value) in scenario_rows(report) {
-        let _ = writeln!(
-            html,
-            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
-            escape(&key),
-            escape(&value)
-        );
+    for row in scenario_rows(report).chunks(SETTINGS_PER_ROW) {
+        html.push_str("<tr>");
+        for (key, value) in row {
+            let _ = write!(
+                html,
+                "<td class=\"key\">{}</td><td>{}</td>",
+                escape(key),
+                escape(value)
+            );
+        }
+        html.push_str("</tr>\n");
     }
     let _ = writeln!(html, "</table>");
 
@@ -626,13 +663,20 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(html, "</table>");
     }
 
-    for (title, svg) in [
-        ("Throughput over time", &throughput),
-        ("Latency over time", &latency),
-        ("Latency percentiles per outcome", &percentiles),
-        ("Outcomes", &outcome_counts),
+    for (title, svg, legend) in [
+        ("Throughput over time", &throughput, &throughput_legend),
+        ("Latency over time", &latency, &latency_legend),
+        (
+            "Latency percentiles per outcome",
+            &percentiles,
+            &percentiles_legend,
+        ),
+        ("Outcomes", &outcome_counts, &outcomes_legend),
     ] {
-        let _ = writeln!(html, "<h2>{title}</h2>\n<div class=\"chart\">{svg}</div>");
+        let _ = writeln!(
+            html,
+            "<h2>{title}</h2>\n<div class=\"chart\">{svg}{legend}</div>"
+        );
     }
 
     let _ = writeln!(

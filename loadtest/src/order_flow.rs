@@ -141,7 +141,7 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
 
     /// Notes a call's final failure. A `not_primary` one means the client
     /// found no node of the target that takes orders within its failover
-    /// wait: the run halts, and says so at once on stderr.
+    /// wait: the run halts at once and ends with that error.
     fn note_failure(&self, endpoint: usize, error: &ClientError) {
         let detail = match error {
             ClientError::Server { detail, .. } => detail.clone(),
@@ -158,9 +158,8 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         };
         let mut no_primary = lock(&self.no_primary);
         if no_primary.is_none() && !*self.halted.borrow() {
-            let error = LoadtestError::no_primary(flag, &endpoint.address, &detail);
-            eprintln!("flashgate-loadtest: {error}; stopping the run");
-            *no_primary = Some(error);
+            // The run ends at once with it (the caller prints it).
+            *no_primary = Some(LoadtestError::no_primary(flag, &endpoint.address, &detail));
             self.halted.send_replace(true);
         }
     }
