@@ -121,3 +121,30 @@ pub async fn show<G: OrderGateway + Send + Sync + 'static>(
         bar.finish_and_clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_run_says_why_in_its_progress_line() {
+        let stall = Stall {
+            for_time: Duration::from_secs(3),
+            code: "not_primary".into(),
+            detail: "this node does not take orders; the primary is at http://a:8080".into(),
+        };
+        let text = line(
+            Duration::from_secs(5),
+            Counters::default(),
+            0.0,
+            Some(&stall),
+        );
+        assert!(text.contains("rate 0/s"), "{text}");
+        assert!(
+            text.contains("nothing acknowledged for 3s, last error not_primary: this node does not take orders; the primary is at http://a:8080"),
+            "{text}"
+        );
+        let quiet = line(Duration::from_secs(5), Counters::default(), 10.0, None);
+        assert!(!quiet.contains("last error"), "{quiet}");
+    }
+}
