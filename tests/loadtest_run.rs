@@ -6,10 +6,125 @@
 
 mod common;
 
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
 use common::{Launch, ADMIN_TOKEN, PAYMENTS_TOKEN, SERVICE_TOKEN};
+use flashgate_loadtest::cli::{self, EXIT_PASSED};
 use flashgate_loadtest::progress::ProgressMode;
 use flashgate_loadtest::scenario::{LoadModel, Scenario};
-use flashgate_loadtest::{html, run};
+use flashgate_loadtest::{html, run, Flags};
+
+/// Longest a load-tester command line may take in these tests before the test
+/// fails instead of waiting: far above its own bounds (`--duration`, the
+/// setup, drain and audit bounds), so only a run that ignores them hits it.
+const COMMAND_LINE_BOUND: Duration = Duration::from_secs(120);
+
+/// Runs the load tester's command line (what `flashgate-loadtest ARGS` does)
+/// on a thread of its own; fails the test when it has not ended within
+/// `COMMAND_LINE_BOUND`.
+fn loadtest_command_line(args: &[&str]) -> cli::Outcome {
+    let flags =
+        Flags::try_parse_from(std::iter::once("flashgate-loadtest").chain(args.iter().copied()))
+            .expect("valid flags");
+    let (done, outcome) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(cli::execute(&flags, ProgressMode::Auto));
+    });
+    outcome
+        .recv_timeout(COMMAND_LINE_BOUND)
+        .unwrap_or_else(|_| {
+            panic!("the load tester did not end within {COMMAND_LINE_BOUND:?}: {args:?}")
+        })
+}
+
+/// The load tester given only a standby of a real pair (the documented
+/// mistake: one node of the cluster, not the primary) must end on its own
+/// with an error exit and a message naming the node, the primary it points
+/// to and the flag to pass, both when it finds out while creating the SKUs
+/// and when it finds out under load. Before, it sent at `rate 0/s` in silence
+/// until its duration, then passed an audit of nothing.
+#[test]
+fn a_target_without_its_primary_ends_the_run_with_what_to_pass() {
+    let primary = Launch::new().replicated("127.0.0.1:0").start();
+    let standby = Launch::new()
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .start();
+    primary.wait_for_cluster("the standby to connect", |status| {
+        status["peer"]["connected"] == true && status["degraded"] == false
+    });
+    // SKUs that exist on both nodes, for the run that does not create them.
+    let created = loadtest_command_line(&[
+        "--http",
+        primary.base_url(),
+        "--create-skus",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--credential",
+        SERVICE_TOKEN,
+        "--sku-prefix",
+        "np",
+        "--skus",
+        "2",
+        "--orders",
+        "20",
+        "--buyers",
+        "2",
+        "--duration",
+        "5",
+    ]);
+    assert_eq!(created.exit_code, EXIT_PASSED, "{:?}", created.errors);
+    common::pair::wait_caught_up(&primary, &standby);
+
+    let standby_url = standby.base_url().to_owned();
+    let under_load = [
+        "--http",
+        standby_url.as_str(),
+        "--credential",
+        SERVICE_TOKEN,
+        "--sku-prefix",
+        "np",
+        "--skus",
+        "2",
+        "--duration",
+        "3",
+        "--buyers",
+        "4",
+        "--failover-wait",
+        "1000",
+    ];
+    let creating = [
+        "--http",
+        standby_url.as_str(),
+        "--create-skus",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--credential",
+        SERVICE_TOKEN,
+        "--skus",
+        "2",
+        "--duration",
+        "3",
+        "--failover-wait",
+        "1000",
+    ];
+    for args in [&under_load[..], &creating[..]] {
+        let outcome = loadtest_command_line(args);
+        assert_ne!(outcome.exit_code, EXIT_PASSED, "{args:?}");
+        let message = outcome.errors.join("\n");
+        assert!(
+            message.contains("no node of this target takes orders"),
+            "{message}"
+        );
+        assert!(message.contains(&standby_url), "names the node: {message}");
+        assert!(
+            message.contains(&format!("--http {standby_url},{}", primary.base_url())),
+            "says what to pass: {message}"
+        );
+    }
+}
 
 #[test]
 fn a_short_run_over_both_transports_agrees_with_the_server() {

@@ -50,6 +50,8 @@ pub enum ViolationKind {
     DuplicateOrderId,
     CounterMismatch,
     ReadBackFailed,
+    /// The read-back did not finish within `--audit-timeout`.
+    AuditIncomplete,
 }
 
 /// One violation.
@@ -103,6 +105,30 @@ fn allowed_statuses(payment: &Payment) -> &'static [OrderStatus] {
 /// (an absent entry counts as a failed read); `skus` the read-back of every
 /// SKU the run touched; `sole_writer` whether the run was the only writer of
 /// those SKUs (then counters must match the ledger).
+/// The verdict of an audit cut short by its bound: failed, with one
+/// `audit_incomplete` violation. An audit that did not read everything back
+/// proves nothing, so it never passes.
+pub fn audit_incomplete(orders_acknowledged: u64, bound: std::time::Duration) -> AuditReport {
+    let kind = ViolationKind::AuditIncomplete;
+    AuditReport {
+        passed: false,
+        sole_writer: false,
+        orders_checked: 0,
+        skus_checked: 0,
+        violation_count: 1,
+        violations_by_kind: BTreeMap::from([(kind, 1)]),
+        violations: vec![Violation {
+            kind,
+            sku: None,
+            order_id: None,
+            detail: format!(
+                "reading back the {orders_acknowledged} acknowledged orders and the SKUs did not finish within --audit-timeout ({} ms); raise it to audit this run",
+                bound.as_millis()
+            ),
+        }],
+    }
+}
+
 pub fn audit(
     ledger: &Ledger,
     orders: &HashMap<String, ReadBack<Order>>,

@@ -31,10 +31,13 @@
 //! - `report`: `Report`, the JSON report (fields documented in
 //!   docs/LOADTEST.md) and the human summary.
 //! - `html`: the self-contained HTML report with inline SVG charts.
+//! - `cli`: `execute`, the command line's run, summary, report files and exit
+//!   code (`main` is a thin shell around it).
 //! - `progress`: live progress (indicatif on a terminal, one line per second
 //!   otherwise).
 
 pub mod audit;
+pub mod cli;
 pub mod error;
 pub mod html;
 pub mod ledger;

@@ -5,17 +5,19 @@
 //! the payment delay. Moving to another node of a cluster is the client's
 //! (its failover); what comes back here is a call's final outcome.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flashgate_client::{ClientError, OrderGateway, PlaceOrder, Placed};
 use flashgate_protocol::code;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::error::LoadtestError;
 use crate::ledger::{Ledger, Payment};
 use crate::recorder::{error_label, Recorder, CREATED, REPLAYED};
-use crate::target::Endpoint;
+use crate::target::{Endpoint, Transport};
 use crate::workload::{AfterPayment, PlannedOrder};
 
 /// What every task of a run shares.
@@ -33,6 +35,37 @@ pub struct Engine<G> {
     pub orders_max: u64,
     orders_started: AtomicU64,
     next_endpoint: AtomicUsize,
+    /// Set once when a target turned out to have no node that takes orders:
+    /// the load stops at once and the run ends with `no_primary`'s error.
+    halted: watch::Sender<bool>,
+    no_primary: Mutex<Option<LoadtestError>>,
+    /// The last failure a call ended with: its code and detail, for the
+    /// progress lines of a run where nothing is acknowledged.
+    last_error: Mutex<Option<(String, String)>>,
+    /// Set while the load runs; orders of calls abandoned by the drain bound
+    /// are then recorded as unknown outcomes.
+    has_abandoned: AtomicBool,
+}
+
+/// An order placement in flight: dropped before `settled` (its task aborted
+/// by the drain bound), its orders' outcomes are unknown to the audit.
+struct InFlight<'a, G> {
+    engine: &'a Engine<G>,
+    orders: Vec<(String, u32)>,
+    settled: bool,
+}
+
+impl<G> Drop for InFlight<'_, G> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.engine.has_abandoned.store(true, Ordering::Relaxed);
+        let mut ledger = lock(&self.engine.ledger);
+        for (sku, quantity) in &self.orders {
+            ledger.unknown(sku, *quantity);
+        }
+    }
 }
 
 /// Locks a mutex, going on after a panic elsewhere: the data is counters and
@@ -65,6 +98,69 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
             orders_max,
             orders_started: AtomicU64::new(0),
             next_endpoint: AtomicUsize::new(0),
+            halted: watch::Sender::new(false),
+            no_primary: Mutex::new(None),
+            last_error: Mutex::new(None),
+            has_abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Resolves once the run was halted (see `no_primary`).
+    pub async fn halted(&self) {
+        let mut halted = self.halted.subscribe();
+        let _ = halted.wait_for(|halted| *halted).await;
+    }
+
+    /// The error that halted the run, if one did.
+    pub fn take_no_primary(&self) -> Option<LoadtestError> {
+        lock(&self.no_primary).take()
+    }
+
+    /// The last failure's code and detail.
+    pub fn last_error(&self) -> Option<(String, String)> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Waits for `tasks` until `until` or until the run is halted, whichever
+    /// comes first, then aborts what is left (abandoned calls record their
+    /// orders as unknown outcomes as they are dropped).
+    pub async fn settle(&self, tasks: &mut JoinSet<()>, until: Instant) {
+        tokio::select! {
+            _ = async { while tasks.join_next().await.is_some() {} } => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = self.halted() => {}
+        }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Whether some call was abandoned in flight by the drain bound.
+    pub fn abandoned_any(&self) -> bool {
+        self.has_abandoned.load(Ordering::Relaxed)
+    }
+
+    /// Notes a call's final failure. A `not_primary` one means the client
+    /// found no node of the target that takes orders within its failover
+    /// wait: the run halts at once and ends with that error.
+    fn note_failure(&self, endpoint: usize, error: &ClientError) {
+        let detail = match error {
+            ClientError::Server { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        };
+        *lock(&self.last_error) = Some((error_label(error), detail.clone()));
+        if error.code() != Some(code::NOT_PRIMARY) {
+            return;
+        }
+        let endpoint = &self.endpoints[endpoint];
+        let flag = match endpoint.transport {
+            Transport::Http => "--http",
+            Transport::Quic => "--quic",
+        };
+        let mut no_primary = lock(&self.no_primary);
+        if no_primary.is_none() && !*self.halted.borrow() {
+            // The run ends at once with it (the caller prints it).
+            *no_primary = Some(LoadtestError::no_primary(flag, &endpoint.address, &detail));
+            self.halted.send_replace(true);
         }
     }
 
@@ -83,7 +179,8 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
 
     /// Whether the load should stop now.
     pub fn stopped(&self) -> bool {
-        Instant::now() >= self.deadline
+        *self.halted.borrow()
+            || Instant::now() >= self.deadline
             || self.orders_started.load(Ordering::Relaxed) >= self.orders_max
     }
 
@@ -97,6 +194,24 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         intended: Instant,
     ) {
         lock(&self.recorder).sent(orders.len() as u64);
+        let mut in_flight = InFlight {
+            engine: self,
+            orders: orders
+                .iter()
+                .map(|order| (order.sku.clone(), order.quantity))
+                .collect(),
+            settled: false,
+        };
+        self.place_all(endpoint, orders, intended).await;
+        in_flight.settled = true;
+    }
+
+    async fn place_all(
+        self: &Arc<Self>,
+        endpoint: usize,
+        orders: Vec<PlannedOrder>,
+        intended: Instant,
+    ) {
         let gateway = &self.endpoints[endpoint].gateway;
         if orders.len() == 1 {
             for order in orders {
@@ -123,6 +238,7 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                     for order in &orders {
                         self.failed(order, &error, intended, maybe_applied);
                     }
+                    self.note_failure(endpoint, &error);
                     return;
                 }
             }
@@ -132,6 +248,7 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         let elapsed = intended.elapsed();
         let mut retries = Vec::new();
         let mut payments = Vec::new();
+        let mut last_failure = None;
         {
             let mut recorder = lock(&self.recorder);
             let mut ledger = lock(&self.ledger);
@@ -158,9 +275,13 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                         if maybe_applied {
                             ledger.unknown(&order.sku, order.quantity);
                         }
+                        last_failure = Some(error);
                     }
                 }
             }
+        }
+        if let Some(error) = last_failure {
+            self.note_failure(endpoint, &error);
         }
         for (order_id, action) in payments {
             self.schedule_payment(endpoint, order_id, action);
@@ -191,7 +312,8 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                 }
                 Err(error) => {
                     maybe_applied |= may_have_been_applied(&error);
-                    return self.failed(&order, &error, intended, maybe_applied);
+                    self.failed(&order, &error, intended, maybe_applied);
+                    return self.note_failure(endpoint, &error);
                 }
             }
         }
@@ -255,9 +377,13 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                     attempt += 1;
                 }
                 Err(error) if maybe_applied || may_have_been_applied(&error) => {
-                    break Payment::Unknown(action)
+                    self.note_failure(endpoint, &error);
+                    break Payment::Unknown(action);
                 }
-                Err(error) => break Payment::Refused(action, error_label(&error)),
+                Err(error) => {
+                    self.note_failure(endpoint, &error);
+                    break Payment::Refused(action, error_label(&error));
+                }
             }
         };
         lock(&self.ledger).paid(&order_id, payment);

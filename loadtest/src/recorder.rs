@@ -38,6 +38,21 @@ pub fn error_label(error: &ClientError) -> String {
     }
 }
 
+/// Whether an outcome label is a refusal by the sale's own rules (sold out,
+/// not enough stock, the customer's limit, the sale not open): the expected
+/// end of many orders in a flash sale, counted apart from failures
+/// (transport errors, timeouts, `overloaded`, `not_primary`, 5xx, ...).
+pub fn is_business_refusal(label: &str) -> bool {
+    use flashgate_protocol::code;
+    [
+        code::SOLD_OUT,
+        code::INSUFFICIENT_STOCK,
+        code::LIMIT_EXCEEDED,
+        code::SALE_NOT_OPEN,
+    ]
+    .contains(&label)
+}
+
 /// Percentiles of one histogram, in µs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
@@ -76,8 +91,12 @@ pub struct Second {
     pub sent: u64,
     /// Orders acknowledged (created or replayed) in this second.
     pub acknowledged: u64,
-    /// Orders that ended in an error in this second.
+    /// Orders that ended in an error in this second (business refusals
+    /// included).
     pub errors: u64,
+    /// Of `errors`, the business refusals (`is_business_refusal`): the
+    /// expected outcomes of a sale, not failures.
+    pub refused: u64,
     /// Median and 99th percentile of the latencies of orders answered in
     /// this second, µs (0 when none).
     pub latency_us_p50: u64,
@@ -226,6 +245,9 @@ impl Recorder {
                 second.acknowledged += 1;
             } else {
                 second.errors += 1;
+                if is_business_refusal(label) {
+                    second.refused += 1;
+                }
             }
         }
         if self.current_second.as_ref().map(|(second, _)| *second) != Some(second_index) {

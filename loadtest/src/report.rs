@@ -26,6 +26,9 @@ pub struct Totals {
     pub replayed: u64,
     /// Orders that ended in an error (any code, transport errors included).
     pub errors: u64,
+    /// Orders still in flight when the drain bound (`--drain-timeout`) ran
+    /// out: abandoned, their outcome unknown (`sent - acknowledged - errors`).
+    pub abandoned: u64,
     /// Open model: calls sent later than intended.
     pub late: u64,
     /// Attempts repeated after a timeout or transport error.
@@ -106,7 +109,7 @@ impl NodeSwitchRecord {
 }
 
 /// The JSON report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub run_id: String,
     /// The scenario as run (the admin token left out).
@@ -182,6 +185,13 @@ impl Report {
                 summary.p99,
                 summary.p999,
                 summary.max
+            );
+        }
+        if totals.abandoned > 0 {
+            let _ = writeln!(
+                text,
+                "abandoned: {} orders still in flight when --drain-timeout ({} ms) ran out; their outcome is unknown",
+                totals.abandoned, self.scenario.drain_timeout_ms
             );
         }
         if self.errors_by_code.is_empty() {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use flashgate_client::{
     ClientError, FailoverConfig, HttpClient, HttpConfig, OrderGateway, QuicClient, QuicConfig,
@@ -14,7 +14,7 @@ use flashgate_protocol::code;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::audit::{audit, ReadBack};
+use crate::audit::{audit, audit_incomplete, ReadBack};
 use crate::error::LoadtestError;
 use crate::order_flow::{lock, Engine};
 use crate::progress::{self, ProgressMode};
@@ -200,7 +200,13 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
         .clone()
         .unwrap_or_else(|| format!("lt-{run_id}"));
     let names = sku_names(&prefix, scenario.skus);
-    let sole_writer = prepare_skus(scenario, &endpoints[0].gateway, &names).await?;
+    let setup_timeout = scenario.setup_timeout();
+    let sole_writer =
+        tokio::time::timeout(setup_timeout, prepare_skus(scenario, &endpoints[0], &names))
+            .await
+            .map_err(|_| LoadtestError::SetupTimedOut {
+                secs: setup_timeout.as_secs_f64(),
+            })??;
 
     let started_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -220,9 +226,6 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
 
     let seed = scenario.seed.unwrap_or_else(rand::random);
     let names: Arc<[String]> = names.into();
-    // Every attempt of the run's own retries is a whole client call, failover
-    // included.
-    let attempt_time = scenario.call_time_max() * (scenario.retries + 1);
     match scenario.model {
         LoadModel::Closed => {
             let workloads = (0..scenario.buyers)
@@ -235,7 +238,13 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
                     )
                 })
                 .collect();
-            schedule::closed(&engine, workloads, scenario.ramp_up()).await;
+            schedule::closed(
+                &engine,
+                workloads,
+                scenario.ramp_up(),
+                scenario.drain_timeout(),
+            )
+            .await;
         }
         LoadModel::Open => {
             let workload = Workload::new(scenario, &run_id, Arc::clone(&names), seed);
@@ -245,40 +254,51 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
                 scenario.rate,
                 scenario.ramp_up(),
                 scenario.outstanding_max,
-                attempt_time + Duration::from_secs(1),
+                scenario.drain_timeout(),
             )
             .await;
         }
     }
     let measured = start.elapsed();
 
-    // Let the planned confirms and cancels finish, bounded.
-    let payments = std::mem::take(&mut *lock(&engine.payments));
-    drain(
-        payments,
-        scenario.payment_delay() + attempt_time + Duration::from_secs(1),
-    )
-    .await;
+    // Let the planned confirms and cancels finish within what is left of the
+    // drain bound (it started when the load stopped).
+    let drain_until = (start + measured).min(engine.deadline) + scenario.drain_timeout();
+    let mut payments = std::mem::take(&mut *lock(&engine.payments));
+    engine.settle(&mut payments, drain_until).await;
     let _ = stop_progress.send(true);
     if let Some(task) = progress_task {
         let _ = task.await;
+    }
+    if let Some(error) = engine.take_no_primary() {
+        return Err(error);
     }
 
     // Read back and audit.
     let ledger = std::mem::take(&mut *lock(&engine.ledger));
     let order_ids: Vec<String> = ledger.orders.keys().cloned().collect();
     let read_started = Instant::now();
-    let orders = read_back_orders(&engine, order_ids).await;
+    let read = tokio::time::timeout(scenario.audit_timeout(), async {
+        let orders = read_back_orders(&engine, order_ids).await;
+        let mut skus = BTreeMap::new();
+        for name in names.iter() {
+            let gateway = &engine.endpoints[0].gateway;
+            skus.insert(
+                name.clone(),
+                read_back(|| gateway.sku(name), code::UNKNOWN_SKU).await,
+            );
+        }
+        (orders, skus)
+    })
+    .await;
     let read_back_secs = read_started.elapsed().as_secs_f64();
-    let mut skus = BTreeMap::new();
-    for name in names.iter() {
-        let gateway = &engine.endpoints[0].gateway;
-        skus.insert(
-            name.clone(),
-            read_back(|| gateway.sku(name), code::UNKNOWN_SKU).await,
-        );
-    }
-    let audit = audit(&ledger, &orders, &skus, sole_writer);
+    let (audit, skus) = match read {
+        Ok((orders, skus)) => (audit(&ledger, &orders, &skus, sole_writer), skus),
+        Err(_) => (
+            audit_incomplete(ledger.orders.len() as u64, scenario.audit_timeout()),
+            BTreeMap::new(),
+        ),
+    };
 
     let (targets, node_switches) = follow_ups(&engine.endpoints, start);
     let recorded = {
@@ -306,6 +326,10 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
             created: recorded.created,
             replayed: recorded.replayed,
             errors: recorded.counters.errors,
+            abandoned: recorded
+                .counters
+                .sent
+                .saturating_sub(recorded.counters.acknowledged + recorded.counters.errors),
             late: recorded.counters.late,
             retries: recorded.counters.retries,
             confirmed,
@@ -372,9 +396,10 @@ fn follow_ups<G: OrderGateway>(
 /// whether the run is their only writer: it created every one of them.
 async fn prepare_skus<G: OrderGateway>(
     scenario: &Scenario,
-    gateway: &G,
+    endpoint: &Endpoint<G>,
     names: &[String],
 ) -> Result<bool, LoadtestError> {
+    let gateway = &endpoint.gateway;
     let mut sole_writer = scenario.create_skus;
     for name in names {
         let result = if scenario.create_skus {
@@ -392,20 +417,24 @@ async fn prepare_skus<G: OrderGateway>(
         } else {
             gateway.sku(name).await.map(|_| ())
         };
-        result.map_err(|source| LoadtestError::Sku {
-            sku: name.clone(),
-            source,
+        result.map_err(|source| match &source {
+            ClientError::Server {
+                code: refusal,
+                detail,
+            } if refusal == code::NOT_PRIMARY => {
+                let flag = match endpoint.transport {
+                    Transport::Http => "--http",
+                    Transport::Quic => "--quic",
+                };
+                LoadtestError::no_primary(flag, &endpoint.address, detail)
+            }
+            _ => LoadtestError::Sku {
+                sku: name.clone(),
+                source,
+            },
         })?;
     }
     Ok(sole_writer)
-}
-
-async fn drain(mut tasks: JoinSet<()>, timeout: Duration) {
-    let _ = tokio::time::timeout(timeout, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    tasks.abort_all();
 }
 
 /// Reads a value back, retrying transport errors; `missing_code` is the

@@ -31,6 +31,9 @@ pub const NODES_PER_TARGET_MAX: usize = 16;
 pub const PAYMENT_DELAY_MS_MAX: u64 = 600_000;
 pub const REQUEST_TIMEOUT_MS_MAX: u64 = 600_000;
 pub const FAILOVER_WAIT_MS_MAX: u64 = 600_000;
+/// Upper bounds of the drain and audit bounds.
+pub const DRAIN_TIMEOUT_MS_MAX: u64 = 600_000;
+pub const AUDIT_TIMEOUT_MS_MAX: u64 = 3_600_000;
 /// What separates the nodes of one cluster in a target (`--http a,b`).
 pub const NODE_SEPARATOR: char = ',';
 
@@ -139,6 +142,14 @@ pub struct Scenario {
     /// refused it as `not_primary` or could not be reached (the clients'
     /// `FailoverConfig::wait_max`); 0 turns failover off.
     pub failover_wait_ms: u64,
+    /// After the load stops (at `duration_secs`), how long calls still in
+    /// flight and the planned confirms and cancels may take. What is still
+    /// open then is abandoned: counted, and its orders' outcome treated as
+    /// unknown by the audit.
+    pub drain_timeout_ms: u64,
+    /// How long reading back every acknowledged order and SKU may take. An
+    /// audit cut short by it fails (`audit_incomplete`), never passes.
+    pub audit_timeout_ms: u64,
     /// Seed of the workload's random choices; random when absent.
     pub seed: Option<u64>,
 }
@@ -180,6 +191,8 @@ impl Default for Scenario {
             request_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             failover_wait_ms: 10_000,
+            drain_timeout_ms: 10_000,
+            audit_timeout_ms: 60_000,
             seed: None,
         }
     }
@@ -252,7 +265,10 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outstanding_max: Option<u32>,
-    /// Run for this many seconds at most.
+    /// Send load for this many seconds at most [default: 10]. The whole run
+    /// takes at most the setup (connect timeout, then failover wait plus
+    /// twice the request timeout), this, the drain timeout and the audit
+    /// timeout.
     #[arg(long = "duration", value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
@@ -356,6 +372,17 @@ pub struct Flags {
     #[arg(long = "failover-wait", value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover_wait_ms: Option<u64>,
+    /// After the load stops, how long calls in flight and planned confirms
+    /// and cancels may still take; what is open then is abandoned and
+    /// reported [default: 10000].
+    #[arg(long = "drain-timeout", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_ms: Option<u64>,
+    /// How long the audit's read-back may take; an audit cut short fails
+    /// [default: 60000].
+    #[arg(long = "audit-timeout", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_timeout_ms: Option<u64>,
     /// Seed for the workload's random choices.
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -566,6 +593,18 @@ impl Scenario {
                 format!("at most {FAILOVER_WAIT_MS_MAX} ms"),
             );
         }
+        if !(1..=DRAIN_TIMEOUT_MS_MAX).contains(&self.drain_timeout_ms) {
+            return bad(
+                "--drain-timeout",
+                format!("must be 1 to {DRAIN_TIMEOUT_MS_MAX} ms"),
+            );
+        }
+        if !(1..=AUDIT_TIMEOUT_MS_MAX).contains(&self.audit_timeout_ms) {
+            return bad(
+                "--audit-timeout",
+                format!("must be 1 to {AUDIT_TIMEOUT_MS_MAX} ms"),
+            );
+        }
         Ok(())
     }
 
@@ -616,6 +655,20 @@ impl Scenario {
     /// the request timeout.
     pub fn call_time_max(&self) -> Duration {
         self.failover_wait() + self.request_timeout() * 2
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    pub fn audit_timeout(&self) -> Duration {
+        Duration::from_millis(self.audit_timeout_ms)
+    }
+
+    /// The bound on preparing the SKUs before the load: one call's longest
+    /// time in the client (`call_time_max`).
+    pub fn setup_timeout(&self) -> Duration {
+        self.call_time_max()
     }
 
     pub fn payment_delay(&self) -> Duration {

@@ -34,11 +34,14 @@ pub fn intended_offset(index: u64, rate: f64, ramp_up: Duration) -> Duration {
 }
 
 /// The closed model: `buyers` tasks started evenly over `ramp_up`. Returns
-/// when every buyer has stopped (at the deadline or the order cap).
+/// when every buyer has stopped (at the deadline or the order cap), or
+/// `drain_timeout` after the deadline (calls still open then are abandoned),
+/// or at once when the run is halted.
 pub async fn closed<G: OrderGateway + Send + Sync + 'static>(
     engine: &Arc<Engine<G>>,
     mut workloads: Vec<Workload>,
     ramp_up: Duration,
+    drain_timeout: Duration,
 ) {
     let start = Instant::now();
     let buyers = workloads.len().max(1) as u32;
@@ -62,13 +65,16 @@ pub async fn closed<G: OrderGateway + Send + Sync + 'static>(
             }
         });
     }
-    while tasks.join_next().await.is_some() {}
+    engine
+        .settle(&mut tasks, engine.deadline + drain_timeout)
+        .await;
 }
 
 /// The open model: `rate` calls per second (ramped over `ramp_up`) until the
 /// deadline or the order cap, at most `outstanding_max` in flight. Returns
 /// when the last call is answered or `drain_timeout` after the load stopped
-/// (calls still open then are abandoned and not recorded).
+/// (calls still open then are abandoned: their orders' outcomes are
+/// unknown), or at once when the run is halted.
 pub async fn open<G: OrderGateway + Send + Sync + 'static>(
     engine: &Arc<Engine<G>>,
     mut workload: Workload,
@@ -86,13 +92,21 @@ pub async fn open<G: OrderGateway + Send + Sync + 'static>(
             break;
         }
         tokio::time::sleep_until(intended.into()).await;
+        if engine.stopped() {
+            break;
+        }
         let wait = engine.deadline.saturating_duration_since(Instant::now());
-        let permit =
-            match tokio::time::timeout(wait, Arc::clone(&outstanding).acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                // The deadline passed while every slot was busy, or the semaphore closed.
-                _ => break,
-            };
+        let permit = tokio::select! {
+            permit = tokio::time::timeout(wait, Arc::clone(&outstanding).acquire_owned()) => {
+                match permit {
+                    Ok(Ok(permit)) => permit,
+                    // The deadline passed while every slot was busy, or the
+                    // semaphore closed.
+                    _ => break,
+                }
+            }
+            _ = engine.halted() => break,
+        };
         if intended.elapsed() > LATE_AFTER {
             lock(&engine.recorder).late(1);
         }
@@ -112,11 +126,8 @@ pub async fn open<G: OrderGateway + Send + Sync + 'static>(
         // Reap finished calls so the set stays as small as the outstanding bound.
         while calls.try_join_next().is_some() {}
     }
-    let _ = tokio::time::timeout(drain_timeout, async {
-        while calls.join_next().await.is_some() {}
-    })
-    .await;
-    calls.abort_all();
+    let stopped_at = Instant::now().min(engine.deadline);
+    engine.settle(&mut calls, stopped_at + drain_timeout).await;
 }
 
 #[cfg(test)]

@@ -377,8 +377,15 @@ async fn a_run_follows_the_primary_through_a_failover_and_audits_the_new_one() {
     assert_eq!(json["node_switches"][0]["to"], second.as_str());
     assert_eq!(json["targets"][0]["current_node"], second.as_str());
     let page = flashgate_loadtest::html::render(&report);
-    assert!(page.contains("Node switches"));
-    assert!(page.contains("node switch"), "the charts mark the switch");
+    assert!(page.contains("<h2>Events</h2>"));
+    let marker = format!("#1 http → {second}");
+    assert_eq!(
+        page.split("<svg")
+            .filter(|svg| svg.contains(&marker))
+            .count(),
+        2,
+        "the throughput and latency charts mark the switch"
+    );
     assert!(report.summary().contains(&format!("{first} -> {second}")));
 
     // The audit read back from the node that serves now: every order the run
