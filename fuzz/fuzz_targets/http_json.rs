@@ -1,7 +1,8 @@
 //! Every JSON body the HTTP API takes, as its handler reads it: the strict
 //! parse (`wire::parse_object`: JSON, an object, no key twice), then the
-//! readers the handlers themselves call (`Fields::into_order`,
-//! `into_sku_settings`, `into_restock_quantity` in `gateway/src/wire.rs`).
+//! readers the handlers themselves call (`wire::parse_order` for a place-order
+//! body, `Fields::into_put_sku` and `Fields::into_restock` in
+//! `gateway/src/wire.rs`).
 //!
 //! Input: byte 0 picks the body (0 place order, 1 put SKU, 2 restock); the
 //! rest is the body.
@@ -10,21 +11,36 @@
 //! `invalid_field` (422) with a message; the strict parse accepts only what a
 //! plain JSON parse reads as an object with the same members, and refuses
 //! what a plain parse accepts only for a repeated key; an accepted body,
-//! written back as JSON, is accepted again with the same values.
+//! written back as JSON, is accepted again with the same values; and the
+//! place-order reader, which reads its members without building a map,
+//! accepts and refuses exactly as `parse_object` and `Fields` would.
 #![no_main]
 
-use flashgate_actors::domain::{PutSku, SkuId, Timestamp};
-use flashgate_gateway::problem::ApiError;
-use flashgate_gateway::wire::{parse_object, OrderFields as Order};
+use flashgate_actors::domain::{PlaceOrder, PutSku, Restock, Timestamp};
+use flashgate_gateway::problem::status;
+use flashgate_gateway::request::RequestError;
+use flashgate_gateway::wire::{parse_object, parse_order};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
+const SKU: &str = "SKU-1";
+
 /// What a place-order body asks for.
-fn place_order(body: &[u8]) -> Result<Order, ApiError> {
-    parse_object(body)?.into_order()
+fn place_order(body: &[u8]) -> Result<PlaceOrder, RequestError> {
+    parse_order(body, None)
 }
 
-fn order_json(order: &Order) -> Value {
+/// The same body read member by member from `Fields`, as every other body is.
+fn place_order_through_fields(body: &[u8]) -> Result<PlaceOrder, RequestError> {
+    let mut fields = parse_object(body)?;
+    let sku = fields.string("sku")?;
+    let quantity = fields.unsigned("quantity")?;
+    let customer = fields.string("customer_id")?;
+    fields.finish()?;
+    Ok(PlaceOrder::parse(&sku, quantity, &customer, None)?)
+}
+
+fn order_json(order: &PlaceOrder) -> Value {
     json!({
         "sku": order.sku.to_string(),
         "quantity": order.quantity,
@@ -32,16 +48,8 @@ fn order_json(order: &Order) -> Value {
     })
 }
 
-const SKU: &str = "SKU-1";
-
-fn put_sku(body: &[u8]) -> Result<PutSku, ApiError> {
-    let sku = SkuId::parse(SKU)?;
-    let (stock, settings) = parse_object(body)?.into_sku_settings()?;
-    Ok(PutSku {
-        sku,
-        stock,
-        settings,
-    })
+fn put_sku(body: &[u8]) -> Result<PutSku, RequestError> {
+    parse_object(body)?.into_put_sku(SKU)
 }
 
 fn put_sku_json(put: &PutSku) -> Value {
@@ -63,12 +71,12 @@ fn put_sku_json(put: &PutSku) -> Value {
     body
 }
 
-fn restock(body: &[u8]) -> Result<u64, ApiError> {
-    parse_object(body)?.into_restock_quantity()
+fn restock(body: &[u8]) -> Result<Restock, RequestError> {
+    parse_object(body)?.into_restock(SKU)
 }
 
-fn check_refusal(error: &ApiError) {
-    let (status, code) = error.status_and_code();
+fn check_refusal(error: &RequestError) {
+    let (status, code) = (status(error), error.code());
     assert!(
         matches!(
             (status.as_u16(), code),
@@ -83,7 +91,7 @@ fn check_refusal(error: &ApiError) {
 /// writes it back: the same values (compared as shown by `Debug`).
 fn check<T: std::fmt::Debug>(
     body: &[u8],
-    parse: impl Fn(&[u8]) -> Result<T, ApiError>,
+    parse: impl Fn(&[u8]) -> Result<T, RequestError>,
     write: impl Fn(&T) -> Value,
 ) {
     match parse(body) {
@@ -110,21 +118,32 @@ fuzz_target!(|data: &[u8]| {
     let plain = serde_json::from_slice::<Value>(body);
     match parse_object(body) {
         Ok(_) => assert!(matches!(plain, Ok(Value::Object(_)))),
-        Err(ApiError::MalformedJson(reason)) => {
+        Err(RequestError::MalformedJson(reason)) => {
             if let Ok(value) = &plain {
                 assert!(value.is_object() || value.is_array(), "{value:?}");
                 assert!(reason.contains("appears twice"), "{reason}");
             }
         }
-        Err(ApiError::InvalidField(_)) => {
+        Err(RequestError::InvalidField(_)) => {
             assert!(matches!(plain, Ok(ref value) if !value.is_object()));
         }
         Err(other) => panic!("parse_object refused with {other:?}"),
     }
     match which % 3 {
-        0 => check(body, place_order, order_json),
+        0 => {
+            check(body, place_order, order_json);
+            let outcome = |result: Result<PlaceOrder, RequestError>| match result {
+                Ok(order) => Ok(format!("{order:?}")),
+                Err(error) => Err((error.code(), error.to_string())),
+            };
+            assert_eq!(
+                outcome(place_order(body)),
+                outcome(place_order_through_fields(body)),
+                "the place-order reader and Fields disagree"
+            );
+        }
         1 => check(body, put_sku, put_sku_json),
-        _ => check(body, restock, |quantity| json!({ "quantity": quantity })),
+        _ => check(body, restock, |restock| json!({ "quantity": restock.quantity })),
     }
     // Timestamps written back read back the same instant.
     if let Ok(text) = std::str::from_utf8(body) {

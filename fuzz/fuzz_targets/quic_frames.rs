@@ -20,6 +20,7 @@ use bincode::Encode;
 use flashgate_fuzz::{assert_round_trip, chunks};
 use flashgate_gateway::auth::{Caller, Credentials};
 use flashgate_gateway::quic::convert;
+use flashgate_gateway::request::{self, RequestError};
 use flashgate_gateway::Config;
 use flashgate_protocol::{
     code, encode_frame, FrameError, FrameMessage, FrameReader, Request, Response,
@@ -116,10 +117,11 @@ where
 const ADMIN_TOKEN: &str = "fuzz-admin-token-0123456789abcdef";
 
 fn convert_request(request: &Request) {
-    let checked = |result: Result<(), convert::RequestError>| {
+    // A refusal is answered as `Response::Error` with its code and detail.
+    let checked = |result: Result<(), RequestError>| {
         if let Err(error) = result {
-            let response = error.into_response(1);
-            assert!(matches!(response, Response::Error { .. }));
+            assert!(!error.code().is_empty());
+            assert!(!error.to_string().is_empty(), "{}", error.code());
         }
     };
     match request {
@@ -134,11 +136,15 @@ fn convert_request(request: &Request) {
         }
         Request::GetOrder { order_id, .. }
         | Request::Confirm { order_id, .. }
-        | Request::Cancel { order_id, .. } => checked(convert::order_id(order_id).map(|id| {
+        | Request::Cancel { order_id, .. } => checked(request::order_id(order_id).map(|id| {
             // An accepted id names the same order however it was written.
-            assert_eq!(convert::order_id(&id.to_string()).ok(), Some(id));
+            assert_eq!(request::order_id(&id.to_string()).ok(), Some(id));
         })),
-        Request::GetSku { sku, .. } => checked(convert::sku_id(sku).map(drop)),
+        Request::GetSku { sku, .. } => checked(
+            flashgate_actors::domain::SkuId::parse(sku)
+                .map(drop)
+                .map_err(RequestError::from),
+        ),
         Request::PutSku {
             admin_token,
             sku,
@@ -172,7 +178,7 @@ fn convert_request(request: &Request) {
         }
         Request::GetOrders { order_ids, .. } => {
             for order_id in order_ids {
-                checked(convert::order_id(order_id).map(drop));
+                checked(request::order_id(order_id).map(drop));
             }
         }
     }
