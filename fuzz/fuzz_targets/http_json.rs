@@ -143,7 +143,11 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         1 => check(body, put_sku, put_sku_json),
-        _ => check(body, restock, |restock| json!({ "quantity": restock.quantity })),
+        _ => check(
+            body,
+            restock,
+            |restock| json!({ "quantity": restock.quantity }),
+        ),
     }
     // Timestamps written back read back the same instant.
     if let Ok(text) = std::str::from_utf8(body) {
