@@ -69,28 +69,41 @@ fn every_caller_against_every_endpoint_over_http() {
     ];
     // Columns: place for alice, read alice's order, cancel it, confirm it,
     // list SKUs, read the unopened SKU, restock, cluster status, metrics,
-    // promote (a standalone node answers 409 not_standby to those allowed).
-    let expected: [(&str, [u16; 10]); 8] = [
+    // promote (a standalone node answers 409 not_standby to those allowed),
+    // the switchover check, resume (409 handover_failed: nothing handed over).
+    let expected: [(&str, [u16; 12]); 8] = [
         (
             "anonymous",
-            [401, 401, 401, 401, 200, 404, 401, 401, 401, 401],
+            [401, 401, 401, 401, 200, 404, 401, 401, 401, 401, 401, 401],
         ),
-        ("alice", [201, 200, 200, 403, 200, 404, 403, 403, 403, 403]),
-        ("bob", [403, 404, 404, 403, 200, 404, 403, 403, 403, 403]),
+        (
+            "alice",
+            [201, 200, 200, 403, 200, 404, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "bob",
+            [403, 404, 404, 403, 200, 404, 403, 403, 403, 403, 403, 403],
+        ),
         (
             "service",
-            [201, 200, 200, 403, 200, 200, 403, 403, 403, 403],
+            [201, 200, 200, 403, 200, 200, 403, 403, 403, 403, 403, 403],
         ),
         (
             "payments",
-            [403, 200, 200, 200, 200, 404, 403, 403, 403, 403],
+            [403, 200, 200, 200, 200, 404, 403, 403, 403, 403, 403, 403],
         ),
         (
             "operator",
-            [403, 200, 403, 403, 200, 200, 403, 200, 200, 403],
+            [403, 200, 403, 403, 200, 200, 403, 200, 200, 403, 403, 403],
         ),
-        ("admin", [201, 200, 200, 200, 200, 200, 200, 200, 200, 409]),
-        ("wrong", [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        (
+            "admin",
+            [201, 200, 200, 200, 200, 200, 200, 200, 200, 409, 200, 409],
+        ),
+        (
+            "wrong",
+            [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401],
+        ),
     ];
     let order = json!({ "sku": OPEN_SKU, "quantity": 1, "customer_id": "alice" });
     for ((name, credential), (row_name, row)) in callers.iter().zip(expected) {
@@ -123,6 +136,8 @@ fn every_caller_against_every_endpoint_over_http() {
             status(&api, "GET", "/v1/cluster", None).0,
             status(&api, "GET", "/metrics", None).0,
             status(&api, "POST", "/v1/admin/promote", Some(&json!({}))).0,
+            status(&api, "GET", "/v1/admin/switchover-check", None).0,
+            status(&api, "POST", "/v1/admin/resume", Some(&json!({}))).0,
         ];
         assert_eq!(got, row, "{name}");
     }
