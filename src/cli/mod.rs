@@ -22,6 +22,22 @@ pub mod promote;
 pub mod status;
 pub mod switchover;
 
+/// `--token` (or `FLASHGATE_ADMIN_TOKEN`): the token the operator commands
+/// send to the nodes. `promote` and `switchover` need the admin token (the
+/// same on both nodes of a pair); `status` needs an operator or admin token.
+#[derive(Debug, clap::Args)]
+pub struct TokenArg {
+    /// The nodes' admin token (for `status`, an operator token is enough).
+    #[arg(
+        long = "token",
+        value_name = "TOKEN",
+        env = "FLASHGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_admin_token
+    )]
+    pub token: String,
+}
+
 /// Checks an admin token given on the command line: it goes into an HTTP
 /// header, so it must be printable ASCII without spaces.
 pub fn parse_admin_token(text: &str) -> Result<String, String> {

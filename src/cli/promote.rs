@@ -9,28 +9,21 @@ use crate::cli::admin::{AdminClient, CallError, REQUEST_TIMEOUT};
 use crate::cli::cluster::Promoted;
 use crate::cli::duration::show_duration;
 use crate::cli::node_url::NodeUrl;
-use crate::cli::parse_admin_token;
+use crate::cli::TokenArg;
 
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
     /// HTTP base URL of the standby to promote, e.g. http://10.0.0.2:8080.
     #[arg(long, value_name = "URL")]
     pub node: NodeUrl,
-    /// The node's admin token.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "FLASHGATE_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_parser = parse_admin_token
-    )]
-    pub token: String,
+    #[command(flatten)]
+    pub token: TokenArg,
 }
 
 /// Runs the command: 0 when the node answered that it is the primary, 1 when
 /// it refused or could not be reached (the message says which, and why).
 pub fn run(args: PromoteArgs) -> ExitCode {
-    let client = AdminClient::new(Some(args.token));
+    let client = AdminClient::new(Some(args.token.token));
     let started = Instant::now();
     match promote(&client, &args.node) {
         Ok(promoted) => {
@@ -88,7 +81,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(parsed.args.node.to_string(), "http://10.0.0.2:8080");
-        assert_eq!(parsed.args.token, "t0k");
+        assert_eq!(parsed.args.token.token, "t0k");
 
         let error = Command::try_parse_from(["promote", "--node", "10.0.0.2:8080", "--token", "t"])
             .err()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::cli::admin::{AdminClient, Body, CallError};
 use crate::cli::cluster::{ClusterStatus, Readiness, Role};
 use crate::cli::node_url::NodeUrl;
-use crate::cli::parse_admin_token;
+use crate::cli::TokenArg;
 
 /// The longest each of the two requests may take.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,21 +20,14 @@ pub struct StatusArgs {
     /// HTTP base URL of the node, e.g. http://10.0.0.1:8080.
     #[arg(long, value_name = "URL")]
     pub node: NodeUrl,
-    /// An operator or admin token of the node.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "FLASHGATE_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_parser = parse_admin_token
-    )]
-    pub token: String,
+    #[command(flatten)]
+    pub token: TokenArg,
 }
 
 /// Runs the command: 0 when the node answered (whatever its state; the
 /// `ready` line says whether it takes orders), 1 when it could not be asked.
 pub fn run(args: StatusArgs) -> ExitCode {
-    let client = AdminClient::new(Some(args.token));
+    let client = AdminClient::new(Some(args.token.token));
     match status(&client, &args.node) {
         Ok((cluster, readiness)) => {
             for line in describe(&args.node, &cluster, &readiness) {

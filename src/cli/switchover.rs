@@ -26,7 +26,7 @@ use crate::cli::admin::{AdminClient, CallError, REQUEST_TIMEOUT};
 use crate::cli::cluster::{ClusterStatus, HandedOver, Promoted, Resumed, Role, SwitchoverCheck};
 use crate::cli::duration::{parse_duration, show_duration};
 use crate::cli::node_url::NodeUrl;
-use crate::cli::parse_admin_token;
+use crate::cli::TokenArg;
 
 /// The shortest and longest `--timeout`.
 pub const TIMEOUT_MIN: Duration = Duration::from_secs(1);
@@ -42,15 +42,8 @@ pub struct SwitchoverArgs {
     /// HTTP base URL of its standby, the next primary.
     #[arg(long, value_name = "URL")]
     pub standby: NodeUrl,
-    /// The admin token (the same on both nodes).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "FLASHGATE_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_parser = parse_admin_token
-    )]
-    pub token: String,
+    #[command(flatten)]
+    pub token: TokenArg,
     /// How long the whole switchover may take, e.g. 30s or 2m.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -181,7 +174,7 @@ pub enum SwitchoverError {
 /// Runs the command: 0 when the old primary follows the new one, 1 when a
 /// step failed (the message names it).
 pub fn run(args: SwitchoverArgs) -> ExitCode {
-    let client = AdminClient::new(Some(args.token));
+    let client = AdminClient::new(Some(args.token.token));
     let plan = Plan {
         primary: args.primary,
         standby: args.standby,
