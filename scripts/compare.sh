@@ -110,6 +110,17 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# Starts a fresh `flashgate serve` named $1 (its data dir, output and pid
+# under $work), waits until it listens, and sets fg_http to its HTTP address.
+start_flashgate() {
+  local name=$1
+  target/release/flashgate serve --data-dir "$work/data-$name" --http-addr 127.0.0.1:0 \
+    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-$name.out" 2>"$work/fg-$name.err" &
+  echo $! >"$work/fg-$name.pid"
+  fg_http=$(wait_for "$work/fg-$name.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
+    { echo "flashgate did not start: $(cat "$work/fg-$name.err")" >&2; exit 1; }
+}
+
 # Results: name -> "orders_per_sec p99_ms" (or "n/a" on either).
 declare -A rate p99 note audit
 
@@ -119,14 +130,8 @@ run_flashgate() {
   if [ -z "$loadtest" ]; then
     rate[$name]=n/a; p99[$name]=n/a; note[$name]="flashgate-loadtest not built"; return
   fi
-  target/release/flashgate serve --data-dir "$work/data-$transport" --http-addr 127.0.0.1:0 \
-    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-$transport.out" 2>"$work/fg-$transport.err" &
-  echo $! >"$work/fg-$transport.pid"
-  if ! wait_for "$work/fg-$transport.out" 'listening on http [0-9.:]*' >/dev/null; then
-    echo "flashgate did not start: $(cat "$work/fg-$transport.err")" >&2; exit 1
-  fi
-  local http quic fingerprint batch=()
-  http=$(grep -o 'listening on http [0-9.:]*' "$work/fg-$transport.out" | awk '{print $4}' | head -1)
+  start_flashgate "$transport"
+  local http=$fg_http quic fingerprint batch=()
   quic=$(grep -o 'listening on quic [0-9.:]*' "$work/fg-$transport.out" | awk '{print $4}' | head -1)
   fingerprint=$(grep -o 'sha256 [0-9a-f]*' "$work/fg-$transport.out" | awk '{print $2}' | head -1)
   if [ "$transport" = quic ] && [ -n "${QUIC_BATCH:-}" ]; then batch=(--batch "$QUIC_BATCH"); fi
@@ -211,11 +216,8 @@ run_echo() {
 # SKUs created as wrk-orders.lua names them.
 run_flashgate_wrk() {
   local name=$1 addr load
-  target/release/flashgate serve --data-dir "$work/data-wrk" --http-addr 127.0.0.1:0 \
-    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-wrk.out" 2>"$work/fg-wrk.err" &
-  echo $! >"$work/fg-wrk.pid"
-  addr=$(wait_for "$work/fg-wrk.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
-    { echo "flashgate did not start: $(cat "$work/fg-wrk.err")" >&2; exit 1; }
+  start_flashgate wrk
+  addr=$fg_http
   for i in $(seq 0 $((skus - 1))); do
     curl -sf -o /dev/null -X PUT "http://$addr/v1/skus/BENCH-$i" -H "Authorization: Bearer $token" \
       -H 'Content-Type: application/json' -d '{"stock": 100000000}'
@@ -239,12 +241,8 @@ run_open_loop() {
     rate[$name]=n/a; p99[$name]=n/a; note[$name]="needs (a)"; return
   fi
   rate_per_sec=$(awk -v r="${rate[a]}" 'BEGIN { printf "%d", r / 2 }')
-  target/release/flashgate serve --data-dir "$work/data-open" --http-addr 127.0.0.1:0 \
-    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-open.out" 2>"$work/fg-open.err" &
-  echo $! >"$work/fg-open.pid"
-  local http load
-  http=$(wait_for "$work/fg-open.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
-    { echo "flashgate did not start: $(cat "$work/fg-open.err")" >&2; exit 1; }
+  start_flashgate open
+  local http=$fg_http load
   load=$(cut -d' ' -f1 /proc/loadavg)
   echo "== ($name) flashgate over http: flashgate-loadtest, open loop, $rate_per_sec orders/s, ${duration}s (load average $load)"
   if "$loadtest" --transport http --http "http://$http" --admin-token "$token" --create-skus \
@@ -262,11 +260,8 @@ run_open_loop() {
   stop fg-open
   rate[oha]=n/a; p99[oha]=n/a; note[oha]="oha not installed (cargo install oha --locked)"
   command -v oha >/dev/null || return 0
-  target/release/flashgate serve --data-dir "$work/data-oha" --http-addr 127.0.0.1:0 \
-    --quic-addr 127.0.0.1:0 --admin-token "$token" >"$work/fg-oha.out" 2>"$work/fg-oha.err" &
-  echo $! >"$work/fg-oha.pid"
-  http=$(wait_for "$work/fg-oha.out" 'listening on http [0-9.:]*' | awk '{print $4}') ||
-    { echo "flashgate did not start: $(cat "$work/fg-oha.err")" >&2; exit 1; }
+  start_flashgate oha
+  http=$fg_http
   curl -sf -o /dev/null -X PUT "http://$http/v1/skus/OHA" -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/json' -d '{"stock": 100000000}'
   load=$(cut -d' ' -f1 /proc/loadavg)

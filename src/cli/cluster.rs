@@ -41,6 +41,16 @@ pub enum ReplicationMode {
     Standalone,
 }
 
+impl fmt::Display for ReplicationMode {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            ReplicationMode::Sync => "sync",
+            ReplicationMode::Async => "async",
+            ReplicationMode::Standalone => "standalone",
+        })
+    }
+}
+
 /// What a sync primary does when its standby is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +59,15 @@ pub enum StandbyLoss {
     Block,
     /// Go on alone (and report `degraded`).
     Degrade,
+}
+
+impl fmt::Display for StandbyLoss {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            StandbyLoss::Block => "block",
+            StandbyLoss::Degrade => "degrade",
+        })
+    }
 }
 
 /// The other node of the pair, as this node sees it.

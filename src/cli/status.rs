@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::admin::{AdminClient, Body, CallError};
-use crate::cli::cluster::{ClusterStatus, Readiness, Role};
+use crate::cli::cluster::{ClusterStatus, Readiness, ReplicationMode, Role};
 use crate::cli::node_url::NodeUrl;
 use crate::cli::TokenArg;
 
@@ -69,16 +69,13 @@ pub fn status(
 /// The lines printed for a person, aligned, one fact each.
 pub fn describe(node: &NodeUrl, cluster: &ClusterStatus, readiness: &Readiness) -> Vec<String> {
     let mut lines = vec![format!("node:     {node}")];
-    let mode = match cluster.role {
-        Role::Primary if cluster.mode == crate::cli::cluster::ReplicationMode::Standalone => {
-            " (standalone)".to_owned()
-        }
-        Role::Primary => format!(
-            " (replication {}, standby loss {})",
-            mode_name(cluster),
-            standby_loss_name(cluster)
+    let mode = match (cluster.role, cluster.mode) {
+        (Role::Primary, ReplicationMode::Standalone) => " (standalone)".to_owned(),
+        (Role::Primary, mode) => format!(
+            " (replication {mode}, standby loss {})",
+            cluster.standby_loss
         ),
-        Role::Standby | Role::Fenced => String::new(),
+        (Role::Standby | Role::Fenced, _) => String::new(),
     };
     lines.push(format!(
         "role:     {} at epoch {}{mode}",
@@ -138,7 +135,7 @@ pub fn describe(node: &NodeUrl, cluster: &ClusterStatus, readiness: &Readiness) 
                 .map_or_else(String::new, |quic| format!(" (QUIC {quic})"))
         ));
     }
-    if cluster.mode != crate::cli::cluster::ReplicationMode::Standalone {
+    if cluster.mode != ReplicationMode::Standalone {
         lines.push(format!(
             "lag:      {} records, {} ms",
             cluster.lag_records, cluster.lag_ms
@@ -156,27 +153,10 @@ pub fn describe(node: &NodeUrl, cluster: &ClusterStatus, readiness: &Readiness) 
     lines
 }
 
-fn mode_name(cluster: &ClusterStatus) -> &'static str {
-    use crate::cli::cluster::ReplicationMode;
-    match cluster.mode {
-        ReplicationMode::Sync => "sync",
-        ReplicationMode::Async => "async",
-        ReplicationMode::Standalone => "none",
-    }
-}
-
-fn standby_loss_name(cluster: &ClusterStatus) -> &'static str {
-    use crate::cli::cluster::StandbyLoss;
-    match cluster.standby_loss {
-        StandbyLoss::Block => "block",
-        StandbyLoss::Degrade => "degrade",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::cluster::{Peer, PrimaryAddress, ReplicationMode, StandbyLoss};
+    use crate::cli::cluster::{Peer, PrimaryAddress, StandbyLoss};
 
     fn cluster(role: Role) -> ClusterStatus {
         ClusterStatus {

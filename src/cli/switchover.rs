@@ -151,6 +151,8 @@ pub enum SwitchoverError {
         /// What became of the handover: undone, or what to do.
         undo: String,
     },
+    #[error("step 3 (promote) on {standby}: the timeout ran out before the promotion could be asked for; {undo}")]
+    PromoteOutOfTime { standby: NodeUrl, undo: String },
     #[error("step 3 (promote): {standby} took over a log that ends at LSN {promoted_lsn}, but the old primary had logged up to LSN {handed_over_lsn}, so records may be missing; compare the two nodes' logs before taking orders on {standby}")]
     Gap {
         standby: NodeUrl,
@@ -268,23 +270,21 @@ pub fn switchover(
     // still a standby of the old epoch.
     let step = Instant::now();
     let left = deadline.saturating_duration_since(Instant::now());
-    let promoted = if left.is_zero() {
-        Err(CallError::Unreachable {
-            request: format!("POST {}/v1/admin/promote", plan.standby),
-            reason: "the switchover's timeout ran out before it could be sent".into(),
-        })
-    } else {
-        api.promote(&plan.standby, left.min(REQUEST_TIMEOUT))
-    };
+    // `None`: the timeout ran out before the promotion could be asked for.
+    let promoted = (!left.is_zero()).then(|| api.promote(&plan.standby, left.min(REQUEST_TIMEOUT)));
     let promoted = match promoted {
-        Ok(promoted) => promoted,
-        Err(source) => {
+        Some(Ok(promoted)) => promoted,
+        failed => {
             let undo = undo_handover(api, plan, primary.epoch);
             report(&format!("3/4 promote failed; {undo}"));
-            return Err(SwitchoverError::Promote {
-                standby: plan.standby.clone(),
-                source: Box::new(source),
-                undo,
+            let standby = plan.standby.clone();
+            return Err(match failed {
+                Some(Err(source)) => SwitchoverError::Promote {
+                    standby,
+                    source: Box::new(source),
+                    undo,
+                },
+                _ => SwitchoverError::PromoteOutOfTime { standby, undo },
             });
         }
     };

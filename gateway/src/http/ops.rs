@@ -65,22 +65,21 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "detail": "the node is starting or shutting down",
         }));
     }
+    let cluster = state.node.cluster_status();
     if let Err(refusal) = state.node.cluster().check_writable() {
-        let cluster = state.node.cluster_status();
         return HttpResponse::ServiceUnavailable().json(json!({
             "status": "not_ready",
             "code": crate::error_code::node_error_code(&refusal),
             "detail": format!("this node would refuse an order now: {refusal}"),
             "role": cluster.role.as_str(),
-            "epoch": state.node.epoch(),
+            "epoch": cluster.epoch,
             "accepting_orders": false,
             "degraded": cluster.degraded,
         }));
     }
-    let cluster = state.node.cluster_status();
     HttpResponse::Ok().json(json!({
         "status": "ready",
-        "epoch": state.node.epoch(),
+        "epoch": cluster.epoch,
         "shards": state.node.shard_count(),
         "durable_lsn": state.node.progress().durable_lsn(),
         "role": cluster.role.as_str(),
