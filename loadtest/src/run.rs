@@ -226,34 +226,31 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
 
     let seed = scenario.seed.unwrap_or_else(rand::random);
     let names: Arc<[String]> = names.into();
+    // One workload per task, seeded from the run's seed and the task's index.
+    let workloads = |tasks: u32| -> Vec<Workload> {
+        (0..tasks)
+            .map(|task| {
+                let seed = seed.wrapping_add(u64::from(task));
+                Workload::new(scenario, &run_id, Arc::clone(&names), seed)
+            })
+            .collect()
+    };
     match scenario.model {
         LoadModel::Closed => {
-            let workloads = (0..scenario.buyers)
-                .map(|buyer| {
-                    Workload::new(
-                        scenario,
-                        &run_id,
-                        Arc::clone(&names),
-                        seed.wrapping_add(u64::from(buyer)),
-                    )
-                })
-                .collect();
             schedule::closed(
                 &engine,
-                workloads,
+                workloads(scenario.buyers),
                 scenario.ramp_up(),
                 scenario.drain_timeout(),
             )
             .await;
         }
         LoadModel::Open => {
-            let workload = Workload::new(scenario, &run_id, Arc::clone(&names), seed);
             schedule::open(
                 &engine,
-                workload,
+                workloads(scenario.outstanding_max),
                 scenario.rate,
                 scenario.ramp_up(),
-                scenario.outstanding_max,
                 scenario.drain_timeout(),
             )
             .await;

@@ -1,14 +1,15 @@
 //! The two load models. Closed: `buyers` tasks, each sending its next call
 //! when the last is answered. Open: calls arrive at a constant rate whatever
 //! the server does; each call's latency counts from its intended send time (as
-//! wrk2 does), calls sent later than intended are counted `late`, and at most
+//! wrk2 does; from when it was sent if that was up to a timer tick earlier),
+//! calls sent later than intended are counted `late`, and at most
 //! `outstanding_max` calls are in flight.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flashgate_client::OrderGateway;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::order_flow::{lock, Engine};
@@ -16,6 +17,13 @@ use crate::workload::Workload;
 
 /// A call sent more than this after its intended time counts as late.
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
+
+/// The resolution of tokio's timer: a sleep ends on the first tick at or
+/// after its deadline, up to this much late. An open-loop sender sleeps until
+/// one tick before a call's intended time, so the call leaves at most a tick
+/// early instead of up to a tick late (which would count the load tester's
+/// timer as the server's latency).
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// The intended send time of arrival `index` (0-based) after the start, for
 /// `rate` calls per second reached by a linear ramp over `ramp_up`: during the
@@ -75,59 +83,71 @@ pub async fn closed<G: OrderGateway + Send + Sync + 'static>(
 /// when the last call is answered or `drain_timeout` after the load stopped
 /// (calls still open then are abandoned: their orders' outcomes are
 /// unknown), or at once when the run is halted.
+///
+/// `outstanding_max` long-lived senders share one arrival counter: a free
+/// sender claims the next arrival, sleeps until its intended time (not at all
+/// when it is already due) and sends it. No task is spawned per call and no
+/// one dispatcher serialises the arrivals, so the sender keeps up with rates
+/// where a task per call did not; when every sender is busy, arrivals wait
+/// for one, are sent late and count from their intended time.
 pub async fn open<G: OrderGateway + Send + Sync + 'static>(
     engine: &Arc<Engine<G>>,
-    mut workload: Workload,
+    workloads: Vec<Workload>,
     rate: f64,
     ramp_up: Duration,
-    outstanding_max: u32,
     drain_timeout: Duration,
 ) {
     let start = Instant::now();
-    let outstanding = Arc::new(Semaphore::new(outstanding_max as usize));
-    let mut calls = JoinSet::new();
-    for index in 0.. {
-        let intended = start + intended_offset(index, rate, ramp_up);
-        if intended >= engine.deadline {
-            break;
-        }
-        tokio::time::sleep_until(intended.into()).await;
-        if engine.stopped() {
-            break;
-        }
-        let wait = engine.deadline.saturating_duration_since(Instant::now());
-        let permit = tokio::select! {
-            permit = tokio::time::timeout(wait, Arc::clone(&outstanding).acquire_owned()) => {
-                match permit {
-                    Ok(Ok(permit)) => permit,
-                    // The deadline passed while every slot was busy, or the
-                    // semaphore closed.
-                    _ => break,
-                }
-            }
-            _ = engine.halted() => break,
-        };
-        if intended.elapsed() > LATE_AFTER {
-            lock(&engine.recorder).late(1);
-        }
-        let endpoint = engine.pick_endpoint();
-        let (first, granted) = engine.claim_orders(u64::from(engine.endpoints[endpoint].batch));
-        if granted == 0 {
-            break;
-        }
-        let orders = (first..first + granted)
-            .map(|seq| workload.next(seq))
-            .collect();
+    let arrivals = Arc::new(AtomicU64::new(0));
+    let mut senders = JoinSet::new();
+    for mut workload in workloads {
         let engine = Arc::clone(engine);
-        calls.spawn(async move {
-            engine.place_call(endpoint, orders, intended).await;
-            drop(permit);
+        let arrivals = Arc::clone(&arrivals);
+        senders.spawn(async move {
+            loop {
+                let index = arrivals.fetch_add(1, Ordering::Relaxed);
+                let intended = start + intended_offset(index, rate, ramp_up);
+                if intended >= engine.deadline {
+                    break;
+                }
+                let wake = intended.checked_sub(TIMER_TICK).unwrap_or(intended);
+                if wake > Instant::now() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake.into()) => {}
+                        _ = engine.halted() => break,
+                    }
+                }
+                if engine.stopped() {
+                    break;
+                }
+                if intended.elapsed() > LATE_AFTER {
+                    lock(&engine.recorder).late(1);
+                }
+                let endpoint = engine.pick_endpoint();
+                let wanted = u64::from(engine.endpoints[endpoint].batch);
+                let (first, granted) = engine.claim_orders(wanted);
+                if granted == 0 {
+                    break;
+                }
+                let orders = (first..first + granted)
+                    .map(|seq| workload.next(seq))
+                    .collect();
+                // Sent early (woken up to a tick before its time), a call
+                // counts from when it left; sent late, from its intended time.
+                let counted_from = intended.min(Instant::now());
+                engine.place_call(endpoint, orders, counted_from).await;
+            }
         });
-        // Reap finished calls so the set stays as small as the outstanding bound.
-        while calls.try_join_next().is_some() {}
+    }
+    // The senders stop claiming at the deadline; the calls they still have
+    // open then get the drain bound.
+    tokio::select! {
+        _ = tokio::time::sleep_until(engine.deadline.into()) => {}
+        _ = engine.halted() => {}
+        _ = async { while senders.join_next().await.is_some() {} } => {}
     }
     let stopped_at = Instant::now().min(engine.deadline);
-    engine.settle(&mut calls, stopped_at + drain_timeout).await;
+    engine.settle(&mut senders, stopped_at + drain_timeout).await;
 }
 
 #[cfg(test)]

@@ -124,12 +124,12 @@ async fn a_stall_shows_in_open_loop_latencies() {
         300,
     ));
     let workload = Workload::new(&scenario, "stall", sku_names("s", 2).into(), 1);
+    // One sender: one call outstanding at most.
     schedule::open(
         &engine,
-        workload,
+        vec![workload],
         rate,
         Duration::ZERO,
-        1,
         Duration::from_secs(5),
     )
     .await;
@@ -155,5 +155,113 @@ async fn a_stall_shows_in_open_loop_latencies() {
         "late {}",
         recorded.counters.late
     );
+    assert_eq!(recorded.counters.acknowledged, recorded.counters.sent);
+}
+
+/// Answers every order after `DELAY`, counting the calls in flight at once.
+struct SlowGateway {
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
+}
+
+const DELAY: Duration = Duration::from_millis(20);
+
+impl OrderGateway for SlowGateway {
+    async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        // The fake server's service time: the behaviour under test.
+        tokio::time::sleep(DELAY).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(Placed {
+            order: order_of(&order, 0),
+            created: true,
+        })
+    }
+
+    async fn place_batch(
+        &self,
+        _orders: Vec<PlaceOrder>,
+    ) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
+        Err(unused())
+    }
+
+    async fn order(&self, _order_id: &str) -> Result<Order, ClientError> {
+        Err(unused())
+    }
+
+    async fn confirm(&self, _order_id: &str) -> Result<Order, ClientError> {
+        Err(unused())
+    }
+
+    async fn cancel(&self, _order_id: &str) -> Result<Order, ClientError> {
+        Err(unused())
+    }
+
+    async fn sku(&self, _sku: &str) -> Result<Sku, ClientError> {
+        Err(unused())
+    }
+
+    async fn put_sku(
+        &self,
+        _sku: &str,
+        _settings: SkuSettings,
+    ) -> Result<(Sku, bool), ClientError> {
+        Err(unused())
+    }
+
+    async fn restock(&self, _sku: &str, _quantity: u64) -> Result<Sku, ClientError> {
+        Err(unused())
+    }
+}
+
+/// The open model's bound on outstanding calls is its number of senders:
+/// offered four times what eight senders can carry, the run has exactly
+/// eight calls in flight at its busiest, never more, and the arrivals that
+/// waited for a sender are counted late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outstanding_calls_never_exceed_the_senders() {
+    let senders = 8;
+    // Eight senders at 20 ms a call carry 400 calls/s.
+    let rate = 1600.0;
+    let scenario = Scenario {
+        rate,
+        ..Scenario::default()
+    };
+    let gateway = SlowGateway {
+        in_flight: AtomicU64::new(0),
+        most_in_flight: AtomicU64::new(0),
+    };
+    let start = Instant::now();
+    let engine = Arc::new(Engine::new(
+        vec![Endpoint {
+            gateway,
+            transport: Transport::Http,
+            address: "fake".into(),
+            batch: 1,
+        }],
+        Recorder::new(start),
+        0,
+        Duration::ZERO,
+        start + Duration::from_millis(500),
+        u64::MAX,
+    ));
+    let workloads = (0..senders)
+        .map(|sender| Workload::new(&scenario, "bound", sku_names("s", 2).into(), sender))
+        .collect();
+    schedule::open(
+        &engine,
+        workloads,
+        rate,
+        Duration::ZERO,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let most = engine.endpoints[0].gateway.most_in_flight.load(Ordering::SeqCst);
+    assert_eq!(most, senders, "calls in flight at the busiest moment");
+    let recorded =
+        std::mem::replace(&mut *engine.recorder.lock().unwrap(), Recorder::new(start)).finish();
+    assert!(recorded.counters.late > 0, "late {}", recorded.counters.late);
     assert_eq!(recorded.counters.acknowledged, recorded.counters.sent);
 }
