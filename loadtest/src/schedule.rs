@@ -147,7 +147,9 @@ pub async fn open<G: OrderGateway + Send + Sync + 'static>(
         _ = async { while senders.join_next().await.is_some() {} } => {}
     }
     let stopped_at = Instant::now().min(engine.deadline);
-    engine.settle(&mut senders, stopped_at + drain_timeout).await;
+    engine
+        .settle(&mut senders, stopped_at + drain_timeout)
+        .await;
 }
 
 #[cfg(test)]

@@ -258,10 +258,17 @@ async fn outstanding_calls_never_exceed_the_senders() {
     )
     .await;
 
-    let most = engine.endpoints[0].gateway.most_in_flight.load(Ordering::SeqCst);
+    let most = engine.endpoints[0]
+        .gateway
+        .most_in_flight
+        .load(Ordering::SeqCst);
     assert_eq!(most, senders, "calls in flight at the busiest moment");
     let recorded =
         std::mem::replace(&mut *engine.recorder.lock().unwrap(), Recorder::new(start)).finish();
-    assert!(recorded.counters.late > 0, "late {}", recorded.counters.late);
+    assert!(
+        recorded.counters.late > 0,
+        "late {}",
+        recorded.counters.late
+    );
     assert_eq!(recorded.counters.acknowledged, recorded.counters.sent);
 }
