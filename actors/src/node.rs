@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use dashmap::DashMap;
@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
-    PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId,
+    PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId, Timestamp,
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
@@ -155,6 +155,33 @@ pub struct Node {
     /// Set once the disk watchdog fail-stopped the node; wakes every reply
     /// waiting on a write that may never return.
     failed: Arc<watch::Sender<bool>>,
+    /// Orders refused from their shard's published gate, by code.
+    edge_refusals: EdgeRefusals,
+}
+
+/// `flashgate_orders_refused_at_edge_total{code}`: orders answered from a
+/// shard's published gate (`domain::gate`) without a round trip to it.
+struct EdgeRefusals {
+    sold_out: metrics::Counter,
+    sale_not_open: metrics::Counter,
+}
+
+impl EdgeRefusals {
+    fn new() -> EdgeRefusals {
+        let counter = |code: &'static str| metrics::counter!("flashgate_orders_refused_at_edge_total", "code" => code);
+        EdgeRefusals {
+            sold_out: counter("sold_out"),
+            sale_not_open: counter("sale_not_open"),
+        }
+    }
+
+    fn count(&self, refusal: &CoreError) {
+        match refusal {
+            CoreError::SoldOut(_) => self.sold_out.increment(1),
+            CoreError::SaleNotOpen { .. } => self.sale_not_open.increment(1),
+            _ => {}
+        }
+    }
 }
 
 /// What must be stopped, in order, when the node shuts down.
@@ -339,6 +366,7 @@ impl Node {
             config,
             cluster,
             failed,
+            edge_refusals: EdgeRefusals::new(),
         });
         let runtime = NodeRuntime {
             arbiters,
@@ -508,11 +536,19 @@ impl Node {
     /// idempotent retry); returns only once the order is durable.
     pub async fn place_order(&self, command: PlaceOrder) -> Result<(Order, bool), NodeError> {
         self.cluster.check_writable()?;
-        let key = self.claim(&command)?;
+        let (key, sole) = self.claim(&command)?;
+        let shard = self.shard_of(&command.sku);
+        if let Some(refusal) = sole
+            .then(|| self.refusal_at_edge(shard, &command))
+            .flatten()
+        {
+            let result = Err(refusal);
+            self.release(key, &result);
+            return result;
+        }
         // If this future is dropped while waiting (the client went away), the
         // claim is never released and the key stays claimed: the safe side,
         // since the shard may still create the order.
-        let shard = self.shard_of(&command.sku);
         let result = self
             .execute(shard, Command::PlaceOrder(command))
             .await
@@ -540,8 +576,18 @@ impl Node {
         let mut answers = Vec::with_capacity(count);
         let inbox = self.outboxes.inbox();
         for (index, command) in commands.into_iter().enumerate() {
+            let shard = self.shard_of(&command.sku);
             match self.claim(&command) {
-                Ok(key) => keys.push(key),
+                Ok((key, sole)) => {
+                    keys.push(key);
+                    if let Some(refusal) = sole
+                        .then(|| self.refusal_at_edge(shard, &command))
+                        .flatten()
+                    {
+                        results[index] = Some(Err(refusal));
+                        continue;
+                    }
+                }
                 Err(error) => {
                     keys.push(None);
                     results[index] = Some(Err(error));
@@ -549,7 +595,7 @@ impl Node {
                 }
             }
             let (sender, answer) = oneshot::channel();
-            let (indexes, requests) = &mut per_shard[self.shard_of(&command.sku) as usize];
+            let (indexes, requests) = &mut per_shard[shard as usize];
             indexes.push(index);
             requests.push(Request {
                 kind: RequestKind::Execute(Command::PlaceOrder(command)),
@@ -587,11 +633,32 @@ impl Node {
         results
     }
 
+    /// The refusal `command`'s shard publishes for it (sold out, sale not
+    /// open) once what it reflects is answerable: no round trip to the shard
+    /// and no wait for the log (`domain::gate` has the rules). `None`: ask
+    /// the shard. Only for an order whose key no other request or order holds.
+    fn refusal_at_edge(&self, shard: u32, command: &PlaceOrder) -> Option<NodeError> {
+        let shared = &self.shards[shard as usize].shared;
+        let gate = *shared.gates.get(&command.sku)?;
+        // Fail-stopped, the shard answers `storage_failed`.
+        if self.progress.failure().is_some() {
+            return None;
+        }
+        let answerable = shared.answerable_seq.load(Ordering::Acquire);
+        let now = Timestamp::from_system_time(SystemTime::now());
+        let refusal = gate.refusal(&command.sku, command.quantity, now, answerable)?;
+        self.edge_refusals.count(&refusal);
+        Some(refusal.into())
+    }
+
     /// Claims an order's idempotency key, or refuses a key first used for a
-    /// different request. `None` when the order has no key.
-    fn claim(&self, command: &PlaceOrder) -> Result<Option<ClaimKey>, NodeError> {
+    /// different request. `None` when the order has no key. The flag says
+    /// whether the order may be answered at the edge: it has no key, or no
+    /// other request and no order holds its key (a retry of an order that
+    /// exists must reach the shard, which answers with the order).
+    fn claim(&self, command: &PlaceOrder) -> Result<(Option<ClaimKey>, bool), NodeError> {
         let Some(key) = &command.idempotency_key else {
-            return Ok(None);
+            return Ok((None, true));
         };
         let key = (command.customer.clone(), key.clone());
         let mut claim = self
@@ -607,7 +674,8 @@ impl Node {
             return Err(CoreError::IdempotencyKeyReused.into());
         }
         claim.in_flight += 1;
-        Ok(Some(key))
+        let sole = claim.in_flight == 1 && !claim.ordered;
+        Ok((Some(key), sole))
     }
 
     /// Ends one request's claim. A refused order frees its key, so a corrected

@@ -16,8 +16,8 @@ use crate::codec::{
     encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, KEYS_PER_CHUNK, ORDERS_PER_CHUNK,
 };
 use crate::domain::{
-    answer_archived, Command, CoreError, CustomerId, Event, ExpireDue, IdempotencyKey, OrderId,
-    OrderStatus, Reply, Retire, ShardCore, SkuId, Timestamp,
+    answer_archived, Command, CoreError, CustomerId, Event, ExpireDue, IdMap, IdempotencyKey,
+    OrderId, OrderStatus, Reply, Retire, ShardCore, SkuGate, SkuId, Timestamp, Touched,
 };
 use crate::error::NodeError;
 use crate::node::KeyClaim;
@@ -117,6 +117,9 @@ pub struct ShardActor {
     /// The callers' inboxes that answers sent while serving a message were
     /// left in: woken once the message is served.
     woken: Woken,
+    /// The gates last published in `shared.gates`, to republish one only
+    /// when what it says changes (`SkuGate::same_state`).
+    published: IdMap<SkuId, SkuGate>,
     /// The fault point `shard` (debug builds only): panic once `seq` passes it.
     #[cfg(debug_assertions)]
     panic_after_seq: Option<u64>,
@@ -149,6 +152,7 @@ impl ShardActor {
             storage,
             claims,
             woken: Woken::default(),
+            published: IdMap::default(),
             #[cfg(debug_assertions)]
             panic_after_seq: flashgate_storage::fault::panic_after("shard")
                 .map(|after| seq + after),
@@ -204,6 +208,10 @@ impl ShardActor {
         };
         let response = reply_result.map(Outcome::Reply);
         let mut pending = reply.map(|sender| PendingReply::new(sender, response));
+        let mut changed = GateChanges::default();
+        for event in &execution.events {
+            changed.note(&self.core, event);
+        }
         let count = execution.events.len();
         for (index, event) in execution.events.into_iter().enumerate() {
             let reply = if index + 1 == count {
@@ -215,9 +223,50 @@ impl ShardActor {
                 return;
             }
         }
+        // Before anything else is served: a unit freed by these events is
+        // offered at the front ends before any buyer can be sold it.
+        self.publish_gates(changed);
         if let Some(pending) = pending {
             self.respond(pending);
         }
+    }
+
+    /// Publishes the gates of the SKUs `changed` names, as of `self.seq`.
+    fn publish_gates(&mut self, changed: GateChanges) {
+        if changed.all {
+            let ids: Vec<SkuId> = self.core.skus().map(|sku| sku.id.clone()).collect();
+            for id in ids {
+                self.publish_gate(id);
+            }
+        } else if let Some(id) = changed.one {
+            self.publish_gate(id);
+        }
+    }
+
+    fn publish_gate(&mut self, id: SkuId) {
+        let Some(sku) = self.core.sku(&id) else {
+            return;
+        };
+        let gate = SkuGate::of(sku, self.seq);
+        if self
+            .published
+            .get(&id)
+            .is_some_and(|published| published.same_state(&gate))
+        {
+            return;
+        }
+        self.shared.gates.insert(id.clone(), gate);
+        self.published.insert(id, gate);
+    }
+
+    /// Publishes every SKU's gate afresh (a new or replaced core).
+    fn publish_all_gates(&mut self) {
+        self.published.clear();
+        self.shared.gates.clear();
+        self.publish_gates(GateChanges {
+            one: None,
+            all: true,
+        });
     }
 
     /// Appends one event with the reply that waits for it. Returns false, having
@@ -341,10 +390,37 @@ impl ShardActor {
     }
 }
 
+/// The SKUs whose gates an execution or an applied batch may have changed:
+/// one (an order, a restock), or all of the shard's.
+#[derive(Default)]
+struct GateChanges {
+    one: Option<SkuId>,
+    all: bool,
+}
+
+impl GateChanges {
+    /// Notes what `event`, already applied to `core`, touched.
+    fn note(&mut self, core: &ShardCore, event: &Event) {
+        if self.all {
+            return;
+        }
+        match core.sku_touched_by(event) {
+            Touched::Nothing => {}
+            Touched::One(sku) => match &self.one {
+                None => self.one = Some(sku.clone()),
+                Some(one) if one == sku => {}
+                Some(_) => self.all = true,
+            },
+            Touched::Any => self.all = true,
+        }
+    }
+}
+
 impl Actor for ShardActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.publish_all_gates();
         ctx.run_interval(self.expiry_interval, |actor, _| {
             if actor.core.next_expiry().is_none() || !actor.cluster.takes_writes() {
                 return;
@@ -444,6 +520,8 @@ impl Handler<Apply> for ShardActor {
         if self.cluster.replica_failure().is_some() {
             return;
         }
+        // A standby's gates are ready for the moment it is promoted.
+        let mut changed = GateChanges::default();
         for entry in apply.entries {
             if entry.seq <= self.seq {
                 continue; // Already applied (a batch sent twice after a reconnect).
@@ -460,6 +538,7 @@ impl Handler<Apply> for ShardActor {
                     .set_replica_failure(format!("shard {}: {}", self.index, error.0));
                 return;
             }
+            changed.note(&self.core, &entry.event);
             // Replay archives it again should this node stop before the
             // write is durable.
             if !self.archive_retired() {
@@ -470,6 +549,7 @@ impl Handler<Apply> for ShardActor {
         }
         self.applied_lsn = self.applied_lsn.max(apply.last_lsn);
         self.shared.set_applied(self.seq);
+        self.publish_gates(changed);
     }
 }
 
@@ -481,6 +561,7 @@ impl Handler<Replace> for ShardActor {
         self.seq = replace.seq;
         self.applied_lsn = replace.applied_lsn;
         self.shared.set_applied(self.seq);
+        self.publish_all_gates();
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, Notify};
 
-use crate::domain::{Order, Reply, Sku};
+use crate::domain::{IdHasher, Order, Reply, Sku, SkuGate, SkuId};
 use crate::error::NodeError;
 
 /// What a shard answers.
@@ -196,6 +196,10 @@ pub struct ShardShared {
     /// sync primary that is not degraded, acknowledged by the standby. Never
     /// ahead of `durable_seq`.
     pub answerable_seq: AtomicU64,
+    /// What the shard publishes of each of its SKUs for refusals at the front
+    /// end (`domain::gate`): written by the shard alone, read by the front
+    /// ends' threads.
+    pub gates: dashmap::DashMap<SkuId, SkuGate, IdHasher>,
 }
 
 impl ShardShared {
@@ -209,6 +213,7 @@ impl ShardShared {
             requests: AtomicU64::new(0),
             durable_seq: AtomicU64::new(durable_seq),
             answerable_seq: AtomicU64::new(answerable_seq),
+            gates: dashmap::DashMap::with_hasher(IdHasher::default()),
         }
     }
 

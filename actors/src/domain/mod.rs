@@ -4,6 +4,7 @@
 pub mod command;
 pub mod due;
 pub mod event;
+pub mod gate;
 pub mod order;
 pub mod retention;
 pub mod shard;
@@ -15,9 +16,10 @@ pub use command::{
     Cancel, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply, Restock, Retire,
 };
 pub use event::Event;
+pub use gate::SkuGate;
 pub use order::{Order, OrderStatus};
 pub use retention::{answer_archived, KeyEntry, RetainedImage, RetainedKey, Retention};
-pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage};
+pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage, Touched};
 pub use sku::{RequestedSettings, Sku, SkuSettings, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
 pub use types::{
     CustomerId, IdHasher, IdMap, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp,

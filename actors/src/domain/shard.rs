@@ -67,6 +67,14 @@ pub struct SkuImage {
     pub settings: SkuSettings,
 }
 
+/// What an event changed of a shard's SKUs (`ShardCore::sku_touched_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touched<'a> {
+    Nothing,
+    One(&'a SkuId),
+    Any,
+}
+
 pub struct ShardCore {
     config: ShardConfig,
     skus: IdMap<SkuId, Sku>,
@@ -122,6 +130,25 @@ impl ShardCore {
 
     pub fn sku(&self, id: &SkuId) -> Option<&Sku> {
         self.skus.get(id)
+    }
+
+    /// Which SKU's counters or settings `event` changed. Call it after
+    /// applying the event: an order it names is in memory then (`Any` if it
+    /// is not, which the caller must treat as every SKU).
+    pub fn sku_touched_by<'a>(&'a self, event: &'a Event) -> Touched<'a> {
+        match event {
+            Event::SkuCreated { sku, .. }
+            | Event::SkuSettingsChanged { sku, .. }
+            | Event::Restocked { sku, .. } => Touched::One(sku),
+            Event::OrderReserved(order) => Touched::One(&order.sku),
+            Event::OrderConfirmed { id, .. }
+            | Event::OrderCancelled { id, .. }
+            | Event::OrderExpired { id, .. } => match self.order(id) {
+                Some(order) => Touched::One(&order.sku),
+                None => Touched::Any,
+            },
+            Event::OrdersRetired { .. } | Event::KeysForgotten { .. } => Touched::Nothing,
+        }
     }
 
     pub fn skus(&self) -> impl Iterator<Item = &Sku> {
