@@ -24,12 +24,21 @@
 # hardware counters and so work in a VM.
 #
 # Environment: FLASHGATE_BIN (default target/release/flashgate, built here
-# when that default is used); CALLGRIND_OUT (keep the dump there).
+# when that default is used); CALLGRIND_OUT (keep the dump there);
+# OUTCOME=sold_out counts sold-out answers instead of created orders: each
+# SKU then has one unit, sold before the warm-up, and every order after it
+# is refused (the fast path of docs/PERFORMANCE.md, "Sold-out answers").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 orders=${1:-20000}
 connections=${2:-16}
 skus=8
+outcome=${OUTCOME:-created}
+case $outcome in
+  created) stock=1000000000 ;;
+  sold_out) stock=1 ;;
+  *) echo "OUTCOME must be created or sold_out" >&2; exit 2 ;;
+esac
 token=bench-token-0123456789
 export WRK_TOKEN="$token" WRK_SKUS=$skus
 
@@ -73,13 +82,17 @@ start() { # $1: data dir name; the rest: a wrapper command, if any
   [ -n "$addr" ] || { echo "server did not start: $(tail -5 "$work/$data.err")" >&2; exit 1; }
   for i in $(seq 0 $((skus - 1))); do
     curl -sf -o /dev/null -X PUT "http://$addr/v1/skus/BENCH-$i" -H "Authorization: Bearer $token" \
-      -H 'Content-Type: application/json' -d '{"stock": 1000000000}'
+      -H 'Content-Type: application/json' -d "{\"stock\": $stock}"
+    if [ "$outcome" = sold_out ]; then
+      curl -sf -o /dev/null -X POST "http://$addr/v1/orders" -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' -d "{\"sku\": \"BENCH-$i\", \"quantity\": 1, \"customer_id\": \"first\"}"
+    fi
   done
 }
 
 created() {
   curl -sf -H "Authorization: Bearer $token" "http://$addr/metrics" |
-    awk '/^flashgate_orders_total\{.*outcome="created"/ {sum += $2} END {printf "%d", sum}'
+    awk -v o="outcome=\"$outcome\"" '/^flashgate_orders_total\{/ && index($0, o) {sum += $2} END {printf "%d", sum}'
 }
 send() { # $1: orders
   local goal wrk_pid
@@ -109,7 +122,7 @@ after=$(created)
 count=$((after - before))
 dump=$(grep -l "^desc: Trigger:.*measured" "$out"* | head -1)
 total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-echo "orders created in the window: $count"
+echo "orders answered $outcome in the window: $count"
 echo "instructions in the window:   $total"
 awk -v t="$total" -v n="$count" 'BEGIN { printf "instructions per order:       %.0f\n", t / n }'
 echo "(callgrind_annotate $dump lists the functions; see docs/PERFORMANCE.md)"
@@ -128,7 +141,7 @@ sleep 0.5
 send "$native_orders"
 kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
 count=$(($(created) - before))
-echo "orders created in the window: $count"
+echo "orders answered $outcome in the window: $count"
 awk -F, -v n="$count" '
   $3 == "task-clock" { printf "CPU time per order:           %.1f us\n", $1 * 1000 / n }
   $3 == "context-switches" { printf "context switches per order:   %.2f\n", $1 / n }
