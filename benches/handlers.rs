@@ -57,6 +57,9 @@ fn handlers(c: &mut Criterion) {
     ));
 
     let requests = Arc::new(flashgate_gateway::request::RequestMetrics::default());
+    let rate_limits = Arc::new(flashgate_gateway::rate_limit::RateLimits::new(
+        &config.rate_limits(),
+    ));
     // HTTP: the routes as `flashgate serve` mounts them, without a socket.
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
@@ -67,6 +70,7 @@ fn handlers(c: &mut Criterion) {
         replication: Arc::new(std::sync::OnceLock::new()),
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
+        rate_limits: Arc::clone(&rate_limits),
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),
@@ -111,6 +115,7 @@ fn handlers(c: &mut Criterion) {
             ADMIN_TOKEN.into(),
             gatekeeper,
             requests,
+            rate_limits,
             tls,
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             QuicLimits::from_config(&config),

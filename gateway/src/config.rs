@@ -228,6 +228,33 @@ pub struct Config {
     /// counted in `flashgate_http_requests_refused_total`. Behind a proxy
     /// every client has the proxy's address: raise it there.
     pub http_connections_per_address_max: usize,
+    /// Requests per second one client address may make to the order calls
+    /// (placing, confirming, cancelling), after a burst of
+    /// `rate_limit_orders_per_address_burst`; 0 = no limit. Over it: 429
+    /// `rate_limited` with `Retry-After` and the `RateLimit` headers, counted
+    /// in `flashgate_rate_limited_total{policy}`. Behind a proxy, list it in
+    /// `trusted_proxies` or every client shares the proxy's address.
+    pub rate_limit_orders_per_address: u32,
+    pub rate_limit_orders_per_address_burst: u32,
+    /// The same for every other read (orders, SKUs, the catalogue).
+    pub rate_limit_reads_per_address: u32,
+    pub rate_limit_reads_per_address_burst: u32,
+    /// The same for the operator's calls (SKU changes, metrics, the cluster,
+    /// `/v1/admin/*`). The health probes are never limited.
+    pub rate_limit_admin_per_address: u32,
+    pub rate_limit_admin_per_address_burst: u32,
+    /// Orders per second one customer may place, over HTTP and QUIC together,
+    /// after a burst; 0 = no limit.
+    pub rate_limit_orders_per_customer: u32,
+    pub rate_limit_orders_per_customer_burst: u32,
+    /// Keys (addresses, customers) each limit tracks at most; past it, new
+    /// keys share one quota until idle keys are forgotten (counted in
+    /// `flashgate_rate_limit_overflow_total{policy}`).
+    pub rate_limit_keys_max: usize,
+    /// Proxies (addresses or networks such as `10.0.0.0/8`) whose `Forwarded`
+    /// or `X-Forwarded-For` header names the client for the rate limits; from
+    /// any other peer those headers are ignored.
+    pub trusted_proxies: Vec<String>,
     /// Longest request target (path and query) in bytes; a longer one is
     /// answered 414 `uri_too_long` (counted like the cap above).
     pub http_request_uri_bytes_max: usize,
@@ -355,6 +382,16 @@ impl Default for Config {
             replication_unacked_bytes_max: 16 << 20,
             replication_heartbeat_ms: 100,
             http_connections_per_address_max: 1024,
+            rate_limit_orders_per_address: 0,
+            rate_limit_orders_per_address_burst: 20,
+            rate_limit_reads_per_address: 0,
+            rate_limit_reads_per_address_burst: 100,
+            rate_limit_admin_per_address: 0,
+            rate_limit_admin_per_address_burst: 20,
+            rate_limit_orders_per_customer: 0,
+            rate_limit_orders_per_customer_burst: 5,
+            rate_limit_keys_max: 100_000,
+            trusted_proxies: Vec::new(),
             http_request_uri_bytes_max: 8 * 1024,
             http_request_headers_bytes_max: 16 * 1024,
             replication_unauthenticated_sessions_max: 64,
@@ -493,6 +530,16 @@ const ENV_KEYS: &[&str] = &[
     "replication_unacked_bytes_max",
     "replication_heartbeat_ms",
     "http_connections_per_address_max",
+    "rate_limit_orders_per_address",
+    "rate_limit_orders_per_address_burst",
+    "rate_limit_reads_per_address",
+    "rate_limit_reads_per_address_burst",
+    "rate_limit_admin_per_address",
+    "rate_limit_admin_per_address_burst",
+    "rate_limit_orders_per_customer",
+    "rate_limit_orders_per_customer_burst",
+    "rate_limit_keys_max",
+    "trusted_proxies",
     "http_request_uri_bytes_max",
     "http_request_headers_bytes_max",
     "replication_unauthenticated_sessions_max",
@@ -609,6 +656,23 @@ impl Config {
                 "client_log_lines_per_minute",
                 u64::from(self.client_log_lines_per_minute),
             ),
+            (
+                "rate_limit_orders_per_address_burst",
+                u64::from(self.rate_limit_orders_per_address_burst),
+            ),
+            (
+                "rate_limit_reads_per_address_burst",
+                u64::from(self.rate_limit_reads_per_address_burst),
+            ),
+            (
+                "rate_limit_admin_per_address_burst",
+                u64::from(self.rate_limit_admin_per_address_burst),
+            ),
+            (
+                "rate_limit_orders_per_customer_burst",
+                u64::from(self.rate_limit_orders_per_customer_burst),
+            ),
+            ("rate_limit_keys_max", self.rate_limit_keys_max as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -645,6 +709,8 @@ impl Config {
                 "http_request_uri_bytes_max + http_request_headers_bytes_max must be at most {HTTP_HEAD_BYTES_LIMIT} (past it the HTTP parser refuses the head itself, without a problem body), got {head}"
             )));
         }
+        crate::rate_limit::parse_trusted_proxies(&self.trusted_proxies)
+            .map_err(|error| ConfigError::Invalid(format!("trusted_proxies: {error}")))?;
         self.validate_quic()?;
         self.validate_auth()?;
         self.validate_replication()
@@ -895,6 +961,33 @@ impl Config {
     }
 
     /// What one HTTP request body may cost.
+    /// The rate limits. Call only on a validated config.
+    pub fn rate_limits(&self) -> crate::rate_limit::RateLimitConfig {
+        use crate::rate_limit::Rate;
+        let rate = |per_sec: u32, burst: u32| (per_sec > 0).then_some(Rate { per_sec, burst });
+        crate::rate_limit::RateLimitConfig {
+            orders_per_address: rate(
+                self.rate_limit_orders_per_address,
+                self.rate_limit_orders_per_address_burst,
+            ),
+            reads_per_address: rate(
+                self.rate_limit_reads_per_address,
+                self.rate_limit_reads_per_address_burst,
+            ),
+            admin_per_address: rate(
+                self.rate_limit_admin_per_address,
+                self.rate_limit_admin_per_address_burst,
+            ),
+            orders_per_customer: rate(
+                self.rate_limit_orders_per_customer,
+                self.rate_limit_orders_per_customer_burst,
+            ),
+            keys_max: self.rate_limit_keys_max,
+            trusted_proxies: crate::rate_limit::parse_trusted_proxies(&self.trusted_proxies)
+                .expect("validated"),
+        }
+    }
+
     pub fn body_limits(&self) -> crate::wire::BodyLimits {
         crate::wire::BodyLimits {
             bytes_max: self.http_body_bytes_max,

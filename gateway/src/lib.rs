@@ -29,6 +29,7 @@ pub mod http_limits;
 pub mod log_limit;
 pub mod problem;
 pub mod quic;
+pub mod rate_limit;
 pub mod replication;
 pub mod request;
 pub mod server;

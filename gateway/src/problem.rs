@@ -62,6 +62,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     code::CUSTOMER_MISMATCH,
     code::TOO_MANY_AUTH_FAILURES,
     "too_many_connections",
+    code::RATE_LIMITED,
     "uri_too_long",
     "headers_too_large",
     "malformed_json",
@@ -109,6 +110,7 @@ pub fn status(error: &RequestError) -> StatusCode {
         RequestError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
         RequestError::NotReady(_) => S::SERVICE_UNAVAILABLE,
         RequestError::TooManyConnections => S::TOO_MANY_REQUESTS,
+        RequestError::RateLimited(_) => S::TOO_MANY_REQUESTS,
         RequestError::UriTooLong(_) => S::URI_TOO_LONG,
         RequestError::HeadersTooLarge(_) => S::REQUEST_HEADER_FIELDS_TOO_LARGE,
         RequestError::ReadTooLarge { .. } => S::UNPROCESSABLE_ENTITY,
@@ -180,6 +182,12 @@ impl ResponseError for RequestError {
             }
             RequestError::TooManyAuthFailures(secs) => {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            RequestError::RateLimited(limited) => {
+                response.insert_header((header::RETRY_AFTER, limited.retry_after_secs.to_string()));
+                for (name, value) in limited.headers() {
+                    response.insert_header((name, value));
+                }
             }
             RequestError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, *allow));

@@ -74,6 +74,9 @@ pub enum RequestError {
     /// A QUIC connection with its maximum of requests in flight.
     #[error("this connection has {0} requests in flight, its limit; send more as answers arrive")]
     TooManyInFlight(usize),
+    /// Over a rate limit (`rate_limit`): which policy, and when to retry.
+    #[error("over the rate limit {}: {} requests, then {} per second; retry in {} s", .0.policy, .0.burst, .0.per_sec, .0.retry_after_secs)]
+    RateLimited(crate::rate_limit::Limited),
 }
 
 impl RequestError {
@@ -100,6 +103,7 @@ impl RequestError {
             RequestError::UriTooLong(_) => "uri_too_long",
             RequestError::HeadersTooLarge(_) => "headers_too_large",
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
+            RequestError::RateLimited(_) => code::RATE_LIMITED,
         }
     }
 
@@ -314,6 +318,12 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
         RequestError::UriTooLong(1),
         RequestError::HeadersTooLarge(1),
         RequestError::TooManyInFlight(1),
+        RequestError::RateLimited(crate::rate_limit::Limited {
+            policy: "orders-per-address",
+            burst: 1,
+            per_sec: 1,
+            retry_after_secs: 1,
+        }),
     ];
     for refusal in &refusals {
         match refusal {
@@ -336,7 +346,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::TooManyConnections
             | RequestError::UriTooLong(_)
             | RequestError::HeadersTooLarge(_)
-            | RequestError::TooManyInFlight(_) => {}
+            | RequestError::TooManyInFlight(_)
+            | RequestError::RateLimited(_) => {}
         }
     }
     refusals

@@ -128,6 +128,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let readiness = Arc::new(Readiness::default());
     // After `install_metrics`: the counters' handles come from its recorder.
     let requests = Arc::new(crate::request::RequestMetrics::default());
+    let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(&config.rate_limits()));
     let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
@@ -139,6 +140,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         replication: Arc::clone(&replication_slot),
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
+        rate_limits: Arc::clone(&rate_limits),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();
@@ -146,6 +148,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::from_fn(
+                crate::http::rate_limit::limit_by_address,
+            ))
             .wrap(middleware::from_fn(move |request, next| {
                 refuse_over_limits(head_limits, request, next)
             }))
@@ -175,6 +180,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 quic_admin_token,
                 Arc::clone(&gatekeeper),
                 requests,
+                Arc::clone(&rate_limits),
             )
             .await?,
         )
@@ -224,6 +230,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let server = server.run();
     let handle = server.handle();
     readiness.set(true);
+
+    // Idle keys leave the rate limits' tables; the counts reach /metrics.
+    let housekeeping = actix_web::rt::spawn(async move {
+        let mut ticker = tokio::time::interval(crate::rate_limit::HOUSEKEEPING_INTERVAL);
+        loop {
+            ticker.tick().await;
+            rate_limits.housekeeping();
+        }
+    });
 
     let checkpoint_node = Arc::clone(&node);
     let checkpoints = (config.checkpoint_interval_secs > 0).then(|| {
@@ -280,6 +295,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .await
     .ok();
     served.map_err(ServeError::Http)?;
+    housekeeping.abort();
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
     }
@@ -350,6 +366,7 @@ async fn start_quic(
     admin_token: String,
     gatekeeper: Arc<crate::auth::Gatekeeper>,
     requests: Arc<crate::request::RequestMetrics>,
+    rate_limits: Arc<crate::rate_limit::RateLimits>,
 ) -> Result<QuicServer, ServeError> {
     let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
     let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
@@ -378,6 +395,7 @@ async fn start_quic(
         admin_token,
         gatekeeper,
         requests,
+        rate_limits,
         tls,
         config.quic_addr,
         limits,

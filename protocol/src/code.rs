@@ -21,6 +21,9 @@ pub const FORBIDDEN: &str = "forbidden";
 pub const CUSTOMER_MISMATCH: &str = "customer_mismatch";
 /// Too many refused credentials from this address; wait, then retry.
 pub const TOO_MANY_AUTH_FAILURES: &str = "too_many_auth_failures";
+/// Over a rate limit (per client address, or per customer for orders):
+/// retry after the time the detail (and over HTTP `Retry-After`) gives.
+pub const RATE_LIMITED: &str = "rate_limited";
 /// This node does not take orders: it is a standby, or a primary fenced by a
 /// newer one. Nothing was done; send the request to the current primary (the
 /// detail names it when this node knows it).

@@ -7,6 +7,7 @@ pub mod openapi;
 mod ops;
 mod orders;
 mod orders_read;
+pub mod rate_limit;
 mod skus;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub orders_read_max: usize,
     /// The outcome counters, shared with QUIC.
     pub requests: Arc<crate::request::RequestMetrics>,
+    /// Per-client rate limits, shared with QUIC.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -75,6 +75,10 @@ async fn place_inner(
     };
     let command = read_order(request, payload, state.body, idempotency_key).await?;
     scope.admits(&command.customer)?;
+    state
+        .rate_limits
+        .check_customer(&command.customer)
+        .map_err(RequestError::RateLimited)?;
     Ok(state.node.place_order(command).await?)
 }
 

@@ -76,5 +76,7 @@ struct Shared {
     gatekeeper: Arc<crate::auth::Gatekeeper>,
     /// The outcome counters, shared with HTTP.
     requests: Arc<crate::request::RequestMetrics>,
+    /// Per-customer order limits, shared with HTTP.
+    rate_limits: Arc<crate::rate_limit::RateLimits>,
     limits: QuicLimits,
 }

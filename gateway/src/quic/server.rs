@@ -87,11 +87,13 @@ impl ShutdownTrigger {
 impl QuicServer {
     /// Binds `addr` and serves QUIC on a thread of its own, with its own tokio
     /// runtime. Returns once the endpoint is bound (or could not be).
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         node: Arc<Node>,
         admin_token: String,
         gatekeeper: Arc<crate::auth::Gatekeeper>,
         requests: Arc<crate::request::RequestMetrics>,
+        rate_limits: Arc<crate::rate_limit::RateLimits>,
         tls: rustls::ServerConfig,
         addr: SocketAddr,
         limits: QuicLimits,
@@ -102,6 +104,7 @@ impl QuicServer {
             admin_token,
             gatekeeper,
             requests,
+            rate_limits,
             limits,
         });
         let (shutdown, shutdown_receiver) = watch::channel(false);

@@ -461,10 +461,19 @@ where
     )
 }
 
-/// A wire order as a command that `scope` admits.
-fn admitted_order(scope: &Scope, order: &PlaceOrder) -> Result<PlaceOrderCommand, RequestError> {
+/// A wire order as a command that `scope` admits, within its customer's
+/// rate limit.
+fn admitted_order(
+    shared: &Shared,
+    scope: &Scope,
+    order: &PlaceOrder,
+) -> Result<PlaceOrderCommand, RequestError> {
     let command = convert::place_order(order)?;
     scope.admits(&command.customer)?;
+    shared
+        .rate_limits
+        .check_customer(&command.customer)
+        .map_err(RequestError::RateLimited)?;
     Ok(command)
 }
 
@@ -503,7 +512,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
         Request::PlaceOrder(order) => {
             let result = async {
                 let scope = authorize(caller, Action::PlaceOrder)?;
-                let command = admitted_order(&scope, &order)?;
+                let command = admitted_order(shared, &scope, &order)?;
                 Ok::<_, RequestError>(node.place_order(command).await?)
             }
             .await;
@@ -638,7 +647,7 @@ async fn answer_batch(shared: &Shared, caller: &Caller, orders: Vec<PlaceOrder>)
     let scope = authorize(caller, Action::PlaceOrder);
     for order in &orders {
         let command = match &scope {
-            Ok(scope) => admitted_order(scope, order),
+            Ok(scope) => admitted_order(shared, scope, order),
             Err(refusal) => Err(refusal.clone().into()),
         };
         match command {
