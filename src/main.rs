@@ -35,6 +35,11 @@ enum Command {
     Switchover(cli::switchover::SwitchoverArgs),
     /// One node's state: role, epoch, whether it would take an order now, log, peer, lag.
     Status(cli::status::StatusArgs),
+    /// A consistent backup of a running node (primary or standby) at one LSN;
+    /// `flashgate backup verify DIR` checks one in full.
+    Backup(cli::backup::BackupArgs),
+    /// Build a data dir from a backup (checked in full first).
+    Restore(cli::restore::RestoreArgs),
     /// Print a shell completion script for flashgate (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -192,6 +197,8 @@ fn main() -> ExitCode {
         Command::Promote(args) => cli::promote::run(args),
         Command::Switchover(args) => cli::switchover::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::Backup(args) => cli::backup::run(args),
+        Command::Restore(args) => cli::restore::run(args),
         Command::Completions { shell } => {
             // Generated into memory: the generator panics on a failed write
             // (a closed pipe), and a panic aborts this process.

@@ -28,7 +28,7 @@ use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
 use crate::ticket::{fail_tickets, Outcome, ReplyTo, Response, ShardShared, Ticket};
 use crate::watchdog::DiskWatchdog;
 
-const META_SHARD_COUNT: &[u8] = b"shard_count";
+pub(crate) const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
 /// Most shards a node runs.
 pub const SHARDS_MAX: u32 = 256;
@@ -773,11 +773,36 @@ impl Node {
     /// only while they serialise their own state.
     pub async fn checkpoint(&self) -> Result<CheckpointReport, NodeError> {
         let started = Instant::now();
+        let (covers_lsn, chunks, _) = self.snapshot_shards().await?;
+        let storage = self.storage.clone();
+        let chunk_count = chunks.len();
+        let bytes: usize = chunks.iter().map(Vec::len).sum();
+        tokio::task::spawn_blocking(move || storage.write_checkpoint(covers_lsn, &chunks))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?
+            .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
+        Ok(CheckpointReport {
+            covers_lsn,
+            chunks: chunk_count,
+            bytes,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Every shard's state as checkpoint chunks, and the LSN they cover: every
+    /// record up to it is reflected in them (a shard may reflect later ones
+    /// too; replay skips those by sequence number), and is durable. Each
+    /// shard pauses only while it serialises its own state; the longest such
+    /// pause is returned.
+    pub(crate) async fn snapshot_shards(
+        &self,
+    ) -> Result<(Lsn, Vec<Vec<u8>>, Duration), NodeError> {
         // Every record up to this LSN was decided before any shard is asked for
         // its snapshot below, so the snapshots contain it.
         let mut covers_lsn = self.progress.appended_lsn();
         let standby = self.cluster.role() != Role::Primary;
         let mut chunks = Vec::new();
+        let mut pause_longest = Duration::ZERO;
         for shard in 0..self.shard_count() {
             let handle = &self.shards[shard as usize];
             let snapshot = handle
@@ -792,21 +817,10 @@ impl Node {
                 // written: the checkpoint covers what every shard applied.
                 covers_lsn = covers_lsn.min(snapshot.applied_lsn);
             }
+            pause_longest = pause_longest.max(snapshot.pause);
             chunks.extend(snapshot.chunks);
         }
-        let storage = self.storage.clone();
-        let chunk_count = chunks.len();
-        let bytes: usize = chunks.iter().map(Vec::len).sum();
-        tokio::task::spawn_blocking(move || storage.write_checkpoint(covers_lsn, &chunks))
-            .await
-            .map_err(|_| NodeError::ShuttingDown)?
-            .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
-        Ok(CheckpointReport {
-            covers_lsn,
-            chunks: chunk_count,
-            bytes,
-            elapsed: started.elapsed(),
-        })
+        Ok((covers_lsn, chunks, pause_longest))
     }
 }
 

@@ -63,6 +63,8 @@ pub struct ShardSnapshot {
     /// On a standby, the LSN of the last replicated batch the shard applied.
     pub applied_lsn: Lsn,
     pub chunks: Vec<Vec<u8>>,
+    /// How long the shard served nothing else while it serialised its state.
+    pub pause: Duration,
 }
 
 /// A standby applies its share of a replicated batch. Every shard gets one per
@@ -429,10 +431,13 @@ impl Handler<Snapshot> for ShardActor {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let started = std::time::Instant::now();
+        let chunks = snapshot_chunks(&self.core, self.seq);
         MessageResult(ShardSnapshot {
             seq: self.seq,
             applied_lsn: self.applied_lsn,
-            chunks: snapshot_chunks(&self.core, self.seq),
+            chunks,
+            pause: started.elapsed(),
         })
     }
 }

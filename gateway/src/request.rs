@@ -74,6 +74,9 @@ pub enum RequestError {
     /// A QUIC connection with its maximum of requests in flight.
     #[error("this connection has {0} requests in flight, its limit; send more as answers arrive")]
     TooManyInFlight(usize),
+    /// A backup was asked of a node that is sending one already.
+    #[error("this node is sending a backup already ({0} at a time); wait for it to finish")]
+    BackupInProgress(usize),
 }
 
 impl RequestError {
@@ -100,6 +103,7 @@ impl RequestError {
             RequestError::UriTooLong(_) => "uri_too_long",
             RequestError::HeadersTooLarge(_) => "headers_too_large",
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
+            RequestError::BackupInProgress(_) => "backup_in_progress",
         }
     }
 
@@ -314,6 +318,7 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
         RequestError::UriTooLong(1),
         RequestError::HeadersTooLarge(1),
         RequestError::TooManyInFlight(1),
+        RequestError::BackupInProgress(1),
     ];
     for refusal in &refusals {
         match refusal {
@@ -336,7 +341,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::TooManyConnections
             | RequestError::UriTooLong(_)
             | RequestError::HeadersTooLarge(_)
-            | RequestError::TooManyInFlight(_) => {}
+            | RequestError::TooManyInFlight(_)
+            | RequestError::BackupInProgress(_) => {}
         }
     }
     refusals

@@ -18,6 +18,7 @@
 //! - `fault`: test-only fault points, in debug builds only.
 
 mod archive;
+pub mod backup;
 mod checkpoint;
 mod epochs;
 mod error;
