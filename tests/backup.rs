@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pair::wait_caught_up;
-use common::{
-    assert_counters_match, order_id, poll_until, Client, Launch, Server, ADMIN_TOKEN,
-};
+use common::{assert_counters_match, order_id, poll_until, Client, Launch, Server, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 const SKUS: [&str; 3] = ["backup-a", "backup-b", "backup-c"];
@@ -136,8 +134,11 @@ impl Churn {
                             break;
                         }
                         let sku = SKUS[(thread + i) % SKUS.len()];
-                        let (status, order) =
-                            client.place_order(sku, (i % 3) as u64 + 1, &format!("churn-{thread}-{}", i % 11));
+                        let (status, order) = client.place_order(
+                            sku,
+                            (i % 3) as u64 + 1,
+                            &format!("churn-{thread}-{}", i % 11),
+                        );
                         assert_eq!(status, 201, "{order}");
                         let mut order_track = Tracked {
                             id: order_id(&order),
@@ -212,7 +213,11 @@ fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
         let (status, stored) = client.get(&format!("/v1/orders/{}", order.id));
         let created_at = order.statuses[0].0;
         if created_at < backup_began {
-            assert_eq!(status, 200, "order {} acknowledged before the backup is missing: {stored}", order.id);
+            assert_eq!(
+                status, 200,
+                "order {} acknowledged before the backup is missing: {stored}",
+                order.id
+            );
             // The last status acknowledged before the backup began, or one
             // acknowledged after it (the backup's LSN is later than its start).
             let allowed: Vec<&str> = order
@@ -221,7 +226,10 @@ fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
                 .enumerate()
                 .filter(|(index, (at, _))| {
                     *at >= backup_began
-                        || order.statuses.get(index + 1).is_none_or(|(next, _)| *next >= backup_began)
+                        || order
+                            .statuses
+                            .get(index + 1)
+                            .is_none_or(|(next, _)| *next >= backup_began)
                 })
                 .map(|(_, (_, status))| status.as_str())
                 .collect();
@@ -234,13 +242,20 @@ fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
             );
             checked_before += 1;
         } else if created_at > backup_ended {
-            assert_eq!(status, 404, "order {} placed after the backup is in it: {stored}", order.id);
+            assert_eq!(
+                status, 404,
+                "order {} placed after the backup is in it: {stored}",
+                order.id
+            );
         }
         if status == 200 {
             present.push(stored);
         }
     }
-    assert!(checked_before > 200, "only {checked_before} orders before the backup");
+    assert!(
+        checked_before > 200,
+        "only {checked_before} orders before the backup"
+    );
     assert_counters_match(client, &SKUS, &present);
     assert_eq!(manifest["order_count"].as_u64(), Some(present.len() as u64));
     for sku in manifest["skus"].as_array().expect("skus") {
@@ -255,7 +270,10 @@ fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
     assert_eq!(cluster["epoch"].as_u64(), Some(epoch + 1), "{cluster}");
     let (status, order) = client.place_order(SKUS[0], 1, "after-restore");
     assert_eq!(status, 201, "{order}");
-    assert!(order_id(&order).starts_with(&format!("{}-", epoch + 1)), "{order}");
+    assert!(
+        order_id(&order).starts_with(&format!("{}-", epoch + 1)),
+        "{order}"
+    );
 }
 
 /// Flips one byte in the middle of `path`.
@@ -283,7 +301,11 @@ fn rewrite_manifest(dir: &Path, change: impl FnOnce(&mut Value)) {
     let text = serde_json::to_vec_pretty(&manifest).expect("JSON");
     std::fs::write(dir.join("manifest.json"), &text).expect("write manifest.json");
     let digest = ring::digest::digest(&ring::digest::SHA256, &text);
-    let hex: String = digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     std::fs::write(dir.join("manifest.sha256"), format!("{hex}\n")).expect("write manifest.sha256");
 }
 
@@ -320,10 +342,20 @@ fn verify_finds_damage_and_restore_refuses_what_it_cannot_trust() {
         .iter()
         .find(|file| file["name"] == "archive.fgb")
         .and_then(|file| file["frames"].as_u64());
-    assert!(archived > Some(0), "the archive is empty: {}", manifest(&good));
+    assert!(
+        archived > Some(0),
+        "the archive is empty: {}",
+        manifest(&good)
+    );
 
     let mut cases: Vec<(String, PathBuf, String)> = Vec::new();
-    for name in ["checkpoint.fgb", "log.fgb", "archive.fgb", "manifest.json", "manifest.sha256"] {
+    for name in [
+        "checkpoint.fgb",
+        "log.fgb",
+        "archive.fgb",
+        "manifest.json",
+        "manifest.sha256",
+    ] {
         let dir = work.path().join(format!("flipped-{name}"));
         copy_dir(&good, &dir);
         flip_byte(&dir.join(name));
@@ -347,7 +379,11 @@ fn verify_finds_damage_and_restore_refuses_what_it_cannot_trust() {
     }
     for (what, dir, name) in &cases {
         let run = verify(dir);
-        assert!(!run.status.success(), "verify passed {what}: {}", run.stdout);
+        assert!(
+            !run.status.success(),
+            "verify passed {what}: {}",
+            run.stdout
+        );
         assert!(
             run.stderr.contains("is bad") && run.stderr.contains(name.as_str()),
             "verify of {what} does not name {name}: {}",
@@ -370,7 +406,10 @@ fn verify_finds_damage_and_restore_refuses_what_it_cannot_trust() {
     let run = restore(&good, &occupied);
     assert!(!run.status.success());
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
-    assert_eq!(std::fs::read(occupied.join("keep-me")).expect("kept"), b"precious");
+    assert_eq!(
+        std::fs::read(occupied.join("keep-me")).expect("kept"),
+        b"precious"
+    );
 
     // A newer backup format, and a newer storage format.
     for field in ["backup_format", "storage_format"] {
@@ -439,8 +478,104 @@ fn a_backup_of_the_standby_equals_one_of_its_primary() {
         "state_sha256",
     ];
     let pick = |manifest: &Value| -> HashMap<&str, Value> {
-        fields.iter().map(|field| (*field, manifest[*field].clone())).collect()
+        fields
+            .iter()
+            .map(|field| (*field, manifest[*field].clone()))
+            .collect()
     };
-    assert!(of_primary["order_count"].as_u64() > Some(60), "{of_primary}");
+    assert!(
+        of_primary["order_count"].as_u64() > Some(60),
+        "{of_primary}"
+    );
     assert_eq!(pick(&of_standby), pick(&of_primary));
+}
+
+/// A node restored as a new cluster (the default) and the old cluster never
+/// act on each other: started by mistake as a standby of the old primary,
+/// the restored node (whose epoch is above the old primary's) is refused,
+/// and the old primary is not fenced: it keeps taking orders. With
+/// `--keep-cluster-id` the restored node takes the epoch asked for, and one
+/// not above the backup's is refused. Without these rules, a restore drill
+/// pointed at the wrong address would stop the live sale.
+#[test]
+fn a_restored_node_never_fences_or_follows_the_old_cluster() {
+    // Asynchronous: the old primary takes orders without a standby.
+    let primary = Launch::new()
+        .replicated("127.0.0.1:0")
+        .arg("--replication")
+        .arg("async")
+        .env("FLASHGATE_SHARDS", "2")
+        .start();
+    set_up_skus(primary.client());
+    for customer in ["ann", "bob", "cyd"] {
+        primary.client().reserve(SKUS[1], 2, customer);
+    }
+    let work = tempfile::tempdir().expect("a temporary directory");
+    let out = work.path().join("backup");
+    let manifest = backup(&primary, &out);
+    let epoch = manifest["epoch"].as_u64().expect("an epoch");
+
+    let data_dir = work.path().join("restored");
+    let run = restore(&out, &data_dir);
+    assert!(run.status.success(), "{}", run.stderr);
+    let restored = Launch::new()
+        .data_dir(&data_dir)
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .env("FLASHGATE_SHARDS", "2")
+        .start();
+    let status =
+        restored.wait_for_cluster("the old primary to refuse the restored node", |status| {
+            status["peer"]["last_failure"]
+                .as_str()
+                .is_some_and(|failure| failure.contains("another cluster"))
+        });
+    assert_eq!(status["epoch"].as_u64(), Some(epoch + 1), "{status}");
+    let old = primary.cluster();
+    assert_eq!(
+        (old["role"].as_str(), old["epoch"].as_u64()),
+        (Some("primary"), Some(epoch)),
+        "{old}"
+    );
+    let (status, order) = primary.client().place_order(SKUS[1], 1, "still-selling");
+    assert_eq!(
+        status, 201,
+        "the old primary stopped taking orders: {order}"
+    );
+
+    // Keeping the cluster id needs an epoch above the backup's.
+    let kept = work.path().join("kept");
+    let epoch_text = epoch.to_string();
+    let run = flashgate(&[
+        "restore",
+        "--from",
+        path_str(&out),
+        "--data-dir",
+        path_str(&kept),
+        "--keep-cluster-id",
+        "--epoch",
+        &epoch_text,
+    ]);
+    assert!(!run.status.success());
+    assert!(run.stderr.contains("not above"), "{}", run.stderr);
+    assert!(!kept.exists());
+    let higher = (epoch + 5).to_string();
+    let run = flashgate(&[
+        "restore",
+        "--from",
+        path_str(&out),
+        "--data-dir",
+        path_str(&kept),
+        "--keep-cluster-id",
+        "--epoch",
+        &higher,
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let node = Launch::new().data_dir(&kept).start();
+    assert_eq!(node.cluster()["epoch"].as_u64(), Some(epoch + 5));
+    for customer in ["ann", "bob", "cyd"] {
+        let (status, orders) = node.client().get(&format!("/v1/skus/{}", SKUS[1]));
+        assert_eq!(status, 200, "{orders} {customer}");
+    }
+    assert_eq!(node.client().sku(SKUS[1])["reserved"].as_u64(), Some(6));
 }

@@ -225,7 +225,8 @@ impl<'a> DataDirWriter<'a> {
             .map_err(|error| RestoreError::Refused(format!("an archived order: {error}")))?;
         self.archive.push((archive_key(&order.id).to_vec(), value));
         if self.archive.len() >= RESTORE_ARCHIVE_BATCH_MAX {
-            self.storage.archive_insert(&std::mem::take(&mut self.archive))?;
+            self.storage
+                .archive_insert(&std::mem::take(&mut self.archive))?;
         }
         Ok(())
     }
@@ -260,7 +261,8 @@ impl<'a> DataDirWriter<'a> {
                 self.identity.lsn
             )));
         }
-        self.storage.archive_insert(&std::mem::take(&mut self.archive))?;
+        self.storage
+            .archive_insert(&std::mem::take(&mut self.archive))?;
         self.storage.barrier()?;
         Ok(())
     }
@@ -354,9 +356,8 @@ pub fn rebuild(storage: &Storage, mut visit: impl FnMut(&Order)) -> Result<Rebui
 /// error naming the shard.
 fn check_invariants(cores: &[ShardCore]) -> Result<(), RebuildError> {
     for (shard, core) in cores.iter().enumerate() {
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            core.assert_consistent()
-        }));
+        let checked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.assert_consistent()));
         if let Err(panic) = checked {
             let reason = panic
                 .downcast_ref::<String>()
@@ -368,7 +369,6 @@ fn check_invariants(cores: &[ShardCore]) -> Result<(), RebuildError> {
     }
     Ok(())
 }
-
 
 /// The kinds of the frames (`flashgate_storage::backup`) a backup is made
 /// of, in the stream a node sends and in the files `flashgate backup`

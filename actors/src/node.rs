@@ -794,9 +794,7 @@ impl Node {
     /// too; replay skips those by sequence number), and is durable. Each
     /// shard pauses only while it serialises its own state; the longest such
     /// pause is returned.
-    pub(crate) async fn snapshot_shards(
-        &self,
-    ) -> Result<(Lsn, Vec<Vec<u8>>, Duration), NodeError> {
+    pub(crate) async fn snapshot_shards(&self) -> Result<(Lsn, Vec<Vec<u8>>, Duration), NodeError> {
         // Every record up to this LSN was decided before any shard is asked for
         // its snapshot below, so the snapshots contain it.
         let mut covers_lsn = self.progress.appended_lsn();

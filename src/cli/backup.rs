@@ -21,9 +21,9 @@ use flashgate_storage::backup::{
 
 use crate::cli::admin::{request_name, CONNECT_TIMEOUT};
 use crate::cli::backup_files::{
-    check_files, check_summary, hex, load, parent_of, read_manifest, sync_dir,
-    with_suffix, write_synced, EpochEntry, FileEntry, HashingWriter, LoadError, Manifest,
-    DATA_FILES, MANIFEST_FILE, MANIFEST_SUM_FILE,
+    check_files, check_summary, hex, load, parent_of, read_manifest, sync_dir, with_suffix,
+    write_synced, EpochEntry, FileEntry, HashingWriter, LoadError, Manifest, DATA_FILES,
+    MANIFEST_FILE, MANIFEST_SUM_FILE,
 };
 use crate::cli::node_url::NodeUrl;
 
@@ -184,9 +184,9 @@ fn take_into(
     }
     let mut last_progress = Instant::now();
     let counts = loop {
-        let next = reader.next_frame().map_err(|error| {
-            cut(format!("{error} after {} bytes", reader.offset))
-        })?;
+        let next = reader
+            .next_frame()
+            .map_err(|error| cut(format!("{error} after {} bytes", reader.offset)))?;
         let Some((kind, payload)) = next else {
             return Err(cut(format!(
                 "the node stopped sending after {} bytes, before the end of the backup",
@@ -202,7 +202,8 @@ fn take_into(
         else {
             return Err(cut(format!("a frame of unknown kind {kind}")));
         };
-        write_frame(writer, kind, &payload).map_err(|error| format!("cannot write {name}: {error}"))?;
+        write_frame(writer, kind, &payload)
+            .map_err(|error| format!("cannot write {name}: {error}"))?;
         *frames += 1;
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
@@ -214,9 +215,10 @@ fn take_into(
         }
     };
     let mut entries = Vec::new();
-    for ((name, _, writer, frames), expected) in files
-        .into_iter()
-        .zip([counts.chunks, counts.log_entries, counts.archived])
+    for ((name, _, writer, frames), expected) in
+        files
+            .into_iter()
+            .zip([counts.chunks, counts.log_entries, counts.archived])
     {
         if frames != expected {
             return Err(cut(format!(
@@ -267,7 +269,12 @@ fn take_into(
     let scratch = tempfile::Builder::new()
         .prefix(".flashgate-backup-check-")
         .tempdir_in(parent_of(out))
-        .map_err(|error| format!("cannot create a scratch directory beside {}: {error}", out.display()))?;
+        .map_err(|error| {
+            format!(
+                "cannot create a scratch directory beside {}: {error}",
+                out.display()
+            )
+        })?;
     let summary = load(
         partial,
         &manifest,
@@ -277,7 +284,10 @@ fn take_into(
     )
     .map_err(|error| match error {
         LoadError::Bad(bad) => format!("the backup received does not rebuild: {bad}"),
-        LoadError::Target(reason) => format!("checking the backup in {}: {reason}", scratch.path().display()),
+        LoadError::Target(reason) => format!(
+            "checking the backup in {}: {reason}",
+            scratch.path().display()
+        ),
     })?;
     drop(scratch);
     manifest.order_count = summary.order_count;
@@ -293,12 +303,19 @@ fn take_into(
     text.push(b'\n');
     write_synced(&partial.join(MANIFEST_FILE), &text)
         .map_err(|error| format!("cannot write {MANIFEST_FILE}: {error}"))?;
-    let sum = format!("{}\n", hex(ring::digest::digest(&ring::digest::SHA256, &text).as_ref()));
+    let sum = format!(
+        "{}\n",
+        hex(ring::digest::digest(&ring::digest::SHA256, &text).as_ref())
+    );
     write_synced(&partial.join(MANIFEST_SUM_FILE), sum.as_bytes())
         .map_err(|error| format!("cannot write {MANIFEST_SUM_FILE}: {error}"))?;
     sync_dir(partial).map_err(|error| format!("cannot fsync {}: {error}", partial.display()))?;
     std::fs::rename(partial, out).map_err(|error| {
-        format!("cannot rename {} to {}: {error}", partial.display(), out.display())
+        format!(
+            "cannot rename {} to {}: {error}",
+            partial.display(),
+            out.display()
+        )
     })?;
     sync_dir(&parent_of(out))
         .map_err(|error| format!("cannot fsync {}: {error}", parent_of(out).display()))?;

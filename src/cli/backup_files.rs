@@ -275,14 +275,22 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, BadBackup> {
             ),
         ));
     }
-    manifest.identity().map_err(|reason| bad(MANIFEST_FILE, reason))?;
+    manifest
+        .identity()
+        .map_err(|reason| bad(MANIFEST_FILE, reason))?;
     Ok(manifest)
 }
 
 /// Checks every data file's size and SHA-256 against the manifest.
-pub fn check_files(dir: &Path, manifest: &Manifest, progress: &mut impl FnMut(String)) -> Result<(), BadBackup> {
+pub fn check_files(
+    dir: &Path,
+    manifest: &Manifest,
+    progress: &mut impl FnMut(String),
+) -> Result<(), BadBackup> {
     for (name, _) in DATA_FILES {
-        let listed = manifest.file(name).map_err(|reason| bad(MANIFEST_FILE, reason))?;
+        let listed = manifest
+            .file(name)
+            .map_err(|reason| bad(MANIFEST_FILE, reason))?;
         progress(format!("checking {name} ({} bytes)", listed.bytes));
         let (sha256, bytes) = file_sha256(&dir.join(name))
             .map_err(|error| bad(name, format!("cannot be read: {error}")))?;
@@ -295,7 +303,10 @@ pub fn check_files(dir: &Path, manifest: &Manifest, progress: &mut impl FnMut(St
         if sha256 != listed.sha256 {
             return Err(bad(
                 name,
-                format!("SHA-256 {sha256} does not match the manifest's {}", listed.sha256),
+                format!(
+                    "SHA-256 {sha256} does not match the manifest's {}",
+                    listed.sha256
+                ),
             ));
         }
     }
@@ -311,14 +322,18 @@ fn read_frames(
     kind: u8,
     mut visit: impl FnMut(Vec<u8>) -> Result<(), String>,
 ) -> Result<(), BadBackup> {
-    let listed = manifest.file(name).map_err(|reason| bad(MANIFEST_FILE, reason))?;
+    let listed = manifest
+        .file(name)
+        .map_err(|reason| bad(MANIFEST_FILE, reason))?;
     let file = File::open(dir.join(name))
         .map_err(|error| bad(name, format!("cannot be read: {error}")))?;
     let mut reader = FrameReader::new(BufReader::new(file), FRAME_PAYLOAD_BYTES_MAX);
     let at = |reader: &FrameReader<_>, error: FrameError| {
         bad(name, format!("{error} (near byte {})", reader.offset))
     };
-    reader.read_file_header().map_err(|error| at(&reader, error))?;
+    reader
+        .read_file_header()
+        .map_err(|error| at(&reader, error))?;
     let mut frames = 0u64;
     loop {
         let next = reader.next_frame().map_err(|error| at(&reader, error))?;
@@ -366,10 +381,11 @@ pub fn load(
         .map_err(|reason| bad(MANIFEST_FILE, reason))?;
     let storage = Storage::open(data_dir, StorageConfig::default())
         .map_err(|error| LoadError::Target(error.to_string()))?;
-    let mut writer = DataDirWriter::begin(&storage, identity, restored).map_err(|error| match error {
-        RestoreError::Refused(reason) => LoadError::Target(reason),
-        RestoreError::Storage(error) => LoadError::Target(error.to_string()),
-    })?;
+    let mut writer =
+        DataDirWriter::begin(&storage, identity, restored).map_err(|error| match error {
+            RestoreError::Refused(reason) => LoadError::Target(reason),
+            RestoreError::Storage(error) => LoadError::Target(error.to_string()),
+        })?;
     fn refused(name: &'static str) -> impl Fn(RestoreError) -> LoadError {
         move |error| match error {
             RestoreError::Refused(reason) => LoadError::Bad(bad(name, reason)),
@@ -382,7 +398,9 @@ pub fn load(
         chunks.push(chunk);
         Ok(())
     })?;
-    writer.checkpoint(&chunks).map_err(refused(CHECKPOINT_FILE))?;
+    writer
+        .checkpoint(&chunks)
+        .map_err(refused(CHECKPOINT_FILE))?;
     drop(chunks);
     progress(format!("loading {ARCHIVE_FILE}"));
     let mut archived = Ok(());
@@ -461,7 +479,11 @@ pub fn check_summary(manifest: &Manifest, summary: &Summary) -> Result<(), BadBa
         )
     };
     if summary.lsn != manifest.lsn {
-        return Err(differs("a log to LSN", summary.lsn.to_string(), manifest.lsn.to_string()));
+        return Err(differs(
+            "a log to LSN",
+            summary.lsn.to_string(),
+            manifest.lsn.to_string(),
+        ));
     }
     if summary.order_count != manifest.order_count {
         return Err(differs(
@@ -491,7 +513,9 @@ pub fn check_summary(manifest: &Manifest, summary: &Summary) -> Result<(), BadBa
 pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = BufWriter::new(File::create(path)?);
     file.write_all(bytes)?;
-    file.into_inner().map_err(|error| error.into_error())?.sync_all()
+    file.into_inner()
+        .map_err(|error| error.into_error())?
+        .sync_all()
 }
 
 /// Fsyncs a directory, so the names in it (a rename) are durable.

@@ -116,9 +116,14 @@ pub fn restore(
                 std::fs::remove_dir(data_dir)
                     .map_err(|error| format!("cannot replace {}: {error}", data_dir.display()))?;
             }
-            sync_dir(&partial).map_err(|error| format!("cannot fsync {}: {error}", partial.display()))?;
+            sync_dir(&partial)
+                .map_err(|error| format!("cannot fsync {}: {error}", partial.display()))?;
             std::fs::rename(&partial, data_dir).map_err(|error| {
-                format!("cannot rename {} to {}: {error}", partial.display(), data_dir.display())
+                format!(
+                    "cannot rename {} to {}: {error}",
+                    partial.display(),
+                    data_dir.display()
+                )
             })?;
             sync_dir(&parent_of(data_dir))
                 .map_err(|error| format!("cannot fsync {}: {error}", parent_of(data_dir).display()))

@@ -96,7 +96,9 @@ impl<R: Read> FrameReader<R> {
         }
         let found = u32::from_be_bytes(header[8..].try_into().expect("4 bytes"));
         if found == 0 {
-            return Err(FrameError::Io("names backup format 0, which no flashgate writes".into()));
+            return Err(FrameError::Io(
+                "names backup format 0, which no flashgate writes".into(),
+            ));
         }
         if found > BACKUP_FORMAT_VERSION {
             return Err(FrameError::NewerFormat {
@@ -276,7 +278,10 @@ mod tests {
             let read = reader
                 .read_file_header()
                 .and_then(|()| while_frames(&mut reader));
-            assert!(read.is_err(), "a flipped bit at byte {index} went unnoticed");
+            assert!(
+                read.is_err(),
+                "a flipped bit at byte {index} went unnoticed"
+            );
         }
         for length in 0..bytes.len() {
             let mut reader = FrameReader::new(&bytes[..length], 16);

@@ -148,10 +148,11 @@ impl Sending {
             } else if !self.archive_done {
                 let storage = self.storage.clone();
                 let after = self.archive_after.take();
-                let page = tokio::task::spawn_blocking(move || storage.archive_page(after.as_deref()))
-                    .await
-                    .map_err(|error| error.to_string())
-                    .and_then(|page| page.map_err(|error| error.to_string()));
+                let page =
+                    tokio::task::spawn_blocking(move || storage.archive_page(after.as_deref()))
+                        .await
+                        .map_err(|error| error.to_string())
+                        .and_then(|page| page.map_err(|error| error.to_string()));
                 let page = match page {
                     Ok(page) => page,
                     Err(error) => {
