@@ -20,8 +20,10 @@ secs=${2:-40}
 bin=target/release/flashgate
 gen=target/release/examples/recovery
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --quiet --bin flashgate
-cargo build --release --quiet -p flashgate-actors --example recovery
+if [ -z "${NO_BUILD:-}" ]; then # NO_BUILD=1: use the binaries as built
+  cargo build --release --quiet --bin flashgate
+  cargo build --release --quiet -p flashgate-actors --example recovery
+fi
 
 work=$(mktemp -d)
 trap '[ -f "$work/pid" ] && kill -9 "$(cat "$work/pid")" 2>/dev/null || true; kill "$(cat "$work/sampler" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -148,6 +148,14 @@ struct ServeArgs {
     /// final checkpoint [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     disk_stall_timeout: Option<std::time::Duration>,
+    /// Continuous archiving: copy every durable log record to segment files
+    /// in this directory, for `flashgate restore --archive`.
+    #[arg(long, value_name = "DIR")]
+    archive_dir: Option<PathBuf>,
+    /// Run on every closed archive segment (%p its path, %f its name), e.g.
+    /// "cp %p /mnt/elsewhere/%f"; exit status 0 means copied.
+    #[arg(long, value_name = "COMMAND")]
+    archive_command: Option<String>,
 }
 
 /// The man pages of flashgate, generated from the command line's definition
@@ -248,6 +256,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         disk_stall_timeout_ms: args
             .disk_stall_timeout
             .map(|timeout| timeout.as_millis() as u64),
+        archive_dir: args.archive_dir,
+        archive_command: args.archive_command,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

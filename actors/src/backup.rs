@@ -137,19 +137,23 @@ pub enum RestoreError {
 
 /// Builds a data dir from a backup's parts, in this order: `begin` (the
 /// identity), `checkpoint`, `archived` and `log_entry` as often as needed,
-/// then `finish`, which makes everything durable. The data dir is empty
-/// before; a crash before `finish` leaves one the caller discards.
+/// optionally `replay_entry` (records of a log archive after the backup's
+/// LSN), then `finish`, which writes the restored epoch history and makes
+/// everything durable. The data dir is empty before; a crash before `finish`
+/// leaves one the caller discards.
 pub struct DataDirWriter<'a> {
     storage: &'a Storage,
     identity: BackupIdentity,
+    restored: RestoredIdentity,
+    /// The backup's epoch history, and the epochs the replayed records start.
+    history: Vec<EpochStart>,
     archive: Vec<(Vec<u8>, Vec<u8>)>,
     next_lsn: Lsn,
 }
 
 impl<'a> DataDirWriter<'a> {
-    /// Checks the backup's formats and writes the restored node's identity:
-    /// its shard count, the backup's epoch history with `restored`'s epoch
-    /// starting after the backup's LSN, and its cluster id.
+    /// Checks the backup's formats and the target, and writes the shard
+    /// count and the restored cluster id.
     pub fn begin(
         storage: &'a Storage,
         identity: BackupIdentity,
@@ -167,39 +171,40 @@ impl<'a> DataDirWriter<'a> {
                 storage.path().display()
             )));
         }
-        let newest = identity
+        let cluster = match restored {
+            RestoredIdentity::NewCluster => crate::meta::random_u64(),
+            RestoredIdentity::KeepCluster { .. } => identity.cluster_id,
+        };
+        let writer = DataDirWriter {
+            storage,
+            history: identity.history.clone(),
+            next_lsn: identity.covers_lsn + 1,
+            identity,
+            restored,
+            archive: Vec::new(),
+        };
+        writer.restored_epoch()?;
+        storage.set_meta_u64(META_SHARD_COUNT, u64::from(writer.identity.shard_count))?;
+        storage.set_meta_u64(META_CLUSTER_ID, cluster)?;
+        Ok(writer)
+    }
+
+    /// The epoch the restored node starts: above every epoch its log holds.
+    fn restored_epoch(&self) -> Result<u64, RestoreError> {
+        let newest = self
             .history
             .iter()
             .map(|start| start.epoch)
             .max()
             .unwrap_or(0)
-            .max(identity.epoch);
-        let (epoch, cluster) = match restored {
-            RestoredIdentity::NewCluster => (newest + 1, crate::meta::random_u64()),
-            RestoredIdentity::KeepCluster { epoch } if epoch > newest => {
-                (epoch, identity.cluster_id)
-            }
-            RestoredIdentity::KeepCluster { epoch } => {
-                return Err(RestoreError::Refused(format!(
-                    "--epoch {epoch} is not above the backup's epoch {newest}: a restored node keeping the cluster id needs an epoch above every epoch the cluster used (see `flashgate status` on its nodes)"
-                )))
-            }
-        };
-        let mut history = identity.history.clone();
-        history.push(EpochStart {
-            epoch,
-            first_lsn: identity.lsn + 1,
-        });
-        let start = history.len().saturating_sub(EPOCH_HISTORY_MAX);
-        storage.set_meta_u64(META_SHARD_COUNT, u64::from(identity.shard_count))?;
-        storage.set_meta_u64(META_CLUSTER_ID, cluster)?;
-        storage.set_epoch_history(&history[start..], epoch)?;
-        Ok(DataDirWriter {
-            storage,
-            next_lsn: identity.covers_lsn + 1,
-            identity,
-            archive: Vec::new(),
-        })
+            .max(self.identity.epoch);
+        match self.restored {
+            RestoredIdentity::NewCluster => Ok(newest + 1),
+            RestoredIdentity::KeepCluster { epoch } if epoch > newest => Ok(epoch),
+            RestoredIdentity::KeepCluster { epoch } => Err(RestoreError::Refused(format!(
+                "--epoch {epoch} is not above the restored log's epoch {newest}: a restored node keeping the cluster id needs an epoch above every epoch the cluster used (see `flashgate status` on its nodes)"
+            ))),
+        }
     }
 
     /// Stores the backup's checkpoint chunks, covering `covers_lsn`.
@@ -231,8 +236,8 @@ impl<'a> DataDirWriter<'a> {
         Ok(())
     }
 
-    /// Stores a log entry; entries come in LSN order without a gap, from the
-    /// one after `covers_lsn` to the backup's LSN.
+    /// Stores a log entry of the backup; entries come in LSN order without a
+    /// gap, from the one after `covers_lsn` to the backup's LSN.
     pub fn log_entry(&mut self, first_lsn: Lsn, bytes: &[u8]) -> Result<(), RestoreError> {
         if first_lsn != self.next_lsn {
             return Err(RestoreError::Refused(format!(
@@ -251,20 +256,89 @@ impl<'a> DataDirWriter<'a> {
         Ok(())
     }
 
-    /// Checks that the log reached the backup's LSN and makes the data dir
-    /// durable.
-    pub fn finish(mut self) -> Result<(), RestoreError> {
-        if self.next_lsn != self.identity.lsn + 1 {
+    /// The last LSN stored so far.
+    pub fn last_lsn(&self) -> Lsn {
+        self.next_lsn - 1
+    }
+
+    /// Stores the records of an archived log entry (`first_lsn`, `bytes`, as
+    /// stored) that follow what is stored, up to `through`: a point-in-time
+    /// restore's replay after the backup. Records already stored are
+    /// skipped; a gap is refused. Returns the last LSN stored.
+    pub fn replay_entry(
+        &mut self,
+        first_lsn: Lsn,
+        bytes: &[u8],
+        through: Lsn,
+    ) -> Result<Lsn, RestoreError> {
+        if self.next_lsn <= self.identity.lsn {
             return Err(RestoreError::Refused(format!(
-                "the log ends at LSN {}, the backup's LSN is {}",
-                self.next_lsn - 1,
+                "the backup's log ends at LSN {}, before its LSN {}",
+                self.last_lsn(),
                 self.identity.lsn
             )));
         }
+        let mut records = Vec::new();
+        flashgate_storage::decode_entry(
+            bytes,
+            first_lsn,
+            self.storage.config().record_bytes_max,
+            &mut records,
+        )?;
+        let mut kept = Vec::new();
+        let mut kept_first = None;
+        for record in records
+            .iter()
+            .filter(|record| record.lsn >= self.next_lsn && record.lsn <= through)
+        {
+            if kept_first.is_none() && record.lsn != self.next_lsn {
+                return Err(RestoreError::Refused(format!(
+                    "the archive jumps to LSN {} where {} was next: it has a gap",
+                    record.lsn, self.next_lsn
+                )));
+            }
+            kept_first.get_or_insert(record.lsn);
+            if self
+                .history
+                .last()
+                .is_none_or(|start| record.epoch > start.epoch)
+            {
+                self.history.push(EpochStart {
+                    epoch: record.epoch,
+                    first_lsn: record.lsn,
+                });
+            }
+            flashgate_storage::encode_record(&mut kept, record.epoch, record.lsn, &record.body);
+        }
+        if let Some(first) = kept_first {
+            self.next_lsn = self.storage.insert_replicated(first, &kept)? + 1;
+        }
+        Ok(self.last_lsn())
+    }
+
+    /// Checks that the log reached the backup's LSN, writes the restored
+    /// epoch history (the new epoch starting after the last record) and
+    /// makes the data dir durable. Returns the restored epoch.
+    pub fn finish(mut self) -> Result<u64, RestoreError> {
+        if self.next_lsn <= self.identity.lsn {
+            return Err(RestoreError::Refused(format!(
+                "the log ends at LSN {}, the backup's LSN is {}",
+                self.last_lsn(),
+                self.identity.lsn
+            )));
+        }
+        let epoch = self.restored_epoch()?;
+        let mut history = std::mem::take(&mut self.history);
+        history.push(EpochStart {
+            epoch,
+            first_lsn: self.next_lsn,
+        });
+        let start = history.len().saturating_sub(EPOCH_HISTORY_MAX);
         self.storage
             .archive_insert(&std::mem::take(&mut self.archive))?;
+        self.storage.set_epoch_history(&history[start..], epoch)?;
         self.storage.barrier()?;
-        Ok(())
+        Ok(epoch)
     }
 }
 
@@ -384,6 +458,9 @@ pub mod frame {
     pub const ARCHIVED: u8 = 4;
     /// The stream's last frame: how many of each came (`encode_end`).
     pub const END: u8 = 5;
+    /// In an archive segment, after a poll's entries: the last LSN archived
+    /// and when (`archiver::encode_archived_through`).
+    pub const ARCHIVED_THROUGH: u8 = 6;
 }
 
 /// Bytes of an encoded `BackupIdentity` before its epoch history.

@@ -155,6 +155,9 @@ pub struct Node {
     /// Set once the disk watchdog fail-stopped the node; wakes every reply
     /// waiting on a write that may never return.
     failed: Arc<watch::Sender<bool>>,
+    /// The archiver's progress, when the log is archived: checkpoints keep
+    /// the log it has not archived yet (`archiver.rs`).
+    archive: std::sync::OnceLock<Arc<crate::archiver::ArchiveProgress>>,
 }
 
 /// What must be stopped, in order, when the node shuts down.
@@ -339,6 +342,7 @@ impl Node {
             config,
             cluster,
             failed,
+            archive: std::sync::OnceLock::new(),
         });
         let runtime = NodeRuntime {
             arbiters,
@@ -346,6 +350,11 @@ impl Node {
             watchdog,
         };
         Ok((node, runtime, report))
+    }
+
+    /// From now on, checkpoints keep the log the archiver has not archived.
+    pub fn keep_log_for(&self, archive: Arc<crate::archiver::ArchiveProgress>) {
+        let _ = self.archive.set(archive);
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -773,7 +782,12 @@ impl Node {
     /// only while they serialise their own state.
     pub async fn checkpoint(&self) -> Result<CheckpointReport, NodeError> {
         let started = Instant::now();
-        let (covers_lsn, chunks, _) = self.snapshot_shards().await?;
+        let (mut covers_lsn, chunks, _) = self.snapshot_shards().await?;
+        if let Some(archive) = self.archive.get() {
+            // The log after what is archived stays, up to the retention
+            // (a lower covered LSN is still true of the chunks).
+            covers_lsn = covers_lsn.min(archive.trim_floor(self.progress.durable_lsn()));
+        }
         let storage = self.storage.clone();
         let chunk_count = chunks.len();
         let bytes: usize = chunks.iter().map(Vec::len).sum();

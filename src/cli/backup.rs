@@ -280,6 +280,7 @@ fn take_into(
         &manifest,
         scratch.path(),
         RestoredIdentity::NewCluster,
+        None,
         &mut say,
     )
     .map_err(|error| match error {
@@ -371,6 +372,7 @@ pub fn verify_backup(dir: &Path) -> Result<Manifest, String> {
         &manifest,
         scratch.path(),
         RestoredIdentity::NewCluster,
+        None,
         &mut say,
     )
     .map_err(|error| match error {

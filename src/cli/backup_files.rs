@@ -360,6 +360,8 @@ fn read_frames(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub lsn: u64,
+    /// The restored node's epoch.
+    pub epoch: u64,
     pub order_count: u64,
     pub skus: Vec<SkuTotals>,
     pub state_sha256: String,
@@ -374,6 +376,7 @@ pub fn load(
     manifest: &Manifest,
     data_dir: &Path,
     restored: RestoredIdentity,
+    replay: Option<&ArchiveReplay>,
     progress: &mut impl FnMut(String),
 ) -> Result<Summary, LoadError> {
     let identity = manifest
@@ -432,7 +435,10 @@ pub fn load(
         })
     })
     .map_err(|error| logged.err().unwrap_or(LoadError::Bad(error)))?;
-    writer.finish().map_err(refused(LOG_FILE))?;
+    if let Some(replay) = replay {
+        replay_archive(&mut writer, replay, progress)?;
+    }
+    let epoch = writer.finish().map_err(refused(LOG_FILE))?;
     progress("rebuilding the shards with the node's recovery".into());
     let mut digest = StateDigest::default();
     let rebuilt = rebuild(&storage, |order| digest.add(order)).map_err(|error| match error {
@@ -455,6 +461,7 @@ pub fn load(
         .collect();
     Ok(Summary {
         lsn: rebuilt.last_lsn,
+        epoch,
         order_count: rebuilt.order_count,
         state_sha256: digest.finish(&skus),
         skus,
@@ -545,4 +552,146 @@ pub fn is_absent_or_empty(path: &Path) -> std::io::Result<bool> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(error) => Err(error),
     }
+}
+
+/// A point-in-time restore's replay of a log archive after the backup.
+#[derive(Clone, Debug)]
+pub struct ArchiveReplay {
+    /// The archive dir (`flashgate serve --archive-dir`, or a copy of its
+    /// segments).
+    pub dir: PathBuf,
+    pub target: ReplayTarget,
+}
+
+/// How far a point-in-time restore replays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayTarget {
+    /// Everything the archive holds.
+    End,
+    /// Every record up to this LSN (the archive must reach it).
+    Lsn(u64),
+    /// Every record archived at or before this time (Unix milliseconds).
+    Time(u64),
+}
+
+/// Stores the archive's records after the backup, up to the target: each
+/// segment in LSN order, each poll's entries once its `ARCHIVED_THROUGH`
+/// frame (fsynced after them) says they are whole. A torn tail is ignored;
+/// a gap, a damaged frame or record, or a target LSN the archive does not
+/// reach is refused, naming the segment.
+fn replay_archive(
+    writer: &mut DataDirWriter<'_>,
+    replay: &ArchiveReplay,
+    progress: &mut impl FnMut(String),
+) -> Result<(), LoadError> {
+    let archive_name = replay.dir.display().to_string();
+    let segments = flashgate_actors::archiver::segments(&replay.dir)
+        .map_err(|error| bad(&archive_name, format!("cannot be read: {error}")))?;
+    let through = match replay.target {
+        ReplayTarget::Lsn(lsn) => lsn,
+        _ => u64::MAX,
+    };
+    let start = writer.last_lsn();
+    if through < start {
+        return Err(LoadError::Bad(bad(
+            &archive_name,
+            format!("--to-lsn {through} is before the backup's LSN {start}"),
+        )));
+    }
+    let mut archived_at = None;
+    'segments: for (first, path) in segments {
+        if writer.last_lsn() >= through {
+            break;
+        }
+        let name = path.display().to_string();
+        if first > writer.last_lsn() + 1 {
+            return Err(LoadError::Bad(bad(
+                &name,
+                format!(
+                    "starts at LSN {first}; the restore reached {}: the archive has a gap (or starts after the backup)",
+                    writer.last_lsn()
+                ),
+            )));
+        }
+        progress(format!("replaying {name}"));
+        let file =
+            File::open(&path).map_err(|error| bad(&name, format!("cannot be read: {error}")))?;
+        let mut reader = FrameReader::new(BufReader::new(file), FRAME_PAYLOAD_BYTES_MAX);
+        reader
+            .read_file_header()
+            .map_err(|error| bad(&name, error.to_string()))?;
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let next = match reader.next_frame() {
+                Ok(next) => next,
+                // A torn tail of the segment being written when the node
+                // stopped: what precedes it is whole.
+                Err(FrameError::Truncated(_)) if name.ends_with(".partial") => None,
+                Err(error) => {
+                    return Err(LoadError::Bad(bad(
+                        &name,
+                        format!("{error} (near byte {})", reader.offset),
+                    )))
+                }
+            };
+            let Some((kind, payload)) = next else { break };
+            match kind {
+                frame::LOG_ENTRY => pending.push(payload),
+                frame::ARCHIVED_THROUGH => {
+                    let (_, at_ms) = flashgate_actors::archiver::decode_archived_through(&payload)
+                        .map_err(|reason| bad(&name, reason))?;
+                    if let ReplayTarget::Time(target) = replay.target {
+                        if at_ms > target {
+                            break 'segments;
+                        }
+                    }
+                    for payload in pending.drain(..) {
+                        let (first, bytes) =
+                            decode_entry_payload(&payload).map_err(|reason| bad(&name, reason))?;
+                        writer.replay_entry(first, bytes, through).map_err(
+                            |error| match error {
+                                RestoreError::Refused(reason) => LoadError::Bad(bad(&name, reason)),
+                                RestoreError::Storage(error) => match error {
+                                    flashgate_storage::StorageError::Corrupt { .. } => {
+                                        LoadError::Bad(bad(&name, error.to_string()))
+                                    }
+                                    other => LoadError::Target(other.to_string()),
+                                },
+                            },
+                        )?;
+                    }
+                    archived_at = Some(at_ms);
+                    if writer.last_lsn() >= through {
+                        break 'segments;
+                    }
+                }
+                other => {
+                    return Err(LoadError::Bad(bad(
+                        &name,
+                        format!("a frame of kind {other} in an archive segment"),
+                    )))
+                }
+            }
+        }
+    }
+    if let ReplayTarget::Lsn(lsn) = replay.target {
+        if writer.last_lsn() < lsn {
+            return Err(LoadError::Bad(bad(
+                &archive_name,
+                format!("ends at LSN {}, before --to-lsn {lsn}", writer.last_lsn()),
+            )));
+        }
+    }
+    progress(format!(
+        "replayed the archive from LSN {} to {}{}",
+        start + 1,
+        writer.last_lsn(),
+        archived_at.map_or_else(String::new, |ms| format!(
+            " (archived at {})",
+            humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+            )
+        ))
+    ));
+    Ok(())
 }

@@ -20,7 +20,7 @@ use flashgate_actors::backup::RestoredIdentity;
 
 use crate::cli::backup_files::{
     check_files, check_summary, is_absent_or_empty, load, parent_of, read_manifest, sync_dir,
-    with_suffix, LoadError, Manifest,
+    with_suffix, ArchiveReplay, LoadError, ReplayTarget, Summary,
 };
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +40,31 @@ pub struct RestoreArgs {
     /// the old cluster used (`flashgate status` on its nodes shows theirs).
     #[arg(long, value_name = "N", requires = "keep_cluster_id")]
     pub epoch: Option<u64>,
+    /// Point-in-time restore: replay this log archive (`flashgate serve
+    /// --archive-dir`, or a copy of its segments) after the backup.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+    /// With --archive: replay every record up to this LSN, and none after.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "archive",
+        conflicts_with = "to_time"
+    )]
+    pub to_lsn: Option<u64>,
+    /// With --archive: replay every record archived at or before this time
+    /// (RFC 3339, e.g. 2026-11-29T17:00:00Z), and none after.
+    #[arg(long, value_name = "TIME", requires = "archive", value_parser = parse_time)]
+    pub to_time: Option<u64>,
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn parse_time(text: &str) -> Result<u64, String> {
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|error| format!("{error}: give a time like 2026-11-29T17:00:00Z"))?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .map_err(|_| "a time before 1970".to_owned())
 }
 
 pub fn run(args: RestoreArgs) -> ExitCode {
@@ -47,15 +72,24 @@ pub fn run(args: RestoreArgs) -> ExitCode {
         (true, Some(epoch)) => RestoredIdentity::KeepCluster { epoch },
         _ => RestoredIdentity::NewCluster,
     };
-    match restore(&args.from, &args.data_dir, restored) {
-        Ok((manifest, epoch)) => {
+    let replay = args.archive.map(|dir| ArchiveReplay {
+        dir,
+        target: match (args.to_lsn, args.to_time) {
+            (Some(lsn), _) => ReplayTarget::Lsn(lsn),
+            (None, Some(ms)) => ReplayTarget::Time(ms),
+            (None, None) => ReplayTarget::End,
+        },
+    });
+    match restore(&args.from, &args.data_dir, restored, replay.as_ref()) {
+        Ok(summary) => {
             println!(
-                "flashgate: restored {} into {}: LSN {}, {} orders, {} SKUs; the node starts at epoch {epoch}{}",
+                "flashgate: restored {} into {}: LSN {}, {} orders, {} SKUs; the node starts at epoch {}{}",
                 args.from.display(),
                 args.data_dir.display(),
-                manifest.lsn,
-                manifest.order_count,
-                manifest.skus.len(),
+                summary.lsn,
+                summary.order_count,
+                summary.skus.len(),
+                summary.epoch,
                 match restored {
                     RestoredIdentity::NewCluster => " as a new cluster",
                     RestoredIdentity::KeepCluster { .. } => " in the backup's cluster",
@@ -74,13 +108,14 @@ fn say(line: String) {
     eprintln!("flashgate: {line}");
 }
 
-/// Restores the backup in `from` into `data_dir`. Returns the backup's
-/// manifest and the restored node's epoch.
+/// Restores the backup in `from` into `data_dir`, then replays `replay`'s
+/// archive if given. Returns what the restored data dir holds.
 pub fn restore(
     from: &Path,
     data_dir: &Path,
     restored: RestoredIdentity,
-) -> Result<(Manifest, u64), String> {
+    replay: Option<&ArchiveReplay>,
+) -> Result<Summary, String> {
     let started = Instant::now();
     let empty = is_absent_or_empty(data_dir)
         .map_err(|error| format!("cannot read {}: {error}", data_dir.display()))?;
@@ -102,15 +137,20 @@ pub fn restore(
             partial.display()
         ));
     }
-    let result = load(from, &manifest, &partial, restored, &mut say)
+    let result = load(from, &manifest, &partial, restored, replay, &mut say)
         .map_err(|error| match error {
             LoadError::Bad(bad) => format!("bad backup: {bad}"),
             LoadError::Target(reason) => format!("{}: {reason}", partial.display()),
         })
         .and_then(|summary| {
-            check_summary(&manifest, &summary).map_err(|error| format!("bad backup: {error}"))
+            // After a replay the state is later than the manifest's.
+            if replay.is_none() {
+                check_summary(&manifest, &summary)
+                    .map_err(|error| format!("bad backup: {error}"))?;
+            }
+            Ok(summary)
         })
-        .and_then(|()| {
+        .and_then(|summary| {
             // The storage is closed (dropped by `load`): rename it into place.
             if data_dir.exists() {
                 std::fs::remove_dir(data_dir)
@@ -125,26 +165,15 @@ pub fn restore(
                     data_dir.display()
                 )
             })?;
-            sync_dir(&parent_of(data_dir))
-                .map_err(|error| format!("cannot fsync {}: {error}", parent_of(data_dir).display()))
+            sync_dir(&parent_of(data_dir)).map_err(|error| {
+                format!("cannot fsync {}: {error}", parent_of(data_dir).display())
+            })?;
+            Ok(summary)
         });
-    if let Err(error) = result {
+    if result.is_err() {
         let _ = std::fs::remove_dir_all(&partial);
-        return Err(error);
     }
-    let epoch = match restored {
-        RestoredIdentity::KeepCluster { epoch } => epoch,
-        RestoredIdentity::NewCluster => {
-            manifest
-                .epoch_history
-                .iter()
-                .map(|entry| entry.epoch)
-                .max()
-                .unwrap_or(0)
-                .max(manifest.epoch)
-                + 1
-        }
-    };
+    let summary = result?;
     say(format!("restore complete in {:.1?}", started.elapsed()));
-    Ok((manifest, epoch))
+    Ok(summary)
 }
