@@ -236,6 +236,7 @@ impl Archiver {
         };
         let progress = Arc::new(ArchiveProgress::default());
         progress.archived_lsn.store(archived, Ordering::Release);
+        metrics::gauge!("flashgate_archive_lsn").set(archived as f64);
         progress
             .retention_records_max
             .store(config.retention_records_max, Ordering::Release);

@@ -806,14 +806,15 @@ impl Node {
     /// Every shard's state as checkpoint chunks, and the LSN they cover: every
     /// record up to it is reflected in them (a shard may reflect later ones
     /// too; replay skips those by sequence number), and is durable. Each
-    /// shard pauses only while it serialises its own state; the longest such
-    /// pause is returned.
+    /// shard pauses only while its state is copied (`shard_image`); the
+    /// longest such pause is returned. The encoding runs after, off the
+    /// shards, one thread per shard.
     pub(crate) async fn snapshot_shards(&self) -> Result<(Lsn, Vec<Vec<u8>>, Duration), NodeError> {
         // Every record up to this LSN was decided before any shard is asked for
         // its snapshot below, so the snapshots contain it.
         let mut covers_lsn = self.progress.appended_lsn();
         let standby = self.cluster.role() != Role::Primary;
-        let mut chunks = Vec::new();
+        let mut images = Vec::with_capacity(self.shards.len());
         let mut pause_longest = Duration::ZERO;
         for shard in 0..self.shard_count() {
             let handle = &self.shards[shard as usize];
@@ -830,10 +831,44 @@ impl Node {
                 covers_lsn = covers_lsn.min(snapshot.applied_lsn);
             }
             pause_longest = pause_longest.max(snapshot.pause);
-            chunks.extend(snapshot.chunks);
+            images.push(snapshot.image);
         }
+        let chunks = tokio::task::spawn_blocking(move || encode_images(images))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?;
         Ok((covers_lsn, chunks, pause_longest))
     }
+}
+
+/// The chunks of every shard's image, in shard order, encoded on up to one
+/// thread per core.
+fn encode_images(images: Vec<crate::shard_actor::ShardImage>) -> Vec<Vec<u8>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, images.len().max(1));
+    let mut runs: Vec<Vec<(usize, crate::shard_actor::ShardImage)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (index, image) in images.into_iter().enumerate() {
+        runs[index % threads].push((index, image));
+    }
+    let mut encoded: Vec<(usize, Vec<Vec<u8>>)> = std::thread::scope(|scope| {
+        let encoders: Vec<_> = runs
+            .into_iter()
+            .map(|run| {
+                scope.spawn(move || {
+                    run.into_iter()
+                        .map(|(index, image)| (index, crate::shard_actor::encode_image(image)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        encoders
+            .into_iter()
+            .flat_map(|encoder| encoder.join().expect("encoding shard images panicked"))
+            .collect()
+    });
+    encoded.sort_by_key(|(index, _)| *index);
+    encoded.into_iter().flat_map(|(_, chunks)| chunks).collect()
 }
 
 #[derive(Clone, Debug)]

@@ -642,6 +642,16 @@ fn replay_archive(
                         .map_err(|reason| bad(&name, reason))?;
                     if let ReplayTarget::Time(target) = replay.target {
                         if at_ms > target {
+                            let batch_first = pending
+                                .first()
+                                .and_then(|payload| decode_entry_payload(payload).ok())
+                                .map(|(first, _)| first);
+                            if batch_first.is_some_and(|first| first <= start) {
+                                return Err(LoadError::Bad(bad(
+                                    &name,
+                                    format!("--to-time is before records the backup holds (archived at {at_ms} ms since 1970, up to LSN {start}): restore an older backup"),
+                                )));
+                            }
                             break 'segments;
                         }
                     }
