@@ -468,3 +468,63 @@ impl Drop for Archiver {
         self.stop.store(true, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_kept_for_the_archive_up_to_the_retention() {
+        let progress = ArchiveProgress::default();
+        progress.archived_lsn.store(100, Ordering::Release);
+        progress.retention_records_max.store(50, Ordering::Release);
+        assert_eq!(
+            progress.trim_floor(120),
+            100,
+            "behind, within the retention"
+        );
+        assert_eq!(progress.trim_floor(150), 100, "at the retention");
+        assert_eq!(progress.trim_floor(151), 151, "past it: trimmed anyway");
+    }
+
+    #[test]
+    fn segment_names_carry_their_first_lsn() {
+        assert_eq!(segment_first_lsn("00000000000000000042.fgs"), Some(42));
+        assert_eq!(
+            segment_first_lsn("00000000000000000042.fgs.partial"),
+            Some(42)
+        );
+        assert_eq!(segment_first_lsn("42.fgs"), None);
+        assert_eq!(segment_first_lsn("00000000000000000042.txt"), None);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_at_the_last_whole_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000001.fgs.partial");
+        let mut bytes = file_header();
+        encode_frame(&mut bytes, frame::LOG_ENTRY, b"first poll's entry");
+        encode_frame(
+            &mut bytes,
+            frame::ARCHIVED_THROUGH,
+            &encode_archived_through(7, 1),
+        );
+        let whole = bytes.len() as u64;
+        encode_frame(&mut bytes, frame::LOG_ENTRY, b"second poll's entry");
+        encode_frame(
+            &mut bytes,
+            frame::ARCHIVED_THROUGH,
+            &encode_archived_through(9, 2),
+        );
+        for cut in [whole as usize + 3, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert_eq!(
+                last_complete(&path).unwrap(),
+                (whole, Some(7)),
+                "cut at {cut}"
+            );
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(last_complete(&path).unwrap(), (bytes.len() as u64, Some(9)));
+    }
+}
