@@ -757,4 +757,17 @@ fn a_point_in_time_restore_holds_exactly_the_orders_up_to_its_target() {
     );
     assert!(run.stderr.contains("gap"), "{}", run.stderr);
     assert!(!data_dir.exists());
+
+    // A restored node (a new cluster) does not append to the old archive.
+    let exited = Launch::new()
+        .data_dir(&work.path().join("to-end"))
+        .arg("--archive-dir")
+        .arg(path_str(&archive))
+        .expect_exit();
+    assert!(!exited.status.success());
+    assert!(
+        exited.stderr.contains("holds the log of cluster"),
+        "{}",
+        exited.stderr
+    );
 }

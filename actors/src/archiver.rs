@@ -44,6 +44,9 @@ pub const ARCHIVE_COMMAND_RETRY: Duration = Duration::from_secs(1);
 pub const SEGMENT_EXTENSION: &str = "fgs";
 /// The suffix of the segment being written.
 pub const PARTIAL_SUFFIX: &str = ".partial";
+/// The file in an archive dir naming the cluster whose log it holds (16
+/// hex digits): a node of another cluster (a restored one, say) refuses it.
+pub const CLUSTER_FILE: &str = "CLUSTER";
 
 /// Where and how to archive.
 #[derive(Clone, Debug)]
@@ -199,6 +202,21 @@ impl Archiver {
             reason,
         };
         std::fs::create_dir_all(&config.dir).map_err(|error| dir_error(error.to_string()))?;
+        let cluster = format!("{:016x}", node.cluster_id()?);
+        let cluster_file = config.dir.join(CLUSTER_FILE);
+        match std::fs::read_to_string(&cluster_file) {
+            Ok(found) if found.trim() == cluster => {}
+            Ok(found) => {
+                return Err(dir_error(format!(
+                    "holds the log of cluster {}, this node is of cluster {cluster}; give this node an archive dir of its own",
+                    found.trim()
+                )))
+            }
+            // Named with the first segment: a new standby learns its
+            // cluster id from its primary before it writes a record.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(dir_error(error.to_string())),
+        }
         let found = segments(&config.dir).map_err(|error| dir_error(error.to_string()))?;
         let mut archived = None;
         for (_, path) in &found {
@@ -234,6 +252,12 @@ impl Archiver {
             Some(lsn) => lsn,
             None => storage.checkpoint_covers_lsn()?,
         };
+        let durable = log.durable_lsn();
+        if archived > durable {
+            return Err(dir_error(format!(
+                "reaches LSN {archived}, beyond this node's log (LSN {durable}): it holds another history; give this node an empty archive dir"
+            )));
+        }
         let progress = Arc::new(ArchiveProgress::default());
         progress.archived_lsn.store(archived, Ordering::Release);
         metrics::gauge!("flashgate_archive_lsn").set(archived as f64);
@@ -361,6 +385,14 @@ impl Worker {
     }
 
     fn open_segment(&mut self, first_lsn: Lsn) -> Result<&mut Segment, String> {
+        let cluster_file = self.config.dir.join(CLUSTER_FILE);
+        if self.segment.is_none() && !cluster_file.exists() {
+            let cluster =
+                crate::meta::cluster_id(&self.storage).map_err(|error| error.to_string())?;
+            std::fs::write(&cluster_file, format!("{cluster:016x}\n"))
+                .and_then(|()| File::open(&cluster_file)?.sync_all())
+                .map_err(|error| format!("{}: {error}", cluster_file.display()))?;
+        }
         if self.segment.is_none() {
             let path = self.partial_path(first_lsn);
             let mut file =
