@@ -35,6 +35,11 @@ enum Command {
     Switchover(cli::switchover::SwitchoverArgs),
     /// One node's state: role, epoch, whether it would take an order now, log, peer, lag.
     Status(cli::status::StatusArgs),
+    /// A consistent backup of a running node (primary or standby) at one LSN;
+    /// `flashgate backup verify DIR` checks one in full.
+    Backup(cli::backup::BackupArgs),
+    /// Build a data dir from a backup (checked in full first).
+    Restore(cli::restore::RestoreArgs),
     /// Print a shell completion script for flashgate (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -143,6 +148,14 @@ struct ServeArgs {
     /// final checkpoint [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     disk_stall_timeout: Option<std::time::Duration>,
+    /// Continuous archiving: copy every durable log record to segment files
+    /// in this directory, for `flashgate restore --archive`.
+    #[arg(long, value_name = "DIR")]
+    archive_dir: Option<PathBuf>,
+    /// Run on every closed archive segment (%p its path, %f its name), e.g.
+    /// "cp %p /mnt/elsewhere/%f"; exit status 0 means copied.
+    #[arg(long, value_name = "COMMAND")]
+    archive_command: Option<String>,
 }
 
 /// The man pages of flashgate, generated from the command line's definition
@@ -192,6 +205,8 @@ fn main() -> ExitCode {
         Command::Promote(args) => cli::promote::run(args),
         Command::Switchover(args) => cli::switchover::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::Backup(args) => cli::backup::run(args),
+        Command::Restore(args) => cli::restore::run(args),
         Command::Completions { shell } => {
             // Generated into memory: the generator panics on a failed write
             // (a closed pipe), and a panic aborts this process.
@@ -241,6 +256,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         disk_stall_timeout_ms: args
             .disk_stall_timeout
             .map(|timeout| timeout.as_millis() as u64),
+        archive_dir: args.archive_dir,
+        archive_command: args.archive_command,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

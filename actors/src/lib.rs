@@ -8,6 +8,9 @@
 //! - `node`: `Node`, routing to shards, bounded queues, waiting for durability,
 //!   checkpoints.
 //! - `recovery`: rebuilding shards from checkpoint + log.
+//! - `archiver`: continuous archiving of the durable log to segment files.
+//! - `backup`: a consistent snapshot of a running node at one LSN, a data
+//!   dir built from a backup, and a backup's state rebuilt and checked.
 //! - `retire`: finished orders leaving a shard's memory: the archive they are
 //!   answered from afterwards, the node's idempotency claims kept in step.
 //! - `ticket`: answers on their way out (`Ticket`, `PendingReply`) and each
@@ -21,6 +24,8 @@
 //! - `watchdog`: `DiskWatchdog`, fail-stop when a wait on the disk never ends.
 //! - `error`: `NodeError`, what a caller of `Node` can get back.
 
+pub mod archiver;
+pub mod backup;
 pub mod cluster;
 pub mod codec;
 pub mod domain;

@@ -48,7 +48,7 @@ pub(crate) fn write_fence(
 }
 
 /// A random number for a new cluster's id.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

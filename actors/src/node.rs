@@ -28,7 +28,7 @@ use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
 use crate::ticket::{fail_tickets, Outcome, ReplyTo, Response, ShardShared, Ticket};
 use crate::watchdog::DiskWatchdog;
 
-const META_SHARD_COUNT: &[u8] = b"shard_count";
+pub(crate) const META_SHARD_COUNT: &[u8] = b"shard_count";
 const META_EPOCH: &[u8] = b"epoch";
 /// Most shards a node runs.
 pub const SHARDS_MAX: u32 = 256;
@@ -157,6 +157,9 @@ pub struct Node {
     failed: Arc<watch::Sender<bool>>,
     /// Orders refused from their shard's published gate, by code.
     edge_refusals: EdgeRefusals,
+    /// The archiver's progress, when the log is archived: checkpoints keep
+    /// the log it has not archived yet (`archiver.rs`).
+    archive: std::sync::OnceLock<Arc<crate::archiver::ArchiveProgress>>,
 }
 
 /// `flashgate_orders_refused_at_edge_total{code}`: orders answered from a
@@ -367,6 +370,7 @@ impl Node {
             cluster,
             failed,
             edge_refusals: EdgeRefusals::new(),
+            archive: std::sync::OnceLock::new(),
         });
         let runtime = NodeRuntime {
             arbiters,
@@ -374,6 +378,11 @@ impl Node {
             watchdog,
         };
         Ok((node, runtime, report))
+    }
+
+    /// From now on, checkpoints keep the log the archiver has not archived.
+    pub fn keep_log_for(&self, archive: Arc<crate::archiver::ArchiveProgress>) {
+        let _ = self.archive.set(archive);
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -841,26 +850,11 @@ impl Node {
     /// only while they serialise their own state.
     pub async fn checkpoint(&self) -> Result<CheckpointReport, NodeError> {
         let started = Instant::now();
-        // Every record up to this LSN was decided before any shard is asked for
-        // its snapshot below, so the snapshots contain it.
-        let mut covers_lsn = self.progress.appended_lsn();
-        let standby = self.cluster.role() != Role::Primary;
-        let mut chunks = Vec::new();
-        for shard in 0..self.shard_count() {
-            let handle = &self.shards[shard as usize];
-            let snapshot = handle
-                .addr
-                .send(Snapshot)
-                .await
-                .map_err(|_| NodeError::ShuttingDown)?;
-            // The checkpoint may hold only what is durable in the log.
-            self.ask(shard, RequestKind::Durable).await?;
-            if standby {
-                // A standby's shards apply replicated batches after they are
-                // written: the checkpoint covers what every shard applied.
-                covers_lsn = covers_lsn.min(snapshot.applied_lsn);
-            }
-            chunks.extend(snapshot.chunks);
+        let (mut covers_lsn, chunks, _) = self.snapshot_shards().await?;
+        if let Some(archive) = self.archive.get() {
+            // The log after what is archived stays, up to the retention
+            // (a lower covered LSN is still true of the chunks).
+            covers_lsn = covers_lsn.min(archive.trim_floor(self.progress.durable_lsn()));
         }
         let storage = self.storage.clone();
         let chunk_count = chunks.len();
@@ -876,6 +870,73 @@ impl Node {
             elapsed: started.elapsed(),
         })
     }
+
+    /// Every shard's state as checkpoint chunks, and the LSN they cover: every
+    /// record up to it is reflected in them (a shard may reflect later ones
+    /// too; replay skips those by sequence number), and is durable. Each
+    /// shard pauses only while its state is copied (`shard_image`); the
+    /// longest such pause is returned. The encoding runs after, off the
+    /// shards, one thread per shard.
+    pub(crate) async fn snapshot_shards(&self) -> Result<(Lsn, Vec<Vec<u8>>, Duration), NodeError> {
+        // Every record up to this LSN was decided before any shard is asked for
+        // its snapshot below, so the snapshots contain it.
+        let mut covers_lsn = self.progress.appended_lsn();
+        let standby = self.cluster.role() != Role::Primary;
+        let mut images = Vec::with_capacity(self.shards.len());
+        let mut pause_longest = Duration::ZERO;
+        for shard in 0..self.shard_count() {
+            let handle = &self.shards[shard as usize];
+            let snapshot = handle
+                .addr
+                .send(Snapshot)
+                .await
+                .map_err(|_| NodeError::ShuttingDown)?;
+            // The checkpoint may hold only what is durable in the log.
+            self.ask(shard, RequestKind::Durable).await?;
+            if standby {
+                // A standby's shards apply replicated batches after they are
+                // written: the checkpoint covers what every shard applied.
+                covers_lsn = covers_lsn.min(snapshot.applied_lsn);
+            }
+            pause_longest = pause_longest.max(snapshot.pause);
+            images.push(snapshot.image);
+        }
+        let chunks = tokio::task::spawn_blocking(move || encode_images(images))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?;
+        Ok((covers_lsn, chunks, pause_longest))
+    }
+}
+
+/// The chunks of every shard's image, in shard order, encoded on up to one
+/// thread per core.
+fn encode_images(images: Vec<crate::shard_actor::ShardImage>) -> Vec<Vec<u8>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, images.len().max(1));
+    let mut runs: Vec<Vec<(usize, crate::shard_actor::ShardImage)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (index, image) in images.into_iter().enumerate() {
+        runs[index % threads].push((index, image));
+    }
+    let mut encoded: Vec<(usize, Vec<Vec<u8>>)> = std::thread::scope(|scope| {
+        let encoders: Vec<_> = runs
+            .into_iter()
+            .map(|run| {
+                scope.spawn(move || {
+                    run.into_iter()
+                        .map(|(index, image)| (index, crate::shard_actor::encode_image(image)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        encoders
+            .into_iter()
+            .flat_map(|encoder| encoder.join().expect("encoding shard images panicked"))
+            .collect()
+    });
+    encoded.sort_by_key(|(index, _)| *index);
+    encoded.into_iter().flat_map(|(_, chunks)| chunks).collect()
 }
 
 #[derive(Clone, Debug)]

@@ -62,7 +62,10 @@ pub struct ShardSnapshot {
     pub seq: u64,
     /// On a standby, the LSN of the last replicated batch the shard applied.
     pub applied_lsn: Lsn,
-    pub chunks: Vec<Vec<u8>>,
+    /// The shard's state, to encode off its thread (`encode_image`).
+    pub image: ShardImage,
+    /// How long the shard served nothing else while its state was taken.
+    pub pause: Duration,
 }
 
 /// A standby applies its share of a replicated batch. Every shard gets one per
@@ -505,10 +508,13 @@ impl Handler<Snapshot> for ShardActor {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let started = std::time::Instant::now();
+        let image = shard_image(&self.core, self.seq);
         MessageResult(ShardSnapshot {
             seq: self.seq,
             applied_lsn: self.applied_lsn,
-            chunks: snapshot_chunks(&self.core, self.seq),
+            image,
+            pause: started.elapsed(),
         })
     }
 }
@@ -577,27 +583,56 @@ impl Handler<SetEpoch> for ShardActor {
 
 /// The checkpoint chunks of one shard: a header, then its orders.
 pub fn snapshot_chunks(core: &ShardCore, seq: u64) -> Vec<Vec<u8>> {
-    let shard = core.config().shard;
-    let mut chunks = vec![encode_chunk(&CheckpointChunk::ShardHeader {
-        shard,
+    encode_image(shard_image(core, seq))
+}
+
+/// One shard's state as its checkpoint chunks hold it, not yet encoded:
+/// taken on the shard's thread (the orders are copied, their texts shared,
+/// so it costs a fraction of the encoding), encoded anywhere after
+/// (`encode_image`), while the shard serves again.
+pub struct ShardImage {
+    shard: u32,
+    seq: u64,
+    next_order_number: u64,
+    skus: Vec<crate::domain::SkuImage>,
+    orders: Vec<crate::domain::Order>,
+    retained: crate::domain::RetainedImage,
+}
+
+/// A shard's state at `seq`, to encode later.
+pub fn shard_image(core: &ShardCore, seq: u64) -> ShardImage {
+    ShardImage {
+        shard: core.config().shard,
         seq,
         next_order_number: core.next_order_number(),
         skus: core.sku_images(),
+        orders: core.orders().cloned().collect(),
+        retained: core.retained_image(),
+    }
+}
+
+/// The checkpoint chunks of a shard's image: a header, then its orders.
+pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
+    let ShardImage {
+        shard,
+        seq,
+        next_order_number,
+        skus,
+        orders,
+        retained,
+    } = image;
+    let mut chunks = vec![encode_chunk(&CheckpointChunk::ShardHeader {
+        shard,
+        seq,
+        next_order_number,
+        skus,
     })];
-    let mut orders = Vec::with_capacity(ORDERS_PER_CHUNK);
-    for order in core.orders() {
-        orders.push(order.clone());
-        if orders.len() == ORDERS_PER_CHUNK {
-            chunks.push(encode_chunk(&CheckpointChunk::Orders {
-                shard,
-                orders: std::mem::take(&mut orders),
-            }));
-        }
+    for orders in orders.chunks(ORDERS_PER_CHUNK) {
+        chunks.push(encode_chunk(&CheckpointChunk::Orders {
+            shard,
+            orders: orders.to_vec(),
+        }));
     }
-    if !orders.is_empty() {
-        chunks.push(encode_chunk(&CheckpointChunk::Orders { shard, orders }));
-    }
-    let retained = core.retained_image();
     for settled in retained.settled.chunks(16) {
         chunks.push(encode_chunk(&CheckpointChunk::Settled {
             shard,

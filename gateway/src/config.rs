@@ -140,6 +140,17 @@ pub struct Config {
     /// Seconds between checkpoints; 0 turns periodic checkpoints off (one is
     /// still written at shutdown).
     pub checkpoint_interval_secs: u64,
+    /// Continuous archiving: every durable log record is copied to segment
+    /// files here (docs/OPERATIONS.md); none when absent.
+    pub archive_dir: Option<PathBuf>,
+    /// Run on every closed archive segment (`%p` its path, `%f` its name),
+    /// e.g. to copy it to another disk or an object store; exit 0 = copied.
+    pub archive_command: Option<String>,
+    /// An archive segment is closed once it holds this many bytes.
+    pub archive_segment_bytes_max: u64,
+    /// Log records checkpoints keep for an archive that is behind; past it the
+    /// log is trimmed anyway and the archive gets a gap (reported).
+    pub archive_retention_records_max: u64,
     pub log_queue_records_max: usize,
     pub log_batch_records_max: usize,
     pub log_batch_bytes_max: usize,
@@ -351,6 +362,10 @@ impl Default for Config {
             expiry_interval_ms: node.expiry_interval.as_millis() as u64,
             expiry_batch_max: node.expiry_batch_max,
             checkpoint_interval_secs: 300,
+            archive_dir: None,
+            archive_command: None,
+            archive_segment_bytes_max: 16 << 20,
+            archive_retention_records_max: 10_000_000,
             log_queue_records_max: node.writer.queue_records_max,
             log_batch_records_max: node.writer.batch_records_max,
             log_batch_bytes_max: node.writer.batch_bytes_max,
@@ -453,6 +468,10 @@ pub struct Overrides {
     pub cluster_secret_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_stall_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_command: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -499,6 +518,10 @@ const ENV_KEYS: &[&str] = &[
     "expiry_interval_ms",
     "expiry_batch_max",
     "checkpoint_interval_secs",
+    "archive_dir",
+    "archive_command",
+    "archive_segment_bytes_max",
+    "archive_retention_records_max",
     "log_queue_records_max",
     "log_batch_records_max",
     "log_batch_bytes_max",
@@ -610,6 +633,11 @@ impl Config {
             ("quic_idle_timeout_ms", self.quic_idle_timeout_ms),
             ("standby_timeout_ms", self.standby_timeout_ms),
             ("disk_stall_timeout_ms", self.disk_stall_timeout_ms),
+            ("archive_segment_bytes_max", self.archive_segment_bytes_max),
+            (
+                "archive_retention_records_max",
+                self.archive_retention_records_max,
+            ),
             (
                 "replication_message_bytes_max",
                 self.replication_message_bytes_max as u64,

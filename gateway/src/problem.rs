@@ -73,6 +73,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "method_not_allowed",
     "not_ready",
     code::BATCH_TOO_LARGE,
+    "backup_in_progress",
 ];
 
 /// The schema of a problem's `code`: one of `PROBLEM_CODES`.
@@ -116,6 +117,7 @@ pub fn status(error: &RequestError) -> StatusCode {
         RequestError::ReadTooLarge { .. } => S::UNPROCESSABLE_ENTITY,
         // QUIC's limit; HTTP bounds connections and heads instead.
         RequestError::TooManyInFlight(_) => S::TOO_MANY_REQUESTS,
+        RequestError::BackupInProgress(_) => S::CONFLICT,
     }
 }
 

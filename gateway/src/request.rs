@@ -77,6 +77,9 @@ pub enum RequestError {
     /// Over a rate limit (`rate_limit`): which policy, and when to retry.
     #[error("over the rate limit {}: {} requests, then {} per second; retry in {} s", .0.policy, .0.burst, .0.per_sec, .0.retry_after_secs)]
     RateLimited(crate::rate_limit::Limited),
+    /// A backup was asked of a node that is sending one already.
+    #[error("this node is sending a backup already ({0} at a time); wait for it to finish")]
+    BackupInProgress(usize),
 }
 
 impl RequestError {
@@ -104,6 +107,7 @@ impl RequestError {
             RequestError::HeadersTooLarge(_) => "headers_too_large",
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
             RequestError::RateLimited(_) => code::RATE_LIMITED,
+            RequestError::BackupInProgress(_) => "backup_in_progress",
         }
     }
 
@@ -324,6 +328,7 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             per_sec: 1,
             retry_after_secs: 1,
         }),
+        RequestError::BackupInProgress(1),
     ];
     for refusal in &refusals {
         match refusal {
@@ -347,7 +352,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::UriTooLong(_)
             | RequestError::HeadersTooLarge(_)
             | RequestError::TooManyInFlight(_)
-            | RequestError::RateLimited(_) => {}
+            | RequestError::RateLimited(_)
+            | RequestError::BackupInProgress(_) => {}
         }
     }
     refusals

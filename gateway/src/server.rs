@@ -44,6 +44,8 @@ pub enum ServeError {
     Replication(#[from] TransportError),
     #[error("stopped after a storage failure: {0}; every acknowledged order is in the log: fix the disk, then restart this node (or promote its standby)")]
     StorageFailed(String),
+    #[error(transparent)]
+    Archive(#[from] flashgate_actors::archiver::ArchiveError),
 }
 
 /// The exit code when a graceful stop did not finish within
@@ -125,6 +127,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "recovered data dir {}",
         config.data_dir.display()
     );
+    let archiver = match &config.archive_dir {
+        Some(dir) => Some(flashgate_actors::archiver::Archiver::start(
+            &node,
+            flashgate_actors::archiver::ArchiveConfig {
+                dir: dir.clone(),
+                command: config.archive_command.clone(),
+                segment_bytes_max: config.archive_segment_bytes_max,
+                retention_records_max: config.archive_retention_records_max,
+            },
+        )?),
+        None => None,
+    };
     let readiness = Arc::new(Readiness::default());
     // After `install_metrics`: the counters' handles come from its recorder.
     let requests = Arc::new(crate::request::RequestMetrics::default());
@@ -327,9 +341,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         ),
     }
     drop(node);
-    actix_web::rt::task::spawn_blocking(move || runtime.stop())
-        .await
-        .ok();
+    actix_web::rt::task::spawn_blocking(move || {
+        runtime.stop();
+        // Last: everything the log writer made durable goes to the archive.
+        if let Some(archiver) = archiver {
+            archiver.stop();
+        }
+    })
+    .await
+    .ok();
     tracing::info!("stopped");
     Ok(())
 }

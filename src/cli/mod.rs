@@ -13,12 +13,19 @@
 //! - `promote`: `flashgate promote`.
 //! - `switchover`: `flashgate switchover`, a planned handover in four steps.
 //! - `status`: `flashgate status`, one node's state for a terminal.
+//! - `backup`: `flashgate backup` (a consistent backup of a running node)
+//!   and `flashgate backup verify`; `backup_files`: a backup directory's
+//!   files and manifest, checked and loaded into a data dir; `restore`:
+//!   `flashgate restore`.
 
 pub mod admin;
+pub mod backup;
+pub mod backup_files;
 pub mod cluster;
 pub mod duration;
 pub mod node_url;
 pub mod promote;
+pub mod restore;
 pub mod status;
 pub mod switchover;
 

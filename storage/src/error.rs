@@ -35,6 +35,8 @@ pub enum StorageError {
     Io(String),
     #[error("storage stopped taking writes after an earlier failure: {0}")]
     Stopped(String),
+    #[error("a checkpoint covering LSN {covers} trimmed the log after LSN {after} while a backup read it; take the snapshot again")]
+    LogTrimmed { after: Lsn, covers: Lsn },
 }
 
 impl StorageError {

@@ -14,10 +14,13 @@
 //! - `inline`: the value limit that keeps everything in sled's data file, the
 //!   one file the barrier fsyncs, and its check against sled's segment size.
 //! - `epochs`: which epoch wrote which part of the log, and where two logs part.
+//! - `backup`: backup frames and files as bytes, and the log between two LSNs
+//!   for a backup.
 //! - `error`: `StorageError`.
 //! - `fault`: test-only fault points, in debug builds only.
 
 mod archive;
+pub mod backup;
 mod checkpoint;
 mod epochs;
 mod error;

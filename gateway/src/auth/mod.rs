@@ -95,6 +95,8 @@ pub enum Action {
     ReadOperations,
     /// Promote, hand over.
     MoveRole,
+    /// Take a backup (every order of every customer).
+    TakeBackup,
 }
 
 impl Action {
@@ -108,6 +110,7 @@ impl Action {
             Action::WriteSku => "change SKUs",
             Action::ReadOperations => "read operations data",
             Action::MoveRole => "promote or hand over",
+            Action::TakeBackup => "take backups",
         }
     }
 }
@@ -226,16 +229,17 @@ mod tests {
             Action::WriteSku,
             Action::ReadOperations,
             Action::MoveRole,
+            Action::TakeBackup,
         ];
         // Rows: callers in the order above; columns: actions in the order above.
         let expected = [
-            "----A---", // anonymous
-            "AAAAA---", // development
-            "OOO-A---", // buyer
-            "AAA-A---", // service
-            "-AAAA---", // payments
-            "-A--A-A-", // operator
-            "AAAAAAAA", // admin
+            "----A----", // anonymous
+            "AAAAA----", // development
+            "OOO-A----", // buyer
+            "AAA-A----", // service
+            "-AAAA----", // payments
+            "-A--A-A--", // operator
+            "AAAAAAAAA", // admin
         ];
         for (caller, row) in callers.iter().zip(expected) {
             let got: String = actions

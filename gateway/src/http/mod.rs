@@ -1,6 +1,7 @@
 //! The HTTP API. Each file holds one group of routes; `configure` mounts them.
 //! `openapi` publishes them as an OpenAPI 3.1 document at `/openapi.json`.
 
+mod backup;
 mod caller;
 mod cluster;
 pub mod openapi;
@@ -108,6 +109,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/admin/switchover-check")
                 .route(web::get().to(cluster::switchover_check))
                 .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/admin/backup")
+                .route(web::post().to(backup::backup))
+                .default_service(allow("POST")),
         )
         .service(
             web::resource("/healthz")

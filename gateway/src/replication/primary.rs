@@ -236,6 +236,28 @@ async fn serve(shared: &Arc<Shared>, authenticated: Authenticated) -> Result<(),
     let node = &shared.node;
     let cluster = node.cluster();
     let own_epoch = cluster.epoch();
+    let own_cluster = node
+        .cluster_id()
+        .map_err(|error| WireError::Io(error.to_string()))?;
+    if epoch > own_epoch && cluster_id != own_cluster && !empty {
+        // A node holding another cluster's data (a restore into a new
+        // cluster id, say) never fences this one, whatever its epoch.
+        let reason = format!(
+            "the dialer belongs to another cluster ({cluster_id:016x}, this one is {own_cluster:016x}); a node of another cluster cannot fence this one"
+        );
+        tracing::warn!(%remote, %reason, "refused a dialer of a newer epoch");
+        // Nothing in the refusal is for the dialer to act on: no epoch it
+        // could fence itself by, no primary to follow.
+        let refusal = Message::Refused {
+            reason,
+            epoch: 0,
+            primary: None,
+        };
+        wire::send(&mut send, &refusal).await?;
+        let _ = send.finish();
+        let _ = send.stopped().await;
+        return Ok(());
+    }
     if epoch > own_epoch {
         // A node of a newer epoch: a promotion happened without this node.
         let primary = PeerAddress::from(dialer.clone());
@@ -269,9 +291,6 @@ async fn serve(shared: &Arc<Shared>, authenticated: Authenticated) -> Result<(),
             cluster.role().as_str()
         ))
     } else {
-        let own_cluster = node
-            .cluster_id()
-            .map_err(|error| WireError::Io(error.to_string()))?;
         (cluster_id != own_cluster && !empty).then(|| format!(
             "the follower's data dir belongs to another cluster ({cluster_id:016x}, this one is {own_cluster:016x}); empty it to follow this primary"
         ))
