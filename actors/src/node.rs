@@ -650,7 +650,7 @@ impl Node {
         let shared = &self.shards[shard as usize].shared;
         let gate = *shared.gates.get(&command.sku)?;
         // Fail-stopped, the shard answers `storage_failed`.
-        if self.progress.failure().is_some() {
+        if !gate.may_refuse() || self.progress.failure().is_some() {
             return None;
         }
         let answerable = shared.answerable_seq.load(Ordering::Acquire);

@@ -53,6 +53,12 @@ impl SkuGate {
             && self.max_quantity_per_order == other.max_quantity_per_order
     }
 
+    /// Whether this gate could refuse anything: most orders meet a SKU that
+    /// is on sale with units left, and are sent on without more checks.
+    pub fn may_refuse(&self) -> bool {
+        self.sold_out || self.sale_starts_at.is_some()
+    }
+
     /// The refusal the shard would answer an order of `quantity` units of
     /// `sku` at `now`, when its shard's events through `answerable_seq` may be
     /// reported; `None`: ask the shard.

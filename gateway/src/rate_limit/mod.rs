@@ -87,15 +87,21 @@ pub struct Passed {
     pub burst: u32,
     pub per_sec: u32,
     pub remaining: u32,
+    /// The policy's `RateLimit-Policy` value, made once per policy.
+    policy_header: HeaderValue,
 }
 
 /// `RateLimit-Policy: "<name>";q=<burst>;w=<seconds to refill it>`.
-fn policy_header(policy: &str, burst: u32, per_sec: u32) -> (HeaderName, HeaderValue) {
+fn policy_header_value(policy: &str, burst: u32, per_sec: u32) -> HeaderValue {
     let window = burst.div_ceil(per_sec.max(1)).max(1);
     let value = format!("\"{policy}\";q={burst};w={window}");
+    HeaderValue::from_str(&value).expect("a policy name is a token")
+}
+
+fn policy_header(policy: &str, burst: u32, per_sec: u32) -> (HeaderName, HeaderValue) {
     (
         HeaderName::from_static("ratelimit-policy"),
-        HeaderValue::from_str(&value).expect("a policy name is a token"),
+        policy_header_value(policy, burst, per_sec),
     )
 }
 
@@ -124,7 +130,10 @@ impl Passed {
         let used = self.burst.saturating_sub(self.remaining);
         let reset = u64::from(used.div_ceil(self.per_sec.max(1)));
         [
-            policy_header(self.policy, self.burst, self.per_sec),
+            (
+                HeaderName::from_static("ratelimit-policy"),
+                self.policy_header.clone(),
+            ),
             limit_header(self.policy, self.remaining, reset),
         ]
     }
@@ -139,6 +148,7 @@ struct Policy<K: std::hash::Hash + Eq + Clone> {
     limiter: Limiter<K>,
     store: BoundedStore<K>,
     refused: metrics::Counter,
+    policy_header: HeaderValue,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Policy<K> {
@@ -160,6 +170,7 @@ impl<K: std::hash::Hash + Eq + Clone> Policy<K> {
             limiter,
             store,
             refused: metrics::counter!("flashgate_rate_limited_total", "policy" => name),
+            policy_header: policy_header_value(name, rate.burst, rate.per_sec),
         })
     }
 
@@ -170,6 +181,7 @@ impl<K: std::hash::Hash + Eq + Clone> Policy<K> {
                 burst: self.rate.burst,
                 per_sec: self.rate.per_sec,
                 remaining: snapshot.remaining_burst_capacity(),
+                policy_header: self.policy_header.clone(),
             }),
             Err(not_until) => {
                 self.refused.increment(1);
