@@ -18,7 +18,7 @@ pub use event::Event;
 pub use order::{Order, OrderStatus};
 pub use retention::{answer_archived, KeyEntry, RetainedImage, RetainedKey, Retention};
 pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage};
-pub use sku::{RequestedSettings, Sku, SkuSettings, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
+pub use sku::{RequestedSettings, Sku, SkuSettings, SkuStock, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
 pub use types::{
     CustomerId, IdHasher, IdMap, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp,
 };

@@ -49,9 +49,16 @@ pub fn allowed(
     state: &AppState,
     action: Action,
 ) -> Result<(Caller, Scope), RequestError> {
-    let caller = caller(request, state)?;
-    let scope = authorize(&caller, action)?;
-    Ok((caller, scope))
+    let allowed = caller(request, state)
+        .and_then(|caller| Ok((authorize(&caller, action)?, caller)))
+        .map(|(scope, caller)| (caller, scope));
+    if allowed.is_err() && action.is_admin_api() {
+        state
+            .alerts
+            .admin_auth_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    allowed
 }
 
 #[cfg(test)]

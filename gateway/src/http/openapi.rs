@@ -46,6 +46,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::cluster::handover,
         super::cluster::resume,
         super::cluster::switchover_check,
+        super::alerts::list,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
