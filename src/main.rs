@@ -143,6 +143,15 @@ struct ServeArgs {
     /// final checkpoint [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     disk_stall_timeout: Option<std::time::Duration>,
+    /// POST every alert event (raised, resolved) to this URL, signed as
+    /// Standard Webhooks says; repeat for more receivers (docs/ALERTS.md).
+    #[arg(long = "webhook-url", value_name = "URL")]
+    webhook_urls: Vec<String>,
+    /// File holding the webhook signing secret (whsec_<base64>); without it
+    /// one is generated into the data dir (webhook-secret), or set
+    /// FLASHGATE_WEBHOOK_SECRET.
+    #[arg(long, value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 /// The man pages of flashgate, generated from the command line's definition
@@ -241,6 +250,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         disk_stall_timeout_ms: args
             .disk_stall_timeout
             .map(|timeout| timeout.as_millis() as u64),
+        webhook_urls: args.webhook_urls,
+        webhook_secret_file: args.webhook_secret_file,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

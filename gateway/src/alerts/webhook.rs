@@ -464,6 +464,9 @@ async fn deliver(
                     Verdict::Delivered => {
                         stats.delivered.fetch_add(1, Ordering::Relaxed);
                     }
+                    // Attempts in flight together may all hear 410: the
+                    // receiver is disabled once.
+                    Verdict::Gone if disabled[delivery.receiver] => {}
                     Verdict::Gone => {
                         disabled[delivery.receiver] = true;
                         waiting.retain(|other| other.receiver != delivery.receiver);
