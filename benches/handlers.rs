@@ -67,6 +67,13 @@ fn handlers(c: &mut Criterion) {
         replication: Arc::new(std::sync::OnceLock::new()),
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
+        alerts: Arc::new(flashgate_gateway::alerts::Alerts::new(
+            flashgate_gateway::alerts::FeedLimits {
+                recent_max: 1,
+                events_max: 1,
+            },
+            None,
+        )),
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),

@@ -198,13 +198,21 @@ fn verify(secret: &str, delivery: &Received) -> Result<(), String> {
         return Err("webhook-id or webhook-timestamp missing".into());
     }
     let sent: u64 = timestamp.parse().map_err(|_| "timestamp is not a number")?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     if sent.abs_diff(now) > 300 {
-        return Err(format!("timestamp {sent} is more than 5 minutes from {now}"));
+        return Err(format!(
+            "timestamp {sent} is more than 5 minutes from {now}"
+        ));
     }
     let mut content = format!("{id}.{timestamp}.").into_bytes();
     content.extend_from_slice(&delivery.body);
-    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &content);
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        &content,
+    );
     let expected = format!("v1,{}", base64(tag.as_ref()));
     let signatures = delivery.header("webhook-signature");
     if signatures.split(' ').any(|given| given == expected) {
@@ -268,7 +276,11 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
         assert_eq!(status, 201, "{body}");
     }
     let (status, refused) = api.place_order("drop-1", 1, "late-buyer");
-    assert_eq!((status, refused["code"].as_str()), (409, Some("sold_out")), "{refused}");
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("sold_out")),
+        "{refused}"
+    );
 
     // Listed, for an operator.
     let operator = api.with_credential(Some(OPERATOR_TOKEN));
@@ -298,12 +310,16 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
     assert!(listed["last_event_id"].as_u64().unwrap() >= 2, "{listed}");
 
     // Delivered, after a failed first attempt.
-    poll_until("low_stock and sold_out to be delivered", ALERT_TIMEOUT, || {
-        let events = accepted(&flaky);
-        (has(&events, "low_stock", "alert.raised", "drop-1")
-            && has(&events, "sold_out", "alert.raised", "drop-1"))
-        .then_some(())
-    });
+    poll_until(
+        "low_stock and sold_out to be delivered",
+        ALERT_TIMEOUT,
+        || {
+            let events = accepted(&flaky);
+            (has(&events, "low_stock", "alert.raised", "drop-1")
+                && has(&events, "sold_out", "alert.raised", "drop-1"))
+            .then_some(())
+        },
+    );
 
     // The 410 receiver is disabled, with an alert, and gets nothing more.
     poll_until("webhook_disabled to be delivered", ALERT_TIMEOUT, || {
@@ -318,21 +334,28 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
         .unwrap_or_else(|| panic!("no webhook_disabled alert in {listed}"));
     let message = disabled["message"].as_str().unwrap();
     assert!(message.contains("410"), "{message}");
-    assert!(!message.contains("/hook"), "a URL's path is never shown: {message}");
+    assert!(
+        !message.contains("/hook"),
+        "a URL's path is never shown: {message}"
+    );
     let gone_before = gone.received();
     assert!(!gone_before.is_empty() && gone_before.iter().all(|r| r.answered == 410));
 
     // A restock resolves both and is an event of its own.
     let (status, body) = api.admin_post("/v1/skus/drop-1/restock", &json!({ "quantity": 4 }));
     assert_eq!(status, 200, "{body}");
-    poll_until("the restock's alerts to be delivered", ALERT_TIMEOUT, || {
-        let events = accepted(&flaky);
-        (has(&events, "low_stock", "alert.resolved", "drop-1")
-            && has(&events, "sold_out", "alert.resolved", "drop-1")
-            && has(&events, "restocked", "alert.raised", "drop-1")
-            && has(&events, "restocked", "alert.resolved", "drop-1"))
-        .then_some(())
-    });
+    poll_until(
+        "the restock's alerts to be delivered",
+        ALERT_TIMEOUT,
+        || {
+            let events = accepted(&flaky);
+            (has(&events, "low_stock", "alert.resolved", "drop-1")
+                && has(&events, "sold_out", "alert.resolved", "drop-1")
+                && has(&events, "restocked", "alert.raised", "drop-1")
+                && has(&events, "restocked", "alert.resolved", "drop-1"))
+            .then_some(())
+        },
+    );
 
     // Someone guessing: refused admin calls raise admin_auth_failures.
     let guesser = api.with_credential(Some("not-the-admin-token-0123"));
@@ -365,7 +388,10 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
         });
         assert_eq!(delivery.header("content-type"), "application/json");
         let id = delivery.header("webhook-id").to_owned();
-        attempts.entry(id.clone()).or_default().push(delivery.answered);
+        attempts
+            .entry(id.clone())
+            .or_default()
+            .push(delivery.answered);
         let body = delivery.json();
         let event = (
             body["data"]["alert"]["id"].as_str().unwrap().to_owned(),

@@ -50,13 +50,19 @@ fn the_rules_name_only_metrics_the_node_exports() {
         .replicated("127.0.0.1:0")
         .arg("--webhook-url")
         .arg("http://127.0.0.1:9/hook")
-        .env("FLASHGATE_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .env(
+            "FLASHGATE_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
         .env("FLASHGATE_EXPIRY_INTERVAL_MS", "50")
         .env("FLASHGATE_ALERT_EVALUATE_INTERVAL_MS", "100")
         .env("FLASHGATE_REPLICATION", "async")
         .start();
     let api = server.client();
-    api.put_sku("r-1", json!({ "stock": 3, "reservation_ttl_secs": 1, "low_stock_threshold": 1 }));
+    api.put_sku(
+        "r-1",
+        json!({ "stock": 3, "reservation_ttl_secs": 1, "low_stock_threshold": 1 }),
+    );
     let expiring = api.reserve("r-1", 1, "buyer-a");
     let paid = api.reserve("r-1", 1, "buyer-b");
     assert_eq!(api.confirm(&order_id(&paid)).0, 200);
@@ -88,7 +94,10 @@ fn the_rules_name_only_metrics_the_node_exports() {
             "{name} is named by the rules and exported nowhere"
         );
     }
-    assert!(page.contains("flashgate_orders_total{outcome=\"created\"} 2"), "{page}");
+    assert!(
+        page.contains("flashgate_orders_total{outcome=\"created\"} 2"),
+        "{page}"
+    );
 }
 
 fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {

@@ -772,19 +772,46 @@ impl Config {
         let positive = [
             ("alert_recent_max", self.alert_recent_max as u64),
             ("alert_feed_events_max", self.alert_feed_events_max as u64),
-            ("alert_unpaid_expiry_window_secs", self.alert_unpaid_expiry_window_secs),
-            ("alert_unpaid_expiry_min_ended", self.alert_unpaid_expiry_min_ended),
-            ("alert_duplicate_orders_window_secs", self.alert_duplicate_orders_window_secs),
-            ("alert_duplicate_orders_min", self.alert_duplicate_orders_min),
-            ("alert_overload_window_secs", self.alert_overload_window_secs),
+            (
+                "alert_unpaid_expiry_window_secs",
+                self.alert_unpaid_expiry_window_secs,
+            ),
+            (
+                "alert_unpaid_expiry_min_ended",
+                self.alert_unpaid_expiry_min_ended,
+            ),
+            (
+                "alert_duplicate_orders_window_secs",
+                self.alert_duplicate_orders_window_secs,
+            ),
+            (
+                "alert_duplicate_orders_min",
+                self.alert_duplicate_orders_min,
+            ),
+            (
+                "alert_overload_window_secs",
+                self.alert_overload_window_secs,
+            ),
             ("alert_overload_min", self.alert_overload_min),
             ("alert_replication_lag_ms", self.alert_replication_lag_ms),
-            ("alert_admin_auth_window_secs", self.alert_admin_auth_window_secs),
-            ("alert_admin_auth_failures_min", self.alert_admin_auth_failures_min),
+            (
+                "alert_admin_auth_window_secs",
+                self.alert_admin_auth_window_secs,
+            ),
+            (
+                "alert_admin_auth_failures_min",
+                self.alert_admin_auth_failures_min,
+            ),
             ("webhook_queue_max", self.webhook_queue_max as u64),
             ("webhook_retry_for_secs", self.webhook_retry_for_secs),
-            ("webhook_attempt_timeout_ms", self.webhook_attempt_timeout_ms),
-            ("webhook_backoff_initial_ms", self.webhook_backoff_initial_ms),
+            (
+                "webhook_attempt_timeout_ms",
+                self.webhook_attempt_timeout_ms,
+            ),
+            (
+                "webhook_backoff_initial_ms",
+                self.webhook_backoff_initial_ms,
+            ),
             ("webhook_in_flight_max", self.webhook_in_flight_max as u64),
         ];
         for (name, value) in positive {
@@ -801,10 +828,22 @@ impl Config {
             ));
         }
         for (name, value) in [
-            ("alert_unpaid_expiry_window_secs", self.alert_unpaid_expiry_window_secs),
-            ("alert_duplicate_orders_window_secs", self.alert_duplicate_orders_window_secs),
-            ("alert_overload_window_secs", self.alert_overload_window_secs),
-            ("alert_admin_auth_window_secs", self.alert_admin_auth_window_secs),
+            (
+                "alert_unpaid_expiry_window_secs",
+                self.alert_unpaid_expiry_window_secs,
+            ),
+            (
+                "alert_duplicate_orders_window_secs",
+                self.alert_duplicate_orders_window_secs,
+            ),
+            (
+                "alert_overload_window_secs",
+                self.alert_overload_window_secs,
+            ),
+            (
+                "alert_admin_auth_window_secs",
+                self.alert_admin_auth_window_secs,
+            ),
         ] {
             if value > ALERT_WINDOW_SECS_MAX {
                 return invalid(format!(
@@ -813,8 +852,14 @@ impl Config {
             }
         }
         for (name, value) in [
-            ("alert_unpaid_expiry_percent", self.alert_unpaid_expiry_percent),
-            ("alert_duplicate_orders_percent", self.alert_duplicate_orders_percent),
+            (
+                "alert_unpaid_expiry_percent",
+                self.alert_unpaid_expiry_percent,
+            ),
+            (
+                "alert_duplicate_orders_percent",
+                self.alert_duplicate_orders_percent,
+            ),
             ("alert_overload_percent", self.alert_overload_percent),
         ] {
             if !(1..=100).contains(&value) {
@@ -1271,18 +1316,76 @@ mod tests {
     /// the defaults are the engine's.
     #[test]
     fn alert_and_webhook_settings_are_checked() {
-        assert_eq!(Config::default().alert_rules(), crate::alerts::AlertRules::default());
+        assert_eq!(
+            Config::default().alert_rules(),
+            crate::alerts::AlertRules::default()
+        );
         let invalid = |config: Config| config.validate().unwrap_err().to_string();
         for (config, name) in [
-            (Config { alert_evaluate_interval_ms: 99, ..Config::default() }, "alert_evaluate_interval_ms"),
-            (Config { alert_overload_percent: 101, ..Config::default() }, "alert_overload_percent"),
-            (Config { alert_unpaid_expiry_percent: 0, ..Config::default() }, "alert_unpaid_expiry_percent"),
-            (Config { alert_duplicate_orders_window_secs: 86_401, ..Config::default() }, "alert_duplicate_orders_window_secs"),
-            (Config { webhook_queue_max: 0, ..Config::default() }, "webhook_queue_max"),
-            (Config { webhook_backoff_max_ms: 1, ..Config::default() }, "webhook_backoff_max_ms"),
-            (Config { webhook_urls: vec!["ftp://example.com/".into()], ..Config::default() }, "http://"),
-            (Config { webhook_secret: Some("plain".into()), ..Config::default() }, "whsec_"),
-            (Config { webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()), webhook_secret_file: Some("s".into()), ..Config::default() }, "webhook_secret_file"),
+            (
+                Config {
+                    alert_evaluate_interval_ms: 99,
+                    ..Config::default()
+                },
+                "alert_evaluate_interval_ms",
+            ),
+            (
+                Config {
+                    alert_overload_percent: 101,
+                    ..Config::default()
+                },
+                "alert_overload_percent",
+            ),
+            (
+                Config {
+                    alert_unpaid_expiry_percent: 0,
+                    ..Config::default()
+                },
+                "alert_unpaid_expiry_percent",
+            ),
+            (
+                Config {
+                    alert_duplicate_orders_window_secs: 86_401,
+                    ..Config::default()
+                },
+                "alert_duplicate_orders_window_secs",
+            ),
+            (
+                Config {
+                    webhook_queue_max: 0,
+                    ..Config::default()
+                },
+                "webhook_queue_max",
+            ),
+            (
+                Config {
+                    webhook_backoff_max_ms: 1,
+                    ..Config::default()
+                },
+                "webhook_backoff_max_ms",
+            ),
+            (
+                Config {
+                    webhook_urls: vec!["ftp://example.com/".into()],
+                    ..Config::default()
+                },
+                "http://",
+            ),
+            (
+                Config {
+                    webhook_secret: Some("plain".into()),
+                    ..Config::default()
+                },
+                "whsec_",
+            ),
+            (
+                Config {
+                    webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+                    webhook_secret_file: Some("s".into()),
+                    ..Config::default()
+                },
+                "webhook_secret_file",
+            ),
         ] {
             let message = invalid(config);
             assert!(message.contains(name), "{name}: {message}");

@@ -263,6 +263,10 @@ pub struct RequestMetrics {
     quic_requests: KeptHandles<Counter>,
     /// `flashgate_quic_request_duration_seconds{request}`.
     quic_durations: KeptHandles<Histogram>,
+    /// Calls to the admin API (either front end) refused for their
+    /// credential (401, 403, 429): `flashgate_admin_auth_refused_total`,
+    /// and the `admin_auth_failures` alert.
+    admin_auth_refused: AtomicU64,
 }
 
 impl Default for RequestMetrics {
@@ -281,6 +285,7 @@ impl Default for RequestMetrics {
                 QUIC_REQUEST_KINDS.into(),
                 histogram,
             ),
+            admin_auth_refused: AtomicU64::new(0),
         }
     }
 }
@@ -306,6 +311,16 @@ impl RequestMetrics {
     /// Orders taken since start, whatever their outcome.
     pub fn orders_taken(&self) -> u64 {
         self.orders.total()
+    }
+
+    /// Counts a call to the admin API refused for its credential.
+    pub fn admin_auth_refused(&self) {
+        self.admin_auth_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Admin calls refused for their credential since start.
+    pub fn admin_auth_refusals(&self) -> u64 {
+        self.admin_auth_refused.load(Ordering::Relaxed)
     }
 
     /// Counts one QUIC request's answer: `ok`, or the code of its refusal.

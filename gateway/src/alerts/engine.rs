@@ -547,7 +547,10 @@ impl Evaluation<'_> {
 
         self.condition(
             (AlertKind::ReplicationLag, None),
-            primary && replicated && cluster.standby_connected && cluster.lag_ms >= rules.replication_lag_ms,
+            primary
+                && replicated
+                && cluster.standby_connected
+                && cluster.lag_ms >= rules.replication_lag_ms,
             || {
                 format!(
                     "the standby is {} ms ({} records) behind this primary; threshold {} ms",
@@ -742,11 +745,17 @@ mod tests {
     #[test]
     fn sold_out_until_units_come_back() {
         let mut engine = engine();
-        assert_eq!(stock_step(0, &[sku("A", 10, 1, 0), sku("Z", 0, 0, 0)]).run(&mut engine), []);
+        assert_eq!(
+            stock_step(0, &[sku("A", 10, 1, 0), sku("Z", 0, 0, 0)]).run(&mut engine),
+            []
+        );
         let changes = stock_step(1, &[sku("A", 10, 0, 0)]).run(&mut engine);
         assert_eq!(changes, [(AlertKind::SoldOut, "raised")]);
         let message = &engine.active().next().unwrap().message;
-        assert!(message.contains("0 of 10") && message.contains("10 sold"), "{message}");
+        assert!(
+            message.contains("0 of 10") && message.contains("10 sold"),
+            "{message}"
+        );
         assert_eq!(stock_step(2, &[sku("A", 10, 0, 0)]).run(&mut engine), []);
         assert_eq!(
             stock_step(3, &[sku("A", 10, 1, 0)]).run(&mut engine),
@@ -756,7 +765,10 @@ mod tests {
         let both = stock_step(0, &[sku("A", 10, 0, 2)]).run(&mut engine);
         assert_eq!(
             both,
-            [(AlertKind::LowStock, "raised"), (AlertKind::SoldOut, "raised")]
+            [
+                (AlertKind::LowStock, "raised"),
+                (AlertKind::SoldOut, "raised")
+            ]
         );
     }
 
@@ -765,7 +777,10 @@ mod tests {
     #[test]
     fn restocked_is_an_event_that_resolves_sold_out() {
         let mut engine = engine();
-        assert_eq!(stock_step(0, &[sku("A", 10, 0, 2)]).run(&mut engine).len(), 2);
+        assert_eq!(
+            stock_step(0, &[sku("A", 10, 0, 2)]).run(&mut engine).len(),
+            2
+        );
         let changes = stock_step(1, &[sku("A", 60, 50, 2)]).run(&mut engine);
         assert_eq!(
             changes,
@@ -836,10 +851,16 @@ mod tests {
         };
         let mut engine = engine();
         counters_step(0, Counters::default()).run(&mut engine);
-        assert_eq!(counters_step(1_000, orders(400, 40, 20, 39)).run(&mut engine), []);
+        assert_eq!(
+            counters_step(1_000, orders(400, 40, 20, 39)).run(&mut engine),
+            []
+        );
         let mut engine = super::tests::engine();
         counters_step(0, Counters::default()).run(&mut engine);
-        assert_eq!(counters_step(1_000, orders(501, 50, 25, 25)).run(&mut engine), []);
+        assert_eq!(
+            counters_step(1_000, orders(501, 50, 25, 25)).run(&mut engine),
+            []
+        );
         assert_eq!(
             counters_step(2_000, orders(501, 50, 25, 26)).run(&mut engine),
             [(AlertKind::DuplicateOrders, "raised")]
@@ -868,7 +889,12 @@ mod tests {
             counters_step(1_000, shed(200, 10)).run(&mut engine),
             [(AlertKind::OverloadShedding, "raised")]
         );
-        assert!(engine.active().next().unwrap().message.contains("10 of 200"));
+        assert!(engine
+            .active()
+            .next()
+            .unwrap()
+            .message
+            .contains("10 of 200"));
         assert_eq!(
             counters_step(31_001, shed(200, 10)).run(&mut engine),
             [(AlertKind::OverloadShedding, "resolved")]
@@ -918,12 +944,20 @@ mod tests {
     #[test]
     fn replication_lag_edges_and_resolution() {
         let mut engine = engine();
-        assert_eq!(cluster_step(0, sync_primary(true, 1_999)).run(&mut engine), []);
+        assert_eq!(
+            cluster_step(0, sync_primary(true, 1_999)).run(&mut engine),
+            []
+        );
         assert_eq!(
             cluster_step(1, sync_primary(true, 2_000)).run(&mut engine),
             [(AlertKind::ReplicationLag, "raised")]
         );
-        assert!(engine.active().next().unwrap().message.contains("2000 ms (200 records)"));
+        assert!(engine
+            .active()
+            .next()
+            .unwrap()
+            .message
+            .contains("2000 ms (200 records)"));
         assert_eq!(
             cluster_step(2, sync_primary(true, 10)).run(&mut engine),
             [(AlertKind::ReplicationLag, "resolved")]
@@ -942,8 +976,14 @@ mod tests {
     fn standby_lost_after_its_grace_and_resolution() {
         let mut engine = engine();
         assert_eq!(cluster_step(0, sync_primary(true, 0)).run(&mut engine), []);
-        assert_eq!(cluster_step(1_000, sync_primary(false, 0)).run(&mut engine), []);
-        assert_eq!(cluster_step(5_999, sync_primary(false, 0)).run(&mut engine), []);
+        assert_eq!(
+            cluster_step(1_000, sync_primary(false, 0)).run(&mut engine),
+            []
+        );
+        assert_eq!(
+            cluster_step(5_999, sync_primary(false, 0)).run(&mut engine),
+            []
+        );
         assert_eq!(
             cluster_step(6_000, sync_primary(false, 0)).run(&mut engine),
             [(AlertKind::StandbyLost, "raised")]
@@ -953,8 +993,14 @@ mod tests {
             [(AlertKind::StandbyLost, "resolved")]
         );
         // Away again: the grace starts over.
-        assert_eq!(cluster_step(8_000, sync_primary(false, 0)).run(&mut engine), []);
-        assert_eq!(cluster_step(12_999, sync_primary(false, 0)).run(&mut engine), []);
+        assert_eq!(
+            cluster_step(8_000, sync_primary(false, 0)).run(&mut engine),
+            []
+        );
+        assert_eq!(
+            cluster_step(12_999, sync_primary(false, 0)).run(&mut engine),
+            []
+        );
         let mut engine = super::tests::engine();
         assert_eq!(cluster_step(0, standalone()).run(&mut engine), []);
         assert_eq!(cluster_step(60_000, standalone()).run(&mut engine), []);
@@ -972,7 +1018,12 @@ mod tests {
             cluster_step(0, degraded).run(&mut engine),
             [(AlertKind::ReplicationDegraded, "raised")]
         );
-        assert!(engine.active().next().unwrap().message.contains("did not answer"));
+        assert!(engine
+            .active()
+            .next()
+            .unwrap()
+            .message
+            .contains("did not answer"));
         assert_eq!(
             cluster_step(1, sync_primary(true, 0)).run(&mut engine),
             [(AlertKind::ReplicationDegraded, "resolved")]
@@ -1033,15 +1084,24 @@ mod tests {
             storage_failure: Some("fsync failed: EIO"),
             ..Step::at(0)
         };
-        assert_eq!(failed.run(&mut engine), [(AlertKind::StorageFailed, "raised")]);
+        assert_eq!(
+            failed.run(&mut engine),
+            [(AlertKind::StorageFailed, "raised")]
+        );
         let disabled = ["http://127.0.0.1:9/".to_owned()];
         let again = Step {
             storage_failure: Some("fsync failed: EIO"),
             disabled: &disabled,
             ..Step::at(1)
         };
-        assert_eq!(again.run(&mut engine), [(AlertKind::WebhookDisabled, "raised")]);
-        let messages: Vec<&str> = engine.active().map(|alert| alert.message.as_str()).collect();
+        assert_eq!(
+            again.run(&mut engine),
+            [(AlertKind::WebhookDisabled, "raised")]
+        );
+        let messages: Vec<&str> = engine
+            .active()
+            .map(|alert| alert.message.as_str())
+            .collect();
         assert!(messages.iter().any(|m| m.contains("EIO")), "{messages:?}");
         assert!(messages.iter().any(|m| m.contains("410")), "{messages:?}");
         let later = Step {

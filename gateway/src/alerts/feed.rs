@@ -69,7 +69,9 @@ impl AlertFeed {
     fn state(&self) -> std::sync::MutexGuard<'_, FeedState> {
         // A panic aborts the process (fail-stop), so the lock is never poisoned
         // in a running node; the state is still consistent if it were.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Takes in an evaluation's changes: each becomes an event, is logged and
@@ -116,7 +118,11 @@ impl AlertFeed {
             published.push(event);
         }
         for kind in AlertKind::ALL {
-            let active = state.active.iter().filter(|alert| alert.kind == kind).count();
+            let active = state
+                .active
+                .iter()
+                .filter(|alert| alert.kind == kind)
+                .count();
             metrics::gauge!("flashgate_alerts_active", "kind" => kind.as_str()).set(active as f64);
         }
         let last = state.next_event_id - 1;
@@ -145,7 +151,10 @@ impl AlertFeed {
     pub fn events_after(&self, after: u64) -> Result<Vec<FeedEvent>, Missed> {
         let state = self.state();
         let last = state.next_event_id - 1;
-        let oldest = state.events.front().map_or(state.next_event_id, |e| e.event_id);
+        let oldest = state
+            .events
+            .front()
+            .map_or(state.next_event_id, |e| e.event_id);
         // An id past the last one comes from an earlier run of the node
         // (ids restart with each run): the reader must reload too.
         if after > last || after + 1 < oldest {
@@ -212,10 +221,16 @@ mod tests {
             AlertChange::Raised(alert("a", false)),
             AlertChange::Raised(alert("b", false)),
         ]);
-        assert_eq!(events.iter().map(|e| e.event_id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(feed.last_event_id(), 2);
         let (active, recent) = feed.list();
-        assert_eq!(active.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            active.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert!(recent.is_empty());
         feed.publish(vec![
             AlertChange::Resolved(alert("a", true)),
@@ -225,9 +240,17 @@ mod tests {
         ]);
         let (active, recent) = feed.list();
         assert!(active.is_empty());
-        assert_eq!(recent.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["c", "b"]);
+        assert_eq!(
+            recent.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["c", "b"]
+        );
         // Ring of 4 holds 3..=6.
-        let after_four: Vec<u64> = feed.events_after(4).unwrap().iter().map(|e| e.event_id).collect();
+        let after_four: Vec<u64> = feed
+            .events_after(4)
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
         assert_eq!(after_four, [5, 6]);
         assert_eq!(feed.events_after(2).unwrap().len(), 4);
         assert_eq!(feed.events_after(1), Err(Missed { oldest: 3 }));

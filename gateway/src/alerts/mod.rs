@@ -17,19 +17,15 @@ pub mod monitor;
 pub mod webhook;
 pub mod window;
 
-use std::sync::atomic::AtomicU64;
-
 pub use engine::{Alert, AlertChange, AlertEngine, AlertKind, AlertRules, Severity};
 pub use feed::{AlertFeed, FeedEvent, FeedLimits, Missed};
 pub use webhook::{WebhookConfig, Webhooks};
 
 /// What the node keeps of its alerts, shared by the monitor, the HTTP API
-/// and whoever reads the feed.
+/// and whoever reads the feed. (Refused admin calls are counted in
+/// `RequestMetrics`, which both front ends share.)
 pub struct Alerts {
     pub feed: AlertFeed,
-    /// Calls to the admin API refused for their credential (401, 403, 429)
-    /// since start: counted by the HTTP front end, read by the monitor.
-    pub admin_auth_refused: AtomicU64,
     /// The webhook deliveries, when receivers are configured.
     pub webhooks: Option<Webhooks>,
 }
@@ -38,7 +34,6 @@ impl Alerts {
     pub fn new(limits: FeedLimits, webhooks: Option<Webhooks>) -> Alerts {
         Alerts {
             feed: AlertFeed::new(limits),
-            admin_auth_refused: AtomicU64::new(0),
             webhooks,
         }
     }

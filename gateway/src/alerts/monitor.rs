@@ -5,7 +5,6 @@
 //! passes it with the clock to the engine, and publishes the changes to the
 //! feed and the webhooks. The order path pays only its counters.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -58,7 +57,7 @@ pub async fn run(
             confirmed,
             cancelled,
             expired,
-            admin_auth_refused: alerts.admin_auth_refused.load(Ordering::Relaxed),
+            admin_auth_refused: requests.admin_auth_refusals(),
         };
         let disabled = alerts
             .webhooks

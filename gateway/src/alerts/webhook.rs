@@ -58,18 +58,18 @@ pub fn load_key(
         })
     };
     if let Some(path) = file {
-        let key = secret_key(&read(path)?)
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let key =
+            secret_key(&read(path)?).map_err(|error| format!("{}: {error}", path.display()))?;
         return Ok((key, SecretSource::File(path.to_owned())));
     }
     let path = data_dir.join(SECRET_FILE);
     if path.exists() {
-        let key = secret_key(&read(&path)?)
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let key =
+            secret_key(&read(&path)?).map_err(|error| format!("{}: {error}", path.display()))?;
         return Ok((key, SecretSource::File(path)));
     }
-    let secret = generate_secret()
-        .map_err(|error| format!("cannot generate a webhook secret: {error}"))?;
+    let secret =
+        generate_secret().map_err(|error| format!("cannot generate a webhook secret: {error}"))?;
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -95,7 +95,9 @@ pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
     })?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|error| format!("the webhook secret after {SECRET_PREFIX} is not base64: {error}"))?;
+        .map_err(|error| {
+            format!("the webhook secret after {SECRET_PREFIX} is not base64: {error}")
+        })?;
     if !(SECRET_KEY_BYTES_MIN..=SECRET_KEY_BYTES_MAX).contains(&key.len()) {
         return Err(format!(
             "the webhook secret's key is {} bytes; it must be {SECRET_KEY_BYTES_MIN} to {SECRET_KEY_BYTES_MAX}",
@@ -140,7 +142,9 @@ pub fn receiver_name(url: &str) -> String {
             "{}://{}{}",
             url.scheme(),
             url.host_str().unwrap_or("?"),
-            url.port().map(|port| format!(":{port}")).unwrap_or_default()
+            url.port()
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default()
         ),
         Err(_) => "(invalid url)".into(),
     }
@@ -541,9 +545,13 @@ mod tests {
 
     #[test]
     fn secrets_must_be_in_the_specification_s_form() {
-        assert!(secret_key("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err().contains("whsec_"));
+        assert!(secret_key("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap_err()
+            .contains("whsec_"));
         assert!(secret_key("whsec_!!!").unwrap_err().contains("base64"));
-        assert!(secret_key("whsec_c2hvcnQ=").unwrap_err().contains("24 to 64"));
+        assert!(secret_key("whsec_c2hvcnQ=")
+            .unwrap_err()
+            .contains("24 to 64"));
         let generated = generate_secret().unwrap();
         assert_eq!(secret_key(&generated).unwrap().len(), 32);
     }
@@ -581,7 +589,10 @@ mod tests {
             receiver_name("https://hooks.example.com/services/T00/B00/XXXX"),
             "https://hooks.example.com"
         );
-        assert_eq!(receiver_name("http://127.0.0.1:9000/hook"), "http://127.0.0.1:9000");
+        assert_eq!(
+            receiver_name("http://127.0.0.1:9000/hook"),
+            "http://127.0.0.1:9000"
+        );
         assert!(check_url("ftp://example.com/").is_err());
         assert!(check_url("not a url").is_err());
         assert!(check_url("http://127.0.0.1:9000/hook").is_ok());

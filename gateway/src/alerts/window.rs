@@ -57,7 +57,10 @@ pub struct CounterWindow {
 
 impl CounterWindow {
     pub fn new(span_ms: u64, samples_max: usize) -> CounterWindow {
-        assert!(samples_max >= 2, "a window needs two samples to measure growth");
+        assert!(
+            samples_max >= 2,
+            "a window needs two samples to measure growth"
+        );
         CounterWindow {
             span_ms,
             samples_max,
@@ -70,9 +73,7 @@ impl CounterWindow {
         self.samples.push_back((now_ms, counters));
         // Keep one sample at or before the span's start, so a window of the
         // whole span has its base.
-        while self.samples.len() > 2
-            && self.samples[1].0 <= now_ms.saturating_sub(self.span_ms)
-        {
+        while self.samples.len() > 2 && self.samples[1].0 <= now_ms.saturating_sub(self.span_ms) {
             self.samples.pop_front();
         }
         while self.samples.len() > self.samples_max {

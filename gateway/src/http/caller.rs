@@ -53,10 +53,7 @@ pub fn allowed(
         .and_then(|caller| Ok((authorize(&caller, action)?, caller)))
         .map(|(scope, caller)| (caller, scope));
     if allowed.is_err() && action.is_admin_api() {
-        state
-            .alerts
-            .admin_auth_refused
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.requests.admin_auth_refused();
     }
     allowed
 }

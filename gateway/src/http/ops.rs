@@ -116,12 +116,8 @@ pub async fn metrics(
     let (confirmed, cancelled, _) = state.node.reservations_ended();
     metrics::counter!("flashgate_orders_confirmed_total").absolute(confirmed);
     metrics::counter!("flashgate_orders_cancelled_total").absolute(cancelled);
-    metrics::counter!("flashgate_admin_auth_refused_total").absolute(
-        state
-            .alerts
-            .admin_auth_refused
-            .load(std::sync::atomic::Ordering::Relaxed),
-    );
+    metrics::counter!("flashgate_admin_auth_refused_total")
+        .absolute(state.requests.admin_auth_refusals());
     if let Some(webhooks) = &state.alerts.webhooks {
         webhooks.stats().export();
     }

@@ -461,6 +461,19 @@ where
     )
 }
 
+/// Counts an admin call refused for its credential (the
+/// `admin_auth_failures` alert watches both front ends).
+fn count_admin_refusal<T>(metrics: &RequestMetrics, result: &Result<T, RequestError>) {
+    if let Err(
+        RequestError::Unauthorized(_)
+        | RequestError::Forbidden(_)
+        | RequestError::TooManyAuthFailures(_),
+    ) = result
+    {
+        metrics.admin_auth_refused();
+    }
+}
+
 /// A wire order as a command that `scope` admits.
 fn admitted_order(scope: &Scope, order: &PlaceOrder) -> Result<PlaceOrderCommand, RequestError> {
     let command = convert::place_order(order)?;
@@ -591,6 +604,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 Ok(node.put_sku(convert::put_sku(&sku, &settings)?).await?)
             }
             .await;
+            count_admin_refusal(metrics, &result);
             single(
                 metrics,
                 request_id,
@@ -614,6 +628,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 Ok(node.restock(convert::restock(&sku, quantity)?).await?)
             }
             .await;
+            count_admin_refusal(metrics, &result);
             single(
                 metrics,
                 request_id,
