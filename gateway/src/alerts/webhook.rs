@@ -387,6 +387,10 @@ async fn deliver(
     mut events: mpsc::Receiver<FeedEvent>,
     stats: Arc<WebhookStats>,
 ) {
+    // https receivers: reqwest's rustls takes the process's default crypto
+    // provider (ring, as the rest of flashgate's TLS); without one it would
+    // panic. Installing fails only when one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .timeout(config.attempt_timeout)
         .user_agent(concat!("flashgate/", env!("CARGO_PKG_VERSION")))
@@ -422,14 +426,12 @@ async fn deliver(
             delivery.attempts += 1;
             let request = attempt_request(&client, &config, &delivery);
             attempts.spawn(async move {
-                let status = match request.send().await {
-                    Ok(response) => Some(response.status().as_u16()),
-                    Err(error) => {
-                        tracing::debug!(%error, "webhook attempt failed");
-                        None
-                    }
-                };
-                (delivery, status)
+                let answer = request
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .map_err(|error| error_chain(&error));
+                (delivery, answer)
             });
         }
         if !open && waiting.is_empty() && attempts.is_empty() {
@@ -462,8 +464,12 @@ async fn deliver(
                 }
             },
             Some(finished) = attempts.join_next(), if !attempts.is_empty() => {
-                let Ok((mut delivery, status)) = finished else { continue };
+                let Ok((mut delivery, answer)) = finished else { continue };
                 let name = &names[delivery.receiver];
+                let (status, failure) = match &answer {
+                    Ok(status) => (Some(*status), format!("answered {status}")),
+                    Err(error) => (None, error.clone()),
+                };
                 match verdict(status) {
                     Verdict::Delivered => {
                         stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -486,9 +492,9 @@ async fn deliver(
                         let delay = config.backoff.delay(delivery.attempts, jitter());
                         if now + delay > started + config.retry_for {
                             stats.gave_up.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(receiver = %name, webhook_id = %delivery.id, attempts = delivery.attempts, status, "gave up delivering a webhook after retrying for webhook_retry_for_secs");
+                            tracing::warn!(receiver = %name, webhook_id = %delivery.id, attempts = delivery.attempts, "gave up delivering a webhook after retrying for webhook_retry_for_secs; the last attempt {failure}");
                         } else {
-                            tracing::info!(receiver = %name, webhook_id = %delivery.id, attempt = delivery.attempts, status, retry_in_ms = delay.as_millis() as u64, "a webhook delivery failed; retrying");
+                            tracing::info!(receiver = %name, webhook_id = %delivery.id, attempt = delivery.attempts, retry_in_ms = delay.as_millis() as u64, "a webhook delivery failed ({failure}); retrying");
                             delivery.due = now + delay;
                             waiting.push_back(delivery);
                         }
@@ -498,6 +504,19 @@ async fn deliver(
             _ = sleep_until(next_due), if next_due.is_some() => {},
         }
     }
+}
+
+/// An error with its causes, for a log line ("error sending request:
+/// connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn sleep_until(due: Option<Instant>) {
