@@ -357,7 +357,8 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
         },
     );
 
-    // Someone guessing: refused admin calls raise admin_auth_failures.
+    // Someone guessing: refused admin credentials raise admin_auth_failures
+    // (a call without one is refused too, and not counted).
     let guesser = api.with_credential(Some("not-the-admin-token-0123"));
     for _ in 0..3 {
         let answer = guesser.send(guesser.request("GET", "/v1/alerts"), None);
@@ -417,6 +418,8 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
         "flashgate_alerts_raised_total{kind=\"sold_out\"} 1",
         "flashgate_alerts_raised_total{kind=\"low_stock\"} 1",
         "flashgate_webhooks_disabled 1",
+        // Three wrong tokens and a buyer's; the call without one is not a guess.
+        "flashgate_admin_auth_refused_total 4",
         "flashgate_sku_available_units{sku=\"drop-1\"} 4",
     ] {
         assert!(metrics.contains(line), "{line} not in /metrics:\n{metrics}");

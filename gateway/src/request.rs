@@ -263,9 +263,10 @@ pub struct RequestMetrics {
     quic_requests: KeptHandles<Counter>,
     /// `flashgate_quic_request_duration_seconds{request}`.
     quic_durations: KeptHandles<Histogram>,
-    /// Calls to the admin API (either front end) refused for their
-    /// credential (401, 403, 429): `flashgate_admin_auth_refused_total`,
-    /// and the `admin_auth_failures` alert.
+    /// Calls to the admin API (either front end) that sent a credential
+    /// and were refused for it (401, 403, 429):
+    /// `flashgate_admin_auth_refused_total`, and the `admin_auth_failures`
+    /// alert.
     admin_auth_refused: AtomicU64,
 }
 

@@ -38,8 +38,8 @@
 //! 12. `storage_failed` (critical): the order log failed; the node takes no
 //!     more writes. Never resolved while the process runs.
 //! 13. `admin_auth_failures` (warning): over `admin_auth_window_ms`, at
-//!     least `admin_auth_failures_min` calls to the admin API were refused
-//!     for their credential (401, 403, 429).
+//!     least `admin_auth_failures_min` calls to the admin API sent a
+//!     credential and were refused for it (401, 403, 429).
 //! 14. `webhook_disabled` (warning, per receiver): a webhook receiver
 //!     answered 410 Gone and gets nothing more until the node restarts.
 //!

@@ -22,7 +22,8 @@ pub struct Counters {
     pub confirmed: u64,
     pub cancelled: u64,
     pub expired: u64,
-    /// Calls to the admin API refused for their credential (401, 403, 429).
+    /// Calls to the admin API that sent a credential and were refused for it
+    /// (401, 403, 429).
     pub admin_auth_refused: u64,
 }
 

@@ -461,15 +461,11 @@ where
     )
 }
 
-/// Counts an admin call refused for its credential (the
-/// `admin_auth_failures` alert watches both front ends).
+/// Counts an admin call refused for the admin token it sent (the
+/// `admin_auth_failures` alert watches both front ends); one that sent none
+/// is not a guess.
 fn count_admin_refusal<T>(metrics: &RequestMetrics, result: &Result<T, RequestError>) {
-    if let Err(
-        RequestError::Unauthorized(_)
-        | RequestError::Forbidden(_)
-        | RequestError::TooManyAuthFailures(_),
-    ) = result
-    {
+    if let Err(RequestError::Forbidden(_) | RequestError::TooManyAuthFailures(_)) = result {
         metrics.admin_auth_refused();
     }
 }
