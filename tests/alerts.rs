@@ -425,3 +425,78 @@ fn alerts_are_listed_and_delivered_signed_with_retries() {
         assert!(metrics.contains(line), "{line} not in /metrics:\n{metrics}");
     }
 }
+
+/// The kinds active on `server` now, and those resolved recently.
+fn alert_kinds(server: &common::Server) -> (Vec<String>, Vec<String>) {
+    let (status, body) = server.client().get("/v1/alerts");
+    assert_eq!(status, 200, "{body}");
+    let kinds = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .map(|alerts| {
+                alerts
+                    .iter()
+                    .filter_map(|alert| alert["kind"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (kinds(&body["active"]), kinds(&body["recent"]))
+}
+
+/// The cluster alerts follow a real pair: a primary without its standby
+/// raises `standby_lost` and resolves it when the standby connects; after
+/// the primary dies and the standby is promoted, the new primary reports
+/// `promoted`, `replication_degraded` (it answers alone) and `standby_lost`.
+/// An operator learns of a failover and of running without a copy from the
+/// node itself.
+#[test]
+fn cluster_alerts_follow_a_failover() {
+    let mut primary = Launch::new()
+        .replicated("127.0.0.1:0")
+        .env("FLASHGATE_ALERT_EVALUATE_INTERVAL_MS", "100")
+        .env("FLASHGATE_ALERT_STANDBY_LOST_AFTER_MS", "300")
+        .env("FLASHGATE_STANDBY_LOSS", "degrade")
+        .start();
+    poll_until(
+        "standby_lost on a primary with no standby",
+        ALERT_TIMEOUT,
+        || {
+            alert_kinds(&primary)
+                .0
+                .contains(&"standby_lost".to_owned())
+                .then_some(())
+        },
+    );
+    let standby = Launch::new()
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .env("FLASHGATE_ALERT_EVALUATE_INTERVAL_MS", "100")
+        .env("FLASHGATE_ALERT_STANDBY_LOST_AFTER_MS", "300")
+        .env("FLASHGATE_STANDBY_LOSS", "degrade")
+        .start();
+    poll_until(
+        "standby_lost resolved once the standby connects",
+        ALERT_TIMEOUT,
+        || {
+            let (active, recent) = alert_kinds(&primary);
+            (!active.contains(&"standby_lost".to_owned())
+                && recent.contains(&"standby_lost".to_owned()))
+            .then_some(())
+        },
+    );
+    let (active, _) = alert_kinds(&standby);
+    assert!(
+        active.is_empty(),
+        "a following standby has no alerts: {active:?}"
+    );
+
+    primary.kill();
+    standby.promote();
+    poll_until("the promoted node's alerts", ALERT_TIMEOUT, || {
+        let (active, recent) = alert_kinds(&standby);
+        (recent.contains(&"promoted".to_owned())
+            && active.contains(&"replication_degraded".to_owned())
+            && active.contains(&"standby_lost".to_owned()))
+        .then_some(())
+    });
+}
