@@ -502,6 +502,9 @@ async fn deliver(
                 }
             },
             _ = sleep_until(next_due), if next_due.is_some() => {},
+            // Nothing to wait for (not reachable: a full queue has deliveries
+            // waiting or in flight), rather than a panic of `select!`.
+            else => return,
         }
     }
 }
