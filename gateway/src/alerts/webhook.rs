@@ -280,6 +280,9 @@ pub struct Webhooks {
     sender: mpsc::Sender<FeedEvent>,
     stats: Arc<WebhookStats>,
     receivers: usize,
+    /// Dropped (or sent) to stop the delivery loop at once, whatever it
+    /// waits for (a full queue does not read its channel).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -288,6 +291,7 @@ impl Webhooks {
     /// delivers nothing is never made; see `enqueue`).
     pub fn start(config: WebhookConfig) -> std::io::Result<Webhooks> {
         let (sender, receiver) = mpsc::channel(config.queue_max.max(1));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
         let stats = Arc::new(WebhookStats::default());
         let receivers = config.urls.len();
         let thread_stats = Arc::clone(&stats);
@@ -308,7 +312,7 @@ impl Webhooks {
                                 return;
                             }
                         };
-                        runtime.block_on(deliver(config, receiver, thread_stats));
+                        runtime.block_on(deliver(config, receiver, stopped, thread_stats));
                     })?,
             )
         };
@@ -316,6 +320,7 @@ impl Webhooks {
             sender,
             stats,
             receivers,
+            stop: Some(stop),
             thread,
         })
     }
@@ -347,10 +352,10 @@ impl Webhooks {
         }
     }
 
-    /// Stops the delivery thread: what is still queued is not delivered.
+    /// Stops the delivery thread at once: what is still queued or waiting
+    /// for a retry is not delivered, attempts in flight are abandoned.
     pub fn stop(mut self) {
-        let (closed, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.sender, closed));
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -381,10 +386,12 @@ fn jitter() -> f64 {
 
 /// The delivery loop: takes events while there is room, runs due attempts
 /// (at most `in_flight_max` at once), schedules retries, gives up past
-/// `retry_for`, disables a receiver on 410. Ends when the queue closes.
+/// `retry_for`, disables a receiver on 410. Ends when told to stop or the
+/// queue closes.
 async fn deliver(
     config: WebhookConfig,
     mut events: mpsc::Receiver<FeedEvent>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
     stats: Arc<WebhookStats>,
 ) {
     // https receivers: reqwest's rustls takes the process's default crypto
@@ -440,6 +447,10 @@ async fn deliver(
         let next_due = waiting.iter().map(|delivery| delivery.due).min();
         let room = waiting.len() + attempts.len() < config.queue_max.max(1);
         tokio::select! {
+            _ = &mut stop => {
+                attempts.abort_all();
+                return;
+            }
             event = events.recv(), if open && room => match event {
                 Some(event) => {
                     stats.queued.fetch_sub(1, Ordering::Relaxed);
@@ -502,9 +513,6 @@ async fn deliver(
                 }
             },
             _ = sleep_until(next_due), if next_due.is_some() => {},
-            // Nothing to wait for (not reachable: a full queue has deliveries
-            // waiting or in flight), rather than a panic of `select!`.
-            else => return,
         }
     }
 }
@@ -602,6 +610,65 @@ mod tests {
         assert_eq!(verdict(Some(500)), Verdict::Retry);
         assert_eq!(verdict(Some(429)), Verdict::Retry);
         assert_eq!(verdict(None), Verdict::Retry);
+    }
+
+    /// A receiver that never takes anything costs bounded memory: at most
+    /// `queue_max` events wait in the queue and `queue_max` deliveries in
+    /// the loop; every event past them is dropped and counted, enqueueing
+    /// never waits, and a stop does not wait for retries.
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        use crate::alerts::engine::{Alert, AlertKind, Severity};
+        use flashgate_actors::domain::Timestamp;
+        // Nothing listens on a port of a closed listener: every attempt fails.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let webhooks = Webhooks::start(WebhookConfig {
+            urls: vec![format!("http://127.0.0.1:{port}/hook")],
+            key: vec![7; 32],
+            queue_max: 2,
+            retry_for: Duration::from_secs(3600),
+            attempt_timeout: Duration::from_secs(1),
+            backoff: Backoff {
+                initial: Duration::from_secs(600),
+                max: Duration::from_secs(600),
+            },
+            in_flight_max: 4,
+            node: "http://127.0.0.1:1".into(),
+        })
+        .unwrap();
+        let events = 100;
+        for event_id in 1..=events {
+            webhooks.enqueue(FeedEvent {
+                event_id,
+                kind: "alert.raised",
+                alert: Alert {
+                    id: format!("r-{event_id}"),
+                    kind: AlertKind::SoldOut,
+                    severity: Severity::Warning,
+                    sku: Some("A".into()),
+                    message: "sold out".into(),
+                    started_at: Timestamp(1),
+                    resolved_at: None,
+                },
+            });
+        }
+        let dropped = webhooks.stats().dropped.load(Ordering::Relaxed);
+        assert!(dropped >= events - 4, "dropped {dropped} of {events}");
+        assert!(dropped <= events, "dropped {dropped} of {events}");
+        // A full queue's loop reads nothing from its channel; stop still
+        // ends it at once, not after its retries' backoff.
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            webhooks.stop();
+            let _ = done.send(());
+        });
+        stopped
+            .recv_timeout(Duration::from_secs(30))
+            .expect("stop returns while deliveries wait for a retry");
     }
 
     /// Logs and alerts never show a URL's path (it may hold a token).
