@@ -71,6 +71,13 @@ fn handlers(c: &mut Criterion) {
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
+        alerts: Arc::new(flashgate_gateway::alerts::Alerts::new(
+            flashgate_gateway::alerts::FeedLimits {
+                recent_max: 1,
+                events_max: 1,
+            },
+            None,
+        )),
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),

@@ -156,6 +156,15 @@ struct ServeArgs {
     /// "cp %p /mnt/elsewhere/%f"; exit status 0 means copied.
     #[arg(long, value_name = "COMMAND")]
     archive_command: Option<String>,
+    /// POST every alert event (raised, resolved) to this URL, signed as
+    /// Standard Webhooks says; repeat for more receivers (docs/ALERTS.md).
+    #[arg(long = "webhook-url", value_name = "URL")]
+    webhook_urls: Vec<String>,
+    /// File holding the webhook signing secret (whsec_<base64>); without it
+    /// one is generated into the data dir (webhook-secret), or set
+    /// FLASHGATE_WEBHOOK_SECRET.
+    #[arg(long, value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 /// The man pages of flashgate, generated from the command line's definition
@@ -258,6 +267,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             .map(|timeout| timeout.as_millis() as u64),
         archive_dir: args.archive_dir,
         archive_command: args.archive_command,
+        webhook_urls: args.webhook_urls,
+        webhook_secret_file: args.webhook_secret_file,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

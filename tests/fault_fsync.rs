@@ -9,7 +9,8 @@ use common::{Burst, Launch, START_TIMEOUT};
 const EXIT_STORAGE_FAILED: i32 = 4;
 
 /// When fsync starts failing under load, the node fail-stops (no 2xx after the
-/// failure, 503 `storage_failed`, `/readyz` not ready, a loud log line), and after
+/// failure, 503 `storage_failed`, `/readyz` not ready, a loud log line, a
+/// critical `storage_failed` alert), and after
 /// a restart without the fault every order acknowledged before it is there with
 /// counters that add up: a disk that lies about durability must never turn into
 /// a lost order.
@@ -47,6 +48,16 @@ fn a_failing_fsync_fail_stops_and_loses_nothing_acknowledged() {
     let (status, readiness) = client.get("/readyz");
     assert_eq!(status, 503, "{readiness}");
     assert_eq!(readiness["status"], "not_ready", "{readiness}");
+    let alert = common::poll_until("a storage_failed alert", START_TIMEOUT, || {
+        let (status, alerts) = client.get("/v1/alerts");
+        assert_eq!(status, 200, "{alerts}");
+        alerts["active"]
+            .as_array()?
+            .iter()
+            .find(|alert| alert["kind"] == "storage_failed")
+            .cloned()
+    });
+    assert_eq!(alert["severity"], "critical", "{alert}");
     let stderr = server.stderr();
     assert!(
         stderr.contains("LOG WRITE FAILED")

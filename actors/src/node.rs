@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
-    PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId, Timestamp,
+    PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId, SkuStock, Timestamp,
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
@@ -836,6 +836,33 @@ impl Node {
         }
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
+    }
+
+    /// Every SKU's counters and low-stock threshold, sorted by id: one
+    /// message per shard, answered like any read (only what is durable, and
+    /// on a sync primary what the standby acknowledged).
+    pub async fn stock(&self) -> Result<Vec<SkuStock>, NodeError> {
+        let mut all = Vec::new();
+        for shard in 0..self.shard_count() {
+            if let Outcome::Stock(stock) = self.ask(shard, RequestKind::Stock).await? {
+                all.extend(stock);
+            }
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
+    /// Reservations the shards ended since the node started: (confirmed,
+    /// cancelled, expired unpaid). Decided on this node while it was primary.
+    pub fn reservations_ended(&self) -> (u64, u64, u64) {
+        self.shards.iter().fold((0, 0, 0), |(c, x, e), shard| {
+            let ended = &shard.shared.reservations_ended;
+            (
+                c + ended.confirmed.load(Ordering::Relaxed),
+                x + ended.cancelled.load(Ordering::Relaxed),
+                e + ended.expired.load(Ordering::Relaxed),
+            )
+        })
     }
 
     fn owner_of(&self, id: OrderId) -> Result<u32, NodeError> {

@@ -31,6 +31,9 @@ pub enum RequestKind {
     Order(OrderId),
     Sku(SkuId),
     Skus,
+    /// Every SKU's counters and threshold, without holdings
+    /// (`Outcome::Stock`): what the alert monitor reads.
+    Stock,
     /// Answers once everything the shard decided so far is durable on this
     /// node (not waiting for a standby).
     Durable,
@@ -217,6 +220,7 @@ impl ShardActor {
         }
         let count = execution.events.len();
         for (index, event) in execution.events.into_iter().enumerate() {
+            self.count_ended(&event);
             let reply = if index + 1 == count {
                 pending.take()
             } else {
@@ -270,6 +274,19 @@ impl ShardActor {
             one: None,
             all: true,
         });
+    }
+
+    /// Counts a reservation this shard ended (`ShardShared::reservations_ended`):
+    /// one relaxed add, no allocation.
+    fn count_ended(&self, event: &Event) {
+        let ended = &self.shared.reservations_ended;
+        let counter = match event {
+            Event::OrderConfirmed { .. } => &ended.confirmed,
+            Event::OrderCancelled { .. } => &ended.cancelled,
+            Event::OrderExpired { .. } => &ended.expired,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends one event with the reply that waits for it. Returns false, having
@@ -479,6 +496,7 @@ impl ShardActor {
             },
             RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
+            RequestKind::Stock => Outcome::Stock(self.core.skus().map(|sku| sku.stock()).collect()),
             RequestKind::Durable => {
                 let pending = PendingReply::new(request.reply, Ok(Outcome::Durable));
                 return self.respond_when(pending, TicketKind::LocalDurable);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, Notify};
 
-use crate::domain::{IdHasher, Order, Reply, Sku, SkuGate, SkuId};
+use crate::domain::{IdHasher, Order, Reply, Sku, SkuGate, SkuId, SkuStock};
 use crate::error::NodeError;
 
 /// What a shard answers.
@@ -21,6 +21,8 @@ pub enum Outcome {
     Order(Option<Order>),
     Sku(Option<Sku>),
     Skus(Vec<Sku>),
+    /// For `RequestKind::Stock`: every SKU's counters, without holdings.
+    Stock(Vec<SkuStock>),
     /// For `RequestKind::Durable`: everything the shard had decided is on
     /// this node's disk.
     Durable,
@@ -200,6 +202,19 @@ pub struct ShardShared {
     /// end (`domain::gate`): written by the shard alone, read by the front
     /// ends' threads.
     pub gates: dashmap::DashMap<SkuId, SkuGate, IdHasher>,
+    /// Reservations this shard decided to end, since the node started, by
+    /// how: confirmed (paid), cancelled, expired unpaid. Counted where the
+    /// events are decided (a primary's shard), read by the alert monitor
+    /// and `/metrics`.
+    pub reservations_ended: ReservationsEnded,
+}
+
+/// Reservations ended since start, by how (see `ShardShared`).
+#[derive(Debug, Default)]
+pub struct ReservationsEnded {
+    pub confirmed: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub expired: AtomicU64,
 }
 
 impl ShardShared {
@@ -214,6 +229,7 @@ impl ShardShared {
             durable_seq: AtomicU64::new(durable_seq),
             answerable_seq: AtomicU64::new(answerable_seq),
             gates: dashmap::DashMap::with_hasher(IdHasher::default()),
+            reservations_ended: ReservationsEnded::default(),
         }
     }
 

@@ -288,7 +288,67 @@ pub struct Config {
     /// Client-caused log lines per minute and kind in the long run; the rest
     /// is counted and summarised as "N similar lines suppressed".
     pub client_log_lines_per_minute: u32,
+    /// How often the alert rules run (docs/ALERTS.md), between 100 and 60,000.
+    pub alert_evaluate_interval_ms: u64,
+    /// Resolved alerts `GET /v1/alerts` keeps, newest first.
+    pub alert_recent_max: usize,
+    /// Alert events (raised, resolved) kept for readers resuming from an
+    /// event id; an older one is gone and the reader reloads the list.
+    pub alert_feed_events_max: usize,
+    /// `unpaid_expiry_spike`: over this window, at least `min_ended`
+    /// reservations ended and more than `percent` of them expired unpaid.
+    pub alert_unpaid_expiry_window_secs: u64,
+    pub alert_unpaid_expiry_min_ended: u64,
+    pub alert_unpaid_expiry_percent: u64,
+    /// `duplicate_orders`: over this window, idempotent replays, reused keys
+    /// and refusals for a customer's limit are at least `min` and at least
+    /// `percent` of the orders taken.
+    pub alert_duplicate_orders_window_secs: u64,
+    pub alert_duplicate_orders_min: u64,
+    pub alert_duplicate_orders_percent: u64,
+    /// `overload_shedding`: over this window, orders refused 503
+    /// `overloaded` are at least `min` and at least `percent` of the orders.
+    pub alert_overload_window_secs: u64,
+    pub alert_overload_min: u64,
+    pub alert_overload_percent: u64,
+    /// `replication_lag`: the standby is this far behind the primary, or more.
+    pub alert_replication_lag_ms: u64,
+    /// `standby_lost`: a replicated primary has had no standby for this long.
+    pub alert_standby_lost_after_ms: u64,
+    /// `admin_auth_failures`: this many admin calls refused for their
+    /// credential (401, 403, 429) within the window.
+    pub alert_admin_auth_window_secs: u64,
+    pub alert_admin_auth_failures_min: u64,
+    /// Where every alert event is POSTed (`--webhook-url`, repeatable),
+    /// signed as Standard Webhooks says.
+    pub webhook_urls: Vec<String>,
+    /// The signing secret, `whsec_<base64 of 24 to 64 bytes>`; with neither
+    /// it nor `webhook_secret_file`, one is generated into the data dir
+    /// (`webhook-secret`, mode 0600).
+    pub webhook_secret: Option<String>,
+    /// A file holding the signing secret.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Alert events waiting for delivery; past it new ones are dropped and
+    /// counted (`flashgate_webhook_deliveries_total{outcome="dropped"}`).
+    pub webhook_queue_max: usize,
+    /// How long after its first attempt a delivery is retried.
+    pub webhook_retry_for_secs: u64,
+    /// How long one delivery attempt may take.
+    pub webhook_attempt_timeout_ms: u64,
+    /// The first retry's delay; it doubles per attempt up to the max, with jitter.
+    pub webhook_backoff_initial_ms: u64,
+    pub webhook_backoff_max_ms: u64,
+    /// Delivery attempts in flight at once, all receivers together.
+    pub webhook_in_flight_max: usize,
 }
+
+/// The bounds of `alert_evaluate_interval_ms`.
+pub const ALERT_EVALUATE_INTERVAL_MS_MIN: u64 = 100;
+pub const ALERT_EVALUATE_INTERVAL_MS_MAX: u64 = 60_000;
+/// The longest alert window (one day).
+pub const ALERT_WINDOW_SECS_MAX: u64 = 86_400;
+/// The most webhook receivers.
+pub const WEBHOOK_URLS_MAX: usize = 16;
 
 /// The largest `jwt_leeway_secs`: clocks further apart are a fault to fix.
 pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
@@ -326,6 +386,7 @@ pub const QUIC_ANSWER_BYTES_PER_CONNECTION_MAX_LIMIT: usize = 1 << 30;
 impl Default for Config {
     fn default() -> Config {
         let node = NodeConfig::default();
+        let rules = crate::alerts::AlertRules::default();
         Config {
             data_dir: PathBuf::from("./flashgate-data"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -413,6 +474,31 @@ impl Default for Config {
             replication_handshake_timeout_ms: 5_000,
             client_log_lines_burst: 20,
             client_log_lines_per_minute: 60,
+            alert_evaluate_interval_ms: 500,
+            alert_recent_max: 200,
+            alert_feed_events_max: 1024,
+            alert_unpaid_expiry_window_secs: rules.unpaid_expiry_window_ms / 1000,
+            alert_unpaid_expiry_min_ended: rules.unpaid_expiry_min_ended,
+            alert_unpaid_expiry_percent: rules.unpaid_expiry_percent,
+            alert_duplicate_orders_window_secs: rules.duplicate_orders_window_ms / 1000,
+            alert_duplicate_orders_min: rules.duplicate_orders_min,
+            alert_duplicate_orders_percent: rules.duplicate_orders_percent,
+            alert_overload_window_secs: rules.overload_window_ms / 1000,
+            alert_overload_min: rules.overload_min,
+            alert_overload_percent: rules.overload_percent,
+            alert_replication_lag_ms: rules.replication_lag_ms,
+            alert_standby_lost_after_ms: rules.standby_lost_after_ms,
+            alert_admin_auth_window_secs: rules.admin_auth_window_ms / 1000,
+            alert_admin_auth_failures_min: rules.admin_auth_failures_min,
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_secret_file: None,
+            webhook_queue_max: 1024,
+            webhook_retry_for_secs: 600,
+            webhook_attempt_timeout_ms: 5_000,
+            webhook_backoff_initial_ms: 500,
+            webhook_backoff_max_ms: 60_000,
+            webhook_in_flight_max: 16,
         }
     }
 }
@@ -472,6 +558,11 @@ pub struct Overrides {
     pub archive_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_command: Option<String>,
+    /// Replaces the lower layers' list when any is given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhook_urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -569,6 +660,31 @@ const ENV_KEYS: &[&str] = &[
     "replication_handshake_timeout_ms",
     "client_log_lines_burst",
     "client_log_lines_per_minute",
+    "alert_evaluate_interval_ms",
+    "alert_recent_max",
+    "alert_feed_events_max",
+    "alert_unpaid_expiry_window_secs",
+    "alert_unpaid_expiry_min_ended",
+    "alert_unpaid_expiry_percent",
+    "alert_duplicate_orders_window_secs",
+    "alert_duplicate_orders_min",
+    "alert_duplicate_orders_percent",
+    "alert_overload_window_secs",
+    "alert_overload_min",
+    "alert_overload_percent",
+    "alert_replication_lag_ms",
+    "alert_standby_lost_after_ms",
+    "alert_admin_auth_window_secs",
+    "alert_admin_auth_failures_min",
+    "webhook_urls",
+    "webhook_secret",
+    "webhook_secret_file",
+    "webhook_queue_max",
+    "webhook_retry_for_secs",
+    "webhook_attempt_timeout_ms",
+    "webhook_backoff_initial_ms",
+    "webhook_backoff_max_ms",
+    "webhook_in_flight_max",
 ];
 
 impl Config {
@@ -741,7 +857,153 @@ impl Config {
             .map_err(|error| ConfigError::Invalid(format!("trusted_proxies: {error}")))?;
         self.validate_quic()?;
         self.validate_auth()?;
+        self.validate_alerts()?;
         self.validate_replication()
+    }
+
+    fn validate_alerts(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let positive = [
+            ("alert_recent_max", self.alert_recent_max as u64),
+            ("alert_feed_events_max", self.alert_feed_events_max as u64),
+            (
+                "alert_unpaid_expiry_window_secs",
+                self.alert_unpaid_expiry_window_secs,
+            ),
+            (
+                "alert_unpaid_expiry_min_ended",
+                self.alert_unpaid_expiry_min_ended,
+            ),
+            (
+                "alert_duplicate_orders_window_secs",
+                self.alert_duplicate_orders_window_secs,
+            ),
+            (
+                "alert_duplicate_orders_min",
+                self.alert_duplicate_orders_min,
+            ),
+            (
+                "alert_overload_window_secs",
+                self.alert_overload_window_secs,
+            ),
+            ("alert_overload_min", self.alert_overload_min),
+            ("alert_replication_lag_ms", self.alert_replication_lag_ms),
+            (
+                "alert_admin_auth_window_secs",
+                self.alert_admin_auth_window_secs,
+            ),
+            (
+                "alert_admin_auth_failures_min",
+                self.alert_admin_auth_failures_min,
+            ),
+            ("webhook_queue_max", self.webhook_queue_max as u64),
+            ("webhook_retry_for_secs", self.webhook_retry_for_secs),
+            (
+                "webhook_attempt_timeout_ms",
+                self.webhook_attempt_timeout_ms,
+            ),
+            (
+                "webhook_backoff_initial_ms",
+                self.webhook_backoff_initial_ms,
+            ),
+            ("webhook_in_flight_max", self.webhook_in_flight_max as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return invalid(format!("{name} must be at least 1"));
+            }
+        }
+        if !(ALERT_EVALUATE_INTERVAL_MS_MIN..=ALERT_EVALUATE_INTERVAL_MS_MAX)
+            .contains(&self.alert_evaluate_interval_ms)
+        {
+            return invalid(format!(
+                "alert_evaluate_interval_ms must be between {ALERT_EVALUATE_INTERVAL_MS_MIN} and {ALERT_EVALUATE_INTERVAL_MS_MAX}, got {}",
+                self.alert_evaluate_interval_ms
+            ));
+        }
+        for (name, value) in [
+            (
+                "alert_unpaid_expiry_window_secs",
+                self.alert_unpaid_expiry_window_secs,
+            ),
+            (
+                "alert_duplicate_orders_window_secs",
+                self.alert_duplicate_orders_window_secs,
+            ),
+            (
+                "alert_overload_window_secs",
+                self.alert_overload_window_secs,
+            ),
+            (
+                "alert_admin_auth_window_secs",
+                self.alert_admin_auth_window_secs,
+            ),
+        ] {
+            if value > ALERT_WINDOW_SECS_MAX {
+                return invalid(format!(
+                    "{name} must be at most {ALERT_WINDOW_SECS_MAX} (one day), got {value}"
+                ));
+            }
+        }
+        for (name, value) in [
+            (
+                "alert_unpaid_expiry_percent",
+                self.alert_unpaid_expiry_percent,
+            ),
+            (
+                "alert_duplicate_orders_percent",
+                self.alert_duplicate_orders_percent,
+            ),
+            ("alert_overload_percent", self.alert_overload_percent),
+        ] {
+            if !(1..=100).contains(&value) {
+                return invalid(format!("{name} must be between 1 and 100, got {value}"));
+            }
+        }
+        if self.webhook_backoff_max_ms < self.webhook_backoff_initial_ms {
+            return invalid(format!(
+                "webhook_backoff_max_ms ({}) must be at least webhook_backoff_initial_ms ({})",
+                self.webhook_backoff_max_ms, self.webhook_backoff_initial_ms
+            ));
+        }
+        if self.webhook_urls.len() > WEBHOOK_URLS_MAX {
+            return invalid(format!(
+                "at most {WEBHOOK_URLS_MAX} webhook urls, got {}",
+                self.webhook_urls.len()
+            ));
+        }
+        for url in &self.webhook_urls {
+            crate::alerts::webhook::check_url(url).map_err(ConfigError::Invalid)?;
+        }
+        if self.webhook_secret.is_some() && self.webhook_secret_file.is_some() {
+            return invalid(
+                "give the webhook secret once: webhook_secret or webhook_secret_file, not both"
+                    .into(),
+            );
+        }
+        if let Some(secret) = &self.webhook_secret {
+            crate::alerts::webhook::secret_key(secret).map_err(ConfigError::Invalid)?;
+        }
+        Ok(())
+    }
+
+    /// The alert rules' thresholds and windows.
+    pub fn alert_rules(&self) -> crate::alerts::AlertRules {
+        crate::alerts::AlertRules {
+            unpaid_expiry_window_ms: self.alert_unpaid_expiry_window_secs * 1000,
+            unpaid_expiry_min_ended: self.alert_unpaid_expiry_min_ended,
+            unpaid_expiry_percent: self.alert_unpaid_expiry_percent,
+            duplicate_orders_window_ms: self.alert_duplicate_orders_window_secs * 1000,
+            duplicate_orders_min: self.alert_duplicate_orders_min,
+            duplicate_orders_percent: self.alert_duplicate_orders_percent,
+            overload_window_ms: self.alert_overload_window_secs * 1000,
+            overload_min: self.alert_overload_min,
+            overload_percent: self.alert_overload_percent,
+            replication_lag_ms: self.alert_replication_lag_ms,
+            standby_lost_after_ms: self.alert_standby_lost_after_ms,
+            admin_auth_window_ms: self.alert_admin_auth_window_secs * 1000,
+            admin_auth_failures_min: self.alert_admin_auth_failures_min,
+        }
     }
 
     fn validate_auth(&self) -> Result<(), ConfigError> {
@@ -1169,6 +1431,93 @@ mod tests {
             ..Config::default()
         });
         assert!(message.contains("client_log_lines_per_minute"), "{message}");
+    }
+
+    /// Alert and webhook settings are checked, each error naming its setting;
+    /// the defaults are the engine's.
+    #[test]
+    fn alert_and_webhook_settings_are_checked() {
+        assert_eq!(
+            Config::default().alert_rules(),
+            crate::alerts::AlertRules::default()
+        );
+        let invalid = |config: Config| config.validate().unwrap_err().to_string();
+        for (config, name) in [
+            (
+                Config {
+                    alert_evaluate_interval_ms: 99,
+                    ..Config::default()
+                },
+                "alert_evaluate_interval_ms",
+            ),
+            (
+                Config {
+                    alert_overload_percent: 101,
+                    ..Config::default()
+                },
+                "alert_overload_percent",
+            ),
+            (
+                Config {
+                    alert_unpaid_expiry_percent: 0,
+                    ..Config::default()
+                },
+                "alert_unpaid_expiry_percent",
+            ),
+            (
+                Config {
+                    alert_duplicate_orders_window_secs: 86_401,
+                    ..Config::default()
+                },
+                "alert_duplicate_orders_window_secs",
+            ),
+            (
+                Config {
+                    webhook_queue_max: 0,
+                    ..Config::default()
+                },
+                "webhook_queue_max",
+            ),
+            (
+                Config {
+                    webhook_backoff_max_ms: 1,
+                    ..Config::default()
+                },
+                "webhook_backoff_max_ms",
+            ),
+            (
+                Config {
+                    webhook_urls: vec!["ftp://example.com/".into()],
+                    ..Config::default()
+                },
+                "http://",
+            ),
+            (
+                Config {
+                    webhook_secret: Some("plain".into()),
+                    ..Config::default()
+                },
+                "whsec_",
+            ),
+            (
+                Config {
+                    webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+                    webhook_secret_file: Some("s".into()),
+                    ..Config::default()
+                },
+                "webhook_secret_file",
+            ),
+        ] {
+            let message = invalid(config);
+            assert!(message.contains(name), "{name}: {message}");
+        }
+        Config {
+            webhook_urls: vec!["http://127.0.0.1:9000/hook".into()],
+            webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     /// deploy/flashgate.toml, the example an operator starts from, names every

@@ -2,6 +2,8 @@
 //! metrics. The only crate that knows HTTP, JSON, QUIC and wire frames.
 //!
 //! # Layout
+//! - `alerts`: the alert rules (pure), the monitor that runs them, the
+//!   alert feed, and webhook delivery (docs/ALERTS.md).
 //! - `auth`: who may do what: callers, the rule table both front ends share,
 //!   credentials (tokens, buyer JWTs), the per-address failure throttle.
 //! - `config`: `Config`, its defaults and layers (file, environment, flags).
@@ -21,6 +23,7 @@
 //!   before any handler.
 //! - `log_limit`: client-caused log lines at WARN or below, rate-limited per kind.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod error_code;

@@ -6,6 +6,7 @@
 //! name and label per request. The fields' rules live beside the domain
 //! commands (`PlaceOrder::parse`, `PutSku::parse`, `Restock::parse`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use flashgate_actors::domain::{InvalidField, Order, OrderId};
@@ -192,6 +193,9 @@ struct KeptHandles<T> {
     label: &'static str,
     values: Box<[&'static str]>,
     handles: Box<[OnceLock<T>]>,
+    /// How often each listed value was recorded, readable in process (the
+    /// alert monitor's view; a `metrics` handle cannot be read back).
+    counts: Box<[AtomicU64]>,
     register: fn(&'static str, &'static str, &'static str) -> T,
 }
 
@@ -206,6 +210,7 @@ impl<T> KeptHandles<T> {
             name,
             label,
             handles: values.iter().map(|_| OnceLock::new()).collect(),
+            counts: values.iter().map(|_| AtomicU64::new(0)).collect(),
             values,
             register,
         }
@@ -215,11 +220,33 @@ impl<T> KeptHandles<T> {
     /// registered on the spot, never lost.
     fn record(&self, value: &'static str, record: impl FnOnce(&T)) {
         match self.values.iter().position(|listed| *listed == value) {
-            Some(index) => record(
-                self.handles[index].get_or_init(|| (self.register)(self.name, self.label, value)),
-            ),
+            Some(index) => {
+                self.counts[index].fetch_add(1, Ordering::Relaxed);
+                record(
+                    self.handles[index]
+                        .get_or_init(|| (self.register)(self.name, self.label, value)),
+                )
+            }
             None => record(&(self.register)(self.name, self.label, value)),
         }
+    }
+}
+
+impl<T> KeptHandles<T> {
+    /// How often `value` was recorded since start (0 for a value not listed).
+    fn count(&self, value: &str) -> u64 {
+        self.values
+            .iter()
+            .position(|listed| *listed == value)
+            .map_or(0, |index| self.counts[index].load(Ordering::Relaxed))
+    }
+
+    /// The sum of every listed value's count.
+    fn total(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -244,6 +271,11 @@ pub struct RequestMetrics {
     quic_requests: KeptHandles<Counter>,
     /// `flashgate_quic_request_duration_seconds{request}`.
     quic_durations: KeptHandles<Histogram>,
+    /// Calls to the admin API (either front end) that sent a credential
+    /// and were refused for it (401, 403, 429):
+    /// `flashgate_admin_auth_refused_total`, and the `admin_auth_failures`
+    /// alert.
+    admin_auth_refused: AtomicU64,
 }
 
 impl Default for RequestMetrics {
@@ -262,6 +294,7 @@ impl Default for RequestMetrics {
                 QUIC_REQUEST_KINDS.into(),
                 histogram,
             ),
+            admin_auth_refused: AtomicU64::new(0),
         }
     }
 }
@@ -276,6 +309,27 @@ impl RequestMetrics {
             Err(error) => error.code(),
         };
         self.orders.record(outcome, |counter| counter.increment(1));
+    }
+
+    /// Orders taken since start with `outcome` (`created`, `replayed`, or a
+    /// refusal's code), from either front end.
+    pub fn orders_with_outcome(&self, outcome: &str) -> u64 {
+        self.orders.count(outcome)
+    }
+
+    /// Orders taken since start, whatever their outcome.
+    pub fn orders_taken(&self) -> u64 {
+        self.orders.total()
+    }
+
+    /// Counts a call to the admin API refused for its credential.
+    pub fn admin_auth_refused(&self) {
+        self.admin_auth_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Admin calls refused for their credential since start.
+    pub fn admin_auth_refusals(&self) -> u64 {
+        self.admin_auth_refused.load(Ordering::Relaxed)
     }
 
     /// Counts one QUIC request's answer: `ok`, or the code of its refusal.

@@ -42,6 +42,8 @@ pub enum ServeError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Replication(#[from] TransportError),
+    #[error("webhooks: {0}")]
+    Webhook(String),
     #[error("stopped after a storage failure: {0}; every acknowledged order is in the log: fix the disk, then restart this node (or promote its standby)")]
     StorageFailed(String),
     #[error(transparent)]
@@ -143,6 +145,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // After `install_metrics`: the counters' handles come from its recorder.
     let requests = Arc::new(crate::request::RequestMetrics::default());
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(&config.rate_limits()));
+    let alerts = Arc::new(start_alerts(&config)?);
     let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
@@ -155,6 +158,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
+        alerts: Arc::clone(&alerts),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();
@@ -193,7 +197,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 Arc::clone(&node),
                 quic_admin_token,
                 Arc::clone(&gatekeeper),
-                requests,
+                Arc::clone(&requests),
                 Arc::clone(&rate_limits),
             )
             .await?,
@@ -275,6 +279,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })
     });
 
+    let monitor = actix_web::rt::spawn(crate::alerts::monitor::run(
+        Arc::clone(&node),
+        Arc::clone(&requests),
+        Arc::clone(&alerts),
+        crate::alerts::AlertEngine::new(config.alert_rules(), run_id()),
+        Duration::from_millis(config.alert_evaluate_interval_ms),
+    ));
+
     let signal_readiness = Arc::clone(&readiness);
     let quic_shutdown = quic.as_ref().map(QuicServer::shutdown_trigger);
     let stop_bound = config.stop_bound();
@@ -312,6 +324,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     housekeeping.abort();
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
+    }
+    monitor.abort();
+    if let Some(alerts) = Arc::into_inner(alerts) {
+        if let Some(webhooks) = alerts.webhooks {
+            actix_web::rt::task::spawn_blocking(move || webhooks.stop())
+                .await
+                .ok();
+        }
     }
     if let Some(reason) = node.storage_failure().map(str::to_owned) {
         tracing::error!(
@@ -352,6 +372,73 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The alert feed and, when receivers are configured, the webhook thread
+/// with its signing key.
+fn start_alerts(config: &Config) -> Result<crate::alerts::Alerts, ServeError> {
+    use crate::alerts::webhook::{load_key, Backoff, SecretSource, WebhookConfig, Webhooks};
+    let limits = crate::alerts::FeedLimits {
+        recent_max: config.alert_recent_max,
+        events_max: config.alert_feed_events_max,
+    };
+    if config.webhook_urls.is_empty() {
+        return Ok(crate::alerts::Alerts::new(limits, None));
+    }
+    let (key, source) = load_key(
+        config.webhook_secret.as_deref(),
+        config.webhook_secret_file.as_deref(),
+        &config.data_dir,
+    )
+    .map_err(ServeError::Webhook)?;
+    match source {
+        SecretSource::Configured => tracing::info!("webhook signing secret: configured"),
+        SecretSource::File(path) => {
+            println!("flashgate: webhook signing secret is in {}", path.display())
+        }
+        SecretSource::Generated(path) => println!(
+            "flashgate: generated a webhook signing secret, stored in {} (mode 0600)",
+            path.display()
+        ),
+    }
+    let webhooks = Webhooks::start(WebhookConfig {
+        urls: config.webhook_urls.clone(),
+        key,
+        queue_max: config.webhook_queue_max,
+        retry_for: Duration::from_secs(config.webhook_retry_for_secs),
+        attempt_timeout: Duration::from_millis(config.webhook_attempt_timeout_ms),
+        backoff: Backoff {
+            initial: Duration::from_millis(config.webhook_backoff_initial_ms),
+            max: Duration::from_millis(config.webhook_backoff_max_ms),
+        },
+        in_flight_max: config.webhook_in_flight_max,
+        node: format!("http://{}", config.http_addr),
+    })
+    .map_err(|error| ServeError::Webhook(format!("cannot start the delivery thread: {error}")))?;
+    tracing::info!(
+        receivers = config.webhook_urls.len(),
+        "alert webhooks: {}",
+        config
+            .webhook_urls
+            .iter()
+            .map(|url| crate::alerts::webhook::receiver_name(url))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(crate::alerts::Alerts::new(limits, Some(webhooks)))
+}
+
+/// This run's id: 8 random hex digits, so alert ids and webhook message ids
+/// never repeat across restarts.
+fn run_id() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Makes sure the process ends within `bound` of now, whatever is stuck: a

@@ -20,7 +20,7 @@ pub use gate::SkuGate;
 pub use order::{Order, OrderStatus};
 pub use retention::{answer_archived, KeyEntry, RetainedImage, RetainedKey, Retention};
 pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage, Touched};
-pub use sku::{RequestedSettings, Sku, SkuSettings, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
+pub use sku::{RequestedSettings, Sku, SkuSettings, SkuStock, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
 pub use types::{
     CustomerId, IdHasher, IdMap, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp,
 };

@@ -75,6 +75,19 @@ impl SkuSettings {
     }
 }
 
+/// A SKU's stock counters and its low-stock threshold, without the
+/// per-customer holdings: what a node's monitor reads of every SKU each
+/// time it evaluates its alert rules (cheap to copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkuStock {
+    pub id: SkuId,
+    pub total: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    pub low_stock_threshold: u64,
+}
+
 /// A SKU and its counters. Invariant: `available + reserved + sold == total`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sku {
@@ -103,6 +116,18 @@ impl Sku {
 
     pub fn held_by(&self, customer: &CustomerId) -> u64 {
         self.held_by_customer.get(customer).copied().unwrap_or(0)
+    }
+
+    /// The SKU's counters and threshold, without its holdings.
+    pub fn stock(&self) -> SkuStock {
+        SkuStock {
+            id: self.id.clone(),
+            total: self.total,
+            available: self.available,
+            reserved: self.reserved,
+            sold: self.sold,
+            low_stock_threshold: self.settings.low_stock_threshold,
+        }
     }
 
     pub fn is_low_stock(&self) -> bool {

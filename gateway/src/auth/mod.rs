@@ -91,7 +91,7 @@ pub enum Action {
     ReadSkus,
     /// Create, change or restock a SKU.
     WriteSku,
-    /// `/metrics`, `/v1/cluster`.
+    /// `/metrics`, `/v1/cluster`, `/v1/alerts`.
     ReadOperations,
     /// Promote, hand over.
     MoveRole,
@@ -100,6 +100,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether this is an action of the admin API (what operators and the
+    /// admin do), whose refused calls feed the `admin_auth_failures` alert.
+    pub fn is_admin_api(&self) -> bool {
+        matches!(
+            self,
+            Action::WriteSku | Action::ReadOperations | Action::MoveRole
+        )
+    }
+
     fn describe(&self) -> &'static str {
         match self {
             Action::PlaceOrder => "place orders",

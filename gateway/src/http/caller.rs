@@ -49,9 +49,18 @@ pub fn allowed(
     state: &AppState,
     action: Action,
 ) -> Result<(Caller, Scope), RequestError> {
-    let caller = caller(request, state)?;
-    let scope = authorize(&caller, action)?;
-    Ok((caller, scope))
+    let allowed = caller(request, state)
+        .and_then(|caller| Ok((authorize(&caller, action)?, caller)))
+        .map(|(scope, caller)| (caller, scope));
+    // A call without a credential is not a guess (a scraper not set up yet):
+    // only a credential that was sent and refused counts.
+    if allowed.is_err()
+        && action.is_admin_api()
+        && request.headers().contains_key(header::AUTHORIZATION)
+    {
+        state.requests.admin_auth_refused();
+    }
+    allowed
 }
 
 #[cfg(test)]

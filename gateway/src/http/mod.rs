@@ -1,6 +1,7 @@
 //! The HTTP API. Each file holds one group of routes; `configure` mounts them.
 //! `openapi` publishes them as an OpenAPI 3.1 document at `/openapi.json`.
 
+mod alerts;
 mod backup;
 mod caller;
 mod cluster;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub requests: Arc<crate::request::RequestMetrics>,
     /// Per-client rate limits, shared with QUIC.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The alert feed, the refused admin calls, the webhooks.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -88,6 +91,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/cluster")
                 .route(web::get().to(cluster::status))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/alerts")
+                .route(web::get().to(alerts::list))
                 .default_service(allow("GET")),
         )
         .service(

@@ -47,6 +47,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::cluster::resume,
         super::cluster::switchover_check,
         super::backup::backup,
+        super::alerts::list,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,

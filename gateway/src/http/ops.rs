@@ -113,6 +113,14 @@ pub async fn metrics(
         metrics::counter!("flashgate_shard_requests_total", "shard" => shard.to_string())
             .absolute(requests);
     }
+    let (confirmed, cancelled, _) = state.node.reservations_ended();
+    metrics::counter!("flashgate_orders_confirmed_total").absolute(confirmed);
+    metrics::counter!("flashgate_orders_cancelled_total").absolute(cancelled);
+    metrics::counter!("flashgate_admin_auth_refused_total")
+        .absolute(state.requests.admin_auth_refusals());
+    if let Some(webhooks) = &state.alerts.webhooks {
+        webhooks.stats().export();
+    }
     let progress = state.node.progress();
     metrics::gauge!("flashgate_log_durable_lsn").set(progress.durable_lsn() as f64);
     metrics::gauge!("flashgate_storage_failed").set(if progress.failure().is_some() {

@@ -461,6 +461,15 @@ where
     )
 }
 
+/// Counts an admin call refused for the admin token it sent (the
+/// `admin_auth_failures` alert watches both front ends); one that sent none
+/// is not a guess.
+fn count_admin_refusal<T>(metrics: &RequestMetrics, result: &Result<T, RequestError>) {
+    if let Err(RequestError::Forbidden(_) | RequestError::TooManyAuthFailures(_)) = result {
+        metrics.admin_auth_refused();
+    }
+}
+
 /// A wire order as a command that `scope` admits, within its customer's
 /// rate limit.
 fn admitted_order(
@@ -600,6 +609,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 Ok(node.put_sku(convert::put_sku(&sku, &settings)?).await?)
             }
             .await;
+            count_admin_refusal(metrics, &result);
             single(
                 metrics,
                 request_id,
@@ -623,6 +633,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 Ok(node.restock(convert::restock(&sku, quantity)?).await?)
             }
             .await;
+            count_admin_refusal(metrics, &result);
             single(
                 metrics,
                 request_id,
