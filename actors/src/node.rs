@@ -385,6 +385,18 @@ impl Node {
         let _ = self.archive.set(archive);
     }
 
+    /// How far the archive is behind this node's durable log, in records,
+    /// and the records the log keeps for it; `None` without an archive.
+    pub fn archive_lag(&self) -> Option<(u64, u64)> {
+        let archive = self.archive.get()?;
+        let archived = archive.archived_lsn.load(Ordering::Acquire);
+        let retention = archive.retention_records_max.load(Ordering::Acquire);
+        Some((
+            self.progress.durable_lsn().saturating_sub(archived),
+            retention,
+        ))
+    }
+
     pub fn shard_count(&self) -> u32 {
         self.shards.len() as u32
     }

@@ -73,10 +73,11 @@ pub enum AlertKind {
     StorageFailed,
     AdminAuthFailures,
     WebhookDisabled,
+    ArchiveBehind,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 14] = [
+    pub const ALL: [AlertKind; 15] = [
         AlertKind::LowStock,
         AlertKind::SoldOut,
         AlertKind::Restocked,
@@ -91,6 +92,7 @@ impl AlertKind {
         AlertKind::StorageFailed,
         AlertKind::AdminAuthFailures,
         AlertKind::WebhookDisabled,
+        AlertKind::ArchiveBehind,
     ];
 
     /// The kind's name, as in JSON, metrics and logs.
@@ -110,6 +112,7 @@ impl AlertKind {
             AlertKind::StorageFailed => "storage_failed",
             AlertKind::AdminAuthFailures => "admin_auth_failures",
             AlertKind::WebhookDisabled => "webhook_disabled",
+            AlertKind::ArchiveBehind => "archive_behind",
         }
     }
 
@@ -272,9 +275,19 @@ pub struct Observation<'a> {
     pub counters: Counters,
     pub cluster: ClusterView,
     pub storage_failure: Option<&'a str>,
+    /// With continuous archiving: how many durable records the archive
+    /// lacks, and how many the log keeps for it before trimming them anyway.
+    pub archive: Option<ArchiveView>,
     /// Webhook receivers disabled after answering 410, by a name that
     /// reveals no secret (scheme, host, port).
     pub disabled_webhooks: &'a [String],
+}
+
+/// The archive's distance behind the log (`Observation::archive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArchiveView {
+    pub lag_records: u64,
+    pub retention_records_max: u64,
 }
 
 /// Samples the window keeps at most: one per evaluation over the longest
@@ -402,6 +415,17 @@ impl AlertEngine {
         if let Some(reason) = observation.storage_failure {
             evaluation.condition((AlertKind::StorageFailed, None), true, || {
                 format!("the order log failed; this node takes no more writes: {reason}")
+            });
+        }
+        if let Some(archive) = observation.archive {
+            // Half the retention gone: past all of it the log is trimmed
+            // anyway and the archive gets a gap.
+            let behind = archive.lag_records > archive.retention_records_max / 2;
+            evaluation.condition((AlertKind::ArchiveBehind, None), behind, || {
+                format!(
+                    "the archive is {} records behind the log, which keeps {} for it; past that the log is trimmed and the archive gets a gap: check the archive dir and archive_command",
+                    archive.lag_records, archive.retention_records_max
+                )
             });
         }
         for name in observation.disabled_webhooks {
@@ -663,6 +687,7 @@ mod tests {
         counters: Counters,
         cluster: ClusterView,
         storage_failure: Option<&'a str>,
+        archive: Option<ArchiveView>,
         disabled: &'a [String],
     }
 
@@ -674,6 +699,7 @@ mod tests {
                 counters: Counters::default(),
                 cluster: standalone(),
                 storage_failure: None,
+                archive: None,
                 disabled: &[],
             }
         }
@@ -685,6 +711,7 @@ mod tests {
                 counters: self.counters,
                 cluster: self.cluster,
                 storage_failure: self.storage_failure,
+                archive: self.archive,
                 disabled_webhooks: self.disabled,
             };
             engine
@@ -1110,6 +1137,34 @@ mod tests {
             ..Step::at(2)
         };
         assert_eq!(later.run(&mut engine), []);
+    }
+
+    /// The archive behind by more than half the log's retention for it is
+    /// raised (not at exactly half), and resolved once it caught up.
+    #[test]
+    fn archive_behind_is_raised_past_half_the_retention_and_resolved() {
+        let mut engine = engine();
+        let step = |at_ms, lag_records| Step {
+            archive: Some(ArchiveView {
+                lag_records,
+                retention_records_max: 1_000,
+            }),
+            ..Step::at(at_ms)
+        };
+        assert_eq!(step(0, 500).run(&mut engine), []);
+        assert_eq!(
+            step(1, 501).run(&mut engine),
+            [(AlertKind::ArchiveBehind, "raised")]
+        );
+        assert_eq!(step(2, 900).run(&mut engine), []);
+        let message = &engine.active().next().unwrap().message;
+        assert!(message.contains("501 records behind"), "{message}");
+        assert_eq!(
+            step(3, 10).run(&mut engine),
+            [(AlertKind::ArchiveBehind, "resolved")]
+        );
+        // Without an archive there is nothing to say.
+        assert_eq!(Step::at(4).run(&mut engine), []);
     }
 
     /// Every kind has a rule test above; ids are unique and the JSON form

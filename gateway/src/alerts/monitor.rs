@@ -12,7 +12,7 @@ use flashgate_actors::domain::Timestamp;
 use flashgate_actors::{Node, Role};
 use flashgate_protocol::code;
 
-use super::engine::{AlertEngine, ClusterView, Observation};
+use super::engine::{AlertEngine, ArchiveView, ClusterView, Observation};
 use super::window::Counters;
 use super::Alerts;
 use crate::request::RequestMetrics;
@@ -78,6 +78,12 @@ pub async fn run(
                 lag_records: status.lag_records,
             },
             storage_failure: node.storage_failure(),
+            archive: node
+                .archive_lag()
+                .map(|(lag_records, retention_records_max)| ArchiveView {
+                    lag_records,
+                    retention_records_max,
+                }),
             disabled_webhooks: &disabled,
         };
         let changes = engine.evaluate(&observation);
