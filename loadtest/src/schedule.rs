@@ -13,7 +13,7 @@ use flashgate_client::OrderGateway;
 use tokio::task::JoinSet;
 
 use crate::order_flow::{lock, Engine};
-use crate::workload::Workload;
+use crate::workload::{PlannedOrder, Workload};
 
 /// A call sent more than this after its intended time counts as late.
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
@@ -41,6 +41,24 @@ pub fn intended_offset(index: u64, rate: f64, ramp_up: Duration) -> Duration {
     Duration::from_secs_f64(seconds.max(0.0))
 }
 
+/// The next call: an endpoint, round robin, and as many orders as it takes
+/// in one call, drawn from `workload`; `None` once the order cap is reached.
+fn next_call<G: OrderGateway + Send + Sync + 'static>(
+    engine: &Engine<G>,
+    workload: &mut Workload,
+) -> Option<(usize, Vec<PlannedOrder>)> {
+    let endpoint = engine.pick_endpoint();
+    let wanted = u64::from(engine.endpoints[endpoint].batch);
+    let (first, granted) = engine.claim_orders(wanted);
+    if granted == 0 {
+        return None;
+    }
+    let orders = (first..first + granted)
+        .map(|seq| workload.next(seq))
+        .collect();
+    Some((endpoint, orders))
+}
+
 /// The closed model: `buyers` tasks started evenly over `ramp_up`. Returns
 /// when every buyer has stopped (at the deadline or the order cap), or
 /// `drain_timeout` after the deadline (calls still open then are abandoned),
@@ -60,15 +78,9 @@ pub async fn closed<G: OrderGateway + Send + Sync + 'static>(
         tasks.spawn(async move {
             tokio::time::sleep_until(begin.into()).await;
             while !engine.stopped() {
-                let endpoint = engine.pick_endpoint();
-                let wanted = u64::from(engine.endpoints[endpoint].batch);
-                let (first, granted) = engine.claim_orders(wanted);
-                if granted == 0 {
+                let Some((endpoint, orders)) = next_call(&engine, &mut workload) else {
                     break;
-                }
-                let orders = (first..first + granted)
-                    .map(|seq| workload.next(seq))
-                    .collect();
+                };
                 engine.place_call(endpoint, orders, Instant::now()).await;
             }
         });
@@ -123,15 +135,9 @@ pub async fn open<G: OrderGateway + Send + Sync + 'static>(
                 if intended.elapsed() > LATE_AFTER {
                     lock(&engine.recorder).late(1);
                 }
-                let endpoint = engine.pick_endpoint();
-                let wanted = u64::from(engine.endpoints[endpoint].batch);
-                let (first, granted) = engine.claim_orders(wanted);
-                if granted == 0 {
+                let Some((endpoint, orders)) = next_call(&engine, &mut workload) else {
                     break;
-                }
-                let orders = (first..first + granted)
-                    .map(|seq| workload.next(seq))
-                    .collect();
+                };
                 // Sent early (woken up to a tick before its time), a call
                 // counts from when it left; sent late, from its intended time.
                 let counted_from = intended.min(Instant::now());

@@ -24,10 +24,15 @@ const STALL: Duration = Duration::from_millis(500);
 /// The call that stalls (0-based).
 const STALLED_CALL: u64 = 20;
 
-/// Answers every order at once, except call `STALLED_CALL`, held for `STALL`.
+/// A fake server: answers every order after `delay`, except call
+/// `stalled_call`, held for `STALL`; counts the calls in flight at once.
 #[derive(Default)]
-struct StallingGateway {
+struct FakeGateway {
     calls: AtomicU64,
+    stalled_call: Option<u64>,
+    delay: Duration,
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
 }
 
 fn order_of(order: &PlaceOrder, id: u64) -> Order {
@@ -47,14 +52,19 @@ fn unused() -> ClientError {
     ClientError::Config("not used by this test".into())
 }
 
-impl OrderGateway for StallingGateway {
+impl OrderGateway for FakeGateway {
     async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
-        let call = self.calls.fetch_add(1, Ordering::Relaxed);
-        if call == STALLED_CALL {
-            // The fake server's stall: the behaviour under test, not a wait
-            // for an event.
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        // The fake server's service time and stall: the behaviour under
+        // test, not a wait for an event.
+        if self.stalled_call == Some(call) {
             tokio::time::sleep(STALL).await;
+        } else if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Ok(Placed {
             order: order_of(&order, call),
             created: true,
@@ -112,7 +122,10 @@ async fn a_stall_shows_in_open_loop_latencies() {
     // 300 arrivals over 1.5 s; the stall starts after about 100 ms.
     let engine = Arc::new(Engine::new(
         vec![Endpoint {
-            gateway: StallingGateway::default(),
+            gateway: FakeGateway {
+                stalled_call: Some(STALLED_CALL),
+                ..FakeGateway::default()
+            },
             transport: Transport::Http,
             address: "fake".into(),
             batch: 1,
@@ -158,62 +171,7 @@ async fn a_stall_shows_in_open_loop_latencies() {
     assert_eq!(recorded.counters.acknowledged, recorded.counters.sent);
 }
 
-/// Answers every order after `DELAY`, counting the calls in flight at once.
-struct SlowGateway {
-    in_flight: AtomicU64,
-    most_in_flight: AtomicU64,
-}
-
 const DELAY: Duration = Duration::from_millis(20);
-
-impl OrderGateway for SlowGateway {
-    async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        // The fake server's service time: the behaviour under test.
-        tokio::time::sleep(DELAY).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        Ok(Placed {
-            order: order_of(&order, 0),
-            created: true,
-        })
-    }
-
-    async fn place_batch(
-        &self,
-        _orders: Vec<PlaceOrder>,
-    ) -> Result<Vec<Result<Placed, ClientError>>, ClientError> {
-        Err(unused())
-    }
-
-    async fn order(&self, _order_id: &str) -> Result<Order, ClientError> {
-        Err(unused())
-    }
-
-    async fn confirm(&self, _order_id: &str) -> Result<Order, ClientError> {
-        Err(unused())
-    }
-
-    async fn cancel(&self, _order_id: &str) -> Result<Order, ClientError> {
-        Err(unused())
-    }
-
-    async fn sku(&self, _sku: &str) -> Result<Sku, ClientError> {
-        Err(unused())
-    }
-
-    async fn put_sku(
-        &self,
-        _sku: &str,
-        _settings: SkuSettings,
-    ) -> Result<(Sku, bool), ClientError> {
-        Err(unused())
-    }
-
-    async fn restock(&self, _sku: &str, _quantity: u64) -> Result<Sku, ClientError> {
-        Err(unused())
-    }
-}
 
 /// The open model's bound on outstanding calls is its number of senders:
 /// offered four times what eight senders can carry, the run has exactly
@@ -228,9 +186,9 @@ async fn outstanding_calls_never_exceed_the_senders() {
         rate,
         ..Scenario::default()
     };
-    let gateway = SlowGateway {
-        in_flight: AtomicU64::new(0),
-        most_in_flight: AtomicU64::new(0),
+    let gateway = FakeGateway {
+        delay: DELAY,
+        ..FakeGateway::default()
     };
     let start = Instant::now();
     let engine = Arc::new(Engine::new(
