@@ -75,6 +75,13 @@ struct ServeArgs {
     /// HTTP runs either way.
     #[arg(long)]
     no_quic: bool,
+    /// Serve the HTTP API over TLS with this PEM certificate chain (with
+    /// --http-tls-key); HTTP/2 and HTTP/1.1 by ALPN; read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    http_tls_cert: Option<PathBuf>,
+    /// PEM private key for --http-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    http_tls_key: Option<PathBuf>,
     /// PEM certificate chain for QUIC, with --quic-key [default: a self-signed
     /// certificate generated into the data dir].
     #[arg(long, value_name = "FILE")]
@@ -248,6 +255,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         log_format: args.log_json.then_some(LogFormat::Json),
         quic_enabled: args.no_quic.then_some(false),
         quic_addr: args.quic_addr,
+        http_tls_cert: args.http_tls_cert,
+        http_tls_key: args.http_tls_key,
         quic_cert: args.quic_cert,
         quic_key: args.quic_key,
         role: args.role,

@@ -158,6 +158,13 @@ pub struct Config {
     /// either way).
     pub quic_enabled: bool,
     pub quic_addr: SocketAddr,
+    /// PEM certificate chain for the HTTP API, with `http_tls_key`: the API is
+    /// then served over TLS (1.2 and 1.3; HTTP/2 and HTTP/1.1 by ALPN) and
+    /// the pair is read again on SIGHUP. Neither: plain HTTP (behind a
+    /// proxy that terminates TLS).
+    pub http_tls_cert: Option<PathBuf>,
+    /// PEM private key for `http_tls_cert`.
+    pub http_tls_key: Option<PathBuf>,
     /// PEM certificate chain for QUIC; with `quic_key`, or neither (then a
     /// self-signed certificate is generated into the data dir).
     pub quic_cert: Option<PathBuf>,
@@ -292,6 +299,9 @@ pub struct Config {
     pub alert_evaluate_interval_ms: u64,
     /// Resolved alerts `GET /v1/alerts` keeps, newest first.
     pub alert_recent_max: usize,
+    /// SKUs whose stock `/metrics` exports as `flashgate_sku_*_units{sku}`
+    /// (the first ones by id): a label value per SKU, bounded. 0: none.
+    pub metrics_skus_max: usize,
     /// Alert events (raised, resolved) kept for readers resuming from an
     /// event id; an older one is gone and the reader reloads the list.
     pub alert_feed_events_max: usize,
@@ -432,6 +442,8 @@ impl Default for Config {
             log_batch_bytes_max: node.writer.batch_bytes_max,
             quic_enabled: true,
             quic_addr: SocketAddr::from(([127, 0, 0, 1], 4433)),
+            http_tls_cert: None,
+            http_tls_key: None,
             quic_cert: None,
             quic_key: None,
             quic_frame_bytes_max: 64 * 1024,
@@ -476,6 +488,7 @@ impl Default for Config {
             client_log_lines_per_minute: 60,
             alert_evaluate_interval_ms: 500,
             alert_recent_max: 200,
+            metrics_skus_max: 1_000,
             alert_feed_events_max: 1024,
             alert_unpaid_expiry_window_secs: rules.unpaid_expiry_window_ms / 1000,
             alert_unpaid_expiry_min_ended: rules.unpaid_expiry_min_ended,
@@ -532,6 +545,10 @@ pub struct Overrides {
     pub quic_enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_tls_key: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -618,6 +635,8 @@ const ENV_KEYS: &[&str] = &[
     "log_batch_bytes_max",
     "quic_enabled",
     "quic_addr",
+    "http_tls_cert",
+    "http_tls_key",
     "quic_cert",
     "quic_key",
     "quic_frame_bytes_max",
@@ -662,6 +681,7 @@ const ENV_KEYS: &[&str] = &[
     "client_log_lines_per_minute",
     "alert_evaluate_interval_ms",
     "alert_recent_max",
+    "metrics_skus_max",
     "alert_feed_events_max",
     "alert_unpaid_expiry_window_secs",
     "alert_unpaid_expiry_min_ended",
@@ -1194,6 +1214,11 @@ impl Config {
                 answer_bytes.end(),
                 self.quic_answer_bytes_per_connection_max
             )));
+        }
+        if self.http_tls_cert.is_some() != self.http_tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "http_tls_cert and http_tls_key go together: give both (--http-tls-cert and --http-tls-key) or neither".into(),
+            ));
         }
         if self.quic_cert.is_some() != self.quic_key.is_some() {
             return Err(ConfigError::Invalid(

@@ -29,6 +29,7 @@ pub mod config;
 pub mod error_code;
 pub mod http;
 pub mod http_limits;
+pub mod http_tls;
 pub mod log_limit;
 pub mod problem;
 pub mod quic;

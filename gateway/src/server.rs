@@ -29,6 +29,8 @@ pub enum ServeError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Quic(#[from] QuicError),
+    #[error("HTTP TLS: {0}")]
+    HttpTls(#[from] crate::quic::tls::TlsError),
     #[error("cannot listen for HTTP on {addr}: {source}; pick a free address with --http-addr")]
     Bind {
         addr: String,
@@ -179,9 +181,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .on_connect(on_connect(address_counts))
     .max_connections(config.http_connections_max)
     .shutdown_timeout(config.shutdown_timeout_secs)
-    .disable_signals()
-    .bind(config.http_addr)
-    .map_err(|source| ServeError::Bind {
+    .disable_signals();
+    let http_tls = match (&config.http_tls_cert, &config.http_tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(crate::http_tls::HttpTls::load(cert, key)?)),
+        _ => None,
+    };
+    let bound = match &http_tls {
+        Some(tls) => server.bind_rustls_0_23(config.http_addr, tls.server_config()?),
+        None => server.bind(config.http_addr),
+    };
+    let server = bound.map_err(|source| ServeError::Bind {
         addr: config.http_addr.to_string(),
         source,
     })?;
@@ -240,11 +249,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         epoch = status.epoch,
         "cluster role"
     );
+    let scheme = if http_tls.is_some() { "https" } else { "http" };
     for addr in server.addrs() {
         // One plain line on stdout, for operators and scripts that start us on port 0.
-        println!("flashgate: listening on http {addr}");
-        tracing::info!(%addr, "listening for HTTP");
+        println!("flashgate: listening on {scheme} {addr}");
+        tracing::info!(%addr, scheme, "listening for HTTP");
     }
+    if let Some(tls) = &http_tls {
+        tracing::info!(sha256 = %tls.fingerprint_sha256(), "HTTP TLS certificate");
+    }
+    // SIGHUP reads the HTTP certificate again.
+    let reloads = http_tls.map(|tls| {
+        actix_web::rt::spawn(async move {
+            let Ok(mut hangups) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::error!("cannot listen for SIGHUP: the HTTP certificate cannot be reloaded");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(sha256) => tracing::info!(%sha256, "HTTP TLS certificate reloaded"),
+                    Err(error) => tracing::error!(%error, "HTTP TLS certificate not reloaded; the old one stays"),
+                }
+            }
+        })
+    });
     let server = server.run();
     let handle = server.handle();
     readiness.set(true);
@@ -285,6 +315,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         Arc::clone(&alerts),
         crate::alerts::AlertEngine::new(config.alert_rules(), run_id()),
         Duration::from_millis(config.alert_evaluate_interval_ms),
+        config.metrics_skus_max,
     ));
 
     let signal_readiness = Arc::clone(&readiness);
@@ -322,6 +353,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .ok();
     served.map_err(ServeError::Http)?;
     housekeeping.abort();
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
     }

@@ -65,6 +65,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 const LISTENING_PREFIX: &str = "flashgate: listening on http ";
+/// The line of a node serving its HTTP API over TLS (`--http-tls-cert`).
+const HTTPS_LISTENING_PREFIX: &str = "flashgate: listening on https ";
 const QUIC_LISTENING_PREFIX: &str = "flashgate: listening on quic ";
 const QUIC_CERTIFICATE_PREFIX: &str = "flashgate: QUIC certificate ";
 const REPLICATION_LISTENING_PREFIX: &str = "flashgate: listening on replication ";
@@ -226,12 +228,15 @@ impl Launch {
         let mut quic_addr = None;
         let mut quic_certificate = None;
         let mut replication_addr = None;
-        let addr = loop {
+        let (scheme, addr) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
-                        break addr.trim().to_owned();
+                        break ("http", addr.trim().to_owned());
+                    }
+                    if let Some(addr) = line.strip_prefix(HTTPS_LISTENING_PREFIX) {
+                        break ("https", addr.trim().to_owned());
                     }
                     if let Some(addr) = line.strip_prefix(REPLICATION_LISTENING_PREFIX) {
                         replication_addr = Some(addr.trim().to_owned());
@@ -278,7 +283,7 @@ impl Launch {
         };
         Server {
             child: Some(child),
-            client: Client::new(format!("http://{addr}")),
+            client: Client::new(format!("{scheme}://{addr}")),
             quic,
             replication_addr,
             data_dir,

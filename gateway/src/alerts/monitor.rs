@@ -24,6 +24,7 @@ pub async fn run(
     alerts: Arc<Alerts>,
     mut engine: AlertEngine,
     interval: Duration,
+    metrics_skus_max: usize,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -45,7 +46,7 @@ pub async fn run(
             None
         };
         if let Some(stock) = &stock {
-            export_stock(stock);
+            export_stock(stock, metrics_skus_max);
         }
         let (confirmed, cancelled, expired) = node.reservations_ended();
         let counters = Counters {
@@ -98,8 +99,12 @@ pub async fn run(
 /// Every SKU's stock as gauges, for the Prometheus rules
 /// (deploy/prometheus/flashgate-alerts.yml). SKUs are created by an admin
 /// only, so the series are as many as the SKUs.
-fn export_stock(stock: &[flashgate_actors::domain::SkuStock]) {
-    for sku in stock {
+/// The stock of the first `skus_max` SKUs by id, as gauges: a label value
+/// per SKU, so bounded (`metrics_skus_max`).
+fn export_stock(stock: &[flashgate_actors::domain::SkuStock], skus_max: usize) {
+    let mut first: Vec<&flashgate_actors::domain::SkuStock> = stock.iter().collect();
+    first.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    for sku in first.into_iter().take(skus_max) {
         let id = sku.id.as_str().to_owned();
         metrics::gauge!("flashgate_sku_total_units", "sku" => id.clone()).set(sku.total as f64);
         metrics::gauge!("flashgate_sku_available_units", "sku" => id.clone())

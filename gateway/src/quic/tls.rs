@@ -32,7 +32,7 @@ pub enum TlsError {
     },
     #[error("cannot generate a self-signed QUIC certificate: {0}")]
     Generate(String),
-    #[error("the QUIC certificate and key do not make a TLS configuration: {0}")]
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
     Config(String),
 }
 
@@ -76,6 +76,12 @@ pub fn server_certificate(
     }
     generate(&cert, &key, listen_ip)?;
     load(&cert, &key, CertificateSource::Generated)
+}
+
+/// Loads a configured certificate chain and key (PEM), as the HTTP API's TLS
+/// does too.
+pub fn load_configured(cert: &Path, key: &Path) -> Result<ServerCertificate, TlsError> {
+    load(cert, key, CertificateSource::Configured)
 }
 
 fn load(cert: &Path, key: &Path, source: CertificateSource) -> Result<ServerCertificate, TlsError> {
@@ -161,6 +167,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl ServerCertificate {
     /// A TLS 1.3 server configuration offering only `flashgate_protocol::ALPN`.
+    /// The chain with its key, checked to belong together.
+    pub fn certified_key(
+        &self,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<rustls::sign::CertifiedKey, TlsError> {
+        rustls::sign::CertifiedKey::from_der(self.chain.clone(), self.key.clone_key(), provider)
+            .map_err(|error| TlsError::Config(format!("{}: {error}", self.path.display())))
+    }
+
     pub fn rustls_config(&self) -> Result<rustls::ServerConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
