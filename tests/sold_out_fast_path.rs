@@ -248,3 +248,30 @@ fn over_quic_single_orders_and_batches_are_refused_at_the_edge() {
     });
     assert_eq!(refused_at_edge(api, "sold_out") - before, 11);
 }
+
+/// A unit freed by a cancel is offered to the very next order every time,
+/// also when the cancel's answer leaves before the shard has moved on: 8
+/// buyers, each on a SKU of one unit, place and cancel 150 times.
+#[test]
+fn every_cancelled_unit_is_offered_to_the_next_order() {
+    let server = Launch::new().start();
+    let api = server.client().clone();
+    let buyers: Vec<_> = (0..8)
+        .map(|buyer| {
+            let api = api.clone();
+            let sku = format!("ONE-{buyer}");
+            api.put_sku(&sku, json!({ "stock": 1 }));
+            std::thread::spawn(move || {
+                for cycle in 0..150 {
+                    let (status, order) = api.place_order(&sku, 1, &format!("b-{buyer}"));
+                    assert_eq!(status, 201, "cycle {cycle} on {sku}: {order}");
+                    let id = order["order_id"].as_str().unwrap().to_owned();
+                    assert_eq!(api.cancel(&id).0, 200);
+                }
+            })
+        })
+        .collect();
+    for buyer in buyers {
+        buyer.join().expect("every order of every cycle was placed");
+    }
+}

@@ -219,6 +219,12 @@ impl ShardActor {
             changed.note(&self.core, event);
         }
         let count = execution.events.len();
+        // Before the events go to the log: once they are durable the log
+        // writer may send their answer at once, and a buyer who hears that a
+        // unit was freed must find it offered. The gates carry the last of
+        // these events' numbers, so no refusal uses them before that event is
+        // answerable.
+        self.publish_gates(changed, self.seq + count as u64);
         for (index, event) in execution.events.into_iter().enumerate() {
             self.count_ended(&event);
             let reply = if index + 1 == count {
@@ -230,31 +236,29 @@ impl ShardActor {
                 return;
             }
         }
-        // Before anything else is served: a unit freed by these events is
-        // offered at the front ends before any buyer can be sold it.
-        self.publish_gates(changed);
         if let Some(pending) = pending {
             self.respond(pending);
         }
     }
 
-    /// Publishes the gates of the SKUs `changed` names, as of `self.seq`.
-    fn publish_gates(&mut self, changed: GateChanges) {
+    /// Publishes the gates of the SKUs `changed` names, as the shard's state
+    /// after its event `seq`.
+    fn publish_gates(&mut self, changed: GateChanges, seq: u64) {
         if changed.all {
             let ids: Vec<SkuId> = self.core.skus().map(|sku| sku.id.clone()).collect();
             for id in ids {
-                self.publish_gate(id);
+                self.publish_gate(id, seq);
             }
         } else if let Some(id) = changed.one {
-            self.publish_gate(id);
+            self.publish_gate(id, seq);
         }
     }
 
-    fn publish_gate(&mut self, id: SkuId) {
+    fn publish_gate(&mut self, id: SkuId, seq: u64) {
         let Some(sku) = self.core.sku(&id) else {
             return;
         };
-        let gate = SkuGate::of(sku, self.seq);
+        let gate = SkuGate::of(sku, seq);
         if self
             .published
             .get(&id)
@@ -270,10 +274,13 @@ impl ShardActor {
     fn publish_all_gates(&mut self) {
         self.published.clear();
         self.shared.gates.clear();
-        self.publish_gates(GateChanges {
-            one: None,
-            all: true,
-        });
+        self.publish_gates(
+            GateChanges {
+                one: None,
+                all: true,
+            },
+            self.seq,
+        );
     }
 
     /// Counts a reservation this shard ended (`ShardShared::reservations_ended`):
@@ -573,7 +580,7 @@ impl Handler<Apply> for ShardActor {
         }
         self.applied_lsn = self.applied_lsn.max(apply.last_lsn);
         self.shared.set_applied(self.seq);
-        self.publish_gates(changed);
+        self.publish_gates(changed, self.seq);
     }
 }
 
