@@ -9,11 +9,12 @@
 //!    once that event is answerable (durable, and in sync mode acknowledged by
 //!    the standby): a refusal never reports state the disk or the standby
 //!    does not have, exactly as the shard's own refusals wait for it.
-//! 2. The shard publishes a SKU's gate after every event that touches the SKU,
-//!    before it serves anything else: a unit that becomes available again
-//!    (cancel, expiry, restock, a settings change) clears the gate before any
-//!    buyer can be sold it, and a buyer refused meanwhile asked at a moment
-//!    the shard had no unit for them.
+//! 2. The shard publishes a SKU's gate for every decision that touches the
+//!    SKU, as soon as it is decided and before its events go to the log (whose
+//!    writer may answer them before the shard runs again): a unit that becomes
+//!    available again (cancel, expiry, restock, a settings change) clears the
+//!    gate before anyone hears of it or can be sold it, and a buyer refused
+//!    meanwhile asked at a moment the shard had no unit for them.
 //! 3. Only what the shard decides from the SKU alone, in the shard's order:
 //!    an order over the SKU's maximum quantity goes to the shard (which names
 //!    the field), then `sale_not_open`, then `sold_out`. An idempotent retry
