@@ -98,6 +98,14 @@ fn verify(dir: &Path) -> Run {
     flashgate(&["backup", "verify", path_str(dir)])
 }
 
+/// Waits until more than `sold` units of the first SKU are held or sold.
+fn wait_for_orders(client: &Client, sold: u64) {
+    poll_until("orders to flow", COMMAND_TIMEOUT, || {
+        let sku = client.sku(SKUS[0]);
+        (sku["total"].as_u64()? - sku["available"].as_u64()? > sold).then_some(())
+    });
+}
+
 fn set_up_skus(client: &Client) {
     for sku in SKUS {
         client.put_sku(sku, json!({ "stock": STOCK, "reservation_ttl_secs": 3600 }));
@@ -189,10 +197,7 @@ fn a_backup_under_load_restores_every_order_acknowledged_before_it() {
         .start();
     set_up_skus(server.client());
     let churn = Churn::start(server.client(), 4);
-    poll_until("orders to flow", COMMAND_TIMEOUT, || {
-        let sku = server.client().sku(SKUS[0]);
-        (sku["total"].as_u64()? - sku["available"].as_u64()? > 200).then_some(())
-    });
+    wait_for_orders(server.client(), 200);
     let work = tempfile::tempdir().expect("a temporary directory");
     let out = work.path().join("backup-1");
     let backup_began = Instant::now();
@@ -324,10 +329,7 @@ fn verify_finds_damage_and_restore_refuses_what_it_cannot_trust() {
         .start();
     set_up_skus(server.client());
     let churn = Churn::start(server.client(), 2);
-    poll_until("orders to flow", COMMAND_TIMEOUT, || {
-        let sku = server.client().sku(SKUS[0]);
-        (sku["total"].as_u64()? - sku["available"].as_u64()? > 60).then_some(())
-    });
+    wait_for_orders(server.client(), 60);
     // Finished orders have left memory: the backup has an archive to damage.
     poll_until("orders to leave memory", COMMAND_TIMEOUT, || {
         server
@@ -469,10 +471,7 @@ fn a_backup_of_the_standby_equals_one_of_its_primary() {
         .start();
     set_up_skus(primary.client());
     let churn = Churn::start(primary.client(), 2);
-    poll_until("orders to flow", COMMAND_TIMEOUT, || {
-        let sku = primary.client().sku(SKUS[0]);
-        (sku["total"].as_u64()? - sku["available"].as_u64()? > 60).then_some(())
-    });
+    wait_for_orders(primary.client(), 60);
     churn.finish();
     wait_caught_up(&primary, &standby);
     let work = tempfile::tempdir().expect("a temporary directory");

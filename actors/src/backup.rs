@@ -25,6 +25,7 @@ use crate::error::NodeError;
 use crate::meta::{cluster_id, META_CLUSTER_ID};
 use crate::node::{Node, NodeConfig, META_SHARD_COUNT};
 use crate::recovery::{recover, RecoveryError};
+use crate::retire::visit_archived;
 
 /// How often a snapshot is taken again when a checkpoint trimmed the log
 /// between the shards' serialisation and the read of the log after it.
@@ -393,25 +394,17 @@ pub fn rebuild(storage: &Storage, mut visit: impl FnMut(&Order)) -> Result<Rebui
             order_count += 1;
         }
     }
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = storage.archive_page(after.as_deref())?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (key, bytes) in page {
-            let order = decode_archived_order(&bytes).map_err(|error| {
-                RebuildError::Invariant(format!("archived value under key {key:02x?}: {error}"))
-            })?;
-            let in_memory = recovered
-                .cores
-                .get(order.id.shard as usize)
-                .is_some_and(|core| core.order(&order.id).is_some());
-            if !in_memory {
-                visit(&order);
-                order_count += 1;
-            }
+    visit_archived(storage, RebuildError::Invariant, |order| {
+        let in_memory = recovered
+            .cores
+            .get(order.id.shard as usize)
+            .is_some_and(|core| core.order(&order.id).is_some());
+        if !in_memory {
+            visit(&order);
+            order_count += 1;
         }
-    }
+        Ok(())
+    })?;
     let mut skus: Vec<Sku> = recovered
         .cores
         .iter()

@@ -111,29 +111,44 @@ pub fn split_archived(chunks: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Vec<Order>)
     Ok((stored, archived))
 }
 
+/// Calls `visit` with every archived order, in key order, reading a page at a
+/// time; a value that does not decode is `undecodable` with its key named.
+pub fn visit_archived<E: From<StorageError>>(
+    storage: &Storage,
+    undecodable: impl Fn(String) -> E,
+    mut visit: impl FnMut(Order) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = storage.archive_page(after.as_deref())?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (key, bytes) in page {
+            let order = decode_archived_order(&bytes).map_err(|error| {
+                undecodable(format!("archived value under key {key:02x?}: {error}"))
+            })?;
+            visit(order)?;
+        }
+    }
+}
+
 /// The archive as checkpoint chunks (`CheckpointChunk::Archived`), for a
 /// standby that catches up from a checkpoint and so never saw these orders
 /// leave memory. Reads a page at a time.
 pub fn archive_chunks(storage: &Storage) -> Result<Vec<Vec<u8>>, StorageError> {
     let mut chunks = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
     let mut orders = Vec::with_capacity(ORDERS_PER_CHUNK);
-    loop {
-        let page = storage.archive_page(after.as_deref())?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (key, bytes) in page {
-            let order = decode_archived_order(&bytes).map_err(|error| {
-                StorageError::Io(format!("archived value under key {key:02x?}: {error}"))
-            })?;
-            orders.push(order);
-            if orders.len() == ORDERS_PER_CHUNK {
-                chunks.push(encode_chunk(&CheckpointChunk::Archived {
-                    orders: std::mem::take(&mut orders),
-                }));
-            }
+    visit_archived(storage, StorageError::Io, |order| {
+        orders.push(order);
+        if orders.len() == ORDERS_PER_CHUNK {
+            chunks.push(encode_chunk(&CheckpointChunk::Archived {
+                orders: std::mem::take(&mut orders),
+            }));
         }
-    }
+        Ok(())
+    })?;
     if !orders.is_empty() {
         chunks.push(encode_chunk(&CheckpointChunk::Archived { orders }));
     }
