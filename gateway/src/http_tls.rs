@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::quic::tls::{load_configured, TlsError};
+use crate::quic::tls::{load_configured, sha256_hex, TlsError};
 
 /// The certificate every new handshake gets, swapped whole by `reload`.
 #[derive(Debug)]
@@ -33,7 +33,6 @@ pub struct HttpTls {
     key: PathBuf,
     provider: Arc<rustls::crypto::CryptoProvider>,
     current: Arc<CurrentCertificate>,
-    fingerprint_sha256: RwLock<String>,
 }
 
 impl HttpTls {
@@ -47,16 +46,20 @@ impl HttpTls {
             key: key.to_path_buf(),
             provider,
             current: Arc::new(CurrentCertificate(RwLock::new(Arc::new(certified)))),
-            fingerprint_sha256: RwLock::new(loaded.fingerprint_sha256),
         })
     }
 
     /// Lowercase hex SHA-256 of the leaf certificate in use.
     pub fn fingerprint_sha256(&self) -> String {
-        self.fingerprint_sha256
+        let current = self
+            .current
+            .0
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        current
+            .cert
+            .first()
+            .map_or_else(String::new, |leaf| sha256_hex(leaf.as_ref()))
     }
 
     /// Reads the pair again and, if it loads, serves it to every new
@@ -69,10 +72,6 @@ impl HttpTls {
             .0
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(certified);
-        *self
-            .fingerprint_sha256
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = loaded.fingerprint_sha256.clone();
         Ok(loaded.fingerprint_sha256)
     }
 

@@ -157,7 +157,7 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError
     std::fs::rename(&temporary, path).map_err(error)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .iter()
