@@ -113,6 +113,9 @@ struct ServeArgs {
     /// File of payments tokens (confirm or cancel any order), one a line.
     #[arg(long, value_name = "FILE")]
     payments_tokens_file: Option<PathBuf>,
+    /// File of fulfilment tokens (the warehouse: read and ship any order), one a line.
+    #[arg(long, value_name = "FILE")]
+    fulfilment_tokens_file: Option<PathBuf>,
     /// File of operator tokens (metrics, cluster status, every SKU; read only), one a line.
     #[arg(long, value_name = "FILE")]
     operator_tokens_file: Option<PathBuf>,
@@ -251,6 +254,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         jwt_jwks_file: args.jwt_jwks_file,
         service_tokens_file: args.service_tokens_file,
         payments_tokens_file: args.payments_tokens_file,
+        fulfilment_tokens_file: args.fulfilment_tokens_file,
         operator_tokens_file: args.operator_tokens_file,
         log_format: args.log_json.then_some(LogFormat::Json),
         quic_enabled: args.no_quic.then_some(false),

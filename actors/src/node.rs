@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
-    PutSku, Reply, Restock, Retention, ShardConfig, Sku, SkuId, SkuStock, Timestamp,
+    PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku, SkuId, SkuStock, Timestamp,
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
@@ -741,6 +741,14 @@ impl Node {
             self.execute(shard, Command::Cancel(Cancel { id, customer }))
                 .await?,
         )
+    }
+
+    /// Ships order `id` (confirmed → shipped: final). A fulfilment call, never
+    /// a buyer's.
+    pub async fn ship(&self, id: OrderId) -> Result<Order, NodeError> {
+        self.cluster.check_writable()?;
+        let shard = self.owner_of(id)?;
+        order_of(self.execute(shard, Command::Ship(Ship { id })).await?)
     }
 
     /// Order `id`; with `customer`, only if it is theirs (another's is

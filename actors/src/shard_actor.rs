@@ -189,6 +189,7 @@ impl ShardActor {
         let transition = match &command {
             Command::Confirm(confirm) => Some((OrderStatus::Confirmed, confirm.customer.clone())),
             Command::Cancel(cancel) => Some((OrderStatus::Cancelled, cancel.customer.clone())),
+            Command::Ship(_) => Some((OrderStatus::Shipped, None)),
             _ => None,
         };
         let execution = self.core.execute(command, now);

@@ -38,6 +38,14 @@ enum Step {
     Confirm(usize, Option<usize>),
     /// Cancel order `index`, acting for one customer (`Some`) or for any.
     Cancel(usize, Option<usize>),
+    /// Ship order `index` (a fulfilment call: for any customer).
+    Ship(usize),
+    /// Confirm (for any customer) the `k`-th (modulo) order the model holds
+    /// as paid, if any: where shipping meets a payment retry. Resolved to
+    /// `Confirm` before it runs.
+    ConfirmPaid(usize),
+    /// Ship the `k`-th (modulo) paid order, if any. Resolved to `Ship`.
+    ShipPaid(usize),
     Expire,
     Retire,
 }
@@ -85,6 +93,9 @@ fn step() -> impl Strategy<Value = (Step, u64)> {
             .prop_map(|(index, actor)| Step::Confirm(index, actor)),
         2 => (0..40usize, prop::option::of(0..4usize))
             .prop_map(|(index, actor)| Step::Cancel(index, actor)),
+        1 => (0..40usize).prop_map(Step::Ship),
+        2 => (0..8usize).prop_map(Step::ShipPaid),
+        1 => (0..8usize).prop_map(Step::ConfirmPaid),
         1 => Just(Step::Expire),
         2 => Just(Step::Retire),
     ];
@@ -134,9 +145,12 @@ impl Model {
     }
 
     fn available(&self, sku: usize) -> u64 {
-        self.skus[&sku].total
-            - self.held(sku, OrderStatus::Reserved)
-            - self.held(sku, OrderStatus::Confirmed)
+        self.skus[&sku].total - self.held(sku, OrderStatus::Reserved) - self.sold(sku)
+    }
+
+    /// Units paid for: confirmed, shipped or not.
+    fn sold(&self, sku: usize) -> u64 {
+        self.held(sku, OrderStatus::Confirmed) + self.held(sku, OrderStatus::Shipped)
     }
 
     fn held_by(&self, sku: usize, customer: usize) -> u64 {
@@ -145,6 +159,22 @@ impl Model {
             .filter(|o| o.sku == sku && o.customer == customer && o.status.holds_stock())
             .map(|o| o.quantity)
             .sum()
+    }
+
+    /// `ConfirmPaid` and `ShipPaid` as the plain step they pick (an expiry
+    /// pass when no order is paid); every other step as it is.
+    fn resolve(&self, step: &Step) -> Step {
+        let paid: Vec<usize> = (0..self.orders.len())
+            .filter(|&index| self.orders[index].status.is_sold())
+            .collect();
+        let pick = |k: usize| paid.get(k % paid.len().max(1)).copied();
+        match step {
+            Step::ConfirmPaid(k) => {
+                pick(*k).map_or(Step::Expire, |index| Step::Confirm(index, None))
+            }
+            Step::ShipPaid(k) => pick(*k).map_or(Step::Expire, Step::Ship),
+            other => other.clone(),
+        }
     }
 
     /// The error code the model expects, or None for success.
@@ -264,7 +294,7 @@ impl Model {
                     return Some("unknown_order");
                 };
                 match order.status {
-                    OrderStatus::Confirmed => None,
+                    OrderStatus::Confirmed | OrderStatus::Shipped => None,
                     OrderStatus::Cancelled | OrderStatus::Expired => Some("invalid_transition"),
                     OrderStatus::Reserved if now >= order.until => {
                         order.status = OrderStatus::Expired;
@@ -289,7 +319,7 @@ impl Model {
                 };
                 match order.status {
                     OrderStatus::Cancelled => None,
-                    OrderStatus::Expired => Some("invalid_transition"),
+                    OrderStatus::Expired | OrderStatus::Shipped => Some("invalid_transition"),
                     // Settled: confirmed and gone from memory.
                     OrderStatus::Confirmed if order.retired => Some("invalid_transition"),
                     _ => {
@@ -299,6 +329,23 @@ impl Model {
                     }
                 }
             }
+            Step::Ship(index) => {
+                let Some(order) = self.orders.get_mut(*index) else {
+                    return Some("unknown_order");
+                };
+                match order.status {
+                    OrderStatus::Shipped => None,
+                    // Settled: confirmed and gone from memory.
+                    OrderStatus::Confirmed if order.retired => Some("invalid_transition"),
+                    OrderStatus::Confirmed => {
+                        order.status = OrderStatus::Shipped;
+                        order.updated = now;
+                        None
+                    }
+                    _ => Some("invalid_transition"),
+                }
+            }
+            Step::ConfirmPaid(_) | Step::ShipPaid(_) => unreachable!("resolved before it runs"),
             Step::Expire => {
                 for order in &mut self.orders {
                     if order.status == OrderStatus::Reserved && order.until <= now {
@@ -392,6 +439,7 @@ impl Shell {
         let transition = match &command {
             Command::Confirm(confirm) => Some((OrderStatus::Confirmed, confirm.customer.clone())),
             Command::Cancel(cancel) => Some((OrderStatus::Cancelled, cancel.customer.clone())),
+            Command::Ship(_) => Some((OrderStatus::Shipped, None)),
             _ => None,
         };
         let mut execution = core.execute(command, Timestamp(now));
@@ -482,6 +530,10 @@ fn command(step: &Step, now: u64, ids: &[OrderId]) -> Command {
             id: order_id(*index),
             customer: actor.map(customer_id),
         }),
+        Step::Ship(index) => Command::Ship(Ship {
+            id: order_id(*index),
+        }),
+        Step::ConfirmPaid(_) | Step::ShipPaid(_) => unreachable!("resolved before it runs"),
         Step::Expire => Command::ExpireDue(ExpireDue),
         Step::Retire => Command::Retire(Retire),
     }
@@ -525,6 +577,7 @@ proptest! {
         let mut now = 1_000_000u64;
         for (step, advance_ms) in &steps {
             now += advance_ms;
+            let step = &model.resolve(step);
             let expected = model.apply(step, now);
             let execution = shell.execute(&mut core, command(step, now, &ids), now);
             let got = execution.reply.as_ref().err().map(code);
@@ -543,7 +596,7 @@ proptest! {
                         prop_assert_eq!(sku.total, expected.total);
                         prop_assert_eq!(sku.available, model.available(index));
                         prop_assert_eq!(sku.reserved, model.held(index, OrderStatus::Reserved));
-                        prop_assert_eq!(sku.sold, model.held(index, OrderStatus::Confirmed));
+                        prop_assert_eq!(sku.sold, model.sold(index));
                         for customer in 0..4 {
                             let id = CustomerId::parse(&format!("customer-{customer}")).unwrap();
                             prop_assert_eq!(sku.held_by(&id), model.held_by(index, customer));

@@ -132,6 +132,11 @@ pub trait OrderGateway {
     /// `confirm`.
     fn cancel(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
 
+    /// Fulfilment: confirmed → shipped (final: no cancel, no change after).
+    /// Idempotent: the server answers a shipped order unchanged. Needs a
+    /// fulfilment or admin credential.
+    fn ship(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
+
     /// A SKU's counters and settings.
     fn sku(&self, sku: &str) -> impl Future<Output = Result<Sku, ClientError>> + Send;
 

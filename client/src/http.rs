@@ -565,6 +565,11 @@ impl OrderGateway for HttpClient {
             .await
     }
 
+    async fn ship(&self, order_id: &str) -> Result<Order, ClientError> {
+        self.order_call(Method::Post, &["v1", "orders", order_id, "ship"])
+            .await
+    }
+
     async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
         let answer = self
             .inner

@@ -1102,6 +1102,17 @@ impl OrderGateway for QuicClient {
         Ok(order)
     }
 
+    async fn ship(&self, order_id: &str) -> Result<Order, ClientError> {
+        // The server answers a shipped order unchanged: safe to send again.
+        let (order, _) = self
+            .order_request(Resend::Safe, |request_id| Request::Ship {
+                request_id,
+                order_id: order_id.to_owned(),
+            })
+            .await?;
+        Ok(order)
+    }
+
     async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {
         // The server answers a cancelled order unchanged: safe to send again.
         let (order, _) = self

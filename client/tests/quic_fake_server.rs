@@ -264,6 +264,7 @@ fn standby_answer(request: &Request) -> Option<Response> {
         Request::PlaceOrder(order) => Some(not_primary(order.request_id)),
         Request::Confirm { request_id, .. }
         | Request::Cancel { request_id, .. }
+        | Request::Ship { request_id, .. }
         | Request::PutSku { request_id, .. }
         | Request::Restock { request_id, .. } => Some(not_primary(*request_id)),
     }
@@ -372,6 +373,10 @@ async fn serve_stream(
                         request_id,
                         order_id,
                     } => order_answer(request_id, &order_id, OrderStatus::Cancelled),
+                    Request::Ship {
+                        request_id,
+                        order_id,
+                    } => order_answer(request_id, &order_id, OrderStatus::Shipped),
                     Request::PutSku {
                         request_id,
                         admin_token,

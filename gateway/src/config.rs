@@ -82,6 +82,8 @@ pub struct Config {
     pub service_tokens_file: Option<PathBuf>,
     /// File of payments tokens (confirm and cancel any order), one a line.
     pub payments_tokens_file: Option<PathBuf>,
+    /// File of fulfilment tokens (read and ship any order), one a line.
+    pub fulfilment_tokens_file: Option<PathBuf>,
     /// File of operator tokens (metrics, cluster status, every SKU; read only), one a line.
     pub operator_tokens_file: Option<PathBuf>,
     /// Failed credentials from one address within `auth_failure_window_secs`
@@ -411,6 +413,7 @@ impl Default for Config {
             jwt_leeway_secs: 30,
             service_tokens_file: None,
             payments_tokens_file: None,
+            fulfilment_tokens_file: None,
             operator_tokens_file: None,
             auth_failures_per_address_max: 20,
             auth_failure_window_secs: 60,
@@ -538,6 +541,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payments_tokens_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fulfilment_tokens_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub operator_tokens_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
@@ -604,6 +609,7 @@ const ENV_KEYS: &[&str] = &[
     "jwt_leeway_secs",
     "service_tokens_file",
     "payments_tokens_file",
+    "fulfilment_tokens_file",
     "operator_tokens_file",
     "auth_failures_per_address_max",
     "auth_failure_window_secs",

@@ -649,7 +649,13 @@ pub struct OrderBody<'a> {
 fn order_status_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)
-        .enum_values(Some(["reserved", "confirmed", "cancelled", "expired"]))
+        .enum_values(Some([
+            "reserved",
+            "confirmed",
+            "cancelled",
+            "expired",
+            "shipped",
+        ]))
         .build()
 }
 

@@ -239,7 +239,9 @@ pub fn audit(
         let units = u64::from(order.quantity);
         match order.status {
             OrderStatus::Reserved => *reserved_units.entry(&order.sku).or_default() += units,
-            OrderStatus::Confirmed => *sold_units.entry(&order.sku).or_default() += units,
+            OrderStatus::Confirmed | OrderStatus::Shipped => {
+                *sold_units.entry(&order.sku).or_default() += units
+            }
             OrderStatus::Cancelled | OrderStatus::Expired => {}
         }
     }

@@ -83,6 +83,10 @@ impl OrderGateway for Target {
         self.orders.cancel(order_id).await
     }
 
+    async fn ship(&self, order_id: &str) -> Result<Order, ClientError> {
+        self.orders.ship(order_id).await
+    }
+
     async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
         self.orders.sku(sku).await
     }
@@ -147,6 +151,13 @@ impl OrderGateway for Client {
         match self {
             Client::Http(client) => client.cancel(order_id).await,
             Client::Quic(client) => client.cancel(order_id).await,
+        }
+    }
+
+    async fn ship(&self, order_id: &str) -> Result<Order, ClientError> {
+        match self {
+            Client::Http(client) => client.ship(order_id).await,
+            Client::Quic(client) => client.ship(order_id).await,
         }
     }
 

@@ -94,6 +94,10 @@ impl OrderGateway for FakeGateway {
         Err(unused())
     }
 
+    async fn ship(&self, _order_id: &str) -> Result<Order, ClientError> {
+        Err(unused())
+    }
+
     async fn sku(&self, _sku: &str) -> Result<Sku, ClientError> {
         Err(unused())
     }

@@ -48,6 +48,9 @@ pub enum Request {
         request_id: u64,
         order_ids: Vec<String>,
     },
+    /// Variant 10 (fulfilment or admin): a confirmed order was handed to the
+    /// carrier. Answered by `Response::Order` (status `Shipped`).
+    Ship { request_id: u64, order_id: String },
 }
 
 impl Request {
@@ -63,7 +66,8 @@ impl Request {
             | Request::PutSku { request_id, .. }
             | Request::Restock { request_id, .. }
             | Request::Authenticate { request_id, .. }
-            | Request::GetOrders { request_id, .. } => Some(*request_id),
+            | Request::GetOrders { request_id, .. }
+            | Request::Ship { request_id, .. } => Some(*request_id),
             Request::PlaceOrders { .. } => None,
         }
     }
@@ -154,13 +158,15 @@ impl Response {
     }
 }
 
-/// Encoded as a variant index: 0 reserved, 1 confirmed, 2 cancelled, 3 expired.
+/// Encoded as a variant index: 0 reserved, 1 confirmed, 2 cancelled, 3 expired,
+/// 4 shipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum OrderStatus {
     Reserved,
     Confirmed,
     Cancelled,
     Expired,
+    Shipped,
 }
 
 impl OrderStatus {
@@ -170,6 +176,7 @@ impl OrderStatus {
             OrderStatus::Confirmed => "confirmed",
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Expired => "expired",
+            OrderStatus::Shipped => "shipped",
         }
     }
 
@@ -179,6 +186,7 @@ impl OrderStatus {
             "confirmed" => Some(OrderStatus::Confirmed),
             "cancelled" => Some(OrderStatus::Cancelled),
             "expired" => Some(OrderStatus::Expired),
+            "shipped" => Some(OrderStatus::Shipped),
             _ => None,
         }
     }

@@ -48,4 +48,10 @@ pub enum Event {
     KeysForgotten {
         keys: Vec<(CustomerId, IdempotencyKey)>,
     },
+    /// A confirmed order was handed to the carrier. (New events go at the
+    /// end: the log stores the variant's index.)
+    OrderShipped {
+        id: OrderId,
+        at: Timestamp,
+    },
 }

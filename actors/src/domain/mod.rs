@@ -14,6 +14,7 @@ pub mod types;
 
 pub use command::{
     Cancel, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply, Restock, Retire,
+    Ship,
 };
 pub use event::Event;
 pub use gate::SkuGate;

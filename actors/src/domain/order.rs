@@ -5,13 +5,18 @@ use bincode::{Decode, Encode};
 use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
 /// `reserved` → `confirmed` (payment succeeded) or `expired` (TTL passed);
-/// `reserved` or `confirmed` → `cancelled`.
+/// `reserved` or `confirmed` → `cancelled`; `confirmed` → `shipped` (handed to
+/// the carrier: final, it can no longer be cancelled or changed).
+///
+/// New statuses go at the end: the log, the archive and the QUIC protocol
+/// store the variant's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum OrderStatus {
     Reserved,
     Confirmed,
     Cancelled,
     Expired,
+    Shipped,
 }
 
 impl OrderStatus {
@@ -21,12 +26,21 @@ impl OrderStatus {
             OrderStatus::Confirmed => "confirmed",
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Expired => "expired",
+            OrderStatus::Shipped => "shipped",
         }
     }
 
     /// Whether the order still holds stock (and counts toward the customer's limit).
     pub fn holds_stock(self) -> bool {
-        matches!(self, OrderStatus::Reserved | OrderStatus::Confirmed)
+        matches!(
+            self,
+            OrderStatus::Reserved | OrderStatus::Confirmed | OrderStatus::Shipped
+        )
+    }
+
+    /// Whether the order's units are sold: paid for, and shipped or not.
+    pub fn is_sold(self) -> bool {
+        matches!(self, OrderStatus::Confirmed | OrderStatus::Shipped)
     }
 }
 

@@ -76,7 +76,7 @@ impl Retention {
         match order.status {
             OrderStatus::Reserved => None,
             OrderStatus::Confirmed => Some(plus(order.updated_at, self.confirmed_order_secs)),
-            OrderStatus::Cancelled | OrderStatus::Expired => {
+            OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Shipped => {
                 Some(plus(order.updated_at, self.finished_order_secs))
             }
         }
@@ -146,11 +146,12 @@ pub struct RetainedImage {
     pub keys: Vec<RetainedKey>,
 }
 
-/// What `Confirm` or `Cancel` (`to`) of an order that left memory answers,
-/// given its archived last state: the order unchanged when it already has that
-/// status, else `invalid_transition`, as while it was in memory. The one
-/// difference: a settled order (confirmed, then retired) can no longer be
-/// cancelled. With `customer`, another customer's order is unknown, as in
+/// What `Confirm`, `Cancel` or `Ship` (`to`) of an order that left memory
+/// answers, given its archived last state: the order unchanged when it already
+/// has that status (or, for a confirm, was shipped), else
+/// `invalid_transition`, as while it was in memory. The one difference: a
+/// settled order (confirmed, then retired) can no longer be cancelled or
+/// shipped. With `customer`, another customer's order is unknown, as in
 /// memory.
 pub fn answer_archived(
     order: Order,
@@ -160,15 +161,22 @@ pub fn answer_archived(
     if customer.is_some_and(|customer| order.customer != *customer) {
         return Err(CoreError::UnknownOrder(order.id));
     }
-    if order.status == to {
+    if order.status == to || (to == OrderStatus::Confirmed && order.status == OrderStatus::Shipped)
+    {
         return Ok(Reply::Order {
             order,
             created: false,
         });
     }
+    // A sold order out of memory is settled: final, whatever its status says.
+    let from = if order.status.is_sold() {
+        "settled"
+    } else {
+        order.status.as_str()
+    };
     Err(CoreError::InvalidTransition {
         id: order.id,
-        from: order.status.as_str(),
+        from,
         to: to.as_str(),
     })
 }

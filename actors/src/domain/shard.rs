@@ -143,7 +143,8 @@ impl ShardCore {
             Event::OrderReserved(order) => Touched::One(&order.sku),
             Event::OrderConfirmed { id, .. }
             | Event::OrderCancelled { id, .. }
-            | Event::OrderExpired { id, .. } => match self.order(id) {
+            | Event::OrderExpired { id, .. }
+            | Event::OrderShipped { id, .. } => match self.order(id) {
                 Some(order) => Touched::One(&order.sku),
                 None => Touched::Any,
             },
@@ -321,6 +322,10 @@ impl ShardCore {
                 sku.release(&customer, quantity);
                 sku.assert_invariants();
             }
+            Event::OrderShipped { id, at } => {
+                // Sold it was and sold it stays: no counter moves.
+                self.transition(id, OrderStatus::Shipped, *at)?;
+            }
             Event::OrdersRetired { ids } => {
                 for id in ids {
                     self.retire(id)?;
@@ -347,7 +352,7 @@ impl ShardCore {
         };
         let order = self.orders.remove(id).expect("checked above");
         self.retire_queue.remove(&(leaves_at, *id));
-        if order.status == OrderStatus::Confirmed {
+        if order.status.is_sold() {
             self.live_orders -= 1;
             let settled = self.settled.entry(order.sku.clone()).or_default();
             let quantity = u64::from(order.quantity);
@@ -495,7 +500,10 @@ impl ShardCore {
             .ok_or_else(|| inconsistent(format!("unknown order {id}")))?;
         let allowed = match to {
             OrderStatus::Confirmed | OrderStatus::Expired => order.status == OrderStatus::Reserved,
-            OrderStatus::Cancelled => order.status.holds_stock(),
+            OrderStatus::Cancelled => {
+                matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed)
+            }
+            OrderStatus::Shipped => order.status == OrderStatus::Confirmed,
             OrderStatus::Reserved => false,
         };
         if !allowed {
@@ -703,7 +711,7 @@ impl ShardCore {
             let quantity = u64::from(order.quantity);
             match order.status {
                 OrderStatus::Reserved => counts[position].0 += quantity,
-                OrderStatus::Confirmed => counts[position].1 += quantity,
+                OrderStatus::Confirmed | OrderStatus::Shipped => counts[position].1 += quantity,
                 OrderStatus::Cancelled | OrderStatus::Expired => {}
             }
             if order.status.holds_stock() {
@@ -800,7 +808,7 @@ impl ShardCore {
             let quantity = u64::from(order.quantity);
             match order.status {
                 OrderStatus::Reserved => entry.0 += quantity,
-                OrderStatus::Confirmed => entry.1 += quantity,
+                OrderStatus::Confirmed | OrderStatus::Shipped => entry.1 += quantity,
                 _ => {}
             }
             if order.status.holds_stock() {

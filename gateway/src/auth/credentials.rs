@@ -81,6 +81,7 @@ impl Credentials {
         let files = [
             (&config.service_tokens_file, Caller::Service),
             (&config.payments_tokens_file, Caller::Payments),
+            (&config.fulfilment_tokens_file, Caller::Fulfilment),
             (&config.operator_tokens_file, Caller::Operator),
         ];
         for (path, caller) in files {
@@ -137,7 +138,7 @@ impl Credentials {
         match &self.buyers {
             Some(keys) if bearer.split('.').count() == 3 => keys.buyer(bearer),
             _ => Err(AuthFailure(
-                "the credential is not one this node knows: send an admin, service, payments or operator token, or a buyer token signed with the configured key"
+                "the credential is not one this node knows: send an admin, service, payments, fulfilment or operator token, or a buyer token signed with the configured key"
                     .into(),
             )),
         }

@@ -11,7 +11,8 @@
 //!    orders for any customer, reads and cancels any order, reads every SKU.
 //!    It may not confirm: payment is not its word.
 //! 4. Payments reads, confirms and cancels any order (payment succeeded or
-//!    failed), and nothing else.
+//!    failed), and nothing else. Fulfilment (the warehouse) reads and ships
+//!    any order, and nothing else.
 //! 5. A buyer (a signed token whose subject is the customer id) places
 //!    orders for itself only (the body's `customer_id` must be its subject),
 //!    reads and cancels only its own orders (another's is "unknown order", as
@@ -46,6 +47,8 @@ pub enum Caller {
     Service,
     /// A payments token (rule 4).
     Payments,
+    /// A fulfilment token (rule 4).
+    Fulfilment,
     /// An operator token (rule 2).
     Operator,
     /// The admin token (rule 1).
@@ -61,6 +64,7 @@ impl Caller {
             Caller::Buyer(_) => "buyer",
             Caller::Service => "service",
             Caller::Payments => "payments",
+            Caller::Fulfilment => "fulfilment",
             Caller::Operator => "operator",
             Caller::Admin => "admin",
         }
@@ -87,6 +91,8 @@ pub enum Action {
     ReadOrder,
     CancelOrder,
     ConfirmOrder,
+    /// Hand a confirmed order to the carrier.
+    ShipOrder,
     /// Read SKUs (which ones: `Caller::sees_unopened_skus`).
     ReadSkus,
     /// Create, change or restock a SKU.
@@ -115,6 +121,7 @@ impl Action {
             Action::ReadOrder => "read orders",
             Action::CancelOrder => "cancel orders",
             Action::ConfirmOrder => "confirm orders (payment)",
+            Action::ShipOrder => "ship orders (fulfilment)",
             Action::ReadSkus => "read SKUs",
             Action::WriteSku => "change SKUs",
             Action::ReadOperations => "read operations data",
@@ -185,6 +192,7 @@ pub fn authorize(caller: &Caller, action: Action) -> Result<Scope, Refusal> {
         (C::Operator, A::ReadOrder | A::ReadOperations) => true,
         (C::Service, A::PlaceOrder | A::ReadOrder | A::CancelOrder) => true,
         (C::Payments, A::ReadOrder | A::ConfirmOrder | A::CancelOrder) => true,
+        (C::Fulfilment, A::ReadOrder | A::ShipOrder) => true,
         (C::Buyer(subject), A::PlaceOrder | A::ReadOrder | A::CancelOrder) => {
             return Ok(Scope::Customer(subject.clone()));
         }
@@ -226,6 +234,7 @@ mod tests {
             Caller::Buyer(alice.clone()),
             Caller::Service,
             Caller::Payments,
+            Caller::Fulfilment,
             Caller::Operator,
             Caller::Admin,
         ];
@@ -234,6 +243,7 @@ mod tests {
             Action::ReadOrder,
             Action::CancelOrder,
             Action::ConfirmOrder,
+            Action::ShipOrder,
             Action::ReadSkus,
             Action::WriteSku,
             Action::ReadOperations,
@@ -242,13 +252,14 @@ mod tests {
         ];
         // Rows: callers in the order above; columns: actions in the order above.
         let expected = [
-            "----A----", // anonymous
-            "AAAAA----", // development
-            "OOO-A----", // buyer
-            "AAA-A----", // service
-            "-AAAA----", // payments
-            "-A--A-A--", // operator
-            "AAAAAAAAA", // admin
+            "-----A----", // anonymous
+            "AAAA-A----", // development
+            "OOO--A----", // buyer
+            "AAA--A----", // service
+            "-AAA-A----", // payments
+            "-A--AA----", // fulfilment
+            "-A---A-A--", // operator
+            "AAAAAAAAAA", // admin
         ];
         for (caller, row) in callers.iter().zip(expected) {
             let got: String = actions
@@ -303,6 +314,7 @@ mod tests {
             Caller::Buyer(customer("alice")),
             Caller::Service,
             Caller::Payments,
+            Caller::Fulfilment,
             Caller::Operator,
             Caller::Admin,
         ]

@@ -68,6 +68,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(allow("POST")),
         )
         .service(
+            web::resource("/v1/orders/{order_id}/ship")
+                .route(web::post().to(orders::ship))
+                .default_service(allow("POST")),
+        )
+        .service(
             web::resource("/v1/orders/{order_id}/cancel")
                 .route(web::post().to(orders::cancel))
                 .default_service(allow("POST")),

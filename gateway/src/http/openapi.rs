@@ -36,6 +36,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::orders::get,
         super::orders_read::read,
         super::orders::confirm,
+        super::orders::ship,
         super::orders::cancel,
         super::skus::list,
         super::skus::get,

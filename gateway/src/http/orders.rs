@@ -138,6 +138,34 @@ pub async fn confirm(
     Ok(json(StatusCode::OK, &OrderBody::from(&order)))
 }
 
+/// A fulfilment call (fulfilment or admin credentials): the order was
+/// handed to the carrier.
+#[utoipa::path(
+    post,
+    operation_id = "ship_order",
+    path = "/v1/orders/{order_id}/ship",
+    tag = "orders",
+    summary = "Ship a confirmed order: final, it can no longer be cancelled or changed",
+    params(("order_id" = String, Path, description = "`<epoch>-<shard>-<number>`, e.g. `1-3-1042`", example = "1-3-1042")),
+    responses(
+        (status = 200, description = "Shipped (also when it already was)", body = crate::wire::OrderBody),
+        (status = 404, description = "`unknown_order`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`invalid_transition`: only a confirmed order ships (a reserved one is unpaid; a settled one left memory)", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn ship(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RequestError> {
+    allowed(&request, &state, Action::ShipOrder)?;
+    let order = state.node.ship(order_id(&path)?).await?;
+    Ok(json(StatusCode::OK, &OrderBody::from(&order)))
+}
+
 /// A buyer cancels only its own orders: another's is `unknown_order`.
 #[utoipa::path(
     post,

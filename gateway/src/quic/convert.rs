@@ -84,6 +84,7 @@ fn status_to_wire(status: OrderStatus) -> wire::OrderStatus {
         OrderStatus::Confirmed => wire::OrderStatus::Confirmed,
         OrderStatus::Cancelled => wire::OrderStatus::Cancelled,
         OrderStatus::Expired => wire::OrderStatus::Expired,
+        OrderStatus::Shipped => wire::OrderStatus::Shipped,
     }
 }
 

@@ -574,6 +574,20 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
             )
             .await
         }
+        Request::Ship {
+            request_id,
+            order_id,
+        } => {
+            on_order(
+                metrics,
+                caller,
+                Action::ShipOrder,
+                request_id,
+                &order_id,
+                |id, _| node.ship(id),
+            )
+            .await
+        }
         Request::GetSku { request_id, sku } => {
             let result: Result<_, RequestError> = async {
                 authorize(caller, Action::ReadSkus)?;
@@ -788,5 +802,6 @@ fn kind_of(request: &Request) -> &'static str {
         Request::Restock { .. } => "restock",
         Request::Authenticate { .. } => "authenticate",
         Request::GetOrders { .. } => "get_orders",
+        Request::Ship { .. } => "ship",
     }
 }

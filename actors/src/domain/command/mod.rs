@@ -14,7 +14,7 @@ pub use place_order::PlaceOrder;
 pub use put_sku::PutSku;
 pub use restock::Restock;
 pub use retire::Retire;
-pub use transition::{Cancel, Confirm};
+pub use transition::{Cancel, Confirm, Ship};
 
 use super::event::Event;
 use super::order::Order;
@@ -29,6 +29,7 @@ pub enum Command {
     PlaceOrder(PlaceOrder),
     Confirm(Confirm),
     Cancel(Cancel),
+    Ship(Ship),
     ExpireDue(ExpireDue),
     Retire(Retire),
 }
@@ -112,6 +113,7 @@ impl Command {
             Command::PlaceOrder(command) => command.decide(shard, now, &mut events),
             Command::Confirm(command) => command.decide(shard, now, &mut events),
             Command::Cancel(command) => command.decide(shard, now, &mut events),
+            Command::Ship(command) => command.decide(shard, now, &mut events),
             Command::ExpireDue(command) => command.decide(shard, now, &mut events),
             Command::Retire(command) => command.decide(shard, now, &mut events),
         };

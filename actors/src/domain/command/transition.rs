@@ -1,6 +1,8 @@
-//! `Confirm` (payment succeeded: reserved → confirmed) and `Cancel` (reserved or
-//! confirmed → cancelled, stock returns). Both are idempotent: asking for the
-//! status an order already has returns it unchanged. Both may be limited to one
+//! `Confirm` (payment succeeded: reserved → confirmed), `Cancel` (reserved or
+//! confirmed → cancelled, stock returns) and `Ship` (confirmed → shipped:
+//! handed to the carrier, final). Each is idempotent: asking for the status an
+//! order already has returns it unchanged (a confirm of a shipped order, too:
+//! it was confirmed). Both may be limited to one
 //! customer's orders: another customer's order is then `UnknownOrder`, as if it
 //! did not exist (ids are sequential; existence is not a secret, but an order's
 //! contents and its fate are its customer's).
@@ -23,6 +25,11 @@ pub struct Cancel {
     pub id: OrderId,
     /// `Some`: only this customer's order may be cancelled.
     pub customer: Option<CustomerId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ship {
+    pub id: OrderId,
 }
 
 /// The order `id` if it exists and, when `customer` is given, is theirs.
@@ -54,7 +61,9 @@ impl Confirm {
     ) -> Result<Reply, CoreError> {
         let order = owned_order(shard, &self.id, self.customer.as_ref())?;
         match order.status {
-            OrderStatus::Confirmed => return Ok(order_reply(shard, &self.id, false)),
+            OrderStatus::Confirmed | OrderStatus::Shipped => {
+                return Ok(order_reply(shard, &self.id, false))
+            }
             OrderStatus::Cancelled | OrderStatus::Expired => {
                 return Err(refuse(self.id, order.status, OrderStatus::Confirmed))
             }
@@ -93,12 +102,36 @@ impl Cancel {
         let order = owned_order(shard, &self.id, self.customer.as_ref())?;
         match order.status {
             OrderStatus::Cancelled => return Ok(order_reply(shard, &self.id, false)),
-            OrderStatus::Expired => {
+            OrderStatus::Expired | OrderStatus::Shipped => {
                 return Err(refuse(self.id, order.status, OrderStatus::Cancelled))
             }
             OrderStatus::Reserved | OrderStatus::Confirmed => {}
         }
         events.push(Event::OrderCancelled {
+            id: self.id,
+            at: now,
+        });
+        apply_decided(shard, events);
+        Ok(order_reply(shard, &self.id, false))
+    }
+}
+
+impl Ship {
+    pub(super) fn decide(
+        self,
+        shard: &mut ShardCore,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, CoreError> {
+        let order = owned_order(shard, &self.id, None)?;
+        match order.status {
+            OrderStatus::Shipped => return Ok(order_reply(shard, &self.id, false)),
+            OrderStatus::Reserved | OrderStatus::Cancelled | OrderStatus::Expired => {
+                return Err(refuse(self.id, order.status, OrderStatus::Shipped))
+            }
+            OrderStatus::Confirmed => {}
+        }
+        events.push(Event::OrderShipped {
             id: self.id,
             at: now,
         });
