@@ -136,7 +136,8 @@ fn convert_request(request: &Request) {
         }
         Request::GetOrder { order_id, .. }
         | Request::Confirm { order_id, .. }
-        | Request::Cancel { order_id, .. } => checked(request::order_id(order_id).map(|id| {
+        | Request::Cancel { order_id, .. }
+        | Request::Ship { order_id, .. } => checked(request::order_id(order_id).map(|id| {
             // An accepted id names the same order however it was written.
             assert_eq!(request::order_id(&id.to_string()).ok(), Some(id));
         })),
