@@ -78,6 +78,7 @@ fn handlers(c: &mut Criterion) {
             },
             None,
         )),
+        events: None,
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),

@@ -166,6 +166,10 @@ struct ServeArgs {
     /// "cp %p /mnt/elsewhere/%f"; exit status 0 means copied.
     #[arg(long, value_name = "COMMAND")]
     archive_command: Option<String>,
+    /// Publish every committed domain event (orders, SKUs) to NATS JetStream
+    /// at this URL, e.g. nats://127.0.0.1:4222 (docs/EVENTS.md).
+    #[arg(long, value_name = "URL")]
+    events_nats_url: Option<String>,
     /// POST every alert event (raised, resolved) to this URL, signed as
     /// Standard Webhooks says; repeat for more receivers (docs/ALERTS.md).
     #[arg(long = "webhook-url", value_name = "URL")]
@@ -280,6 +284,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             .map(|timeout| timeout.as_millis() as u64),
         archive_dir: args.archive_dir,
         archive_command: args.archive_command,
+        events_nats_url: args.events_nats_url,
         webhook_urls: args.webhook_urls,
         webhook_secret_file: args.webhook_secret_file,
     };

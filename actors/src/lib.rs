@@ -19,6 +19,8 @@
 //!   (`cluster::SyncGate`, a pure state machine), lag and status.
 //! - `replica`: the standby side of `Node`: applying the primary's log,
 //!   discarding a tail, promotion, fencing, handover.
+//! - `log_hold`: `LogHold`, the log a checkpoint keeps for a reader that is
+//!   behind (the events publisher).
 //! - `meta`: the cluster facts kept in the data dir (cluster id, fence).
 //! - `peer`: `PeerAddress`, where a node is reached.
 //! - `watchdog`: `DiskWatchdog`, fail-stop when a wait on the disk never ends.
@@ -30,6 +32,7 @@ pub mod cluster;
 pub mod codec;
 pub mod domain;
 pub mod error;
+pub mod log_hold;
 mod meta;
 pub mod node;
 mod outbox;

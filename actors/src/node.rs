@@ -160,6 +160,9 @@ pub struct Node {
     /// The archiver's progress, when the log is archived: checkpoints keep
     /// the log it has not archived yet (`archiver.rs`).
     archive: std::sync::OnceLock<Arc<crate::archiver::ArchiveProgress>>,
+    /// The events publisher's progress, when events are published:
+    /// checkpoints keep the log it has not published (`log_hold.rs`).
+    events: std::sync::OnceLock<Arc<crate::log_hold::LogHold>>,
 }
 
 /// `flashgate_orders_refused_at_edge_total{code}`: orders answered from a
@@ -371,6 +374,7 @@ impl Node {
             failed,
             edge_refusals: EdgeRefusals::new(),
             archive: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
         });
         let runtime = NodeRuntime {
             arbiters,
@@ -383,6 +387,22 @@ impl Node {
     /// From now on, checkpoints keep the log the archiver has not archived.
     pub fn keep_log_for(&self, archive: Arc<crate::archiver::ArchiveProgress>) {
         let _ = self.archive.set(archive);
+    }
+
+    /// From now on, checkpoints keep the log the events publisher has not
+    /// published (up to its retention).
+    pub fn keep_log_for_events(&self, hold: Arc<crate::log_hold::LogHold>) {
+        let _ = self.events.set(hold);
+    }
+
+    /// How far the events publisher is behind this node's durable log, in
+    /// records, and the records the log keeps for it; `None` without one.
+    pub fn events_lag(&self) -> Option<(u64, u64)> {
+        let hold = self.events.get()?;
+        Some((
+            hold.lag(self.progress.durable_lsn()),
+            hold.retention_records_max.load(Ordering::Acquire),
+        ))
     }
 
     /// How far the archive is behind this node's durable log, in records,
@@ -902,6 +922,9 @@ impl Node {
             // The log after what is archived stays, up to the retention
             // (a lower covered LSN is still true of the chunks).
             covers_lsn = covers_lsn.min(archive.trim_floor(self.progress.durable_lsn()));
+        }
+        if let Some(events) = self.events.get() {
+            covers_lsn = covers_lsn.min(events.trim_floor(self.progress.durable_lsn()));
         }
         let storage = self.storage.clone();
         let chunk_count = chunks.len();

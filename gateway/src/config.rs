@@ -153,6 +153,23 @@ pub struct Config {
     /// Log records checkpoints keep for an archive that is behind; past it the
     /// log is trimmed anyway and the archive gets a gap (reported).
     pub archive_retention_records_max: u64,
+    /// Publish every committed domain event to this NATS server's JetStream
+    /// (docs/EVENTS.md); none when absent.
+    pub events_nats_url: Option<String>,
+    /// The JetStream stream (created when missing).
+    pub events_stream: String,
+    /// Subjects are `<prefix>.orders.<sku>`, `<prefix>.skus.<sku>`,
+    /// `<prefix>.gaps`.
+    pub events_subject_prefix: String,
+    /// A new stream keeps messages this long.
+    pub events_stream_max_age_secs: u64,
+    /// A new stream drops a re-sent event id within this window.
+    pub events_duplicate_window_secs: u64,
+    /// Log records checkpoints keep for a publisher that is behind; past it
+    /// the log is trimmed anyway and a gap marker is published.
+    pub events_retention_records_max: u64,
+    /// Most records read and published per round.
+    pub events_batch_records_max: usize,
     pub log_queue_records_max: usize,
     pub log_batch_records_max: usize,
     pub log_batch_bytes_max: usize,
@@ -440,6 +457,13 @@ impl Default for Config {
             archive_command: None,
             archive_segment_bytes_max: 16 << 20,
             archive_retention_records_max: 10_000_000,
+            events_nats_url: None,
+            events_stream: crate::events::STREAM_DEFAULT.to_owned(),
+            events_subject_prefix: crate::events::SUBJECT_PREFIX_DEFAULT.to_owned(),
+            events_stream_max_age_secs: crate::events::STREAM_MAX_AGE_SECS_DEFAULT,
+            events_duplicate_window_secs: crate::events::DUPLICATE_WINDOW_SECS_DEFAULT,
+            events_retention_records_max: crate::events::RETENTION_RECORDS_MAX_DEFAULT,
+            events_batch_records_max: crate::events::BATCH_RECORDS_MAX_DEFAULT,
             log_queue_records_max: node.writer.queue_records_max,
             log_batch_records_max: node.writer.batch_records_max,
             log_batch_bytes_max: node.writer.batch_bytes_max,
@@ -580,6 +604,8 @@ pub struct Overrides {
     pub archive_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_nats_url: Option<String>,
     /// Replaces the lower layers' list when any is given.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webhook_urls: Vec<String>,
@@ -636,6 +662,13 @@ const ENV_KEYS: &[&str] = &[
     "archive_command",
     "archive_segment_bytes_max",
     "archive_retention_records_max",
+    "events_nats_url",
+    "events_stream",
+    "events_subject_prefix",
+    "events_stream_max_age_secs",
+    "events_duplicate_window_secs",
+    "events_retention_records_max",
+    "events_batch_records_max",
     "log_queue_records_max",
     "log_batch_records_max",
     "log_batch_bytes_max",
@@ -781,6 +814,22 @@ impl Config {
                 self.archive_retention_records_max,
             ),
             (
+                "events_stream_max_age_secs",
+                self.events_stream_max_age_secs,
+            ),
+            (
+                "events_duplicate_window_secs",
+                self.events_duplicate_window_secs,
+            ),
+            (
+                "events_retention_records_max",
+                self.events_retention_records_max,
+            ),
+            (
+                "events_batch_records_max",
+                self.events_batch_records_max as u64,
+            ),
+            (
                 "replication_message_bytes_max",
                 self.replication_message_bytes_max as u64,
             ),
@@ -884,7 +933,42 @@ impl Config {
         self.validate_quic()?;
         self.validate_auth()?;
         self.validate_alerts()?;
+        self.validate_events()?;
         self.validate_replication()
+    }
+
+    /// The stream name and subject prefix are names NATS takes as they are.
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let plain = |text: &str, dots: bool| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '_' || c == '-' || (dots && c == '.')
+                })
+                && !text.starts_with('.')
+                && !text.ends_with('.')
+                && !text.contains("..")
+        };
+        if !plain(&self.events_stream, false) {
+            return Err(ConfigError::Invalid(format!(
+                "events_stream must be 1-64 characters of A-Z a-z 0-9 _ -, got {:?}",
+                self.events_stream
+            )));
+        }
+        if !plain(&self.events_subject_prefix, true) {
+            return Err(ConfigError::Invalid(format!(
+                "events_subject_prefix must be 1-64 characters of A-Z a-z 0-9 _ - in dot-separated tokens (no wildcards), got {:?}",
+                self.events_subject_prefix
+            )));
+        }
+        if let Some(url) = &self.events_nats_url {
+            if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "events_nats_url must look like nats://HOST:PORT, got {url:?}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn validate_alerts(&self) -> Result<(), ConfigError> {

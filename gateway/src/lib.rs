@@ -2,6 +2,8 @@
 //! metrics. The only crate that knows HTTP, JSON, QUIC and wire frames.
 //!
 //! # Layout
+//! - `events`: order events out on NATS JetStream, the log as the outbox
+//!   (schema and resume point pure, the publisher a thread of its own).
 //! - `alerts`: the alert rules (pure), the monitor that runs them, the
 //!   alert feed, and webhook delivery (docs/ALERTS.md).
 //! - `auth`: who may do what: callers, the rule table both front ends share,
@@ -27,6 +29,7 @@ pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod error_code;
+pub mod events;
 pub mod http;
 pub mod http_limits;
 pub mod http_tls;

@@ -50,6 +50,8 @@ pub enum ServeError {
     StorageFailed(String),
     #[error(transparent)]
     Archive(#[from] flashgate_actors::archiver::ArchiveError),
+    #[error("cannot start the events publisher: {0}")]
+    Events(std::io::Error),
 }
 
 /// The exit code when a graceful stop did not finish within
@@ -143,6 +145,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         )?),
         None => None,
     };
+    let events = match &config.events_nats_url {
+        Some(url) => Some(
+            crate::events::EventsPublisher::start(
+                Arc::clone(&node),
+                crate::events::EventsConfig {
+                    nats_url: url.clone(),
+                    stream: config.events_stream.clone(),
+                    subject_prefix: config.events_subject_prefix.clone(),
+                    stream_max_age_secs: config.events_stream_max_age_secs,
+                    duplicate_window_secs: config.events_duplicate_window_secs,
+                    retention_records_max: config.events_retention_records_max,
+                    batch_records_max: config.events_batch_records_max,
+                },
+            )
+            .map_err(ServeError::Events)?,
+        ),
+        None => None,
+    };
     let readiness = Arc::new(Readiness::default());
     // After `install_metrics`: the counters' handles come from its recorder.
     let requests = Arc::new(crate::request::RequestMetrics::default());
@@ -161,6 +181,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
         alerts: Arc::clone(&alerts),
+        events: events.as_ref().map(|events| Arc::clone(events.status())),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();
@@ -397,6 +418,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     drop(node);
     actix_web::rt::task::spawn_blocking(move || {
         runtime.stop();
+        if let Some(events) = events {
+            events.stop();
+        }
         // Last: everything the log writer made durable goes to the archive.
         if let Some(archiver) = archiver {
             archiver.stop();

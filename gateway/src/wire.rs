@@ -885,6 +885,31 @@ pub struct ClusterBody {
     pub lag_ms: u64,
     #[schema(required = true)]
     pub replica_failure: Option<String>,
+    /// The events publisher (docs/EVENTS.md); null when events are not
+    /// published.
+    #[schema(required = true)]
+    pub events: Option<EventsBody>,
+}
+
+/// How far order events got on NATS JetStream.
+#[derive(ToSchema)]
+pub struct EventsBody {
+    /// Whether the publisher is connected to JetStream.
+    pub connected: bool,
+    /// The last log record JetStream acknowledged (or, on a standby, the
+    /// last the stream holds).
+    pub published_lsn: u64,
+    /// Records durable (and acknowledged by a sync standby) but not yet
+    /// published.
+    pub lag_records: u64,
+    /// Since when the publisher has been behind, in milliseconds; 0 when
+    /// caught up.
+    pub lag_ms: u64,
+    /// Events published since this node started.
+    pub published: u64,
+    /// Gap markers published since this node started (records the log no
+    /// longer held when the publisher got there).
+    pub gaps: u64,
 }
 
 fn mode_schema() -> utoipa::openapi::Object {

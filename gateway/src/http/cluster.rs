@@ -37,10 +37,27 @@ pub async fn status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::ReadOperations)?;
-    Ok(json(
-        StatusCode::OK,
-        &status_json(&state.node.cluster_status()),
-    ))
+    let mut body = status_json(&state.node.cluster_status());
+    body["events"] = events_json(state.events.as_deref());
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// The events publisher's progress (`null` when events are not published).
+pub fn events_json(events: Option<&crate::events::EventsStatus>) -> Value {
+    use std::sync::atomic::Ordering::Acquire;
+    let Some(events) = events else {
+        return Value::Null;
+    };
+    let published = events.published_lsn.load(Acquire);
+    let publishable = events.publishable_lsn.load(Acquire);
+    json!({
+        "connected": events.connected.load(Acquire),
+        "published_lsn": published,
+        "lag_records": publishable.saturating_sub(published),
+        "lag_ms": events.lag_ms.load(Acquire),
+        "published": events.published.load(Acquire),
+        "gaps": events.gaps.load(Acquire),
+    })
 }
 
 /// The cluster status as `/v1/cluster` shows it.

@@ -42,6 +42,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The alert feed, the refused admin calls, the webhooks.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// The events publisher's progress, when events are published.
+    pub events: Option<Arc<crate::events::EventsStatus>>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
