@@ -17,6 +17,8 @@ pub struct LogHold {
     pub through_lsn: AtomicU64,
     /// Records the log keeps for a reader that is behind.
     pub retention_records_max: AtomicU64,
+    /// Gaps the reader found (records trimmed before it read them).
+    pub gaps: AtomicU64,
 }
 
 impl LogHold {
@@ -24,6 +26,7 @@ impl LogHold {
         LogHold {
             through_lsn: AtomicU64::new(through_lsn),
             retention_records_max: AtomicU64::new(retention_records_max),
+            gaps: AtomicU64::new(0),
         }
     }
 

@@ -396,12 +396,14 @@ impl Node {
     }
 
     /// How far the events publisher is behind this node's durable log, in
-    /// records, and the records the log keeps for it; `None` without one.
-    pub fn events_lag(&self) -> Option<(u64, u64)> {
+    /// records, the records the log keeps for it, and the gaps it found;
+    /// `None` without one.
+    pub fn events_lag(&self) -> Option<(u64, u64, u64)> {
         let hold = self.events.get()?;
         Some((
             hold.lag(self.progress.durable_lsn()),
             hold.retention_records_max.load(Ordering::Acquire),
+            hold.gaps.load(Ordering::Acquire),
         ))
     }
 

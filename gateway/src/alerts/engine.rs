@@ -74,10 +74,12 @@ pub enum AlertKind {
     AdminAuthFailures,
     WebhookDisabled,
     ArchiveBehind,
+    EventsBehind,
+    EventsGap,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 15] = [
+    pub const ALL: [AlertKind; 17] = [
         AlertKind::LowStock,
         AlertKind::SoldOut,
         AlertKind::Restocked,
@@ -93,6 +95,8 @@ impl AlertKind {
         AlertKind::AdminAuthFailures,
         AlertKind::WebhookDisabled,
         AlertKind::ArchiveBehind,
+        AlertKind::EventsBehind,
+        AlertKind::EventsGap,
     ];
 
     /// The kind's name, as in JSON, metrics and logs.
@@ -113,6 +117,8 @@ impl AlertKind {
             AlertKind::AdminAuthFailures => "admin_auth_failures",
             AlertKind::WebhookDisabled => "webhook_disabled",
             AlertKind::ArchiveBehind => "archive_behind",
+            AlertKind::EventsBehind => "events_behind",
+            AlertKind::EventsGap => "events_gap",
         }
     }
 
@@ -122,7 +128,8 @@ impl AlertKind {
             AlertKind::StandbyLost
             | AlertKind::ReplicationDegraded
             | AlertKind::Fenced
-            | AlertKind::StorageFailed => Severity::Critical,
+            | AlertKind::StorageFailed
+            | AlertKind::EventsGap => Severity::Critical,
             _ => Severity::Warning,
         }
     }
@@ -278,6 +285,9 @@ pub struct Observation<'a> {
     /// With continuous archiving: how many durable records the archive
     /// lacks, and how many the log keeps for it before trimming them anyway.
     pub archive: Option<ArchiveView>,
+    /// With order events on NATS: how many durable records are unpublished,
+    /// the log's retention for them, and the gaps found since the start.
+    pub events: Option<EventsView>,
     /// Webhook receivers disabled after answering 410, by a name that
     /// reveals no secret (scheme, host, port).
     pub disabled_webhooks: &'a [String],
@@ -288,6 +298,14 @@ pub struct Observation<'a> {
 pub struct ArchiveView {
     pub lag_records: u64,
     pub retention_records_max: u64,
+}
+
+/// The events publisher's distance behind the log (`Observation::events`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventsView {
+    pub lag_records: u64,
+    pub retention_records_max: u64,
+    pub gaps: u64,
 }
 
 /// Samples the window keeps at most: one per evaluation over the longest
@@ -425,6 +443,21 @@ impl AlertEngine {
                 format!(
                     "the archive is {} records behind the log, which keeps {} for it; past that the log is trimmed and the archive gets a gap: check the archive dir and archive_command",
                     archive.lag_records, archive.retention_records_max
+                )
+            });
+        }
+        if let Some(events) = observation.events {
+            let behind = events.lag_records > events.retention_records_max / 2;
+            evaluation.condition((AlertKind::EventsBehind, None), behind, || {
+                format!(
+                    "{} order events are not yet on NATS JetStream; the log keeps {} for the publisher, past that it publishes a gap marker instead: check NATS (events_nats_url)",
+                    events.lag_records, events.retention_records_max
+                )
+            });
+            evaluation.condition((AlertKind::EventsGap, None), events.gaps > 0, || {
+                format!(
+                    "{} gap(s) in the order events since this node started: records the log no longer held were never published (markers on the stream's .gaps subject); consumers must reconcile from the API",
+                    events.gaps
                 )
             });
         }
@@ -688,6 +721,7 @@ mod tests {
         cluster: ClusterView,
         storage_failure: Option<&'a str>,
         archive: Option<ArchiveView>,
+        events: Option<EventsView>,
         disabled: &'a [String],
     }
 
@@ -700,6 +734,7 @@ mod tests {
                 cluster: standalone(),
                 storage_failure: None,
                 archive: None,
+                events: None,
                 disabled: &[],
             }
         }
@@ -712,6 +747,7 @@ mod tests {
                 cluster: self.cluster,
                 storage_failure: self.storage_failure,
                 archive: self.archive,
+                events: self.events,
                 disabled_webhooks: self.disabled,
             };
             engine
@@ -1165,6 +1201,36 @@ mod tests {
         );
         // Without an archive there is nothing to say.
         assert_eq!(Step::at(4).run(&mut engine), []);
+    }
+
+    /// Order events behind by more than half the log's retention for them
+    /// are raised and resolved like the archive; a gap stays raised.
+    #[test]
+    fn events_behind_and_events_gap() {
+        let mut engine = engine();
+        let step = |at_ms, lag_records, gaps| Step {
+            events: Some(EventsView {
+                lag_records,
+                retention_records_max: 1_000,
+                gaps,
+            }),
+            ..Step::at(at_ms)
+        };
+        assert_eq!(step(0, 500, 0).run(&mut engine), []);
+        assert_eq!(
+            step(1, 501, 0).run(&mut engine),
+            [(AlertKind::EventsBehind, "raised")]
+        );
+        assert_eq!(
+            step(2, 10, 1).run(&mut engine),
+            [
+                (AlertKind::EventsBehind, "resolved"),
+                (AlertKind::EventsGap, "raised")
+            ]
+        );
+        assert_eq!(step(3, 0, 1).run(&mut engine), []);
+        let message = &engine.active().next().unwrap().message;
+        assert!(message.contains("1 gap"), "{message}");
     }
 
     /// Every kind has a rule test above; ids are unique and the JSON form

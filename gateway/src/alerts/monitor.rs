@@ -12,7 +12,7 @@ use flashgate_actors::domain::Timestamp;
 use flashgate_actors::{Node, Role};
 use flashgate_protocol::code;
 
-use super::engine::{AlertEngine, ArchiveView, ClusterView, Observation};
+use super::engine::{AlertEngine, ArchiveView, ClusterView, EventsView, Observation};
 use super::window::Counters;
 use super::Alerts;
 use crate::request::RequestMetrics;
@@ -85,6 +85,13 @@ pub async fn run(
                     lag_records,
                     retention_records_max,
                 }),
+            events: node.events_lag().map(|(lag_records, retention_records_max, gaps)| {
+                EventsView {
+                    lag_records,
+                    retention_records_max,
+                    gaps,
+                }
+            }),
             disabled_webhooks: &disabled,
         };
         let changes = engine.evaluate(&observation);

@@ -407,6 +407,7 @@ impl Worker {
                 );
                 self.publish_all(context, vec![marker]).await?;
                 self.status.gaps.fetch_add(1, Ordering::AcqRel);
+                self.hold.gaps.fetch_add(1, Ordering::AcqRel);
                 metrics::counter!("flashgate_events_gaps_total").increment(1);
                 tracing::error!(
                     from_lsn = after + 1,
