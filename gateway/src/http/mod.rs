@@ -5,6 +5,7 @@ mod alerts;
 mod backup;
 mod caller;
 mod cluster;
+mod console;
 pub mod openapi;
 mod ops;
 mod orders;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The alert feed, the refused admin calls, the webhooks.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// The console's sampler, stream cap and start time.
+    pub console: Arc<crate::console::Console>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -96,6 +99,26 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/alerts")
                 .route(web::get().to(alerts::list))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/console/stream")
+                .route(web::get().to(console::stream))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/admin/report")
+                .route(web::get().to(console::sales_report))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/console")
+                .route(web::get().to(console::page))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/console/{asset}")
+                .route(web::get().to(console::asset))
                 .default_service(allow("GET")),
         )
         .service(

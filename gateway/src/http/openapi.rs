@@ -48,6 +48,10 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::cluster::switchover_check,
         super::backup::backup,
         super::alerts::list,
+        super::console::page,
+        super::console::asset,
+        super::console::stream,
+        super::console::sales_report,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
@@ -59,6 +63,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "skus", description = "SKUs: stock and sale settings"),
         (name = "cluster", description = "Replication status and role changes"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "console", description = "The operator console: its page, its live stream, the sales report"),
     )
 )]
 pub struct ApiDoc;
