@@ -424,6 +424,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             retry_after_secs: 1,
         }),
         RequestError::BackupInProgress(1),
+        RequestError::NotAcceptable(String::new()),
+        RequestError::TooManyStreams(1),
     ];
     for refusal in &refusals {
         match refusal {
@@ -448,7 +450,9 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::HeadersTooLarge(_)
             | RequestError::TooManyInFlight(_)
             | RequestError::RateLimited(_)
-            | RequestError::BackupInProgress(_) => {}
+            | RequestError::BackupInProgress(_)
+            | RequestError::NotAcceptable(_)
+            | RequestError::TooManyStreams(_) => {}
         }
     }
     refusals

@@ -281,8 +281,14 @@ mod tests {
         open.sort();
         assert_eq!(
             open,
-            ["get /healthz", "get /openapi.json", "get /readyz"],
-            "only these need no credential"
+            [
+                "get /console",
+                "get /console/{asset}",
+                "get /healthz",
+                "get /openapi.json",
+                "get /readyz"
+            ],
+            "only these need no credential (the console's page and assets hold no data)"
         );
     }
 
