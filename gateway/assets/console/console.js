@@ -7,6 +7,7 @@
 
 const TOKEN_KEY = "flashgate.console.token";
 const HISTORY_POINTS = 180; // samples kept per chart (3 minutes at 1/s)
+const CHART_POINTS_MIN = 30;
 const RECONNECT_MAX_MS = 10000;
 const COLORS = {
   created: "#3fb950", replayed: "#4ea1ff", sold_out: "#f85149", limit_exceeded: "#f5b642",
@@ -33,6 +34,9 @@ function el(tag, attrs, ...children) {
     if (value === undefined || value === null) continue;
     if (key === "class") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
+    // Through the CSSOM: the page's Content-Security-Policy refuses style
+    // attributes written as markup.
+    else if (key === "style") for (const [name, v] of Object.entries(value)) node.style.setProperty(name, v);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value);
   }
@@ -237,9 +241,9 @@ function onSnapshot(snapshot) {
   });
   if (state.history.length > HISTORY_POINTS) state.history.shift();
   renderKpis(snapshot, rates);
+  if (snapshot.skus) renderSkus(snapshot.skus);
   renderCluster(snapshot.cluster);
   renderNode(snapshot);
-  if (snapshot.skus) renderSkus(snapshot.skus);
   renderCharts();
 }
 
@@ -249,11 +253,11 @@ function renderKpis(snapshot, rates) {
   $("kpi-created").textContent = fmt(created, 1);
   $("kpi-refused").textContent = fmt(refused, 1);
   const latency = snapshot.order_latency;
-  $("kpi-latency").textContent = latency.p50_ms === null ? "—" : fmt(latency.p50_ms, 2) + " · " + fmt(latency.p99_ms, 2);
+  $("kpi-latency").textContent = latency.p50_ms === null ? "idle" : fmt(latency.p50_ms, 2) + " · " + fmt(latency.p99_ms, 2);
   const depth = snapshot.shard_queue_depth.length ? Math.max(...snapshot.shard_queue_depth) : 0;
   $("kpi-queue").textContent = fmt(depth);
   const log = snapshot.log;
-  $("kpi-log").textContent = (log.commit.p99_ms === null ? "—" : fmt(log.commit.p99_ms, 2)) + " · " + (log.batch_records_mean === null ? "—" : fmt(log.batch_records_mean, 1));
+  $("kpi-log").textContent = log.commit.p99_ms === null ? "idle" : fmt(log.commit.p99_ms, 2) + " · " + fmt(log.batch_records_mean, 1);
   const cluster = snapshot.cluster;
   $("kpi-lag").textContent = cluster.peer ? fmt(cluster.lag_records) + " rec · " + fmt(cluster.lag_ms) + " ms" : "no peer";
   $("kpi-lag").className = "value" + (cluster.degraded ? " bad" : "");
@@ -280,6 +284,12 @@ function renderCluster(cluster) {
   if (cluster.handing_over) rows.push(["handover", "in progress: writes stopped", "bad"]);
   if (cluster.replica_failure) rows.push(["replica", cluster.replica_failure, "bad"]);
   $("cluster").replaceChildren(...rows.flatMap(([k, v, cls]) => [el("dt", {}, k), el("dd", { class: cls }, v)]));
+  // Writes go to a primary: elsewhere the buttons say why they are off.
+  const writable = cluster.role === "primary" && cluster.accepting_orders;
+  for (const button of document.querySelectorAll("#new-sku, .sku-bottom button")) {
+    button.disabled = !writable;
+    button.title = writable ? "" : "This node takes no writes: use the primary's console";
+  }
   $("promote").hidden = cluster.role !== "standby";
   $("handover").hidden = cluster.role !== "primary";
   const banner = $("standby-banner");
@@ -335,8 +345,8 @@ function renderSkus(skus) {
           el("b", {}, fmt(sku.reserved)), " reserved · ",
           el("b", {}, fmt(sku.sold)), " sold / ", fmt(sku.total))),
       el("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": sku.total, "aria-valuenow": sku.total - sku.available, title: "sold + reserved of total" },
-        el("div", { class: "sold", style: "width:" + pct(sku.sold) }),
-        el("div", { class: "reserved", style: "width:" + pct(sku.reserved) })),
+        el("div", { class: "sold", style: { width: pct(sku.sold) } }),
+        el("div", { class: "reserved", style: { width: pct(sku.reserved) } })),
       el("div", { class: "sku-bottom" },
         el("span", {}, pct(sku.total - sku.available) + " taken"),
         sku.sold_out_at ? el("span", { class: "sold-out-at" }, "sold out at " + time(sku.sold_out_at)) : null,
@@ -354,6 +364,9 @@ function drawChart(figureId, series, options) {
   const area = figure.querySelector("svg");
   const width = 600, height = 180, top = 10, bottom = 16;
   const points = state.history.length;
+  // The x axis spans at least CHART_POINTS_MIN samples, so a young page
+  // draws across the chart rather than in its last pixels.
+  const span = Math.min(HISTORY_POINTS, Math.max(points, CHART_POINTS_MIN));
   let max = options.min || 1;
   for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v;
   max = niceCeiling(max);
@@ -369,7 +382,7 @@ function drawChart(figureId, series, options) {
     const coords = [];
     s.values.forEach((v, i) => {
       if (v === null || v === undefined) return;
-      const x = points <= 1 ? width : width * i / (HISTORY_POINTS - 1) + width * (HISTORY_POINTS - points) / (HISTORY_POINTS - 1);
+      const x = width * (i + span - points) / (span - 1);
       const y = top + (height - top - bottom) * (1 - v / max);
       coords.push(x.toFixed(1) + "," + y.toFixed(1));
     });
@@ -378,7 +391,7 @@ function drawChart(figureId, series, options) {
   area.replaceChildren(...children);
   figure.querySelector(".legend").replaceChildren(...series.map((s) => {
     const last = s.values.length ? s.values[s.values.length - 1] : null;
-    const item = el("span", { style: "--c:" + s.color }, s.name + " ", el("b", {}, last === null ? "—" : fmt(last, options.digits || 0)));
+    const item = el("span", { style: { "--c": s.color } }, s.name + " ", el("b", {}, last === null ? "—" : fmt(last, options.digits || 0)));
     return item;
   }));
 }
@@ -543,7 +556,7 @@ async function loadReport() {
   $("report-meta").textContent = "Generated " + new Date(report.generated_at).toLocaleString() + " by a " + report.role + " running since " + new Date(report.node_started_at).toLocaleString() + (report.attempts_not_per_sku ? " · " + report.attempts_not_per_sku + " attempts not counted per SKU" : "");
   $("report-hot").replaceChildren(el("strong", {}, "Hottest: "), ...report.hottest.map((h) => el("span", {}, h.sku + " · " + fmt(h.attempts_per_minute, 1) + "/min")));
   const codes = [...new Set(report.skus.flatMap((s) => Object.keys(s.refused)))].sort();
-  const head = ["SKU", "total", "available", "reserved", "sold", "attempts", "created", "replayed", ...codes.map((c) => c.replace(/_/g, " ")), "confirmed", "cancelled", "expired unpaid", "conversion", "first order", "sold out", "units/min", "attempts/min"];
+  const head = ["SKU", "total", "available", "reserved", "sold", "attempts", "created", "replayed", ...codes.map((c) => "refused: " + c.replace(/_/g, " ")), "confirmed", "cancelled", "expired unpaid", "conversion", "first order at", "sold out at", "units/min", "attempts/min"];
   const rows = report.skus.map((s) => [s.sku, s.total, s.available, s.reserved, s.sold, s.attempts, s.created, s.replayed, ...codes.map((c) => s.refused[c] || 0), s.confirmed, s.cancelled, s.expired_unpaid,
     s.conversion_percent === null ? "—" : fmt(s.conversion_percent, 1) + "%", time(s.first_order_at) || "—", time(s.sold_out_at) || "—", s.units_per_minute === null ? "—" : fmt(s.units_per_minute, 1), s.attempts_per_minute === null ? "—" : fmt(s.attempts_per_minute, 1)]);
   $("report-table").replaceChildren(
