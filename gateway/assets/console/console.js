@@ -259,7 +259,7 @@ function renderKpis(snapshot, rates) {
   const log = snapshot.log;
   $("kpi-log").textContent = log.commit.p99_ms === null ? "idle" : fmt(log.commit.p99_ms, 2) + " · " + fmt(log.batch_records_mean, 1);
   const cluster = snapshot.cluster;
-  $("kpi-lag").textContent = cluster.peer ? fmt(cluster.lag_records) + " rec · " + fmt(cluster.lag_ms) + " ms" : "no peer";
+  $("kpi-lag").textContent = cluster.peer ? fmt(cluster.lag_records) + " · " + fmt(cluster.lag_ms) + " ms" : "no peer";
   $("kpi-lag").className = "value" + (cluster.degraded ? " bad" : "");
 }
 
