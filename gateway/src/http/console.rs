@@ -49,7 +49,7 @@ pub async fn page() -> HttpResponse {
     path = "/console/{asset}",
     tag = "console",
     summary = "A file the console page loads (script, style sheet, icon)",
-    params(("asset" = String, Path, description = "`console.js`, `console.css` or `favicon.svg`")),
+    params(("asset" = String, Path, description = "`console.js`, `console.css` or `favicon.svg`", example = "console.js")),
     responses(
         (status = 200, description = "The file"),
         (status = 404, description = "`not_found`", content_type = "application/problem+json", body = crate::problem::Problem),
