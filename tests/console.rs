@@ -37,11 +37,19 @@ struct Stream {
 impl Stream {
     /// Opens `GET /v1/console/stream` with `token` and `last_event_id`;
     /// returns the status, the headers' text and, on 200, the stream.
-    fn open(server: &Server, token: Option<&str>, last_event_id: Option<&str>) -> (u16, String, Option<Stream>) {
+    fn open(
+        server: &Server,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> (u16, String, Option<Stream>) {
         let address = server.base_url().trim_start_matches("http://").to_owned();
         let mut socket = TcpStream::connect(&address).expect("connect to the node");
-        socket.set_read_timeout(Some(WAIT)).expect("set a read timeout");
-        let mut head = format!("GET /v1/console/stream HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n");
+        socket
+            .set_read_timeout(Some(WAIT))
+            .expect("set a read timeout");
+        let mut head = format!(
+            "GET /v1/console/stream HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n"
+        );
         if let Some(token) = token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
@@ -52,7 +60,9 @@ impl Stream {
         socket.write_all(head.as_bytes()).expect("send the request");
         let mut reader = BufReader::new(socket);
         let mut status_line = String::new();
-        reader.read_line(&mut status_line).expect("read the status line");
+        reader
+            .read_line(&mut status_line)
+            .expect("read the status line");
         let status: u16 = status_line
             .split(' ')
             .nth(1)
@@ -105,13 +115,21 @@ impl Stream {
             assert!(self.chunk_left > 0, "the stream ended");
         }
         let mut buffer = [0u8; 8192];
-        let want = if self.chunked { self.chunk_left.min(buffer.len()) } else { buffer.len() };
-        let read = self.reader.read(&mut buffer[..want]).expect("read the stream");
+        let want = if self.chunked {
+            self.chunk_left.min(buffer.len())
+        } else {
+            buffer.len()
+        };
+        let read = self
+            .reader
+            .read(&mut buffer[..want])
+            .expect("read the stream");
         assert!(read > 0, "the stream ended");
         if self.chunked {
             self.chunk_left -= read;
         }
-        self.text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        self.text
+            .push_str(&String::from_utf8_lossy(&buffer[..read]));
     }
 
     /// The next event (comments skipped).
@@ -197,7 +215,10 @@ fn a_reconnecting_stream_gets_exactly_the_missed_alert_events() {
     // A first visit: the list, then snapshots; the page remembers the id.
     let (status, headers, stream) = Stream::open(&server, Some(OPERATOR_TOKEN), None);
     assert_eq!(status, 200, "{headers}");
-    assert!(headers.contains("content-type: text/event-stream"), "{headers}");
+    assert!(
+        headers.contains("content-type: text/event-stream"),
+        "{headers}"
+    );
     let mut stream = stream.expect("a stream");
     let first = stream.next();
     assert_eq!(first.event, "alerts", "{first:?}");
@@ -205,13 +226,21 @@ fn a_reconnecting_stream_gets_exactly_the_missed_alert_events() {
     let seen = first.id.expect("the list carries the last event id");
     assert_eq!(first.data["last_event_id"], seen);
     let (_, snapshot) = stream.until_snapshot();
-    assert!(snapshot.data["cluster"]["role"] == "primary", "{:?}", snapshot.data);
+    assert!(
+        snapshot.data["cluster"]["role"] == "primary",
+        "{:?}",
+        snapshot.data
+    );
     drop(stream);
 
     // Away while A sells out.
     let last = sell_out(&server, "A");
     assert!(last > seen, "selling out raised alert events");
-    assert!(last - seen <= 3, "the test needs the ring (3) to hold them: {}", last - seen);
+    assert!(
+        last - seen <= 3,
+        "the test needs the ring (3) to hold them: {}",
+        last - seen
+    );
     let listed = alerts(&server);
 
     // Back with Last-Event-ID: exactly seen+1..=last, then snapshots.
@@ -219,12 +248,18 @@ fn a_reconnecting_stream_gets_exactly_the_missed_alert_events() {
     assert_eq!(status, 200);
     let mut stream = stream.expect("a stream");
     let mut caught_up = Vec::new();
-    while caught_up.last().map_or(true, |event: &Event| event.id < Some(last)) {
+    while caught_up
+        .last()
+        .is_none_or(|event: &Event| event.id < Some(last))
+    {
         let event = stream.next();
         if event.event == "snapshot" {
             continue;
         }
-        assert_eq!(event.event, "alert", "only the missed events, no list: {event:?}");
+        assert_eq!(
+            event.event, "alert",
+            "only the missed events, no list: {event:?}"
+        );
         caught_up.push(event);
     }
     let ids: Vec<u64> = caught_up.iter().map(|event| event.id.unwrap()).collect();
@@ -233,9 +268,11 @@ fn a_reconnecting_stream_gets_exactly_the_missed_alert_events() {
         assert_eq!(event.data["event_id"], event.id.unwrap());
     }
     assert!(
-        caught_up.iter().any(|event| event.data["type"] == "alert.raised"
-            && event.data["alert"]["kind"] == "sold_out"
-            && event.data["alert"]["sku"] == "A"),
+        caught_up
+            .iter()
+            .any(|event| event.data["type"] == "alert.raised"
+                && event.data["alert"]["kind"] == "sold_out"
+                && event.data["alert"]["sku"] == "A"),
         "the sell-out was among the missed events: {caught_up:?}"
     );
     let sold_out_id = listed["active"]
@@ -245,7 +282,9 @@ fn a_reconnecting_stream_gets_exactly_the_missed_alert_events() {
         .find(|alert| alert["kind"] == "sold_out")
         .map(|alert| alert["id"].clone())
         .unwrap();
-    assert!(caught_up.iter().any(|event| event.data["alert"]["id"] == sold_out_id));
+    assert!(caught_up
+        .iter()
+        .any(|event| event.data["alert"]["id"] == sold_out_id));
     drop(stream);
 
     // Away longer than the ring holds: B sells out too (more than 3 events
@@ -263,7 +302,9 @@ fn a_reconnecting_stream_gets_exactly_the_missed_alert_events() {
         let active: Vec<&Value> = list.data["active"].as_array().unwrap().iter().collect();
         for sku in ["A", "B"] {
             assert!(
-                active.iter().any(|alert| alert["kind"] == "sold_out" && alert["sku"] == sku),
+                active
+                    .iter()
+                    .any(|alert| alert["kind"] == "sold_out" && alert["sku"] == sku),
                 "{sku} sold out in the list: {active:?}"
             );
         }
@@ -281,7 +322,11 @@ fn streams_are_capped_and_need_a_credential() {
         .start();
     let (status, problem, _) = Stream::open(&server, None, None);
     assert_eq!(status, 401, "{problem}");
-    assert!(problem.contains("application/problem+json") && problem.contains("\"code\":\"unauthorized\""), "{problem}");
+    assert!(
+        problem.contains("application/problem+json")
+            && problem.contains("\"code\":\"unauthorized\""),
+        "{problem}"
+    );
     let (status, problem, _) = Stream::open(&server, Some("not-the-token"), None);
     assert_eq!(status, 401, "{problem}");
 
@@ -294,7 +339,10 @@ fn streams_are_capped_and_need_a_credential() {
     let (status, problem, third) = Stream::open(&server, Some(OPERATOR_TOKEN), None);
     assert_eq!(status, 503, "{problem}");
     assert!(third.is_none());
-    assert!(problem.contains("\"code\":\"too_many_streams\""), "{problem}");
+    assert!(
+        problem.contains("\"code\":\"too_many_streams\""),
+        "{problem}"
+    );
     assert!(problem.contains("retry-after:"), "{problem}");
     let (_, snapshot) = second.until_snapshot();
     assert_eq!(snapshot.data["streams_open"], 2);
@@ -327,11 +375,17 @@ fn the_report_counts_a_driven_sale_in_json_and_csv() {
     assert_eq!(status, 200, "{body}");
     let mut to_confirm = Vec::new();
     for customer in ["c2", "c3", "c4", "c5"] {
-        to_confirm.push(client.reserve("R", 1, customer)["order_id"].as_str().unwrap().to_owned());
+        to_confirm.push(
+            client.reserve("R", 1, customer)["order_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(client.place_order("R", 1, "c6").1["code"], "sold_out");
     for order_id in &to_confirm[..2] {
-        let (status, body) = client.post_json(&format!("/v1/orders/{order_id}/confirm"), &json!({}));
+        let (status, body) =
+            client.post_json(&format!("/v1/orders/{order_id}/confirm"), &json!({}));
         assert_eq!(status, 200, "{body}");
     }
     let expiring = client.reserve("E", 2, "c7");
@@ -372,19 +426,43 @@ fn the_report_counts_a_driven_sale_in_json_and_csv() {
     }
     assert_eq!(r["refused"], json!({ "limit_exceeded": 1, "sold_out": 1 }));
     assert_eq!(r["conversion_percent"], 33.3);
-    assert!(r["first_order_at"].is_string() && r["sold_out_at"].is_string(), "{r}");
+    assert!(
+        r["first_order_at"].is_string() && r["sold_out_at"].is_string(),
+        "{r}"
+    );
     assert!(r["units_per_minute"].as_f64().unwrap() > 0.0);
     let e = line("E");
-    assert_eq!((e["reserved_orders"].as_u64(), e["expired_unpaid"].as_u64()), (Some(1), Some(1)), "{e}");
-    assert_eq!((e["available"].as_u64(), e["sold_out_at"].is_null()), (Some(3), true), "{e}");
+    assert_eq!(
+        (e["reserved_orders"].as_u64(), e["expired_unpaid"].as_u64()),
+        (Some(1), Some(1)),
+        "{e}"
+    );
+    assert_eq!(
+        (e["available"].as_u64(), e["sold_out_at"].is_null()),
+        (Some(3), true),
+        "{e}"
+    );
     assert_eq!(report["role"], "primary");
-    let hottest: Vec<&str> = report["hottest"].as_array().unwrap().iter().map(|hot| hot["sku"].as_str().unwrap()).collect();
+    let hottest: Vec<&str> = report["hottest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hot| hot["sku"].as_str().unwrap())
+        .collect();
     assert_eq!(hottest.first(), Some(&"R"), "{report}");
 
     // The same numbers as CSV.
-    let answer = client.send(client.request("GET", "/v1/admin/report").set("Accept", "text/csv"), None);
+    let answer = client.send(
+        client
+            .request("GET", "/v1/admin/report")
+            .set("Accept", "text/csv"),
+        None,
+    );
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert!(answer.header("content-type").unwrap_or("").starts_with("text/csv"));
+    assert!(answer
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/csv"));
     let mut rows = answer.text.split("\r\n");
     let header: Vec<&str> = rows.next().unwrap().split(',').collect();
     let row = rows
@@ -392,7 +470,10 @@ fn the_report_counts_a_driven_sale_in_json_and_csv() {
         .find(|row| row[0] == "R")
         .expect("a row for R");
     let cell = |name: &str| {
-        let index = header.iter().position(|column| *column == name).unwrap_or_else(|| panic!("column {name} in {header:?}"));
+        let index = header
+            .iter()
+            .position(|column| *column == name)
+            .unwrap_or_else(|| panic!("column {name} in {header:?}"));
         row[index]
     };
     for (field, value) in expect {
@@ -403,14 +484,25 @@ fn the_report_counts_a_driven_sale_in_json_and_csv() {
     assert_eq!(cell("conversion_percent"), "33.3");
 
     // Refusals.
-    let answer = client.send(client.request("GET", "/v1/admin/report").set("Accept", "image/png"), None);
+    let answer = client.send(
+        client
+            .request("GET", "/v1/admin/report")
+            .set("Accept", "image/png"),
+        None,
+    );
     assert_eq!(answer.status, 406, "{}", answer.text);
-    assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/problem+json")
+    );
     assert_eq!(answer.json()["code"], "not_acceptable");
     let anonymous = client.with_credential(None);
     let answer = anonymous.send(anonymous.request("GET", "/v1/admin/report"), None);
     assert_eq!(answer.status, 401, "{}", answer.text);
-    assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/problem+json")
+    );
     assert_eq!(answer.json()["code"], "unauthorized");
 }
 
@@ -428,10 +520,22 @@ fn the_page_and_its_assets_are_served_by_the_node() {
     ] {
         let answer = client.send(client.request("GET", path), None);
         assert_eq!(answer.status, 200, "{path}");
-        assert!(answer.header("content-type").unwrap_or("").starts_with(kind), "{path}");
+        assert!(
+            answer
+                .header("content-type")
+                .unwrap_or("")
+                .starts_with(kind),
+            "{path}"
+        );
         let policy = answer.header("content-security-policy").unwrap_or("");
-        assert!(policy.contains("script-src 'self'") && policy.contains("connect-src 'self'"), "{path}: {policy}");
-        assert!(!answer.text.contains("https://"), "{path} loads nothing from elsewhere");
+        assert!(
+            policy.contains("script-src 'self'") && policy.contains("connect-src 'self'"),
+            "{path}: {policy}"
+        );
+        assert!(
+            !answer.text.contains("https://"),
+            "{path} loads nothing from elsewhere"
+        );
     }
     let answer = client.send(client.request("GET", "/console/other.js"), None);
     assert_eq!(answer.status, 404);

@@ -106,7 +106,11 @@ fn an_operator_runs_a_sale_and_a_promotion_from_the_console() {
     });
     assert!(cluster["epoch"].as_u64() > Some(1), "{cluster}");
     let sku = standby.client().sku("LAUNCH-1");
-    assert_eq!((sku["available"].as_u64(), sku["total"].as_u64()), (Some(0), Some(24)), "{sku}");
+    assert_eq!(
+        (sku["available"].as_u64(), sku["total"].as_u64()),
+        (Some(0), Some(24)),
+        "{sku}"
+    );
     for name in [
         "01-create-sku-dialog.png",
         "02-sold-out.png",

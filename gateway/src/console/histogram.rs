@@ -68,8 +68,11 @@ impl Buckets {
     }
 }
 
+/// A sample's labels, `(name, value)` in the order written.
+type Labels<'a> = Vec<(&'a str, &'a str)>;
+
 /// One sample line of the exposition: name, labels, value.
-fn sample_line(line: &str) -> Option<(&str, Vec<(&str, &str)>, f64)> {
+fn sample_line(line: &str) -> Option<(&str, Labels<'_>, f64)> {
     if line.starts_with('#') || line.is_empty() {
         return None;
     }

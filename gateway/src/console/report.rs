@@ -120,8 +120,7 @@ pub fn build(
                 line.cancelled = tally.cancelled_orders;
                 line.expired_unpaid = tally.expired_orders;
                 line.conversion_percent = (tally.reserved_orders > 0).then(|| {
-                    (tally.confirmed_orders as f64 * 1000.0 / tally.reserved_orders as f64)
-                        .round()
+                    (tally.confirmed_orders as f64 * 1000.0 / tally.reserved_orders as f64).round()
                         / 10.0
                 });
                 line.first_order_at = tally.first_order_at.map(|at| at.to_string());
@@ -187,9 +186,8 @@ pub fn csv(report: &Report) -> String {
         .collect();
     codes.sort_unstable();
     codes.dedup();
-    let mut out = String::from(
-        "sku,total,available,reserved,sold,attempts,created,replayed,refused_total",
-    );
+    let mut out =
+        String::from("sku,total,available,reserved,sold,attempts,created,replayed,refused_total");
     for code in &codes {
         let _ = write!(out, ",refused_{code}");
     }
@@ -308,14 +306,26 @@ mod tests {
         assert_eq!(b.first_order_at, None);
         assert_eq!(b.attempts_per_minute, Some(1.0));
         assert_eq!(
-            report.hottest.iter().map(|h| h.sku.as_str()).collect::<Vec<_>>(),
+            report
+                .hottest
+                .iter()
+                .map(|h| h.sku.as_str())
+                .collect::<Vec<_>>(),
             ["A", "B"]
         );
         let csv = csv(&report);
         let rows: Vec<&str> = csv.split("\r\n").collect();
         assert!(rows[0].starts_with("sku,total,available,reserved,sold,attempts,created,replayed,refused_total,refused_limit_exceeded,refused_sold_out,reserved_orders"));
-        assert!(rows[1].starts_with("A,10,0,6,4,40,10,2,28,0,28,10,10,4,1,0,40,"), "{}", rows[1]);
-        assert!(rows[2].starts_with("B,5,5,0,0,4,0,0,4,4,0,0,0,0,0,0,,"), "{}", rows[2]);
+        assert!(
+            rows[1].starts_with("A,10,0,6,4,40,10,2,28,0,28,10,10,4,1,0,40,"),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[2].starts_with("B,5,5,0,0,4,0,0,4,4,0,0,0,0,0,0,,"),
+            "{}",
+            rows[2]
+        );
         assert_eq!(rows.len(), 4, "{csv}");
     }
 }

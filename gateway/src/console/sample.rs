@@ -125,7 +125,15 @@ impl Sampler {
                 previous = Previous::default();
                 continue;
             }
-            let snapshot = take(&node, &requests, &metrics, &streams, interval, &mut previous).await;
+            let snapshot = take(
+                &node,
+                &requests,
+                &metrics,
+                &streams,
+                interval,
+                &mut previous,
+            )
+            .await;
             self.latest
                 .send_replace(Some(super::stream::frame("snapshot", None, &snapshot)));
         }
@@ -133,7 +141,7 @@ impl Sampler {
 }
 
 fn is_order(labels: &[(&str, &str)]) -> bool {
-    let has = |key: &str, value: &str| labels.iter().any(|pair| *pair == (key, value));
+    let has = |key: &str, value: &str| labels.contains(&(key, value));
     (has("route", "/v1/orders") && has("method", "POST"))
         || has("request", "place_order")
         || has("request", "place_orders")

@@ -181,7 +181,9 @@ pub fn events(
     last_event_id: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let mut ready = VecDeque::new();
-    ready.push_back(Bytes::from(format!(": flashgate console stream\nretry: {RECONNECT_MS}\n\n")));
+    ready.push_back(Bytes::from(format!(
+        ": flashgate console stream\nretry: {RECONNECT_MS}\n\n"
+    )));
     let feed = alerts.feed.subscribe();
     let mut state = State {
         sent: 0,
@@ -257,7 +259,10 @@ mod tests {
     #[test]
     fn frames_are_one_event_each() {
         let frame = frame("alert", Some(7), &serde_json::json!({"a": "x\ny"}));
-        assert_eq!(&frame[..], b"event: alert\nid: 7\ndata: {\"a\":\"x\\ny\"}\n\n");
+        assert_eq!(
+            &frame[..],
+            b"event: alert\nid: 7\ndata: {\"a\":\"x\\ny\"}\n\n"
+        );
         assert_eq!(parse_last_event_id(Some(" 12 ")), Some(12));
         assert_eq!(parse_last_event_id(Some("abc")), None);
         assert_eq!(parse_last_event_id(None), None);

@@ -55,7 +55,10 @@ pub async fn page() -> HttpResponse {
         (status = 404, description = "`not_found`", content_type = "application/problem+json", body = crate::problem::Problem),
     ),
 )]
-pub async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, RequestError> {
+pub async fn asset(
+    request: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, RequestError> {
     match assets::find(&name) {
         Some(asset) => Ok(asset_answer(asset)),
         None => Err(RequestError::NotFound(format!(
@@ -124,10 +127,12 @@ fn report_format(accept: Option<&str>) -> Option<bool> {
     let mut json_ok = false;
     for range in accept.split(',') {
         let media = range.split(';').next().unwrap_or("").trim();
-        let refused = range
-            .split(';')
-            .skip(1)
-            .any(|param| matches!(param.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+        let refused = range.split(';').skip(1).any(|param| {
+            matches!(
+                param.trim().replace(' ', "").as_str(),
+                "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
+            )
+        });
         if refused {
             continue;
         }
@@ -185,7 +190,10 @@ pub async fn sales_report(
     );
     if csv {
         return Ok(HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8; header=present"))
+            .insert_header((
+                header::CONTENT_TYPE,
+                "text/csv; charset=utf-8; header=present",
+            ))
             .insert_header((
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"flashgate-report.csv\"",
@@ -206,7 +214,10 @@ mod tests {
         assert_eq!(report_format(Some("application/json")), Some(false));
         assert_eq!(report_format(Some("text/csv")), Some(true));
         assert_eq!(report_format(Some("text/html, text/csv;q=0.9")), Some(true));
-        assert_eq!(report_format(Some("text/csv;q=0, application/json")), Some(false));
+        assert_eq!(
+            report_format(Some("text/csv;q=0, application/json")),
+            Some(false)
+        );
         assert_eq!(report_format(Some("text/html")), None);
         assert_eq!(report_format(Some("image/png, text/plain")), None);
     }

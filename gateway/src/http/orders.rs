@@ -49,7 +49,9 @@ pub async fn place(
 ) -> Result<HttpResponse, RequestError> {
     let mut sku = None;
     let result = place_inner(&request, payload, &state, &mut sku).await;
-    state.requests.order_outcome(sku.as_ref().map(SkuId::as_str), &result);
+    state
+        .requests
+        .order_outcome(sku.as_ref().map(SkuId::as_str), &result);
     let (order, created) = result?;
     let status = if created {
         StatusCode::CREATED
