@@ -256,6 +256,67 @@ mod tests {
         assert!(slots.take().is_some());
     }
 
+    /// A reader that does not read holds nothing but the newest snapshot:
+    /// a thousand snapshots published meanwhile come out as one, the
+    /// newest; alert events published meanwhile come out each, in order.
+    #[test]
+    fn a_slow_reader_gets_the_newest_snapshot_only() {
+        use futures_util::StreamExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let alerts = Arc::new(Alerts::new(
+            crate::alerts::FeedLimits {
+                recent_max: 8,
+                events_max: 8,
+            },
+            None,
+        ));
+        let (snapshots, receiver) = watch::channel(None);
+        let slots = Arc::new(StreamSlots::new(1));
+        let slot = slots.take().unwrap();
+        let mut stream = Box::pin(events(Arc::clone(&alerts), receiver, &slots, slot, None));
+        runtime.block_on(async {
+            macro_rules! next {
+                () => {
+                    String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap()
+                };
+            }
+            assert!(next!().starts_with(": flashgate console stream"));
+            assert!(next!().starts_with("event: alerts\nid: 0\n"));
+            for number in 0..1000 {
+                snapshots.send_replace(Some(frame("snapshot", None, &number)));
+            }
+            let alert = |id: &str| crate::alerts::Alert {
+                id: id.into(),
+                kind: crate::alerts::AlertKind::SoldOut,
+                severity: crate::alerts::Severity::Warning,
+                sku: Some("A".into()),
+                message: "sold out".into(),
+                started_at: flashgate_actors::domain::Timestamp(1),
+                resolved_at: None,
+            };
+            alerts.feed.publish(vec![
+                crate::alerts::AlertChange::Raised(alert("a")),
+                crate::alerts::AlertChange::Raised(alert("b")),
+            ]);
+            let mut frames = Vec::new();
+            for _ in 0..3 {
+                frames.push(next!());
+            }
+            frames.sort();
+            assert!(frames[0].starts_with("event: alert\nid: 1\n"), "{frames:?}");
+            assert!(frames[1].starts_with("event: alert\nid: 2\n"), "{frames:?}");
+            assert_eq!(frames[2], "event: snapshot\ndata: 999\n\n");
+            // Nothing else is waiting: the next frame is a later one.
+            snapshots.send_replace(Some(frame("snapshot", None, &1000)));
+            assert_eq!(next!(), "event: snapshot\ndata: 1000\n\n");
+        });
+        drop(stream);
+        assert_eq!(slots.open(), 0, "the slot is given back with the stream");
+    }
+
     #[test]
     fn frames_are_one_event_each() {
         let frame = frame("alert", Some(7), &serde_json::json!({"a": "x\ny"}));
