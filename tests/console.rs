@@ -541,3 +541,21 @@ fn the_page_and_its_assets_are_served_by_the_node() {
     assert_eq!(answer.status, 404);
     assert_eq!(answer.json()["code"], "not_found");
 }
+
+/// An open console stream does not hold up a graceful stop: the node ends
+/// its streams when it stops, so a page left open on an operator's laptop
+/// never keeps a node from restarting (the shutdown timeout here is far
+/// longer than the wait for the exit).
+#[test]
+fn an_open_stream_does_not_hold_up_a_graceful_stop() {
+    let mut server = Launch::new()
+        .env("FLASHGATE_SHUTDOWN_TIMEOUT_SECS", "600")
+        .env("FLASHGATE_CONSOLE_SAMPLE_INTERVAL_MS", "100")
+        .start();
+    let (status, _, stream) = Stream::open(&server, Some(OPERATOR_TOKEN), None);
+    assert_eq!(status, 200);
+    let mut stream = stream.expect("a stream");
+    stream.until_snapshot();
+    let exit = server.terminate();
+    assert!(exit.success(), "{exit:?}");
+}
