@@ -1,8 +1,9 @@
 //! The operator console in real headless Chromium (Playwright, driving the
 //! machine's `/usr/bin/chromium`): against a real primary and standby, an
 //! operator signs in, creates a SKU through the page, watches a sale sell it
-//! out (stock to 0, the `sold_out` alert, the charts moving), reads the
-//! report, and promotes the standby through its own console, which really
+//! out (stock to 0, the `sold_out` alert, the charts moving), changes its
+//! settings and restocks it, reads the report, hands over from the
+//! primary's console and promotes the standby through its own, which really
 //! makes it the primary. This is the console as people use it, not its API
 //! alone. Screenshots are left in target/test-artifacts/console/.
 
@@ -99,26 +100,36 @@ fn an_operator_runs_a_sale_and_a_promotion_from_the_console() {
         artifacts.display()
     );
 
-    // The page's promotion was real: the standby is the primary of a new
-    // epoch, and takes orders.
+    // The page's switchover was real: the standby is the primary of a new
+    // epoch and takes orders; what the pages did is on it.
     let cluster = standby.wait_for_cluster("the promoted standby", |cluster| {
         cluster["role"] == "primary"
     });
     assert!(cluster["epoch"].as_u64() > Some(1), "{cluster}");
     let sku = standby.client().sku("LAUNCH-1");
     assert_eq!(
-        (sku["available"].as_u64(), sku["total"].as_u64()),
-        (Some(0), Some(24)),
-        "{sku}"
+        (
+            sku["available"].as_u64(),
+            sku["total"].as_u64(),
+            sku["low_stock_threshold"].as_u64()
+        ),
+        (Some(6), Some(30), Some(3)),
+        "the page's sale, settings and restock: {sku}"
     );
+    let (status, order) = standby
+        .client()
+        .place_order("LAUNCH-1", 1, "after-switchover");
+    assert_eq!(status, 201, "the new primary takes orders: {order}");
     for name in [
         "01-create-sku-dialog.png",
         "02-sold-out.png",
-        "03-report.png",
-        "04-phone.png",
-        "05-standby.png",
-        "06-promote-answer.png",
-        "07-promoted.png",
+        "03-restock-dialog.png",
+        "04-report.png",
+        "05-phone.png",
+        "06-handover-answer.png",
+        "07-standby.png",
+        "08-promote-answer.png",
+        "09-promoted.png",
     ] {
         let size = std::fs::metadata(artifacts.join(name)).map_or(0, |meta| meta.len());
         assert!(size > 10_000, "{name} was saved ({size} bytes)");

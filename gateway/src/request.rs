@@ -334,10 +334,7 @@ impl RequestMetrics {
             Err(_) => sku,
         };
         if let Some(sku) = sku {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as u64);
-            self.ledger.record(sku, outcome, now_ms);
+            self.ledger.record(sku, outcome, crate::console::now_ms);
         }
     }
 

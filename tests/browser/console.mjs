@@ -1,8 +1,9 @@
 // Drives the operator console in real headless Chromium, as an operator
 // would: sign in, create a SKU through the page, watch a sale the script
 // drives sell it out (stock to 0, the sold_out alert, the charts moving),
-// read the report; then, on the standby of the pair, promote it through the
-// page. Exits 0 when every step was seen, 1 (with a screenshot of the
+// change its settings and restock it, read the report, hand over from the
+// primary's console; then, on the standby of the pair, promote it through
+// the page (a switchover done entirely from the consoles). Exits 0 when every step was seen, 1 (with a screenshot of the
 // moment) otherwise. tests/console_browser.rs starts the nodes and runs it.
 //
 // Environment: FLASHGATE_PRIMARY_URL, FLASHGATE_STANDBY_URL, FLASHGATE_TOKEN,
@@ -19,6 +20,7 @@ const ARTIFACTS = required("FLASHGATE_ARTIFACTS");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SKU = "LAUNCH-1";
 const STOCK = 24;
+const RESTOCK = 6;
 const STEP_TIMEOUT_MS = 20000;
 const ORDERS_MAX = 400; // bounds the sale whatever happens
 
@@ -136,16 +138,42 @@ try {
   if (p99.length < 1) throw new Error("no latency sample was drawn");
   await shot("02-sold-out.png");
 
+  step("change the SKU's settings through the page");
+  await page.click(`#sku-${SKU} button:has-text("Settings")`);
+  await page.waitForSelector("#field-low_stock_threshold");
+  await page.fill("#field-low_stock_threshold", "3");
+  await confirmDialog(page, 200);
+  await page.click("#confirm-cancel");
+  await page.waitForSelector(`#sku-${SKU} .sku-bottom:has-text("low-stock at 3")`);
+
+  step("restock it through the page");
+  await page.click(`#sku-${SKU} button:has-text("Restock")`);
+  await page.fill("#field-quantity", String(RESTOCK));
+  await shot("03-restock-dialog.png");
+  await confirmDialog(page, 200);
+  await page.click("#confirm-cancel");
+  await page.waitForSelector(`#sku-${SKU}[data-available="${RESTOCK}"]`);
+  await page.waitForSelector(`.alert[data-kind="restocked"][data-sku="${SKU}"]`);
+  await page.waitForSelector(`.alert.resolved[data-kind="sold_out"][data-sku="${SKU}"]`);
+
   step("read the report");
   await page.click('.tabs button[data-tab="report"]');
   await page.waitForSelector(`#report-table tr[data-sku="${SKU}"]`);
-  await shot("03-report.png");
+  await shot("04-report.png");
   await page.click('.tabs button[data-tab="live"]');
 
   step("the same page on a phone");
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300); // one layout pass; the assertion is the picture
-  await shot("04-phone.png");
+  await shot("05-phone.png");
+  await page.setViewportSize({ width: 1440, height: 900 });
+
+  step("hand over from the primary's console");
+  await page.click("#handover");
+  await confirmDialog(page, 200);
+  await shot("06-handover-answer.png");
+  await page.click("#confirm-cancel");
+  await page.waitForSelector('#cluster dd:has-text("in progress: writes stopped")');
 
   step("the standby's console: a standby, linking to the primary; promote it");
   const standbyContext = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -154,15 +182,15 @@ try {
   await signIn(page, STANDBY);
   await page.waitForSelector('#role[data-role="standby"]');
   await page.waitForSelector("#standby-banner:not([hidden])");
-  await page.waitForSelector(`#sku-${SKU}[data-available="0"]`);
-  await shot("05-standby.png");
+  await page.waitForSelector(`#sku-${SKU}[data-available="${RESTOCK}"]`);
+  await shot("07-standby.png");
   await page.click("#promote");
   const promoted = await confirmDialog(page, 200);
-  await shot("06-promote-answer.png");
+  await shot("08-promote-answer.png");
   await page.click("#confirm-cancel");
   await page.waitForSelector('#role[data-role="primary"]');
   await page.waitForSelector("#standby-banner", { state: "hidden" });
-  await shot("07-promoted.png");
+  await shot("09-promoted.png");
   step(`promoted: ${promoted.replace(/\s+/g, " ")}`);
   console.log("console.mjs: ok");
   await browser.close();

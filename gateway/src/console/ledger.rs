@@ -6,7 +6,6 @@
 //! kept per SKU, and attempts past the bound are counted as `overflow`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use dashmap::DashMap;
 
@@ -35,7 +34,7 @@ pub struct AttemptCounts {
 pub struct OrderLedger {
     skus_max: usize,
     outcomes: Box<[&'static str]>,
-    skus: DashMap<Box<str>, Arc<SkuAttempts>, foldhash::fast::RandomState>,
+    skus: DashMap<Box<str>, SkuAttempts, foldhash::fast::RandomState>,
     overflow: AtomicU64,
 }
 
@@ -51,32 +50,33 @@ impl OrderLedger {
         }
     }
 
-    /// Counts one attempt for `sku` with `outcome`, at `now_ms`.
-    pub fn record(&self, sku: &str, outcome: &str, now_ms: u64) {
+    /// Counts one attempt for `sku` with `outcome`. On the order path: a
+    /// shared look-up and two relaxed adds; the clock is read only for a
+    /// SKU's first attempt (`now_ms`).
+    pub fn record(&self, sku: &str, outcome: &str, now_ms: impl FnOnce() -> u64) {
         if NOT_PER_SKU.contains(&outcome) {
             return;
         }
-        let attempts = match self.skus.get(sku) {
-            Some(found) => Arc::clone(found.value()),
-            None => {
-                if self.skus.len() >= self.skus_max {
-                    self.overflow.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                let entry = self.skus.entry(sku.into()).or_insert_with(|| {
-                    Arc::new(SkuAttempts {
-                        first_attempt_ms: AtomicU64::new(now_ms),
-                        attempts: AtomicU64::new(0),
-                        by_outcome: self.outcomes.iter().map(|_| AtomicU64::new(0)).collect(),
-                    })
-                });
-                Arc::clone(entry.value())
+        let index = self.outcomes.iter().position(|known| *known == outcome);
+        let count = |attempts: &SkuAttempts| {
+            attempts.attempts.fetch_add(1, Ordering::Relaxed);
+            if let Some(index) = index {
+                attempts.by_outcome[index].fetch_add(1, Ordering::Relaxed);
             }
         };
-        attempts.attempts.fetch_add(1, Ordering::Relaxed);
-        if let Some(index) = self.outcomes.iter().position(|known| *known == outcome) {
-            attempts.by_outcome[index].fetch_add(1, Ordering::Relaxed);
+        if let Some(found) = self.skus.get(sku) {
+            return count(found.value());
         }
+        if self.skus.len() >= self.skus_max {
+            self.overflow.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let entry = self.skus.entry(sku.into()).or_insert_with(|| SkuAttempts {
+            first_attempt_ms: AtomicU64::new(now_ms()),
+            attempts: AtomicU64::new(0),
+            by_outcome: self.outcomes.iter().map(|_| AtomicU64::new(0)).collect(),
+        });
+        count(entry.value());
     }
 
     /// Every SKU's counts, sorted by SKU.
@@ -122,12 +122,12 @@ mod tests {
     #[test]
     fn counts_per_sku_and_outcome_within_the_bound() {
         let ledger = OrderLedger::new(2, vec!["created", "sold_out"].into());
-        ledger.record("A", "created", 10);
-        ledger.record("A", "sold_out", 20);
-        ledger.record("A", "overloaded", 30);
-        ledger.record("ghost", "unknown_sku", 30);
-        ledger.record("B", "created", 40);
-        ledger.record("C", "created", 50);
+        ledger.record("A", "created", || 10);
+        ledger.record("A", "sold_out", || 20);
+        ledger.record("A", "overloaded", || 30);
+        ledger.record("ghost", "unknown_sku", || 30);
+        ledger.record("B", "created", || 40);
+        ledger.record("C", "created", || 50);
         let read = ledger.read();
         assert_eq!(read.len(), 2);
         assert_eq!(read[0].0, "A");
