@@ -77,3 +77,128 @@ impl SalesTally {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Cancel, Command, Confirm, CustomerId, ExpireDue, OrderId, PlaceOrder, PutSku, Reply,
+        Restock, Retention, ShardConfig, SkuSettings,
+    };
+
+    struct Run {
+        core: ShardCore,
+        tally: SalesTally,
+    }
+
+    impl Run {
+        fn execute(&mut self, command: Command, now: u64) -> Option<OrderId> {
+            let execution = self.core.execute(command, Timestamp(now));
+            for event in &execution.events {
+                self.tally.note(&self.core, event);
+            }
+            match execution.reply {
+                Ok(Reply::Order { order, .. }) => Some(order.id),
+                _ => None,
+            }
+        }
+
+        fn place(&mut self, customer: &str, now: u64) -> Option<OrderId> {
+            self.execute(
+                Command::PlaceOrder(PlaceOrder {
+                    sku: SkuId::parse("A").unwrap(),
+                    quantity: 1,
+                    customer: CustomerId::parse(customer).unwrap(),
+                    idempotency_key: None,
+                }),
+                now,
+            )
+        }
+
+        fn sales(&self) -> SkuSales {
+            let all = self.tally.all();
+            assert_eq!(all.len(), 1);
+            all[0].1.clone()
+        }
+    }
+
+    /// Reservations are counted with how they ended (the order's SKU found
+    /// through the core), the first order is kept, and the sell-out time is
+    /// set by the order that took the last unit and cleared when units come
+    /// back (a cancellation, a restock).
+    #[test]
+    fn counts_reservations_their_ends_and_the_sell_out() {
+        let mut run = Run {
+            core: ShardCore::new(ShardConfig {
+                shard: 0,
+                epoch: 1,
+                orders_max: 100,
+                expiry_batch_max: 100,
+                retention: Retention {
+                    finished_order_secs: 3_600,
+                    confirmed_order_secs: 3_600,
+                    idempotency_key_secs: 3_600,
+                    retire_batch_max: 100,
+                },
+            }),
+            tally: SalesTally::default(),
+        };
+        let settings = SkuSettings {
+            per_customer_limit: None,
+            max_quantity_per_order: 10,
+            sale_starts_at: None,
+            reservation_ttl_secs: 60,
+            low_stock_threshold: 0,
+        };
+        run.execute(
+            Command::PutSku(PutSku {
+                sku: SkuId::parse("A").unwrap(),
+                stock: Some(2),
+                settings,
+            }),
+            1_000,
+        );
+        let first = run.place("c1", 2_000).unwrap();
+        let second = run.place("c2", 3_000).unwrap();
+        assert_eq!(run.sales().sold_out_at, Some(Timestamp(3_000)));
+        assert_eq!(run.place("c3", 3_500), None, "sold out");
+        run.execute(
+            Command::Confirm(Confirm {
+                id: first,
+                customer: None,
+            }),
+            4_000,
+        );
+        run.execute(
+            Command::Cancel(Cancel {
+                id: second,
+                customer: None,
+            }),
+            5_000,
+        );
+        assert_eq!(run.sales().sold_out_at, None, "a unit came back");
+        run.place("c4", 6_000).unwrap();
+        assert_eq!(run.sales().sold_out_at, Some(Timestamp(6_000)));
+        run.execute(
+            Command::Restock(Restock {
+                sku: SkuId::parse("A").unwrap(),
+                quantity: 1,
+            }),
+            7_000,
+        );
+        assert_eq!(run.sales().sold_out_at, None, "restocked");
+        run.execute(Command::ExpireDue(ExpireDue), 6_000 + 61_000);
+        let sales = run.sales();
+        assert_eq!(
+            (
+                sales.reserved_orders,
+                sales.reserved_units,
+                sales.confirmed_orders,
+                sales.cancelled_orders,
+                sales.expired_orders
+            ),
+            (3, 3, 1, 1, 1)
+        );
+        assert_eq!(sales.first_order_at, Some(Timestamp(2_000)));
+    }
+}
