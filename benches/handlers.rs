@@ -79,6 +79,7 @@ fn handlers(c: &mut Criterion) {
             None,
         )),
         events: None,
+        console: Arc::new(flashgate_gateway::console::Console::new(1)),
     });
     let app = system.block_on(test::init_service(
         App::new().app_data(state).configure(configure),

@@ -25,12 +25,17 @@ struct Demo {
 
 impl Demo {
     fn start() -> Demo {
+        Demo::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Demo {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let workdir = dir.path().join("demo");
         let mut child = Command::new(env!("CARGO_BIN_EXE_flashgate"))
             .arg("demo")
             .arg("--dir")
             .arg(&workdir)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -207,4 +212,76 @@ fn sigterm_mid_sale_stops_the_demo_and_both_nodes() {
         output.join("\n")
     );
     assert_nodes_gone(&output);
+}
+
+/// `demo --console` keeps the cluster up after the sale, a primary and a
+/// new standby, each serving its console, prints where and the admin token,
+/// and Ctrl-C stops every node it started: a new user can look at the whole
+/// product in a browser, and nothing outlives the demo.
+#[test]
+fn demo_console_keeps_the_cluster_up_until_ctrl_c() {
+    let mut demo = Demo::start_with(&["--console"]);
+    let primary = demo.wait_for_line("console: http://", DEMO_TIMEOUT);
+    let standby = demo.wait_for_line("console: http://", DEMO_TIMEOUT);
+    let token = demo.wait_for_line("console: admin token ", DEMO_TIMEOUT);
+    let token = token
+        .trim_start_matches("console: admin token ")
+        .trim()
+        .to_owned();
+    let url = |line: &str| line.split_whitespace().nth(1).expect("a URL").to_owned();
+    let (primary, standby) = (url(&primary), url(&standby));
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .try_proxy_from_env(false)
+        .build();
+    for (console, role) in [(&primary, "primary"), (&standby, "standby")] {
+        let page = agent.get(console).call().expect("the console page");
+        assert_eq!(page.status(), 200, "{console}");
+        assert_eq!(page.content_type(), "text/html");
+        let cluster = console.replace("/console", "/v1/cluster");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            let status: serde_json::Value = agent
+                .get(&cluster)
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .expect("GET /v1/cluster with the printed token")
+                .into_json()
+                .expect("JSON");
+            if status["role"] == role && status["peer"]["connected"] == true {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{cluster}: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let pid = libc::pid_t::try_from(demo.child.id()).expect("pid fits pid_t");
+    // SAFETY: `pid` is our own child, not yet reaped, so it names that process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "send SIGINT");
+    let (status, output) = demo.wait(STOP_TIMEOUT);
+    assert_eq!(
+        status.code(),
+        Some(128 + libc::SIGINT),
+        "{}",
+        output.join("\n")
+    );
+    assert_nodes_gone(&output);
+    let node_c = output
+        .iter()
+        .find_map(|line| line.strip_prefix("console: node c, "))
+        .and_then(|rest| {
+            rest.split(", pid ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .expect("the demo names node c's pid");
+    assert!(
+        is_gone(node_c),
+        "node c ({node_c}) still runs:\n{}",
+        output.join("\n")
+    );
 }

@@ -40,6 +40,7 @@ pub mod peer;
 pub mod recovery;
 pub mod replica;
 pub mod retire;
+pub mod sales;
 pub mod shard_actor;
 pub mod ticket;
 mod watchdog;

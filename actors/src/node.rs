@@ -894,6 +894,19 @@ impl Node {
         Ok(all)
     }
 
+    /// Every SKU's sales figures decided on this node since it started
+    /// (`crate::sales`), sorted by id: one message per shard.
+    pub async fn sales(&self) -> Result<Vec<(SkuId, crate::sales::SkuSales)>, NodeError> {
+        let mut all = Vec::new();
+        for shard in 0..self.shard_count() {
+            if let Outcome::Sales(sales) = self.ask(shard, RequestKind::Sales).await? {
+                all.extend(sales);
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
     /// Reservations the shards ended since the node started: (confirmed,
     /// cancelled, expired unpaid). Decided on this node while it was primary.
     pub fn reservations_ended(&self) -> (u64, u64, u64) {

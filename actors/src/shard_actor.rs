@@ -41,6 +41,9 @@ pub enum RequestKind {
     /// per id, in the order given): a batched read costs one mailbox hop per
     /// shard, not one per order.
     Orders(Vec<OrderId>),
+    /// What this shard decided for each SKU since the node started
+    /// (`Outcome::Sales`, `crate::sales`): the sales report.
+    Sales,
 }
 
 /// A request to a shard. The answer goes to `reply`, never before what it
@@ -126,6 +129,8 @@ pub struct ShardActor {
     /// The gates last published in `shared.gates`, to republish one only
     /// when what it says changes (`SkuGate::same_state`).
     published: IdMap<SkuId, SkuGate>,
+    /// Per SKU, what this shard decided since the node started (the report).
+    sales: crate::sales::SalesTally,
     /// The fault point `shard` (debug builds only): panic once `seq` passes it.
     #[cfg(debug_assertions)]
     panic_after_seq: Option<u64>,
@@ -159,6 +164,7 @@ impl ShardActor {
             claims,
             woken: Woken::default(),
             published: IdMap::default(),
+            sales: crate::sales::SalesTally::default(),
             #[cfg(debug_assertions)]
             panic_after_seq: flashgate_storage::fault::panic_after("shard")
                 .map(|after| seq + after),
@@ -228,6 +234,7 @@ impl ShardActor {
         self.publish_gates(changed, self.seq + count as u64);
         for (index, event) in execution.events.into_iter().enumerate() {
             self.count_ended(&event);
+            self.sales.note(&self.core, &event);
             let reply = if index + 1 == count {
                 pending.take()
             } else {
@@ -505,6 +512,7 @@ impl ShardActor {
             RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
             RequestKind::Stock => Outcome::Stock(self.core.skus().map(|sku| sku.stock()).collect()),
+            RequestKind::Sales => Outcome::Sales(self.sales.all()),
             RequestKind::Durable => {
                 let pending = PendingReply::new(request.reply, Ok(Outcome::Durable));
                 return self.respond_when(pending, TicketKind::LocalDurable);

@@ -28,6 +28,8 @@ pub enum Outcome {
     Durable,
     /// For `RequestKind::Orders`: one entry per id asked, in order.
     Orders(Vec<Option<Order>>),
+    /// For `RequestKind::Sales`: each SKU's figures decided on this node.
+    Sales(Vec<(SkuId, crate::sales::SkuSales)>),
 }
 
 pub type Response = Result<Outcome, NodeError>;

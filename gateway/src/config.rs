@@ -324,6 +324,15 @@ pub struct Config {
     /// Alert events (raised, resolved) kept for readers resuming from an
     /// event id; an older one is gone and the reader reloads the list.
     pub alert_feed_events_max: usize,
+    /// Console streams (`GET /v1/console/stream`) open at once; one more is
+    /// refused with 503 `too_many_streams`.
+    pub console_streams_max: usize,
+    /// How often the console's snapshot is taken (stock, rates, latency),
+    /// between 100 and 60,000.
+    pub console_sample_interval_ms: u64,
+    /// SKUs whose order attempts the sales report counts per SKU; attempts
+    /// for more are counted as `attempts_not_per_sku`.
+    pub report_skus_max: usize,
     /// `unpaid_expiry_spike`: over this window, at least `min_ended`
     /// reservations ended and more than `percent` of them expired unpaid.
     pub alert_unpaid_expiry_window_secs: u64,
@@ -517,6 +526,9 @@ impl Default for Config {
             alert_recent_max: 200,
             metrics_skus_max: 1_000,
             alert_feed_events_max: 1024,
+            console_streams_max: 32,
+            console_sample_interval_ms: 1_000,
+            report_skus_max: crate::console::REPORT_SKUS_MAX_DEFAULT,
             alert_unpaid_expiry_window_secs: rules.unpaid_expiry_window_ms / 1000,
             alert_unpaid_expiry_min_ended: rules.unpaid_expiry_min_ended,
             alert_unpaid_expiry_percent: rules.unpaid_expiry_percent,
@@ -722,6 +734,9 @@ const ENV_KEYS: &[&str] = &[
     "alert_recent_max",
     "metrics_skus_max",
     "alert_feed_events_max",
+    "console_streams_max",
+    "console_sample_interval_ms",
+    "report_skus_max",
     "alert_unpaid_expiry_window_secs",
     "alert_unpaid_expiry_min_ended",
     "alert_unpaid_expiry_percent",
@@ -976,6 +991,8 @@ impl Config {
         let positive = [
             ("alert_recent_max", self.alert_recent_max as u64),
             ("alert_feed_events_max", self.alert_feed_events_max as u64),
+            ("console_streams_max", self.console_streams_max as u64),
+            ("report_skus_max", self.report_skus_max as u64),
             (
                 "alert_unpaid_expiry_window_secs",
                 self.alert_unpaid_expiry_window_secs,
@@ -1029,6 +1046,14 @@ impl Config {
             return invalid(format!(
                 "alert_evaluate_interval_ms must be between {ALERT_EVALUATE_INTERVAL_MS_MIN} and {ALERT_EVALUATE_INTERVAL_MS_MAX}, got {}",
                 self.alert_evaluate_interval_ms
+            ));
+        }
+        if !(ALERT_EVALUATE_INTERVAL_MS_MIN..=ALERT_EVALUATE_INTERVAL_MS_MAX)
+            .contains(&self.console_sample_interval_ms)
+        {
+            return invalid(format!(
+                "console_sample_interval_ms must be between {ALERT_EVALUATE_INTERVAL_MS_MIN} and {ALERT_EVALUATE_INTERVAL_MS_MAX}, got {}",
+                self.console_sample_interval_ms
             ));
         }
         for (name, value) in [

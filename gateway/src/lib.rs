@@ -6,6 +6,8 @@
 //!   (schema and resume point pure, the publisher a thread of its own).
 //! - `alerts`: the alert rules (pure), the monitor that runs them, the
 //!   alert feed, and webhook delivery (docs/ALERTS.md).
+//! - `console`: the operator console: its embedded page, the sampler and
+//!   live stream it reads, the sales report (docs/CONSOLE.md).
 //! - `auth`: who may do what: callers, the rule table both front ends share,
 //!   credentials (tokens, buyer JWTs), the per-address failure throttle.
 //! - `config`: `Config`, its defaults and layers (file, environment, flags).
@@ -28,6 +30,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error_code;
 pub mod events;
 pub mod http;

@@ -74,6 +74,8 @@ pub const PROBLEM_CODES: &[&str] = &[
     "not_ready",
     code::BATCH_TOO_LARGE,
     "backup_in_progress",
+    "not_acceptable",
+    "too_many_streams",
 ];
 
 /// The schema of a problem's `code`: one of `PROBLEM_CODES`.
@@ -118,6 +120,8 @@ pub fn status(error: &RequestError) -> StatusCode {
         // QUIC's limit; HTTP bounds connections and heads instead.
         RequestError::TooManyInFlight(_) => S::TOO_MANY_REQUESTS,
         RequestError::BackupInProgress(_) => S::CONFLICT,
+        RequestError::NotAcceptable(_) => S::NOT_ACCEPTABLE,
+        RequestError::TooManyStreams(_) => S::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -181,6 +185,9 @@ impl ResponseError for RequestError {
             }
             RequestError::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            RequestError::TooManyStreams(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
             }
             RequestError::TooManyAuthFailures(secs) => {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));

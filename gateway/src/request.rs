@@ -81,6 +81,12 @@ pub enum RequestError {
     /// A backup was asked of a node that is sending one already.
     #[error("this node is sending a backup already ({0} at a time); wait for it to finish")]
     BackupInProgress(usize),
+    /// The `Accept` header names no type this resource answers in.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// The console's live streams are at their cap (`console_streams_max`).
+    #[error("this node has {0} console streams open, its limit (console_streams_max); close a console page or retry later")]
+    TooManyStreams(usize),
 }
 
 impl RequestError {
@@ -109,6 +115,8 @@ impl RequestError {
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
             RequestError::RateLimited(_) => code::RATE_LIMITED,
             RequestError::BackupInProgress(_) => "backup_in_progress",
+            RequestError::NotAcceptable(_) => "not_acceptable",
+            RequestError::TooManyStreams(_) => "too_many_streams",
         }
     }
 
@@ -276,11 +284,21 @@ pub struct RequestMetrics {
     /// `flashgate_admin_auth_refused_total`, and the `admin_auth_failures`
     /// alert.
     admin_auth_refused: AtomicU64,
+    /// Each SKU's order attempts by outcome (the sales report).
+    pub ledger: crate::console::OrderLedger,
 }
 
 impl Default for RequestMetrics {
     fn default() -> RequestMetrics {
+        RequestMetrics::new(crate::console::REPORT_SKUS_MAX_DEFAULT)
+    }
+}
+
+impl RequestMetrics {
+    /// Metrics whose order ledger keeps at most `report_skus_max` SKUs.
+    pub fn new(report_skus_max: usize) -> RequestMetrics {
         RequestMetrics {
+            ledger: crate::console::OrderLedger::new(report_skus_max, outcomes()),
             orders: KeptHandles::new("flashgate_orders_total", "outcome", outcomes(), counter),
             quic_requests: KeptHandles::new(
                 "flashgate_quic_requests_total",
@@ -302,19 +320,39 @@ impl Default for RequestMetrics {
 impl RequestMetrics {
     /// Counts the outcome of one order, whichever front end took it: the one
     /// place an order's outcome is counted.
-    pub fn order_outcome(&self, result: &Result<(Order, bool), RequestError>) {
+    /// `sku` is the SKU the order named, when it could be read; the
+    /// attempt is also counted for it in `ledger`.
+    pub fn order_outcome(&self, sku: Option<&str>, result: &Result<(Order, bool), RequestError>) {
         let outcome = match result {
             Ok((_, true)) => "created",
             Ok((_, false)) => "replayed",
             Err(error) => error.code(),
         };
         self.orders.record(outcome, |counter| counter.increment(1));
+        let sku = match result {
+            Ok((order, _)) => Some(order.sku.as_str()),
+            Err(_) => sku,
+        };
+        if let Some(sku) = sku {
+            self.ledger.record(sku, outcome, crate::console::now_ms);
+        }
     }
 
     /// Orders taken since start with `outcome` (`created`, `replayed`, or a
     /// refusal's code), from either front end.
     pub fn orders_with_outcome(&self, outcome: &str) -> u64 {
         self.orders.count(outcome)
+    }
+
+    /// Every outcome orders were taken with since start, and how many.
+    pub fn order_outcomes(&self) -> Vec<(&'static str, u64)> {
+        self.orders
+            .values
+            .iter()
+            .zip(self.orders.counts.iter())
+            .map(|(outcome, count)| (*outcome, count.load(Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
     }
 
     /// Orders taken since start, whatever their outcome.
@@ -383,6 +421,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             retry_after_secs: 1,
         }),
         RequestError::BackupInProgress(1),
+        RequestError::NotAcceptable(String::new()),
+        RequestError::TooManyStreams(1),
     ];
     for refusal in &refusals {
         match refusal {
@@ -407,7 +447,9 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::HeadersTooLarge(_)
             | RequestError::TooManyInFlight(_)
             | RequestError::RateLimited(_)
-            | RequestError::BackupInProgress(_) => {}
+            | RequestError::BackupInProgress(_)
+            | RequestError::NotAcceptable(_)
+            | RequestError::TooManyStreams(_) => {}
         }
     }
     refusals

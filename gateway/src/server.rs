@@ -165,16 +165,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let readiness = Arc::new(Readiness::default());
     // After `install_metrics`: the counters' handles come from its recorder.
-    let requests = Arc::new(crate::request::RequestMetrics::default());
+    let requests = Arc::new(crate::request::RequestMetrics::new(config.report_skus_max));
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(&config.rate_limits()));
     let alerts = Arc::new(start_alerts(&config)?);
+    let console = Arc::new(crate::console::Console::new(config.console_streams_max));
     let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
         gatekeeper: Arc::clone(&gatekeeper),
         body: config.body_limits(),
-        metrics,
+        metrics: metrics.clone(),
         readiness: Arc::clone(&readiness),
         replication: Arc::clone(&replication_slot),
         orders_read_max: config.orders_read_max,
@@ -182,6 +183,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         rate_limits: Arc::clone(&rate_limits),
         alerts: Arc::clone(&alerts),
         events: events.as_ref().map(|events| Arc::clone(events.status())),
+        console: Arc::clone(&console),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
     let head_limits = config.head_limits();
@@ -339,7 +341,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.metrics_skus_max,
     ));
 
+    let _sampler = actix_web::rt::spawn(Arc::clone(&console.sampler).run(
+        Arc::clone(&node),
+        Arc::clone(&requests),
+        metrics,
+        Arc::clone(&console.streams),
+        Duration::from_millis(config.console_sample_interval_ms),
+    ));
+
     let signal_readiness = Arc::clone(&readiness);
+    let console_streams = Arc::clone(&console.streams);
     let quic_shutdown = quic.as_ref().map(QuicServer::shutdown_trigger);
     let stop_bound = config.stop_bound();
     actix_web::rt::spawn(async move {
@@ -351,6 +362,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         );
         start_stop_deadline(stop_bound);
         signal_readiness.set(false);
+        // Open console streams would hold the graceful stop to its timeout.
+        console_streams.stop();
         // Both front ends drain at once, each within the shutdown timeout.
         if let Some(quic_shutdown) = quic_shutdown {
             quic_shutdown.trigger();

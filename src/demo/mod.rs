@@ -64,6 +64,11 @@ pub struct DemoArgs {
     /// Keep the nodes' data at the end too (the logs and reports are always kept).
     #[arg(long)]
     pub keep: bool,
+    /// After the sale, keep the cluster up (node b, the new primary, and a
+    /// new standby, node c) until Ctrl-C, and print the console's address
+    /// and the admin token, to look at the whole product in a browser.
+    #[arg(long)]
+    pub console: bool,
 }
 
 /// Why the demo could not be run to its end. An audit that fails is not an
@@ -177,7 +182,7 @@ fn demo(args: DemoArgs) -> Result<bool, DemoError> {
         .map_err(DemoError::Signals)?;
     }
 
-    let result = phases(&workdir, &nodes);
+    let result = phases(&workdir, &nodes, args.console);
 
     drop(nodes);
     let failures = tidy.run();
@@ -269,7 +274,7 @@ fn wait_for_standby(
 
 /// Everything between setup and cleanup. Returns whether the audit and the
 /// stock check passed.
-fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
+fn phases(workdir: &Workdir, nodes: &Nodes, console: bool) -> Result<bool, DemoError> {
     // Setup: a secret, tokens, two nodes, the standby connected.
     let secret = workdir.write_cluster_secret()?;
     let (service_tokens_file, service_token) = workdir.write_secret("service-tokens")?;
@@ -464,7 +469,62 @@ fn phases(workdir: &Workdir, nodes: &Nodes) -> Result<bool, DemoError> {
     );
     println!("report: {}", html_path.display());
     println!("result: {}", if passed { "PASSED" } else { "FAILED" });
+    if console {
+        keep_up_for_the_console(workdir, nodes, &executable, &spec_b, &b, &token)?;
+    }
     Ok(passed)
+}
+
+/// How often `--console` checks that node b still runs.
+const CONSOLE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// `--console`: a new standby (node c) for node b, the console's address
+/// and the admin token printed, then the nodes kept up until Ctrl-C (whose
+/// handler stops them and exits) or until node b exits.
+fn keep_up_for_the_console(
+    workdir: &Workdir,
+    nodes: &Nodes,
+    executable: &Path,
+    spec_b: &NodeSpec,
+    b: &Started,
+    token: &str,
+) -> Result<(), DemoError> {
+    let replication = free_udp_addresses(1).map_err(|source| DemoError::Setup {
+        what: "a free replication port for node c",
+        source,
+    })?;
+    let spec_c = NodeSpec {
+        name: "c",
+        role: ServeRole::Standby {
+            follow: spec_b.replication_addr,
+        },
+        data_dir: workdir.node_data("c"),
+        replication_addr: replication[0],
+        cluster_secret_file: spec_b.cluster_secret_file.clone(),
+        service_tokens_file: spec_b.service_tokens_file.clone(),
+        payments_tokens_file: spec_b.payments_tokens_file.clone(),
+    };
+    let c = start_node(nodes, executable, &spec_c, token, &workdir.node_log("c"))?;
+    println!(
+        "console: node c, a new standby of node b: {}, pid {}, log {}",
+        c.url,
+        c.pid,
+        workdir.node_log("c").display()
+    );
+    println!("console: {}/console (node b, the primary)", b.url);
+    println!("console: {}/console (node c, its standby)", c.url);
+    println!("console: admin token {token}");
+    println!("console: the nodes keep running until Ctrl-C");
+    loop {
+        std::thread::sleep(CONSOLE_WATCH_INTERVAL);
+        if let Some(status) = nodes.exited("b") {
+            println!(
+                "console: node b exited ({status}); stopping; its log is {}",
+                workdir.node_log("b").display()
+            );
+            return Ok(());
+        }
+    }
 }
 
 /// What node a said just before it was killed.

@@ -40,7 +40,7 @@ pub enum ServeRole {
 /// Everything that differs between the two nodes' command lines.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
-    /// `a` or `b`.
+    /// `a`, `b`, or `c` (the standby `--console` adds).
     pub name: &'static str,
     pub role: ServeRole,
     pub data_dir: PathBuf,

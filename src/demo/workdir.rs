@@ -151,6 +151,7 @@ impl Workdir {
             vec![
                 self.node_data("a"),
                 self.node_data("b"),
+                self.node_data("c"),
                 self.cluster_secret(),
             ]
         };

@@ -85,13 +85,13 @@ pub async fn run(
                     lag_records,
                     retention_records_max,
                 }),
-            events: node.events_lag().map(|(lag_records, retention_records_max, gaps)| {
-                EventsView {
+            events: node
+                .events_lag()
+                .map(|(lag_records, retention_records_max, gaps)| EventsView {
                     lag_records,
                     retention_records_max,
                     gaps,
-                }
-            }),
+                }),
             disabled_webhooks: &disabled,
         };
         let changes = engine.evaluate(&observation);

@@ -97,7 +97,8 @@ pub enum Action {
     ReadSkus,
     /// Create, change or restock a SKU.
     WriteSku,
-    /// `/metrics`, `/v1/cluster`, `/v1/alerts`.
+    /// `/metrics`, `/v1/cluster`, `/v1/alerts`, the console's stream and
+    /// the sales report.
     ReadOperations,
     /// Promote, hand over.
     MoveRole,

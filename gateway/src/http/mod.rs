@@ -5,6 +5,7 @@ mod alerts;
 mod backup;
 mod caller;
 mod cluster;
+mod console;
 pub mod openapi;
 mod ops;
 mod orders;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// The events publisher's progress, when events are published.
     pub events: Option<Arc<crate::events::EventsStatus>>,
+    /// The console's sampler, stream cap and start time.
+    pub console: Arc<crate::console::Console>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -103,6 +106,26 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/alerts")
                 .route(web::get().to(alerts::list))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/console/stream")
+                .route(web::get().to(console::stream))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/v1/admin/report")
+                .route(web::get().to(console::sales_report))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/console")
+                .route(web::get().to(console::page))
+                .default_service(allow("GET")),
+        )
+        .service(
+            web::resource("/console/{asset}")
+                .route(web::get().to(console::asset))
                 .default_service(allow("GET")),
         )
         .service(

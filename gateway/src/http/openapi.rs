@@ -49,6 +49,10 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::cluster::switchover_check,
         super::backup::backup,
         super::alerts::list,
+        super::console::page,
+        super::console::asset,
+        super::console::stream,
+        super::console::sales_report,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
@@ -60,6 +64,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "skus", description = "SKUs: stock and sale settings"),
         (name = "cluster", description = "Replication status and role changes"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "console", description = "The operator console: its page, its live stream, the sales report"),
     )
 )]
 pub struct ApiDoc;
@@ -277,8 +282,14 @@ mod tests {
         open.sort();
         assert_eq!(
             open,
-            ["get /healthz", "get /openapi.json", "get /readyz"],
-            "only these need no credential"
+            [
+                "get /console",
+                "get /console/{asset}",
+                "get /healthz",
+                "get /openapi.json",
+                "get /readyz"
+            ],
+            "only these need no credential (the console's page and assets hold no data)"
         );
     }
 

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flashgate_actors::domain::{IdempotencyKey, InvalidField, Order};
+use flashgate_actors::domain::{IdempotencyKey, InvalidField, Order, SkuId};
 
 use super::caller::allowed;
 use super::{json, read_answer, AppState};
@@ -47,8 +47,11 @@ pub async fn place(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RequestError> {
-    let result = place_inner(&request, payload, &state).await;
-    state.requests.order_outcome(&result);
+    let mut sku = None;
+    let result = place_inner(&request, payload, &state, &mut sku).await;
+    state
+        .requests
+        .order_outcome(sku.as_ref().map(SkuId::as_str), &result);
     let (order, created) = result?;
     let status = if created {
         StatusCode::CREATED
@@ -62,6 +65,7 @@ async fn place_inner(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    sku: &mut Option<SkuId>,
 ) -> Result<(Order, bool), RequestError> {
     let (_, scope) = allowed(request, state, Action::PlaceOrder)?;
     let idempotency_key = match request.headers().get(IDEMPOTENCY_KEY) {
@@ -74,6 +78,8 @@ async fn place_inner(
         }
     };
     let command = read_order(request, payload, state.body, idempotency_key).await?;
+    // Shared text: the clone is a reference count.
+    *sku = Some(command.sku.clone());
     scope.admits(&command.customer)?;
     state
         .rate_limits

@@ -525,7 +525,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 Ok::<_, RequestError>(node.place_order(command).await?)
             }
             .await;
-            metrics.order_outcome(&result);
+            metrics.order_outcome(Some(&order.sku), &result);
             single(
                 metrics,
                 order.request_id,
@@ -698,7 +698,7 @@ async fn answer_batch(shared: &Shared, caller: &Caller, orders: Vec<PlaceOrder>)
                     .expect("one answer per placed order, as asserted")
                     .map_err(RequestError::from),
             };
-            shared.requests.order_outcome(&result);
+            shared.requests.order_outcome(Some(&order.sku), &result);
             let result =
                 result.map(|(placed, created)| order_response(order.request_id, &placed, created));
             single(&shared.requests, order.request_id, result)
