@@ -394,7 +394,7 @@ pub fn rebuild(storage: &Storage, mut visit: impl FnMut(&Order)) -> Result<Rebui
             order_count += 1;
         }
     }
-    visit_archived(storage, RebuildError::Invariant, |order| {
+    visit_archived(storage, RebuildError::Invariant, |order, _| {
         let in_memory = recovered
             .cores
             .get(order.id.shard as usize)

@@ -4,7 +4,9 @@
 use bincode::{Decode, Encode};
 
 use crate::domain::retention::SettledImage;
-use crate::domain::{Event, Order, OrderId, RetainedKey, SkuImage};
+use crate::domain::{
+    Event, Order, OrderChange, OrderId, RetainedKey, SkuImage, CHANGES_PER_ORDER_MAX,
+};
 
 /// Largest log record body this build encodes or decodes: the storage layer's,
 /// so a record always fits one sled value that sled keeps in its data file.
@@ -61,6 +63,16 @@ pub enum CheckpointChunk {
     Archived {
         orders: Vec<Order>,
     },
+    /// Orders that left memory with their history (changed orders), as the
+    /// archive holds them: sent to a standby like `Archived`.
+    ArchivedChanged {
+        orders: Vec<(Order, Vec<OrderChange>)>,
+    },
+    /// The history of a shard's changed orders in memory.
+    Changes {
+        shard: u32,
+        changes: Vec<(OrderId, Vec<OrderChange>)>,
+    },
 }
 
 /// An order's key in the archive.
@@ -72,18 +84,43 @@ pub fn archive_key(id: &OrderId) -> [u8; ARCHIVE_KEY_BYTES] {
     key
 }
 
-/// An order as the archive stores it: the order's bincode, as in its events
-/// (never more than `RECORD_BODY_BYTES_MAX` bytes, asserted).
-pub fn encode_archived_order(order: &Order) -> Vec<u8> {
-    let bytes =
+/// An order as the archive stores it: the order's bincode, as in its events,
+/// then, for an order that was changed, its history (`OrderChange`s) — an
+/// unchanged order's value is the order alone, as before changes existed.
+/// Never more than `RECORD_BODY_BYTES_MAX` bytes (asserted: a history is
+/// bounded by `CHANGES_PER_ORDER_MAX`).
+pub fn encode_archived_order(order: &Order, changes: &[OrderChange]) -> Vec<u8> {
+    let mut bytes =
         bincode::encode_to_vec(order, bincode::config::standard()).expect("orders always encode");
+    if !changes.is_empty() {
+        bincode::encode_into_std_write(changes, &mut bytes, bincode::config::standard())
+            .expect("histories always encode");
+    }
     assert!(bytes.len() <= RECORD_BODY_BYTES_MAX);
     bytes
 }
 
 pub fn decode_archived_order(bytes: &[u8]) -> Result<Order, DecodeError> {
+    decode_archived(bytes).map(|(order, _)| order)
+}
+
+/// An archived order and its history (empty for an order never changed).
+pub fn decode_archived(bytes: &[u8]) -> Result<(Order, Vec<OrderChange>), DecodeError> {
     let config = bincode::config::standard().with_limit::<RECORD_BODY_BYTES_MAX>();
-    decode_all(bytes, config, "archived order")
+    let what = "archived order";
+    let (order, used): (Order, usize) =
+        bincode::decode_from_slice(bytes, config).map_err(|source| DecodeError { what, source })?;
+    if used == bytes.len() {
+        return Ok((order, Vec::new()));
+    }
+    let changes: Vec<OrderChange> = decode_all(&bytes[used..], config, what)?;
+    if changes.is_empty() || changes.len() > CHANGES_PER_ORDER_MAX {
+        return Err(DecodeError {
+            what,
+            source: bincode::error::DecodeError::Other("a history of no or too many changes"),
+        });
+    }
+    Ok((order, changes))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
-    Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
-    PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku, SkuId, SkuStock, Timestamp,
+    Cancel, ChangeOrder, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order,
+    OrderChange, OrderId, PlaceOrder, PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku,
+    SkuId, SkuStock, Timestamp,
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
@@ -771,6 +772,43 @@ impl Node {
         self.cluster.check_writable()?;
         let shard = self.owner_of(id)?;
         order_of(self.execute(shard, Command::Ship(Ship { id })).await?)
+    }
+
+    /// Changes order `id` (its quantity, and/or its SKU for another of the
+    /// same shard): all or nothing, under the change's idempotency key. With
+    /// `customer` set, only that customer's order (another's is
+    /// `UnknownOrder`).
+    pub async fn change_order(&self, command: ChangeOrder) -> Result<Order, NodeError> {
+        self.cluster.check_writable()?;
+        let shard = self.owner_of(command.id)?;
+        if let Some(sku) = &command.sku {
+            if self.shard_of(sku) != shard {
+                return Err(CoreError::ChangeAcrossShards {
+                    id: command.id,
+                    sku: sku.clone(),
+                }
+                .into());
+            }
+        }
+        order_of(self.execute(shard, Command::ChangeOrder(command)).await?)
+    }
+
+    /// Order `id` with its changes, oldest first; with `customer`, only if
+    /// it is theirs.
+    pub async fn order_history(
+        &self,
+        id: OrderId,
+        customer: Option<&CustomerId>,
+    ) -> Result<(Order, Vec<OrderChange>), NodeError> {
+        let shard = self.owner_of(id)?;
+        match self.ask(shard, RequestKind::History(id)).await? {
+            Outcome::History(Some((order, changes)))
+                if customer.is_none_or(|customer| order.customer == *customer) =>
+            {
+                Ok((order, changes))
+            }
+            _ => Err(CoreError::UnknownOrder(id).into()),
+        }
     }
 
     /// Order `id`; with `customer`, only if it is theirs (another's is

@@ -21,7 +21,9 @@ use flashgate_storage::{Lsn, Storage, StorageError};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use crate::codec::{decode_chunk, decode_log_entry, log_entry_shard, CheckpointChunk, DecodeError};
-use crate::domain::{InconsistentEvent, Order, RetainedImage, ShardConfig, ShardCore, SkuImage};
+use crate::domain::{
+    InconsistentEvent, Order, OrderChange, OrderId, RetainedImage, ShardConfig, ShardCore, SkuImage,
+};
 use crate::retire::archive_orders;
 
 /// Most threads recovery decodes checkpoint chunks on (fewer on a machine
@@ -87,6 +89,8 @@ struct ShardParts {
     /// The shard's `Orders` chunks, in chunk order.
     orders: Vec<Vec<Order>>,
     retained: RetainedImage,
+    /// The history of changed orders in memory.
+    changes: Vec<(OrderId, Vec<OrderChange>)>,
 }
 
 /// The orders of a shard's chunks, one after the other, with their count
@@ -137,6 +141,7 @@ fn restore_shard(
                 ChunkOrders::new(part.orders),
                 part.retained,
             )
+            .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
             .map_err(|InconsistentEvent(reason)| {
                 RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
             })?;
@@ -215,8 +220,9 @@ fn group_by_shard(
             CheckpointChunk::ShardHeader { shard, .. }
             | CheckpointChunk::Orders { shard, .. }
             | CheckpointChunk::Settled { shard, .. }
-            | CheckpointChunk::Keys { shard, .. } => *shard,
-            CheckpointChunk::Archived { .. } => {
+            | CheckpointChunk::Keys { shard, .. }
+            | CheckpointChunk::Changes { shard, .. } => *shard,
+            CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 return Err(RecoveryError::Checkpoint(
                     "holds archived orders, which only a checkpoint sent to a standby carries"
                         .into(),
@@ -244,6 +250,7 @@ fn group_by_shard(
                     skus,
                     orders: Vec::new(),
                     retained: RetainedImage::default(),
+                    changes: Vec::new(),
                 });
             }
             CheckpointChunk::Orders { orders, .. } => slot
@@ -259,7 +266,12 @@ fn group_by_shard(
             CheckpointChunk::Keys { keys, .. } => {
                 header_of(slot, shard)?.retained.keys.extend(keys)
             }
-            CheckpointChunk::Archived { .. } => unreachable!("refused above"),
+            CheckpointChunk::Changes { changes, .. } => {
+                header_of(slot, shard)?.changes.extend(changes)
+            }
+            CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
+                unreachable!("refused above")
+            }
         }
     }
     Ok(parts)

@@ -15,23 +15,26 @@ use dashmap::DashMap;
 use flashgate_storage::{Checkpoint, Storage, StorageError};
 
 use crate::codec::{
-    archive_key, decode_archived_order, decode_chunk, encode_archived_order, encode_chunk,
+    archive_key, decode_archived, decode_chunk, encode_archived_order, encode_chunk,
     CheckpointChunk, ORDERS_PER_CHUNK,
 };
-use crate::domain::{CustomerId, IdempotencyKey, KeyEntry, Order, OrderId};
+use crate::domain::{CustomerId, IdempotencyKey, KeyEntry, Order, OrderChange, OrderId};
 use crate::node::KeyClaim;
 
 /// Writes orders that left memory to the archive, in one atomic batch.
-pub fn archive_orders(storage: &Storage, orders: &[Order]) -> Result<(), StorageError> {
+pub fn archive_orders(
+    storage: &Storage,
+    orders: &[(Order, Vec<OrderChange>)],
+) -> Result<(), StorageError> {
     if orders.is_empty() {
         return Ok(());
     }
     let values: Vec<(Vec<u8>, Vec<u8>)> = orders
         .iter()
-        .map(|order| {
+        .map(|(order, changes)| {
             (
                 archive_key(&order.id).to_vec(),
-                encode_archived_order(order),
+                encode_archived_order(order, changes),
             )
         })
         .collect();
@@ -41,10 +44,18 @@ pub fn archive_orders(storage: &Storage, orders: &[Order]) -> Result<(), Storage
 /// Reads an order that left memory. An archived value that does not decode is
 /// damage, reported as a storage error naming the order.
 pub fn archived_order(storage: &Storage, id: &OrderId) -> Result<Option<Order>, StorageError> {
+    Ok(archived_order_with_changes(storage, id)?.map(|(order, _)| order))
+}
+
+/// An order that left memory, with its history.
+pub fn archived_order_with_changes(
+    storage: &Storage,
+    id: &OrderId,
+) -> Result<Option<(Order, Vec<OrderChange>)>, StorageError> {
     let Some(bytes) = storage.archive_get(&archive_key(id))? else {
         return Ok(None);
     };
-    decode_archived_order(&bytes).map(Some).map_err(|error| {
+    decode_archived(&bytes).map(Some).map_err(|error| {
         StorageError::Io(format!(
             "archived order {id}: {error}; restore the data dir from a standby or backup"
         ))
@@ -90,21 +101,32 @@ pub fn checkpoint_for_standby(storage: &Storage) -> Result<Option<Checkpoint>, S
 /// The first byte of an encoded `CheckpointChunk::Archived`: bincode writes
 /// an enum's variant index first, as a varint (one byte below 251).
 const ARCHIVED_CHUNK_TAG: u8 = 4;
+/// The first byte of an encoded `CheckpointChunk::ArchivedChanged`.
+const ARCHIVED_CHANGED_CHUNK_TAG: u8 = 5;
 
 /// Splits a checkpoint received from a primary into the chunks to store and
 /// the archived orders it carried.
-pub fn split_archived(chunks: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Vec<Order>), String> {
+#[allow(clippy::type_complexity)]
+pub fn split_archived(
+    chunks: Vec<Vec<u8>>,
+) -> Result<(Vec<Vec<u8>>, Vec<(Order, Vec<OrderChange>)>), String> {
     let mut stored = Vec::with_capacity(chunks.len());
     let mut archived = Vec::new();
     for bytes in chunks {
         // Only archived chunks are decoded here: the others (a shard's
         // orders, megabytes of them) are decoded once, by recovery.
-        if bytes.first() != Some(&ARCHIVED_CHUNK_TAG) {
+        if !matches!(
+            bytes.first(),
+            Some(&ARCHIVED_CHUNK_TAG | &ARCHIVED_CHANGED_CHUNK_TAG)
+        ) {
             stored.push(bytes);
             continue;
         }
         match decode_chunk(&bytes).map_err(|error| error.to_string())? {
-            CheckpointChunk::Archived { orders } => archived.extend(orders),
+            CheckpointChunk::Archived { orders } => {
+                archived.extend(orders.into_iter().map(|order| (order, Vec::new())))
+            }
+            CheckpointChunk::ArchivedChanged { orders } => archived.extend(orders),
             _ => unreachable!("the tag names archived chunks only"),
         }
     }
@@ -116,7 +138,7 @@ pub fn split_archived(chunks: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Vec<Order>)
 pub fn visit_archived<E: From<StorageError>>(
     storage: &Storage,
     undecodable: impl Fn(String) -> E,
-    mut visit: impl FnMut(Order) -> Result<(), E>,
+    mut visit: impl FnMut(Order, Vec<OrderChange>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -126,10 +148,10 @@ pub fn visit_archived<E: From<StorageError>>(
         };
         after = Some(last.clone());
         for (key, bytes) in page {
-            let order = decode_archived_order(&bytes).map_err(|error| {
+            let (order, changes) = decode_archived(&bytes).map_err(|error| {
                 undecodable(format!("archived value under key {key:02x?}: {error}"))
             })?;
-            visit(order)?;
+            visit(order, changes)?;
         }
     }
 }
@@ -140,17 +162,34 @@ pub fn visit_archived<E: From<StorageError>>(
 pub fn archive_chunks(storage: &Storage) -> Result<Vec<Vec<u8>>, StorageError> {
     let mut chunks = Vec::new();
     let mut orders = Vec::with_capacity(ORDERS_PER_CHUNK);
-    visit_archived(storage, StorageError::Io, |order| {
-        orders.push(order);
+    let mut changed = Vec::new();
+    visit_archived(storage, StorageError::Io, |order, changes| {
+        if changes.is_empty() {
+            orders.push(order);
+        } else {
+            changed.push((order, changes));
+        }
         if orders.len() == ORDERS_PER_CHUNK {
             chunks.push(encode_chunk(&CheckpointChunk::Archived {
                 orders: std::mem::take(&mut orders),
+            }));
+        }
+        // A history is at most `CHANGES_PER_ORDER_MAX` changes: a chunk of
+        // these stays far below a chunk's limit at a tenth of the count.
+        if changed.len() == ORDERS_PER_CHUNK / 10 {
+            chunks.push(encode_chunk(&CheckpointChunk::ArchivedChanged {
+                orders: std::mem::take(&mut changed),
             }));
         }
         Ok(())
     })?;
     if !orders.is_empty() {
         chunks.push(encode_chunk(&CheckpointChunk::Archived { orders }));
+    }
+    if !changed.is_empty() {
+        chunks.push(encode_chunk(&CheckpointChunk::ArchivedChanged {
+            orders: changed,
+        }));
     }
     Ok(chunks)
 }
@@ -183,9 +222,23 @@ mod tests {
                 keys: Vec::new(),
             },
         ];
+        let changed = encode_chunk(&CheckpointChunk::ArchivedChanged { orders: Vec::new() });
+        assert_eq!(changed.first(), Some(&ARCHIVED_CHANGED_CHUNK_TAG));
         for chunk in &others {
             assert_ne!(encode_chunk(chunk).first(), Some(&ARCHIVED_CHUNK_TAG));
+            assert_ne!(
+                encode_chunk(chunk).first(),
+                Some(&ARCHIVED_CHANGED_CHUNK_TAG)
+            );
         }
+        assert_ne!(
+            encode_chunk(&CheckpointChunk::Changes {
+                shard: 4,
+                changes: Vec::new()
+            })
+            .first(),
+            Some(&ARCHIVED_CHANGED_CHUNK_TAG)
+        );
         let (stored, orders) =
             split_archived(others.iter().map(encode_chunk).chain([archived]).collect()).unwrap();
         assert_eq!((stored.len(), orders.len()), (4, 0));

@@ -16,12 +16,15 @@ use crate::codec::{
     encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, KEYS_PER_CHUNK, ORDERS_PER_CHUNK,
 };
 use crate::domain::{
-    answer_archived, Command, CoreError, CustomerId, Event, ExpireDue, IdMap, IdempotencyKey,
-    OrderId, OrderStatus, Reply, Retire, ShardCore, SkuGate, SkuId, Timestamp, Touched,
+    answer_archived, answer_archived_change, Command, CoreError, CustomerId, Event, ExpireDue,
+    IdMap, IdempotencyKey, OrderId, OrderStatus, Reply, Retire, ShardCore, SkuGate, SkuId,
+    Timestamp, Touched,
 };
 use crate::error::NodeError;
 use crate::node::KeyClaim;
-use crate::retire::{archive_orders, archived_order, release_forgotten};
+use crate::retire::{
+    archive_orders, archived_order, archived_order_with_changes, release_forgotten,
+};
 pub use crate::ticket::{
     Outcome, PendingReply, ReplyTo, Response, ShardShared, Ticket, TicketKind, Woken,
 };
@@ -41,6 +44,8 @@ pub enum RequestKind {
     /// per id, in the order given): a batched read costs one mailbox hop per
     /// shard, not one per order.
     Orders(Vec<OrderId>),
+    /// One order with its history of changes (`Outcome::History`).
+    History(OrderId),
     /// What this shard decided for each SKU since the node started
     /// (`Outcome::Sales`, `crate::sales`): the sales report.
     Sales,
@@ -198,6 +203,10 @@ impl ShardActor {
             Command::Ship(_) => Some((OrderStatus::Shipped, None)),
             _ => None,
         };
+        let change = match &command {
+            Command::ChangeOrder(change) => Some(change.customer.clone()),
+            _ => None,
+        };
         let execution = self.core.execute(command, now);
         // Orders that left memory are archived before the event that drops
         // them is logged, so the record's barrier makes both durable.
@@ -208,6 +217,12 @@ impl ShardActor {
             return;
         }
         let reply_result = match (execution.reply, transition) {
+            (Err(CoreError::UnknownOrder(id)), None) if change.is_some() => {
+                let customer = change.flatten();
+                self.answer_from_archive(id, |order| {
+                    answer_archived_change(order, customer.as_ref())
+                })
+            }
             (Err(CoreError::UnknownOrder(id)), Some((to, customer))) => {
                 self.answer_from_archive(id, |order| answer_archived(order, to, customer.as_ref()))
             }
@@ -509,6 +524,18 @@ impl ShardActor {
                     }
                 },
             },
+            RequestKind::History(id) => match self.core.order(&id) {
+                Some(order) => {
+                    Outcome::History(Some((order.clone(), self.core.changes_of(&id).to_vec())))
+                }
+                None => match archived_order_with_changes(&self.storage, &id) {
+                    Ok(found) => Outcome::History(found),
+                    Err(error) => {
+                        let error = NodeError::StorageFailed(error.to_string());
+                        return self.respond(PendingReply::new(request.reply, Err(error)));
+                    }
+                },
+            },
             RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
             RequestKind::Stock => Outcome::Stock(self.core.skus().map(|sku| sku.stock()).collect()),
@@ -631,6 +658,7 @@ pub struct ShardImage {
     skus: Vec<crate::domain::SkuImage>,
     orders: Vec<crate::domain::Order>,
     retained: crate::domain::RetainedImage,
+    changes: Vec<(crate::domain::OrderId, Vec<crate::domain::OrderChange>)>,
 }
 
 /// A shard's state at `seq`, to encode later.
@@ -642,6 +670,10 @@ pub fn shard_image(core: &ShardCore, seq: u64) -> ShardImage {
         skus: core.sku_images(),
         orders: core.orders().cloned().collect(),
         retained: core.retained_image(),
+        changes: core
+            .changes()
+            .map(|(id, history)| (*id, history.clone()))
+            .collect(),
     }
 }
 
@@ -654,6 +686,7 @@ pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
         skus,
         orders,
         retained,
+        changes,
     } = image;
     let mut chunks = vec![encode_chunk(&CheckpointChunk::ShardHeader {
         shard,
@@ -677,6 +710,13 @@ pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
         chunks.push(encode_chunk(&CheckpointChunk::Keys {
             shard,
             keys: keys.to_vec(),
+        }));
+    }
+    // A history is at most `CHANGES_PER_ORDER_MAX` changes.
+    for changes in changes.chunks(ORDERS_PER_CHUNK / 10) {
+        chunks.push(encode_chunk(&CheckpointChunk::Changes {
+            shard,
+            changes: changes.to_vec(),
         }));
     }
     chunks

@@ -28,6 +28,8 @@ pub enum Outcome {
     Durable,
     /// For `RequestKind::Orders`: one entry per id asked, in order.
     Orders(Vec<Option<Order>>),
+    /// For `RequestKind::History`: the order and its changes, oldest first.
+    History(Option<(Order, Vec<crate::domain::OrderChange>)>),
     /// For `RequestKind::Sales`: each SKU's figures decided on this node.
     Sales(Vec<(SkuId, crate::sales::SkuSales)>),
 }

@@ -46,6 +46,15 @@ enum Step {
     ConfirmPaid(usize),
     /// Ship the `k`-th (modulo) paid order, if any. Resolved to `Ship`.
     ShipPaid(usize),
+    /// Change order `index` (acting for one customer or for any) to another
+    /// SKU and/or quantity, under key `key`.
+    Change {
+        index: usize,
+        actor: Option<usize>,
+        sku: Option<usize>,
+        quantity: Option<u32>,
+        key: usize,
+    },
     Expire,
     Retire,
 }
@@ -96,6 +105,20 @@ fn step() -> impl Strategy<Value = (Step, u64)> {
         1 => (0..40usize).prop_map(Step::Ship),
         2 => (0..8usize).prop_map(Step::ShipPaid),
         1 => (0..8usize).prop_map(Step::ConfirmPaid),
+        4 => (
+            0..24usize,
+            prop::option::weighted(0.2, 0..4usize),
+            prop::option::of(0..3usize),
+            prop::option::of(0..6u32),
+            0..3usize,
+        )
+            .prop_map(|(index, actor, sku, quantity, key)| Step::Change {
+                index,
+                actor,
+                sku,
+                quantity,
+                key,
+            }),
         1 => Just(Step::Expire),
         2 => Just(Step::Retire),
     ];
@@ -119,6 +142,10 @@ struct ModelOrder {
     status: OrderStatus,
     until: u64,
     key: Option<usize>,
+    /// The SKU and quantity it was placed with (what its key stands for).
+    placed: (usize, u64),
+    /// The keys of its changes, with the SKU and quantity each asked for.
+    changes: Vec<(usize, usize, u64)>,
     created: u64,
     /// When the status last changed.
     updated: u64,
@@ -175,6 +202,87 @@ impl Model {
             Step::ShipPaid(k) => pick(*k).map_or(Step::Expire, Step::Ship),
             other => other.clone(),
         }
+    }
+
+    /// What a change answers, and does.
+    fn change(
+        &mut self,
+        index: usize,
+        actor: Option<usize>,
+        sku: Option<usize>,
+        quantity: Option<u32>,
+        key: usize,
+        now: u64,
+    ) -> Option<&'static str> {
+        // Refused by the front end's parse, before any order is looked at.
+        if (sku.is_none() && quantity.is_none()) || quantity == Some(0) {
+            return Some("invalid_field");
+        }
+        let Some(order) = self
+            .orders
+            .get(index)
+            .filter(|order| actor.is_none_or(|actor| order.customer == actor))
+            .cloned()
+        else {
+            return Some("unknown_order");
+        };
+        let target = (
+            sku.unwrap_or(order.sku),
+            quantity.map_or(order.quantity, u64::from),
+        );
+        if order.retired {
+            return Some("invalid_transition");
+        }
+        if let Some((_, sku, quantity)) = order.changes.iter().find(|(k, _, _)| *k == key) {
+            return if (*sku, *quantity) == target {
+                None
+            } else {
+                Some("idempotency_key_reused")
+            };
+        }
+        if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed)
+            || (order.status == OrderStatus::Reserved && now >= order.until)
+        {
+            return Some("invalid_transition");
+        }
+        if target == (order.sku, order.quantity) {
+            return None;
+        }
+        if order.changes.len() >= CHANGES_PER_ORDER_MAX {
+            return Some("too_many_changes");
+        }
+        let Some(settings) = self.skus.get(&target.0).cloned() else {
+            return Some("unknown_sku");
+        };
+        if target.1 > u64::from(settings.max_quantity) {
+            return Some("invalid_field");
+        }
+        if settings.opens_at.is_some_and(|at| now < at) {
+            return Some("sale_not_open");
+        }
+        let own = if target.0 == order.sku {
+            order.quantity
+        } else {
+            0
+        };
+        let available = self.available(target.0) + own;
+        if available == 0 {
+            return Some("sold_out");
+        }
+        if available < target.1 {
+            return Some("insufficient_stock");
+        }
+        if settings
+            .limit
+            .is_some_and(|limit| self.held_by(target.0, order.customer) - own + target.1 > limit)
+        {
+            return Some("limit_exceeded");
+        }
+        let order = &mut self.orders[index];
+        order.sku = target.0;
+        order.quantity = target.1;
+        order.changes.push((key, target.0, target.1));
+        None
     }
 
     /// The error code the model expects, or None for success.
@@ -240,7 +348,7 @@ impl Model {
                     if let Some(first) = self.orders.iter().find(|o| {
                         o.customer == *customer && o.key == Some(*key) && !o.key_forgotten
                     }) {
-                        return if first.sku == *sku && first.quantity == u64::from(*quantity) {
+                        return if first.placed == (*sku, u64::from(*quantity)) {
                             None
                         } else {
                             Some("idempotency_key_reused")
@@ -277,6 +385,8 @@ impl Model {
                     status: OrderStatus::Reserved,
                     until: now + u64::from(settings.ttl_secs) * 1000,
                     key: *key,
+                    placed: (*sku, quantity),
+                    changes: Vec::new(),
                     created: now,
                     updated: now,
                     retired: false,
@@ -346,6 +456,13 @@ impl Model {
                 }
             }
             Step::ConfirmPaid(_) | Step::ShipPaid(_) => unreachable!("resolved before it runs"),
+            Step::Change {
+                index,
+                actor,
+                sku,
+                quantity,
+                key,
+            } => self.change(*index, *actor, *sku, *quantity, *key, now),
             Step::Expire => {
                 for order in &mut self.orders {
                     if order.status == OrderStatus::Reserved && order.until <= now {
@@ -409,6 +526,8 @@ fn code(error: &CoreError) -> &'static str {
         CoreError::InvalidField(_) => "invalid_field",
         CoreError::IdempotencyKeyReused => "idempotency_key_reused",
         CoreError::OrderCapacityReached(_) => "capacity_reached",
+        CoreError::TooManyChanges { .. } => "too_many_changes",
+        CoreError::ChangeAcrossShards { .. } => "change_across_shards",
     }
 }
 
@@ -431,7 +550,7 @@ fn config() -> ShardConfig {
 /// to the archive, and a command about one is answered from there.
 #[derive(Default)]
 struct Shell {
-    archive: BTreeMap<OrderId, Order>,
+    archive: BTreeMap<OrderId, (Order, Vec<OrderChange>)>,
 }
 
 impl Shell {
@@ -442,16 +561,28 @@ impl Shell {
             Command::Ship(_) => Some((OrderStatus::Shipped, None)),
             _ => None,
         };
+        let change = match &command {
+            Command::ChangeOrder(change) => Some(change.customer.clone()),
+            _ => None,
+        };
         let mut execution = core.execute(command, Timestamp(now));
         self.take(core);
         execution.reply = match (execution.reply, transition) {
+            (Err(CoreError::UnknownOrder(id)), None) if change.is_some() => {
+                match self.archive.get(&id) {
+                    Some((order, _)) => {
+                        answer_archived_change(order.clone(), change.flatten().as_ref())
+                    }
+                    None => Err(CoreError::UnknownOrder(id)),
+                }
+            }
             (Err(CoreError::UnknownOrder(id)), Some((to, customer))) => match self.archive.get(&id)
             {
-                Some(order) => answer_archived(order.clone(), to, customer.as_ref()),
+                Some((order, _)) => answer_archived(order.clone(), to, customer.as_ref()),
                 None => Err(CoreError::UnknownOrder(id)),
             },
             (Ok(Reply::ArchivedOrder { id }), _) => Ok(Reply::Order {
-                order: self.archive[&id].clone(),
+                order: self.archive[&id].0.clone(),
                 created: false,
             }),
             (reply, _) => reply,
@@ -460,15 +591,18 @@ impl Shell {
     }
 
     fn take(&mut self, core: &mut ShardCore) {
-        for order in core.take_retired() {
+        for (order, changes) in core.take_retired() {
             assert!(core.order(&order.id).is_none());
-            self.archive.insert(order.id, order);
+            assert!(core.changes_of(&order.id).is_empty());
+            self.archive.insert(order.id, (order, changes));
         }
         core.take_forgotten();
     }
 
     fn order(&self, core: &ShardCore, id: &OrderId) -> Option<Order> {
-        core.order(id).or_else(|| self.archive.get(id)).cloned()
+        core.order(id)
+            .or_else(|| self.archive.get(id).map(|(order, _)| order))
+            .cloned()
     }
 }
 
@@ -534,6 +668,22 @@ fn command(step: &Step, now: u64, ids: &[OrderId]) -> Command {
             id: order_id(*index),
         }),
         Step::ConfirmPaid(_) | Step::ShipPaid(_) => unreachable!("resolved before it runs"),
+        Step::Change {
+            index,
+            actor,
+            sku,
+            quantity,
+            key,
+        } => Command::ChangeOrder(
+            ChangeOrder::parse(
+                order_id(*index),
+                actor.map(customer_id),
+                sku.map(|sku| SKUS[sku]),
+                quantity.map(u64::from),
+                IdempotencyKey::parse(&format!("change-{key}")).unwrap(),
+            )
+            .expect("refused changes never reach the core (see the run loop)"),
+        ),
         Step::Expire => Command::ExpireDue(ExpireDue),
         Step::Retire => Command::Retire(Retire),
     }
@@ -545,6 +695,7 @@ type State = (
     RetainedImage,
     Vec<KeyEntry>,
     usize,
+    Vec<(OrderId, Vec<OrderChange>)>,
 );
 
 fn state_of(core: &ShardCore) -> State {
@@ -555,12 +706,18 @@ fn state_of(core: &ShardCore) -> State {
         .map(|(_, entry)| entry.clone())
         .collect();
     keys.sort_by_key(|entry| entry.order);
+    let mut changes: Vec<(OrderId, Vec<OrderChange>)> = core
+        .changes()
+        .map(|(id, history)| (*id, history.clone()))
+        .collect();
+    changes.sort_by_key(|(id, _)| *id);
     (
         core.sku_images(),
         orders,
         core.retained_image(),
         keys,
         core.live_order_count(),
+        changes,
     )
 }
 
@@ -579,6 +736,13 @@ proptest! {
             now += advance_ms;
             let step = &model.resolve(step);
             let expected = model.apply(step, now);
+            if let Step::Change { sku, quantity, .. } = step {
+                if (sku.is_none() && quantity.is_none()) || *quantity == Some(0) {
+                    // The front end refuses it; the core never sees it.
+                    prop_assert_eq!(expected, Some("invalid_field"));
+                    continue;
+                }
+            }
             let execution = shell.execute(&mut core, command(step, now, &ids), now);
             let got = execution.reply.as_ref().err().map(code);
             prop_assert_eq!(got, expected, "step {:?} at {}", step, now);
@@ -625,9 +789,10 @@ proptest! {
 
         // Checkpoint: the persisted fields alone rebuild the same state, and go on
         // numbering orders where the original left off.
-        let (images, orders, retained, _, _) = state_of(&core);
-        let restored =
+        let (images, orders, retained, _, _, changes) = state_of(&core);
+        let mut restored =
             ShardCore::restore(config(), core.next_order_number(), images, orders, retained).unwrap();
+        restored.restore_changes(changes).unwrap();
         restored.assert_consistent();
         prop_assert_eq!(state_of(&restored), state_of(&core));
         prop_assert_eq!(restored.next_order_number(), core.next_order_number());

@@ -55,7 +55,7 @@ impl Shard {
 
     fn run(&mut self, command: Command, now: u64) -> Result<Reply, CoreError> {
         let execution = self.core.execute(command, Timestamp(now));
-        for order in self.core.take_retired() {
+        for (order, _) in self.core.take_retired() {
             self.archive.insert(order.id, order);
         }
         self.core.take_forgotten();

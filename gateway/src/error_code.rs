@@ -39,5 +39,7 @@ pub fn core_error_code(error: &CoreError) -> &'static str {
         CoreError::InvalidField(_) => code::INVALID_FIELD,
         CoreError::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
         CoreError::OrderCapacityReached(_) => code::CAPACITY_REACHED,
+        CoreError::TooManyChanges { .. } => code::TOO_MANY_CHANGES,
+        CoreError::ChangeAcrossShards { .. } => code::CHANGE_ACROSS_SHARDS,
     }
 }

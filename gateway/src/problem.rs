@@ -135,7 +135,9 @@ fn node_error_status(error: &NodeError) -> StatusCode {
             | CoreError::InsufficientStock { .. }
             | CoreError::LimitExceeded { .. }
             | CoreError::SaleNotOpen { .. }
-            | CoreError::InvalidTransition { .. } => S::CONFLICT,
+            | CoreError::InvalidTransition { .. }
+            | CoreError::TooManyChanges { .. }
+            | CoreError::ChangeAcrossShards { .. } => S::CONFLICT,
             CoreError::UnknownSku(_) | CoreError::UnknownOrder(_) => S::NOT_FOUND,
             CoreError::InvalidField(_) | CoreError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
             CoreError::OrderCapacityReached(_) => S::SERVICE_UNAVAILABLE,

@@ -396,6 +396,26 @@ impl Fields {
         self.finish()?;
         Ok(Restock::parse(sku, quantity)?)
     }
+
+    /// Reads a change body for order `id`: `quantity` and/or `sku`, and
+    /// nothing else; the rules are `ChangeOrder::parse`'s.
+    pub fn into_change_order(
+        mut self,
+        id: flashgate_actors::domain::OrderId,
+        customer: Option<flashgate_actors::domain::CustomerId>,
+        key: IdempotencyKey,
+    ) -> Result<flashgate_actors::domain::ChangeOrder, RequestError> {
+        let quantity = self.optional_unsigned("quantity")?;
+        let sku = self.optional_string("sku")?;
+        self.finish()?;
+        Ok(flashgate_actors::domain::ChangeOrder::parse(
+            id,
+            customer,
+            sku.as_deref(),
+            quantity,
+            key,
+        )?)
+    }
 }
 
 fn invalid(field: &'static str, rule: &str) -> RequestError {
@@ -644,6 +664,48 @@ pub struct OrderBody<'a> {
     pub reserved_until: TimeText,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: TimeText,
+    /// The order's changes before it shipped, oldest first (in the answers
+    /// of `GET /v1/orders/{id}` and `PATCH /v1/orders/{id}`; absent in the
+    /// others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<OrderChangeBody>>)]
+    pub changes: Option<Vec<OrderChangeBody<'a>>>,
+}
+
+/// One change of an order: what it held before and after, and when.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OrderChange)]
+pub struct OrderChangeBody<'a> {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: TimeText,
+    pub from_sku: &'a str,
+    pub from_quantity: u32,
+    pub to_sku: &'a str,
+    pub to_quantity: u32,
+}
+
+impl<'a> OrderBody<'a> {
+    /// The order with its history.
+    pub fn with_changes(
+        order: &'a Order,
+        changes: &'a [flashgate_actors::domain::OrderChange],
+    ) -> OrderBody<'a> {
+        OrderBody {
+            changes: Some(
+                changes
+                    .iter()
+                    .map(|change| OrderChangeBody {
+                        at: TimeText(change.at),
+                        from_sku: change.from_sku.as_str(),
+                        from_quantity: change.from_quantity,
+                        to_sku: change.to_sku.as_str(),
+                        to_quantity: change.to_quantity,
+                    })
+                    .collect(),
+            ),
+            ..OrderBody::from(order)
+        }
+    }
 }
 
 fn order_status_schema() -> utoipa::openapi::Object {
@@ -670,6 +732,7 @@ impl<'a> From<&'a Order> for OrderBody<'a> {
             created_at: TimeText(order.created_at),
             reserved_until: TimeText(order.reserved_until),
             updated_at: TimeText(order.updated_at),
+            changes: None,
         }
     }
 }
@@ -737,6 +800,18 @@ pub struct PlaceOrderRequest {
     /// characters.
     #[schema(min_length = 1, max_length = 64, examples("alice"))]
     pub customer_id: String,
+}
+
+/// `PATCH /v1/orders/{order_id}`: what the order becomes; at least one member.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeOrderRequest {
+    /// At most the SKU's `max_quantity_per_order`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub quantity: Option<u32>,
+    /// Another SKU of the same shard (another size or colour).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", examples("tee-black-l"))]
+    pub sku: Option<String>,
 }
 
 /// `PUT /v1/skus/{sku}`: create a SKU (with `stock`) or change its settings.

@@ -12,6 +12,11 @@ pub const INVALID_TRANSITION: &str = "invalid_transition";
 pub const INVALID_FIELD: &str = "invalid_field";
 pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
 pub const CAPACITY_REACHED: &str = "capacity_reached";
+/// The order took its most changes (`CHANGES_PER_ORDER_MAX`); cancel it and
+/// place a new one.
+pub const TOO_MANY_CHANGES: &str = "too_many_changes";
+/// An order's new SKU is kept by another shard than the order.
+pub const CHANGE_ACROSS_SHARDS: &str = "change_across_shards";
 pub const OVERLOADED: &str = "overloaded";
 pub const STORAGE_FAILED: &str = "storage_failed";
 pub const SHUTTING_DOWN: &str = "shutting_down";

@@ -198,7 +198,8 @@ pub struct StateDigest {
 
 impl StateDigest {
     pub fn add(&mut self, order: &Order) {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &encode_archived_order(order));
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, &encode_archived_order(order, &[]));
         for (lane, bytes) in self.orders_sum.iter_mut().zip(digest.as_ref().chunks(8)) {
             *lane = lane.wrapping_add(u64::from_be_bytes(bytes.try_into().expect("8 bytes")));
         }

@@ -3,7 +3,7 @@
 
 use bincode::{Decode, Encode};
 
-use super::order::Order;
+use super::order::{Order, OrderChange};
 use super::sku::SkuSettings;
 use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
@@ -53,5 +53,11 @@ pub enum Event {
     OrderShipped {
         id: OrderId,
         at: Timestamp,
+    },
+    /// A reserved or confirmed order now holds `change.to_quantity` units of
+    /// `change.to_sku` (a SKU of the same shard) instead of what it held.
+    OrderChanged {
+        id: OrderId,
+        change: OrderChange,
     },
 }

@@ -13,13 +13,15 @@ mod text;
 pub mod types;
 
 pub use command::{
-    Cancel, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply, Restock, Retire,
-    Ship,
+    Cancel, ChangeOrder, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply,
+    Restock, Retire, Ship,
 };
 pub use event::Event;
 pub use gate::SkuGate;
-pub use order::{Order, OrderStatus};
-pub use retention::{answer_archived, KeyEntry, RetainedImage, RetainedKey, Retention};
+pub use order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
+pub use retention::{
+    answer_archived, answer_archived_change, KeyEntry, RetainedImage, RetainedKey, Retention,
+};
 pub use shard::{Execution, InconsistentEvent, ShardConfig, ShardCore, SkuImage, Touched};
 pub use sku::{RequestedSettings, Sku, SkuSettings, SkuStock, QUANTITY_PER_ORDER_MAX, STOCK_MAX};
 pub use types::{

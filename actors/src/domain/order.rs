@@ -44,6 +44,23 @@ impl OrderStatus {
     }
 }
 
+/// Most changes one order takes: its history stays small enough for one log
+/// record and one archive value.
+pub const CHANGES_PER_ORDER_MAX: usize = 16;
+
+/// One change of an order before it shipped: its SKU and quantity before and
+/// after, when, and under which idempotency key (a retry of the change under
+/// the same key changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct OrderChange {
+    pub at: Timestamp,
+    pub from_sku: SkuId,
+    pub from_quantity: u32,
+    pub to_sku: SkuId,
+    pub to_quantity: u32,
+    pub key: IdempotencyKey,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Order {
     pub id: OrderId,

@@ -146,6 +146,27 @@ pub struct RetainedImage {
     pub keys: Vec<RetainedKey>,
 }
 
+/// What a change of an order that left memory answers: it is finished or
+/// settled, so `invalid_transition`; with `customer`, another customer's
+/// order is unknown, as in memory.
+pub fn answer_archived_change(
+    order: Order,
+    customer: Option<&CustomerId>,
+) -> Result<Reply, CoreError> {
+    if customer.is_some_and(|customer| order.customer != *customer) {
+        return Err(CoreError::UnknownOrder(order.id));
+    }
+    Err(CoreError::InvalidTransition {
+        id: order.id,
+        from: if order.status.is_sold() {
+            "settled"
+        } else {
+            order.status.as_str()
+        },
+        to: "changed",
+    })
+}
+
 /// What `Confirm`, `Cancel` or `Ship` (`to`) of an order that left memory
 /// answers, given its archived last state: the order unchanged when it already
 /// has that status (or, for a confirm, was shipped), else

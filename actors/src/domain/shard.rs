@@ -10,7 +10,7 @@ use bincode::{Decode, Encode};
 use super::command::{Command, CoreError, Reply};
 use super::due::DueQueue;
 use super::event::Event;
-use super::order::{Order, OrderStatus};
+use super::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
 use super::types::{CustomerId, IdMap, IdempotencyKey, OrderId, SkuId, Timestamp};
@@ -91,8 +91,11 @@ pub struct ShardCore {
     key_queue: BTreeSet<(Timestamp, CustomerId, IdempotencyKey)>,
     /// Per SKU, the units of settled orders (confirmed orders that left memory).
     settled: IdMap<SkuId, Settled>,
-    /// Orders that left memory since the shell last took them: it archives them.
-    retired: Vec<Order>,
+    /// The history of every changed order in memory (`OrderChanged`).
+    changes: IdMap<OrderId, Vec<OrderChange>>,
+    /// Orders that left memory since the shell last took them, with their
+    /// history: it archives them.
+    retired: Vec<(Order, Vec<OrderChange>)>,
     /// Keys forgotten since the shell last took them.
     forgotten: Vec<(CustomerId, IdempotencyKey)>,
     next_order_number: u64,
@@ -112,6 +115,7 @@ impl ShardCore {
             retire_queue: DueQueue::new(),
             key_queue: BTreeSet::new(),
             settled: IdMap::default(),
+            changes: IdMap::default(),
             retired: Vec::new(),
             forgotten: Vec::new(),
             next_order_number: 1,
@@ -148,6 +152,11 @@ impl ShardCore {
                 Some(order) => Touched::One(&order.sku),
                 None => Touched::Any,
             },
+            // Two SKUs when it moved between them.
+            Event::OrderChanged { change, .. } if change.from_sku == change.to_sku => {
+                Touched::One(&change.to_sku)
+            }
+            Event::OrderChanged { .. } => Touched::Any,
             Event::OrdersRetired { .. } | Event::KeysForgotten { .. } => Touched::Nothing,
         }
     }
@@ -162,6 +171,60 @@ impl ShardCore {
 
     pub fn orders(&self) -> impl Iterator<Item = &Order> {
         self.orders.values()
+    }
+
+    /// The changes of order `id` (in memory), oldest first.
+    pub fn changes_of(&self, id: &OrderId) -> &[OrderChange] {
+        self.changes.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every changed order in memory with its history (for a checkpoint).
+    pub fn changes(&self) -> impl Iterator<Item = (&OrderId, &Vec<OrderChange>)> {
+        self.changes.iter()
+    }
+
+    /// Puts back the history of orders restored from a checkpoint; each must
+    /// be an order in memory whose SKU and quantity are its last change's.
+    pub fn restore_changes(
+        &mut self,
+        changes: impl IntoIterator<Item = (OrderId, Vec<OrderChange>)>,
+    ) -> Result<(), InconsistentEvent> {
+        for (id, history) in changes {
+            let order = self
+                .orders
+                .get(&id)
+                .ok_or_else(|| inconsistent(format!("changes of unknown order {id}")))?;
+            let last = history
+                .last()
+                .ok_or_else(|| inconsistent(format!("an empty history of order {id}")))?;
+            if last.to_sku != order.sku
+                || last.to_quantity != order.quantity
+                || history.len() > CHANGES_PER_ORDER_MAX
+            {
+                return Err(inconsistent(format!(
+                    "the history of order {id} does not end in its SKU and quantity"
+                )));
+            }
+            // The order's key stands for the request that placed it: what
+            // the order held before its first change.
+            if let Some(key) = &order.idempotency_key {
+                let first = &history[0];
+                if let Some(entry) = self
+                    .by_idempotency_key
+                    .get_mut(&(order.customer.clone(), key.clone()))
+                    .filter(|entry| entry.order == id)
+                {
+                    entry.sku = first.from_sku.clone();
+                    entry.quantity = first.from_quantity;
+                }
+            }
+            if self.changes.insert(id, history).is_some() {
+                return Err(inconsistent(format!(
+                    "the history of order {id} stored twice"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Orders in memory (live, and finished within their retention).
@@ -201,7 +264,7 @@ impl ShardCore {
 
     /// Takes the orders that left memory since the last call. The shell must
     /// archive each before it answers anything that reflects their leaving.
-    pub fn take_retired(&mut self) -> Vec<Order> {
+    pub fn take_retired(&mut self) -> Vec<(Order, Vec<OrderChange>)> {
         std::mem::take(&mut self.retired)
     }
 
@@ -326,6 +389,7 @@ impl ShardCore {
                 // Sold it was and sold it stays: no counter moves.
                 self.transition(id, OrderStatus::Shipped, *at)?;
             }
+            Event::OrderChanged { id, change } => self.apply_changed(id, change)?,
             Event::OrdersRetired { ids } => {
                 for id in ids {
                     self.retire(id)?;
@@ -372,7 +436,8 @@ impl ShardCore {
                 }
             }
         }
-        self.retired.push(order);
+        let changes = self.changes.remove(id).unwrap_or_default();
+        self.retired.push((order, changes));
         Ok(())
     }
 
@@ -394,6 +459,66 @@ impl ShardCore {
         self.key_queue.remove(&(at, key.0.clone(), key.1.clone()));
         self.by_idempotency_key.remove(key);
         self.forgotten.push(key.clone());
+        Ok(())
+    }
+
+    /// The order gives back what it held and takes what `change` says, on
+    /// the same SKU or another of this shard, keeping its status.
+    fn apply_changed(
+        &mut self,
+        id: &OrderId,
+        change: &OrderChange,
+    ) -> Result<(), InconsistentEvent> {
+        let order = self
+            .orders
+            .get(id)
+            .ok_or_else(|| inconsistent(format!("changed order {id} is unknown")))?;
+        if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed)
+            || order.sku != change.from_sku
+            || order.quantity != change.from_quantity
+        {
+            return Err(inconsistent(format!(
+                "order {id} ({}, {} of {}) cannot take a change from {} of {}",
+                order.status.as_str(),
+                order.quantity,
+                order.sku,
+                change.from_quantity,
+                change.from_sku
+            )));
+        }
+        if self.changes_of(id).len() >= CHANGES_PER_ORDER_MAX {
+            return Err(inconsistent(format!("order {id} changed too often")));
+        }
+        let (customer, status) = (order.customer.clone(), order.status);
+        let from = u64::from(change.from_quantity);
+        let to = u64::from(change.to_quantity);
+        let sku = self.sku_mut(&change.from_sku)?;
+        match status {
+            OrderStatus::Reserved => sku.reserved -= from,
+            _ => sku.sold -= from,
+        }
+        sku.available += from;
+        sku.release(&customer, from);
+        sku.assert_invariants();
+        let sku = self.sku_mut(&change.to_sku)?;
+        if sku.available < to {
+            return Err(inconsistent(format!(
+                "order {id} changes to {to} of sku {} with only {} available",
+                change.to_sku, sku.available
+            )));
+        }
+        sku.available -= to;
+        match status {
+            OrderStatus::Reserved => sku.reserved += to,
+            _ => sku.sold += to,
+        }
+        sku.hold(&customer, to);
+        sku.assert_invariants();
+        let to_sku = sku.id.clone();
+        let order = self.orders.get_mut(id).expect("checked above");
+        order.sku = to_sku;
+        order.quantity = change.to_quantity;
+        self.changes.entry(*id).or_default().push(change.clone());
         Ok(())
     }
 

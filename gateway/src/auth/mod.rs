@@ -8,14 +8,15 @@
 //! 2. An operator reads what operators watch (`/metrics`, `/v1/cluster`, every
 //!    SKU including sales not yet open, any order) and changes nothing.
 //! 3. A service (a trusted upstream such as the shop's back end) places
-//!    orders for any customer, reads and cancels any order, reads every SKU.
+//!    orders for any customer, reads, changes and cancels any order, reads
+//!    every SKU.
 //!    It may not confirm: payment is not its word.
 //! 4. Payments reads, confirms and cancels any order (payment succeeded or
 //!    failed), and nothing else. Fulfilment (the warehouse) reads and ships
 //!    any order, and nothing else.
 //! 5. A buyer (a signed token whose subject is the customer id) places
 //!    orders for itself only (the body's `customer_id` must be its subject),
-//!    reads and cancels only its own orders (another's is "unknown order", as
+//!    reads, changes and cancels only its own orders (another's is "unknown order", as
 //!    if absent), never confirms, and sees only SKUs whose sale has opened.
 //! 6. No credential: the catalogue of opened sales, nothing else; on a node
 //!    in development mode (`buyer_auth = development`, no buyer credentials)
@@ -93,6 +94,8 @@ pub enum Action {
     ConfirmOrder,
     /// Hand a confirmed order to the carrier.
     ShipOrder,
+    /// Change an order's quantity or SKU before it ships.
+    ChangeOrder,
     /// Read SKUs (which ones: `Caller::sees_unopened_skus`).
     ReadSkus,
     /// Create, change or restock a SKU.
@@ -123,6 +126,7 @@ impl Action {
             Action::CancelOrder => "cancel orders",
             Action::ConfirmOrder => "confirm orders (payment)",
             Action::ShipOrder => "ship orders (fulfilment)",
+            Action::ChangeOrder => "change orders",
             Action::ReadSkus => "read SKUs",
             Action::WriteSku => "change SKUs",
             Action::ReadOperations => "read operations data",
@@ -191,13 +195,16 @@ pub fn authorize(caller: &Caller, action: Action) -> Result<Scope, Refusal> {
         (C::Admin, _) => true,
         (_, A::ReadSkus) => true,
         (C::Operator, A::ReadOrder | A::ReadOperations) => true,
-        (C::Service, A::PlaceOrder | A::ReadOrder | A::CancelOrder) => true,
+        (C::Service, A::PlaceOrder | A::ReadOrder | A::CancelOrder | A::ChangeOrder) => true,
         (C::Payments, A::ReadOrder | A::ConfirmOrder | A::CancelOrder) => true,
         (C::Fulfilment, A::ReadOrder | A::ShipOrder) => true,
-        (C::Buyer(subject), A::PlaceOrder | A::ReadOrder | A::CancelOrder) => {
+        (C::Buyer(subject), A::PlaceOrder | A::ReadOrder | A::CancelOrder | A::ChangeOrder) => {
             return Ok(Scope::Customer(subject.clone()));
         }
-        (C::Development, A::PlaceOrder | A::ReadOrder | A::CancelOrder | A::ConfirmOrder) => true,
+        (
+            C::Development,
+            A::PlaceOrder | A::ReadOrder | A::CancelOrder | A::ConfirmOrder | A::ChangeOrder,
+        ) => true,
         _ => false,
     };
     if allowed {
@@ -245,6 +252,7 @@ mod tests {
             Action::CancelOrder,
             Action::ConfirmOrder,
             Action::ShipOrder,
+            Action::ChangeOrder,
             Action::ReadSkus,
             Action::WriteSku,
             Action::ReadOperations,
@@ -253,14 +261,14 @@ mod tests {
         ];
         // Rows: callers in the order above; columns: actions in the order above.
         let expected = [
-            "-----A----", // anonymous
-            "AAAA-A----", // development
-            "OOO--A----", // buyer
-            "AAA--A----", // service
-            "-AAA-A----", // payments
-            "-A--AA----", // fulfilment
-            "-A---A-A--", // operator
-            "AAAAAAAAAA", // admin
+            "------A----", // anonymous
+            "AAAA-AA----", // development
+            "OOO--OA----", // buyer
+            "AAA--AA----", // service
+            "-AAA--A----", // payments
+            "-A--A-A----", // fulfilment
+            "-A----A-A--", // operator
+            "AAAAAAAAAAA", // admin
         ];
         for (caller, row) in callers.iter().zip(expected) {
             let got: String = actions

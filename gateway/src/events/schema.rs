@@ -71,7 +71,8 @@ pub fn order_needing_facts(event: &Event) -> Option<OrderId> {
         Event::OrderConfirmed { id, .. }
         | Event::OrderCancelled { id, .. }
         | Event::OrderExpired { id, .. }
-        | Event::OrderShipped { id, .. } => Some(*id),
+        | Event::OrderShipped { id, .. }
+        | Event::OrderChanged { id, .. } => Some(*id),
         _ => None,
     }
 }
@@ -163,6 +164,23 @@ pub fn message(
                 "order.shipped",
                 order_subject(prefix, facts.map(|f| &f.sku)),
                 Some(*at),
+            )
+        }
+        Event::OrderChanged { id, change } => {
+            body.insert("order_id".into(), json!(id.to_string()));
+            body.insert("sku".into(), json!(change.to_sku.as_str()));
+            body.insert("quantity".into(), json!(change.to_quantity));
+            body.insert("from_sku".into(), json!(change.from_sku.as_str()));
+            body.insert("from_quantity".into(), json!(change.from_quantity));
+            if let Some(facts) = facts {
+                body.insert("customer_id".into(), json!(facts.customer.as_str()));
+            }
+            // On the new SKU's subject; a consumer of the old SKU's subject
+            // learns of it from the next event there (none: the order left).
+            (
+                "order.changed",
+                order_subject(prefix, Some(&change.to_sku)),
+                Some(change.at),
             )
         }
         Event::OrdersRetired { .. } | Event::KeysForgotten { .. } => return None,

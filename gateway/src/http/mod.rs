@@ -65,7 +65,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/orders/{order_id}")
                 .route(web::get().to(orders::get))
-                .default_service(allow("GET")),
+                .route(web::patch().to(orders::change))
+                .default_service(allow("GET, PATCH")),
         )
         .service(
             web::resource("/v1/orders/{order_id}/confirm")

@@ -37,6 +37,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::orders_read::read,
         super::orders::confirm,
         super::orders::ship,
+        super::orders::change,
         super::orders::cancel,
         super::skus::list,
         super::skus::get,

@@ -8,7 +8,7 @@ use super::caller::allowed;
 use super::{json, read_answer, AppState};
 use crate::auth::Action;
 use crate::request::{order_id, RequestError};
-use crate::wire::{read_order, OrderBody};
+use crate::wire::{read_object, read_order, OrderBody};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -110,8 +110,14 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RequestError> {
     let (_, scope) = allowed(&request, &state, Action::ReadOrder)?;
-    let order = state.node.order(order_id(&path)?, scope.customer()).await?;
-    Ok(read_answer(&state, &OrderBody::from(&order)))
+    let (order, changes) = state
+        .node
+        .order_history(order_id(&path)?, scope.customer())
+        .await?;
+    Ok(read_answer(
+        &state,
+        &OrderBody::with_changes(&order, &changes),
+    ))
 }
 
 /// Payment succeeded: payments (or admin) credentials only.
@@ -170,6 +176,70 @@ pub async fn ship(
     allowed(&request, &state, Action::ShipOrder)?;
     let order = state.node.ship(order_id(&path)?).await?;
     Ok(json(StatusCode::OK, &OrderBody::from(&order)))
+}
+
+/// A buyer changes only its own orders: another's is `unknown_order`.
+#[utoipa::path(
+    patch,
+    operation_id = "change_order",
+    path = "/v1/orders/{order_id}",
+    tag = "orders",
+    summary = "Change a reserved or confirmed order's quantity and/or SKU, all or nothing",
+    description = "More units are taken only if stock and the per-customer limit allow; fewer go back to stock at once. \
+        A refusal leaves the order as it was. The order keeps its id, status and times; the change joins its `changes`. \
+        The new SKU must be kept by the same shard as the order (else `change_across_shards`). \
+        Under an `Idempotency-Key` (required): a retry with the same key and body answers the order as it is, with another body `idempotency_key_reused`.",
+    params(
+        ("order_id" = String, Path, description = "`<epoch>-<shard>-<number>`, e.g. `1-3-1042`", example = "1-3-1042"),
+        ("Idempotency-Key" = String, Header, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the order", min_length = 1, max_length = 64),
+    ),
+    request_body(content = crate::wire::ChangeOrderRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed (or unchanged: the same request again, or nothing to change), with its history", body = crate::wire::OrderBody),
+        (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 404, description = "`unknown_order`, `unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`invalid_transition` (the order is not reserved or confirmed), `sold_out`, `insufficient_stock`, `limit_exceeded`, `sale_not_open`, `too_many_changes`, `change_across_shards`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 422, description = "`invalid_field` (the detail names the member or header and its rule; `Idempotency-Key` is required), `idempotency_key_reused`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn change(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RequestError> {
+    let (_, scope) = allowed(&request, &state, Action::ChangeOrder)?;
+    let id = order_id(&path)?;
+    let key = match request.headers().get(IDEMPOTENCY_KEY) {
+        None => {
+            return Err(InvalidField::new(
+                "Idempotency-Key",
+                "is required: a change is retried safely under it",
+            )
+            .into())
+        }
+        Some(value) => IdempotencyKey::parse(
+            value
+                .to_str()
+                .map_err(|_| InvalidField::new("Idempotency-Key", "must be printable ASCII"))?,
+        )?,
+    };
+    let customer = scope.into_customer();
+    let command = read_object(&request, payload, state.body)
+        .await?
+        .into_change_order(id, customer.clone(), key)?;
+    state.node.change_order(command).await?;
+    let (order, changes) = state.node.order_history(id, customer.as_ref()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &OrderBody::with_changes(&order, &changes),
+    ))
 }
 
 /// A buyer cancels only its own orders: another's is `unknown_order`.

@@ -2,6 +2,7 @@
 //! reads the shard, returns the reply and the events that carry it out; the
 //! shard applies those events, so nothing here mutates state directly.
 
+mod change_order;
 mod expire_due;
 mod place_order;
 mod put_sku;
@@ -9,6 +10,7 @@ mod restock;
 mod retire;
 mod transition;
 
+pub use change_order::ChangeOrder;
 pub use expire_due::ExpireDue;
 pub use place_order::PlaceOrder;
 pub use put_sku::PutSku;
@@ -30,6 +32,7 @@ pub enum Command {
     Confirm(Confirm),
     Cancel(Cancel),
     Ship(Ship),
+    ChangeOrder(ChangeOrder),
     ExpireDue(ExpireDue),
     Retire(Retire),
 }
@@ -97,6 +100,10 @@ pub enum CoreError {
     IdempotencyKeyReused,
     #[error("the shard holds its maximum of {0} live orders; retry when some are confirmed, cancelled or expired")]
     OrderCapacityReached(usize),
+    #[error("order {id} was changed {max} times, the most an order takes; cancel it and place a new one")]
+    TooManyChanges { id: OrderId, max: usize },
+    #[error("order {id} cannot move to sku {sku}: it is kept by another shard of this node; cancel the order and place a new one for {sku}")]
+    ChangeAcrossShards { id: OrderId, sku: SkuId },
 }
 
 impl Command {
@@ -114,6 +121,7 @@ impl Command {
             Command::Confirm(command) => command.decide(shard, now, &mut events),
             Command::Cancel(command) => command.decide(shard, now, &mut events),
             Command::Ship(command) => command.decide(shard, now, &mut events),
+            Command::ChangeOrder(command) => command.decide(shard, now, &mut events),
             Command::ExpireDue(command) => command.decide(shard, now, &mut events),
             Command::Retire(command) => command.decide(shard, now, &mut events),
         };
