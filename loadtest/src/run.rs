@@ -20,7 +20,7 @@ use crate::order_flow::{lock, Engine};
 use crate::progress::{self, ProgressMode};
 use crate::recorder::Recorder;
 use crate::report::{Latencies, NodeSwitchRecord, Report, SkuState, TargetState, Totals};
-use crate::scenario::{nodes_of, LoadModel, QuicTrust, Scenario};
+use crate::scenario::{nodes_of, LoadModel, Scenario, ServerTrust};
 use crate::schedule;
 use crate::target::{Client, Endpoint, Target, Transport};
 use crate::workload::{sku_names, Workload};
@@ -55,9 +55,11 @@ fn failover(scenario: &Scenario) -> FailoverConfig {
 pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, LoadtestError> {
     let mut endpoints = Vec::new();
     if scenario.uses_http() {
+        let trust = trust(scenario)?;
         for url in &scenario.http {
             let http = |credential: Option<&String>| {
                 let mut config = HttpConfig::with_base_urls(nodes_of(url));
+                config.trust = trust.clone();
                 config.admin_token = scenario.admin_token.clone();
                 config.credential = credential.cloned();
                 config.request_timeout = scenario.request_timeout();
@@ -80,25 +82,12 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
         }
     }
     if scenario.uses_quic() {
-        let trust = match scenario.quic_trust() {
-            Some(QuicTrust::Fingerprint(hex)) => {
-                Trust::Fingerprint(hex.parse().map_err(|error: ClientError| {
-                    LoadtestError::config("--fingerprint", error.to_string())
-                })?)
-            }
-            Some(QuicTrust::Certificate(path)) => {
-                Trust::Certificate(std::fs::read(&path).map_err(|error| {
-                    LoadtestError::config("--cert", format!("{}: {error}", path.display()))
-                })?)
-            }
-            Some(QuicTrust::InsecureAcceptAnyCertificate) => Trust::InsecureAcceptAnyCertificate,
-            None => {
-                return Err(LoadtestError::config(
-                    "--fingerprint/--cert/--insecure-accept-any-certificate",
-                    "QUIC targets need one of them",
-                ))
-            }
-        };
+        let trust = trust(scenario)?.ok_or_else(|| {
+            LoadtestError::config(
+                "--fingerprint/--cert/--insecure-accept-any-certificate",
+                "QUIC targets need one of them",
+            )
+        })?;
         for address in &scenario.quic {
             let addrs = nodes_of(address)
                 .into_iter()
@@ -153,6 +142,25 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
         }
     }
     Ok(endpoints)
+}
+
+/// The server certificate trust the flags give (`--fingerprint`, `--cert`,
+/// `--insecure-accept-any-certificate`), for QUIC and `https://` targets alike.
+fn trust(scenario: &Scenario) -> Result<Option<Trust>, LoadtestError> {
+    Ok(match scenario.server_trust() {
+        Some(ServerTrust::Fingerprint(hex)) => Some(Trust::Fingerprint(hex.parse().map_err(
+            |error: ClientError| LoadtestError::config("--fingerprint", error.to_string()),
+        )?)),
+        Some(ServerTrust::Certificate(path)) => {
+            Some(Trust::Certificate(std::fs::read(&path).map_err(
+                |error| LoadtestError::config("--cert", format!("{}: {error}", path.display())),
+            )?))
+        }
+        Some(ServerTrust::InsecureAcceptAnyCertificate) => {
+            Some(Trust::InsecureAcceptAnyCertificate)
+        }
+        None => None,
+    })
 }
 
 /// Streams the load tester opens on one QUIC connection at most: a node's

@@ -77,15 +77,17 @@ pub enum Popularity {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
-    /// HTTP targets: base URLs (`http://host:port`), comma-separated for the
-    /// nodes of one cluster.
+    /// HTTP targets: base URLs (`http://host:port` or `https://host:port`),
+    /// comma-separated for the nodes of one cluster.
     pub http: Vec<String>,
     /// QUIC targets: addresses (`IP:port`, UDP), comma-separated for the nodes
     /// of one cluster.
     pub quic: Vec<String>,
-    /// SHA-256 of the QUIC server certificate, 64 hex digits.
+    /// SHA-256 of the server certificate (QUIC and `https://` targets), 64
+    /// hex digits.
     pub fingerprint: Option<String>,
-    /// PEM or DER certificate file the QUIC server must present.
+    /// PEM or DER certificate file (the server's, or its CA's) that QUIC and
+    /// `https://` servers must present.
     pub cert: Option<PathBuf>,
     pub insecure_accept_any_certificate: bool,
     /// `None`: every given target.
@@ -229,15 +231,18 @@ pub struct Flags {
     #[arg(long, value_name = "ADDR[,ADDR...]")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quic: Vec<String>,
-    /// Pin the QUIC server certificate by its SHA-256 (64 hex digits).
+    /// Pin the server certificate (QUIC and https:// targets) by its SHA-256
+    /// (64 hex digits).
     #[arg(long, value_name = "HEX")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    /// Trust this PEM/DER certificate for QUIC.
+    /// Trust this PEM/DER certificate, or the CA it is, for QUIC and https://
+    /// targets.
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert: Option<PathBuf>,
-    /// INSECURE: accept any QUIC certificate (throwaway local tests only).
+    /// INSECURE: accept any QUIC or HTTPS certificate (throwaway local tests
+    /// only).
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub insecure_accept_any_certificate: bool,
@@ -398,9 +403,9 @@ pub fn nodes_of(target: &str) -> Vec<&str> {
     target.split(NODE_SEPARATOR).map(str::trim).collect()
 }
 
-/// How the QUIC server's certificate is trusted.
+/// How the server's certificate is trusted, over QUIC and HTTPS alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QuicTrust {
+pub enum ServerTrust {
     Fingerprint(String),
     Certificate(PathBuf),
     InsecureAcceptAnyCertificate,
@@ -479,10 +484,10 @@ impl Scenario {
         let trusts = usize::from(self.fingerprint.is_some())
             + usize::from(self.cert.is_some())
             + usize::from(self.insecure_accept_any_certificate);
-        if self.uses_quic() && trusts != 1 {
+        if (self.uses_quic() || self.uses_https()) && trusts != 1 {
             return bad(
                 "--fingerprint/--cert/--insecure-accept-any-certificate",
-                "QUIC targets need exactly one of them".into(),
+                "QUIC and https:// targets need exactly one of them".into(),
             );
         }
         if !(1..=BATCH_MAX).contains(&self.batch) {
@@ -618,16 +623,27 @@ impl Scenario {
         !self.http.is_empty() && self.transport != Some(TransportChoice::Quic)
     }
 
-    /// The QUIC trust, if QUIC is used (validated to be exactly one).
-    pub fn quic_trust(&self) -> Option<QuicTrust> {
+    /// Whether an `https://` node takes part in the run.
+    pub fn uses_https(&self) -> bool {
+        self.uses_http()
+            && self.http.iter().any(|target| {
+                nodes_of(target)
+                    .iter()
+                    .any(|node| node.starts_with("https://"))
+            })
+    }
+
+    /// The certificate trust, for QUIC and `https://` targets (validated to
+    /// be exactly one when they are used).
+    pub fn server_trust(&self) -> Option<ServerTrust> {
         if let Some(hex) = &self.fingerprint {
-            return Some(QuicTrust::Fingerprint(hex.clone()));
+            return Some(ServerTrust::Fingerprint(hex.clone()));
         }
         if let Some(path) = &self.cert {
-            return Some(QuicTrust::Certificate(path.clone()));
+            return Some(ServerTrust::Certificate(path.clone()));
         }
         self.insecure_accept_any_certificate
-            .then_some(QuicTrust::InsecureAcceptAnyCertificate)
+            .then_some(ServerTrust::InsecureAcceptAnyCertificate)
     }
 
     pub fn duration(&self) -> Duration {
@@ -718,6 +734,13 @@ mod tests {
         bad.quic = vec!["127.0.0.1:4433".into()];
         let error = Scenario::load(&bad).unwrap_err().to_string();
         assert!(error.contains("--fingerprint"), "{error}");
+
+        let mut bad = flags();
+        bad.http = vec!["https://localhost:8443".into()];
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("https://"), "{error}");
+        bad.insecure_accept_any_certificate = true;
+        assert!(Scenario::load(&bad).unwrap().uses_https());
 
         let mut bad = flags();
         bad.confirm_ratio = Some(0.8);
