@@ -78,6 +78,9 @@ pub enum RequestError {
     /// Over a rate limit (`rate_limit`): which policy, and when to retry.
     #[error("over the rate limit {}: {} requests, then {} per second; retry in {} s", .0.policy, .0.burst, .0.per_sec, .0.retry_after_secs)]
     RateLimited(crate::rate_limit::Limited),
+    /// A waiting room's refusal (`crate::waiting_room`).
+    #[error("{0}")]
+    WaitingRoom(crate::waiting_room::Refusal),
     /// A backup was asked of a node that is sending one already.
     #[error("this node is sending a backup already ({0} at a time); wait for it to finish")]
     BackupInProgress(usize),
@@ -109,6 +112,7 @@ impl RequestError {
             RequestError::TooManyInFlight(_) => code::TOO_MANY_IN_FLIGHT,
             RequestError::RateLimited(_) => code::RATE_LIMITED,
             RequestError::BackupInProgress(_) => "backup_in_progress",
+            RequestError::WaitingRoom(refusal) => refusal.code(),
         }
     }
 
@@ -352,7 +356,7 @@ impl RequestMetrics {
 
 #[cfg(test)]
 pub(crate) fn one_of_each() -> Vec<RequestError> {
-    let refusals = vec![
+    let mut refusals = vec![
         RequestError::Node(NodeError::ShuttingDown),
         RequestError::InvalidField(InvalidField::new("quantity", "must be 1")),
         RequestError::UnknownMember("colour".into()),
@@ -384,6 +388,11 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
         }),
         RequestError::BackupInProgress(1),
     ];
+    refusals.extend(
+        crate::waiting_room::Refusal::one_of_each()
+            .into_iter()
+            .map(RequestError::WaitingRoom),
+    );
     for refusal in &refusals {
         match refusal {
             RequestError::Node(_)
@@ -407,7 +416,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::HeadersTooLarge(_)
             | RequestError::TooManyInFlight(_)
             | RequestError::RateLimited(_)
-            | RequestError::BackupInProgress(_) => {}
+            | RequestError::BackupInProgress(_)
+            | RequestError::WaitingRoom(_) => {}
         }
     }
     refusals

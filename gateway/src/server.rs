@@ -147,6 +147,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // After `install_metrics`: the counters' handles come from its recorder.
     let requests = Arc::new(crate::request::RequestMetrics::default());
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(&config.rate_limits()));
+    let waiting_rooms = Arc::new(
+        crate::waiting_room::WaitingRooms::open(config.waiting_rooms()?)
+            .map_err(crate::config::ConfigError::Invalid)?,
+    );
     let alerts = Arc::new(start_alerts(&config)?);
     let replication_slot = Arc::new(std::sync::OnceLock::new());
     let quic_admin_token = token.clone();
@@ -160,6 +164,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
+        waiting_rooms: Arc::clone(&waiting_rooms),
         alerts: Arc::clone(&alerts),
     });
     let workers = config.http_workers.unwrap_or_else(Config::cores);
@@ -208,6 +213,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 Arc::clone(&gatekeeper),
                 Arc::clone(&requests),
                 Arc::clone(&rate_limits),
+                Arc::clone(&waiting_rooms),
             )
             .await?,
         )
@@ -508,6 +514,7 @@ async fn start_quic(
     gatekeeper: Arc<crate::auth::Gatekeeper>,
     requests: Arc<crate::request::RequestMetrics>,
     rate_limits: Arc<crate::rate_limit::RateLimits>,
+    waiting_rooms: Arc<crate::waiting_room::WaitingRooms>,
 ) -> Result<QuicServer, ServeError> {
     let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
     let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
@@ -537,6 +544,7 @@ async fn start_quic(
         gatekeeper,
         requests,
         rate_limits,
+        waiting_rooms,
         tls,
         config.quic_addr,
         limits,
