@@ -58,7 +58,7 @@ pub enum Unreadable {
     TooLong,
     #[error("the ticket is not <payload>.<signature> in base64url")]
     Malformed,
-    #[error("the ticket's signature does not verify: it was not issued by this waiting room, or was changed")]
+    #[error("the ticket's signature does not verify: it was not issued by this waiting room (or was, before a restart of a node without waiting_room_secret_file), or was changed")]
     BadSignature,
 }
 
