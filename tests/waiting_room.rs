@@ -99,18 +99,18 @@ fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
     let server = launch();
     let client = server.client();
     let room = json!({ "admit_per_sec": 1, "admitted_ttl_secs": 600 });
-    let sku = put_room_sku(&client, "WR-A", 10, room.clone(), json!({}));
+    let sku = put_room_sku(client, "WR-A", 10, room.clone(), json!({}));
     assert_eq!(sku["waiting_room"]["admit_per_sec"], 1, "{sku}");
-    put_room_sku(&client, "WR-B", 10, room, json!({}));
+    put_room_sku(client, "WR-B", 10, room, json!({}));
     client.put_sku("PLAIN", json!({ "stock": 5 }));
 
-    let alice = joined(&client, "WR-A", "alice");
+    let alice = joined(client, "WR-A", "alice");
     assert_eq!(alice["position"], 0, "{alice}");
     assert_eq!(
         alice["status"], "admitted",
         "the first second's admission: {alice}"
     );
-    let bob = joined(&client, "WR-A", "bob");
+    let bob = joined(client, "WR-A", "bob");
     assert_eq!(bob["position"], 1, "{bob}");
     let admission = alice["admission_ticket"]
         .as_str()
@@ -118,21 +118,21 @@ fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
         .to_owned();
     let join_ticket = alice["ticket"].as_str().unwrap().to_owned();
 
-    let (status, body) = order(&client, "WR-A", "alice", None, None);
+    let (status, body) = order(client, "WR-A", "alice", None, None);
     assert_eq!(
         (status, code(&body)),
         (403, "queue_ticket_required"),
         "{body}"
     );
-    let (status, body) = order(&client, "WR-A", "alice", Some(&join_ticket), None);
+    let (status, body) = order(client, "WR-A", "alice", Some(&join_ticket), None);
     assert_eq!((status, code(&body)), (409, "not_admitted_yet"), "{body}");
-    let (status, body) = order(&client, "WR-A", "bob", Some(&admission), None);
+    let (status, body) = order(client, "WR-A", "bob", Some(&admission), None);
     assert_eq!(
         (status, code(&body)),
         (403, "queue_ticket_invalid"),
         "another customer: {body}"
     );
-    let (status, body) = order(&client, "WR-B", "alice", Some(&admission), None);
+    let (status, body) = order(client, "WR-B", "alice", Some(&admission), None);
     assert_eq!(
         (status, code(&body)),
         (403, "queue_ticket_invalid"),
@@ -142,25 +142,25 @@ fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
     let (payload, _) = admission.split_once('.').unwrap();
     let (_, bob_signature) = bob["ticket"].as_str().unwrap().split_once('.').unwrap();
     let forged = format!("{payload}.{bob_signature}");
-    let (status, body) = order(&client, "WR-A", "alice", Some(&forged), None);
+    let (status, body) = order(client, "WR-A", "alice", Some(&forged), None);
     assert_eq!(
         (status, code(&body)),
         (403, "queue_ticket_invalid"),
         "forged: {body}"
     );
 
-    let (status, body) = order(&client, "WR-A", "alice", Some(&admission), Some("k-1"));
+    let (status, body) = order(client, "WR-A", "alice", Some(&admission), Some("k-1"));
     assert_eq!(status, 201, "the admission orders: {body}");
-    let (status, again) = order(&client, "WR-A", "alice", Some(&admission), Some("k-1"));
+    let (status, again) = order(client, "WR-A", "alice", Some(&admission), Some("k-1"));
     assert_eq!(status, 200, "a retry of the same order: {again}");
     assert_eq!(again["order_id"], body["order_id"]);
-    let (status, body) = order(&client, "WR-A", "alice", Some(&admission), Some("k-2"));
+    let (status, body) = order(client, "WR-A", "alice", Some(&admission), Some("k-2"));
     assert_eq!((status, code(&body)), (409, "queue_ticket_used"), "{body}");
-    assert_eq!(polled(&client, "WR-A", &join_ticket)["status"], "used");
+    assert_eq!(polled(client, "WR-A", &join_ticket)["status"], "used");
 
     // A SKU without a room orders as before; joining it is refused.
     assert_eq!(client.place_order("PLAIN", 1, "alice").0, 201);
-    let (status, body) = join(&client, "PLAIN", "alice");
+    let (status, body) = join(client, "PLAIN", "alice");
     assert_eq!((status, code(&body)), (404, "no_waiting_room"), "{body}");
     // A buyer polls only its own tickets.
     let buyer = client.with_credential(Some(&common::buyer_token("carol")));
@@ -170,7 +170,7 @@ fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
         (403, "queue_ticket_invalid"),
         "{body}"
     );
-    let (status, body) = poll(&client, "WR-A", "not-a-ticket");
+    let (status, body) = poll(client, "WR-A", "not-a-ticket");
     assert_eq!(
         (status, code(&body)),
         (403, "queue_ticket_invalid"),
@@ -236,7 +236,7 @@ fn early_joiners_are_drawn_in_a_random_order_at_the_opening() {
     const EARLY: usize = 40;
     let opens_at = SystemTime::now() + Duration::from_secs(4);
     put_room_sku(
-        &client,
+        client,
         "WR-DRAW",
         100,
         json!({ "admit_per_sec": 1, "admitted_ttl_secs": 600 }),
@@ -244,7 +244,7 @@ fn early_joiners_are_drawn_in_a_random_order_at_the_opening() {
     );
     let mut tickets = Vec::new();
     for index in 0..EARLY {
-        let body = joined(&client, "WR-DRAW", &format!("early-{index}"));
+        let body = joined(client, "WR-DRAW", &format!("early-{index}"));
         assert!(
             body["position"].is_null(),
             "no position before the draw: {body}"
@@ -258,14 +258,14 @@ fn early_joiners_are_drawn_in_a_random_order_at_the_opening() {
         "the joins took past the opening: this machine is too slow for the test's margin"
     );
     poll_until("the sale opens and the draw is made", STATE_WAIT, || {
-        polled(&client, "WR-DRAW", &tickets[0])["position"]
+        polled(client, "WR-DRAW", &tickets[0])["position"]
             .as_u64()
             .map(|_| ())
     });
     let positions: Vec<u64> = tickets
         .iter()
         .map(|ticket| {
-            polled(&client, "WR-DRAW", ticket)["position"]
+            polled(client, "WR-DRAW", ticket)["position"]
                 .as_u64()
                 .expect("a position after the draw")
         })
@@ -278,7 +278,7 @@ fn early_joiners_are_drawn_in_a_random_order_at_the_opening() {
     );
     let join_order: Vec<u64> = (0..EARLY as u64).collect();
     assert_ne!(positions, join_order, "drawn, not first come first served");
-    let late = joined(&client, "WR-DRAW", "late");
+    let late = joined(client, "WR-DRAW", "late");
     assert_eq!(late["position"], EARLY as u64, "{late}");
 }
 
@@ -294,7 +294,7 @@ fn admission_follows_the_configured_rate_in_queue_order() {
     const RATE: u64 = 2;
     let set_up = Instant::now();
     put_room_sku(
-        &client,
+        client,
         "WR-RATE",
         100,
         json!({ "admit_per_sec": RATE, "admitted_ttl_secs": 600 }),
@@ -302,7 +302,7 @@ fn admission_follows_the_configured_rate_in_queue_order() {
     );
     let tickets: Vec<String> = (0..BUYERS)
         .map(|index| {
-            joined(&client, "WR-RATE", &format!("buyer-{index}"))["ticket"]
+            joined(client, "WR-RATE", &format!("buyer-{index}"))["ticket"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -314,7 +314,7 @@ fn admission_follows_the_configured_rate_in_queue_order() {
         rounds += 1;
         let answers: Vec<Value> = tickets
             .iter()
-            .map(|ticket| polled(&client, "WR-RATE", ticket))
+            .map(|ticket| polled(client, "WR-RATE", ticket))
             .collect();
         let elapsed_secs = set_up.elapsed().as_secs_f64();
         let admitted: Vec<u64> = answers
@@ -359,22 +359,22 @@ fn an_expired_admission_is_refused() {
     let server = launch();
     let client = server.client();
     put_room_sku(
-        &client,
+        client,
         "WR-TTL",
         10,
         json!({ "admit_per_sec": 1, "admitted_ttl_secs": 1 }),
         json!({}),
     );
-    let alice = joined(&client, "WR-TTL", "alice");
+    let alice = joined(client, "WR-TTL", "alice");
     let admission = alice["admission_ticket"]
         .as_str()
         .expect("admitted")
         .to_owned();
     let ticket = alice["ticket"].as_str().unwrap().to_owned();
     poll_until("the admission expires", STATE_WAIT, || {
-        (polled(&client, "WR-TTL", &ticket)["status"] == "expired").then_some(())
+        (polled(client, "WR-TTL", &ticket)["status"] == "expired").then_some(())
     });
-    let (status, body) = order(&client, "WR-TTL", "alice", Some(&admission), None);
+    let (status, body) = order(client, "WR-TTL", "alice", Some(&admission), None);
     assert_eq!(
         (status, code(&body)),
         (410, "queue_ticket_expired"),
@@ -389,27 +389,27 @@ fn waiters_learn_of_the_sell_out() {
     let server = launch();
     let client = server.client();
     put_room_sku(
-        &client,
+        client,
         "WR-GONE",
         1,
         json!({ "admit_per_sec": 1, "admitted_ttl_secs": 600 }),
         json!({}),
     );
-    let first = joined(&client, "WR-GONE", "first");
+    let first = joined(client, "WR-GONE", "first");
     let waiters: Vec<String> = (0..5)
         .map(|index| {
-            let body = joined(&client, "WR-GONE", &format!("waiter-{index}"));
+            let body = joined(client, "WR-GONE", &format!("waiter-{index}"));
             assert_eq!(body["status"], "waiting", "{body}");
             assert_eq!(body["units_remain"], true, "{body}");
             body["ticket"].as_str().unwrap().to_owned()
         })
         .collect();
     let admission = first["admission_ticket"].as_str().expect("admitted");
-    let (status, body) = order(&client, "WR-GONE", "first", Some(admission), None);
+    let (status, body) = order(client, "WR-GONE", "first", Some(admission), None);
     assert_eq!(status, 201, "{body}");
     for ticket in &waiters {
         let answer = poll_until("the waiter sees the sell-out", STATE_WAIT, || {
-            let answer = polled(&client, "WR-GONE", ticket);
+            let answer = polled(client, "WR-GONE", ticket);
             (answer["status"] == "sold_out").then_some(answer)
         });
         assert_eq!(answer["units_remain"], false, "{answer}");
@@ -434,7 +434,7 @@ fn over_quic_only_a_trusted_upstream_orders_a_sku_behind_a_room() {
         )
         .start();
     put_room_sku(
-        &server.client(),
+        server.client(),
         "WR-QUIC",
         10,
         json!({ "admit_per_sec": 1, "admitted_ttl_secs": 60 }),
@@ -496,18 +496,18 @@ fn settings_survive_a_restart_and_old_join_tickets_are_refused() {
     let mut server = launch().start();
     let client = server.client();
     put_room_sku(
-        &client,
+        client,
         "WR-KEEP",
         10,
         json!({ "admit_per_sec": 1, "admitted_ttl_secs": 60 }),
         json!({}),
     );
-    let first = joined(&client, "WR-KEEP", "first");
+    let first = joined(client, "WR-KEEP", "first");
     let admission = first["admission_ticket"]
         .as_str()
         .expect("admitted")
         .to_owned();
-    let ticket = joined(&client, "WR-KEEP", "second")["ticket"]
+    let ticket = joined(client, "WR-KEEP", "second")["ticket"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -515,20 +515,20 @@ fn settings_survive_a_restart_and_old_join_tickets_are_refused() {
     let server = launch().start();
     let client = server.client();
     assert_eq!(client.sku("WR-KEEP")["waiting_room"]["admit_per_sec"], 1);
-    let (status, body) = poll(&client, "WR-KEEP", &ticket);
+    let (status, body) = poll(client, "WR-KEEP", &ticket);
     assert_eq!(
         (status, code(&body)),
         (410, "queue_ticket_expired"),
         "{body}"
     );
-    let (status, body) = order(&client, "WR-KEEP", "second", None, None);
+    let (status, body) = order(client, "WR-KEEP", "second", None, None);
     assert_eq!(
         (status, code(&body)),
         (403, "queue_ticket_required"),
         "{body}"
     );
-    assert_eq!(joined(&client, "WR-KEEP", "second")["position"], 0);
-    let (status, body) = order(&client, "WR-KEEP", "first", Some(&admission), None);
+    assert_eq!(joined(client, "WR-KEEP", "second")["position"], 0);
+    let (status, body) = order(client, "WR-KEEP", "first", Some(&admission), None);
     assert_eq!(
         status, 201,
         "an admission is checked by its signature: {body}"

@@ -649,12 +649,12 @@ pub fn parse_settings(
                     .ok_or_else(|| {
                         InvalidField::new(
                             field,
-                            &format!("must be a whole number from {low} to {high}"),
+                            format!("must be a whole number from {low} to {high}"),
                         )
                     }),
                 Some(_) => Err(InvalidField::new(
                     field,
-                    &format!("must be a whole number from {low} to {high}"),
+                    format!("must be a whole number from {low} to {high}"),
                 )),
             }
         };
@@ -682,7 +682,7 @@ pub fn parse_settings(
     if let Some(unknown) = members.keys().next() {
         return Err(InvalidField::new(
             "waiting_room",
-            &format!("has no member {unknown:?}: it takes admit_per_sec, admitted_ttl_secs and queue_length_max"),
+            format!("has no member {unknown:?}: it takes admit_per_sec, admitted_ttl_secs and queue_length_max"),
         ));
     }
     Ok(Some(WaitingRoomSettings {
