@@ -13,6 +13,7 @@ use super::caller::allowed;
 use super::{json, AppState};
 use crate::auth::Action;
 use crate::request::RequestError;
+use crate::waiting_room::ticket::TICKET_BYTES_MAX;
 use crate::waiting_room::{Answer, TICKET_HEADER};
 use crate::wire::read_object;
 
@@ -96,16 +97,24 @@ impl From<Answer> for QueueTicketBody {
     }
 }
 
-/// The order's admission ticket, from its header.
+/// The order's admission ticket, from its header: refused when it cannot
+/// be a ticket (not printable ASCII, over `TICKET_BYTES_MAX`), whether or
+/// not the SKU has a room, as the contract says.
 pub fn ticket_header(request: &HttpRequest) -> Result<Option<&str>, RequestError> {
-    match request.headers().get(TICKET_HEADER) {
-        None => Ok(None),
-        Some(value) => value.to_str().map(Some).map_err(|_| {
-            RequestError::WaitingRoom(crate::waiting_room::Refusal::TicketInvalid(
-                "the Flashgate-Queue-Ticket header is not printable ASCII".into(),
-            ))
-        }),
+    let Some(value) = request.headers().get(TICKET_HEADER) else {
+        return Ok(None);
+    };
+    let invalid =
+        |why: String| RequestError::WaitingRoom(crate::waiting_room::Refusal::TicketInvalid(why));
+    if value.len() > TICKET_BYTES_MAX {
+        return Err(invalid(format!(
+            "the Flashgate-Queue-Ticket header is over {TICKET_BYTES_MAX} bytes"
+        )));
     }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| invalid("the Flashgate-Queue-Ticket header is not printable ASCII".into()))
 }
 
 #[utoipa::path(
@@ -165,7 +174,7 @@ pub async fn join(
         `admission_ticket` that orders the SKU once, until `admitted_until`; after a sell-out, waiting tickets read `sold_out`.",
     params(
         ("sku" = String, Path, description = "1 to 64 characters of `A-Za-z0-9._-`", pattern = "^[A-Za-z0-9._-]{1,64}$", example = "tee-black-m"),
-        ("ticket" = String, Path, description = "The join ticket `POST /v1/skus/{sku}/queue` gave", max_length = 1024),
+        ("ticket" = String, Path, description = "The join ticket `POST /v1/skus/{sku}/queue` gave (at most 1,024 bytes)"),
     ),
     responses(
         (status = 200, description = "Where the ticket stands", body = QueueTicketBody),
