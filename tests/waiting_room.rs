@@ -534,3 +534,77 @@ fn settings_survive_a_restart_and_old_join_tickets_are_refused() {
         "an admission is checked by its signature: {body}"
     );
 }
+
+/// The load tester's waiting-room scenario against a real node: every order
+/// joins the queue, polls it honouring `poll_after`, and is placed only with
+/// its admission; the report counts every join's end and the time in queue,
+/// every sent order was admitted, and the audit passes. This is what lets a
+/// sale behind a waiting room be rehearsed before it runs.
+#[test]
+fn the_load_tester_queues_each_order_and_reports_time_in_queue() {
+    use flashgate_loadtest::progress::ProgressMode;
+    use flashgate_loadtest::scenario::{LoadModel, Scenario};
+    let server = launch();
+    let scenario = Scenario {
+        http: vec![server.base_url().to_owned()],
+        model: LoadModel::Closed,
+        buyers: 8,
+        duration_secs: 20.0,
+        orders: Some(60),
+        skus: 1,
+        stock: 20,
+        create_skus: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        credential: Some(SERVICE_TOKEN.into()),
+        customers: 200,
+        waiting_room_admit_per_sec: Some(10),
+        waiting_room_admitted_ttl_secs: 60,
+        request_timeout_ms: 10_000,
+        seed: Some(7),
+        ..Scenario::default()
+    };
+    scenario.validate().expect("a valid scenario");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime
+        .block_on(flashgate_loadtest::run(&scenario, ProgressMode::Off))
+        .expect("the run completes");
+    eprintln!("{}", report.summary());
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["audit"]["passed"], true, "{}", report.summary());
+    let room = &json["waiting_room"];
+    let joined = room["joined"].as_u64().unwrap();
+    let admitted = room["admitted"].as_u64().unwrap();
+    assert!(admitted > 0, "{}", report.summary());
+    let ends = admitted
+        + room["sold_out_while_waiting"].as_u64().unwrap()
+        + room["expired"].as_u64().unwrap()
+        + room["gave_up_at_deadline"].as_u64().unwrap();
+    assert_eq!(ends, joined, "every join ended one way: {room}");
+    assert_eq!(room["time_in_queue_ms"]["count"], admitted, "{room}");
+    assert!(room["time_in_queue_ms"]["p50"].as_u64().is_some(), "{room}");
+    assert!(room["polls"].as_u64().unwrap() > 0, "{room}");
+    assert_eq!(
+        json["totals"]["sent"].as_u64().unwrap(),
+        admitted,
+        "only admitted orders are sent: {}",
+        report.summary()
+    );
+    let acknowledged = json["totals"]["acknowledged"].as_u64().unwrap();
+    assert!(
+        acknowledged > 0 && acknowledged <= 20,
+        "{}",
+        report.summary()
+    );
+    let sku = json["skus"][0]["sku"].as_str().unwrap();
+    let counters = server.client().sku(sku);
+    assert_eq!(
+        counters["reserved"].as_u64().unwrap() + counters["sold"].as_u64().unwrap(),
+        acknowledged,
+        "the node holds exactly the acknowledged orders"
+    );
+    assert!(report.summary().contains("time in queue (ms)"));
+}

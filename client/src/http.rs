@@ -188,7 +188,11 @@ impl Node {
 struct Headers {
     admin: bool,
     idempotency_key: Option<String>,
+    queue_ticket: Option<String>,
 }
+
+/// The waiting room's ticket header of an order.
+const QUEUE_TICKET: &str = "Flashgate-Queue-Ticket";
 
 /// A success answer: whether it was 201 Created, and its body.
 struct Answer {
@@ -313,7 +317,7 @@ impl HttpClient {
         }
         Ok(Headers {
             admin: true,
-            idempotency_key: None,
+            ..Headers::default()
         })
     }
 }
@@ -365,6 +369,9 @@ impl Inner {
         }
         if let Some(key) = &headers.idempotency_key {
             line(&[IDEMPOTENCY_KEY, ": ", key]);
+        }
+        if let Some(ticket) = &headers.queue_ticket {
+            line(&[QUEUE_TICKET, ": ", ticket]);
         }
         let length;
         match body {
@@ -521,6 +528,14 @@ fn idempotency_header(key: &str) -> Result<String, ClientError> {
 
 impl OrderGateway for HttpClient {
     async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
+        let queue_ticket = match &order.queue_ticket {
+            Some(ticket) if !http1::is_header_value(ticket) => {
+                return Err(ClientError::Config(
+                    "queue_ticket: not a ticket (a header value of printable ASCII)".into(),
+                ))
+            }
+            ticket => ticket.clone(),
+        };
         let headers = Headers {
             admin: false,
             idempotency_key: order
@@ -528,6 +543,7 @@ impl OrderGateway for HttpClient {
                 .as_deref()
                 .map(idempotency_header)
                 .transpose()?,
+            queue_ticket,
         };
         let resend = Resend::orders(std::iter::once(order.idempotency_key.as_deref()));
         let body = json::place_order_body(&order)?;
@@ -636,6 +652,76 @@ impl OrderGateway for HttpClient {
             )
             .await?;
         Ok((json::sku_from_json(&answer.body)?, answer.created))
+    }
+
+    async fn put_sku_with_waiting_room(
+        &self,
+        sku: &str,
+        settings: SkuSettings,
+        room: crate::api::WaitingRoom,
+    ) -> Result<(Sku, bool), ClientError> {
+        let headers = self.admin()?;
+        let mut body = json::sku_settings_body(&settings)?;
+        if let serde_json::Value::Object(members) = &mut body {
+            members.insert(
+                "waiting_room".into(),
+                serde_json::json!({
+                    "admit_per_sec": room.admit_per_sec,
+                    "admitted_ttl_secs": room.admitted_ttl_secs,
+                }),
+            );
+        }
+        let body = json::to_bytes(&body)?;
+        // The same settings put twice keep the same room and queue.
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::Put,
+                &["v1", "skus", sku],
+                Some(&body[..]),
+                headers,
+            )
+            .await?;
+        Ok((json::sku_from_json(&answer.body)?, answer.created))
+    }
+
+    async fn join_queue(
+        &self,
+        sku: &str,
+        customer_id: &str,
+    ) -> Result<crate::api::QueueTicket, ClientError> {
+        let body = json::to_bytes(&serde_json::json!({ "customer_id": customer_id }))?;
+        // Sent twice, a join would take two places: never resent.
+        let answer = self
+            .inner
+            .send(
+                Resend::Unsafe,
+                Method::Post,
+                &["v1", "skus", sku, "queue"],
+                Some(&body[..]),
+                Headers::default(),
+            )
+            .await?;
+        json::queue_ticket_from_json(&answer.body)
+    }
+
+    async fn poll_queue(
+        &self,
+        sku: &str,
+        ticket: &str,
+    ) -> Result<crate::api::QueueTicket, ClientError> {
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::Get,
+                &["v1", "skus", sku, "queue", ticket],
+                None,
+                Headers::default(),
+            )
+            .await?;
+        json::queue_ticket_from_json(&answer.body)
     }
 
     async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {

@@ -76,7 +76,7 @@ mod pending;
 pub mod quic;
 pub mod trust;
 
-pub use api::{OrderGateway, OrdersRead, PlaceOrder, Placed};
+pub use api::{OrderGateway, OrdersRead, PlaceOrder, Placed, QueueTicket, WaitingRoom};
 pub use error::{ClientError, TransportError};
 pub use failover::{FailoverConfig, NodeSwitch};
 pub use flashgate_protocol::{Order, OrderStatus, Sku, SkuSettings};

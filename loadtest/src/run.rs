@@ -220,14 +220,18 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
     let start = Instant::now();
-    let engine = Arc::new(Engine::new(
+    let engine = Engine::new(
         endpoints,
         Recorder::new(start),
         scenario.retries,
         scenario.payment_delay(),
         start + scenario.duration(),
         scenario.orders_max(),
-    ));
+    );
+    let engine = Arc::new(match scenario.waiting_room_admit_per_sec {
+        Some(_) => engine.with_waiting_room(),
+        None => engine,
+    });
     let (stop_progress, stopped) = watch::channel(false);
     let progress_task = (progress_mode == ProgressMode::Auto)
         .then(|| tokio::spawn(progress::show(Arc::clone(&engine), start, stopped)));
@@ -363,6 +367,10 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
             .collect(),
         audit,
         read_back_secs,
+        waiting_room: engine
+            .waiting_room
+            .as_ref()
+            .map(|stats| lock(stats).report()),
     })
 }
 
@@ -415,7 +423,19 @@ async fn prepare_skus<G: OrderGateway>(
                 reservation_ttl_secs: scenario.reservation_ttl_secs,
                 ..SkuSettings::default()
             };
-            gateway.put_sku(name, settings).await.map(|(_, created)| {
+            let put = match scenario.waiting_room_admit_per_sec {
+                Some(admit_per_sec) => {
+                    let room = flashgate_client::WaitingRoom {
+                        admit_per_sec,
+                        admitted_ttl_secs: scenario.waiting_room_admitted_ttl_secs,
+                    };
+                    gateway
+                        .put_sku_with_waiting_room(name, settings, room)
+                        .await
+                }
+                None => gateway.put_sku(name, settings).await,
+            };
+            put.map(|(_, created)| {
                 // An existing SKU may have orders this run does not know.
                 sole_writer &= created;
             })

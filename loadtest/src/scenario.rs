@@ -111,6 +111,14 @@ pub struct Scenario {
     pub stock: u64,
     pub per_customer_limit: Option<u64>,
     pub reservation_ttl_secs: Option<u32>,
+    /// The waiting-room scenario: the SKUs are behind a waiting room
+    /// admitting this many buyers a second (put on them with
+    /// `create_skus`); each order first joins the queue, polls it honouring
+    /// `poll_after`, and orders with its admission. HTTP targets only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room_admit_per_sec: Option<u32>,
+    /// How long an admission may be used (with `create_skus`).
+    pub waiting_room_admitted_ttl_secs: u32,
     /// Units per order.
     pub quantity: u32,
     pub create_skus: bool,
@@ -177,6 +185,8 @@ impl Default for Scenario {
             stock: 1000,
             per_customer_limit: None,
             reservation_ttl_secs: None,
+            waiting_room_admit_per_sec: None,
+            waiting_room_admitted_ttl_secs: 60,
             quantity: 1,
             create_skus: false,
             admin_token: None,
@@ -301,6 +311,17 @@ pub struct Flags {
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation_ttl_secs: Option<u32>,
+    /// The waiting-room scenario: SKUs behind a waiting room admitting N
+    /// buyers a second; each order joins, polls and orders when admitted
+    /// (HTTP only; one order per call).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room_admit_per_sec: Option<u32>,
+    /// How long an admission may be used (with --waiting-room-admit-per-sec
+    /// and --create-skus; default 60).
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room_admitted_ttl_secs: Option<u32>,
     /// Units per order.
     #[arg(long, value_name = "UNITS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -563,6 +584,25 @@ impl Scenario {
         ] {
             if !(0.0..=1.0).contains(&ratio) {
                 return bad(flag, "must be between 0 and 1".into());
+            }
+        }
+        if let Some(rate) = self.waiting_room_admit_per_sec {
+            let flag = "--waiting-room-admit-per-sec";
+            if rate == 0 {
+                return bad(flag, "must be at least 1".into());
+            }
+            if self.uses_quic() {
+                return bad(
+                    flag,
+                    "waiting rooms are reached over HTTP: use --transport http or drop --quic"
+                        .into(),
+                );
+            }
+            if self.waiting_room_admitted_ttl_secs == 0 {
+                return bad(
+                    "--waiting-room-admitted-ttl-secs",
+                    "must be at least 1".into(),
+                );
             }
         }
         if self.confirm_ratio + self.cancel_ratio > 1.0 {
