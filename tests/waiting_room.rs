@@ -613,3 +613,46 @@ fn the_load_tester_queues_each_order_and_reports_time_in_queue() {
     );
     assert!(report.summary().contains("time in queue (ms)"));
 }
+
+/// A room's settings are each node's own: put on the standby too
+/// (`PUT /v1/skus/{sku}/waiting-room`, taken on any role), they keep the SKU
+/// behind its room once the standby is promoted; without that, a failover
+/// would open the sale to everyone at once.
+#[test]
+fn a_room_put_on_the_standby_holds_after_its_promotion() {
+    let primary = Launch::new().replicated("127.0.0.1:0").start();
+    let standby = Launch::new()
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .start();
+    primary.wait_for_cluster("the standby to connect", |status| {
+        status["peer"]["connected"] == true
+    });
+    let room = json!({ "admit_per_sec": 1, "admitted_ttl_secs": 60 });
+    put_room_sku(primary.client(), "WR-HA", 10, room.clone(), json!({}));
+    common::pair::wait_caught_up(&primary, &standby);
+    let (status, body) = standby.client().admin_put(
+        "/v1/skus/WR-HA/waiting-room",
+        &json!({ "waiting_room": room }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["waiting_room"]["admit_per_sec"], 1, "{body}");
+    let (status, body) = standby.client().admin_put(
+        "/v1/skus/NOPE/waiting-room",
+        &json!({ "waiting_room": room }),
+    );
+    assert_eq!((status, code(&body)), (404, "unknown_sku"), "{body}");
+    drop(primary);
+    standby.promote();
+    let client = standby.client();
+    let (status, body) = order(client, "WR-HA", "alice", None, None);
+    assert_eq!(
+        (status, code(&body)),
+        (403, "queue_ticket_required"),
+        "{body}"
+    );
+    let alice = joined(client, "WR-HA", "alice");
+    let admission = alice["admission_ticket"].as_str().expect("admitted");
+    let (status, body) = order(client, "WR-HA", "alice", Some(admission), None);
+    assert_eq!(status, 201, "{body}");
+}

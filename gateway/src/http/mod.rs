@@ -97,6 +97,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(allow("POST")),
         )
         .service(
+            web::resource("/v1/skus/{sku}/waiting-room")
+                .route(web::put().to(queue::put_room))
+                .default_service(allow("PUT")),
+        )
+        .service(
             web::resource("/v1/skus/{sku}/queue/{ticket}")
                 .route(web::get().to(queue::poll))
                 .default_service(allow("GET")),

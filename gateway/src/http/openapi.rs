@@ -46,6 +46,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::skus::restock,
         super::queue::join,
         super::queue::poll,
+        super::queue::put_room,
         super::cluster::status,
         super::cluster::promote,
         super::cluster::handover,

@@ -17,9 +17,9 @@
 //! Kept: each room's settings across a restart (in `waiting-rooms.json` in
 //! the data dir, written before the PUT is answered), and admission tickets
 //! until their expiry, when the nodes share `waiting_room_secret_file` (the
-//! check is by signature alone). The settings are not replicated: a standby
-//! takes no PUT, so after a failover each room must be put again on the new
-//! primary, whose SKUs take orders without tickets until then.
+//! check is by signature alone). The settings are each node's own, not
+//! replicated: `PUT /v1/skus/{sku}/waiting-room` puts them on a standby
+//! too, or a promoted standby takes orders for those SKUs without tickets.
 //! Not kept: the queues themselves. A join ticket from before a restart is
 //! refused as `queue_ticket_expired` and its holder must join again (in
 //! arrival order, the opening's draw having passed); the set of used
