@@ -450,6 +450,11 @@ impl Fields {
         self.0.remove(field).filter(|value| !value.is_null())
     }
 
+    /// Whether the body names `field` (null included).
+    pub fn contains(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
     /// A member as it is, for a reader of its own (`None` when absent or null).
     pub fn value(&mut self, field: &'static str) -> Option<Value> {
         self.take(field)

@@ -252,6 +252,13 @@ pub async fn put_room(
     allowed(&request, &state, Action::WriteSku)?;
     let id = SkuId::parse(&path)?;
     let mut fields = read_object(&request, payload, state.body).await?;
+    if !fields.contains("waiting_room") {
+        return Err(flashgate_actors::domain::InvalidField::new(
+            "waiting_room",
+            "is required: the room's settings, or null to remove it",
+        )
+        .into());
+    }
     let room = crate::waiting_room::parse_settings(
         fields.value("waiting_room"),
         state.waiting_rooms.queue_length_max(),

@@ -642,7 +642,8 @@ pub fn parse_settings(
         |field: &'static str, name: &str, low: u64, high: u64, default: Option<u64>| {
             let value = members.remove(name);
             match value {
-                None | Some(serde_json::Value::Null) => {
+                // Null is not a number: only an absent member takes the default.
+                None => {
                     default.ok_or_else(|| InvalidField::new(field, "is required (a whole number)"))
                 }
                 Some(serde_json::Value::Number(number)) => number
