@@ -92,7 +92,7 @@ fn launch() -> Server {
 
 /// Admission tickets are bound to their customer and SKU, order once, and
 /// cannot be forged; a join ticket does not order; an order without a
-/// ticket is told to queue. Without these the queue is decoration: anyone
+/// ticket is told to queue; a customer holds one place. Without these the queue is decoration: anyone
 /// could skip it or order twice with one admission.
 #[test]
 fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
@@ -112,6 +112,10 @@ fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
     );
     let bob = joined(client, "WR-A", "bob");
     assert_eq!(bob["position"], 1, "{bob}");
+    // One place per customer: joining again is not another draw.
+    let bob_again = joined(client, "WR-A", "bob");
+    assert_eq!(bob_again["ticket"], bob["ticket"], "{bob_again}");
+    assert_eq!(bob_again["queue_length"], 2, "{bob_again}");
     let admission = alice["admission_ticket"]
         .as_str()
         .expect("an admission")

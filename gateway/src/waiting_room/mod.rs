@@ -206,6 +206,10 @@ struct Room {
     id: u64,
     settings: WaitingRoomSettings,
     queue: Queue,
+    /// Each customer's place: its queue number and when it joined. One
+    /// place per customer, so joining many times does not buy more draws.
+    /// At most `queue_length_max` entries, like the queue.
+    places: HashMap<String, (u32, u64)>,
 }
 
 /// The settings file's contents: each room by SKU, with the sale's opening.
@@ -370,6 +374,7 @@ impl WaitingRooms {
             id: random_u64(),
             settings,
             queue: Queue::new(room_settings(settings), opens_at_ms, random_u64()),
+            places: HashMap::new(),
         };
         self.rooms
             .write()
@@ -378,7 +383,10 @@ impl WaitingRooms {
         self.any.store(true, Ordering::Release);
     }
 
-    /// Joins `customer` to `sku`'s queue: the join ticket and where it stands.
+    /// Joins `customer` to `sku`'s queue: the join ticket and where it
+    /// stands. A customer holds one place: joining again while waiting or
+    /// admitted answers the same ticket (so a retried join is harmless); once
+    /// its admission was used or expired, a new join goes to the back.
     pub fn join(
         &self,
         sku: &str,
@@ -390,6 +398,23 @@ impl WaitingRooms {
             .room(sku)
             .ok_or_else(|| Refusal::NoWaitingRoom(sku.to_owned()))?;
         let mut room = lock(&room);
+        let claims = |room: &Room, number: u32, issued_at_ms: u64| Claims {
+            kind: Kind::Join,
+            room: room.id,
+            sku: sku.to_owned(),
+            customer: customer.to_owned(),
+            number,
+            issued_at_ms,
+            expires_at_ms: None,
+        };
+        if let Some(&(number, issued_at_ms)) = room.places.get(customer) {
+            let held = claims(&room, number, issued_at_ms);
+            let ticket = self.key.sign(&held);
+            let answer = self.answer(&mut room, &held, ticket, now_ms, units_remain);
+            if !matches!(answer.status, Status::Used | Status::Expired) {
+                return Ok(answer);
+            }
+        }
         let number = room
             .queue
             .join(now_ms, units_remain)
@@ -397,17 +422,10 @@ impl WaitingRooms {
                 sku: sku.to_owned(),
                 max: full.queue_length_max,
             })?;
-        let claims = Claims {
-            kind: Kind::Join,
-            room: room.id,
-            sku: sku.to_owned(),
-            customer: customer.to_owned(),
-            number,
-            issued_at_ms: now_ms,
-            expires_at_ms: None,
-        };
-        let ticket = self.key.sign(&claims);
-        Ok(self.answer(&mut room, &claims, ticket, now_ms, units_remain))
+        room.places.insert(customer.to_owned(), (number, now_ms));
+        let joined = claims(&room, number, now_ms);
+        let ticket = self.key.sign(&joined);
+        Ok(self.answer(&mut room, &joined, ticket, now_ms, units_remain))
     }
 
     /// Where a join ticket stands. `customer_may` says whether the caller may
@@ -729,6 +747,10 @@ mod tests {
         let second = rooms.join("S", "bob", 1_000, true).unwrap();
         assert_eq!(second.status, Status::Waiting);
         assert_eq!(second.position, Some(1));
+        // One place per customer: joining again answers the same ticket.
+        let again = rooms.join("S", "bob", 1_001, true).unwrap();
+        assert_eq!(again.ticket, second.ticket);
+        assert_eq!(again.queue_length, 2);
         // The join ticket does not order; the admission orders once.
         assert_eq!(
             rooms.check_order("S", "alice", Some(&first.ticket), None, 1_001),
@@ -758,6 +780,10 @@ mod tests {
             .poll("S", &first.ticket, |_| true, 1_004, true)
             .unwrap();
         assert_eq!(polled.status, Status::Used);
+        // A used place is given up: joining again goes to the back.
+        let rejoined = rooms.join("S", "alice", 1_004, true).unwrap();
+        assert_eq!(rejoined.position, Some(2));
+        assert_ne!(rejoined.ticket, first.ticket);
         assert_eq!(
             rooms.check_order("S", "alice", None, None, 1_005),
             Err(Refusal::TicketRequired("S".into()))
