@@ -423,6 +423,7 @@ impl WaitingRooms {
                 max: full.queue_length_max,
             })?;
         room.places.insert(customer.to_owned(), (number, now_ms));
+        metrics::counter!("flashgate_waiting_room_joins_total").increment(1);
         let joined = claims(&room, number, now_ms);
         let ticket = self.key.sign(&joined);
         Ok(self.answer(&mut room, &joined, ticket, now_ms, units_remain))
@@ -462,7 +463,9 @@ impl WaitingRooms {
     /// Checks an order of `sku` for `customer`: passes for a SKU without a
     /// room, and otherwise needs an admission ticket this node signed for
     /// that customer and SKU, not expired, not used by another order (a
-    /// retry under the same idempotency key passes). Marks it used.
+    /// retry under the same idempotency key passes). Marks it used. Counted
+    /// in `flashgate_waiting_room_orders_total{outcome}` (`admitted` or the
+    /// refusal's code).
     pub fn check_order(
         &self,
         sku: &str,
@@ -477,6 +480,24 @@ impl WaitingRooms {
         let Some(room) = self.room(sku) else {
             return Ok(());
         };
+        let checked = self.check_admission(&room, sku, customer, ticket, idempotency_key, now_ms);
+        let outcome = match &checked {
+            Ok(()) => "admitted",
+            Err(refusal) => refusal.code(),
+        };
+        metrics::counter!("flashgate_waiting_room_orders_total", "outcome" => outcome).increment(1);
+        checked
+    }
+
+    fn check_admission(
+        &self,
+        room: &Mutex<Room>,
+        sku: &str,
+        customer: &str,
+        ticket: Option<&str>,
+        idempotency_key: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
         let ticket = ticket.ok_or_else(|| Refusal::TicketRequired(sku.to_owned()))?;
         let claims = self.read(ticket, sku)?;
         if claims.customer != customer {
@@ -504,7 +525,7 @@ impl WaitingRooms {
                 SpendError::Used => Refusal::TicketUsed,
                 SpendError::Full => Refusal::SpentFull,
             })?;
-        let mut room = lock(&room);
+        let mut room = lock(room);
         if claims.room == room.id {
             room.queue.mark_used(claims.number);
         }
