@@ -161,6 +161,14 @@ fn only_an_admitted_ticket_orders_once_for_its_customer_and_sku() {
     let (status, body) = order(client, "WR-A", "alice", Some(&admission), Some("k-2"));
     assert_eq!((status, code(&body)), (409, "queue_ticket_used"), "{body}");
     assert_eq!(polled(client, "WR-A", &join_ticket)["status"], "used");
+    let metrics = client.metrics_page();
+    for line in [
+        "flashgate_waiting_room_orders_total{outcome=\"admitted\"} 2",
+        "flashgate_waiting_room_orders_total{outcome=\"queue_ticket_used\"} 1",
+        "flashgate_waiting_room_joins_total 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
 
     // A SKU without a room orders as before; joining it is refused.
     assert_eq!(client.place_order("PLAIN", 1, "alice").0, 201);
