@@ -273,7 +273,21 @@ impl WaitingRooms {
             saving: Mutex::new(()),
         };
         for (sku, room) in saved.rooms {
-            rooms.install(sku, room.settings, room.opens_at_ms);
+            let settings = room.settings;
+            if settings.admit_per_sec == 0
+                || settings.admitted_ttl_secs == 0
+                || settings.queue_length_max == 0
+            {
+                return Err(format!(
+                    "{}: the room of SKU {sku:?} has a setting at 0; fix or remove the file, then put the room again",
+                    rooms
+                        .config
+                        .settings_path
+                        .as_deref()
+                        .map_or_else(|| SETTINGS_FILE.into(), |path| path.display().to_string())
+                ));
+            }
+            rooms.install(sku, settings, room.opens_at_ms);
         }
         Ok(rooms)
     }
@@ -410,7 +424,7 @@ impl WaitingRooms {
         if let Some(&(number, issued_at_ms)) = room.places.get(customer) {
             let held = claims(&room, number, issued_at_ms);
             let ticket = self.key.sign(&held);
-            let answer = self.answer(&mut room, &held, ticket, now_ms, units_remain);
+            let answer = self.answer(&mut room, &held, ticket, now_ms, units_remain)?;
             if !matches!(answer.status, Status::Used | Status::Expired) {
                 return Ok(answer);
             }
@@ -426,7 +440,7 @@ impl WaitingRooms {
         metrics::counter!("flashgate_waiting_room_joins_total").increment(1);
         let joined = claims(&room, number, now_ms);
         let ticket = self.key.sign(&joined);
-        Ok(self.answer(&mut room, &joined, ticket, now_ms, units_remain))
+        self.answer(&mut room, &joined, ticket, now_ms, units_remain)
     }
 
     /// Where a join ticket stands. `customer_may` says whether the caller may
@@ -457,7 +471,7 @@ impl WaitingRooms {
         if claims.room != room.id {
             return Err(restarted());
         }
-        Ok(self.answer(&mut room, &claims, ticket.to_owned(), now_ms, units_remain))
+        self.answer(&mut room, &claims, ticket.to_owned(), now_ms, units_remain)
     }
 
     /// Checks an order of `sku` for `customer`: passes for a SKU without a
@@ -554,11 +568,13 @@ impl WaitingRooms {
         ticket: String,
         now_ms: u64,
         units_remain: bool,
-    ) -> Answer {
+    ) -> Result<Answer, Refusal> {
+        // Every number this room signed is in its queue; one that is not is
+        // answered as a ticket of another instance of the room.
         let standing = room
             .queue
             .standing(claims.number, now_ms, units_remain)
-            .expect("a number this room signed is in its queue");
+            .ok_or_else(restarted)?;
         let ttl_ms = u64::from(room.settings.admitted_ttl_secs) * 1000;
         let admitted_until = standing.admitted_at_ms.map(|at| at + ttl_ms);
         let status = match admitted_until {
@@ -595,7 +611,7 @@ impl WaitingRooms {
             Status::Waiting => estimated_wait_ms / 2,
             _ => self.config.poll_after_max_ms,
         };
-        Answer {
+        Ok(Answer {
             sku: claims.sku.clone(),
             ticket,
             status,
@@ -608,7 +624,7 @@ impl WaitingRooms {
             poll_after_ms: hint_ms
                 .clamp(self.config.poll_after_min_ms, self.config.poll_after_max_ms),
             admission,
-        }
+        })
     }
 }
 
@@ -880,5 +896,17 @@ mod tests {
         rooms.put("S", None, 0).unwrap();
         let reopened = WaitingRooms::open(rooms.config.clone()).unwrap();
         assert_eq!(reopened.settings("S"), None);
+        // A file that does not hold valid rooms stops the start with its path.
+        let path = rooms.config.settings_path.clone().unwrap();
+        std::fs::write(&path, b"not json").unwrap();
+        let error = WaitingRooms::open(rooms.config.clone()).err().unwrap();
+        assert!(error.contains(SETTINGS_FILE), "{error}");
+        std::fs::write(
+            &path,
+            br#"{"rooms": {"S": {"admit_per_sec": 0, "admitted_ttl_secs": 5, "queue_length_max": 9, "opens_at_ms": 0}}}"#,
+        )
+        .unwrap();
+        let error = WaitingRooms::open(rooms.config.clone()).err().unwrap();
+        assert!(error.contains("at 0"), "{error}");
     }
 }
