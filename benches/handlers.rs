@@ -49,6 +49,7 @@ fn handlers(c: &mut Criterion) {
     std::fs::write(&tokens, SERVICE_TOKEN).expect("write the service tokens file");
     let config = Config {
         service_tokens_file: Some(tokens),
+        data_dir: data_dir.path().to_owned(),
         ..Config::default()
     };
     let gatekeeper = Arc::new(Gatekeeper::new(
@@ -60,6 +61,12 @@ fn handlers(c: &mut Criterion) {
     let rate_limits = Arc::new(flashgate_gateway::rate_limit::RateLimits::new(
         &config.rate_limits(),
     ));
+    let waiting_rooms = Arc::new(
+        flashgate_gateway::waiting_room::WaitingRooms::open(
+            config.waiting_rooms().expect("waiting-room settings"),
+        )
+        .expect("waiting rooms"),
+    );
     // HTTP: the routes as `flashgate serve` mounts them, without a socket.
     let state = web::Data::new(AppState {
         node: Arc::clone(&node),
@@ -71,6 +78,7 @@ fn handlers(c: &mut Criterion) {
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
+        waiting_rooms: Arc::clone(&waiting_rooms),
         alerts: Arc::new(flashgate_gateway::alerts::Alerts::new(
             flashgate_gateway::alerts::FeedLimits {
                 recent_max: 1,
@@ -125,6 +133,7 @@ fn handlers(c: &mut Criterion) {
             gatekeeper,
             requests,
             rate_limits,
+            waiting_rooms,
             tls,
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             QuicLimits::from_config(&config),

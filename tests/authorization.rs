@@ -230,6 +230,7 @@ async fn the_same_rules_over_quic() {
         quantity: 1,
         customer_id: customer.into(),
         idempotency_key: None,
+        queue_ticket: None,
     };
 
     let anonymous = connect(None).await.expect("connect without a credential");
@@ -382,6 +383,7 @@ async fn every_caller_against_every_request_over_quic() {
             quantity: 1,
             customer_id: "alice".into(),
             idempotency_key: None,
+            queue_ticket: None,
         };
         let got = [
             outcome(client.place(order).await.map(drop)),

@@ -677,6 +677,16 @@ impl Node {
         results
     }
 
+    /// Whether `sku` is sold out as its shard last published it (`None`: an
+    /// unknown SKU, or nothing published yet). It may lag the shard by the
+    /// moment a publication takes; the waiting room reads it to stop and
+    /// resume admissions, never to refuse an order.
+    pub fn sold_out_published(&self, sku: &SkuId) -> Option<bool> {
+        let shard = self.shard_of(sku);
+        let gate = *self.shards[shard as usize].shared.gates.get(sku)?;
+        Some(gate.sold_out)
+    }
+
     /// The refusal `command`'s shard publishes for it (sold out, sale not
     /// open) once what it reflects is answerable: no round trip to the shard
     /// and no wait for the log (`domain::gate` has the rules). `None`: ask

@@ -21,6 +21,11 @@ pub struct PlaceOrder {
     /// failover sends an order again after an attempt that got no answer only
     /// when it carries a key.
     pub idempotency_key: Option<String>,
+    /// For a SKU behind a waiting room: the admission ticket its queue gave
+    /// this customer (`QueueTicket::admission_ticket`). HTTP sends it as the
+    /// `Flashgate-Queue-Ticket` header; the binary protocol carries none (a
+    /// QUIC order for such a SKU needs a trusted upstream's credential).
+    pub queue_ticket: Option<String>,
 }
 
 impl PlaceOrder {
@@ -31,6 +36,7 @@ impl PlaceOrder {
             quantity,
             customer_id: customer_id.into(),
             idempotency_key: None,
+            queue_ticket: None,
         }
     }
 
@@ -39,6 +45,45 @@ impl PlaceOrder {
         self.idempotency_key = Some(key.into());
         self
     }
+
+    /// The same order with a waiting room's admission ticket.
+    pub fn with_queue_ticket(mut self, ticket: impl Into<String>) -> Self {
+        self.queue_ticket = Some(ticket.into());
+        self
+    }
+}
+
+/// A SKU's waiting room, as `OrderGateway::put_sku_with_waiting_room` puts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitingRoom {
+    /// Buyers admitted per second while units remain.
+    pub admit_per_sec: u32,
+    /// How long an admission may be used to order.
+    pub admitted_ttl_secs: u32,
+}
+
+/// Where a waiting-room ticket stands (`join_queue`, `poll_queue`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueTicket {
+    /// The join ticket: what to poll with.
+    pub ticket: String,
+    /// `waiting`, `admitted`, `expired`, `used` or `sold_out`.
+    pub status: String,
+    /// 0-based place in line; `None` before the sale's opening draw.
+    pub position: Option<u32>,
+    pub ahead: u32,
+    pub estimated_wait_secs: u64,
+    pub units_remain: bool,
+    /// Poll again no sooner than this.
+    pub poll_after: std::time::Duration,
+    /// Once admitted: the ticket that orders once (`PlaceOrder::with_queue_ticket`).
+    pub admission_ticket: Option<String>,
+}
+
+fn http_only(call: &str) -> ClientError {
+    ClientError::Config(format!(
+        "{call}: waiting rooms are reached over the HTTP API only (use HttpClient)"
+    ))
 }
 
 /// A placed order. `created` is false when the server answered a retry with
@@ -161,6 +206,40 @@ pub trait OrderGateway {
         sku: &str,
         quantity: u64,
     ) -> impl Future<Output = Result<Sku, ClientError>> + Send;
+
+    /// Admin: `put_sku` with the SKU behind a waiting room (HTTP only: the
+    /// default answers `ClientError::Config`, as QUIC does).
+    fn put_sku_with_waiting_room(
+        &self,
+        sku: &str,
+        settings: SkuSettings,
+        room: WaitingRoom,
+    ) -> impl Future<Output = Result<(Sku, bool), ClientError>> + Send {
+        let _ = (sku, settings, room);
+        std::future::ready(Err(http_only("put_sku_with_waiting_room")))
+    }
+
+    /// Joins `sku`'s waiting room for `customer_id`
+    /// (`POST /v1/skus/{sku}/queue`; HTTP only, like the default's refusal).
+    fn join_queue(
+        &self,
+        sku: &str,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<QueueTicket, ClientError>> + Send {
+        let _ = (sku, customer_id);
+        std::future::ready(Err(http_only("join_queue")))
+    }
+
+    /// Where a join ticket stands (`GET /v1/skus/{sku}/queue/{ticket}`; HTTP
+    /// only). Poll no sooner than the last answer's `poll_after`.
+    fn poll_queue(
+        &self,
+        sku: &str,
+        ticket: &str,
+    ) -> impl Future<Output = Result<QueueTicket, ClientError>> + Send {
+        let _ = (sku, ticket);
+        std::future::ready(Err(http_only("poll_queue")))
+    }
 
     /// The node whose answer the last answered call returned (a refusal other
     /// than `not_primary` counts), as configured: an `IP:port` or a base URL.

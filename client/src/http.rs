@@ -1,5 +1,6 @@
 //! `HttpClient`: the HTTP JSON API over keep-alive HTTP/1.1 connections
-//! (`http1`), with the same calls, types and error codes as `QuicClient`. JSON bodies and RFC 3339 times convert to the
+//! (`http1`), plain or over TLS for `https://` base URLs (the certificate
+//! checked as `HttpConfig::trust` says, as for QUIC), with the same calls, types and error codes as `QuicClient`. JSON bodies and RFC 3339 times convert to the
 //! protocol crate's types in `json`. With several base URLs (the nodes of one
 //! cluster) every call goes through `Cluster`, which follows the primary.
 
@@ -8,14 +9,16 @@ use std::time::Duration;
 
 use flashgate_protocol::{code, Order, Sku, SkuSettings};
 use reqwest::Url;
+use rustls_pki_types::ServerName;
 use tokio::sync::Semaphore;
 
 use crate::api::{missing_admin_token, OrderGateway, OrdersRead, PlaceOrder, Placed};
 use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
 use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
-use crate::http1::{self, ExchangeError};
+use crate::http1::{self, ExchangeError, Security};
 use crate::json;
+use crate::trust::{https_tls_config, Trust};
 
 /// The request methods the API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +55,14 @@ pub struct HttpConfig {
     /// `http://host:port` (optionally with a path prefix) of the server, or of
     /// each node of one cluster (a primary and its standby, in any order).
     /// Calls start at the first and follow the primary (see `failover`). 1 to
-    /// `BASE_URLS_MAX`. This build has no TLS for HTTP: `https` URLs are
-    /// refused.
+    /// `BASE_URLS_MAX`. `https://` URLs need `trust`.
     pub base_urls: Vec<String>,
+    /// Which certificate `https://` nodes must show (a CA or the certificate
+    /// itself, a SHA-256 fingerprint, or, insecurely, any); the name checked
+    /// against a CA-issued certificate is the URL's host. Required when a
+    /// base URL is `https://`, unused for `http://`. The connection offers
+    /// TLS 1.3 and 1.2 with AEAD suites only. Default none.
+    pub trust: Option<Trust>,
     /// Sent as `Authorization: Bearer` with the admin calls; without it they
     /// fail with `ClientError::Config` and send nothing.
     pub admin_token: Option<String>,
@@ -90,6 +98,7 @@ impl HttpConfig {
     pub fn with_base_urls<S: Into<String>>(base_urls: impl IntoIterator<Item = S>) -> HttpConfig {
         HttpConfig {
             base_urls: base_urls.into_iter().map(Into::into).collect(),
+            trust: None,
             admin_token: None,
             credential: None,
             request_timeout: Duration::from_secs(10),
@@ -133,12 +142,30 @@ struct Node {
 }
 
 impl Node {
-    fn new(url: &Url) -> Result<Node, ClientError> {
+    /// The node at `url`; `tls` is the client config for `https://` URLs.
+    fn new(url: &Url, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Node, ClientError> {
         let host = url
             .host_str()
             .ok_or_else(|| ClientError::Config(format!("base URL {url}: has no host")))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let connect_host = host.trim_start_matches('[').trim_end_matches(']');
+        let security = match (url.scheme(), tls) {
+            ("https", Some(config)) => {
+                let server_name = ServerName::try_from(connect_host.to_owned()).map_err(|_| {
+                    ClientError::Config(format!(
+                        "base URL {url}: {connect_host:?} is not a DNS name or IP address"
+                    ))
+                })?;
+                Security::tls(config.clone(), server_name)
+            }
+            ("https", None) => {
+                return Err(ClientError::Config(format!(
+                    "base URL {url}: https:// needs HttpConfig::trust (the server's CA or \
+                     certificate, or its SHA-256 fingerprint)"
+                )))
+            }
+            _ => Security::Plain,
+        };
         let address = if connect_host.contains(':') {
             format!("[{connect_host}]:{port}")
         } else {
@@ -149,7 +176,7 @@ impl Node {
             None => host.to_owned(),
         };
         Ok(Node {
-            connections: http1::Node::new(address),
+            connections: http1::Node::new(address, security),
             host,
             prefix: url.path().trim_end_matches('/').to_owned(),
         })
@@ -161,7 +188,11 @@ impl Node {
 struct Headers {
     admin: bool,
     idempotency_key: Option<String>,
+    queue_ticket: Option<String>,
 }
+
+/// The waiting room's ticket header of an order.
+const QUEUE_TICKET: &str = "Flashgate-Queue-Ticket";
 
 /// A success answer: whether it was 201 Created, and its body.
 struct Answer {
@@ -172,15 +203,14 @@ struct Answer {
 fn parse_base_url(text: &str) -> Result<Url, ClientError> {
     let url = Url::parse(text)
         .map_err(|error| ClientError::Config(format!("base URL {text:?}: {error}")))?;
-    if url.scheme() != "http" {
+    if url.scheme() != "http" && url.scheme() != "https" {
         return Err(ClientError::Config(format!(
-            "base URL {text:?}: only http:// is supported (this build has no TLS for HTTP; \
-             use QuicClient or a TLS-terminating proxy on localhost)"
+            "base URL {text:?}: only http:// and https:// are supported"
         )));
     }
     if url.cannot_be_a_base() || url.query().is_some() || url.fragment().is_some() {
         return Err(ClientError::Config(format!(
-            "base URL {text:?}: must be http://host[:port][/prefix] without query or fragment"
+            "base URL {text:?}: must be http[s]://host[:port][/prefix] without query or fragment"
         )));
     }
     Ok(url)
@@ -231,9 +261,15 @@ impl HttpClient {
         config.failover.validate()?;
         let authorization = bearer("admin_token", config.admin_token.as_deref())?;
         let credential = bearer("credential", config.credential.as_deref())?;
+        let tls = match &config.trust {
+            Some(trust) if base_urls.iter().any(|url| url.scheme() == "https") => {
+                Some(Arc::new(https_tls_config(trust)?))
+            }
+            _ => None,
+        };
         let nodes = base_urls
             .iter()
-            .map(Node::new)
+            .map(|url| Node::new(url, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
@@ -281,7 +317,7 @@ impl HttpClient {
         }
         Ok(Headers {
             admin: true,
-            idempotency_key: None,
+            ..Headers::default()
         })
     }
 }
@@ -333,6 +369,9 @@ impl Inner {
         }
         if let Some(key) = &headers.idempotency_key {
             line(&[IDEMPOTENCY_KEY, ": ", key]);
+        }
+        if let Some(ticket) = &headers.queue_ticket {
+            line(&[QUEUE_TICKET, ": ", ticket]);
         }
         let length;
         match body {
@@ -392,6 +431,16 @@ impl Inner {
                     Failure::NotSent,
                     TransportError::Connect(format!("{url}: {error}")).into(),
                 );
+            }
+            Ok(Err(ExchangeError::Untrusted(error))) => {
+                // Another attempt at this node would meet the same
+                // certificate: the call ends here, with nothing sent.
+                let url = &self.base_urls[node];
+                tracing::warn!(%url, %error, "HTTPS certificate refused");
+                return Attempted::Answered(Err(TransportError::Connect(format!(
+                    "{url}: {error}"
+                ))
+                .into()));
             }
             Ok(Err(ExchangeError::Lost(error))) => {
                 return Attempted::Failed(
@@ -479,6 +528,14 @@ fn idempotency_header(key: &str) -> Result<String, ClientError> {
 
 impl OrderGateway for HttpClient {
     async fn place(&self, order: PlaceOrder) -> Result<Placed, ClientError> {
+        let queue_ticket = match &order.queue_ticket {
+            Some(ticket) if !http1::is_header_value(ticket) => {
+                return Err(ClientError::Config(
+                    "queue_ticket: not a ticket (a header value of printable ASCII)".into(),
+                ))
+            }
+            ticket => ticket.clone(),
+        };
         let headers = Headers {
             admin: false,
             idempotency_key: order
@@ -486,6 +543,7 @@ impl OrderGateway for HttpClient {
                 .as_deref()
                 .map(idempotency_header)
                 .transpose()?,
+            queue_ticket,
         };
         let resend = Resend::orders(std::iter::once(order.idempotency_key.as_deref()));
         let body = json::place_order_body(&order)?;
@@ -601,6 +659,76 @@ impl OrderGateway for HttpClient {
         Ok((json::sku_from_json(&answer.body)?, answer.created))
     }
 
+    async fn put_sku_with_waiting_room(
+        &self,
+        sku: &str,
+        settings: SkuSettings,
+        room: crate::api::WaitingRoom,
+    ) -> Result<(Sku, bool), ClientError> {
+        let headers = self.admin()?;
+        let mut body = json::sku_settings_body(&settings)?;
+        if let serde_json::Value::Object(members) = &mut body {
+            members.insert(
+                "waiting_room".into(),
+                serde_json::json!({
+                    "admit_per_sec": room.admit_per_sec,
+                    "admitted_ttl_secs": room.admitted_ttl_secs,
+                }),
+            );
+        }
+        let body = json::to_bytes(&body)?;
+        // The same settings put twice keep the same room and queue.
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::Put,
+                &["v1", "skus", sku],
+                Some(&body[..]),
+                headers,
+            )
+            .await?;
+        Ok((json::sku_from_json(&answer.body)?, answer.created))
+    }
+
+    async fn join_queue(
+        &self,
+        sku: &str,
+        customer_id: &str,
+    ) -> Result<crate::api::QueueTicket, ClientError> {
+        let body = json::to_bytes(&serde_json::json!({ "customer_id": customer_id }))?;
+        // Sent twice, a join would take two places: never resent.
+        let answer = self
+            .inner
+            .send(
+                Resend::Unsafe,
+                Method::Post,
+                &["v1", "skus", sku, "queue"],
+                Some(&body[..]),
+                Headers::default(),
+            )
+            .await?;
+        json::queue_ticket_from_json(&answer.body)
+    }
+
+    async fn poll_queue(
+        &self,
+        sku: &str,
+        ticket: &str,
+    ) -> Result<crate::api::QueueTicket, ClientError> {
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::Get,
+                &["v1", "skus", sku, "queue", ticket],
+                None,
+                Headers::default(),
+            )
+            .await?;
+        json::queue_ticket_from_json(&answer.body)
+    }
+
     async fn restock(&self, sku: &str, quantity: u64) -> Result<Sku, ClientError> {
         let headers = self.admin()?;
         let body = json::to_bytes(&serde_json::json!({ "quantity": quantity }))?;
@@ -655,7 +783,13 @@ mod tests {
 
     #[test]
     fn configs_that_cannot_work_are_refused() {
-        for base_url in ["https://example.com", "not a url", "http://h/?q=1"] {
+        // https:// without a trust, another scheme, not a URL, a query.
+        for base_url in [
+            "https://example.com",
+            "ftp://example.com",
+            "not a url",
+            "http://h/?q=1",
+        ] {
             assert!(
                 matches!(
                     HttpClient::new(HttpConfig::new(base_url)),
@@ -664,6 +798,10 @@ mod tests {
                 "{base_url}"
             );
         }
+        let mut trusted = HttpConfig::new("https://example.com:8443");
+        trusted.trust = Some(Trust::InsecureAcceptAnyCertificate);
+        let https = HttpClient::new(trusted).unwrap();
+        assert_eq!(https.inner.nodes[0].host, "example.com:8443");
         let mut none = HttpConfig::new("http://127.0.0.1:8080");
         none.base_urls.clear();
         assert!(matches!(HttpClient::new(none), Err(ClientError::Config(_))));

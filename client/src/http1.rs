@@ -1,19 +1,25 @@
-//! The HTTP/1.1 transport under `HttpClient`: keep-alive TCP connections per
-//! node, each request written in one buffer, each answer read with a small
-//! parser (status line, the headers that frame the body, a `Content-Length`,
-//! chunked or close-delimited body). It does what the gateway's API needs and
-//! no more (no TLS, redirects, proxies or compression), so a call costs a few
-//! thousand instructions instead of a general client's tens of thousands: the
-//! load tester must stay far lighter than the server it loads.
+//! The HTTP/1.1 transport under `HttpClient`: keep-alive TCP (or TLS over
+//! TCP, for `https://` nodes) connections per node, each request written in
+//! one buffer, each answer read with a small parser (status line, the headers
+//! that frame the body, a `Content-Length`, chunked or close-delimited body).
+//! It does what the gateway's API needs and no more (no redirects, proxies or
+//! compression), so a call costs a few thousand instructions instead of a
+//! general client's tens of thousands: the load tester must stay far lighter
+//! than the server it loads.
 //!
 //! `parse_head` and `decode_chunked` are pure; `Node` is the I/O shell.
 
 use std::io;
-use std::sync::{Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 /// Most headers an answer may carry.
 const HEADERS_MAX: usize = 64;
@@ -33,6 +39,10 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 pub(crate) enum ExchangeError {
     /// No connection could be made: the request was not sent.
     Connect(String),
+    /// The server's certificate is not the trusted one (or not valid for
+    /// the node's name): the request was not sent, and sending it again to
+    /// the same node cannot help.
+    Untrusted(String),
     /// The request may have reached the server, but no whole answer came
     /// back (reset, closed, malformed answer).
     Lost(String),
@@ -214,24 +224,119 @@ fn find_crlf(bytes: &[u8]) -> Option<usize> {
     find(bytes, b"\r\n")
 }
 
+/// How connections to a node are made.
+#[derive(Clone)]
+pub(crate) enum Security {
+    /// Plain TCP (`http://`).
+    Plain,
+    /// TLS over TCP (`https://`): the connector holds the client config that
+    /// enforces the `Trust`, and `server_name` is checked against the
+    /// certificate and sent as SNI.
+    Tls {
+        connector: TlsConnector,
+        server_name: ServerName<'static>,
+    },
+}
+
+impl Security {
+    pub(crate) fn tls(config: Arc<rustls::ClientConfig>, server_name: ServerName<'static>) -> Self {
+        Security::Tls {
+            connector: TlsConnector::from(config),
+            server_name,
+        }
+    }
+}
+
+/// One connection: plain TCP or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_read(context, buffer),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buffer),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_write(context, bytes),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, bytes),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_flush(context),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_shutdown(context),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
+        }
+    }
+}
+
+/// Sorts a failed TLS handshake: a certificate the `Trust` refuses is
+/// `Untrusted`, anything else (reset, timeout, no common version or suite)
+/// is a failed connect.
+fn handshake_failed(server_name: &ServerName<'_>, error: io::Error) -> ExchangeError {
+    let name = server_name.to_str();
+    let certificate = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| {
+            matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        });
+    if certificate {
+        ExchangeError::Untrusted(format!(
+            "TLS: {name} showed a certificate the client does not trust ({error}); \
+             trust its CA or certificate (HttpConfig::trust, --cert or --fingerprint)"
+        ))
+    } else {
+        ExchangeError::Connect(format!("TLS handshake with {name} failed: {error}"))
+    }
+}
+
 /// An idle connection and its read buffer (kept for its capacity).
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     buffer: Vec<u8>,
     since: Instant,
 }
 
-/// One node: where to connect, and its idle connections.
+/// One node: where to connect, how, and its idle connections.
 pub(crate) struct Node {
     /// `host:port` to connect to.
     address: String,
+    security: Security,
     idle: Mutex<Vec<Idle>>,
 }
 
 impl Node {
-    pub(crate) fn new(address: String) -> Node {
+    pub(crate) fn new(address: String, security: Security) -> Node {
         Node {
             address,
+            security,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -240,32 +345,49 @@ impl Node {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A connection idle for at most `IDLE_REUSE_MAX`, or a new one.
+    /// A connection idle for at most `IDLE_REUSE_MAX`, or a new one (its TCP
+    /// connect and TLS handshake both within `connect_timeout`).
     async fn connection(
         &self,
         connect_timeout: Duration,
-    ) -> Result<(TcpStream, Vec<u8>), ExchangeError> {
+    ) -> Result<(Stream, Vec<u8>), ExchangeError> {
         let now = Instant::now();
         while let Some(idle) = self.idle().pop() {
             if now.saturating_duration_since(idle.since) <= IDLE_REUSE_MAX {
                 return Ok((idle.stream, idle.buffer));
             }
         }
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&self.address))
+        let stream = tokio::time::timeout(connect_timeout, self.connect())
             .await
             .map_err(|_| {
                 ExchangeError::Connect(format!(
-                    "no TCP connection within {}",
+                    "no connection within {}",
                     humantime::format_duration(connect_timeout)
                 ))
-            })?
-            .map_err(|error| ExchangeError::Connect(error.to_string()))?;
-        // Requests are written whole; waiting for more to coalesce only adds latency.
-        let _ = stream.set_nodelay(true);
+            })??;
         Ok((stream, Vec::with_capacity(READ_CHUNK_BYTES)))
     }
 
-    fn give_back(&self, stream: TcpStream, mut buffer: Vec<u8>) {
+    async fn connect(&self) -> Result<Stream, ExchangeError> {
+        let stream = TcpStream::connect(&self.address)
+            .await
+            .map_err(|error| ExchangeError::Connect(error.to_string()))?;
+        // Requests are written whole; waiting for more to coalesce only adds latency.
+        let _ = stream.set_nodelay(true);
+        match &self.security {
+            Security::Plain => Ok(Stream::Plain(stream)),
+            Security::Tls {
+                connector,
+                server_name,
+            } => connector
+                .connect(server_name.clone(), stream)
+                .await
+                .map(|tls| Stream::Tls(Box::new(tls)))
+                .map_err(|error| handshake_failed(server_name, error)),
+        }
+    }
+
+    fn give_back(&self, stream: Stream, mut buffer: Vec<u8>) {
         buffer.clear();
         let mut idle = self.idle();
         if idle.len() < IDLE_CONNECTIONS_MAX {
@@ -288,6 +410,8 @@ impl Node {
         let (mut stream, mut buffer) = self.connection(connect_timeout).await?;
         let lost = |error: io::Error| ExchangeError::Lost(error.to_string());
         stream.write_all(request).await.map_err(lost)?;
+        // TLS may hold the last record back until flushed (a no-op on TCP).
+        stream.flush().await.map_err(lost)?;
         buffer.clear();
         let head = loop {
             if let Some(head) = parse_head(&buffer).map_err(ExchangeError::Lost)? {
@@ -348,7 +472,7 @@ impl Node {
 
 /// Reads at least one more byte into `buffer`; the end of the stream before a
 /// whole answer is a lost answer.
-async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), ExchangeError> {
+async fn read_more(stream: &mut Stream, buffer: &mut Vec<u8>) -> Result<(), ExchangeError> {
     buffer.reserve(READ_CHUNK_BYTES);
     match stream.read_buf(buffer).await {
         Ok(0) => Err(ExchangeError::Lost(

@@ -111,6 +111,34 @@ pub fn place_order_body(order: &PlaceOrder) -> Result<Vec<u8>, ClientError> {
     })
 }
 
+/// A waiting-room ticket as the HTTP API writes it.
+#[derive(Deserialize)]
+struct QueueTicketBody {
+    ticket: String,
+    status: String,
+    position: Option<u32>,
+    ahead: u32,
+    estimated_wait_secs: u64,
+    units_remain: bool,
+    poll_after_ms: u64,
+    admission_ticket: Option<String>,
+}
+
+/// Reads a join's or a poll's answer.
+pub fn queue_ticket_from_json(body: &[u8]) -> Result<crate::api::QueueTicket, ClientError> {
+    let body = parse::<QueueTicketBody>("a waiting-room ticket", body)?;
+    Ok(crate::api::QueueTicket {
+        ticket: body.ticket,
+        status: body.status,
+        position: body.position,
+        ahead: body.ahead,
+        estimated_wait_secs: body.estimated_wait_secs,
+        units_remain: body.units_remain,
+        poll_after: std::time::Duration::from_millis(body.poll_after_ms),
+        admission_ticket: body.admission_ticket,
+    })
+}
+
 /// A request body as JSON bytes.
 pub fn to_bytes<T: serde::Serialize + ?Sized>(body: &T) -> Result<Vec<u8>, ClientError> {
     let mut bytes = Vec::with_capacity(128);

@@ -58,9 +58,10 @@
 //! - `quic`: `QuicClient` and `QuicConfig`: connection, stream pool, reader and
 //!   writer tasks, reconnects.
 //! - `pending`: matching answers to waiting requests by request id (no I/O).
-//! - `trust`: `Trust` and `Fingerprint`, and the rustls verifiers behind them.
+//! - `trust`: `Trust` and `Fingerprint`, and the rustls verifiers behind them
+//!   (QUIC and HTTPS).
 //! - `http`: `HttpClient` and `HttpConfig`, over `http1`, the HTTP/1.1
-//!   keep-alive transport.
+//!   keep-alive transport (plain TCP, or TLS for `https://` nodes).
 //! - `json`: the HTTP API's JSON and RFC 3339 times ↔ protocol types; problem+json
 //!   → `ClientError` (no I/O).
 
@@ -75,7 +76,7 @@ mod pending;
 pub mod quic;
 pub mod trust;
 
-pub use api::{OrderGateway, OrdersRead, PlaceOrder, Placed};
+pub use api::{OrderGateway, OrdersRead, PlaceOrder, Placed, QueueTicket, WaitingRoom};
 pub use error::{ClientError, TransportError};
 pub use failover::{FailoverConfig, NodeSwitch};
 pub use flashgate_protocol::{Order, OrderStatus, Sku, SkuSettings};

@@ -1,5 +1,5 @@
-//! `Trust`: which server certificate the QUIC client accepts, and the rustls
-//! configuration that enforces it. Every verifier here still checks the
+//! `Trust`: which server certificate the QUIC and HTTPS clients accept, and
+//! the rustls configurations that enforce it. Every verifier here still checks the
 //! handshake signatures with the ring provider's algorithms, so the server must
 //! hold the private key of the certificate it shows.
 
@@ -101,9 +101,44 @@ impl fmt::Debug for Fingerprint {
 /// The TLS 1.3 client configuration for `trust`, offering the flashgate ALPN.
 pub(crate) fn client_tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = verifier(trust, &provider)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| ClientError::Config(format!("TLS 1.3 with ring: {error}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
+}
+
+/// The ALPN protocol the HTTPS client offers: its transport speaks HTTP/1.1.
+pub(crate) const HTTP_1_1_ALPN: &[u8] = b"http/1.1";
+
+/// The HTTPS client configuration for `trust`: TLS 1.3 or 1.2 with the ring
+/// provider's suites only (all AEAD with forward secrecy: no CBC, RC4 or
+/// static RSA key exchange), offering HTTP/1.1 by ALPN.
+pub(crate) fn https_tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = verifier(trust, &provider)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|error| ClientError::Config(format!("TLS 1.3/1.2 with ring: {error}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![HTTP_1_1_ALPN.to_vec()];
+    Ok(config)
+}
+
+/// The certificate verifier that enforces `trust`.
+fn verifier(
+    trust: &Trust,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, ClientError> {
     let algorithms = provider.signature_verification_algorithms;
     let verifier = match trust {
-        Trust::Certificate(bytes) => Verifier::certificates(bytes, &provider)?,
+        Trust::Certificate(bytes) => Verifier::certificates(bytes, provider)?,
         Trust::Fingerprint(fingerprint) => Verifier {
             policy: Policy::Fingerprint(*fingerprint),
             algorithms,
@@ -119,15 +154,7 @@ pub(crate) fn client_tls_config(trust: &Trust) -> Result<rustls::ClientConfig, C
             }
         }
     };
-    let verifier: Arc<dyn ServerCertVerifier> = Arc::new(verifier);
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|error| ClientError::Config(format!("TLS 1.3 with ring: {error}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(config)
+    Ok(Arc::new(verifier))
 }
 
 /// Reads `Trust::Certificate`'s bytes: PEM blocks or one DER certificate.
@@ -351,5 +378,20 @@ mod tests {
     fn configs_offer_the_flashgate_alpn() {
         let config = client_tls_config(&Trust::Fingerprint(HEX.parse().unwrap())).unwrap();
         assert_eq!(config.alpn_protocols, vec![ALPN.to_vec()]);
+    }
+
+    #[test]
+    fn https_configs_offer_http11_and_only_aead_suites() {
+        let config = https_tls_config(&Trust::Fingerprint(HEX.parse().unwrap())).unwrap();
+        assert_eq!(config.alpn_protocols, vec![HTTP_1_1_ALPN.to_vec()]);
+        let suites = &config.crypto_provider().cipher_suites;
+        assert!(!suites.is_empty());
+        for suite in suites {
+            let name = format!("{:?}", suite.suite());
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+                "{name} is not an AEAD suite"
+            );
+        }
     }
 }

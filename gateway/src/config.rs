@@ -292,6 +292,26 @@ pub struct Config {
     /// or `X-Forwarded-For` header names the client for the rate limits; from
     /// any other peer those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// File holding the secret (at least 32 bytes) that signs waiting-room
+    /// tickets. Give every node of a cluster the same one, so admissions stay
+    /// valid across a failover; without it each process draws its own, and
+    /// its tickets end with it.
+    pub waiting_room_secret_file: Option<PathBuf>,
+    /// File of QUIC credentials (one a line; each also a service or the
+    /// admin token) whose orders skip every waiting room: upstreams that run
+    /// their own queue.
+    pub waiting_room_bypass_tokens_file: Option<PathBuf>,
+    /// Most buyers one SKU's waiting room holds (the default and the highest
+    /// a room may set); a join past it is answered 503 `queue_full`.
+    pub waiting_room_queue_length_max: u32,
+    /// Used admissions kept (until they expire) so that each orders once;
+    /// when full, orders with a new admission are answered 503 `overloaded`
+    /// rather than forgetting one.
+    pub waiting_room_spent_tickets_max: usize,
+    /// Bounds of the `poll_after_ms` hint a poll answers: the polling load is
+    /// at most the waiting buyers over the lower bound, per second.
+    pub waiting_room_poll_after_min_ms: u64,
+    pub waiting_room_poll_after_max_ms: u64,
     /// Longest request target (path and query) in bytes; a longer one is
     /// answered 414 `uri_too_long` (counted like the cap above).
     pub http_request_uri_bytes_max: usize,
@@ -516,6 +536,12 @@ impl Default for Config {
             rate_limit_orders_per_customer_burst: 5,
             rate_limit_keys_max: 100_000,
             trusted_proxies: Vec::new(),
+            waiting_room_secret_file: None,
+            waiting_room_bypass_tokens_file: None,
+            waiting_room_queue_length_max: 100_000,
+            waiting_room_spent_tickets_max: 100_000,
+            waiting_room_poll_after_min_ms: 1_000,
+            waiting_room_poll_after_max_ms: 30_000,
             http_request_uri_bytes_max: 8 * 1024,
             http_request_headers_bytes_max: 16 * 1024,
             replication_unauthenticated_sessions_max: 64,
@@ -724,6 +750,12 @@ const ENV_KEYS: &[&str] = &[
     "rate_limit_orders_per_customer_burst",
     "rate_limit_keys_max",
     "trusted_proxies",
+    "waiting_room_secret_file",
+    "waiting_room_bypass_tokens_file",
+    "waiting_room_queue_length_max",
+    "waiting_room_spent_tickets_max",
+    "waiting_room_poll_after_min_ms",
+    "waiting_room_poll_after_max_ms",
     "http_request_uri_bytes_max",
     "http_request_headers_bytes_max",
     "replication_unauthenticated_sessions_max",
@@ -907,6 +939,18 @@ impl Config {
                 u64::from(self.rate_limit_orders_per_customer_burst),
             ),
             ("rate_limit_keys_max", self.rate_limit_keys_max as u64),
+            (
+                "waiting_room_queue_length_max",
+                u64::from(self.waiting_room_queue_length_max),
+            ),
+            (
+                "waiting_room_spent_tickets_max",
+                self.waiting_room_spent_tickets_max as u64,
+            ),
+            (
+                "waiting_room_poll_after_min_ms",
+                self.waiting_room_poll_after_min_ms,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -945,6 +989,12 @@ impl Config {
         }
         crate::rate_limit::parse_trusted_proxies(&self.trusted_proxies)
             .map_err(|error| ConfigError::Invalid(format!("trusted_proxies: {error}")))?;
+        if self.waiting_room_poll_after_max_ms < self.waiting_room_poll_after_min_ms {
+            return Err(ConfigError::Invalid(format!(
+                "waiting_room_poll_after_max_ms ({}) must be at least waiting_room_poll_after_min_ms ({})",
+                self.waiting_room_poll_after_max_ms, self.waiting_room_poll_after_min_ms
+            )));
+        }
         self.validate_quic()?;
         self.validate_auth()?;
         self.validate_alerts()?;
@@ -1416,6 +1466,55 @@ impl Config {
             trusted_proxies: crate::rate_limit::parse_trusted_proxies(&self.trusted_proxies)
                 .expect("validated"),
         }
+    }
+
+    /// The waiting rooms' limits and keys: the secret and the bypass tokens
+    /// read from their files, the settings kept in the data dir.
+    pub fn waiting_rooms(&self) -> Result<crate::waiting_room::WaitingRoomConfig, ConfigError> {
+        use crate::waiting_room::SECRET_BYTES_MIN;
+        let secret = match &self.waiting_room_secret_file {
+            None => None,
+            Some(path) => {
+                let mut bytes = std::fs::read(path).map_err(|error| {
+                    ConfigError::Invalid(format!(
+                        "cannot read waiting_room_secret_file {}: {error}",
+                        path.display()
+                    ))
+                })?;
+                while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+                    bytes.pop();
+                }
+                if bytes.len() < SECRET_BYTES_MIN {
+                    return Err(ConfigError::Invalid(format!(
+                        "waiting_room_secret_file {} holds {} bytes; give at least {SECRET_BYTES_MIN} random bytes (e.g. `openssl rand -hex 32`)",
+                        path.display(),
+                        bytes.len()
+                    )));
+                }
+                Some(bytes)
+            }
+        };
+        let bypass_token_digests = match &self.waiting_room_bypass_tokens_file {
+            None => Vec::new(),
+            Some(path) => crate::auth::credentials::read_tokens(path)?
+                .iter()
+                .map(|token| {
+                    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+                    let mut bytes = [0u8; 32];
+                    bytes.copy_from_slice(digest.as_ref());
+                    bytes
+                })
+                .collect(),
+        };
+        Ok(crate::waiting_room::WaitingRoomConfig {
+            secret,
+            bypass_token_digests,
+            queue_length_max: self.waiting_room_queue_length_max,
+            spent_tickets_max: self.waiting_room_spent_tickets_max,
+            poll_after_min_ms: self.waiting_room_poll_after_min_ms,
+            poll_after_max_ms: self.waiting_room_poll_after_max_ms,
+            settings_path: Some(self.data_dir.join(crate::waiting_room::SETTINGS_FILE)),
+        })
     }
 
     pub fn body_limits(&self) -> crate::wire::BodyLimits {

@@ -25,6 +25,8 @@
 //! - `token`: the admin token, configured or generated into the data dir.
 //! - `http_limits`: per-address connection cap and request-head limits,
 //!   before any handler.
+//! - `waiting_room`: the optional per-SKU waiting room: the queue (pure),
+//!   signed tickets, the check of an order's admission.
 //! - `log_limit`: client-caused log lines at WARN or below, rate-limited per kind.
 
 pub mod alerts;
@@ -44,6 +46,7 @@ pub mod replication;
 pub mod request;
 pub mod server;
 pub mod token;
+pub mod waiting_room;
 pub mod wire;
 
 pub use config::{Config, ConfigError, LogFormat, Overrides};

@@ -76,6 +76,13 @@ pub const PROBLEM_CODES: &[&str] = &[
     "backup_in_progress",
     "not_acceptable",
     "too_many_streams",
+    code::QUEUE_TICKET_REQUIRED,
+    code::QUEUE_TICKET_INVALID,
+    code::NOT_ADMITTED_YET,
+    code::QUEUE_TICKET_EXPIRED,
+    code::QUEUE_TICKET_USED,
+    code::QUEUE_FULL,
+    code::NO_WAITING_ROOM,
 ];
 
 /// The schema of a problem's `code`: one of `PROBLEM_CODES`.
@@ -122,6 +129,20 @@ pub fn status(error: &RequestError) -> StatusCode {
         RequestError::BackupInProgress(_) => S::CONFLICT,
         RequestError::NotAcceptable(_) => S::NOT_ACCEPTABLE,
         RequestError::TooManyStreams(_) => S::SERVICE_UNAVAILABLE,
+        RequestError::WaitingRoom(refusal) => waiting_room_status(refusal),
+    }
+}
+
+/// The HTTP status of a waiting room's refusal.
+fn waiting_room_status(refusal: &crate::waiting_room::Refusal) -> StatusCode {
+    use crate::waiting_room::Refusal as R;
+    use StatusCode as S;
+    match refusal {
+        R::TicketRequired(_) | R::TicketInvalid(_) => S::FORBIDDEN,
+        R::NotAdmittedYet(_) | R::TicketUsed => S::CONFLICT,
+        R::TicketExpired(_) => S::GONE,
+        R::NoWaitingRoom(_) => S::NOT_FOUND,
+        R::QueueFull { .. } | R::SpentFull | R::NotSaved(_) => S::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -190,6 +211,13 @@ impl ResponseError for RequestError {
             }
             RequestError::TooManyStreams(_) => {
                 response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            RequestError::WaitingRoom(
+                crate::waiting_room::Refusal::QueueFull { .. }
+                | crate::waiting_room::Refusal::SpentFull,
+            ) => {
+                let secs = RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed);
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
             RequestError::TooManyAuthFailures(secs) => {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));

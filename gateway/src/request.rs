@@ -78,6 +78,9 @@ pub enum RequestError {
     /// Over a rate limit (`rate_limit`): which policy, and when to retry.
     #[error("over the rate limit {}: {} requests, then {} per second; retry in {} s", .0.policy, .0.burst, .0.per_sec, .0.retry_after_secs)]
     RateLimited(crate::rate_limit::Limited),
+    /// A waiting room's refusal (`crate::waiting_room`).
+    #[error("{0}")]
+    WaitingRoom(crate::waiting_room::Refusal),
     /// A backup was asked of a node that is sending one already.
     #[error("this node is sending a backup already ({0} at a time); wait for it to finish")]
     BackupInProgress(usize),
@@ -117,6 +120,7 @@ impl RequestError {
             RequestError::BackupInProgress(_) => "backup_in_progress",
             RequestError::NotAcceptable(_) => "not_acceptable",
             RequestError::TooManyStreams(_) => "too_many_streams",
+            RequestError::WaitingRoom(refusal) => refusal.code(),
         }
     }
 
@@ -390,7 +394,7 @@ impl RequestMetrics {
 
 #[cfg(test)]
 pub(crate) fn one_of_each() -> Vec<RequestError> {
-    let refusals = vec![
+    let mut refusals = vec![
         RequestError::Node(NodeError::ShuttingDown),
         RequestError::InvalidField(InvalidField::new("quantity", "must be 1")),
         RequestError::UnknownMember("colour".into()),
@@ -424,6 +428,11 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
         RequestError::NotAcceptable(String::new()),
         RequestError::TooManyStreams(1),
     ];
+    refusals.extend(
+        crate::waiting_room::Refusal::one_of_each()
+            .into_iter()
+            .map(RequestError::WaitingRoom),
+    );
     for refusal in &refusals {
         match refusal {
             RequestError::Node(_)
@@ -449,7 +458,8 @@ pub(crate) fn one_of_each() -> Vec<RequestError> {
             | RequestError::RateLimited(_)
             | RequestError::BackupInProgress(_)
             | RequestError::NotAcceptable(_)
-            | RequestError::TooManyStreams(_) => {}
+            | RequestError::TooManyStreams(_)
+            | RequestError::WaitingRoom(_) => {}
         }
     }
     refusals

@@ -167,6 +167,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // After `install_metrics`: the counters' handles come from its recorder.
     let requests = Arc::new(crate::request::RequestMetrics::new(config.report_skus_max));
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(&config.rate_limits()));
+    let waiting_rooms = Arc::new(
+        crate::waiting_room::WaitingRooms::open(config.waiting_rooms()?)
+            .map_err(crate::config::ConfigError::Invalid)?,
+    );
     let alerts = Arc::new(start_alerts(&config)?);
     let console = Arc::new(crate::console::Console::new(config.console_streams_max));
     let replication_slot = Arc::new(std::sync::OnceLock::new());
@@ -181,6 +185,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         orders_read_max: config.orders_read_max,
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
+        waiting_rooms: Arc::clone(&waiting_rooms),
         alerts: Arc::clone(&alerts),
         events: events.as_ref().map(|events| Arc::clone(events.status())),
         console: Arc::clone(&console),
@@ -231,6 +236,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 Arc::clone(&gatekeeper),
                 Arc::clone(&requests),
                 Arc::clone(&rate_limits),
+                Arc::clone(&waiting_rooms),
             )
             .await?,
         )
@@ -545,6 +551,7 @@ async fn start_quic(
     gatekeeper: Arc<crate::auth::Gatekeeper>,
     requests: Arc<crate::request::RequestMetrics>,
     rate_limits: Arc<crate::rate_limit::RateLimits>,
+    waiting_rooms: Arc<crate::waiting_room::WaitingRooms>,
 ) -> Result<QuicServer, ServeError> {
     let configured = config.quic_cert.as_deref().zip(config.quic_key.as_deref());
     let certificate = server_certificate(&config.data_dir, configured, config.quic_addr.ip())
@@ -574,6 +581,7 @@ async fn start_quic(
         gatekeeper,
         requests,
         rate_limits,
+        waiting_rooms,
         tls,
         config.quic_addr,
         limits,

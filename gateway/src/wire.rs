@@ -470,6 +470,16 @@ impl Fields {
         self.0.remove(field).filter(|value| !value.is_null())
     }
 
+    /// Whether the body names `field` (null included).
+    pub fn contains(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    /// A member as it is, for a reader of its own (`None` when absent or null).
+    pub fn value(&mut self, field: &'static str) -> Option<Value> {
+        self.take(field)
+    }
+
     pub fn string(&mut self, field: &'static str) -> Result<String, RequestError> {
         required_string(field, self.take(field))
     }
@@ -761,6 +771,19 @@ pub struct SkuBody<'a> {
     pub low_stock_threshold: u64,
     /// Whether `available` is at or below `low_stock_threshold`.
     pub low_stock: bool,
+    /// Present when the SKU is behind a waiting room: orders need an
+    /// admission ticket from `POST /v1/skus/{sku}/queue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub waiting_room: Option<crate::waiting_room::WaitingRoomSettings>,
+}
+
+impl SkuBody<'_> {
+    /// The body with the SKU's waiting room, if it has one.
+    pub fn with_waiting_room(mut self, rooms: &crate::waiting_room::WaitingRooms) -> Self {
+        self.waiting_room = rooms.settings(self.sku);
+        self
+    }
 }
 
 impl<'a> From<&'a Sku> for SkuBody<'a> {
@@ -777,6 +800,7 @@ impl<'a> From<&'a Sku> for SkuBody<'a> {
             reservation_ttl_secs: sku.settings.reservation_ttl_secs,
             low_stock_threshold: sku.settings.low_stock_threshold,
             low_stock: sku.is_low_stock(),
+            waiting_room: None,
         }
     }
 }
@@ -838,6 +862,9 @@ pub struct PutSkuRequest {
     /// Default 0.
     #[schema(minimum = 0, maximum = 281_474_976_710_656_u64)]
     pub low_stock_threshold: Option<u64>,
+    /// Puts the SKU behind a waiting room; absent or null: none (a room the
+    /// SKU had is removed). Putting the same settings again keeps its queue.
+    pub waiting_room: Option<crate::waiting_room::WaitingRoomSettings>,
 }
 
 /// `POST /v1/skus/{sku}/restock`: add units to a SKU's total.

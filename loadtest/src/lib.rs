@@ -43,6 +43,7 @@ pub mod html;
 pub mod ledger;
 pub mod order_flow;
 pub mod progress;
+pub mod queue;
 pub mod recorder;
 pub mod report;
 pub mod run;

@@ -45,6 +45,8 @@ pub struct Engine<G> {
     /// Set while the load runs; orders of calls abandoned by the drain bound
     /// are then recorded as unknown outcomes.
     has_abandoned: AtomicBool,
+    /// The waiting-room scenario: every order queues first (`queue`).
+    pub waiting_room: Option<Mutex<crate::queue::QueueStats>>,
 }
 
 /// An order placement in flight: dropped before `settled` (its task aborted
@@ -102,7 +104,20 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
             no_primary: Mutex::new(None),
             last_error: Mutex::new(None),
             has_abandoned: AtomicBool::new(false),
+            waiting_room: None,
         }
+    }
+
+    /// The engine of the waiting-room scenario: each order joins its SKU's
+    /// queue and is placed once admitted, with its admission ticket.
+    pub fn with_waiting_room(mut self) -> Engine<G> {
+        self.waiting_room = Some(Mutex::new(crate::queue::QueueStats::default()));
+        self
+    }
+
+    /// Whether the run was halted (see `no_primary`).
+    pub fn is_halted(&self) -> bool {
+        *self.halted.borrow()
     }
 
     /// Resolves once the run was halted (see `no_primary`).
@@ -190,9 +205,25 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
     pub async fn place_call(
         self: &Arc<Self>,
         endpoint: usize,
-        orders: Vec<PlannedOrder>,
-        intended: Instant,
+        mut orders: Vec<PlannedOrder>,
+        mut intended: Instant,
     ) {
+        if self.waiting_room.is_some() {
+            // Only admitted orders are sent; an order's latency starts at
+            // its admission (the time in queue is reported on its own).
+            let mut admitted = Vec::with_capacity(orders.len());
+            for mut order in orders {
+                if let Some(ticket) = self.queue_through(endpoint, &order).await {
+                    order.queue_ticket = Some(ticket);
+                    admitted.push(order);
+                }
+            }
+            if admitted.is_empty() {
+                return;
+            }
+            orders = admitted;
+            intended = Instant::now();
+        }
         lock(&self.recorder).sent(orders.len() as u64);
         let mut in_flight = InFlight {
             engine: self,
@@ -391,8 +422,12 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
 }
 
 fn request(order: &PlannedOrder) -> PlaceOrder {
-    PlaceOrder::new(&order.sku, order.quantity, &order.customer_id)
-        .with_idempotency_key(&order.idempotency_key)
+    let request = PlaceOrder::new(&order.sku, order.quantity, &order.customer_id)
+        .with_idempotency_key(&order.idempotency_key);
+    match &order.queue_ticket {
+        Some(ticket) => request.with_queue_ticket(ticket),
+        None => request,
+    }
 }
 
 /// No answer arrived (a timeout or transport failure), or the primary could

@@ -133,6 +133,9 @@ pub struct Report {
     pub audit: AuditReport,
     /// Seconds the audit took to read back every acknowledged order.
     pub read_back_secs: f64,
+    /// The waiting-room scenario: joins, admissions, time in queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<crate::queue::WaitingRoomReport>,
 }
 
 impl Report {
@@ -185,6 +188,25 @@ impl Report {
                 summary.p99,
                 summary.p999,
                 summary.max
+            );
+        }
+        if let Some(room) = &self.waiting_room {
+            let _ = writeln!(
+                text,
+                "waiting room: {} joined, {} admitted, {} sold out while waiting, {} expired, {} gave up at the deadline, {} failed, {} polls",
+                room.joined,
+                room.admitted,
+                room.sold_out_while_waiting,
+                room.expired,
+                room.gave_up_at_deadline,
+                room.failed,
+                room.polls
+            );
+            let wait = &room.time_in_queue_ms;
+            let _ = writeln!(
+                text,
+                "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "time in queue (ms)", wait.count, wait.p50, wait.p90, wait.p99, wait.p999, wait.max
             );
         }
         if totals.abandoned > 0 {

@@ -20,7 +20,7 @@ use crate::order_flow::{lock, Engine};
 use crate::progress::{self, ProgressMode};
 use crate::recorder::Recorder;
 use crate::report::{Latencies, NodeSwitchRecord, Report, SkuState, TargetState, Totals};
-use crate::scenario::{nodes_of, LoadModel, QuicTrust, Scenario};
+use crate::scenario::{nodes_of, LoadModel, Scenario, ServerTrust};
 use crate::schedule;
 use crate::target::{Client, Endpoint, Target, Transport};
 use crate::workload::{sku_names, Workload};
@@ -55,9 +55,11 @@ fn failover(scenario: &Scenario) -> FailoverConfig {
 pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, LoadtestError> {
     let mut endpoints = Vec::new();
     if scenario.uses_http() {
+        let trust = trust(scenario)?;
         for url in &scenario.http {
             let http = |credential: Option<&String>| {
                 let mut config = HttpConfig::with_base_urls(nodes_of(url));
+                config.trust = trust.clone();
                 config.admin_token = scenario.admin_token.clone();
                 config.credential = credential.cloned();
                 config.request_timeout = scenario.request_timeout();
@@ -80,25 +82,12 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
         }
     }
     if scenario.uses_quic() {
-        let trust = match scenario.quic_trust() {
-            Some(QuicTrust::Fingerprint(hex)) => {
-                Trust::Fingerprint(hex.parse().map_err(|error: ClientError| {
-                    LoadtestError::config("--fingerprint", error.to_string())
-                })?)
-            }
-            Some(QuicTrust::Certificate(path)) => {
-                Trust::Certificate(std::fs::read(&path).map_err(|error| {
-                    LoadtestError::config("--cert", format!("{}: {error}", path.display()))
-                })?)
-            }
-            Some(QuicTrust::InsecureAcceptAnyCertificate) => Trust::InsecureAcceptAnyCertificate,
-            None => {
-                return Err(LoadtestError::config(
-                    "--fingerprint/--cert/--insecure-accept-any-certificate",
-                    "QUIC targets need one of them",
-                ))
-            }
-        };
+        let trust = trust(scenario)?.ok_or_else(|| {
+            LoadtestError::config(
+                "--fingerprint/--cert/--insecure-accept-any-certificate",
+                "QUIC targets need one of them",
+            )
+        })?;
         for address in &scenario.quic {
             let addrs = nodes_of(address)
                 .into_iter()
@@ -153,6 +142,25 @@ pub async fn connect(scenario: &Scenario) -> Result<Vec<Endpoint<Target>>, Loadt
         }
     }
     Ok(endpoints)
+}
+
+/// The server certificate trust the flags give (`--fingerprint`, `--cert`,
+/// `--insecure-accept-any-certificate`), for QUIC and `https://` targets alike.
+fn trust(scenario: &Scenario) -> Result<Option<Trust>, LoadtestError> {
+    Ok(match scenario.server_trust() {
+        Some(ServerTrust::Fingerprint(hex)) => Some(Trust::Fingerprint(hex.parse().map_err(
+            |error: ClientError| LoadtestError::config("--fingerprint", error.to_string()),
+        )?)),
+        Some(ServerTrust::Certificate(path)) => {
+            Some(Trust::Certificate(std::fs::read(&path).map_err(
+                |error| LoadtestError::config("--cert", format!("{}: {error}", path.display())),
+            )?))
+        }
+        Some(ServerTrust::InsecureAcceptAnyCertificate) => {
+            Some(Trust::InsecureAcceptAnyCertificate)
+        }
+        None => None,
+    })
 }
 
 /// Streams the load tester opens on one QUIC connection at most: a node's
@@ -212,14 +220,18 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
     let start = Instant::now();
-    let engine = Arc::new(Engine::new(
+    let engine = Engine::new(
         endpoints,
         Recorder::new(start),
         scenario.retries,
         scenario.payment_delay(),
         start + scenario.duration(),
         scenario.orders_max(),
-    ));
+    );
+    let engine = Arc::new(match scenario.waiting_room_admit_per_sec {
+        Some(_) => engine.with_waiting_room(),
+        None => engine,
+    });
     let (stop_progress, stopped) = watch::channel(false);
     let progress_task = (progress_mode == ProgressMode::Auto)
         .then(|| tokio::spawn(progress::show(Arc::clone(&engine), start, stopped)));
@@ -355,6 +367,10 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
             .collect(),
         audit,
         read_back_secs,
+        waiting_room: engine
+            .waiting_room
+            .as_ref()
+            .map(|stats| lock(stats).report()),
     })
 }
 
@@ -407,7 +423,19 @@ async fn prepare_skus<G: OrderGateway>(
                 reservation_ttl_secs: scenario.reservation_ttl_secs,
                 ..SkuSettings::default()
             };
-            gateway.put_sku(name, settings).await.map(|(_, created)| {
+            let put = match scenario.waiting_room_admit_per_sec {
+                Some(admit_per_sec) => {
+                    let room = flashgate_client::WaitingRoom {
+                        admit_per_sec,
+                        admitted_ttl_secs: scenario.waiting_room_admitted_ttl_secs,
+                    };
+                    gateway
+                        .put_sku_with_waiting_room(name, settings, room)
+                        .await
+                }
+                None => gateway.put_sku(name, settings).await,
+            };
+            put.map(|(_, created)| {
                 // An existing SKU may have orders this run does not know.
                 sole_writer &= created;
             })

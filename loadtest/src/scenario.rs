@@ -77,15 +77,17 @@ pub enum Popularity {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
-    /// HTTP targets: base URLs (`http://host:port`), comma-separated for the
-    /// nodes of one cluster.
+    /// HTTP targets: base URLs (`http://host:port` or `https://host:port`),
+    /// comma-separated for the nodes of one cluster.
     pub http: Vec<String>,
     /// QUIC targets: addresses (`IP:port`, UDP), comma-separated for the nodes
     /// of one cluster.
     pub quic: Vec<String>,
-    /// SHA-256 of the QUIC server certificate, 64 hex digits.
+    /// SHA-256 of the server certificate (QUIC and `https://` targets), 64
+    /// hex digits.
     pub fingerprint: Option<String>,
-    /// PEM or DER certificate file the QUIC server must present.
+    /// PEM or DER certificate file (the server's, or its CA's) that QUIC and
+    /// `https://` servers must present.
     pub cert: Option<PathBuf>,
     pub insecure_accept_any_certificate: bool,
     /// `None`: every given target.
@@ -109,6 +111,14 @@ pub struct Scenario {
     pub stock: u64,
     pub per_customer_limit: Option<u64>,
     pub reservation_ttl_secs: Option<u32>,
+    /// The waiting-room scenario: the SKUs are behind a waiting room
+    /// admitting this many buyers a second (put on them with
+    /// `create_skus`); each order first joins the queue, polls it honouring
+    /// `poll_after`, and orders with its admission. HTTP targets only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room_admit_per_sec: Option<u32>,
+    /// How long an admission may be used (with `create_skus`).
+    pub waiting_room_admitted_ttl_secs: u32,
     /// Units per order.
     pub quantity: u32,
     pub create_skus: bool,
@@ -175,6 +185,8 @@ impl Default for Scenario {
             stock: 1000,
             per_customer_limit: None,
             reservation_ttl_secs: None,
+            waiting_room_admit_per_sec: None,
+            waiting_room_admitted_ttl_secs: 60,
             quantity: 1,
             create_skus: false,
             admin_token: None,
@@ -229,15 +241,18 @@ pub struct Flags {
     #[arg(long, value_name = "ADDR[,ADDR...]")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quic: Vec<String>,
-    /// Pin the QUIC server certificate by its SHA-256 (64 hex digits).
+    /// Pin the server certificate (QUIC and https:// targets) by its SHA-256
+    /// (64 hex digits).
     #[arg(long, value_name = "HEX")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    /// Trust this PEM/DER certificate for QUIC.
+    /// Trust this PEM/DER certificate, or the CA it is, for QUIC and https://
+    /// targets.
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert: Option<PathBuf>,
-    /// INSECURE: accept any QUIC certificate (throwaway local tests only).
+    /// INSECURE: accept any QUIC or HTTPS certificate (throwaway local tests
+    /// only).
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub insecure_accept_any_certificate: bool,
@@ -296,6 +311,17 @@ pub struct Flags {
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation_ttl_secs: Option<u32>,
+    /// The waiting-room scenario: SKUs behind a waiting room admitting N
+    /// buyers a second; each order joins, polls and orders when admitted
+    /// (HTTP only; one order per call).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room_admit_per_sec: Option<u32>,
+    /// How long an admission may be used (with --waiting-room-admit-per-sec
+    /// and --create-skus; default 60).
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room_admitted_ttl_secs: Option<u32>,
     /// Units per order.
     #[arg(long, value_name = "UNITS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -398,9 +424,9 @@ pub fn nodes_of(target: &str) -> Vec<&str> {
     target.split(NODE_SEPARATOR).map(str::trim).collect()
 }
 
-/// How the QUIC server's certificate is trusted.
+/// How the server's certificate is trusted, over QUIC and HTTPS alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QuicTrust {
+pub enum ServerTrust {
     Fingerprint(String),
     Certificate(PathBuf),
     InsecureAcceptAnyCertificate,
@@ -479,10 +505,10 @@ impl Scenario {
         let trusts = usize::from(self.fingerprint.is_some())
             + usize::from(self.cert.is_some())
             + usize::from(self.insecure_accept_any_certificate);
-        if self.uses_quic() && trusts != 1 {
+        if (self.uses_quic() || self.uses_https()) && trusts != 1 {
             return bad(
                 "--fingerprint/--cert/--insecure-accept-any-certificate",
-                "QUIC targets need exactly one of them".into(),
+                "QUIC and https:// targets need exactly one of them".into(),
             );
         }
         if !(1..=BATCH_MAX).contains(&self.batch) {
@@ -560,6 +586,25 @@ impl Scenario {
                 return bad(flag, "must be between 0 and 1".into());
             }
         }
+        if let Some(rate) = self.waiting_room_admit_per_sec {
+            let flag = "--waiting-room-admit-per-sec";
+            if rate == 0 {
+                return bad(flag, "must be at least 1".into());
+            }
+            if self.uses_quic() {
+                return bad(
+                    flag,
+                    "waiting rooms are reached over HTTP: use --transport http or drop --quic"
+                        .into(),
+                );
+            }
+            if self.waiting_room_admitted_ttl_secs == 0 {
+                return bad(
+                    "--waiting-room-admitted-ttl-secs",
+                    "must be at least 1".into(),
+                );
+            }
+        }
         if self.confirm_ratio + self.cancel_ratio > 1.0 {
             return bad(
                 "--confirm-ratio/--cancel-ratio",
@@ -618,16 +663,27 @@ impl Scenario {
         !self.http.is_empty() && self.transport != Some(TransportChoice::Quic)
     }
 
-    /// The QUIC trust, if QUIC is used (validated to be exactly one).
-    pub fn quic_trust(&self) -> Option<QuicTrust> {
+    /// Whether an `https://` node takes part in the run.
+    pub fn uses_https(&self) -> bool {
+        self.uses_http()
+            && self.http.iter().any(|target| {
+                nodes_of(target)
+                    .iter()
+                    .any(|node| node.starts_with("https://"))
+            })
+    }
+
+    /// The certificate trust, for QUIC and `https://` targets (validated to
+    /// be exactly one when they are used).
+    pub fn server_trust(&self) -> Option<ServerTrust> {
         if let Some(hex) = &self.fingerprint {
-            return Some(QuicTrust::Fingerprint(hex.clone()));
+            return Some(ServerTrust::Fingerprint(hex.clone()));
         }
         if let Some(path) = &self.cert {
-            return Some(QuicTrust::Certificate(path.clone()));
+            return Some(ServerTrust::Certificate(path.clone()));
         }
         self.insecure_accept_any_certificate
-            .then_some(QuicTrust::InsecureAcceptAnyCertificate)
+            .then_some(ServerTrust::InsecureAcceptAnyCertificate)
     }
 
     pub fn duration(&self) -> Duration {
@@ -718,6 +774,13 @@ mod tests {
         bad.quic = vec!["127.0.0.1:4433".into()];
         let error = Scenario::load(&bad).unwrap_err().to_string();
         assert!(error.contains("--fingerprint"), "{error}");
+
+        let mut bad = flags();
+        bad.http = vec!["https://localhost:8443".into()];
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("https://"), "{error}");
+        bad.insecure_accept_any_certificate = true;
+        assert!(Scenario::load(&bad).unwrap().uses_https());
 
         let mut bad = flags();
         bad.confirm_ratio = Some(0.8);

@@ -6,7 +6,7 @@
 
 use flashgate_client::{
     ClientError, HttpClient, NodeSwitch, Order, OrderGateway, OrdersRead, PlaceOrder, Placed,
-    QuicClient, Sku, SkuSettings,
+    QueueTicket, QuicClient, Sku, SkuSettings, WaitingRoom,
 };
 
 /// The transport of an endpoint, as reported.
@@ -99,6 +99,25 @@ impl OrderGateway for Target {
         self.orders.restock(sku, quantity).await
     }
 
+    async fn put_sku_with_waiting_room(
+        &self,
+        sku: &str,
+        settings: SkuSettings,
+        room: WaitingRoom,
+    ) -> Result<(Sku, bool), ClientError> {
+        self.orders
+            .put_sku_with_waiting_room(sku, settings, room)
+            .await
+    }
+
+    async fn join_queue(&self, sku: &str, customer_id: &str) -> Result<QueueTicket, ClientError> {
+        self.orders.join_queue(sku, customer_id).await
+    }
+
+    async fn poll_queue(&self, sku: &str, ticket: &str) -> Result<QueueTicket, ClientError> {
+        self.orders.poll_queue(sku, ticket).await
+    }
+
     fn current_node(&self) -> Option<String> {
         self.orders.current_node()
     }
@@ -179,6 +198,32 @@ impl OrderGateway for Client {
         match self {
             Client::Http(client) => client.restock(sku, quantity).await,
             Client::Quic(client) => client.restock(sku, quantity).await,
+        }
+    }
+
+    async fn put_sku_with_waiting_room(
+        &self,
+        sku: &str,
+        settings: SkuSettings,
+        room: WaitingRoom,
+    ) -> Result<(Sku, bool), ClientError> {
+        match self {
+            Client::Http(client) => client.put_sku_with_waiting_room(sku, settings, room).await,
+            Client::Quic(client) => client.put_sku_with_waiting_room(sku, settings, room).await,
+        }
+    }
+
+    async fn join_queue(&self, sku: &str, customer_id: &str) -> Result<QueueTicket, ClientError> {
+        match self {
+            Client::Http(client) => client.join_queue(sku, customer_id).await,
+            Client::Quic(client) => client.join_queue(sku, customer_id).await,
+        }
+    }
+
+    async fn poll_queue(&self, sku: &str, ticket: &str) -> Result<QueueTicket, ClientError> {
+        match self {
+            Client::Http(client) => client.poll_queue(sku, ticket).await,
+            Client::Quic(client) => client.poll_queue(sku, ticket).await,
         }
     }
 

@@ -24,6 +24,8 @@ pub struct PlannedOrder {
     pub customer_id: String,
     pub idempotency_key: String,
     pub after_payment: AfterPayment,
+    /// The waiting room's admission, once the order was admitted.
+    pub queue_ticket: Option<String>,
 }
 
 /// Draws orders. One per task (it is not shared), seeded from the run's seed
@@ -89,6 +91,7 @@ impl Workload {
             customer_id: numbered(&self.run_id, "-c", u64::from(customer)),
             idempotency_key: numbered(&self.run_id, "-k", sequence),
             after_payment,
+            queue_ticket: None,
         }
     }
 }

@@ -29,6 +29,23 @@ pub const TOO_MANY_AUTH_FAILURES: &str = "too_many_auth_failures";
 /// Over a rate limit (per client address, or per customer for orders):
 /// retry after the time the detail (and over HTTP `Retry-After`) gives.
 pub const RATE_LIMITED: &str = "rate_limited";
+/// The SKU is behind a waiting room and the order carried no queue ticket
+/// (over HTTP the `Flashgate-Queue-Ticket` header): join the queue first.
+pub const QUEUE_TICKET_REQUIRED: &str = "queue_ticket_required";
+/// The queue ticket was not issued by this waiting room for this customer
+/// and SKU (forged, changed, another customer's or another SKU's).
+pub const QUEUE_TICKET_INVALID: &str = "queue_ticket_invalid";
+/// A join ticket whose holder has not been admitted yet: keep polling.
+pub const NOT_ADMITTED_YET: &str = "not_admitted_yet";
+/// The admission expired unused (its slot went to the next in line), or the
+/// ticket is from before the waiting room restarted: join again.
+pub const QUEUE_TICKET_EXPIRED: &str = "queue_ticket_expired";
+/// The admission has already ordered; each orders once.
+pub const QUEUE_TICKET_USED: &str = "queue_ticket_used";
+/// The waiting room holds its maximum of buyers; retry later.
+pub const QUEUE_FULL: &str = "queue_full";
+/// The SKU has no waiting room (joining or polling one).
+pub const NO_WAITING_ROOM: &str = "no_waiting_room";
 /// This node does not take orders: it is a standby, or a primary fenced by a
 /// newer one. Nothing was done; send the request to the current primary (the
 /// detail names it when this node knows it).

@@ -200,7 +200,7 @@ fn invalid(message: String) -> ConfigError {
 }
 
 /// A tokens file: one token a line; blank lines and `#` comments skipped.
-fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| invalid(format!("cannot read {}: {error}", path.display())))?;
     warn_if_readable_by_others(path);

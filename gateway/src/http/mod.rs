@@ -10,6 +10,7 @@ pub mod openapi;
 mod ops;
 mod orders;
 mod orders_read;
+pub mod queue;
 pub mod rate_limit;
 mod skus;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub requests: Arc<crate::request::RequestMetrics>,
     /// Per-client rate limits, shared with QUIC.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The SKUs' waiting rooms, shared with QUIC.
+    pub waiting_rooms: Arc<crate::waiting_room::WaitingRooms>,
     /// The alert feed, the refused admin calls, the webhooks.
     pub alerts: Arc<crate::alerts::Alerts>,
     /// The events publisher's progress, when events are published.
@@ -98,6 +101,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/skus/{sku}/restock")
                 .route(web::post().to(skus::restock))
                 .default_service(allow("POST")),
+        )
+        .service(
+            web::resource("/v1/skus/{sku}/queue")
+                .route(web::post().to(queue::join))
+                .default_service(allow("POST")),
+        )
+        .service(
+            web::resource("/v1/skus/{sku}/waiting-room")
+                .route(web::put().to(queue::put_room))
+                .default_service(allow("PUT")),
+        )
+        .service(
+            web::resource("/v1/skus/{sku}/queue/{ticket}")
+                .route(web::get().to(queue::poll))
+                .default_service(allow("GET")),
         )
         .service(
             web::resource("/v1/cluster")

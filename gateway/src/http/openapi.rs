@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use actix_web::http::Method;
 use actix_web::HttpResponse;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
@@ -16,6 +17,8 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi};
+
+use crate::rate_limit::RouteClass;
 
 /// The name of the security scheme every guarded operation requires.
 pub const BEARER_SCHEME: &str = "bearer";
@@ -43,6 +46,9 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::skus::get,
         super::skus::put,
         super::skus::restock,
+        super::queue::join,
+        super::queue::poll,
+        super::queue::put_room,
         super::cluster::status,
         super::cluster::promote,
         super::cluster::handover,
@@ -71,8 +77,10 @@ pub const BEARER_SCHEME: &str = "bearer";
 pub struct ApiDoc;
 
 /// Declares the `bearer` scheme, and gives every operation that takes it
-/// (required, or optional as for the catalogue) the 401, 403 and 429 answers,
-/// in one place rather than on each handler.
+/// (required, or optional as for the catalogue) the 401 and 403 answers, and
+/// every operation a rate limit covers (`RouteClass::of`: all but the health
+/// probes) the 429 `rate_limited` answer, joined by `too_many_auth_failures`
+/// where a credential is taken; in one place rather than on each handler.
 struct CredentialAnswers;
 
 impl Modify for CredentialAnswers {
@@ -135,29 +143,80 @@ impl Modify for CredentialAnswers {
                     .build(),
             ),
         );
-        for item in openapi.paths.paths.values_mut() {
+        let rate_limit_headers = |response: ResponseBuilder| {
+            response
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds until a request may pass again"))
+                        .build(),
+                )
+                .header(
+                    "RateLimit",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .description(Some("With `rate_limited`: `\"<policy>\";r=<remaining>;t=<seconds until the quota is whole>`"))
+                        .build(),
+                )
+                .header(
+                    "RateLimit-Policy",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .description(Some("With `rate_limited`: `\"<policy>\";q=<burst>;w=<seconds to refill it>`"))
+                        .build(),
+                )
+                .content("application/problem+json", problem())
+        };
+        const RATE_LIMITED: &str = "`rate_limited`: over a rate limit (per client address by class of route: orders, reads, admin; per customer for orders); `Retry-After` says when to try again, `RateLimit` and `RateLimit-Policy` which quota refused it";
+        components.responses.insert(
+            "RateLimited".into(),
+            RefOr::T(rate_limit_headers(ResponseBuilder::new().description(RATE_LIMITED)).build()),
+        );
+        components.responses.insert(
+            "RateLimitedOrTooManyAuthFailures".into(),
+            RefOr::T(
+                rate_limit_headers(ResponseBuilder::new().description(format!(
+                    "{RATE_LIMITED}. Or `too_many_auth_failures`: too many refused credentials from this address; every call with a credential is refused until `Retry-After` has passed"
+                )))
+                .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
             ];
-            for operation in operations.into_iter().flatten() {
-                if requires_bearer(operation) {
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let bearer = requires_bearer(operation);
+                let rate_limited = RouteClass::of(&method, path).is_some();
+                let too_many = match (bearer, rate_limited) {
+                    (true, true) => Some("RateLimitedOrTooManyAuthFailures"),
+                    (true, false) => Some("TooManyAuthFailures"),
+                    (false, true) => Some("RateLimited"),
+                    (false, false) => None,
+                };
+                if let Some(name) = too_many {
+                    operation
+                        .responses
+                        .responses
+                        .insert("429".into(), RefOr::Ref(Ref::from_response_name(name)));
+                }
+                if bearer {
                     let responses = &mut operation.responses.responses;
                     responses.insert(
                         "401".into(),
                         RefOr::Ref(Ref::from_response_name("Unauthorized")),
                     );
-                    responses.insert(
-                        "403".into(),
-                        RefOr::Ref(Ref::from_response_name("Forbidden")),
-                    );
-                    responses.insert(
-                        "429".into(),
-                        RefOr::Ref(Ref::from_response_name("TooManyAuthFailures")),
-                    );
+                    // An operation with 403s of its own (the waiting room's)
+                    // names the credential's in its description.
+                    responses
+                        .entry("403".into())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Forbidden")));
                 }
             }
         }
@@ -272,7 +331,9 @@ mod tests {
                     });
                     assert_eq!(
                         optional,
-                        path.starts_with("/v1/skus") && method == "get",
+                        path.starts_with("/v1/skus")
+                            && method == "get"
+                            && !path.contains("/queue/"),
                         "{method} {path}"
                     );
                 } else {
@@ -292,6 +353,42 @@ mod tests {
             ],
             "only these need no credential (the console's page and assets hold no data)"
         );
+    }
+
+    /// Every operation a rate limit covers lists 429 with the `rate_limited`
+    /// answer and its headers; the health probes, which no limit covers, do
+    /// not.
+    #[test]
+    fn rate_limited_operations_answer_429_with_its_headers() {
+        let document: serde_json::Value =
+            serde_json::from_str(document_json()).expect("valid JSON");
+        let responses = &document["components"]["responses"];
+        for name in ["RateLimited", "RateLimitedOrTooManyAuthFailures"] {
+            let response = &responses[name];
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("rate_limited")),
+                "{name}"
+            );
+            for header in ["Retry-After", "RateLimit", "RateLimit-Policy"] {
+                assert!(response["headers"][header].is_object(), "{name} {header}");
+            }
+        }
+        let mut limited = 0;
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let answer = operation["responses"]["429"]["$ref"].as_str();
+                if path == "/healthz" || path == "/readyz" {
+                    assert_eq!(answer, None, "{method} {path}");
+                    continue;
+                }
+                let answer = answer.unwrap_or_else(|| panic!("{method} {path} lists no 429"));
+                assert!(answer.contains("RateLimited"), "{method} {path}: {answer}");
+                limited += 1;
+            }
+        }
+        assert!(limited > 10, "{limited} rate-limited operations");
     }
 
     /// Links name their target operation as OpenAPI spells it, and that

@@ -20,7 +20,10 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
     summary = "Reserve units of a SKU for a customer",
     description = "The units are held until `reserved_until`; confirm the order once paid, or cancel it. \
         With an `Idempotency-Key`, a retry answers the order the key already placed (200) instead of placing another.",
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the customer", min_length = 1, max_length = 64)),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: 1 to 64 bytes of printable characters, scoped to the customer", min_length = 1, max_length = 64),
+        ("Flashgate-Queue-Ticket" = Option<String>, Header, nullable = false, description = "For a SKU behind a waiting room: the admission ticket its queue gave this customer; it orders once (a retry under the same Idempotency-Key passes)", max_length = 1024),
+    ),
     request_body(content = crate::wire::PlaceOrderRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Reserved", body = crate::wire::OrderBody,
@@ -34,8 +37,10 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
         (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 403, description = "`forbidden`: the credential's role may not do this; `customer_mismatch`: a buyer token ordering for another customer. For a SKU behind a waiting room: `queue_ticket_required` (no `Flashgate-Queue-Ticket`), `queue_ticket_invalid` (forged, changed, another customer's or another SKU's)", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 404, description = "`unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 409, description = "`sold_out`, `insufficient_stock`, `limit_exceeded` (the customer's limit), `sale_not_open`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`sold_out`, `insufficient_stock`, `limit_exceeded` (the customer's limit), `sale_not_open`; for a SKU behind a waiting room, `not_admitted_yet` (a join ticket) or `queue_ticket_used` (the admission ordered already)", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 410, description = "`queue_ticket_expired`: the admission was not used in time; join the queue again", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 422, description = "`invalid_field` (the detail names the member and its rule), `idempotency_key_reused` (the key placed a different order)", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
@@ -85,6 +90,16 @@ async fn place_inner(
         .rate_limits
         .check_customer(&command.customer)
         .map_err(RequestError::RateLimited)?;
+    state
+        .waiting_rooms
+        .check_order(
+            command.sku.as_str(),
+            command.customer.as_str(),
+            super::queue::ticket_header(request)?,
+            command.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+            flashgate_actors::domain::Timestamp::from_system_time(std::time::SystemTime::now()).0,
+        )
+        .map_err(RequestError::WaitingRoom)?;
     Ok(state.node.place_order(command).await?)
 }
 

@@ -45,7 +45,7 @@ pub async fn list(
     let bodies: Vec<SkuBody> = skus
         .iter()
         .filter(|sku| visible(&caller, sku, now))
-        .map(SkuBody::from)
+        .map(|sku| SkuBody::from(sku).with_waiting_room(&state.waiting_rooms))
         .collect();
     Ok(read_answer(&state, &bodies))
 }
@@ -78,7 +78,10 @@ pub async fn get(
     if !visible(&caller, &sku, now()) {
         return Err(NodeError::from(CoreError::UnknownSku(id)).into());
     }
-    Ok(read_answer(&state, &SkuBody::from(&sku)))
+    Ok(read_answer(
+        &state,
+        &SkuBody::from(&sku).with_waiting_room(&state.waiting_rooms),
+    ))
 }
 
 #[utoipa::path(
@@ -103,7 +106,7 @@ pub async fn get(
         (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 422, description = "`invalid_field`: the detail names the member and its rule", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed` (also: the waiting room's settings were not saved; put them again), `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
     ),
     security(("bearer" = []))
@@ -115,16 +118,28 @@ pub async fn put(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RequestError> {
     allowed(&request, &state, Action::WriteSku)?;
-    let command = read_object(&request, payload, state.body)
-        .await?
-        .into_put_sku(&path)?;
+    let mut fields = read_object(&request, payload, state.body).await?;
+    let waiting_room = crate::waiting_room::parse_settings(
+        fields.value("waiting_room"),
+        state.waiting_rooms.queue_length_max(),
+    )?;
+    let command = fields.into_put_sku(&path)?;
     let (sku, created) = state.node.put_sku(command).await?;
+    // After the SKU, so a room is never kept for a SKU the node refused.
+    let opens_at_ms = sku.settings.sale_starts_at.map_or(0, |at| at.0);
+    state
+        .waiting_rooms
+        .put(sku.id.as_str(), waiting_room, opens_at_ms)
+        .map_err(RequestError::WaitingRoom)?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(json(status, &SkuBody::from(&sku)))
+    Ok(json(
+        status,
+        &SkuBody::from(&sku).with_waiting_room(&state.waiting_rooms),
+    ))
 }
 
 #[utoipa::path(
@@ -159,5 +174,8 @@ pub async fn restock(
         .await?
         .into_restock(&path)?;
     let sku = state.node.restock(command).await?;
-    Ok(json(StatusCode::OK, &SkuBody::from(&sku)))
+    Ok(json(
+        StatusCode::OK,
+        &SkuBody::from(&sku).with_waiting_room(&state.waiting_rooms),
+    ))
 }

@@ -4,6 +4,7 @@
 //! budget of bytes for queued answers.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use quinn::{Connection, VarInt};
@@ -71,6 +72,9 @@ pub(super) struct ConnectionCaller {
     address: IpAddr,
     unauthenticated: Arc<Caller>,
     current: Mutex<Arc<Caller>>,
+    /// The credential is a trusted upstream's (`waiting_room_bypass_tokens_file`):
+    /// its orders skip the waiting rooms.
+    bypasses_waiting_rooms: AtomicBool,
 }
 
 impl ConnectionCaller {
@@ -86,7 +90,13 @@ impl ConnectionCaller {
             address,
             current: Mutex::new(Arc::clone(&unauthenticated)),
             unauthenticated,
+            bypasses_waiting_rooms: AtomicBool::new(false),
         }
+    }
+
+    /// Whether this connection's orders skip the waiting rooms.
+    pub(super) fn bypasses_waiting_rooms(&self) -> bool {
+        self.bypasses_waiting_rooms.load(Ordering::Relaxed)
     }
 
     /// The caller now.
@@ -114,6 +124,11 @@ impl ConnectionCaller {
             Ok(caller) => Arc::clone(caller),
             Err(_) => Arc::clone(&self.unauthenticated),
         };
+        // Only a service or admin credential can be a trusted upstream.
+        let upstream = matches!(caller.as_ref(), Caller::Service | Caller::Admin)
+            && shared.waiting_rooms.bypasses(credential);
+        self.bypasses_waiting_rooms
+            .store(upstream, Ordering::Relaxed);
         *self
             .current
             .lock()

@@ -78,5 +78,7 @@ struct Shared {
     requests: Arc<crate::request::RequestMetrics>,
     /// Per-customer order limits, shared with HTTP.
     rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The SKUs' waiting rooms, shared with HTTP.
+    waiting_rooms: Arc<crate::waiting_room::WaitingRooms>,
     limits: QuicLimits,
 }

@@ -94,6 +94,7 @@ impl QuicServer {
         gatekeeper: Arc<crate::auth::Gatekeeper>,
         requests: Arc<crate::request::RequestMetrics>,
         rate_limits: Arc<crate::rate_limit::RateLimits>,
+        waiting_rooms: Arc<crate::waiting_room::WaitingRooms>,
         tls: rustls::ServerConfig,
         addr: SocketAddr,
         limits: QuicLimits,
@@ -105,6 +106,7 @@ impl QuicServer {
             gatekeeper,
             requests,
             rate_limits,
+            waiting_rooms,
             limits,
         });
         let (shutdown, shutdown_receiver) = watch::channel(false);

@@ -286,6 +286,7 @@ async fn dispatch(
         Ok(permit) => {
             let shared = Arc::clone(shared);
             let responses = responses.clone();
+            let bypass = caller.bypasses_waiting_rooms();
             let caller = caller.get();
             // Its own task: the request runs to its end even if the client goes
             // away, so nothing is left half done.
@@ -293,7 +294,7 @@ async fn dispatch(
             // freed before the answer can reach the client: a client that
             // sends its next request once an answer arrived finds the slot.
             tokio::spawn(async move {
-                let answer = answer(&shared, &caller, request).await;
+                let answer = answer(&shared, &caller, bypass, request).await;
                 let queued = responses.room_for(&answer).await;
                 drop(permit);
                 if let Some(queued) = queued {
@@ -471,11 +472,13 @@ fn count_admin_refusal<T>(metrics: &RequestMetrics, result: &Result<T, RequestEr
 }
 
 /// A wire order as a command that `scope` admits, within its customer's
-/// rate limit.
+/// rate limit, for a SKU without a waiting room unless `bypass` (a trusted
+/// upstream's connection): the binary protocol carries no queue ticket.
 fn admitted_order(
     shared: &Shared,
     scope: &Scope,
     order: &PlaceOrder,
+    bypass: bool,
 ) -> Result<PlaceOrderCommand, RequestError> {
     let command = convert::place_order(order)?;
     scope.admits(&command.customer)?;
@@ -483,12 +486,25 @@ fn admitted_order(
         .rate_limits
         .check_customer(&command.customer)
         .map_err(RequestError::RateLimited)?;
+    if !bypass {
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        shared
+            .waiting_rooms
+            .check_order(
+                command.sku.as_str(),
+                command.customer.as_str(),
+                None,
+                None,
+                now.0,
+            )
+            .map_err(RequestError::WaitingRoom)?;
+    }
     Ok(command)
 }
 
 /// Runs one request against the node as `caller` and returns its answer;
 /// counts its outcome.
-async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response {
+async fn answer(shared: &Shared, caller: &Caller, bypass: bool, request: Request) -> Response {
     let started = Instant::now();
     let kind = kind_of(&request);
     let node = &shared.node;
@@ -502,7 +518,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
                 "Authenticate is answered by the stream's reader".into(),
             )),
         ),
-        Request::PlaceOrders { orders } => answer_batch(shared, caller, orders).await,
+        Request::PlaceOrders { orders } => answer_batch(shared, caller, bypass, orders).await,
         Request::GetOrders {
             request_id,
             order_ids,
@@ -521,7 +537,7 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
         Request::PlaceOrder(order) => {
             let result = async {
                 let scope = authorize(caller, Action::PlaceOrder)?;
-                let command = admitted_order(shared, &scope, &order)?;
+                let command = admitted_order(shared, &scope, &order, bypass)?;
                 Ok::<_, RequestError>(node.place_order(command).await?)
             }
             .await;
@@ -666,13 +682,18 @@ async fn answer(shared: &Shared, caller: &Caller, request: Request) -> Response 
 /// A batch: each order checked on its own (a bad one, or one the caller may
 /// not place, is an `Error` in its place), the good ones placed together, the
 /// answers in the batch's order.
-async fn answer_batch(shared: &Shared, caller: &Caller, orders: Vec<PlaceOrder>) -> Response {
+async fn answer_batch(
+    shared: &Shared,
+    caller: &Caller,
+    bypass: bool,
+    orders: Vec<PlaceOrder>,
+) -> Response {
     let mut refusals = Vec::with_capacity(orders.len());
     let mut commands = Vec::with_capacity(orders.len());
     let scope = authorize(caller, Action::PlaceOrder);
     for order in &orders {
         let command = match &scope {
-            Ok(scope) => admitted_order(shared, scope, order),
+            Ok(scope) => admitted_order(shared, scope, order, bypass),
             Err(refusal) => Err(refusal.clone().into()),
         };
         match command {

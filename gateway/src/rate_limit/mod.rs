@@ -52,17 +52,21 @@ impl RouteClass {
         if path == "/healthz" || path == "/readyz" {
             return None;
         }
+        // Joining a waiting room is a buyer's call, counted with the orders.
+        let joins_queue =
+            *method == Method::POST && path.starts_with("/v1/skus/") && path.ends_with("/queue");
         let admin = path.starts_with("/v1/admin")
             || path == "/metrics"
             || path == "/v1/cluster"
-            || (path.starts_with("/v1/skus/") && *method != Method::GET);
+            || (path.starts_with("/v1/skus/") && *method != Method::GET && !joins_queue);
         if admin {
             return Some(RouteClass::Admin);
         }
-        let orders = *method == Method::POST
-            && (path == "/v1/orders"
-                || (path.starts_with("/v1/orders/")
-                    && (path.ends_with("/confirm") || path.ends_with("/cancel"))));
+        let orders = joins_queue
+            || (*method == Method::POST
+                && (path == "/v1/orders"
+                    || (path.starts_with("/v1/orders/")
+                        && (path.ends_with("/confirm") || path.ends_with("/cancel")))));
         Some(if orders {
             RouteClass::Orders
         } else {
