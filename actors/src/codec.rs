@@ -73,6 +73,13 @@ pub enum CheckpointChunk {
         shard: u32,
         changes: Vec<(OrderId, Vec<OrderChange>)>,
     },
+    /// A shard's frozen orders (moves not yet ended) and the orders that
+    /// moved away from it, and where.
+    Moves {
+        shard: u32,
+        moving: Vec<(OrderId, crate::domain::PendingMove)>,
+        moved_out: Vec<(OrderId, u32)>,
+    },
 }
 
 /// An order's key in the archive.

@@ -34,6 +34,7 @@ pub mod domain;
 pub mod error;
 pub mod log_hold;
 mod meta;
+mod moves;
 pub mod node;
 mod outbox;
 pub mod peer;

@@ -16,9 +16,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
 use crate::domain::{
-    Cancel, ChangeOrder, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order,
-    OrderChange, OrderId, PlaceOrder, PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku,
-    SkuId, SkuStock, Timestamp,
+    Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderChange, OrderId,
+    PlaceOrder, PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku, SkuId, SkuStock,
+    Timestamp,
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
@@ -569,7 +569,7 @@ impl Node {
         }
     }
 
-    async fn execute(&self, shard: u32, command: Command) -> Result<Reply, NodeError> {
+    pub(crate) async fn execute(&self, shard: u32, command: Command) -> Result<Reply, NodeError> {
         match self.ask(shard, RequestKind::Execute(command)).await? {
             Outcome::Reply(reply) => Ok(reply),
             other => unreachable!("a command answered {other:?}"),
@@ -754,10 +754,14 @@ impl Node {
         customer: Option<CustomerId>,
     ) -> Result<Order, NodeError> {
         self.cluster.check_writable()?;
-        let shard = self.owner_of(id)?;
         order_of(
-            self.execute(shard, Command::Confirm(Confirm { id, customer }))
-                .await?,
+            self.execute_on_order(id, || {
+                Command::Confirm(Confirm {
+                    id,
+                    customer: customer.clone(),
+                })
+            })
+            .await?,
         )
     }
 
@@ -769,10 +773,14 @@ impl Node {
         customer: Option<CustomerId>,
     ) -> Result<Order, NodeError> {
         self.cluster.check_writable()?;
-        let shard = self.owner_of(id)?;
         order_of(
-            self.execute(shard, Command::Cancel(Cancel { id, customer }))
-                .await?,
+            self.execute_on_order(id, || {
+                Command::Cancel(Cancel {
+                    id,
+                    customer: customer.clone(),
+                })
+            })
+            .await?,
         )
     }
 
@@ -780,27 +788,10 @@ impl Node {
     /// a buyer's.
     pub async fn ship(&self, id: OrderId) -> Result<Order, NodeError> {
         self.cluster.check_writable()?;
-        let shard = self.owner_of(id)?;
-        order_of(self.execute(shard, Command::Ship(Ship { id })).await?)
-    }
-
-    /// Changes order `id` (its quantity, and/or its SKU for another of the
-    /// same shard): all or nothing, under the change's idempotency key. With
-    /// `customer` set, only that customer's order (another's is
-    /// `UnknownOrder`).
-    pub async fn change_order(&self, command: ChangeOrder) -> Result<Order, NodeError> {
-        self.cluster.check_writable()?;
-        let shard = self.owner_of(command.id)?;
-        if let Some(sku) = &command.sku {
-            if self.shard_of(sku) != shard {
-                return Err(CoreError::ChangeAcrossShards {
-                    id: command.id,
-                    sku: sku.clone(),
-                }
-                .into());
-            }
-        }
-        order_of(self.execute(shard, Command::ChangeOrder(command)).await?)
+        order_of(
+            self.execute_on_order(id, || Command::Ship(Ship { id }))
+                .await?,
+        )
     }
 
     /// Order `id` with its changes, oldest first; with `customer`, only if
@@ -810,14 +801,17 @@ impl Node {
         id: OrderId,
         customer: Option<&CustomerId>,
     ) -> Result<(Order, Vec<OrderChange>), NodeError> {
-        let shard = self.owner_of(id)?;
-        match self.ask(shard, RequestKind::History(id)).await? {
-            Outcome::History(Some((order, changes)))
-                if customer.is_none_or(|customer| order.customer == *customer) =>
-            {
-                Ok((order, changes))
+        let mut shard = self.owner_of(id)?;
+        loop {
+            match self.ask(shard, RequestKind::History(id)).await? {
+                Outcome::History(Some((order, changes)))
+                    if customer.is_none_or(|customer| order.customer == *customer) =>
+                {
+                    return Ok((order, changes))
+                }
+                Outcome::Moved(to) if to != shard && to < self.shard_count() => shard = to,
+                _ => return Err(CoreError::UnknownOrder(id).into()),
             }
-            _ => Err(CoreError::UnknownOrder(id).into()),
         }
     }
 
@@ -828,14 +822,18 @@ impl Node {
         id: OrderId,
         customer: Option<&CustomerId>,
     ) -> Result<Order, NodeError> {
-        let shard = self.owner_of(id)?;
-        match self.ask(shard, RequestKind::Order(id)).await? {
-            Outcome::Order(Some(order))
-                if customer.is_none_or(|customer| order.customer == *customer) =>
-            {
-                Ok(order)
+        let mut shard = self.owner_of(id)?;
+        loop {
+            match self.ask(shard, RequestKind::Order(id)).await? {
+                Outcome::Order(Some(order))
+                    if customer.is_none_or(|customer| order.customer == *customer) =>
+                {
+                    return Ok(order)
+                }
+                // An order moves once, to another shard: one more hop.
+                Outcome::Moved(to) if to != shard && to < self.shard_count() => shard = to,
+                _ => return Err(CoreError::UnknownOrder(id).into()),
             }
-            _ => Err(CoreError::UnknownOrder(id).into()),
         }
     }
 
@@ -874,16 +872,26 @@ impl Node {
             answers.push((indexes, answer));
         }
         let mut found: Vec<Option<Order>> = (0..ids.len()).map(|_| None).collect();
+        let mut moved = Vec::new();
         for (indexes, answer) in answers {
-            let orders = match self.answer(answer).await? {
-                Outcome::Orders(orders) => orders,
+            let (orders, moved_here) = match self.answer(answer).await? {
+                Outcome::Orders(orders, moved) => (orders, moved),
                 other => unreachable!("a batched read answered {other:?}"),
             };
             assert_eq!(orders.len(), indexes.len(), "one answer per id");
+            moved.extend(moved_here.into_iter().map(|(at, _)| indexes[at]));
             for (index, order) in indexes.into_iter().zip(orders) {
                 found[index] = order
                     .filter(|order| customer.is_none_or(|customer| order.customer == *customer));
             }
+        }
+        // Orders that moved to another shard (rare): read one by one there.
+        for index in moved {
+            found[index] = match self.order(ids[index], customer).await {
+                Ok(order) => Some(order),
+                Err(NodeError::Rejected(CoreError::UnknownOrder(_))) => None,
+                Err(error) => return Err(error),
+            };
         }
         Ok(found)
     }
@@ -968,7 +976,7 @@ impl Node {
         })
     }
 
-    fn owner_of(&self, id: OrderId) -> Result<u32, NodeError> {
+    pub(crate) fn owner_of(&self, id: OrderId) -> Result<u32, NodeError> {
         if id.shard < self.shard_count() {
             Ok(id.shard)
         } else {

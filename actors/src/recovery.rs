@@ -91,6 +91,8 @@ struct ShardParts {
     retained: RetainedImage,
     /// The history of changed orders in memory.
     changes: Vec<(OrderId, Vec<OrderChange>)>,
+    moving: Vec<(OrderId, crate::domain::PendingMove)>,
+    moved_out: Vec<(OrderId, u32)>,
 }
 
 /// The orders of a shard's chunks, one after the other, with their count
@@ -142,6 +144,10 @@ fn restore_shard(
                 part.retained,
             )
             .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
+            .and_then(|mut core| {
+                core.restore_moves(part.moving, part.moved_out)
+                    .map(|()| core)
+            })
             .map_err(|InconsistentEvent(reason)| {
                 RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
             })?;
@@ -221,7 +227,8 @@ fn group_by_shard(
             | CheckpointChunk::Orders { shard, .. }
             | CheckpointChunk::Settled { shard, .. }
             | CheckpointChunk::Keys { shard, .. }
-            | CheckpointChunk::Changes { shard, .. } => *shard,
+            | CheckpointChunk::Changes { shard, .. }
+            | CheckpointChunk::Moves { shard, .. } => *shard,
             CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 return Err(RecoveryError::Checkpoint(
                     "holds archived orders, which only a checkpoint sent to a standby carries"
@@ -251,6 +258,8 @@ fn group_by_shard(
                     orders: Vec::new(),
                     retained: RetainedImage::default(),
                     changes: Vec::new(),
+                    moving: Vec::new(),
+                    moved_out: Vec::new(),
                 });
             }
             CheckpointChunk::Orders { orders, .. } => slot
@@ -268,6 +277,13 @@ fn group_by_shard(
             }
             CheckpointChunk::Changes { changes, .. } => {
                 header_of(slot, shard)?.changes.extend(changes)
+            }
+            CheckpointChunk::Moves {
+                moving, moved_out, ..
+            } => {
+                let part = header_of(slot, shard)?;
+                part.moving.extend(moving);
+                part.moved_out.extend(moved_out);
             }
             CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 unreachable!("refused above")

@@ -46,6 +46,8 @@ pub enum RequestKind {
     Orders(Vec<OrderId>),
     /// One order with its history of changes (`Outcome::History`).
     History(OrderId),
+    /// The shard's frozen orders and where each moves (`Outcome::PendingMoves`).
+    PendingMoves,
     /// What this shard decided for each SKU since the node started
     /// (`Outcome::Sales`, `crate::sales`): the sales report.
     Sales,
@@ -516,6 +518,9 @@ impl ShardActor {
             RequestKind::Execute(command) => return self.execute(command, Some(request.reply)),
             RequestKind::Order(id) => match self.core.order(&id) {
                 Some(order) => Outcome::Order(Some(order.clone())),
+                None if self.core.moved_to(&id).is_some() => {
+                    Outcome::Moved(self.core.moved_to(&id).expect("checked"))
+                }
                 None => match archived_order(&self.storage, &id) {
                     Ok(order) => Outcome::Order(order),
                     Err(error) => {
@@ -528,6 +533,9 @@ impl ShardActor {
                 Some(order) => {
                     Outcome::History(Some((order.clone(), self.core.changes_of(&id).to_vec())))
                 }
+                None if self.core.moved_to(&id).is_some() => {
+                    Outcome::Moved(self.core.moved_to(&id).expect("checked"))
+                }
                 None => match archived_order_with_changes(&self.storage, &id) {
                     Ok(found) => Outcome::History(found),
                     Err(error) => {
@@ -536,6 +544,12 @@ impl ShardActor {
                     }
                 },
             },
+            RequestKind::PendingMoves => Outcome::PendingMoves(
+                self.core
+                    .pending_moves()
+                    .map(|(id, pending)| (*id, pending.to_shard))
+                    .collect(),
+            ),
             RequestKind::Sku(id) => Outcome::Sku(self.core.sku(&id).cloned()),
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
             RequestKind::Stock => Outcome::Stock(self.core.skus().map(|sku| sku.stock()).collect()),
@@ -546,7 +560,13 @@ impl ShardActor {
             }
             RequestKind::Orders(ids) => {
                 let mut orders = Vec::with_capacity(ids.len());
-                for id in &ids {
+                let mut moved = Vec::new();
+                for (index, id) in ids.iter().enumerate() {
+                    if let Some(to) = self.core.moved_to(id) {
+                        moved.push((index, to));
+                        orders.push(None);
+                        continue;
+                    }
                     orders.push(match self.core.order(id) {
                         Some(order) => Some(order.clone()),
                         None => match archived_order(&self.storage, id) {
@@ -558,7 +578,7 @@ impl ShardActor {
                         },
                     });
                 }
-                Outcome::Orders(orders)
+                Outcome::Orders(orders, moved)
             }
         };
         self.respond(PendingReply::new(request.reply, Ok(outcome)));
@@ -659,6 +679,8 @@ pub struct ShardImage {
     orders: Vec<crate::domain::Order>,
     retained: crate::domain::RetainedImage,
     changes: Vec<(crate::domain::OrderId, Vec<crate::domain::OrderChange>)>,
+    moving: Vec<(crate::domain::OrderId, crate::domain::PendingMove)>,
+    moved_out: Vec<(crate::domain::OrderId, u32)>,
 }
 
 /// A shard's state at `seq`, to encode later.
@@ -674,6 +696,11 @@ pub fn shard_image(core: &ShardCore, seq: u64) -> ShardImage {
             .changes()
             .map(|(id, history)| (*id, history.clone()))
             .collect(),
+        moving: core
+            .pending_moves()
+            .map(|(id, pending)| (*id, pending.clone()))
+            .collect(),
+        moved_out: core.moved_out().map(|(id, to)| (*id, *to)).collect(),
     }
 }
 
@@ -687,6 +714,8 @@ pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
         orders,
         retained,
         changes,
+        moving,
+        moved_out,
     } = image;
     let mut chunks = vec![encode_chunk(&CheckpointChunk::ShardHeader {
         shard,
@@ -717,6 +746,20 @@ pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
         chunks.push(encode_chunk(&CheckpointChunk::Changes {
             shard,
             changes: changes.to_vec(),
+        }));
+    }
+    for moving in moving.chunks(ORDERS_PER_CHUNK / 10) {
+        chunks.push(encode_chunk(&CheckpointChunk::Moves {
+            shard,
+            moving: moving.to_vec(),
+            moved_out: Vec::new(),
+        }));
+    }
+    for moved_out in moved_out.chunks(ORDERS_PER_CHUNK) {
+        chunks.push(encode_chunk(&CheckpointChunk::Moves {
+            shard,
+            moving: Vec::new(),
+            moved_out: moved_out.to_vec(),
         }));
     }
     chunks

@@ -27,7 +27,13 @@ pub enum Outcome {
     /// this node's disk.
     Durable,
     /// For `RequestKind::Orders`: one entry per id asked, in order.
-    Orders(Vec<Option<Order>>),
+    /// `None` for an order this shard does not know; the second list names
+    /// (by index) those that moved to another shard, and which.
+    Orders(Vec<Option<Order>>, Vec<(usize, u32)>),
+    /// For `Order` and `History`: the order moved to this shard.
+    Moved(u32),
+    /// For `RequestKind::PendingMoves`: each frozen order and its target shard.
+    PendingMoves(Vec<(crate::domain::OrderId, u32)>),
     /// For `RequestKind::History`: the order and its changes, oldest first.
     History(Option<(Order, Vec<crate::domain::OrderChange>)>),
     /// For `RequestKind::Sales`: each SKU's figures decided on this node.

@@ -528,6 +528,8 @@ fn code(error: &CoreError) -> &'static str {
         CoreError::OrderCapacityReached(_) => "capacity_reached",
         CoreError::TooManyChanges { .. } => "too_many_changes",
         CoreError::ChangeAcrossShards { .. } => "change_across_shards",
+        CoreError::OrderBusy(_) => "order_busy",
+        CoreError::Moved { .. } => "moved",
     }
 }
 

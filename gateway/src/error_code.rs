@@ -41,5 +41,8 @@ pub fn core_error_code(error: &CoreError) -> &'static str {
         CoreError::OrderCapacityReached(_) => code::CAPACITY_REACHED,
         CoreError::TooManyChanges { .. } => code::TOO_MANY_CHANGES,
         CoreError::ChangeAcrossShards { .. } => code::CHANGE_ACROSS_SHARDS,
+        CoreError::OrderBusy(_) => code::ORDER_BUSY,
+        // Followed by the node; never reaches a caller.
+        CoreError::Moved { .. } => code::UNKNOWN_ORDER,
     }
 }

@@ -158,8 +158,11 @@ fn node_error_status(error: &NodeError) -> StatusCode {
             | CoreError::SaleNotOpen { .. }
             | CoreError::InvalidTransition { .. }
             | CoreError::TooManyChanges { .. }
-            | CoreError::ChangeAcrossShards { .. } => S::CONFLICT,
-            CoreError::UnknownSku(_) | CoreError::UnknownOrder(_) => S::NOT_FOUND,
+            | CoreError::ChangeAcrossShards { .. }
+            | CoreError::OrderBusy(_) => S::CONFLICT,
+            CoreError::UnknownSku(_) | CoreError::UnknownOrder(_) | CoreError::Moved { .. } => {
+                S::NOT_FOUND
+            }
             CoreError::InvalidField(_) | CoreError::IdempotencyKeyReused => S::UNPROCESSABLE_ENTITY,
             CoreError::OrderCapacityReached(_) => S::SERVICE_UNAVAILABLE,
         },

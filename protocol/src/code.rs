@@ -15,8 +15,11 @@ pub const CAPACITY_REACHED: &str = "capacity_reached";
 /// The order took its most changes (`CHANGES_PER_ORDER_MAX`); cancel it and
 /// place a new one.
 pub const TOO_MANY_CHANGES: &str = "too_many_changes";
-/// An order's new SKU is kept by another shard than the order.
+/// An order that moved to another shard once already asked to move again.
 pub const CHANGE_ACROSS_SHARDS: &str = "change_across_shards";
+/// The order is in the middle of a change (a move between shards, a few
+/// milliseconds); retry.
+pub const ORDER_BUSY: &str = "order_busy";
 pub const OVERLOADED: &str = "overloaded";
 pub const STORAGE_FAILED: &str = "storage_failed";
 pub const SHUTTING_DOWN: &str = "shutting_down";

@@ -60,4 +60,26 @@ pub enum Event {
         id: OrderId,
         change: OrderChange,
     },
+    /// The order is frozen while it moves to `change.to_sku` on shard
+    /// `to_shard` (`command::move_order`).
+    OrderMoveStarted {
+        id: OrderId,
+        to_shard: u32,
+        change: OrderChange,
+    },
+    /// The move was refused by the other shard: the order is as it was.
+    OrderMoveAborted {
+        id: OrderId,
+    },
+    /// The other shard holds the order now: its units here go back, and it
+    /// leaves this shard (not archived: it lives on there).
+    OrderMovedOut {
+        id: OrderId,
+    },
+    /// An order moved here from another shard, with its history (the move
+    /// last); it holds `order.quantity` units of `order.sku` in its status.
+    OrderAdopted {
+        order: Order,
+        history: Vec<OrderChange>,
+    },
 }

@@ -13,8 +13,8 @@ mod text;
 pub mod types;
 
 pub use command::{
-    Cancel, ChangeOrder, Command, Confirm, CoreError, ExpireDue, PlaceOrder, PutSku, Reply,
-    Restock, Retire, Ship,
+    AbortMove, AdoptOrder, BeginMove, Cancel, ChangeOrder, Command, Confirm, CoreError, ExpireDue,
+    FinishMove, PendingMove, PlaceOrder, PutSku, Reply, Restock, Retire, Ship,
 };
 pub use event::Event;
 pub use gate::SkuGate;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use bincode::{Decode, Encode};
 
+use super::command::PendingMove;
 use super::command::{Command, CoreError, Reply};
 use super::due::DueQueue;
 use super::event::Event;
@@ -93,6 +94,11 @@ pub struct ShardCore {
     settled: IdMap<SkuId, Settled>,
     /// The history of every changed order in memory (`OrderChanged`).
     changes: IdMap<OrderId, Vec<OrderChange>>,
+    /// Orders frozen while they move to another shard (`command::move_order`).
+    moving: IdMap<OrderId, PendingMove>,
+    /// Orders of this shard's numbering that moved to another shard, and
+    /// which: a command or a read of one is sent on there.
+    moved_out: IdMap<OrderId, u32>,
     /// Orders that left memory since the shell last took them, with their
     /// history: it archives them.
     retired: Vec<(Order, Vec<OrderChange>)>,
@@ -116,6 +122,8 @@ impl ShardCore {
             key_queue: BTreeSet::new(),
             settled: IdMap::default(),
             changes: IdMap::default(),
+            moving: IdMap::default(),
+            moved_out: IdMap::default(),
             retired: Vec::new(),
             forgotten: Vec::new(),
             next_order_number: 1,
@@ -156,7 +164,9 @@ impl ShardCore {
             Event::OrderChanged { change, .. } if change.from_sku == change.to_sku => {
                 Touched::One(&change.to_sku)
             }
-            Event::OrderChanged { .. } => Touched::Any,
+            Event::OrderChanged { .. } | Event::OrderMovedOut { .. } => Touched::Any,
+            Event::OrderAdopted { order, .. } => Touched::One(&order.sku),
+            Event::OrderMoveStarted { .. } | Event::OrderMoveAborted { .. } => Touched::Nothing,
             Event::OrdersRetired { .. } | Event::KeysForgotten { .. } => Touched::Nothing,
         }
     }
@@ -176,6 +186,45 @@ impl ShardCore {
     /// The changes of order `id` (in memory), oldest first.
     pub fn changes_of(&self, id: &OrderId) -> &[OrderChange] {
         self.changes.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The move order `id` is frozen in, if any.
+    pub fn pending_move(&self, id: &OrderId) -> Option<&PendingMove> {
+        self.moving.get(id)
+    }
+
+    /// Every frozen order's move (for a checkpoint, and for recovery, which
+    /// ends each).
+    pub fn pending_moves(&self) -> impl Iterator<Item = (&OrderId, &PendingMove)> {
+        self.moving.iter()
+    }
+
+    /// The shard order `id` moved to, when it moved away from this one.
+    pub fn moved_to(&self, id: &OrderId) -> Option<u32> {
+        self.moved_out.get(id).copied()
+    }
+
+    /// Every order that moved away, and where (for a checkpoint).
+    pub fn moved_out(&self) -> impl Iterator<Item = (&OrderId, &u32)> {
+        self.moved_out.iter()
+    }
+
+    /// Puts back the moves of frozen orders, and the orders that moved away,
+    /// restored from a checkpoint.
+    pub fn restore_moves(
+        &mut self,
+        moves: impl IntoIterator<Item = (OrderId, PendingMove)>,
+        moved_out: impl IntoIterator<Item = (OrderId, u32)>,
+    ) -> Result<(), InconsistentEvent> {
+        for (id, pending) in moves {
+            self.freeze(&id, pending)?;
+        }
+        for (id, to) in moved_out {
+            if self.orders.contains_key(&id) || self.moved_out.insert(id, to).is_some() {
+                return Err(inconsistent(format!("moved order {id} stored twice")));
+            }
+        }
+        Ok(())
     }
 
     /// Every changed order in memory with its history (for a checkpoint).
@@ -390,6 +439,42 @@ impl ShardCore {
                 self.transition(id, OrderStatus::Shipped, *at)?;
             }
             Event::OrderChanged { id, change } => self.apply_changed(id, change)?,
+            Event::OrderMoveStarted {
+                id,
+                to_shard,
+                change,
+            } => {
+                let order = self
+                    .orders
+                    .get(id)
+                    .ok_or_else(|| inconsistent(format!("moving order {id} is unknown")))?;
+                if order.sku != change.from_sku || order.quantity != change.from_quantity {
+                    return Err(inconsistent(format!(
+                        "order {id} starts a move from what it does not hold"
+                    )));
+                }
+                self.freeze(
+                    id,
+                    PendingMove {
+                        to_shard: *to_shard,
+                        change: change.clone(),
+                    },
+                )?;
+            }
+            Event::OrderMoveAborted { id } => {
+                self.moving.remove(id).ok_or_else(|| {
+                    inconsistent(format!("order {id} aborts a move it is not in"))
+                })?;
+                let order = self.orders.get(id).expect("a frozen order is in memory");
+                if order.status == OrderStatus::Reserved {
+                    self.expiry_queue.insert((order.reserved_until, *id));
+                }
+                if let Some(at) = self.config.retention.order_leaves_at(order) {
+                    self.retire_queue.insert((at, *id));
+                }
+            }
+            Event::OrderMovedOut { id } => self.apply_moved_out(id)?,
+            Event::OrderAdopted { order, history } => self.apply_adopted(order, history)?,
             Event::OrdersRetired { ids } => {
                 for id in ids {
                     self.retire(id)?;
@@ -459,6 +544,109 @@ impl ShardCore {
         self.key_queue.remove(&(at, key.0.clone(), key.1.clone()));
         self.by_idempotency_key.remove(key);
         self.forgotten.push(key.clone());
+        Ok(())
+    }
+
+    /// Freezes order `id` for `pending`: it leaves the expiry and retire
+    /// queues until the move ends.
+    fn freeze(&mut self, id: &OrderId, pending: PendingMove) -> Result<(), InconsistentEvent> {
+        let order = self
+            .orders
+            .get(id)
+            .ok_or_else(|| inconsistent(format!("moving order {id} is unknown")))?;
+        if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed) {
+            return Err(inconsistent(format!(
+                "order {id} moves while {}",
+                order.status.as_str()
+            )));
+        }
+        if order.status == OrderStatus::Reserved {
+            self.expiry_queue.remove(&(order.reserved_until, *id));
+        }
+        if let Some(at) = self.config.retention.order_leaves_at(order) {
+            self.retire_queue.remove(&(at, *id));
+        }
+        if self.moving.insert(*id, pending).is_some() {
+            return Err(inconsistent(format!("order {id} moves twice at once")));
+        }
+        Ok(())
+    }
+
+    /// A frozen order's move finished: its units go back here and it
+    /// leaves (it lives on in the other shard). Its key stays, as a retired
+    /// order's does, until its retention.
+    fn apply_moved_out(&mut self, id: &OrderId) -> Result<(), InconsistentEvent> {
+        let pending = self
+            .moving
+            .remove(id)
+            .ok_or_else(|| inconsistent(format!("order {id} moved out without a move")))?;
+        self.moved_out.insert(*id, pending.to_shard);
+        let order = self.orders.remove(id).expect("a frozen order is in memory");
+        let quantity = u64::from(order.quantity);
+        let sku = self.sku_mut(&order.sku)?;
+        match order.status {
+            OrderStatus::Reserved => sku.reserved -= quantity,
+            _ => sku.sold -= quantity,
+        }
+        sku.available += quantity;
+        sku.release(&order.customer, quantity);
+        sku.assert_invariants();
+        self.live_orders -= 1;
+        self.changes.remove(id);
+        if let Some(key) = &order.idempotency_key {
+            let customer_key = (order.customer.clone(), key.clone());
+            if let Some(entry) = self.by_idempotency_key.get_mut(&customer_key) {
+                if entry.order == order.id && !entry.retired {
+                    entry.retired = true;
+                    let at = self.config.retention.key_forgotten_at(entry.created_at);
+                    self.key_queue.insert((at, customer_key.0, customer_key.1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An order moved here from another shard: it takes its units here, in
+    /// its status. Its idempotency key stays with the shard that placed it.
+    fn apply_adopted(
+        &mut self,
+        order: &Order,
+        history: &[OrderChange],
+    ) -> Result<(), InconsistentEvent> {
+        if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed)
+            || self.orders.contains_key(&order.id)
+            || history.is_empty()
+            || history.len() > CHANGES_PER_ORDER_MAX
+        {
+            return Err(inconsistent(format!(
+                "order {} cannot be adopted",
+                order.id
+            )));
+        }
+        let quantity = u64::from(order.quantity);
+        let sku = self.sku_mut(&order.sku)?;
+        if sku.available < quantity {
+            return Err(inconsistent(format!(
+                "order {} adopts {} of sku {} with only {} available",
+                order.id, quantity, order.sku, sku.available
+            )));
+        }
+        sku.available -= quantity;
+        match order.status {
+            OrderStatus::Reserved => sku.reserved += quantity,
+            _ => sku.sold += quantity,
+        }
+        sku.hold(&order.customer, quantity);
+        sku.assert_invariants();
+        let stored = Order {
+            sku: sku.id.clone(),
+            customer: order.customer.clone(),
+            idempotency_key: order.idempotency_key.clone(),
+            ..*order
+        };
+        self.index_order(&stored);
+        self.orders.insert(stored.id, stored);
+        self.changes.insert(order.id, history.to_vec());
         Ok(())
     }
 
@@ -580,7 +768,12 @@ impl ShardCore {
     /// Keeps the derived indexes (idempotency keys, expiry queue, id counter) in step
     /// with a newly known order.
     fn index_order(&mut self, order: &Order) {
-        if let Some(key) = &order.idempotency_key {
+        // An order adopted from another shard keeps its key there.
+        if let Some(key) = order
+            .idempotency_key
+            .as_ref()
+            .filter(|_| order.id.shard == self.config.shard)
+        {
             self.by_idempotency_key
                 .insert((order.customer.clone(), key.clone()), KeyEntry::of(order));
         }

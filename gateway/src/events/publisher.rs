@@ -445,10 +445,19 @@ impl Worker {
         }
         let mut messages = Vec::with_capacity(entries.len());
         for (epoch, lsn, entry) in &entries {
-            if let Event::OrderReserved(order) = &entry.event {
-                if self.facts.len() < FACTS_MAX {
-                    self.facts.insert(order.id, facts_of(order));
+            match &entry.event {
+                Event::OrderReserved(order) | Event::OrderAdopted { order, .. } => {
+                    if self.facts.len() < FACTS_MAX || self.facts.contains_key(&order.id) {
+                        self.facts.insert(order.id, facts_of(order));
+                    }
                 }
+                Event::OrderChanged { id, change } => {
+                    if let Some(facts) = self.facts.get_mut(id) {
+                        facts.sku = change.to_sku.clone();
+                        facts.quantity = change.to_quantity;
+                    }
+                }
+                _ => {}
             }
             let id = EventId {
                 cluster,

@@ -183,7 +183,29 @@ pub fn message(
                 Some(change.at),
             )
         }
-        Event::OrdersRetired { .. } | Event::KeysForgotten { .. } => return None,
+        Event::OrderAdopted { order, history } => {
+            // The move, as consumers see it: a change to a SKU of another
+            // shard (published when the new shard holds the order).
+            let change = history.last()?;
+            body.insert("order_id".into(), json!(order.id.to_string()));
+            body.insert("sku".into(), json!(order.sku.as_str()));
+            body.insert("quantity".into(), json!(order.quantity));
+            body.insert("from_sku".into(), json!(change.from_sku.as_str()));
+            body.insert("from_quantity".into(), json!(change.from_quantity));
+            body.insert("customer_id".into(), json!(order.customer.as_str()));
+            body.insert("status".into(), json!(order.status.as_str()));
+            (
+                "order.changed",
+                order_subject(prefix, Some(&order.sku)),
+                Some(change.at),
+            )
+        }
+        // Steps of a move, and bookkeeping: not domain events.
+        Event::OrderMoveStarted { .. }
+        | Event::OrderMoveAborted { .. }
+        | Event::OrderMovedOut { .. }
+        | Event::OrdersRetired { .. }
+        | Event::KeysForgotten { .. } => return None,
     };
     body.insert("kind".into(), json!(kind));
     if let Some(time) = time {

@@ -77,14 +77,7 @@ impl ChangeOrder {
         now: Timestamp,
         events: &mut Vec<Event>,
     ) -> Result<Reply, CoreError> {
-        let order = shard
-            .order(&self.id)
-            .filter(|order| {
-                self.customer
-                    .as_ref()
-                    .is_none_or(|customer| order.customer == *customer)
-            })
-            .ok_or(CoreError::UnknownOrder(self.id))?;
+        let order = super::transition::owned_order(shard, &self.id, self.customer.as_ref())?;
         let to_sku = self.sku.clone().unwrap_or_else(|| order.sku.clone());
         let to_quantity = self.quantity.unwrap_or(order.quantity);
         let history = shard.changes_of(&self.id);

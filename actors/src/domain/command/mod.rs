@@ -4,6 +4,7 @@
 
 mod change_order;
 mod expire_due;
+mod move_order;
 mod place_order;
 mod put_sku;
 mod restock;
@@ -12,6 +13,7 @@ mod transition;
 
 pub use change_order::ChangeOrder;
 pub use expire_due::ExpireDue;
+pub use move_order::{AbortMove, AdoptOrder, BeginMove, FinishMove, PendingMove};
 pub use place_order::PlaceOrder;
 pub use put_sku::PutSku;
 pub use restock::Restock;
@@ -33,6 +35,10 @@ pub enum Command {
     Cancel(Cancel),
     Ship(Ship),
     ChangeOrder(ChangeOrder),
+    BeginMove(BeginMove),
+    AdoptOrder(AdoptOrder),
+    AbortMove(AbortMove),
+    FinishMove(FinishMove),
     ExpireDue(ExpireDue),
     Retire(Retire),
 }
@@ -61,6 +67,11 @@ pub enum Reply {
     Retired {
         orders: usize,
         keys: usize,
+    },
+    /// `BeginMove` froze the order: it, and its history with the move last.
+    Moving {
+        order: Order,
+        history: Vec<super::order::OrderChange>,
     },
 }
 
@@ -102,8 +113,14 @@ pub enum CoreError {
     OrderCapacityReached(usize),
     #[error("order {id} was changed {max} times, the most an order takes; cancel it and place a new one")]
     TooManyChanges { id: OrderId, max: usize },
-    #[error("order {id} cannot move to sku {sku}: it is kept by another shard of this node; cancel the order and place a new one for {sku}")]
+    #[error("order {0} is being changed; retry in a moment")]
+    OrderBusy(OrderId),
+    #[error("order {id} moved to another shard once already; it changes only to SKUs of the shard it is on now (not to {sku}): cancel it and place a new order for {sku}")]
     ChangeAcrossShards { id: OrderId, sku: SkuId },
+    /// Order `id` lives on shard `to` now: the node sends the command on
+    /// (never seen by a caller).
+    #[error("order {id} moved to shard {to}")]
+    Moved { id: OrderId, to: u32 },
 }
 
 impl Command {
@@ -122,6 +139,10 @@ impl Command {
             Command::Cancel(command) => command.decide(shard, now, &mut events),
             Command::Ship(command) => command.decide(shard, now, &mut events),
             Command::ChangeOrder(command) => command.decide(shard, now, &mut events),
+            Command::BeginMove(command) => command.decide(shard, now, &mut events),
+            Command::AdoptOrder(command) => command.decide(shard, now, &mut events),
+            Command::AbortMove(command) => command.decide(shard, &mut events),
+            Command::FinishMove(command) => command.decide(shard, &mut events),
             Command::ExpireDue(command) => command.decide(shard, now, &mut events),
             Command::Retire(command) => command.decide(shard, now, &mut events),
         };

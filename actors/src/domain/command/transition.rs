@@ -33,11 +33,17 @@ pub struct Ship {
 }
 
 /// The order `id` if it exists and, when `customer` is given, is theirs.
-fn owned_order<'a>(
+pub(super) fn owned_order<'a>(
     shard: &'a ShardCore,
     id: &OrderId,
     customer: Option<&CustomerId>,
 ) -> Result<&'a Order, CoreError> {
+    if let Some(to) = shard.moved_to(id) {
+        return Err(CoreError::Moved { id: *id, to });
+    }
+    if shard.pending_move(id).is_some() {
+        return Err(CoreError::OrderBusy(*id));
+    }
     shard
         .order(id)
         .filter(|order| customer.is_none_or(|customer| order.customer == *customer))
