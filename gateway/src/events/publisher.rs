@@ -446,10 +446,10 @@ impl Worker {
         let mut messages = Vec::with_capacity(entries.len());
         for (epoch, lsn, entry) in &entries {
             match &entry.event {
-                Event::OrderReserved(order) | Event::OrderAdopted { order, .. } => {
-                    if self.facts.len() < FACTS_MAX || self.facts.contains_key(&order.id) {
-                        self.facts.insert(order.id, facts_of(order));
-                    }
+                Event::OrderReserved(order) | Event::OrderAdopted { order, .. }
+                    if self.facts.len() < FACTS_MAX || self.facts.contains_key(&order.id) =>
+                {
+                    self.facts.insert(order.id, facts_of(order));
                 }
                 Event::OrderChanged { id, change } => {
                     if let Some(facts) = self.facts.get_mut(id) {
