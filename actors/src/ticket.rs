@@ -30,6 +30,8 @@ pub enum Outcome {
     Orders(Vec<Option<Order>>),
     /// For `RequestKind::Sales`: each SKU's figures decided on this node.
     Sales(Vec<(SkuId, crate::sales::SkuSales)>),
+    /// For `RequestKind::CustomerOrders`: newest first.
+    CustomerOrders(Vec<Order>),
 }
 
 pub type Response = Result<Outcome, NodeError>;
