@@ -1731,4 +1731,24 @@ mod tests {
             );
         }
     }
+
+    /// A page larger than the limit, or a scan that could not read a whole
+    /// page of archived orders, is refused at start, naming the setting.
+    #[test]
+    fn customer_listing_limits_are_checked() {
+        let invalid = |config: Config| config.validate().unwrap_err().to_string();
+        let error = invalid(Config {
+            customer_orders_page_max: CUSTOMER_ORDERS_PAGE_MAX_LIMIT + 1,
+            customer_orders_scan_max: CUSTOMER_ORDERS_PAGE_MAX_LIMIT + 1,
+            ..Config::default()
+        });
+        assert!(error.contains("customer_orders_page_max"), "{error}");
+        let error = invalid(Config {
+            customer_orders_page_max: 50,
+            customer_orders_scan_max: 49,
+            ..Config::default()
+        });
+        assert!(error.contains("customer_orders_scan_max"), "{error}");
+        assert!(Config::default().validate().is_ok());
+    }
 }
