@@ -129,7 +129,7 @@ pub fn parse_query(
         orders placed after the first page was read appear on a new first page, never in the middle of a walk.",
     params(
         ("customer_id" = String, Path, description = "The customer, as orders name it", min_length = 1, max_length = 64),
-        ("limit" = Option<u32>, Query, description = "Orders on the page: 1 to `customer_orders_page_max` (100 unless configured); 20 when absent", minimum = 1, maximum = 1000),
+        ("limit" = Option<u32>, Query, description = "Orders on the page: 1 to `customer_orders_page_max` (100 unless configured); 20 when absent", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, as it was given"),
     ),
     responses(
