@@ -195,14 +195,23 @@ fn a_buyer_lists_its_own_orders_only_and_bad_requests_say_what_was_wrong() {
         (answer.status, answer.json())
     };
     let (status, problem) = refused(&carol, &path("dave", ""), "GET");
-    assert_eq!((status, problem["code"].as_str()), (403, Some("customer_mismatch")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (403, Some("customer_mismatch"))
+    );
     assert!(
-        problem["detail"].as_str().unwrap_or_default().contains("carol"),
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("carol"),
         "{problem}"
     );
     let anonymous = server.client().with_credential(None);
     let (status, problem) = refused(&anonymous, &path("carol", ""), "GET");
-    assert_eq!((status, problem["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
 
     let long = "x".repeat(65);
     for (query, customer, named) in [
@@ -221,12 +230,18 @@ fn a_buyer_lists_its_own_orders_only_and_bad_requests_say_what_was_wrong() {
             "{query}: {problem}"
         );
         assert!(
-            problem["detail"].as_str().unwrap_or_default().contains(named),
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(named),
             "{query}: {problem}"
         );
     }
     let (status, problem) = refused(server.client(), &path("carol", ""), "POST");
-    assert_eq!((status, problem["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
 
     let (status, page) = server.client().get(&path("nobody", ""));
     assert_eq!(status, 200, "{page}");
@@ -248,10 +263,14 @@ fn a_standby_lists_what_its_primary_lists() {
     let on_primary = walk(primary.client(), "alice", 4);
     assert_eq!(statuses("alice", &on_primary), alice);
     let ids: Vec<String> = on_primary.iter().map(order_id).collect();
-    poll_until("the standby to list alice's orders as its primary does", WAIT, || {
-        let on_standby = walk(standby.client(), "alice", 4);
-        (on_standby.iter().map(order_id).collect::<Vec<_>>() == ids
-            && statuses("alice", &on_standby) == alice)
-            .then_some(())
-    });
+    poll_until(
+        "the standby to list alice's orders as its primary does",
+        WAIT,
+        || {
+            let on_standby = walk(standby.client(), "alice", 4);
+            (on_standby.iter().map(order_id).collect::<Vec<_>>() == ids
+                && statuses("alice", &on_standby) == alice)
+                .then_some(())
+        },
+    );
 }

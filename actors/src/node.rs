@@ -15,11 +15,11 @@ use flashgate_storage::{
 use tokio::sync::{oneshot, watch};
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
+use crate::domain::customers::{merge_listing, ListingPage, ListingPosition};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderId, PlaceOrder,
     PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku, SkuId, SkuStock, Timestamp,
 };
-use crate::domain::customers::{merge_listing, ListingPage, ListingPosition};
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
 use crate::outbox::{Held, Outboxes};

@@ -15,11 +15,11 @@ use crate::cluster::Cluster;
 use crate::codec::{
     encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, KEYS_PER_CHUNK, ORDERS_PER_CHUNK,
 };
+use crate::domain::ListingPosition;
 use crate::domain::{
     answer_archived, Command, CoreError, CustomerId, Event, ExpireDue, IdMap, IdempotencyKey,
     OrderId, OrderStatus, Reply, Retire, ShardCore, SkuGate, SkuId, Timestamp, Touched,
 };
-use crate::domain::ListingPosition;
 use crate::error::NodeError;
 use crate::node::KeyClaim;
 use crate::retire::{archive_orders, archived_order, release_forgotten};

@@ -175,7 +175,9 @@ mod tests {
             [vec![1, 0xff], vec![1, 9], vec![1, 5], vec![1, 0]]
         );
         assert_eq!(
-            storage.archive_index_before(&[1], Some(&[1, 9]), 2).unwrap(),
+            storage
+                .archive_index_before(&[1], Some(&[1, 9]), 2)
+                .unwrap(),
             [vec![1, 5], vec![1, 0]]
         );
         assert_eq!(

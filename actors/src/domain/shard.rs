@@ -857,7 +857,11 @@ impl ShardCore {
                     .get(&position.id)
                     .expect("the customer index names an order not in memory");
                 assert_eq!(&order.customer, customer, "customer index owner");
-                assert_eq!(*position, ListingPosition::of(order), "customer index position");
+                assert_eq!(
+                    *position,
+                    ListingPosition::of(order),
+                    "customer index position"
+                );
             }
         }
         for sku in self.skus.values() {
