@@ -850,7 +850,9 @@ impl Node {
     /// loop, for orders that left memory, reading at most `scan_max` index
     /// keys (`crate::customer_archive`). Reading the archive after the shards
     /// answered means an order leaving memory meanwhile is found in one or the
-    /// other. Callers bound `limit` and `scan_max`.
+    /// other; the shard of each archived order on the page is read once more,
+    /// so that nothing shown is less than answerable (in sync mode, on the
+    /// standby too). Callers bound `limit` and `scan_max`.
     pub async fn customer_orders(
         &self,
         customer: &CustomerId,
@@ -880,6 +882,8 @@ impl Node {
                 other => unreachable!("a customer's orders answered {other:?}"),
             }
         }
+        let answered_ids: std::collections::HashSet<OrderId> =
+            in_memory.iter().map(|order: &Order| order.id).collect();
         let storage = self.storage.clone();
         let owner = customer.clone();
         let archived = tokio::task::spawn_blocking(move || {
@@ -894,12 +898,25 @@ impl Node {
         .await
         .map_err(|_| NodeError::ShuttingDown)?
         .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
-        Ok(merge_listing(
-            in_memory,
-            archived.orders,
-            archived.scanned_to,
-            limit,
-        ))
+        let page = merge_listing(in_memory, archived.orders, archived.scanned_to, limit);
+        // An order archived after its shard answered above may show a state
+        // decided after that answer: the archive is written when the order
+        // leaves memory, which with a short retention can come before its last
+        // event is answerable. A read from each such order's shard, answered
+        // only once everything the shard decided is answerable, covers it.
+        let mut shards_to_wait_for: Vec<(u32, SkuId)> = Vec::new();
+        for order in &page.orders {
+            if !answered_ids.contains(&order.id) {
+                let shard = self.owner_of(order.id)?;
+                if !shards_to_wait_for.iter().any(|(known, _)| *known == shard) {
+                    shards_to_wait_for.push((shard, order.sku.clone()));
+                }
+            }
+        }
+        for (shard, sku) in shards_to_wait_for {
+            self.ask(shard, RequestKind::Sku(sku)).await?;
+        }
+        Ok(page)
     }
 
     /// Creates a SKU or changes its settings; returns it and whether it was created.
