@@ -8,6 +8,8 @@
 //! listing reads the index from a cursor, so a page costs a binary search and
 //! the page's length, whatever the customer's order count.
 
+use std::collections::hash_map::Entry;
+
 use super::order::Order;
 use super::types::{CustomerId, IdMap, OrderId, Timestamp};
 
@@ -29,27 +31,82 @@ impl ListingPosition {
     }
 }
 
+/// One customer's positions, sorted oldest first.
+#[derive(Debug)]
+enum Positions {
+    /// Most customers of a sale hold one order: it costs no allocation.
+    One(ListingPosition),
+    Many(Vec<ListingPosition>),
+}
+
+impl Positions {
+    fn as_slice(&self) -> &[ListingPosition] {
+        match self {
+            Positions::One(position) => std::slice::from_ref(position),
+            Positions::Many(positions) => positions,
+        }
+    }
+
+    fn insert(&mut self, position: ListingPosition) {
+        match self {
+            Positions::One(first) => {
+                let first = *first;
+                assert_ne!(first, position, "an order enters the customer index once");
+                let mut positions = Vec::with_capacity(4);
+                positions.push(first.min(position));
+                positions.push(first.max(position));
+                *self = Positions::Many(positions);
+            }
+            Positions::Many(positions) => match positions.last() {
+                Some(last) if *last >= position => {
+                    let at = positions
+                        .binary_search(&position)
+                        .expect_err("an order enters the customer index once");
+                    positions.insert(at, position);
+                }
+                _ => positions.push(position),
+            },
+        }
+    }
+
+    /// Removes `position`: `None` if it is not there, else whether none is left.
+    fn remove(&mut self, position: ListingPosition) -> Option<bool> {
+        match self {
+            Positions::One(only) => (*only == position).then_some(true),
+            Positions::Many(positions) => {
+                let at = positions.binary_search(&position).ok()?;
+                positions.remove(at);
+                match positions.as_slice() {
+                    [] => return Some(true),
+                    [only] => *self = Positions::One(*only),
+                    _ if positions.capacity() > 4 * positions.len().max(4) => {
+                        positions.shrink_to_fit()
+                    }
+                    _ => {}
+                }
+                Some(false)
+            }
+        }
+    }
+}
+
 /// Per customer, the positions of its orders in memory, sorted oldest first
 /// (a new order is almost always the newest, so it is a push).
 #[derive(Debug, Default)]
 pub struct CustomerOrders {
-    by_customer: IdMap<CustomerId, Vec<ListingPosition>>,
+    by_customer: IdMap<CustomerId, Positions>,
 }
 
 impl CustomerOrders {
     /// Adds an order. Adding one already present is a bug of the caller (an
     /// order enters memory once).
     pub fn insert(&mut self, order: &Order) {
-        let positions = self.by_customer.entry(order.customer.clone()).or_default();
         let position = ListingPosition::of(order);
-        match positions.last() {
-            Some(last) if *last >= position => {
-                let at = positions
-                    .binary_search(&position)
-                    .expect_err("an order enters the customer index once");
-                positions.insert(at, position);
+        match self.by_customer.entry(order.customer.clone()) {
+            Entry::Vacant(slot) => {
+                slot.insert(Positions::One(position));
             }
-            _ => positions.push(position),
+            Entry::Occupied(mut slot) => slot.get_mut().insert(position),
         }
     }
 
@@ -58,16 +115,15 @@ impl CustomerOrders {
         let Some(positions) = self.by_customer.get_mut(&order.customer) else {
             return false;
         };
-        let Ok(at) = positions.binary_search(&ListingPosition::of(order)) else {
-            return false;
-        };
-        positions.remove(at);
-        if positions.is_empty() {
-            self.by_customer.remove(&order.customer);
-        } else if positions.capacity() > 4 * positions.len().max(4) {
-            positions.shrink_to_fit();
+        match positions.remove(ListingPosition::of(order)) {
+            None => false,
+            Some(empty) => {
+                if empty {
+                    self.by_customer.remove(&order.customer);
+                }
+                true
+            }
         }
-        true
     }
 
     /// Up to `limit` of the customer's positions strictly before `before`
@@ -81,6 +137,7 @@ impl CustomerOrders {
         let Some(positions) = self.by_customer.get(customer) else {
             return Vec::new();
         };
+        let positions = positions.as_slice();
         let end = match before {
             Some(before) => positions.partition_point(|position| *position < before),
             None => positions.len(),
@@ -90,7 +147,10 @@ impl CustomerOrders {
 
     /// Orders indexed, over all customers (for consistency checks).
     pub fn len(&self) -> usize {
-        self.by_customer.values().map(Vec::len).sum()
+        self.by_customer
+            .values()
+            .map(|positions| positions.as_slice().len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,15 +167,30 @@ impl CustomerOrders {
     /// Builds the index of many orders at once (a checkpoint's): one sort per
     /// customer instead of a sorted insert per order.
     pub fn extend<'a>(&mut self, orders: impl IntoIterator<Item = &'a Order>) {
+        let mut unsorted = Vec::new();
         for order in orders {
-            self.by_customer
-                .entry(order.customer.clone())
-                .or_default()
-                .push(ListingPosition::of(order));
+            let position = ListingPosition::of(order);
+            match self.by_customer.entry(order.customer.clone()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(Positions::One(position));
+                }
+                Entry::Occupied(mut slot) => {
+                    let positions = slot.get_mut();
+                    if let Positions::One(first) = *positions {
+                        *positions = Positions::Many(vec![first]);
+                        unsorted.push(order.customer.clone());
+                    }
+                    if let Positions::Many(positions) = positions {
+                        positions.push(position);
+                    }
+                }
+            }
         }
-        for positions in self.by_customer.values_mut() {
-            positions.sort_unstable();
-            positions.dedup();
+        for customer in unsorted {
+            if let Some(Positions::Many(positions)) = self.by_customer.get_mut(&customer) {
+                positions.sort_unstable();
+                positions.dedup();
+            }
         }
     }
 }
@@ -213,6 +288,18 @@ mod tests {
         assert!(index.remove(&orders[1]));
         assert!(!index.remove(&orders[1]), "removed once");
         assert_eq!(numbers(index.newest_before(&ann, None, 10)), [5, 4, 1]);
+        assert!(index.remove(&orders[3]) && index.remove(&orders[4]));
+        assert_eq!(numbers(index.newest_before(&ann, None, 10)), [1]);
+        index.insert(&orders[4]);
+        assert_eq!(numbers(index.newest_before(&ann, None, 10)), [5, 1]);
+        assert!(index.remove(&orders[0]) && index.remove(&orders[4]));
+        assert!(!index.remove(&orders[4]));
+        assert!(index.newest_before(&ann, None, 10).is_empty());
+        assert_eq!(index.len(), 1, "bob's");
+        index.insert(&orders[1]);
+        index.insert(&orders[3]);
+        index.insert(&orders[4]);
+        index.insert(&orders[0]);
         let mut built = CustomerOrders::default();
         built.extend(orders.iter().filter(|order| order.id.number != 2));
         assert_eq!(numbers(built.newest_before(&ann, None, 10)), [5, 4, 1]);
