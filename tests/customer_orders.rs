@@ -250,10 +250,11 @@ fn a_buyer_lists_its_own_orders_only_and_bad_requests_say_what_was_wrong() {
 
 /// A standby lists what its primary lists, the archived orders included:
 /// it archives (and indexes) what it retires from the replicated log, so a
-/// buyer's order history survives a failover.
+/// buyer's order history survives a failover; once promoted, it lists new
+/// orders above the old ones.
 #[test]
-fn a_standby_lists_what_its_primary_lists() {
-    let primary = launch().replicated("127.0.0.1:0").start();
+fn a_standby_lists_what_its_primary_lists_and_goes_on_after_a_failover() {
+    let mut primary = launch().replicated("127.0.0.1:0").start();
     let standby = launch()
         .replicated("127.0.0.1:0")
         .standby_of(primary.replication_addr())
@@ -273,4 +274,14 @@ fn a_standby_lists_what_its_primary_lists() {
                 .then_some(())
         },
     );
+
+    // Failover: the promoted standby lists the same history, and a new
+    // order on top of it.
+    primary.kill();
+    standby.promote();
+    let newest = order_id(&standby.client().reserve(SKUS[2], 1, "alice"));
+    let after = walk(standby.client(), "alice", 4);
+    let mut expected = vec![newest];
+    expected.extend(ids);
+    assert_eq!(after.iter().map(order_id).collect::<Vec<_>>(), expected);
 }
