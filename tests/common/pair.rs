@@ -32,8 +32,7 @@ pub fn wait_caught_up(primary: &Server, standby: &Server) {
         // The primary's LSN read again too: it may log a last record (a
         // retire pass, an expiry) after `target` was read, which the standby
         // then holds as well.
-        status["durable_lsn"] == target
-            || status["durable_lsn"] == primary.cluster()["durable_lsn"]
+        status["durable_lsn"] == target || status["durable_lsn"] == primary.cluster()["durable_lsn"]
     });
 }
 
