@@ -624,7 +624,7 @@ proptest! {
                 .filter(|(_, order)| order.customer == customer)
                 .map(|(id, order)| (order.created, *id, order.status))
                 .collect();
-            expected.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            expected.sort_by_key(|order| std::cmp::Reverse((order.0, order.1)));
             let mut walked = Vec::new();
             let mut cursor = None;
             for _ in 0..=expected.len() {
