@@ -76,6 +76,7 @@ fn handlers(c: &mut Criterion) {
         readiness: Arc::new(Readiness::default()),
         replication: Arc::new(std::sync::OnceLock::new()),
         orders_read_max: config.orders_read_max,
+        customer_orders: flashgate_gateway::http::CustomerOrderLimits::of(&config),
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
         waiting_rooms: Arc::clone(&waiting_rooms),

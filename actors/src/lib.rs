@@ -13,6 +13,8 @@
 //!   dir built from a backup, and a backup's state rebuilt and checked.
 //! - `retire`: finished orders leaving a shard's memory: the archive they are
 //!   answered from afterwards, the node's idempotency claims kept in step.
+//! - `customer_archive`: the archive's index of orders by customer and time,
+//!   for a customer's order listing.
 //! - `ticket`: answers on their way out (`Ticket`, `PendingReply`) and each
 //!   shard's durable and answerable watermarks.
 //! - `cluster`: `Cluster`, the node's role, replication mode and sync gate
@@ -30,6 +32,7 @@ pub mod archiver;
 pub mod backup;
 pub mod cluster;
 pub mod codec;
+pub mod customer_archive;
 pub mod domain;
 pub mod error;
 pub mod log_hold;

@@ -15,6 +15,7 @@ use flashgate_storage::{
 use tokio::sync::{oneshot, watch};
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, Replication, Role};
+use crate::domain::customers::{merge_listing, ListingPage, ListingPosition};
 use crate::domain::{
     Cancel, Command, Confirm, CoreError, CustomerId, IdempotencyKey, Order, OrderChange, OrderId,
     PlaceOrder, PutSku, Reply, Restock, Retention, ShardConfig, Ship, Sku, SkuId, SkuStock,
@@ -894,6 +895,84 @@ impl Node {
             };
         }
         Ok(found)
+    }
+
+    /// One page of a customer's orders across every shard, newest first (by
+    /// creation time, then id): at most `limit` orders created strictly
+    /// before `before` (from the newest when `None`), and where the next
+    /// page starts. Each shard answers from its memory (one message each, sent
+    /// at once), each answer only once what it reflects is durable, as for
+    /// `order`; then the archive's customer index is read, off the event
+    /// loop, for orders that left memory, reading at most `scan_max` index
+    /// keys (`crate::customer_archive`). Reading the archive after the shards
+    /// answered means an order leaving memory meanwhile is found in one or the
+    /// other; the shard of each archived order on the page is read once more,
+    /// so that nothing shown is less than answerable (in sync mode, on the
+    /// standby too). Callers bound `limit` and `scan_max`.
+    pub async fn customer_orders(
+        &self,
+        customer: &CustomerId,
+        before: Option<ListingPosition>,
+        limit: usize,
+        scan_max: usize,
+    ) -> Result<ListingPage, NodeError> {
+        let ask_for = limit.saturating_add(1);
+        let mut answers = Vec::with_capacity(self.shards.len());
+        for shard in 0..self.shard_count() {
+            let (sender, answer) = oneshot::channel();
+            let request = Request {
+                kind: RequestKind::CustomerOrders {
+                    customer: customer.clone(),
+                    before,
+                    limit: ask_for,
+                },
+                reply: ReplyTo::new(sender, self.outboxes.inbox()),
+            };
+            self.submit(shard, request)?;
+            answers.push(answer);
+        }
+        let mut in_memory = Vec::new();
+        for answer in answers {
+            match self.answer(answer).await? {
+                Outcome::CustomerOrders(orders) => in_memory.extend(orders),
+                other => unreachable!("a customer's orders answered {other:?}"),
+            }
+        }
+        let answered_ids: std::collections::HashSet<OrderId> =
+            in_memory.iter().map(|order: &Order| order.id).collect();
+        let storage = self.storage.clone();
+        let owner = customer.clone();
+        let archived = tokio::task::spawn_blocking(move || {
+            crate::customer_archive::archived_customer_orders(
+                &storage,
+                &owner,
+                before,
+                ask_for,
+                scan_max.max(ask_for),
+            )
+        })
+        .await
+        .map_err(|_| NodeError::ShuttingDown)?
+        .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
+        let page = merge_listing(in_memory, archived.orders, archived.scanned_to, limit);
+        // An order archived after its shard answered above may show a state
+        // decided after that answer: the archive is written when the order
+        // leaves memory, which with a short retention can come before its last
+        // event is answerable. A read from each such order's shard, answered
+        // only once everything the shard decided is answerable, covers it.
+        let mut shards_to_wait_for: Vec<(u32, SkuId)> = Vec::new();
+        for order in &page.orders {
+            if !answered_ids.contains(&order.id) {
+                let shard = self.owner_of(order.id)?;
+                if !shards_to_wait_for.iter().any(|(known, _)| *known == shard) {
+                    shards_to_wait_for.push((shard, order.sku.clone()));
+                }
+            }
+        }
+        for (shard, sku) in shards_to_wait_for {
+            self.ask(shard, RequestKind::Sku(sku)).await?;
+        }
+        Ok(page)
     }
 
     /// Creates a SKU or changes its settings; returns it and whether it was created.

@@ -519,6 +519,13 @@ fn replay(
 
 pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered, RecoveryError> {
     let started = Instant::now();
+    let indexed = crate::customer_archive::index_archive_once(storage)?;
+    if indexed > 0 {
+        tracing::info!(
+            orders = indexed,
+            "indexed the archived orders by customer (once, for a data dir archived before the index)"
+        );
+    }
     let shard_count = configs.len();
     let (mut cores, mut seqs, covers_lsn) = match storage.read_checkpoint()? {
         None => (

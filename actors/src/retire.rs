@@ -21,7 +21,8 @@ use crate::codec::{
 use crate::domain::{CustomerId, IdempotencyKey, KeyEntry, Order, OrderChange, OrderId};
 use crate::node::KeyClaim;
 
-/// Writes orders that left memory to the archive, in one atomic batch.
+/// Writes orders that left memory to the archive, in one atomic batch, after
+/// their keys in the archive's customer index (`crate::customer_archive`).
 pub fn archive_orders(
     storage: &Storage,
     orders: &[(Order, Vec<OrderChange>)],
@@ -29,6 +30,7 @@ pub fn archive_orders(
     if orders.is_empty() {
         return Ok(());
     }
+    crate::customer_archive::index_archived(storage, orders)?;
     let values: Vec<(Vec<u8>, Vec<u8>)> = orders
         .iter()
         .map(|(order, changes)| {

@@ -15,6 +15,7 @@ use crate::cluster::Cluster;
 use crate::codec::{
     encode_chunk, encode_log_entry, CheckpointChunk, LogEntry, KEYS_PER_CHUNK, ORDERS_PER_CHUNK,
 };
+use crate::domain::ListingPosition;
 use crate::domain::{
     answer_archived, answer_archived_change, Command, CoreError, CustomerId, Event, ExpireDue,
     IdMap, IdempotencyKey, OrderId, OrderStatus, Reply, Retire, ShardCore, SkuGate, SkuId,
@@ -51,6 +52,13 @@ pub enum RequestKind {
     /// What this shard decided for each SKU since the node started
     /// (`Outcome::Sales`, `crate::sales`): the sales report.
     Sales,
+    /// Up to `limit` of a customer's orders in this shard's memory created
+    /// before `before`, newest first (`Outcome::CustomerOrders`).
+    CustomerOrders {
+        customer: CustomerId,
+        before: Option<ListingPosition>,
+        limit: usize,
+    },
 }
 
 /// A request to a shard. The answer goes to `reply`, never before what it
@@ -554,6 +562,17 @@ impl ShardActor {
             RequestKind::Skus => Outcome::Skus(self.core.skus().cloned().collect()),
             RequestKind::Stock => Outcome::Stock(self.core.skus().map(|sku| sku.stock()).collect()),
             RequestKind::Sales => Outcome::Sales(self.sales.all()),
+            RequestKind::CustomerOrders {
+                customer,
+                before,
+                limit,
+            } => Outcome::CustomerOrders(
+                self.core
+                    .customer_orders(&customer, before, limit)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            ),
             RequestKind::Durable => {
                 let pending = PendingReply::new(request.reply, Ok(Outcome::Durable));
                 return self.respond_when(pending, TicketKind::LocalDurable);

@@ -38,6 +38,8 @@ pub enum Outcome {
     History(Option<(Order, Vec<crate::domain::OrderChange>)>),
     /// For `RequestKind::Sales`: each SKU's figures decided on this node.
     Sales(Vec<(SkuId, crate::sales::SkuSales)>),
+    /// For `RequestKind::CustomerOrders`: newest first.
+    CustomerOrders(Vec<Order>),
 }
 
 pub type Response = Result<Outcome, NodeError>;

@@ -5,7 +5,9 @@
 //! enough to recover. Finished orders leave memory on `Retire` steps (a short
 //! simulated retention): the test plays the shell, keeping an archive of what
 //! left, and the model must still see every order, every customer's limit and
-//! every idempotent retry as if nothing had left.
+//! every idempotent retry as if nothing had left. A customer's order listing,
+//! walked page by page through the memory index and the archive, must be the
+//! model's orders of that customer, newest first, each once.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -775,6 +777,49 @@ proptest! {
         for (id, expected) in ids.iter().zip(&model.orders) {
             prop_assert_eq!(core.order(id).is_none(), expected.retired, "order {}", id);
             prop_assert_eq!(shell.order(&core, id).unwrap().status, expected.status);
+        }
+
+        // A customer's listing, walked two at a time through the memory index
+        // and the archive, is the model's orders of that customer, newest
+        // first, each once, with its current status.
+        for customer in 0..4 {
+            let id = CustomerId::parse(&format!("customer-{customer}")).unwrap();
+            let mut expected: Vec<(u64, OrderId, OrderStatus)> = ids
+                .iter()
+                .zip(&model.orders)
+                .filter(|(_, order)| order.customer == customer)
+                .map(|(id, order)| (order.created, *id, order.status))
+                .collect();
+            expected.sort_by_key(|order| std::cmp::Reverse((order.0, order.1)));
+            let mut walked = Vec::new();
+            let mut cursor = None;
+            for _ in 0..=expected.len() {
+                let in_memory: Vec<Order> =
+                    core.customer_orders(&id, cursor, 3).into_iter().cloned().collect();
+                let mut archived: Vec<Order> = shell
+                    .archive
+                    .values()
+                    .map(|(order, _)| order)
+                    .filter(|order| order.customer == id)
+                    .filter(|order| cursor.is_none_or(|c| ListingPosition::of(order) < c))
+                    .cloned()
+                    .collect();
+                archived.sort_by_key(|order| std::cmp::Reverse(ListingPosition::of(order)));
+                archived.truncate(3);
+                let page = customers::merge_listing(in_memory, archived, None, 2);
+                prop_assert!(page.orders.len() <= 2);
+                walked.extend(
+                    page.orders
+                        .iter()
+                        .map(|order| (order.created_at.0, order.id, order.status)),
+                );
+                cursor = page.next;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            prop_assert!(cursor.is_none(), "the walk of customer {} never ended", customer);
+            prop_assert_eq!(walked, expected, "customer {}", customer);
         }
 
         // Replay: the events alone rebuild the same state, and archive the same

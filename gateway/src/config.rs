@@ -230,6 +230,15 @@ pub struct Config {
     /// `GetOrders`); more is refused whole with `batch_too_large`, nothing
     /// read. At most `ORDERS_READ_MAX_LIMIT`.
     pub orders_read_max: usize,
+    /// Most orders on one page of `GET /v1/customers/{customer_id}/orders`
+    /// (a larger `limit` is refused with `invalid_field`). At most
+    /// `CUSTOMER_ORDERS_PAGE_MAX_LIMIT`.
+    pub customer_orders_page_max: usize,
+    /// Most keys of the archive's customer index one page reads (keys of
+    /// customers whose ids share a digest are read and skipped); a page that
+    /// reaches it ends early with a cursor to go on from. At least
+    /// `customer_orders_page_max`.
+    pub customer_orders_scan_max: usize,
     /// A connection with no traffic for this long is closed.
     pub quic_idle_timeout_ms: u64,
     /// `primary` takes orders; `standby` follows `follow`.
@@ -419,6 +428,8 @@ pub const QUIC_BATCH_ORDERS_MAX_LIMIT: usize = 8_192;
 /// most about 300 bytes, so an answer stays near 2.5 MiB: inside the frame
 /// limit clients read answers with.
 pub const ORDERS_READ_MAX_LIMIT: usize = 8_192;
+/// The largest `customer_orders_page_max`: a page's answer stays near 300 KiB.
+pub const CUSTOMER_ORDERS_PAGE_MAX_LIMIT: usize = 1_000;
 /// The smallest `quic_frame_bytes_max`: room for any one request of valid ids.
 pub const QUIC_FRAME_BYTES_MAX_MIN: usize = 1024;
 /// The longest `quic_idle_timeout_ms` (one day).
@@ -512,6 +523,8 @@ impl Default for Config {
             quic_in_flight_per_connection_max: 4096,
             quic_batch_orders_max: 1024,
             orders_read_max: 1000,
+            customer_orders_page_max: 100,
+            customer_orders_scan_max: 1000,
             quic_idle_timeout_ms: 30_000,
             role: StartRole::Primary,
             follow: None,
@@ -726,6 +739,8 @@ const ENV_KEYS: &[&str] = &[
     "quic_in_flight_per_connection_max",
     "quic_batch_orders_max",
     "orders_read_max",
+    "customer_orders_page_max",
+    "customer_orders_scan_max",
     "quic_idle_timeout_ms",
     "role",
     "follow",
@@ -852,6 +867,14 @@ impl Config {
             ),
             ("quic_batch_orders_max", self.quic_batch_orders_max as u64),
             ("orders_read_max", self.orders_read_max as u64),
+            (
+                "customer_orders_page_max",
+                self.customer_orders_page_max as u64,
+            ),
+            (
+                "customer_orders_scan_max",
+                self.customer_orders_scan_max as u64,
+            ),
             ("quic_idle_timeout_ms", self.quic_idle_timeout_ms),
             ("standby_timeout_ms", self.standby_timeout_ms),
             ("disk_stall_timeout_ms", self.disk_stall_timeout_ms),
@@ -1339,6 +1362,19 @@ impl Config {
                 self.orders_read_max
             )));
         }
+        if self.customer_orders_page_max > CUSTOMER_ORDERS_PAGE_MAX_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "customer_orders_page_max must be at most {CUSTOMER_ORDERS_PAGE_MAX_LIMIT}, got {}",
+                self.customer_orders_page_max
+            )));
+        }
+        if self.customer_orders_scan_max < self.customer_orders_page_max {
+            return Err(ConfigError::Invalid(format!(
+                "customer_orders_scan_max ({}) must be at least customer_orders_page_max ({}): \
+                 a page must be able to read as many archived orders as it may show",
+                self.customer_orders_scan_max, self.customer_orders_page_max
+            )));
+        }
         // A batch takes one in-flight slot per order: a larger batch could never run.
         if self.quic_batch_orders_max > self.quic_in_flight_per_connection_max {
             return Err(ConfigError::Invalid(format!(
@@ -1793,5 +1829,25 @@ mod tests {
                 "FLASHGATE_{key} is not a setting"
             );
         }
+    }
+
+    /// A page larger than the limit, or a scan that could not read a whole
+    /// page of archived orders, is refused at start, naming the setting.
+    #[test]
+    fn customer_listing_limits_are_checked() {
+        let invalid = |config: Config| config.validate().unwrap_err().to_string();
+        let error = invalid(Config {
+            customer_orders_page_max: CUSTOMER_ORDERS_PAGE_MAX_LIMIT + 1,
+            customer_orders_scan_max: CUSTOMER_ORDERS_PAGE_MAX_LIMIT + 1,
+            ..Config::default()
+        });
+        assert!(error.contains("customer_orders_page_max"), "{error}");
+        let error = invalid(Config {
+            customer_orders_page_max: 50,
+            customer_orders_scan_max: 49,
+            ..Config::default()
+        });
+        assert!(error.contains("customer_orders_scan_max"), "{error}");
+        assert!(Config::default().validate().is_ok());
     }
 }

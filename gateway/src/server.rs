@@ -194,6 +194,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         readiness: Arc::clone(&readiness),
         replication: Arc::clone(&replication_slot),
         orders_read_max: config.orders_read_max,
+        customer_orders: crate::http::CustomerOrderLimits::of(&config),
         requests: Arc::clone(&requests),
         rate_limits: Arc::clone(&rate_limits),
         waiting_rooms: Arc::clone(&waiting_rooms),

@@ -4,6 +4,13 @@
 //! bytes and every value at most `SLED_VALUE_BYTES_MAX`, checked on each
 //! insert, so they stay in sled's data file like everything else.
 //!
+//! Beside the values, the archive keeps an index: keys without values, in key
+//! order, that the caller builds so that it can find values by something other
+//! than their key (the actors index archived orders by customer and time).
+//! Keys follow the same limit. An index key is written before or with the value
+//! it leads to and never removed; a reader must treat one whose value is
+//! missing or does not match as a miss.
+//!
 //! Durability: an insert is not durable by itself; it is made durable by the
 //! next barrier, which every later log write passes (a barrier flushes the
 //! whole database). So a caller that inserts a value and then appends a log
@@ -60,10 +67,66 @@ impl Storage {
             .collect()
     }
 
+    /// Inserts index keys in one atomic batch; durable with the next barrier.
+    /// Refuses a key over the limit, inserting none.
+    pub fn archive_index_insert(&self, keys: &[Vec<u8>]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            check_value("archive index", key, &[])?;
+            batch.insert(key.as_slice(), &[][..]);
+        }
+        let _wait = self.disk_wait("archive index write");
+        self.archive_index_tree().apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Up to `limit` index keys that start with `prefix` and sort strictly
+    /// before `before` (any, when `None`), greatest first.
+    pub fn archive_index_before(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        use std::ops::Bound;
+        let _wait = self.disk_wait("archive index read");
+        let upper = match before {
+            Some(before) => Bound::Excluded(before.to_vec()),
+            None => match prefix_end(prefix) {
+                Some(end) => Bound::Excluded(end),
+                None => Bound::Unbounded,
+            },
+        };
+        self.archive_index_tree()
+            .range::<Vec<u8>, _>((Bound::Included(prefix.to_vec()), upper))
+            .rev()
+            .take(limit)
+            .map(|entry| Ok(entry?.0.to_vec()))
+            .collect()
+    }
+
+    /// Keys in the archive's index (for reports and tests).
+    pub fn archive_index_len(&self) -> usize {
+        self.archive_index_tree().len()
+    }
+
     /// Entries in the archive (counts every entry: for reports and tests).
     pub fn archive_len(&self) -> usize {
         self.archive_tree().len()
     }
+}
+
+/// The least key greater than every key that starts with `prefix`; `None`
+/// when there is none (the prefix is all 0xff bytes, or empty).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -95,5 +158,34 @@ mod tests {
         let rest = storage.archive_page(Some(&first[0].0)).unwrap();
         assert_eq!(rest, first[1..].to_vec());
         assert_eq!(storage.archive_len(), 3);
+    }
+
+    #[test]
+    fn index_keys_are_read_back_greatest_first_within_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let keys: Vec<Vec<u8>> = [[1, 0], [1, 5], [1, 9], [2, 0], [0, 7], [1, 0xff]]
+            .iter()
+            .map(|key| key.to_vec())
+            .collect();
+        storage.archive_index_insert(&keys).unwrap();
+        assert!(storage.archive_index_insert(&[vec![0; 33]]).is_err());
+        assert_eq!(
+            storage.archive_index_before(&[1], None, 10).unwrap(),
+            [vec![1, 0xff], vec![1, 9], vec![1, 5], vec![1, 0]]
+        );
+        assert_eq!(
+            storage
+                .archive_index_before(&[1], Some(&[1, 9]), 2)
+                .unwrap(),
+            [vec![1, 5], vec![1, 0]]
+        );
+        assert_eq!(
+            storage.archive_index_before(&[0xff], None, 10).unwrap(),
+            Vec::<Vec<u8>>::new()
+        );
+        assert_eq!(storage.archive_index_len(), 6);
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff]), None);
     }
 }

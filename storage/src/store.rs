@@ -101,6 +101,8 @@ struct Inner {
     meta: sled::Tree,
     /// Values kept beside the log under the caller's keys (see `archive.rs`).
     archive: sled::Tree,
+    /// Keys only, ordered, that lead to archive values (see `archive.rs`).
+    archive_index: sled::Tree,
     /// sled's data file, opened only to fsync it: sled 0.34's `flush` issues
     /// sync_file_range, which reaches neither the device cache nor file metadata.
     data_file: File,
@@ -149,6 +151,7 @@ impl Storage {
         let checkpoints = open_tree("checkpoints")?;
         let meta = open_tree("meta")?;
         let archive = open_tree("archive")?;
+        let archive_index = open_tree("archive_index")?;
         let data_file = File::open(path.join("db")).map_err(|source| StorageError::DataDir {
             path: path.join("db"),
             source,
@@ -162,6 +165,7 @@ impl Storage {
                 checkpoints,
                 meta,
                 archive,
+                archive_index,
                 data_file,
                 checkpoint_lock: std::sync::Mutex::new(()),
                 disk_waits: Mutex::new(DiskWaits::default()),
@@ -311,6 +315,10 @@ impl Storage {
 
     pub(crate) fn archive_tree(&self) -> &sled::Tree {
         &self.inner.archive
+    }
+
+    pub(crate) fn archive_index_tree(&self) -> &sled::Tree {
+        &self.inner.archive_index
     }
 
     pub(crate) fn checkpoint_lock(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -2,6 +2,7 @@
 //! the events to log come out. No clocks, threads, sockets or disk.
 
 pub mod command;
+pub mod customers;
 pub mod due;
 pub mod event;
 pub mod gate;
@@ -16,6 +17,7 @@ pub use command::{
     AbortMove, AdoptOrder, BeginMove, Cancel, ChangeOrder, Command, Confirm, CoreError, ExpireDue,
     FinishMove, PendingMove, PlaceOrder, PutSku, Reply, Restock, Retire, Ship,
 };
+pub use customers::ListingPosition;
 pub use event::Event;
 pub use gate::SkuGate;
 pub use order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};

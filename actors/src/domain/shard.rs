@@ -9,6 +9,7 @@ use bincode::{Decode, Encode};
 
 use super::command::PendingMove;
 use super::command::{Command, CoreError, Reply};
+use super::customers::{CustomerOrders, ListingPosition};
 use super::due::DueQueue;
 use super::event::Event;
 use super::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
@@ -84,6 +85,8 @@ pub struct ShardCore {
     /// Orders in memory that hold stock (reserved or confirmed).
     live_orders: usize,
     by_idempotency_key: IdMap<(CustomerId, IdempotencyKey), KeyEntry>,
+    /// Each customer's orders in memory, for its order listing.
+    by_customer: CustomerOrders,
     /// Reserved orders by expiry time.
     expiry_queue: DueQueue,
     /// Confirmed and finished orders in memory, by when they may leave it.
@@ -117,6 +120,7 @@ impl ShardCore {
             orders: IdMap::default(),
             live_orders: 0,
             by_idempotency_key: IdMap::default(),
+            by_customer: CustomerOrders::default(),
             expiry_queue: DueQueue::new(),
             retire_queue: DueQueue::new(),
             key_queue: BTreeSet::new(),
@@ -291,6 +295,26 @@ impl ShardCore {
     /// Orders in memory that hold stock: what `orders_max` bounds.
     pub fn live_order_count(&self) -> usize {
         self.live_orders
+    }
+
+    /// Up to `limit` of the customer's orders in memory created strictly
+    /// before `before` (all when `None`), newest first (by creation time,
+    /// then id). Costs a binary search and the page, not a scan.
+    pub fn customer_orders(
+        &self,
+        customer: &CustomerId,
+        before: Option<ListingPosition>,
+        limit: usize,
+    ) -> Vec<&Order> {
+        self.by_customer
+            .newest_before(customer, before, limit)
+            .into_iter()
+            .map(|position| {
+                self.orders
+                    .get(&position.id)
+                    .expect("the customer index names orders in memory only")
+            })
+            .collect()
     }
 
     /// What the shard remembers of a customer's idempotency key, if anything.
@@ -501,6 +525,7 @@ impl ShardCore {
         };
         let order = self.orders.remove(id).expect("checked above");
         self.retire_queue.remove(&(leaves_at, *id));
+        self.by_customer.remove(&order);
         if order.status.is_sold() {
             self.live_orders -= 1;
             let settled = self.settled.entry(order.sku.clone()).or_default();
@@ -582,6 +607,7 @@ impl ShardCore {
             .ok_or_else(|| inconsistent(format!("order {id} moved out without a move")))?;
         self.moved_out.insert(*id, pending.to_shard);
         let order = self.orders.remove(id).expect("a frozen order is in memory");
+        self.by_customer.remove(&order);
         let quantity = u64::from(order.quantity);
         let sku = self.sku_mut(&order.sku)?;
         match order.status {
@@ -765,7 +791,8 @@ impl ShardCore {
         }
     }
 
-    /// Keeps the derived indexes (idempotency keys, expiry queue, id counter) in step
+    /// Keeps the derived indexes (idempotency keys, expiry queue, id counter,
+    /// customer index) in step
     /// with a newly known order.
     fn index_order(&mut self, order: &Order) {
         // An order adopted from another shard keeps its key there.
@@ -789,6 +816,7 @@ impl ShardCore {
         if order.id.shard == self.config.shard && order.id.epoch == self.config.epoch {
             self.next_order_number = self.next_order_number.max(order.id.number + 1);
         }
+        self.by_customer.insert(order);
     }
 
     fn sku_mut(&mut self, id: &SkuId) -> Result<&mut Sku, InconsistentEvent> {
@@ -1072,6 +1100,7 @@ impl ShardCore {
                 sku.held_by_customer.shrink_to_fit();
             }
         }
+        self.by_customer.extend(self.orders.values());
         // Inserted in order, each lands at the end of its queue's sorted run.
         expiring.sort_unstable();
         for key in expiring {
@@ -1135,6 +1164,25 @@ impl ShardCore {
             }
         }
         assert_eq!(self.live_orders, live, "live order count");
+        assert_eq!(
+            self.by_customer.len(),
+            self.orders.len(),
+            "customer index size"
+        );
+        for (customer, positions) in self.by_customer.iter() {
+            for position in positions {
+                let order = self
+                    .orders
+                    .get(&position.id)
+                    .expect("the customer index names an order not in memory");
+                assert_eq!(&order.customer, customer, "customer index owner");
+                assert_eq!(
+                    *position,
+                    ListingPosition::of(order),
+                    "customer index position"
+                );
+            }
+        }
         for sku in self.skus.values() {
             sku.assert_invariants();
             let (reserved, sold, held) = implied.remove(&sku.id).unwrap_or_default();

@@ -6,6 +6,7 @@ mod backup;
 mod caller;
 mod cluster;
 mod console;
+mod customer_orders;
 pub mod openapi;
 mod ops;
 mod orders;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use crate::request::RequestError;
 
 pub use cluster::status_json;
+pub use customer_orders::Limits as CustomerOrderLimits;
 pub use ops::Readiness;
 
 /// What every handler can reach.
@@ -38,6 +40,9 @@ pub struct AppState {
     pub replication: Arc<std::sync::OnceLock<crate::replication::Replication>>,
     /// Most ids in one `POST /v1/orders/read` (`Config::orders_read_max`).
     pub orders_read_max: usize,
+    /// Limits of `GET /v1/customers/{customer_id}/orders`
+    /// (`Config::customer_orders_page_max`, `customer_orders_scan_max`).
+    pub customer_orders: customer_orders::Limits,
     /// The outcome counters, shared with QUIC.
     pub requests: Arc<crate::request::RequestMetrics>,
     /// Per-client rate limits, shared with QUIC.
@@ -85,6 +90,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/orders/{order_id}/cancel")
                 .route(web::post().to(orders::cancel))
                 .default_service(allow("POST")),
+        )
+        .service(
+            web::resource("/v1/customers/{customer_id}/orders")
+                .route(web::get().to(customer_orders::list))
+                .default_service(allow("GET")),
         )
         .service(
             web::resource("/v1/skus")

@@ -38,6 +38,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::orders::place,
         super::orders::get,
         super::orders_read::read,
+        super::customer_orders::list,
         super::orders::confirm,
         super::orders::ship,
         super::orders::change,
