@@ -153,6 +153,7 @@ impl Cluster {
 
     /// A change as the node drives it; `crash_after` stops after that many
     /// of a move's three steps and crashes.
+    #[allow(clippy::too_many_arguments)]
     fn change(
         &mut self,
         id: OrderId,
