@@ -426,22 +426,32 @@ impl Worker {
                 .map_err(|error| SessionError::Log(format!("record {}: {error}", record.lsn)))?;
             entries.push((record.epoch, record.lsn, entry));
         }
-        // Facts of the orders the records name by id only, read back once.
-        let unknown: Vec<OrderId> = entries
-            .iter()
-            .filter_map(|(_, _, entry)| schema::order_needing_facts(&entry.event))
-            .filter(|id| !self.facts.contains_key(id))
-            .collect();
-        let mut looked_up: HashMap<OrderId, OrderFacts> = HashMap::new();
-        if !unknown.is_empty() {
-            let found = self
-                .node
-                .orders(&unknown, None)
-                .await
-                .map_err(|error| SessionError::Log(error.to_string()))?;
-            for order in found.into_iter().flatten() {
-                looked_up.insert(order.id, facts_of(&order));
+        // Facts of the orders the records name by id only and this
+        // publisher has not seen reserved (before its cursor, after a
+        // restart): read back with their history, and taken as they were at
+        // the time of the first record that names them (later changes
+        // undone), so an event is never published under a SKU it did not
+        // have yet.
+        let mut first_seen: Vec<(OrderId, Timestamp)> = Vec::new();
+        for (_, _, entry) in &entries {
+            if let Some(id) = schema::order_needing_facts(&entry.event) {
+                if !self.facts.contains_key(&id) && !first_seen.iter().any(|(seen, _)| *seen == id) {
+                    first_seen.push((id, event_time(&entry.event).unwrap_or(now)));
+                }
             }
+        }
+        let mut looked_up: HashMap<OrderId, OrderFacts> = HashMap::new();
+        for (id, at) in first_seen {
+            match self.node.order_history(id, None).await {
+                Ok((order, changes)) => {
+                    looked_up.insert(id, facts_at(&order, &changes, at));
+                }
+                Err(flashgate_actors::NodeError::Rejected(_)) => {}
+                Err(error) => return Err(SessionError::Log(error.to_string())),
+            }
+        }
+        for (id, facts) in looked_up {
+            self.facts.insert(id, facts);
         }
         let mut messages = Vec::with_capacity(entries.len());
         for (epoch, lsn, entry) in &entries {
@@ -465,13 +475,17 @@ impl Worker {
                 lsn: *lsn,
             };
             let facts = schema::order_needing_facts(&entry.event)
-                .and_then(|order| self.facts.get(&order).or_else(|| looked_up.get(&order)));
+                .and_then(|order| self.facts.get(&order));
             if let Some(message) =
                 schema::message(&self.config.subject_prefix, id, entry, facts, now)
             {
                 messages.push(message);
             }
             self.forget_finished(&entry.event);
+        }
+        if self.facts.len() > FACTS_MAX {
+            // Bounded: what is forgotten is read back when next needed.
+            self.facts.clear();
         }
         let count = messages.len() as u64;
         self.publish_all(context, messages).await?;
@@ -559,6 +573,32 @@ impl Worker {
     }
 }
 
+/// When an order event happened, for the events that say.
+fn event_time(event: &Event) -> Option<Timestamp> {
+    match event {
+        Event::OrderConfirmed { at, .. }
+        | Event::OrderCancelled { at, .. }
+        | Event::OrderExpired { at, .. }
+        | Event::OrderShipped { at, .. } => Some(*at),
+        Event::OrderChanged { change, .. } => Some(change.at),
+        _ => None,
+    }
+}
+
+/// An order's SKU and quantity at `at`: its changes after `at` undone.
+fn facts_at(
+    order: &flashgate_actors::domain::Order,
+    changes: &[flashgate_actors::domain::OrderChange],
+    at: Timestamp,
+) -> OrderFacts {
+    let mut facts = facts_of(order);
+    for change in changes.iter().rev().take_while(|change| change.at > at) {
+        facts.sku = change.from_sku.clone();
+        facts.quantity = change.from_quantity;
+    }
+    facts
+}
+
 fn facts_of(order: &flashgate_actors::domain::Order) -> OrderFacts {
     OrderFacts {
         sku: order.sku.clone(),
@@ -591,4 +631,51 @@ fn write_cursor(path: &Path, published: Published) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flashgate_actors::domain::{
+        CustomerId, IdempotencyKey, Order, OrderChange, OrderStatus, SkuId,
+    };
+
+    /// An order read back after later changes is published with the SKU
+    /// and quantity it had when the event happened.
+    #[test]
+    fn facts_are_taken_as_they_were_at_the_event() {
+        let sku = |name: &str| SkuId::parse(name).unwrap();
+        let order = Order {
+            id: OrderId {
+                epoch: 1,
+                shard: 0,
+                number: 1,
+            },
+            sku: sku("c"),
+            quantity: 3,
+            customer: CustomerId::parse("ann").unwrap(),
+            status: OrderStatus::Confirmed,
+            created_at: Timestamp(100),
+            reserved_until: Timestamp(10_000),
+            updated_at: Timestamp(150),
+            idempotency_key: None,
+        };
+        let change = |at, from: &str, from_quantity, to: &str, to_quantity| OrderChange {
+            at: Timestamp(at),
+            from_sku: sku(from),
+            from_quantity,
+            to_sku: sku(to),
+            to_quantity,
+            key: IdempotencyKey::parse("k").unwrap(),
+        };
+        let changes = [change(200, "a", 1, "b", 2), change(300, "b", 2, "c", 3)];
+        let at = |t| {
+            let facts = facts_at(&order, &changes, Timestamp(t));
+            (facts.sku.as_str().to_owned(), facts.quantity)
+        };
+        assert_eq!(at(150), ("a".to_owned(), 1), "before both changes");
+        assert_eq!(at(200), ("b".to_owned(), 2), "at the first");
+        assert_eq!(at(299), ("b".to_owned(), 2));
+        assert_eq!(at(400), ("c".to_owned(), 3), "after both");
+    }
 }
