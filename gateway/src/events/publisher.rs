@@ -435,7 +435,8 @@ impl Worker {
         let mut first_seen: Vec<(OrderId, Timestamp)> = Vec::new();
         for (_, _, entry) in &entries {
             if let Some(id) = schema::order_needing_facts(&entry.event) {
-                if !self.facts.contains_key(&id) && !first_seen.iter().any(|(seen, _)| *seen == id) {
+                if !self.facts.contains_key(&id) && !first_seen.iter().any(|(seen, _)| *seen == id)
+                {
                     first_seen.push((id, event_time(&entry.event).unwrap_or(now)));
                 }
             }
@@ -474,8 +475,8 @@ impl Worker {
                 epoch: *epoch,
                 lsn: *lsn,
             };
-            let facts = schema::order_needing_facts(&entry.event)
-                .and_then(|order| self.facts.get(&order));
+            let facts =
+                schema::order_needing_facts(&entry.event).and_then(|order| self.facts.get(&order));
             if let Some(message) =
                 schema::message(&self.config.subject_prefix, id, entry, facts, now)
             {

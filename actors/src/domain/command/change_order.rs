@@ -11,7 +11,7 @@
 //! answers the order as it is now (the same request) or is refused as a
 //! reused key (another request).
 
-use super::{apply_decided, order_reply, CoreError, Reply};
+use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
 use crate::domain::event::Event;
 use crate::domain::order::{OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use crate::domain::shard::ShardCore;
@@ -116,22 +116,6 @@ impl ChangeOrder {
         let sku = shard
             .sku(&to_sku)
             .ok_or_else(|| CoreError::UnknownSku(to_sku.clone()))?;
-        let max = sku.settings.max_quantity_per_order;
-        if to_quantity == 0 || to_quantity > max {
-            return Err(InvalidField::new(
-                "quantity",
-                format!("must be between 1 and {max} for sku {to_sku}"),
-            )
-            .into());
-        }
-        if let Some(starts_at) = sku.settings.sale_starts_at {
-            if now < starts_at {
-                return Err(CoreError::SaleNotOpen {
-                    sku: to_sku,
-                    starts_at,
-                });
-            }
-        }
         // What the target SKU would offer, and what the customer would hold
         // of it, without this order.
         let (available, held) = if to_sku == order.sku {
@@ -143,27 +127,7 @@ impl ChangeOrder {
         } else {
             (sku.available, sku.held_by(&order.customer))
         };
-        let requested = u64::from(to_quantity);
-        if available == 0 {
-            return Err(CoreError::SoldOut(to_sku));
-        }
-        if available < requested {
-            return Err(CoreError::InsufficientStock {
-                sku: to_sku,
-                available,
-                requested,
-            });
-        }
-        if let Some(limit) = sku.settings.per_customer_limit {
-            if held + requested > limit {
-                return Err(CoreError::LimitExceeded {
-                    sku: to_sku,
-                    limit,
-                    held,
-                    requested,
-                });
-            }
-        }
+        check_offer(sku, to_quantity, available, held, now)?;
         let change = OrderChange {
             at: now,
             from_sku: order.sku.clone(),

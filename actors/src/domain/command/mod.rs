@@ -150,6 +150,58 @@ impl Command {
     }
 }
 
+/// The rules an order of `quantity` units of `sku` meets, whoever places it
+/// (a new order, a change, a move): the SKU's maximum per order, its sale's
+/// opening, its stock and the customer's limit. `available` and `held` are
+/// the SKU's units on offer and the customer's holding, as they would be
+/// without the order being decided (a change counts its own units back).
+pub(super) fn check_offer(
+    sku: &super::sku::Sku,
+    quantity: u32,
+    available: u64,
+    held: u64,
+    now: Timestamp,
+) -> Result<(), CoreError> {
+    let max = sku.settings.max_quantity_per_order;
+    if quantity == 0 || quantity > max {
+        return Err(InvalidField::new(
+            "quantity",
+            format!("must be between 1 and {max} for sku {}", sku.id),
+        )
+        .into());
+    }
+    if let Some(starts_at) = sku.settings.sale_starts_at {
+        if now < starts_at {
+            return Err(CoreError::SaleNotOpen {
+                sku: sku.id.clone(),
+                starts_at,
+            });
+        }
+    }
+    let requested = u64::from(quantity);
+    if available == 0 {
+        return Err(CoreError::SoldOut(sku.id.clone()));
+    }
+    if available < requested {
+        return Err(CoreError::InsufficientStock {
+            sku: sku.id.clone(),
+            available,
+            requested,
+        });
+    }
+    if let Some(limit) = sku.settings.per_customer_limit {
+        if held + requested > limit {
+            return Err(CoreError::LimitExceeded {
+                sku: sku.id.clone(),
+                limit,
+                held,
+                requested,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Applies the events a decision produced. They were decided against this very
 /// state, so a misfit is a bug, not bad input.
 fn apply_decided(shard: &mut ShardCore, events: &[Event]) {

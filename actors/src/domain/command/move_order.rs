@@ -18,11 +18,11 @@
 //! aborted when it did not (`Node::resolve_moves`). In between, both shards
 //! hold units: never more units taken than exist, none lost.
 
-use super::{apply_decided, order_reply, CoreError, Reply};
+use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
 use crate::domain::event::Event;
 use crate::domain::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use crate::domain::shard::ShardCore;
-use crate::domain::types::{CustomerId, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp};
+use crate::domain::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
 /// Step 1, on the order's shard.
 #[derive(Clone, Debug)]
@@ -145,44 +145,13 @@ impl AdoptOrder {
         let sku = shard
             .sku(&to_sku)
             .ok_or_else(|| CoreError::UnknownSku(to_sku.clone()))?;
-        let max = sku.settings.max_quantity_per_order;
-        if self.order.quantity == 0 || self.order.quantity > max {
-            return Err(InvalidField::new(
-                "quantity",
-                format!("must be between 1 and {max} for sku {to_sku}"),
-            )
-            .into());
-        }
-        if let Some(starts_at) = sku.settings.sale_starts_at {
-            if now < starts_at {
-                return Err(CoreError::SaleNotOpen {
-                    sku: to_sku,
-                    starts_at,
-                });
-            }
-        }
-        let requested = u64::from(self.order.quantity);
-        if sku.available == 0 {
-            return Err(CoreError::SoldOut(to_sku));
-        }
-        if sku.available < requested {
-            return Err(CoreError::InsufficientStock {
-                sku: to_sku,
-                available: sku.available,
-                requested,
-            });
-        }
-        if let Some(limit) = sku.settings.per_customer_limit {
-            let held = sku.held_by(&self.order.customer);
-            if held + requested > limit {
-                return Err(CoreError::LimitExceeded {
-                    sku: to_sku,
-                    limit,
-                    held,
-                    requested,
-                });
-            }
-        }
+        check_offer(
+            sku,
+            self.order.quantity,
+            sku.available,
+            sku.held_by(&self.order.customer),
+            now,
+        )?;
         if shard.live_order_count() >= shard.orders_max() {
             return Err(CoreError::OrderCapacityReached(shard.orders_max()));
         }

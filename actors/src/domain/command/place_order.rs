@@ -1,7 +1,7 @@
 //! `PlaceOrder`: reserve units of a SKU for a customer. The single-owner decision
 //! that prevents oversell: the shard is the only writer of its SKUs' counters.
 
-use super::{apply_decided, CoreError, Reply};
+use super::{apply_decided, check_offer, CoreError, Reply};
 use crate::domain::event::Event;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
@@ -74,44 +74,13 @@ impl PlaceOrder {
         let sku = shard
             .sku(&self.sku)
             .ok_or_else(|| CoreError::UnknownSku(self.sku.clone()))?;
-        let max = sku.settings.max_quantity_per_order;
-        if self.quantity == 0 || self.quantity > max {
-            return Err(InvalidField::new(
-                "quantity",
-                format!("must be between 1 and {max} for sku {}", self.sku),
-            )
-            .into());
-        }
-        if let Some(starts_at) = sku.settings.sale_starts_at {
-            if now < starts_at {
-                return Err(CoreError::SaleNotOpen {
-                    sku: self.sku,
-                    starts_at,
-                });
-            }
-        }
-        let requested = u64::from(self.quantity);
-        if sku.available == 0 {
-            return Err(CoreError::SoldOut(self.sku));
-        }
-        if sku.available < requested {
-            return Err(CoreError::InsufficientStock {
-                sku: self.sku,
-                available: sku.available,
-                requested,
-            });
-        }
-        if let Some(limit) = sku.settings.per_customer_limit {
-            let held = sku.held_by(&self.customer);
-            if held + requested > limit {
-                return Err(CoreError::LimitExceeded {
-                    sku: self.sku,
-                    limit,
-                    held,
-                    requested,
-                });
-            }
-        }
+        check_offer(
+            sku,
+            self.quantity,
+            sku.available,
+            sku.held_by(&self.customer),
+            now,
+        )?;
         if shard.live_order_count() >= shard.orders_max() {
             return Err(CoreError::OrderCapacityReached(shard.orders_max()));
         }
