@@ -228,7 +228,7 @@ fn a_run_with_changes_audits_every_acknowledged_change() {
         model: LoadModel::Closed,
         buyers: 8,
         duration_secs: 3.0,
-        orders: Some(400),
+        orders: Some(500),
         skus: 4,
         // Less stock than orders, so some changes to more units sell out.
         stock: 100,
@@ -255,6 +255,7 @@ fn a_run_with_changes_audits_every_acknowledged_change() {
         .block_on(run(&scenario, ProgressMode::Off))
         .expect("the run completes");
 
+    eprintln!("{}", report.summary());
     assert!(
         report.audit.passed,
         "{}\n{:?}",
