@@ -795,6 +795,11 @@ mod tests {
         assert!(Scenario::load(&bad).unwrap().uses_https());
 
         let mut bad = flags();
+        bad.change_ratio = Some(1.5);
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("--change-ratio"), "{error}");
+
+        let mut bad = flags();
         bad.confirm_ratio = Some(0.8);
         bad.cancel_ratio = Some(0.5);
         let error = Scenario::load(&bad).unwrap_err().to_string();

@@ -183,6 +183,49 @@ mod tests {
     }
 
     #[test]
+    fn changes_ask_for_something_else_under_keys_of_their_own() {
+        let scenario = Scenario {
+            change_ratio: 1.0,
+            quantity: 1,
+            ..Scenario::default()
+        };
+        let names: std::sync::Arc<[String]> = sku_names("s", 3).into();
+        let mut workload = Workload::new(&scenario, "run", names.clone(), 11);
+        let orders: Vec<PlannedOrder> = (0..300).map(|sequence| workload.next(sequence)).collect();
+        let mut keys = std::collections::HashSet::new();
+        let (mut skus, mut quantities) = (0, 0);
+        for order in &orders {
+            assert!(keys.insert(order.idempotency_key.clone()));
+            let change = order
+                .change
+                .as_ref()
+                .expect("every order changes at ratio 1");
+            assert!(keys.insert(change.idempotency_key.clone()), "{change:?}");
+            assert!(change.sku.is_some() || change.quantity.is_some());
+            if let Some(sku) = &change.sku {
+                assert_ne!(sku, &order.sku);
+                assert!(names.contains(sku));
+                skus += 1;
+            }
+            if let Some(quantity) = change.quantity {
+                assert_eq!(quantity, 2);
+                quantities += 1;
+            }
+        }
+        assert!(skus > 0 && quantities > 0, "{skus} {quantities}");
+
+        // One SKU: only the quantity changes. No ratio: nothing changes.
+        let one: std::sync::Arc<[String]> = sku_names("s", 1).into();
+        let mut workload = Workload::new(&scenario, "run", one, 11);
+        assert!((0..50).all(|sequence| workload
+            .next(sequence)
+            .change
+            .is_some_and(|change| change.sku.is_none())));
+        let mut workload = Workload::new(&Scenario::default(), "run", names, 11);
+        assert!((0..50).all(|sequence| workload.next(sequence).change.is_none()));
+    }
+
+    #[test]
     fn zipf_prefers_the_first_sku_and_keys_are_unique() {
         let scenario = Scenario {
             popularity: Popularity::Zipf,
