@@ -9,7 +9,8 @@ use std::io::Write;
 
 use common::{order_id, Client, Launch, QuicEndpoint, Server, ADMIN_TOKEN, SERVICE_TOKEN};
 use flashgate_client::{
-    ChangeOrder, ClientError, Order, OrderGateway, QuicClient, QuicConfig, Trust,
+    ChangeOrder, ClientError, HttpClient, HttpConfig, Order, OrderGateway, QuicClient, QuicConfig,
+    Trust,
 };
 use serde_json::{json, Value};
 
@@ -258,5 +259,28 @@ fn a_buyer_changes_its_order_over_quic_with_the_http_rules() {
         assert_eq!(code, "invalid_transition");
         assert_eq!(held(http, &id), ("tee-m".into(), 2, 5));
         assert_eq!(counters(http, "tee-m"), (2, 2, 6));
+
+        // The same call over HTTP carries the history: the service's change
+        // over QUIC, then this one.
+        let mut config = HttpConfig::new(server.base_url());
+        config.credential = Some(common::buyer_token("alice"));
+        let alice_http = HttpClient::new(config).expect("an HTTP client");
+        let changed = alice_http
+            .change(
+                &other.order.order_id,
+                ChangeOrder::quantity(1),
+                "alice-http",
+            )
+            .await
+            .expect("a change over HTTP");
+        assert_eq!(sku_and_quantity(&changed.order), ("tee-m", 1));
+        let history: Vec<(u32, u32)> = changed
+            .changes
+            .expect("HTTP answers the history")
+            .iter()
+            .map(|change| (change.from_quantity, change.to_quantity))
+            .collect();
+        assert_eq!(history, [(3, 2), (2, 1)]);
+        assert_eq!(counters(http, "tee-m"), (1, 2, 7));
     });
 }
