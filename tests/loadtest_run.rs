@@ -208,3 +208,87 @@ fn a_short_run_over_both_transports_agrees_with_the_server() {
     );
     assert!(page.contains("PASSED"));
 }
+
+/// A run with changes mixed in (`--change-ratio`), over QUIC and HTTP: every
+/// acknowledged change must be what the order holds when read back, refusals
+/// (`change_across_shards` for a SKU on another shard, `sold_out`, ...) are
+/// counted by code and leave the order as it was, and the SKU counters still
+/// add up to the orders the run holds (no oversell). A load tester that
+/// trusted its answers without reading the orders back could not tell a
+/// change the node acknowledged but never applied.
+#[test]
+fn a_run_with_changes_audits_every_acknowledged_change() {
+    let server = Launch::new().start();
+    let quic = server.quic().expect("the test server listens for QUIC");
+    let scenario = Scenario {
+        http: vec![server.base_url().to_owned()],
+        quic: vec![quic.addr.to_string()],
+        fingerprint: Some(quic.sha256.clone()),
+        batch: 4,
+        model: LoadModel::Closed,
+        buyers: 8,
+        duration_secs: 3.0,
+        orders: Some(500),
+        skus: 4,
+        // Less stock than orders, so some changes to more units sell out.
+        stock: 100,
+        create_skus: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        credential: Some(SERVICE_TOKEN.into()),
+        payments_credential: Some(PAYMENTS_TOKEN.into()),
+        customers: 50,
+        confirm_ratio: 0.3,
+        cancel_ratio: 0.2,
+        change_ratio: 0.5,
+        payment_delay_ms: 20,
+        request_timeout_ms: 10_000,
+        seed: Some(7),
+        ..Scenario::default()
+    };
+    scenario.validate().expect("a valid scenario");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let report = runtime
+        .block_on(run(&scenario, ProgressMode::Off))
+        .expect("the run completes");
+
+    eprintln!("{}", report.summary());
+    assert!(
+        report.audit.passed,
+        "{}\n{:?}",
+        report.summary(),
+        report.audit.violations
+    );
+    let changes = &report.totals.changes;
+    assert!(changes.planned > 0, "{}", report.summary());
+    assert!(changes.acknowledged > 0, "{}", report.summary());
+    assert_eq!(
+        changes.planned,
+        changes.acknowledged + changes.refused_by_code.values().sum::<u64>() + changes.unknown,
+        "every planned change has an outcome: {}",
+        report.summary()
+    );
+    assert_eq!(changes.unknown, 0, "{}", report.summary());
+    let json: serde_json::Value =
+        serde_json::from_str(&report.to_json()).expect("the report is JSON");
+    assert_eq!(
+        json["totals"]["changes"]["acknowledged"].as_u64(),
+        Some(changes.acknowledged)
+    );
+    assert!(
+        report.summary().contains("changes: "),
+        "{}",
+        report.summary()
+    );
+
+    // The server's own counters: within stock on every SKU, and what the
+    // run holds (the audit compared them order by order as sole writer).
+    assert!(report.audit.sole_writer);
+    for sku in json["skus"].as_array().unwrap() {
+        let counters = server.client().sku(sku["sku"].as_str().unwrap());
+        assert!(counters["reserved"].as_u64().unwrap() + counters["sold"].as_u64().unwrap() <= 100);
+    }
+}

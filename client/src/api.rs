@@ -94,6 +94,62 @@ pub struct Placed {
     pub created: bool,
 }
 
+/// A change to a reserved or confirmed order (`OrderGateway::change`): its
+/// new SKU and/or quantity; `None` keeps it. At least one must be set (the
+/// server refuses an empty change with `invalid_field`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeOrder {
+    /// Another SKU kept by the order's shard (another size, another colour).
+    pub sku: Option<String>,
+    /// Units, at least 1 and at most the SKU's `max_quantity_per_order`.
+    pub quantity: Option<u32>,
+}
+
+impl ChangeOrder {
+    /// A change of quantity only.
+    pub fn quantity(quantity: u32) -> Self {
+        ChangeOrder {
+            sku: None,
+            quantity: Some(quantity),
+        }
+    }
+
+    /// A change of SKU only (the quantity stays).
+    pub fn sku(sku: impl Into<String>) -> Self {
+        ChangeOrder {
+            sku: Some(sku.into()),
+            quantity: None,
+        }
+    }
+
+    /// The same change, also to this quantity.
+    pub fn with_quantity(mut self, quantity: u32) -> Self {
+        self.quantity = Some(quantity);
+        self
+    }
+}
+
+/// One change in an order's history, as the HTTP API shows it. Times are
+/// milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderChange {
+    pub at_ms: u64,
+    pub from_sku: String,
+    pub from_quantity: u32,
+    pub to_sku: String,
+    pub to_quantity: u32,
+}
+
+/// A changed order (`OrderGateway::change`): the order after the change and,
+/// over HTTP, its history of changes, oldest first. `changes` is `None` over
+/// QUIC, whose `Order` carries no history (docs/PROTOCOL.md,
+/// `ChangeOrder`): read it with `HttpClient`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub order: Order,
+    pub changes: Option<Vec<OrderChange>>,
+}
+
 /// The answer to a batched read (`OrderGateway::read_orders`): every id asked
 /// for is in exactly one of the two lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -181,6 +237,21 @@ pub trait OrderGateway {
     /// Idempotent: the server answers a shipped order unchanged. Needs a
     /// fulfilment or admin credential.
     fn ship(&self, order_id: &str) -> impl Future<Output = Result<Order, ClientError>> + Send;
+
+    /// Changes a reserved or confirmed order's SKU and/or quantity, all or
+    /// nothing (`PATCH /v1/orders/{id}`; QUIC `ChangeOrder`): a refusal
+    /// (`sold_out`, `limit_exceeded`, `invalid_transition` once shipped, ...)
+    /// leaves the order as it was. `idempotency_key` (1 to 64 bytes) is
+    /// required: the server answers the same change under the same key with
+    /// the order as it is, so failover may send it again after an attempt
+    /// that got no answer; another change under a used key is
+    /// `idempotency_key_reused`. Use a new key for each change you mean.
+    fn change(
+        &self,
+        order_id: &str,
+        change: ChangeOrder,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<Changed, ClientError>> + Send;
 
     /// A SKU's counters and settings.
     fn sku(&self, sku: &str) -> impl Future<Output = Result<Sku, ClientError>> + Send;

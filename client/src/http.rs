@@ -12,7 +12,9 @@ use reqwest::Url;
 use rustls_pki_types::ServerName;
 use tokio::sync::Semaphore;
 
-use crate::api::{missing_admin_token, OrderGateway, OrdersRead, PlaceOrder, Placed};
+use crate::api::{
+    missing_admin_token, ChangeOrder, Changed, OrderGateway, OrdersRead, PlaceOrder, Placed,
+};
 use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
 use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
@@ -26,6 +28,7 @@ enum Method {
     Get,
     Post,
     Put,
+    Patch,
 }
 
 impl Method {
@@ -34,6 +37,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Patch => "PATCH",
         }
     }
 }
@@ -616,6 +620,33 @@ impl OrderGateway for HttpClient {
     async fn confirm(&self, order_id: &str) -> Result<Order, ClientError> {
         self.order_call(Method::Post, &["v1", "orders", order_id, "confirm"])
             .await
+    }
+
+    async fn change(
+        &self,
+        order_id: &str,
+        change: ChangeOrder,
+        idempotency_key: &str,
+    ) -> Result<Changed, ClientError> {
+        let headers = Headers {
+            admin: false,
+            idempotency_key: Some(idempotency_header(idempotency_key)?),
+            queue_ticket: None,
+        };
+        let body = json::change_order_body(&change)?;
+        // The server answers the same change under the same key with the
+        // order as it is: safe to send again.
+        let answer = self
+            .inner
+            .send(
+                Resend::Safe,
+                Method::Patch,
+                &["v1", "orders", order_id],
+                Some(&body[..]),
+                headers,
+            )
+            .await?;
+        json::changed_from_json(&answer.body)
     }
 
     async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {

@@ -111,6 +111,66 @@ pub fn place_order_body(order: &PlaceOrder) -> Result<Vec<u8>, ClientError> {
     })
 }
 
+/// A change's body: the members that change, nothing else.
+pub fn change_order_body(change: &crate::api::ChangeOrder) -> Result<Vec<u8>, ClientError> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sku: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quantity: Option<u32>,
+    }
+    to_bytes(&Body {
+        sku: change.sku.as_deref(),
+        quantity: change.quantity,
+    })
+}
+
+/// One change of an order's history as the HTTP API writes it.
+#[derive(Deserialize)]
+struct OrderChangeBody {
+    at: String,
+    from_sku: String,
+    from_quantity: u32,
+    to_sku: String,
+    to_quantity: u32,
+}
+
+/// An order with its history, as the answer to a change writes it.
+#[derive(Deserialize)]
+struct ChangedBody<'a> {
+    #[serde(flatten, borrow)]
+    order: OrderBody<'a>,
+    changes: Option<Vec<OrderChangeBody>>,
+}
+
+/// Reads a change's answer: the order and its history (`None` when the
+/// answer has no `changes` member).
+pub fn changed_from_json(body: &[u8]) -> Result<crate::api::Changed, ClientError> {
+    let body = parse::<ChangedBody>("an order with its changes", body)?;
+    let changes = match body.changes {
+        None => None,
+        Some(changes) => Some(
+            changes
+                .into_iter()
+                .map(|change| {
+                    Ok(crate::api::OrderChange {
+                        at_ms: time_field("changes[].at", &change.at)?,
+                        from_sku: change.from_sku,
+                        from_quantity: change.from_quantity,
+                        to_sku: change.to_sku,
+                        to_quantity: change.to_quantity,
+                    })
+                })
+                .collect::<Result<Vec<_>, ClientError>>()?,
+        ),
+    };
+    Ok(crate::api::Changed {
+        order: body.order.into_order()?,
+        changes,
+    })
+}
+
 /// A waiting-room ticket as the HTTP API writes it.
 #[derive(Deserialize)]
 struct QueueTicketBody {

@@ -48,7 +48,8 @@
 //! ```
 //!
 //! # Layout
-//! - `api`: `OrderGateway`, the calls both clients make; `PlaceOrder`, `Placed`.
+//! - `api`: `OrderGateway`, the calls both clients make; `PlaceOrder`, `Placed`,
+//!   `ChangeOrder`, `Changed`.
 //! - `error`: `ClientError` (server refusal, transport, protocol, config) and
 //!   `TransportError`.
 //! - `failover`: `FailoverConfig`, `NodeSwitch`; which node a call goes to and
@@ -76,7 +77,10 @@ mod pending;
 pub mod quic;
 pub mod trust;
 
-pub use api::{OrderGateway, OrdersRead, PlaceOrder, Placed, QueueTicket, WaitingRoom};
+pub use api::{
+    ChangeOrder, Changed, OrderChange, OrderGateway, OrdersRead, PlaceOrder, Placed, QueueTicket,
+    WaitingRoom,
+};
 pub use error::{ClientError, TransportError};
 pub use failover::{FailoverConfig, NodeSwitch};
 pub use flashgate_protocol::{Order, OrderStatus, Sku, SkuSettings};

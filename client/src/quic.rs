@@ -28,7 +28,9 @@ use flashgate_protocol::{
 use quinn::crypto::rustls::QuicClientConfig;
 use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 
-use crate::api::{missing_admin_token, OrderGateway, OrdersRead, PlaceOrder, Placed};
+use crate::api::{
+    missing_admin_token, ChangeOrder, Changed, OrderGateway, OrdersRead, PlaceOrder, Placed,
+};
 use crate::cluster::{Attempted, Cluster};
 use crate::error::{ClientError, TransportError};
 use crate::failover::{FailoverConfig, Failure, NodeSwitch, Resend};
@@ -1111,6 +1113,29 @@ impl OrderGateway for QuicClient {
             })
             .await?;
         Ok(order)
+    }
+
+    async fn change(
+        &self,
+        order_id: &str,
+        change: ChangeOrder,
+        idempotency_key: &str,
+    ) -> Result<Changed, ClientError> {
+        // The server answers the same change under the same key with the
+        // order as it is: safe to send again.
+        let (order, _) = self
+            .order_request(Resend::Safe, |request_id| Request::ChangeOrder {
+                request_id,
+                order_id: order_id.to_owned(),
+                sku: change.sku.clone(),
+                quantity: change.quantity,
+                idempotency_key: idempotency_key.to_owned(),
+            })
+            .await?;
+        Ok(Changed {
+            order,
+            changes: None,
+        })
     }
 
     async fn cancel(&self, order_id: &str) -> Result<Order, ClientError> {

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashgate_client::{
-    ClientError, FailoverConfig, HttpClient, HttpConfig, OrderGateway, OrderStatus, PlaceOrder,
-    SkuSettings, TransportError,
+    ChangeOrder, ClientError, FailoverConfig, HttpClient, HttpConfig, OrderChange, OrderGateway,
+    OrderStatus, PlaceOrder, SkuSettings, TransportError,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -161,6 +161,18 @@ fn answer(seen: &Seen) -> (u16, &'static str, Vec<u8>) {
         ("GET", ["v1", "orders", id]) => ok(200, order_json(id, "reserved")),
         ("POST", ["v1", "orders", id, "confirm"]) => ok(200, order_json(id, "confirmed")),
         ("POST", ["v1", "orders", id, "cancel"]) => ok(200, order_json(id, "cancelled")),
+        ("PATCH", ["v1", "orders", id]) => {
+            let body: Value = serde_json::from_slice(&seen.body).unwrap();
+            let mut order = order_json(id, "reserved");
+            order["sku"] = body.get("sku").cloned().unwrap_or(json!("A"));
+            order["quantity"] = body.get("quantity").cloned().unwrap_or(json!(1));
+            order["changes"] = json!([{
+                "at": "2026-11-27T09:00:01.000Z",
+                "from_sku": "A", "from_quantity": 1,
+                "to_sku": order["sku"], "to_quantity": order["quantity"],
+            }]);
+            ok(200, order)
+        }
         ("GET", ["v1", "skus"]) => ok(200, json!([sku_json("A"), sku_json("B")])),
         ("GET", ["v1", "skus", "missing"]) => problem(404, "unknown_sku", "no SKU missing"),
         ("GET", ["v1", "skus", "proxy"]) => (502, "text/html", b"<h1>Bad Gateway</h1>".to_vec()),
@@ -300,6 +312,57 @@ async fn every_call_maps_its_answer_and_times_become_milliseconds() {
     let sku = client.sku("A").await.unwrap();
     assert_eq!(sku.sale_starts_at_ms, Some(NINE_AM_MS));
     assert_eq!(client.skus().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_change_is_a_patch_under_its_key_and_its_history_is_read() {
+    // A change is `PATCH /v1/orders/{id}` with the `Idempotency-Key` header
+    // and a body naming only what changes; the answer's order and its
+    // `changes` (times as milliseconds) reach the caller. A key HTTP cannot
+    // carry is refused before anything is sent.
+    let mut server = FakeServer::start().await;
+    let client = server.client();
+    let changed = client
+        .change("1-0-1", ChangeOrder::quantity(3), "change-1")
+        .await
+        .unwrap();
+    let seen = server.next_seen().await;
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("PATCH", "/v1/orders/1-0-1")
+    );
+    assert_eq!(seen.headers.get("idempotency-key").unwrap(), "change-1");
+    let body: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(body, json!({ "quantity": 3 }));
+    assert_eq!(
+        (changed.order.sku.as_str(), changed.order.quantity),
+        ("A", 3)
+    );
+    assert_eq!(
+        changed.changes,
+        Some(vec![OrderChange {
+            at_ms: NINE_AM_MS + 1_000,
+            from_sku: "A".into(),
+            from_quantity: 1,
+            to_sku: "A".into(),
+            to_quantity: 3,
+        }])
+    );
+
+    let moved = client
+        .change("1-0-1", ChangeOrder::sku("B").with_quantity(2), "change-2")
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&server.next_seen().await.body).unwrap();
+    assert_eq!(body, json!({ "sku": "B", "quantity": 2 }));
+    assert_eq!((moved.order.sku.as_str(), moved.order.quantity), ("B", 2));
+
+    let refused = client
+        .change("1-0-1", ChangeOrder::quantity(2), "bad\nkey")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("invalid_field"));
+    assert!(server.writes_seen().is_empty());
 }
 
 #[tokio::test]

@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashgate_client::{
-    ClientError, FailoverConfig, Fingerprint, OrderGateway, OrderStatus, PlaceOrder, QuicClient,
-    QuicConfig, SkuSettings, TransportError, Trust,
+    ChangeOrder, ClientError, FailoverConfig, Fingerprint, OrderGateway, OrderStatus, PlaceOrder,
+    QuicClient, QuicConfig, SkuSettings, TransportError, Trust,
 };
 use flashgate_protocol::{code, encode_frame, FrameReader, Order, Request, Response, Sku, ALPN};
 use quinn::crypto::rustls::QuicServerConfig;
@@ -265,6 +265,7 @@ fn standby_answer(request: &Request) -> Option<Response> {
         Request::Confirm { request_id, .. }
         | Request::Cancel { request_id, .. }
         | Request::Ship { request_id, .. }
+        | Request::ChangeOrder { request_id, .. }
         | Request::PutSku { request_id, .. }
         | Request::Restock { request_id, .. } => Some(not_primary(*request_id)),
     }
@@ -377,6 +378,31 @@ async fn serve_stream(
                         request_id,
                         order_id,
                     } => order_answer(request_id, &order_id, OrderStatus::Shipped),
+                    // The order as the change asked; an empty key is refused
+                    // as the server refuses it.
+                    Request::ChangeOrder {
+                        request_id,
+                        order_id,
+                        sku,
+                        quantity,
+                        idempotency_key,
+                    } => match order_answer(request_id, &order_id, OrderStatus::Reserved) {
+                        _ if idempotency_key.is_empty() => Response::Error {
+                            request_id,
+                            code: code::INVALID_FIELD.into(),
+                            detail: "idempotency_key: must be 1 to 64 bytes".into(),
+                        },
+                        Response::Order { mut order, .. } => {
+                            order.sku = sku.unwrap_or(order.sku);
+                            order.quantity = quantity.unwrap_or(order.quantity);
+                            Response::Order {
+                                request_id,
+                                created: false,
+                                order,
+                            }
+                        }
+                        _ => unreachable!("order_answer answers an order"),
+                    },
                     Request::PutSku {
                         request_id,
                         admin_token,
@@ -759,7 +785,10 @@ fn count_writes(requests: &[Request]) -> usize {
         .filter(|request| {
             matches!(
                 request,
-                Request::PlaceOrder(_) | Request::PlaceOrders { .. } | Request::Confirm { .. }
+                Request::PlaceOrder(_)
+                    | Request::PlaceOrders { .. }
+                    | Request::Confirm { .. }
+                    | Request::ChangeOrder { .. }
             )
         })
         .count()
@@ -922,6 +951,55 @@ async fn an_order_that_may_have_been_applied_is_sent_again_only_under_a_key() {
         request,
         Request::PlaceOrder(order) if order.idempotency_key.as_deref() == Some("k-alice")
     )));
+}
+
+#[tokio::test]
+async fn a_change_is_one_frame_with_its_key_and_is_sent_again_under_it() {
+    // A change carries the order, what changes and its key in one
+    // `ChangeOrder`, and the answer is the changed order without a history
+    // (the binary protocol has none). The key makes a change safe to send
+    // again: when a node reads it and dies without answering, the change goes
+    // to the next node under the same key, which the server answers once.
+    let mut crashing = FakeServer::start_as(Role::Crashing);
+    let mut primary = FakeServer::start();
+    let client = QuicClient::connect(cluster_config(&[&crashing, &primary]))
+        .await
+        .unwrap();
+    let changed = client
+        .change("1-0-7", ChangeOrder::sku("B").with_quantity(3), "change-1")
+        .await
+        .unwrap();
+    assert_eq!(changed.order.order_id, "1-0-7");
+    assert_eq!(
+        (changed.order.sku.as_str(), changed.order.quantity),
+        ("B", 3)
+    );
+    assert_eq!(changed.changes, None);
+    let change = |requests: Vec<Request>| {
+        requests
+            .into_iter()
+            .filter(|request| matches!(request, Request::ChangeOrder { .. }))
+            .collect::<Vec<_>>()
+    };
+    let expected = |request_id| Request::ChangeOrder {
+        request_id,
+        order_id: "1-0-7".into(),
+        sku: Some("B".into()),
+        quantity: Some(3),
+        idempotency_key: "change-1".into(),
+    };
+    let first = change(crashing.drain_received());
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0], expected(first[0].request_id().unwrap()));
+    let again = change(primary.drain_received());
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0], expected(again[0].request_id().unwrap()));
+
+    let refused = client
+        .change("1-0-7", ChangeOrder::quantity(2), "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(code::INVALID_FIELD));
 }
 
 #[tokio::test]

@@ -182,6 +182,24 @@ fn convert_request(request: &Request) {
                 checked(request::order_id(order_id).map(drop));
             }
         }
+        Request::ChangeOrder {
+            order_id,
+            sku,
+            quantity,
+            idempotency_key,
+            ..
+        } => checked(request::order_id(order_id).and_then(|id| {
+            convert::change_order(id, None, sku.as_deref(), *quantity, idempotency_key).map(
+                |command| {
+                    // What is accepted names something to change, within
+                    // the domain's rules, for the order asked.
+                    assert_eq!(command.id, id);
+                    assert!(command.sku.is_some() || command.quantity.is_some());
+                    assert!(command.quantity.is_none_or(|quantity| quantity >= 1));
+                    assert_eq!(command.sku.as_ref().map(|sku| sku.to_string()), *sku);
+                },
+            )
+        })),
     }
 }
 

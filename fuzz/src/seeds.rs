@@ -64,7 +64,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         add(
             "archived_order",
             &format!("order-{index}"),
-            encode_archived_order(&order(index as u64 + 1, status)),
+            encode_archived_order(&order(index as u64 + 1, status), &[]),
         );
     }
     for (index, entry) in log_entry_bytes().into_iter().enumerate() {

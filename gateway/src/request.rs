@@ -194,6 +194,8 @@ pub const QUIC_REQUEST_KINDS: &[&str] = &[
     "restock",
     "authenticate",
     "get_orders",
+    "ship",
+    "change_order",
 ];
 
 /// The handles of one metric family with one label whose values are known

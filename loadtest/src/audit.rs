@@ -7,8 +7,10 @@
 //!   run's acknowledged orders that are still live (reserved or confirmed)
 //!   exceed it;
 //! - `missing_order`: an acknowledged order the server does not know;
-//! - `changed_order`: an acknowledged order whose SKU, quantity or customer
-//!   differ from what was acknowledged;
+//! - `changed_order`: an acknowledged order whose customer differs from what
+//!   was acknowledged, or whose SKU and quantity differ from its last
+//!   acknowledged change (from what the order was acknowledged with when no
+//!   change was acknowledged; either, when a change's outcome is unknown);
 //! - `status_mismatch`: an order whose status cannot follow from what the run
 //!   did to it (e.g. cancelled though the run only confirmed it);
 //! - `duplicate_order_id`: two order ids acknowledged for one idempotency key;
@@ -23,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use flashgate_client::{Order, OrderStatus, Sku};
 use serde::Serialize;
 
-use crate::ledger::{Ledger, Payment};
+use crate::ledger::{Change, Ledger, Payment};
 use crate::workload::AfterPayment;
 
 /// Violations kept in a report at most (the count is always exact).
@@ -200,19 +202,30 @@ pub fn audit(
                 continue;
             }
         };
-        if order.sku != acknowledged.sku
-            || order.quantity != acknowledged.quantity
-            || order.customer_id != acknowledged.customer_id
+        // What the order may hold: the last acknowledged change, else what
+        // it was acknowledged with; either while a change's outcome is
+        // unknown.
+        let placed = (acknowledged.sku.as_str(), acknowledged.quantity);
+        let (expected, also) = match &acknowledged.change {
+            Change::Nothing | Change::Refused(_) => (placed, None),
+            Change::Done { sku, quantity } => ((sku.as_str(), *quantity), None),
+            Change::Pending { sku, quantity } | Change::Unknown { sku, quantity } => {
+                (placed, Some((sku.as_str(), *quantity)))
+            }
+        };
+        let held = (order.sku.as_str(), order.quantity);
+        if (held != expected && Some(held) != also) || order.customer_id != acknowledged.customer_id
         {
             flag(
                 ViolationKind::ChangedOrder,
                 sku,
                 Some(order_id),
                 format!(
-                    "acknowledged as {} x{} for {}, read back as {} x{} for {}",
+                    "acknowledged as {} x{} for {} (change: {:?}), read back as {} x{} for {}",
                     acknowledged.sku,
                     acknowledged.quantity,
                     acknowledged.customer_id,
+                    acknowledged.change,
                     order.sku,
                     order.quantity,
                     order.customer_id
@@ -460,6 +473,72 @@ mod tests {
             "1".into(),
             ReadBack::Found(order("1", "somebody-else", OrderStatus::Reserved)),
         );
+        let report = audit(&run.ledger, &run.orders, &run.skus, false);
+        assert_eq!(kinds(&report), [ViolationKind::ChangedOrder]);
+    }
+
+    #[test]
+    fn an_order_must_hold_its_last_acknowledged_change() {
+        let moved = |quantity| {
+            let mut order = order("1", "c1", OrderStatus::Reserved);
+            order.sku = "shoe-1".into();
+            order.quantity = quantity;
+            order
+        };
+        let skus = |run: &mut Clean| {
+            run.skus.insert(SKU.into(), ReadBack::Found(sku(5, 0, 1)));
+            run.skus.insert(
+                "shoe-1".into(),
+                ReadBack::Found(Sku {
+                    sku: "shoe-1".into(),
+                    ..sku(5, 2, 0)
+                }),
+            );
+        };
+        // Acknowledged and applied: passes.
+        let mut run = clean();
+        skus(&mut run);
+        run.ledger.changed(
+            "1",
+            Change::Done {
+                sku: "shoe-1".into(),
+                quantity: 2,
+            },
+        );
+        run.orders.insert("1".into(), ReadBack::Found(moved(2)));
+        let report = audit(&run.ledger, &run.orders, &run.skus, true);
+        assert!(report.passed, "{:?}", report.violations);
+        // Acknowledged but not applied: flagged.
+        run.orders.insert(
+            "1".into(),
+            ReadBack::Found(order("1", "c1", OrderStatus::Reserved)),
+        );
+        run.skus.insert(SKU.into(), ReadBack::Found(sku(5, 1, 1)));
+        run.skus.insert(
+            "shoe-1".into(),
+            ReadBack::Found(Sku {
+                sku: "shoe-1".into(),
+                ..sku(5, 0, 0)
+            }),
+        );
+        let report = audit(&run.ledger, &run.orders, &run.skus, true);
+        assert_eq!(kinds(&report), [ViolationKind::ChangedOrder]);
+        // Unknown outcome: either is fine, anything else is not.
+        run.ledger.changed(
+            "1",
+            Change::Unknown {
+                sku: "shoe-1".into(),
+                quantity: 2,
+            },
+        );
+        let report = audit(&run.ledger, &run.orders, &run.skus, true);
+        assert!(report.passed, "{:?}", report.violations);
+        run.orders.insert("1".into(), ReadBack::Found(moved(3)));
+        let report = audit(&run.ledger, &run.orders, &run.skus, false);
+        assert!(kinds(&report).contains(&ViolationKind::ChangedOrder));
+        // Refused: the order as placed.
+        run.ledger.changed("1", Change::Refused("sold_out".into()));
+        run.orders.insert("1".into(), ReadBack::Found(moved(2)));
         let report = audit(&run.ledger, &run.orders, &run.skus, false);
         assert_eq!(kinds(&report), [ViolationKind::ChangedOrder]);
     }

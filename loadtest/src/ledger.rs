@@ -25,6 +25,37 @@ pub enum Payment {
     Unknown(AfterPayment),
 }
 
+/// Where the change the run made to an acknowledged order stands. The order
+/// must hold the SKU and quantity of its last acknowledged change, or those
+/// it was acknowledged with when no change was acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// None planned.
+    Nothing,
+    /// Planned to this SKU and quantity; the run ended before it was
+    /// answered: the order may hold either.
+    Pending { sku: String, quantity: u32 },
+    /// Acknowledged: the order now holds this SKU and quantity.
+    Done { sku: String, quantity: u32 },
+    /// Refused with this code: the order holds what it was acknowledged with.
+    Refused(String),
+    /// No answer, even after retries: it may or may not have been applied.
+    Unknown { sku: String, quantity: u32 },
+}
+
+/// Changes by outcome, as reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeTotals {
+    /// Changes the run planned on acknowledged orders.
+    pub planned: u64,
+    /// Answered with the changed order.
+    pub acknowledged: u64,
+    /// Refused, by code (`change_across_shards`, `sold_out`, ...).
+    pub refused_by_code: std::collections::BTreeMap<String, u64>,
+    /// No answer even after retries, or still in flight when the run ended.
+    pub unknown: u64,
+}
+
 /// An order as it was acknowledged to the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcknowledgedOrder {
@@ -34,6 +65,7 @@ pub struct AcknowledgedOrder {
     pub customer_id: String,
     pub idempotency_key: String,
     pub payment: Payment,
+    pub change: Change,
 }
 
 /// One acknowledgement: the key of the request and the order id answered.
@@ -84,6 +116,7 @@ impl Ledger {
                     customer_id: order.customer_id,
                     idempotency_key,
                     payment,
+                    change: Change::Nothing,
                 });
             }
         }
@@ -115,6 +148,37 @@ impl Ledger {
         if let Some(order) = self.orders.get_mut(order_id) {
             order.payment = payment;
         }
+    }
+
+    /// Records that the run will change `order_id` to `sku` x `quantity`.
+    pub fn change_planned(&mut self, order_id: &str, sku: String, quantity: u32) {
+        if let Some(order) = self.orders.get_mut(order_id) {
+            order.change = Change::Pending { sku, quantity };
+        }
+    }
+
+    /// Records how the change of `order_id` ended.
+    pub fn changed(&mut self, order_id: &str, change: Change) {
+        if let Some(order) = self.orders.get_mut(order_id) {
+            order.change = change;
+        }
+    }
+
+    /// The run's changes by outcome.
+    pub fn change_totals(&self) -> ChangeTotals {
+        let mut totals = ChangeTotals::default();
+        for order in self.orders.values() {
+            match &order.change {
+                Change::Nothing => continue,
+                Change::Done { .. } => totals.acknowledged += 1,
+                Change::Refused(code) => {
+                    *totals.refused_by_code.entry(code.clone()).or_default() += 1
+                }
+                Change::Pending { .. } | Change::Unknown { .. } => totals.unknown += 1,
+            }
+            totals.planned += 1;
+        }
+        totals
     }
 
     /// Records a placement whose outcome stays unknown.

@@ -1,31 +1,31 @@
 //! One call's life: place its orders (one, or a QUIC batch), retry after a
 //! timeout, a transport error or `standby_unavailable` under the same
 //! idempotency key (bounded), record each order's outcome and latency (from
-//! its intended send time), and plan the confirm or cancel that follows after
-//! the payment delay. Moving to another node of a cluster is the client's
+//! its intended send time), and plan what follows: the change (`--change-ratio`)
+//! at once, then the confirm or cancel after the payment delay. Moving to another node of a cluster is the client's
 //! (its failover); what comes back here is a call's final outcome.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flashgate_client::{ClientError, OrderGateway, PlaceOrder, Placed};
+use flashgate_client::{ChangeOrder, ClientError, OrderGateway, PlaceOrder, Placed};
 use flashgate_protocol::code;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::error::LoadtestError;
-use crate::ledger::{Ledger, Payment};
+use crate::ledger::{Change, Ledger, Payment};
 use crate::recorder::{error_label, Recorder, CREATED, REPLAYED};
 use crate::target::{Endpoint, Transport};
-use crate::workload::{AfterPayment, PlannedOrder};
+use crate::workload::{AfterPayment, PlannedChange, PlannedOrder};
 
 /// What every task of a run shares.
 pub struct Engine<G> {
     pub endpoints: Vec<Endpoint<G>>,
     pub recorder: Mutex<Recorder>,
     pub ledger: Mutex<Ledger>,
-    /// Confirms and cancels waiting for their payment delay.
+    /// Changes, and confirms and cancels waiting for their payment delay.
     pub payments: Mutex<JoinSet<()>>,
     pub retries: u32,
     pub payment_delay: Duration,
@@ -288,14 +288,16 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
                     Ok(placed) => {
                         let label = if placed.created { CREATED } else { REPLAYED };
                         recorder.finished(label, elapsed);
-                        if order.after_payment != AfterPayment::Nothing {
-                            payments.push((placed.order.order_id.clone(), order.after_payment));
-                        }
+                        let follow_up = plan_follow_up(&placed, &order);
                         ledger.acknowledged(
                             placed.order,
                             order.idempotency_key,
                             order.after_payment,
                         );
+                        if let Some(follow_up) = follow_up {
+                            follow_up.note_planned(&mut ledger);
+                            payments.push(follow_up);
+                        }
                     }
                     Err(error) if is_unanswered(&error) && attempt < self.retries => {
                         recorder.retried();
@@ -314,8 +316,8 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         if let Some(error) = last_failure {
             self.note_failure(endpoint, &error);
         }
-        for (order_id, action) in payments {
-            self.schedule_payment(endpoint, order_id, action);
+        for follow_up in payments {
+            self.schedule_follow_up(endpoint, follow_up);
         }
         for (order, applied) in retries {
             self.place_one(endpoint, order, intended, attempt + 1, applied)
@@ -359,20 +361,78 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
     ) {
         let label = if placed.created { CREATED } else { REPLAYED };
         lock(&self.recorder).finished(label, intended.elapsed());
-        let payment =
-            (order.after_payment != AfterPayment::Nothing).then(|| placed.order.order_id.clone());
-        lock(&self.ledger).acknowledged(placed.order, order.idempotency_key, order.after_payment);
-        if let Some(order_id) = payment {
-            self.schedule_payment(endpoint, order_id, order.after_payment);
+        let follow_up = {
+            let mut ledger = lock(&self.ledger);
+            let follow_up = plan_follow_up(&placed, &order);
+            ledger.acknowledged(placed.order, order.idempotency_key, order.after_payment);
+            if let Some(follow_up) = &follow_up {
+                follow_up.note_planned(&mut ledger);
+            }
+            follow_up
+        };
+        if let Some(follow_up) = follow_up {
+            self.schedule_follow_up(endpoint, follow_up);
         }
     }
 
-    /// Confirms or cancels the order after the payment delay, in a task of its own.
-    fn schedule_payment(self: &Arc<Self>, endpoint: usize, order_id: String, action: AfterPayment) {
+    /// Changes the order at once (if planned), then confirms or cancels it
+    /// after the payment delay, in a task of its own.
+    fn schedule_follow_up(self: &Arc<Self>, endpoint: usize, follow_up: FollowUp) {
         let engine = Arc::clone(self);
         lock(&self.payments).spawn(async move {
-            engine.pay(endpoint, order_id, action).await;
+            if let Some((change, target)) = follow_up.change {
+                engine
+                    .change(endpoint, &follow_up.order_id, change, target)
+                    .await;
+            }
+            if follow_up.action != AfterPayment::Nothing {
+                engine
+                    .pay(endpoint, follow_up.order_id, follow_up.action)
+                    .await;
+            }
         });
+    }
+
+    /// Changes `order_id` as planned, with retries after unanswered attempts
+    /// under the change's key, and records how it ended. An acknowledged
+    /// change is recorded as the SKU and quantity asked (`target`): the
+    /// audit then checks that the order holds them.
+    async fn change(
+        &self,
+        endpoint: usize,
+        order_id: &str,
+        change: PlannedChange,
+        target: (String, u32),
+    ) {
+        let gateway = &self.endpoints[endpoint].gateway;
+        let request = ChangeOrder {
+            sku: change.sku,
+            quantity: change.quantity,
+        };
+        let (sku, quantity) = target;
+        let mut attempt = 0;
+        let mut maybe_applied = false;
+        let outcome = loop {
+            match gateway
+                .change(order_id, request.clone(), &change.idempotency_key)
+                .await
+            {
+                Ok(_) => break Change::Done { sku, quantity },
+                Err(error) if is_unanswered(&error) && attempt < self.retries => {
+                    maybe_applied |= may_have_been_applied(&error);
+                    attempt += 1;
+                }
+                Err(error) if maybe_applied || may_have_been_applied(&error) => {
+                    self.note_failure(endpoint, &error);
+                    break Change::Unknown { sku, quantity };
+                }
+                Err(error) => {
+                    self.note_failure(endpoint, &error);
+                    break Change::Refused(error_label(&error));
+                }
+            }
+        };
+        lock(&self.ledger).changed(order_id, outcome);
     }
 
     fn failed(
@@ -419,6 +479,47 @@ impl<G: OrderGateway + Send + Sync + 'static> Engine<G> {
         };
         lock(&self.ledger).paid(&order_id, payment);
     }
+}
+
+/// What follows an acknowledged order: its change (with the SKU and
+/// quantity it asks for), then its confirm or cancel.
+struct FollowUp {
+    order_id: String,
+    change: Option<(PlannedChange, (String, u32))>,
+    action: AfterPayment,
+}
+
+impl FollowUp {
+    /// Records the planned change as pending, under the same ledger lock as
+    /// the order's acknowledgement: the audit never sees the order without
+    /// it.
+    fn note_planned(&self, ledger: &mut Ledger) {
+        if let Some((_, (sku, quantity))) = &self.change {
+            ledger.change_planned(&self.order_id, sku.clone(), *quantity);
+        }
+    }
+}
+
+/// The follow-up of `placed`, if the plan has one.
+fn plan_follow_up(placed: &Placed, order: &PlannedOrder) -> Option<FollowUp> {
+    if order.change.is_none() && order.after_payment == AfterPayment::Nothing {
+        return None;
+    }
+    let change = order.change.clone().map(|change| {
+        let target = (
+            change
+                .sku
+                .clone()
+                .unwrap_or_else(|| placed.order.sku.clone()),
+            change.quantity.unwrap_or(placed.order.quantity),
+        );
+        (change, target)
+    });
+    Some(FollowUp {
+        order_id: placed.order.order_id.clone(),
+        change,
+        action: order.after_payment,
+    })
 }
 
 fn request(order: &PlannedOrder) -> PlaceOrder {

@@ -36,6 +36,8 @@ pub struct Totals {
     /// Acknowledged orders the run confirmed / cancelled (applied).
     pub confirmed: u64,
     pub cancelled: u64,
+    /// The changes the run made (`--change-ratio`), by outcome.
+    pub changes: crate::ledger::ChangeTotals,
 }
 
 /// Latencies in µs, from each order's intended send time to its answer.
@@ -188,6 +190,27 @@ impl Report {
                 summary.p99,
                 summary.p999,
                 summary.max
+            );
+        }
+        let changes = &totals.changes;
+        if changes.planned > 0 {
+            let refused: Vec<String> = changes
+                .refused_by_code
+                .iter()
+                .map(|(code, count)| format!("{count} {code}"))
+                .collect();
+            let _ = writeln!(
+                text,
+                "changes: {} planned, {} acknowledged, {} refused ({}), {} unknown",
+                changes.planned,
+                changes.acknowledged,
+                changes.refused_by_code.values().sum::<u64>(),
+                if refused.is_empty() {
+                    "none".to_owned()
+                } else {
+                    refused.join(", ")
+                },
+                changes.unknown
             );
         }
         if let Some(room) = &self.waiting_room {

@@ -343,6 +343,7 @@ pub async fn run_with<G: OrderGateway + Send + Sync + 'static>(
             retries: recorded.counters.retries,
             confirmed,
             cancelled,
+            changes: ledger.change_totals(),
         },
         latency_us: Latencies {
             overall: recorded.overall,

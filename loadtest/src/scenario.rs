@@ -138,6 +138,11 @@ pub struct Scenario {
     pub confirm_ratio: f64,
     /// Share of acknowledged orders cancelled after `payment_delay_ms`.
     pub cancel_ratio: f64,
+    /// Share of orders changed once acknowledged (before their confirm or
+    /// cancel): to another quantity, another SKU of the run, or both. A SKU
+    /// on another shard than the order's is refused (`change_across_shards`)
+    /// and counted as such.
+    pub change_ratio: f64,
     pub payment_delay_ms: u64,
     /// Retries of an order after a timeout or transport error, under the same
     /// idempotency key.
@@ -198,6 +203,7 @@ impl Default for Scenario {
             zipf_exponent: 1.0,
             confirm_ratio: 0.0,
             cancel_ratio: 0.0,
+            change_ratio: 0.0,
             payment_delay_ms: 0,
             retries: 3,
             request_timeout_ms: 10_000,
@@ -377,6 +383,11 @@ pub struct Flags {
     #[arg(long, value_name = "RATIO")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_ratio: Option<f64>,
+    /// Share of orders to change once acknowledged (0..=1): another
+    /// quantity, another SKU of the run, or both.
+    #[arg(long, value_name = "RATIO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_ratio: Option<f64>,
     /// Confirm/cancel this long after the reservation.
     #[arg(long = "payment-delay", value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -581,6 +592,7 @@ impl Scenario {
         for (flag, ratio) in [
             ("--confirm-ratio", self.confirm_ratio),
             ("--cancel-ratio", self.cancel_ratio),
+            ("--change-ratio", self.change_ratio),
         ] {
             if !(0.0..=1.0).contains(&ratio) {
                 return bad(flag, "must be between 0 and 1".into());
@@ -781,6 +793,11 @@ mod tests {
         assert!(error.contains("https://"), "{error}");
         bad.insecure_accept_any_certificate = true;
         assert!(Scenario::load(&bad).unwrap().uses_https());
+
+        let mut bad = flags();
+        bad.change_ratio = Some(1.5);
+        let error = Scenario::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("--change-ratio"), "{error}");
 
         let mut bad = flags();
         bad.confirm_ratio = Some(0.8);

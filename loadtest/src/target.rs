@@ -5,8 +5,8 @@
 //! fake gateway.
 
 use flashgate_client::{
-    ClientError, HttpClient, NodeSwitch, Order, OrderGateway, OrdersRead, PlaceOrder, Placed,
-    QueueTicket, QuicClient, Sku, SkuSettings, WaitingRoom,
+    ChangeOrder, Changed, ClientError, HttpClient, NodeSwitch, Order, OrderGateway, OrdersRead,
+    PlaceOrder, Placed, QueueTicket, QuicClient, Sku, SkuSettings, WaitingRoom,
 };
 
 /// The transport of an endpoint, as reported.
@@ -85,6 +85,15 @@ impl OrderGateway for Target {
 
     async fn ship(&self, order_id: &str) -> Result<Order, ClientError> {
         self.orders.ship(order_id).await
+    }
+
+    async fn change(
+        &self,
+        order_id: &str,
+        change: ChangeOrder,
+        idempotency_key: &str,
+    ) -> Result<Changed, ClientError> {
+        self.orders.change(order_id, change, idempotency_key).await
     }
 
     async fn sku(&self, sku: &str) -> Result<Sku, ClientError> {
@@ -177,6 +186,18 @@ impl OrderGateway for Client {
         match self {
             Client::Http(client) => client.ship(order_id).await,
             Client::Quic(client) => client.ship(order_id).await,
+        }
+    }
+
+    async fn change(
+        &self,
+        order_id: &str,
+        change: ChangeOrder,
+        idempotency_key: &str,
+    ) -> Result<Changed, ClientError> {
+        match self {
+            Client::Http(client) => client.change(order_id, change, idempotency_key).await,
+            Client::Quic(client) => client.change(order_id, change, idempotency_key).await,
         }
     }
 

@@ -16,6 +16,17 @@ pub enum AfterPayment {
     Cancel,
 }
 
+/// The change the run makes to an order once it is acknowledged (before
+/// its confirm or cancel): another quantity, another SKU of the run, or
+/// both. `None` keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedChange {
+    pub sku: Option<String>,
+    pub quantity: Option<u32>,
+    /// Unique in the run, like the order's.
+    pub idempotency_key: String,
+}
+
 /// One order to place, before it is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedOrder {
@@ -24,6 +35,8 @@ pub struct PlannedOrder {
     pub customer_id: String,
     pub idempotency_key: String,
     pub after_payment: AfterPayment,
+    /// Changed once acknowledged (`--change-ratio`).
+    pub change: Option<PlannedChange>,
     /// The waiting room's admission, once the order was admitted.
     pub queue_ticket: Option<String>,
 }
@@ -39,6 +52,7 @@ pub struct Workload {
     quantity: u32,
     confirm_ratio: f64,
     cancel_ratio: f64,
+    change_ratio: f64,
 }
 
 impl Workload {
@@ -64,6 +78,7 @@ impl Workload {
             quantity: scenario.quantity,
             confirm_ratio: scenario.confirm_ratio,
             cancel_ratio: scenario.cancel_ratio,
+            change_ratio: scenario.change_ratio,
         }
     }
 
@@ -85,13 +100,43 @@ impl Workload {
         } else {
             AfterPayment::Nothing
         };
+        let change = (self.change_ratio > 0.0 && self.rng.random::<f64>() < self.change_ratio)
+            .then(|| self.change(sku_index, sequence));
         PlannedOrder {
             sku: self.sku_names[sku_index].clone(),
             quantity: self.quantity,
             customer_id: numbered(&self.run_id, "-c", u64::from(customer)),
             idempotency_key: numbered(&self.run_id, "-k", sequence),
             after_payment,
+            change,
             queue_ticket: None,
+        }
+    }
+
+    /// A change of the order of SKU `sku_index`: another quantity (one less,
+    /// or one more for a single unit), the next SKU of the run, or both,
+    /// each a third of the time (the quantity only, with one SKU).
+    fn change(&mut self, sku_index: usize, sequence: u64) -> PlannedChange {
+        let other_quantity = if self.quantity > 1 {
+            self.quantity - 1
+        } else {
+            self.quantity + 1
+        };
+        let other_sku = || self.sku_names[(sku_index + 1) % self.sku_names.len()].clone();
+        let kind = if self.sku_names.len() > 1 {
+            self.rng.random_range(0..3u8)
+        } else {
+            0
+        };
+        let (sku, quantity) = match kind {
+            0 => (None, Some(other_quantity)),
+            1 => (Some(other_sku()), None),
+            _ => (Some(other_sku()), Some(other_quantity)),
+        };
+        PlannedChange {
+            sku,
+            quantity,
+            idempotency_key: numbered(&self.run_id, "-x", sequence),
         }
     }
 }
@@ -135,6 +180,49 @@ mod tests {
         assert_eq!(numbered("run", "-k", 0), "run-k0");
         assert_eq!(numbered("run", "-c", 9_041), "run-c9041");
         assert_eq!(numbered("", "-k", u64::MAX), format!("-k{}", u64::MAX));
+    }
+
+    #[test]
+    fn changes_ask_for_something_else_under_keys_of_their_own() {
+        let scenario = Scenario {
+            change_ratio: 1.0,
+            quantity: 1,
+            ..Scenario::default()
+        };
+        let names: std::sync::Arc<[String]> = sku_names("s", 3).into();
+        let mut workload = Workload::new(&scenario, "run", names.clone(), 11);
+        let orders: Vec<PlannedOrder> = (0..300).map(|sequence| workload.next(sequence)).collect();
+        let mut keys = std::collections::HashSet::new();
+        let (mut skus, mut quantities) = (0, 0);
+        for order in &orders {
+            assert!(keys.insert(order.idempotency_key.clone()));
+            let change = order
+                .change
+                .as_ref()
+                .expect("every order changes at ratio 1");
+            assert!(keys.insert(change.idempotency_key.clone()), "{change:?}");
+            assert!(change.sku.is_some() || change.quantity.is_some());
+            if let Some(sku) = &change.sku {
+                assert_ne!(sku, &order.sku);
+                assert!(names.contains(sku));
+                skus += 1;
+            }
+            if let Some(quantity) = change.quantity {
+                assert_eq!(quantity, 2);
+                quantities += 1;
+            }
+        }
+        assert!(skus > 0 && quantities > 0, "{skus} {quantities}");
+
+        // One SKU: only the quantity changes. No ratio: nothing changes.
+        let one: std::sync::Arc<[String]> = sku_names("s", 1).into();
+        let mut workload = Workload::new(&scenario, "run", one, 11);
+        assert!((0..50).all(|sequence| workload
+            .next(sequence)
+            .change
+            .is_some_and(|change| change.sku.is_none())));
+        let mut workload = Workload::new(&Scenario::default(), "run", names, 11);
+        assert!((0..50).all(|sequence| workload.next(sequence).change.is_none()));
     }
 
     #[test]

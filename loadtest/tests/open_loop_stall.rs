@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flashgate_client::{
-    ClientError, Order, OrderGateway, OrderStatus, PlaceOrder, Placed, Sku, SkuSettings,
+    ChangeOrder, Changed, ClientError, Order, OrderGateway, OrderStatus, PlaceOrder, Placed, Sku,
+    SkuSettings,
 };
 use flashgate_loadtest::order_flow::Engine;
 use flashgate_loadtest::recorder::{Recorder, CREATED};
@@ -95,6 +96,15 @@ impl OrderGateway for FakeGateway {
     }
 
     async fn ship(&self, _order_id: &str) -> Result<Order, ClientError> {
+        Err(unused())
+    }
+
+    async fn change(
+        &self,
+        _order_id: &str,
+        _change: ChangeOrder,
+        _idempotency_key: &str,
+    ) -> Result<Changed, ClientError> {
         Err(unused())
     }
 

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flashgate_client::{
-    ClientError, Order, OrderGateway, OrderStatus, PlaceOrder, Placed, Sku, SkuSettings,
-    TransportError,
+    ChangeOrder, Changed, ClientError, Order, OrderGateway, OrderStatus, PlaceOrder, Placed, Sku,
+    SkuSettings, TransportError,
 };
 use flashgate_loadtest::order_flow::{lock, Engine};
 use flashgate_loadtest::recorder::{Recorder, CREATED, REPLAYED, TRANSPORT_ERROR};
@@ -140,6 +140,15 @@ impl OrderGateway for ScriptedGateway {
     }
 
     async fn ship(&self, _order_id: &str) -> Result<Order, ClientError> {
+        Err(unused())
+    }
+
+    async fn change(
+        &self,
+        _order_id: &str,
+        _change: ChangeOrder,
+        _idempotency_key: &str,
+    ) -> Result<Changed, ClientError> {
         Err(unused())
     }
 

@@ -51,6 +51,22 @@ pub enum Request {
     /// Variant 10 (fulfilment or admin): a confirmed order was handed to the
     /// carrier. Answered by `Response::Order` (status `Shipped`).
     Ship { request_id: u64, order_id: String },
+    /// Variant 11: change a reserved or confirmed order's quantity and/or SKU
+    /// (`None` keeps it; at least one must be given), all or nothing. The
+    /// same rules, authorization and codes as `PATCH /v1/orders/{id}`: a
+    /// buyer changes only its own orders (another's is `unknown_order`), a
+    /// service or admin any. Answered by `Response::Order` (the order after
+    /// the change, `created` false); its history of changes is read over
+    /// HTTP (`GET /v1/orders/{id}`). Resending under the same
+    /// `idempotency_key` with the same change answers the order as it is;
+    /// another change under a used key is `idempotency_key_reused`.
+    ChangeOrder {
+        request_id: u64,
+        order_id: String,
+        sku: Option<String>,
+        quantity: Option<u32>,
+        idempotency_key: String,
+    },
 }
 
 impl Request {
@@ -67,7 +83,8 @@ impl Request {
             | Request::Restock { request_id, .. }
             | Request::Authenticate { request_id, .. }
             | Request::GetOrders { request_id, .. }
-            | Request::Ship { request_id, .. } => Some(*request_id),
+            | Request::Ship { request_id, .. }
+            | Request::ChangeOrder { request_id, .. } => Some(*request_id),
             Request::PlaceOrders { .. } => None,
         }
     }

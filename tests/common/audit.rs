@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flashgate_client::{Order, OrderStatus, Sku};
 use flashgate_loadtest::audit::{self as pure, AuditReport, ReadBack, Violation, ViolationKind};
-use flashgate_loadtest::ledger::{AcknowledgedOrder, Acknowledgement, Ledger, Payment};
+use flashgate_loadtest::ledger::{AcknowledgedOrder, Acknowledgement, Change, Ledger, Payment};
 use flashgate_loadtest::workload::AfterPayment;
 use serde_json::{json, Value};
 
@@ -235,6 +235,7 @@ impl History {
                     customer_id: order.customer_id.clone(),
                     idempotency_key: placement.idempotency_key.clone(),
                     payment: Payment::Nothing,
+                    change: Change::Nothing,
                 },
                 reserved_until_ms: order.reserved_until_ms,
             },

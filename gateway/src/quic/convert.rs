@@ -5,8 +5,8 @@
 //! epoch, UTC, which is what `Timestamp` holds.
 
 use flashgate_actors::domain::{
-    IdempotencyKey, InvalidField, Order, OrderStatus, PlaceOrder, PutSku, RequestedSettings,
-    Restock, Sku, Timestamp,
+    ChangeOrder, CustomerId, IdempotencyKey, InvalidField, Order, OrderId, OrderStatus, PlaceOrder,
+    PutSku, RequestedSettings, Restock, Sku, Timestamp,
 };
 use flashgate_protocol as wire;
 
@@ -43,6 +43,28 @@ pub fn place_order(order: &wire::PlaceOrder) -> Result<PlaceOrder, RequestError>
         u64::from(order.quantity),
         &order.customer_id,
         idempotency_key,
+    )?)
+}
+
+/// A wire change of order `id` as a domain command, by the rules of
+/// `ChangeOrder::parse` (the HTTP `PATCH`'s): the key is required, as the
+/// `Idempotency-Key` header is there; with `customer`, only that customer's
+/// order may be changed.
+pub fn change_order(
+    id: OrderId,
+    customer: Option<CustomerId>,
+    sku: Option<&str>,
+    quantity: Option<u32>,
+    idempotency_key: &str,
+) -> Result<ChangeOrder, RequestError> {
+    let key = IdempotencyKey::parse(idempotency_key)
+        .map_err(|error| InvalidField::new("idempotency_key", error.rule))?;
+    Ok(ChangeOrder::parse(
+        id,
+        customer,
+        sku,
+        quantity.map(u64::from),
+        key,
     )?)
 }
 

@@ -604,6 +604,34 @@ async fn answer(shared: &Shared, caller: &Caller, bypass: bool, request: Request
             )
             .await
         }
+        Request::ChangeOrder {
+            request_id,
+            order_id: raw_id,
+            sku,
+            quantity,
+            idempotency_key,
+        } => {
+            // The HTTP `PATCH`'s checks in its order: who may, which order,
+            // the key, then the change itself.
+            let result = async {
+                let scope = authorize(caller, Action::ChangeOrder)?;
+                let id = order_id(&raw_id)?;
+                let command = convert::change_order(
+                    id,
+                    scope.into_customer(),
+                    sku.as_deref(),
+                    quantity,
+                    &idempotency_key,
+                )?;
+                Ok::<_, RequestError>(node.change_order(command).await?)
+            }
+            .await;
+            single(
+                metrics,
+                request_id,
+                result.map(|order| order_response(request_id, &order, false)),
+            )
+        }
         Request::GetSku { request_id, sku } => {
             let result: Result<_, RequestError> = async {
                 authorize(caller, Action::ReadSkus)?;
@@ -824,5 +852,6 @@ fn kind_of(request: &Request) -> &'static str {
         Request::Authenticate { .. } => "authenticate",
         Request::GetOrders { .. } => "get_orders",
         Request::Ship { .. } => "ship",
+        Request::ChangeOrder { .. } => "change_order",
     }
 }
