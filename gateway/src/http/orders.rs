@@ -202,7 +202,7 @@ pub async fn ship(
     summary = "Change a reserved or confirmed order's quantity and/or SKU, all or nothing",
     description = "More units are taken only if stock and the per-customer limit allow; fewer go back to stock at once. \
         A refusal leaves the order as it was. The order keeps its id, status and times; the change joins its `changes`. \
-        The new SKU must be kept by the same shard as the order (else `change_across_shards`). \
+        A SKU kept by another shard moves the order there (its units are taken there before they are released here); an order that moved once changes only within its new shard (else `change_across_shards`). \
         Under an `Idempotency-Key` (required): a retry with the same key and body answers the order as it is, with another body `idempotency_key_reused`.",
     params(
         ("order_id" = String, Path, description = "`<epoch>-<shard>-<number>`, e.g. `1-3-1042`", example = "1-3-1042"),
@@ -214,7 +214,7 @@ pub async fn ship(
         (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 404, description = "`unknown_order`, `unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 409, description = "`invalid_transition` (the order is not reserved or confirmed), `sold_out`, `insufficient_stock`, `limit_exceeded`, `sale_not_open`, `too_many_changes`, `change_across_shards`", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 409, description = "`invalid_transition` (the order is not reserved or confirmed), `sold_out`, `insufficient_stock`, `limit_exceeded`, `sale_not_open`, `too_many_changes`, `change_across_shards`, `order_busy` (in the middle of a move: retry)", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 422, description = "`invalid_field` (the detail names the member or header and its rule; `Idempotency-Key` is required), `idempotency_key_reused`", content_type = "application/problem+json", body = crate::problem::Problem),
