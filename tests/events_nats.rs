@@ -131,7 +131,21 @@ fn sell(server: &Server, round: &str, count: usize) -> Vec<String> {
                     assert_eq!(status, 200, "{body}");
                 }
                 3 => assert_eq!(client.cancel(&id).0, 200),
-                _ => {}
+                // Changed before it ships: to another SKU (possibly of
+                // another shard, a move) and another quantity.
+                _ => {
+                    let to = SKUS[(index + 1) % SKUS.len()];
+                    let to = if to == EXPIRING { SKUS[0] } else { to };
+                    let request = client
+                        .request("PATCH", &format!("/v1/orders/{id}"))
+                        .set("Content-Type", "application/json")
+                        .set("Idempotency-Key", &format!("{round}-change-{index}"));
+                    let answer = client.send(
+                        request,
+                        Some(&json!({ "sku": to, "quantity": 1 }).to_string()),
+                    );
+                    assert_eq!(answer.status, 200, "{}", answer.json());
+                }
             }
         }
         acknowledged.push(id);
@@ -219,7 +233,8 @@ fn consume(nats_url: &str) -> Consumed {
             let Some(order) = event["order_id"].as_str() else {
                 continue;
             };
-            let status = event["status"].as_str().expect("a status").to_owned();
+            // A change keeps the order's status (a move says it too).
+            let status = event["status"].as_str().map(str::to_owned);
             consumed
                 .kinds
                 .entry(order.to_owned())
@@ -235,7 +250,7 @@ fn consume(nats_url: &str) -> Consumed {
                     (
                         event["sku"].as_str().unwrap().to_owned(),
                         event["quantity"].as_u64().unwrap(),
-                        status,
+                        status.expect("a reserved order's status"),
                     ),
                 );
             } else {
@@ -243,8 +258,17 @@ fn consume(nats_url: &str) -> Consumed {
                     .orders
                     .get_mut(order)
                     .unwrap_or_else(|| panic!("{event}: an event of an order never reserved"));
-                assert_eq!(event["sku"], known.0.as_str(), "{event}");
-                known.2 = status;
+                if event["kind"] == "order.changed" {
+                    assert_eq!(event["from_sku"], known.0.as_str(), "{event}");
+                    assert_eq!(event["from_quantity"].as_u64(), Some(known.1), "{event}");
+                    known.0 = event["sku"].as_str().unwrap().to_owned();
+                    known.1 = event["quantity"].as_u64().unwrap();
+                } else {
+                    assert_eq!(event["sku"], known.0.as_str(), "{event}");
+                }
+                if let Some(status) = status {
+                    known.2 = status;
+                }
             }
         }
         consumed
@@ -347,6 +371,7 @@ fn every_event_reaches_the_stream_through_nats_and_node_crashes() {
         .map(String::as_str)
         .collect();
     for kind in [
+        "order.changed",
         "order.reserved",
         "order.confirmed",
         "order.cancelled",
