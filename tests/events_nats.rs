@@ -422,3 +422,70 @@ fn publishing_resumes_on_the_promoted_standby() {
     );
     assert_stream_matches(&standby, &nats, &acknowledged);
 }
+
+/// NATS down for longer than the log keeps records for it
+/// (`events_retention_records_max`, tiny here, checkpoints every second):
+/// orders go on, the log is trimmed anyway, and when NATS is back the
+/// publisher says so — one gap marker on `flashgate.gaps` naming the records
+/// never published, the `events_gap` alert — and publishes what follows.
+#[test]
+fn past_the_retention_a_gap_is_published_and_raised_not_blocked_on() {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let Some(mut nats) = Nats::start(&dir.path().join("nats")) else {
+        return;
+    };
+    let server = node(&nats)
+        .env("FLASHGATE_EVENTS_RETENTION_RECORDS_MAX", "10")
+        .env("FLASHGATE_CHECKPOINT_INTERVAL_SECS", "1")
+        .start();
+    create_skus(&server);
+    poll_until("the first events to be published", CONVERGE_TIMEOUT, || {
+        (server.cluster()["events"]["lag_records"] == 0).then_some(())
+    });
+    nats.kill();
+    // Orders are taken while the publisher cannot publish.
+    let mut acknowledged = sell(&server, "nats-down", 40);
+    // A checkpoint trims past the retention.
+    let published = server.cluster()["events"]["published_lsn"]
+        .as_u64()
+        .unwrap();
+    poll_until(
+        "the log to be trimmed past the publisher",
+        CONVERGE_TIMEOUT,
+        || {
+            let metrics = server.client().metrics_page();
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("flashgate_checkpoint_covers_lsn "))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .filter(|covers| *covers as u64 > published)
+                .map(drop)
+        },
+    );
+    nats.restart();
+    acknowledged.extend(sell(&server, "nats-back", 6));
+    let gap = poll_until("a gap marker on the stream", CONVERGE_TIMEOUT, || {
+        let consumed = consume(&nats.url());
+        (consumed.gaps > 0).then_some(consumed)
+    });
+    assert_eq!(gap.gaps, 1, "one gap marker");
+    // What came after the gap is there.
+    for id in &acknowledged[40..] {
+        assert!(
+            gap.orders.contains_key(id) || consume(&nats.url()).orders.contains_key(id),
+            "order {id} after the gap"
+        );
+    }
+    let operator = server
+        .client()
+        .with_credential(Some(common::OPERATOR_TOKEN));
+    poll_until("the events_gap alert", CONVERGE_TIMEOUT, || {
+        let (_, alerts) = operator.get("/v1/alerts");
+        alerts["active"]
+            .as_array()?
+            .iter()
+            .any(|alert| alert["kind"] == "events_gap")
+            .then_some(())
+    });
+    assert_eq!(server.cluster()["events"]["gaps"], 1);
+}

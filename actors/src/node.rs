@@ -1083,6 +1083,8 @@ impl Node {
             .await
             .map_err(|_| NodeError::ShuttingDown)?
             .map_err(|error| NodeError::StorageFailed(error.to_string()))?;
+        // The log starts after this LSN now (what a reader behind it lost).
+        metrics::gauge!("flashgate_checkpoint_covers_lsn").set(covers_lsn as f64);
         Ok(CheckpointReport {
             covers_lsn,
             chunks: chunk_count,
