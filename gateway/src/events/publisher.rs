@@ -45,6 +45,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Longest wait for one JetStream answer (an ack, a stream lookup).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most marks kept for the publish lag in time (`Worker::observe_lag`).
+const LAG_MARKS_MAX: usize = 4_096;
 /// Most orders whose facts (SKU, customer, quantity) are remembered between
 /// records; beyond it they are read back from the node.
 const FACTS_MAX: usize = 200_000;
@@ -91,7 +93,7 @@ impl EventsPublisher {
             status: Arc::clone(&status),
             facts: HashMap::new(),
             saved_at: None,
-            behind_since: None,
+            unpublished_since: std::collections::VecDeque::new(),
         };
         let thread = std::thread::Builder::new()
             .name("flashgate-events".into())
@@ -150,7 +152,10 @@ struct Worker {
     /// SKU, customer and quantity of orders seen reserved, by id.
     facts: HashMap<OrderId, OrderFacts>,
     saved_at: Option<Instant>,
-    behind_since: Option<Instant>,
+    /// When each step of what became publishable was first seen, oldest
+    /// first (at most `LAG_MARKS_MAX`): the age of the oldest unpublished
+    /// record is the publish lag in time.
+    unpublished_since: std::collections::VecDeque<(Lsn, Instant)>,
 }
 
 impl Worker {
@@ -273,18 +278,34 @@ impl Worker {
         publishable
     }
 
+    /// Records and milliseconds the publisher is behind: the age of the
+    /// oldest record durable and not yet published (as first seen here).
     fn observe_lag(&mut self, after: Lsn, publishable: Lsn) {
         let lag = publishable.saturating_sub(after);
         metrics::gauge!("flashgate_events_lag_records").set(lag as f64);
-        let lag_ms = if lag == 0 {
-            self.behind_since = None;
-            0
-        } else {
-            self.behind_since
-                .get_or_insert_with(Instant::now)
-                .elapsed()
-                .as_millis() as u64
-        };
+        while self
+            .unpublished_since
+            .front()
+            .is_some_and(|(lsn, _)| *lsn <= after)
+        {
+            self.unpublished_since.pop_front();
+        }
+        if publishable > after
+            && self
+                .unpublished_since
+                .back()
+                .is_none_or(|(lsn, _)| *lsn < publishable)
+        {
+            if self.unpublished_since.len() == LAG_MARKS_MAX {
+                // Coarser, never younger: the newest mark moves up.
+                self.unpublished_since.pop_back();
+            }
+            self.unpublished_since.push_back((publishable, Instant::now()));
+        }
+        let lag_ms = self
+            .unpublished_since
+            .front()
+            .map_or(0, |(_, since)| since.elapsed().as_millis() as u64);
         self.status.lag_ms.store(lag_ms, Ordering::Release);
         metrics::gauge!("flashgate_events_lag_seconds").set(lag_ms as f64 / 1000.0);
     }
