@@ -300,7 +300,8 @@ impl Worker {
                 // Coarser, never younger: the newest mark moves up.
                 self.unpublished_since.pop_back();
             }
-            self.unpublished_since.push_back((publishable, Instant::now()));
+            self.unpublished_since
+                .push_back((publishable, Instant::now()));
         }
         let lag_ms = self
             .unpublished_since
