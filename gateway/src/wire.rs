@@ -675,8 +675,8 @@ pub struct OrderBody<'a> {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: TimeText,
     /// The order's changes before it shipped, oldest first (in the answers
-    /// of `GET /v1/orders/{id}` and `PATCH /v1/orders/{id}`; absent in the
-    /// others).
+    /// of `GET /v1/orders/{id}` and `PATCH /v1/orders/{id}` for an order that
+    /// was changed; absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<OrderChangeBody>>)]
     pub changes: Option<Vec<OrderChangeBody<'a>>>,
@@ -695,11 +695,15 @@ pub struct OrderChangeBody<'a> {
 }
 
 impl<'a> OrderBody<'a> {
-    /// The order with its history.
+    /// The order with its history (no `changes` member for an order never
+    /// changed: its body is as every other answer shows it).
     pub fn with_changes(
         order: &'a Order,
         changes: &'a [flashgate_actors::domain::OrderChange],
     ) -> OrderBody<'a> {
+        if changes.is_empty() {
+            return OrderBody::from(order);
+        }
         OrderBody {
             changes: Some(
                 changes
