@@ -80,6 +80,11 @@ pub enum CheckpointChunk {
         moving: Vec<(OrderId, crate::domain::PendingMove)>,
         moved_out: Vec<(OrderId, u32)>,
     },
+    /// A shard's SKUs that have a waiting room, with its settings.
+    WaitingRooms {
+        shard: u32,
+        rooms: Vec<(crate::domain::SkuId, crate::domain::WaitingRoom)>,
+    },
 }
 
 /// An order's key in the archive.

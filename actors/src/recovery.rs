@@ -93,6 +93,7 @@ struct ShardParts {
     changes: Vec<(OrderId, Vec<OrderChange>)>,
     moving: Vec<(OrderId, crate::domain::PendingMove)>,
     moved_out: Vec<(OrderId, u32)>,
+    waiting_rooms: Vec<(crate::domain::SkuId, crate::domain::WaitingRoom)>,
 }
 
 /// The orders of a shard's chunks, one after the other, with their count
@@ -146,6 +147,10 @@ fn restore_shard(
             .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
             .and_then(|mut core| {
                 core.restore_moves(part.moving, part.moved_out)
+                    .map(|()| core)
+            })
+            .and_then(|mut core| {
+                core.restore_waiting_rooms(part.waiting_rooms)
                     .map(|()| core)
             })
             .map_err(|InconsistentEvent(reason)| {
@@ -228,7 +233,8 @@ fn group_by_shard(
             | CheckpointChunk::Settled { shard, .. }
             | CheckpointChunk::Keys { shard, .. }
             | CheckpointChunk::Changes { shard, .. }
-            | CheckpointChunk::Moves { shard, .. } => *shard,
+            | CheckpointChunk::Moves { shard, .. }
+            | CheckpointChunk::WaitingRooms { shard, .. } => *shard,
             CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 return Err(RecoveryError::Checkpoint(
                     "holds archived orders, which only a checkpoint sent to a standby carries"
@@ -260,6 +266,7 @@ fn group_by_shard(
                     changes: Vec::new(),
                     moving: Vec::new(),
                     moved_out: Vec::new(),
+                    waiting_rooms: Vec::new(),
                 });
             }
             CheckpointChunk::Orders { orders, .. } => slot
@@ -284,6 +291,9 @@ fn group_by_shard(
                 let part = header_of(slot, shard)?;
                 part.moving.extend(moving);
                 part.moved_out.extend(moved_out);
+            }
+            CheckpointChunk::WaitingRooms { rooms, .. } => {
+                header_of(slot, shard)?.waiting_rooms.extend(rooms)
             }
             CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 unreachable!("refused above")
