@@ -264,13 +264,14 @@ pub async fn put_room(
         state.waiting_rooms.queue_length_max(),
     )?;
     fields.finish()?;
-    // A read: answered on every role, from this node's own state.
-    let sku = state.node.sku(id).await?;
-    let opens_at_ms = sku.settings.sale_starts_at.map_or(0, |at| at.0);
-    state
-        .waiting_rooms
-        .put(sku.id.as_str(), room, opens_at_ms)
-        .map_err(RequestError::WaitingRoom)?;
+    // A write through the log (primary only), so every node holds it.
+    let sku = state
+        .node
+        .set_waiting_room(flashgate_actors::domain::SetWaitingRoom {
+            sku: id,
+            room: room.map(Into::into),
+        })
+        .await?;
     Ok(json(
         StatusCode::OK,
         &crate::wire::SkuBody::from(&sku).with_waiting_room(&state.waiting_rooms),

@@ -125,12 +125,15 @@ pub async fn put(
     )?;
     let command = fields.into_put_sku(&path)?;
     let (sku, created) = state.node.put_sku(command).await?;
-    // After the SKU, so a room is never kept for a SKU the node refused.
-    let opens_at_ms = sku.settings.sale_starts_at.map_or(0, |at| at.0);
-    state
-        .waiting_rooms
-        .put(sku.id.as_str(), waiting_room, opens_at_ms)
-        .map_err(RequestError::WaitingRoom)?;
+    // After the SKU, so a room is never kept for a SKU the node refused;
+    // through the log like the SKU, so every node of the cluster holds it.
+    let sku = state
+        .node
+        .set_waiting_room(flashgate_actors::domain::SetWaitingRoom {
+            sku: sku.id.clone(),
+            room: waiting_room.map(Into::into),
+        })
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
