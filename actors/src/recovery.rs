@@ -613,7 +613,9 @@ mod tests {
         for sku in ["A", "B"] {
             run(
                 &mut core,
-                Command::PutSku(PutSku::parse(sku, Some(10), RequestedSettings::default()).unwrap()),
+                Command::PutSku(
+                    PutSku::parse(sku, Some(10), RequestedSettings::default()).unwrap(),
+                ),
             );
         }
         let room = WaitingRoom::parse(50, 120, 1_000).unwrap();

@@ -747,8 +747,12 @@ async fn migrate_waiting_rooms(
     if !failed {
         let migrated = path.with_extension("json.migrated");
         match std::fs::rename(&path, &migrated) {
-            Ok(()) => tracing::info!(path = %migrated.display(), "moved the waiting rooms of an older version into the log"),
-            Err(error) => tracing::warn!(path = %path.display(), %error, "waiting rooms moved into the log, but the old file was not renamed"),
+            Ok(()) => {
+                tracing::info!(path = %migrated.display(), "moved the waiting rooms of an older version into the log")
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "waiting rooms moved into the log, but the old file was not renamed")
+            }
         }
     }
 }

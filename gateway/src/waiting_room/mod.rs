@@ -378,9 +378,7 @@ impl WaitingRooms {
             return self.local(sku);
         };
         let published = directory(sku).map(|(settings, opens_at_ms)| {
-            let queue_length_max = settings
-                .queue_length_max
-                .min(self.config.queue_length_max);
+            let queue_length_max = settings.queue_length_max.min(self.config.queue_length_max);
             (
                 WaitingRoomSettings {
                     queue_length_max,
@@ -934,7 +932,10 @@ mod tests {
         *lock(&published) = Some((SETTINGS, 0));
         assert_eq!(rooms.settings("S"), Some(SETTINGS));
         assert_eq!(
-            rooms.check_order("S", "alice", None, None, 1_000).unwrap_err().code(),
+            rooms
+                .check_order("S", "alice", None, None, 1_000)
+                .unwrap_err()
+                .code(),
             QUEUE_TICKET_REQUIRED
         );
         let joined = rooms.join("S", "alice", 1_000, true).unwrap();
@@ -960,7 +961,9 @@ mod tests {
         };
         *lock(&published) = Some((longer, 0));
         assert_eq!(rooms.settings("S"), Some(longer));
-        assert!(rooms.poll("S", &joined.ticket, |_| true, 1_003, true).is_ok());
+        assert!(rooms
+            .poll("S", &joined.ticket, |_| true, 1_003, true)
+            .is_ok());
         *lock(&published) = None;
         assert_eq!(rooms.settings("S"), None);
         assert_eq!(rooms.check_order("S", "bob", None, None, 1_004), Ok(()));
