@@ -269,6 +269,14 @@ mod tests {
                     KEYS_PER_FORGET_EVENT
                 ],
             },
+            Event::WaitingRoomSet {
+                sku: SkuId::parse(&id).unwrap(),
+                room: Some(crate::domain::WaitingRoom {
+                    admit_per_sec: u32::MAX,
+                    admitted_ttl_secs: u32::MAX,
+                    queue_length_max: u32::MAX,
+                }),
+            },
         ];
         events
             .into_iter()

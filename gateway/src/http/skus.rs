@@ -106,7 +106,7 @@ pub async fn get(
         (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 422, description = "`invalid_field`: the detail names the member and its rule", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed` (also: the waiting room's settings were not saved; put them again), `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
     ),
     security(("bearer" = []))

@@ -11,16 +11,16 @@
 //! - `ticket`: `TicketKey`, `Claims`: signing and verifying tickets (HMAC-SHA256).
 //! - `spent`: `SpentTickets`, the bounded set of used admissions.
 //! - this file: `WaitingRooms`, the shell the front ends call: the rooms by
-//!   SKU (each behind its own mutex), their settings on disk, the clock.
+//!   SKU (each behind its own mutex), following the settings the node
+//!   publishes (`Directory`), the clock.
 //!
 //! # What survives a restart or a failover
-//! Kept: each room's settings across a restart (in `waiting-rooms.json` in
-//! the data dir, written before the PUT is answered), and admission tickets
-//! until their expiry, when the nodes share `waiting_room_secret_file` (the
-//! check is by signature alone). The settings are each node's own, not
-//! replicated: `PUT /v1/skus/{sku}/waiting-room` puts them on a standby
-//! too, or a promoted standby takes orders for those SKUs without tickets.
-//! Not kept: the queues themselves. A join ticket from before a restart is
+//! Kept: each room's settings, which are replicated state (the shard's
+//! `Event::WaitingRoomSet`, in the log and checkpoints): a restart, a
+//! standby, a promoted standby and a restored backup hold them. Admission
+//! tickets are kept until their expiry when the nodes share
+//! `waiting_room_secret_file` (the check is by signature alone).
+//! Not kept: the queues themselves (the primary's memory). A join ticket from before a restart is
 //! refused as `queue_ticket_expired` and its holder must join again (in
 //! arrival order, the opening's draw having passed); the set of used
 //! admissions starts empty, so an admission used just before a failover
@@ -50,10 +50,10 @@ pub const TICKET_HEADER: &str = "Flashgate-Queue-Ticket";
 pub const SETTINGS_FILE: &str = "waiting-rooms.json";
 /// The shortest waiting-room secret.
 pub const SECRET_BYTES_MIN: usize = 32;
-/// The highest `admit_per_sec` a room may set.
-pub const ADMIT_PER_SEC_LIMIT: u32 = 100_000;
+/// The highest `admit_per_sec` a room may set (the domain's rule).
+pub const ADMIT_PER_SEC_LIMIT: u32 = flashgate_actors::domain::ADMIT_PER_SEC_LIMIT;
 /// The longest `admitted_ttl_secs` a room may set (a day).
-pub const ADMITTED_TTL_SECS_LIMIT: u32 = 86_400;
+pub const ADMITTED_TTL_SECS_LIMIT: u32 = flashgate_actors::domain::ADMITTED_TTL_SECS_LIMIT;
 
 use flashgate_protocol::code::{
     NOT_ADMITTED_YET, NO_WAITING_ROOM, QUEUE_FULL, QUEUE_TICKET_EXPIRED, QUEUE_TICKET_INVALID,
@@ -89,7 +89,8 @@ pub struct WaitingRoomConfig {
     pub spent_tickets_max: usize,
     pub poll_after_min_ms: u64,
     pub poll_after_max_ms: u64,
-    /// Where the settings are kept (`None`: in memory only, for tests).
+    /// Where an older version kept the settings (`waiting-rooms.json`),
+    /// read once at start to move them into the log (`None`: none).
     pub settings_path: Option<PathBuf>,
 }
 
@@ -288,7 +289,8 @@ fn random_u64() -> u64 {
 }
 
 impl WaitingRooms {
-    /// The rooms saved in `config.settings_path` (if any), with fresh queues.
+    /// No rooms yet; those of an older version's `config.settings_path` (if
+    /// any) are kept for `take_saved`.
     pub fn open(config: WaitingRoomConfig) -> Result<WaitingRooms, String> {
         let key = match &config.secret {
             Some(secret) => TicketKey::new(secret),
@@ -926,19 +928,18 @@ mod tests {
             Box::new(move |sku: &str| (sku == "S").then(|| *lock(&published)).flatten())
                 as Directory
         };
-        let rooms = rooms().with_directory(directory(&published));
-        assert_eq!(rooms.settings("S"), None);
-        assert_eq!(rooms.check_order("S", "alice", None, None, 1_000), Ok(()));
+        let here = rooms().with_directory(directory(&published));
+        assert_eq!(here.settings("S"), None);
+        assert_eq!(here.check_order("S", "alice", None, None, 1_000), Ok(()));
         *lock(&published) = Some((SETTINGS, 0));
-        assert_eq!(rooms.settings("S"), Some(SETTINGS));
+        assert_eq!(here.settings("S"), Some(SETTINGS));
         assert_eq!(
-            rooms
-                .check_order("S", "alice", None, None, 1_000)
+            here.check_order("S", "alice", None, None, 1_000)
                 .unwrap_err()
                 .code(),
             QUEUE_TICKET_REQUIRED
         );
-        let joined = rooms.join("S", "alice", 1_000, true).unwrap();
+        let joined = here.join("S", "alice", 1_000, true).unwrap();
         // Another node (a promoted standby) holds the same settings.
         let other = rooms().with_directory(directory(&published));
         assert_eq!(other.settings("S"), Some(SETTINGS));
@@ -960,13 +961,13 @@ mod tests {
             ..SETTINGS
         };
         *lock(&published) = Some((longer, 0));
-        assert_eq!(rooms.settings("S"), Some(longer));
-        assert!(rooms
+        assert_eq!(here.settings("S"), Some(longer));
+        assert!(here
             .poll("S", &joined.ticket, |_| true, 1_003, true)
             .is_ok());
         *lock(&published) = None;
-        assert_eq!(rooms.settings("S"), None);
-        assert_eq!(rooms.check_order("S", "bob", None, None, 1_004), Ok(()));
+        assert_eq!(here.settings("S"), None);
+        assert_eq!(here.check_order("S", "bob", None, None, 1_004), Ok(()));
     }
 
     /// An older version's settings file is read once, for the node to move
