@@ -4,7 +4,8 @@
 //! random order at the opening; admission follows the configured rate; every
 //! waiter learns of a sell-out on its next poll; over QUIC only a trusted
 //! upstream's credential orders such a SKU; the settings survive a restart
-//! and the old queue's tickets are refused.
+//! (replayed from the log) and follow the cluster to a promoted standby, and
+//! the old queue's tickets are refused.
 
 mod common;
 
@@ -552,6 +553,76 @@ fn settings_survive_a_restart_and_old_join_tickets_are_refused() {
     );
 }
 
+/// A room's settings are replicated state: put on the primary, the standby
+/// holds them without a call to it, a room put on the standby is refused as
+/// a write, and once the primary is killed and the standby promoted an order
+/// for that SKU without an admitted ticket is refused there. Without this a
+/// failover sells a waiting-room SKU to whoever presses first.
+#[test]
+fn the_room_follows_the_cluster_through_a_failover() {
+    let primary_dir = tempfile::tempdir().unwrap();
+    let standby_dir = tempfile::tempdir().unwrap();
+    let mut primary = Launch::new()
+        .data_dir(primary_dir.path())
+        .replicated("127.0.0.1:0")
+        .env("FLASHGATE_WAITING_ROOM_POLL_AFTER_MIN_MS", "50")
+        .start();
+    let standby = Launch::new()
+        .data_dir(standby_dir.path())
+        .replicated("127.0.0.1:0")
+        .standby_of(primary.replication_addr())
+        .env("FLASHGATE_WAITING_ROOM_POLL_AFTER_MIN_MS", "50")
+        .start();
+    primary.wait_for_cluster("the standby to connect", |status| {
+        status["peer"]["connected"] == true && status["degraded"] == false
+    });
+    let room = json!({ "admit_per_sec": 1, "admitted_ttl_secs": 60, "queue_length_max": 50 });
+    put_room_sku(primary.client(), "WR-HA", 10, room.clone(), json!({}));
+    common::pair::wait_caught_up(&primary, &standby);
+    let on_standby = poll_until("the standby to hold the room", STATE_WAIT, || {
+        let sku = standby.client().sku("WR-HA");
+        (!sku["waiting_room"].is_null()).then_some(sku)
+    });
+    assert_eq!(on_standby["waiting_room"], room, "{on_standby}");
+    // A write: the standby refuses it and points at the primary.
+    let (status, body) = standby.client().admin_put(
+        "/v1/skus/WR-HA/waiting-room",
+        &json!({ "waiting_room": null }),
+    );
+    assert_eq!((status, code(&body)), (503, "not_primary"), "{body}");
+
+    primary.kill();
+    let promoted = standby.promote();
+    assert_eq!(promoted["epoch"], 2, "{promoted}");
+    let client = standby.client();
+    let (status, body) = order(client, "WR-HA", "mallory", None, None);
+    assert_eq!(
+        (status, code(&body)),
+        (403, "queue_ticket_required"),
+        "{body}"
+    );
+    let admitted = joined(client, "WR-HA", "alice");
+    let admission = admitted["admission_ticket"]
+        .as_str()
+        .expect("the first join is admitted")
+        .to_owned();
+    let (status, body) = order(client, "WR-HA", "alice", Some(&admission), None);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = client.admin_put(
+        "/v1/skus/NOPE/waiting-room",
+        &json!({ "waiting_room": room }),
+    );
+    assert_eq!((status, code(&body)), (404, "unknown_sku"), "{body}");
+    // The new primary removes the room through its own log.
+    let (status, body) = client.admin_put(
+        "/v1/skus/WR-HA/waiting-room",
+        &json!({ "waiting_room": null }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = order(client, "WR-HA", "bob", None, None);
+    assert_eq!(status, 201, "{body}");
+}
+
 /// The load tester's waiting-room scenario against a real node: every order
 /// joins the queue, polls it honouring `poll_after`, and is placed only with
 /// its admission; the report counts every join's end and the time in queue,
@@ -624,47 +695,4 @@ fn the_load_tester_queues_each_order_and_reports_time_in_queue() {
         "the node holds exactly the acknowledged orders"
     );
     assert!(report.summary().contains("time in queue (ms)"));
-}
-
-/// A room's settings are each node's own: put on the standby too
-/// (`PUT /v1/skus/{sku}/waiting-room`, taken on any role), they keep the SKU
-/// behind its room once the standby is promoted; without that, a failover
-/// would open the sale to everyone at once.
-#[test]
-fn a_room_put_on_the_standby_holds_after_its_promotion() {
-    let primary = Launch::new().replicated("127.0.0.1:0").start();
-    let standby = Launch::new()
-        .replicated("127.0.0.1:0")
-        .standby_of(primary.replication_addr())
-        .start();
-    primary.wait_for_cluster("the standby to connect", |status| {
-        status["peer"]["connected"] == true
-    });
-    let room = json!({ "admit_per_sec": 1, "admitted_ttl_secs": 60 });
-    put_room_sku(primary.client(), "WR-HA", 10, room.clone(), json!({}));
-    common::pair::wait_caught_up(&primary, &standby);
-    let (status, body) = standby.client().admin_put(
-        "/v1/skus/WR-HA/waiting-room",
-        &json!({ "waiting_room": room }),
-    );
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["waiting_room"]["admit_per_sec"], 1, "{body}");
-    let (status, body) = standby.client().admin_put(
-        "/v1/skus/NOPE/waiting-room",
-        &json!({ "waiting_room": room }),
-    );
-    assert_eq!((status, code(&body)), (404, "unknown_sku"), "{body}");
-    drop(primary);
-    standby.promote();
-    let client = standby.client();
-    let (status, body) = order(client, "WR-HA", "alice", None, None);
-    assert_eq!(
-        (status, code(&body)),
-        (403, "queue_ticket_required"),
-        "{body}"
-    );
-    let alice = joined(client, "WR-HA", "alice");
-    let admission = alice["admission_ticket"].as_str().expect("admitted");
-    let (status, body) = order(client, "WR-HA", "alice", Some(admission), None);
-    assert_eq!(status, 201, "{body}");
 }

@@ -80,6 +80,11 @@ pub enum CheckpointChunk {
         moving: Vec<(OrderId, crate::domain::PendingMove)>,
         moved_out: Vec<(OrderId, u32)>,
     },
+    /// A shard's SKUs that have a waiting room, with its settings.
+    WaitingRooms {
+        shard: u32,
+        rooms: Vec<(crate::domain::SkuId, crate::domain::WaitingRoom)>,
+    },
 }
 
 /// An order's key in the archive.
@@ -263,6 +268,14 @@ mod tests {
                     );
                     KEYS_PER_FORGET_EVENT
                 ],
+            },
+            Event::WaitingRoomSet {
+                sku: SkuId::parse(&id).unwrap(),
+                room: Some(crate::domain::WaitingRoom {
+                    admit_per_sec: u32::MAX,
+                    admitted_ttl_secs: u32::MAX,
+                    queue_length_max: u32::MAX,
+                }),
             },
         ];
         events

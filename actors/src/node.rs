@@ -986,6 +986,35 @@ impl Node {
         }
     }
 
+    /// Puts `command.room` on the SKU through its shard and the log (a
+    /// write: primary only). The SKU after it.
+    pub async fn set_waiting_room(
+        &self,
+        command: crate::domain::SetWaitingRoom,
+    ) -> Result<Sku, NodeError> {
+        self.cluster.check_writable()?;
+        let shard = self.shard_of(&command.sku);
+        match self
+            .execute(shard, Command::SetWaitingRoom(command))
+            .await?
+        {
+            Reply::Sku { sku, .. } => Ok(sku),
+            other => unreachable!("set waiting room answered {other:?}"),
+        }
+    }
+
+    /// `sku`'s waiting room and its sale's opening, as its shard last
+    /// published them on this node (any role); `None`: no room. A map
+    /// lookup, no round trip to the shard.
+    pub fn waiting_room(
+        &self,
+        sku: &SkuId,
+    ) -> Option<(crate::domain::WaitingRoom, Option<crate::domain::Timestamp>)> {
+        let shard = self.shard_of(sku);
+        let room = *self.shards[shard as usize].shared.waiting_rooms.get(sku)?;
+        Some(room)
+    }
+
     pub async fn restock(&self, command: Restock) -> Result<Sku, NodeError> {
         self.cluster.check_writable()?;
         let shard = self.shard_of(&command.sku);

@@ -93,6 +93,7 @@ struct ShardParts {
     changes: Vec<(OrderId, Vec<OrderChange>)>,
     moving: Vec<(OrderId, crate::domain::PendingMove)>,
     moved_out: Vec<(OrderId, u32)>,
+    waiting_rooms: Vec<(crate::domain::SkuId, crate::domain::WaitingRoom)>,
 }
 
 /// The orders of a shard's chunks, one after the other, with their count
@@ -146,6 +147,10 @@ fn restore_shard(
             .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
             .and_then(|mut core| {
                 core.restore_moves(part.moving, part.moved_out)
+                    .map(|()| core)
+            })
+            .and_then(|mut core| {
+                core.restore_waiting_rooms(part.waiting_rooms)
                     .map(|()| core)
             })
             .map_err(|InconsistentEvent(reason)| {
@@ -228,7 +233,8 @@ fn group_by_shard(
             | CheckpointChunk::Settled { shard, .. }
             | CheckpointChunk::Keys { shard, .. }
             | CheckpointChunk::Changes { shard, .. }
-            | CheckpointChunk::Moves { shard, .. } => *shard,
+            | CheckpointChunk::Moves { shard, .. }
+            | CheckpointChunk::WaitingRooms { shard, .. } => *shard,
             CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 return Err(RecoveryError::Checkpoint(
                     "holds archived orders, which only a checkpoint sent to a standby carries"
@@ -260,6 +266,7 @@ fn group_by_shard(
                     changes: Vec::new(),
                     moving: Vec::new(),
                     moved_out: Vec::new(),
+                    waiting_rooms: Vec::new(),
                 });
             }
             CheckpointChunk::Orders { orders, .. } => slot
@@ -284,6 +291,9 @@ fn group_by_shard(
                 let part = header_of(slot, shard)?;
                 part.moving.extend(moving);
                 part.moved_out.extend(moved_out);
+            }
+            CheckpointChunk::WaitingRooms { rooms, .. } => {
+                header_of(slot, shard)?.waiting_rooms.extend(rooms)
             }
             CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
                 unreachable!("refused above")
@@ -564,4 +574,127 @@ pub fn verify(cores: &[ShardCore]) -> Duration {
         }
     });
     started.elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::decode_chunk;
+    use crate::domain::{
+        Command, Event, PutSku, RequestedSettings, Retention, SetWaitingRoom, SkuId, Timestamp,
+        WaitingRoom,
+    };
+    use crate::shard_actor::{encode_image, shard_image};
+
+    fn config() -> ShardConfig {
+        ShardConfig {
+            shard: 0,
+            epoch: 1,
+            orders_max: 100,
+            expiry_batch_max: 100,
+            retention: Retention::default(),
+        }
+    }
+
+    /// A SKU's waiting room is replicated state: a replay of the shard's
+    /// events and a rebuild from its checkpoint both hold it (and its
+    /// removal), so a restart, a standby and a restored backup all put the
+    /// SKU behind its room.
+    #[test]
+    fn replay_and_a_checkpoint_rebuild_the_waiting_rooms() {
+        let now = Timestamp(1_000);
+        let mut core = ShardCore::new(config());
+        let mut log: Vec<Event> = Vec::new();
+        let mut run = |core: &mut ShardCore, command: Command| {
+            let execution = core.execute(command, now);
+            execution.reply.unwrap();
+            log.extend(execution.events);
+        };
+        for sku in ["A", "B"] {
+            run(
+                &mut core,
+                Command::PutSku(
+                    PutSku::parse(sku, Some(10), RequestedSettings::default()).unwrap(),
+                ),
+            );
+        }
+        let room = WaitingRoom::parse(50, 120, 1_000).unwrap();
+        let a = SkuId::parse("A").unwrap();
+        let b = SkuId::parse("B").unwrap();
+        for (sku, room) in [(&a, Some(room)), (&b, Some(room)), (&b, None)] {
+            run(
+                &mut core,
+                Command::SetWaitingRoom(SetWaitingRoom {
+                    sku: sku.clone(),
+                    room,
+                }),
+            );
+        }
+        assert_eq!(core.waiting_room(&a), Some(room));
+        assert_eq!(core.waiting_room(&b), None);
+
+        let mut replayed = ShardCore::new(config());
+        for event in &log {
+            replayed.apply(event).unwrap();
+        }
+        assert_eq!(replayed.waiting_rooms(), vec![(a.clone(), room)]);
+
+        let chunks: Vec<CheckpointChunk> = encode_image(shard_image(&core, log.len() as u64))
+            .iter()
+            .map(|bytes| decode_chunk(bytes).unwrap())
+            .collect();
+        let mut parts = group_by_shard(chunks, 1).unwrap();
+        let (rebuilt, seq) = restore_shard(config(), parts.remove(0)).unwrap();
+        assert_eq!(seq, log.len() as u64);
+        assert_eq!(rebuilt.waiting_rooms(), vec![(a, room)]);
+        assert_eq!(rebuilt.waiting_room(&b), None);
+
+        // A room naming a SKU the checkpoint does not hold is refused.
+        let bad = vec![
+            CheckpointChunk::ShardHeader {
+                shard: 0,
+                seq: 1,
+                next_order_number: 1,
+                skus: Vec::new(),
+            },
+            CheckpointChunk::WaitingRooms {
+                shard: 0,
+                rooms: vec![(SkuId::parse("C").unwrap(), room)],
+            },
+        ];
+        let mut parts = group_by_shard(bad, 1).unwrap();
+        assert!(restore_shard(config(), parts.remove(0)).is_err());
+    }
+
+    /// Only a SKU that exists takes a room, and setting what is set logs
+    /// nothing.
+    #[test]
+    fn a_room_needs_its_sku_and_an_unchanged_room_logs_nothing() {
+        let now = Timestamp(1_000);
+        let mut core = ShardCore::new(config());
+        let room = WaitingRoom::parse(1, 1, 1).unwrap();
+        let set = |sku: &str| {
+            Command::SetWaitingRoom(SetWaitingRoom {
+                sku: SkuId::parse(sku).unwrap(),
+                room: Some(room),
+            })
+        };
+        let execution = core.execute(set("A"), now);
+        assert!(matches!(
+            execution.reply,
+            Err(crate::domain::CoreError::UnknownSku(_))
+        ));
+        assert!(execution.events.is_empty());
+        core.execute(
+            Command::PutSku(PutSku::parse("A", Some(1), RequestedSettings::default()).unwrap()),
+            now,
+        )
+        .reply
+        .unwrap();
+        assert_eq!(core.execute(set("A"), now).events.len(), 1);
+        assert!(core.execute(set("A"), now).events.is_empty());
+        assert!(WaitingRoom::parse(0, 1, 1).is_err());
+        assert!(WaitingRoom::parse(1, 86_401, 1).is_err());
+        assert!(WaitingRoom::parse(1, 1, 0).is_err());
+    }
 }

@@ -144,6 +144,8 @@ pub struct ShardActor {
     /// The gates last published in `shared.gates`, to republish one only
     /// when what it says changes (`SkuGate::same_state`).
     published: IdMap<SkuId, SkuGate>,
+    /// The waiting rooms last published in `shared.waiting_rooms`.
+    published_rooms: IdMap<SkuId, (crate::domain::WaitingRoom, Option<crate::domain::Timestamp>)>,
     /// Per SKU, what this shard decided since the node started (the report).
     sales: crate::sales::SalesTally,
     /// The fault point `shard` (debug builds only): panic once `seq` passes it.
@@ -179,6 +181,7 @@ impl ShardActor {
             claims,
             woken: Woken::default(),
             published: IdMap::default(),
+            published_rooms: IdMap::default(),
             sales: crate::sales::SalesTally::default(),
             #[cfg(debug_assertions)]
             panic_after_seq: flashgate_storage::fault::panic_after("shard")
@@ -291,7 +294,23 @@ impl ShardActor {
         let Some(sku) = self.core.sku(&id) else {
             return;
         };
+        let room = self
+            .core
+            .waiting_room(&id)
+            .map(|room| (room, sku.settings.sale_starts_at));
         let gate = SkuGate::of(sku, seq);
+        if self.published_rooms.get(&id) != room.as_ref() {
+            match room {
+                Some(room) => {
+                    self.shared.waiting_rooms.insert(id.clone(), room);
+                    self.published_rooms.insert(id.clone(), room);
+                }
+                None => {
+                    self.shared.waiting_rooms.remove(&id);
+                    self.published_rooms.remove(&id);
+                }
+            }
+        }
         if self
             .published
             .get(&id)
@@ -307,6 +326,8 @@ impl ShardActor {
     fn publish_all_gates(&mut self) {
         self.published.clear();
         self.shared.gates.clear();
+        self.published_rooms.clear();
+        self.shared.waiting_rooms.clear();
         self.publish_gates(
             GateChanges {
                 one: None,
@@ -700,6 +721,7 @@ pub struct ShardImage {
     changes: Vec<(crate::domain::OrderId, Vec<crate::domain::OrderChange>)>,
     moving: Vec<(crate::domain::OrderId, crate::domain::PendingMove)>,
     moved_out: Vec<(crate::domain::OrderId, u32)>,
+    waiting_rooms: Vec<(SkuId, crate::domain::WaitingRoom)>,
 }
 
 /// A shard's state at `seq`, to encode later.
@@ -720,6 +742,7 @@ pub fn shard_image(core: &ShardCore, seq: u64) -> ShardImage {
             .map(|(id, pending)| (*id, pending.clone()))
             .collect(),
         moved_out: core.moved_out().map(|(id, to)| (*id, *to)).collect(),
+        waiting_rooms: core.waiting_rooms(),
     }
 }
 
@@ -735,6 +758,7 @@ pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
         changes,
         moving,
         moved_out,
+        waiting_rooms,
     } = image;
     let mut chunks = vec![encode_chunk(&CheckpointChunk::ShardHeader {
         shard,
@@ -779,6 +803,13 @@ pub fn encode_image(image: ShardImage) -> Vec<Vec<u8>> {
             shard,
             moving: Vec::new(),
             moved_out: moved_out.to_vec(),
+        }));
+    }
+    // Each at most about 80 bytes.
+    for rooms in waiting_rooms.chunks(ORDERS_PER_CHUNK) {
+        chunks.push(encode_chunk(&CheckpointChunk::WaitingRooms {
+            shard,
+            rooms: rooms.to_vec(),
         }));
     }
     chunks

@@ -214,6 +214,15 @@ pub struct ShardShared {
     /// end (`domain::gate`): written by the shard alone, read by the front
     /// ends' threads.
     pub gates: dashmap::DashMap<SkuId, SkuGate, IdHasher>,
+    /// The waiting room of each of the shard's SKUs that has one, and the
+    /// opening of its sale (`Event::WaitingRoomSet`): written by the shard
+    /// when it decides or applies a change (a primary's command, a
+    /// standby's record, replay, a checkpoint), read by the front ends.
+    pub waiting_rooms: dashmap::DashMap<
+        SkuId,
+        (crate::domain::WaitingRoom, Option<crate::domain::Timestamp>),
+        IdHasher,
+    >,
     /// Reservations this shard decided to end, since the node started, by
     /// how: confirmed (paid), cancelled, expired unpaid. Counted where the
     /// events are decided (a primary's shard), read by the alert monitor
@@ -241,6 +250,7 @@ impl ShardShared {
             durable_seq: AtomicU64::new(durable_seq),
             answerable_seq: AtomicU64::new(answerable_seq),
             gates: dashmap::DashMap::with_hasher(IdHasher::default()),
+            waiting_rooms: dashmap::DashMap::with_hasher(IdHasher::default()),
             reservations_ended: ReservationsEnded::default(),
         }
     }

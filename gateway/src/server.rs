@@ -180,8 +180,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(&config.rate_limits()));
     let waiting_rooms = Arc::new(
         crate::waiting_room::WaitingRooms::open(config.waiting_rooms()?)
-            .map_err(crate::config::ConfigError::Invalid)?,
+            .map_err(crate::config::ConfigError::Invalid)?
+            .with_directory(crate::waiting_room::node_directory(Arc::clone(&node))),
     );
+    migrate_waiting_rooms(&node, &waiting_rooms, &config).await;
     let alerts = Arc::new(start_alerts(&config)?);
     let console = Arc::new(crate::console::Console::new(config.console_streams_max));
     let replication_slot = Arc::new(std::sync::OnceLock::new());
@@ -704,4 +706,53 @@ async fn record_latency(
         }
     });
     Ok(response)
+}
+
+/// Moves the room settings of an older version's `waiting-rooms.json` into
+/// the log, on a primary, for SKUs that have no room there yet; then renames
+/// the file `waiting-rooms.json.migrated`. A standby keeps the file (it
+/// gets its rooms from its primary's log) and warns.
+async fn migrate_waiting_rooms(
+    node: &Arc<Node>,
+    rooms: &crate::waiting_room::WaitingRooms,
+    config: &Config,
+) {
+    let saved = rooms.take_saved();
+    if saved.is_empty() {
+        return;
+    }
+    let path = config.data_dir.join(crate::waiting_room::SETTINGS_FILE);
+    if !node.cluster().takes_writes() {
+        tracing::warn!(path = %path.display(), "waiting-room settings of an older version are in the data dir: a standby takes its rooms from the primary's log; put them on the primary");
+        return;
+    }
+    let mut failed = false;
+    for (sku, settings) in saved {
+        let Ok(id) = flashgate_actors::domain::SkuId::parse(&sku) else {
+            tracing::warn!(%sku, "the older waiting-room settings name an invalid SKU id: skipped");
+            continue;
+        };
+        if node.waiting_room(&id).is_some() {
+            continue;
+        }
+        let command = flashgate_actors::domain::SetWaitingRoom {
+            sku: id,
+            room: Some(settings.into()),
+        };
+        if let Err(error) = node.set_waiting_room(command).await {
+            tracing::error!(%sku, %error, "cannot move an older waiting room into the log; put it again");
+            failed = true;
+        }
+    }
+    if !failed {
+        let migrated = path.with_extension("json.migrated");
+        match std::fs::rename(&path, &migrated) {
+            Ok(()) => {
+                tracing::info!(path = %migrated.display(), "moved the waiting rooms of an older version into the log")
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "waiting rooms moved into the log, but the old file was not renamed")
+            }
+        }
+    }
 }

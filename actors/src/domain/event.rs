@@ -3,6 +3,7 @@
 
 use bincode::{Decode, Encode};
 
+use super::command::WaitingRoom;
 use super::order::{Order, OrderChange};
 use super::sku::SkuSettings;
 use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
@@ -81,5 +82,10 @@ pub enum Event {
     OrderAdopted {
         order: Order,
         history: Vec<OrderChange>,
+    },
+    /// The SKU's waiting room is now `room` (`None`: it has none).
+    WaitingRoomSet {
+        sku: SkuId,
+        room: Option<WaitingRoom>,
     },
 }

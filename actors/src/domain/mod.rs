@@ -15,7 +15,8 @@ pub mod types;
 
 pub use command::{
     AbortMove, AdoptOrder, BeginMove, Cancel, ChangeOrder, Command, Confirm, CoreError, ExpireDue,
-    FinishMove, PendingMove, PlaceOrder, PutSku, Reply, Restock, Retire, Ship,
+    FinishMove, PendingMove, PlaceOrder, PutSku, Reply, Restock, Retire, SetWaitingRoom, Ship,
+    WaitingRoom, ADMITTED_TTL_SECS_LIMIT, ADMIT_PER_SEC_LIMIT,
 };
 pub use customers::ListingPosition;
 pub use event::Event;

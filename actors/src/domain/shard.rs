@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use bincode::{Decode, Encode};
 
-use super::command::PendingMove;
 use super::command::{Command, CoreError, Reply};
+use super::command::{PendingMove, WaitingRoom};
 use super::customers::{CustomerOrders, ListingPosition};
 use super::due::DueQueue;
 use super::event::Event;
@@ -108,6 +108,10 @@ pub struct ShardCore {
     /// Keys forgotten since the shell last took them.
     forgotten: Vec<(CustomerId, IdempotencyKey)>,
     next_order_number: u64,
+    /// Each SKU's waiting-room settings, for SKUs that have a room
+    /// (`Event::WaitingRoomSet`); beside the SKU, since `SkuSettings`'
+    /// layout is in existing logs and checkpoints.
+    waiting_rooms: IdMap<SkuId, WaitingRoom>,
 }
 
 impl ShardCore {
@@ -131,6 +135,7 @@ impl ShardCore {
             retired: Vec::new(),
             forgotten: Vec::new(),
             next_order_number: 1,
+            waiting_rooms: IdMap::default(),
         }
     }
 
@@ -148,6 +153,40 @@ impl ShardCore {
         self.skus.get(id)
     }
 
+    /// `id`'s waiting-room settings, if it has a room.
+    pub fn waiting_room(&self, id: &SkuId) -> Option<WaitingRoom> {
+        self.waiting_rooms.get(id).copied()
+    }
+
+    /// Every SKU's waiting room, in SKU order (for a checkpoint).
+    pub fn waiting_rooms(&self) -> Vec<(SkuId, WaitingRoom)> {
+        let mut rooms: Vec<(SkuId, WaitingRoom)> = self
+            .waiting_rooms
+            .iter()
+            .map(|(sku, room)| (sku.clone(), *room))
+            .collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        rooms
+    }
+
+    /// Puts back the rooms a checkpoint carries: each names a known SKU.
+    pub fn restore_waiting_rooms(
+        &mut self,
+        rooms: impl IntoIterator<Item = (SkuId, WaitingRoom)>,
+    ) -> Result<(), InconsistentEvent> {
+        for (sku, room) in rooms {
+            if !self.skus.contains_key(&sku) {
+                return Err(inconsistent(format!("waiting room of unknown sku {sku}")));
+            }
+            if self.waiting_rooms.insert(sku.clone(), room).is_some() {
+                return Err(inconsistent(format!(
+                    "waiting room of sku {sku} stored twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Which SKU's counters or settings `event` changed. Call it after
     /// applying the event: an order it names is in memory then (`Any` if it
     /// is not, which the caller must treat as every SKU).
@@ -155,7 +194,8 @@ impl ShardCore {
         match event {
             Event::SkuCreated { sku, .. }
             | Event::SkuSettingsChanged { sku, .. }
-            | Event::Restocked { sku, .. } => Touched::One(sku),
+            | Event::Restocked { sku, .. }
+            | Event::WaitingRoomSet { sku, .. } => Touched::One(sku),
             Event::OrderReserved(order) => Touched::One(&order.sku),
             Event::OrderConfirmed { id, .. }
             | Event::OrderCancelled { id, .. }
@@ -422,6 +462,13 @@ impl ShardCore {
             }
             Event::SkuSettingsChanged { sku, settings } => {
                 self.sku_mut(sku)?.settings = settings.clone();
+            }
+            Event::WaitingRoomSet { sku, room } => {
+                self.sku_mut(sku)?;
+                match room {
+                    Some(room) => self.waiting_rooms.insert(sku.clone(), *room),
+                    None => self.waiting_rooms.remove(sku),
+                };
             }
             Event::Restocked { sku, quantity } => {
                 let sku = self.sku_mut(sku)?;

@@ -110,6 +110,21 @@ pub fn message(
             body.insert("settings".into(), settings_json(settings));
             ("sku.settings_changed", sku_subject(prefix, sku), None)
         }
+        Event::WaitingRoomSet { sku, room } => {
+            body.insert("sku".into(), json!(sku.as_str()));
+            body.insert(
+                "waiting_room".into(),
+                match room {
+                    Some(room) => json!({
+                        "admit_per_sec": room.admit_per_sec,
+                        "admitted_ttl_secs": room.admitted_ttl_secs,
+                        "queue_length_max": room.queue_length_max,
+                    }),
+                    None => Value::Null,
+                },
+            );
+            ("sku.waiting_room_set", sku_subject(prefix, sku), None)
+        }
         Event::Restocked { sku, quantity } => {
             body.insert("sku".into(), json!(sku.as_str()));
             body.insert("quantity".into(), json!(quantity));

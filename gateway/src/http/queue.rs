@@ -224,22 +224,23 @@ pub struct PutWaitingRoomRequest {
     operation_id = "put_waiting_room",
     path = "/v1/skus/{sku}/waiting-room",
     tag = "skus",
-    summary = "Put a SKU's waiting room on this node only (any role: a standby too)",
-    description = "A room's settings are this node's, not replicated: put them on every node of a cluster, so that a \
-        promoted standby keeps the SKU behind its room. The same settings put again keep the queue. \
-        `PUT /v1/skus/{sku}` with `waiting_room` does the same on the primary along with the SKU.",
+    summary = "Put a SKU's waiting room (or remove it with null)",
+    description = "A write through the log, taken by the primary only: a room's settings are replicated state, so a \
+        standby, a promoted standby, a restart and a restored backup keep the SKU behind its room. The queue itself \
+        stays in the primary's memory. The same settings put again keep the queue. \
+        `PUT /v1/skus/{sku}` with `waiting_room` does the same along with the SKU.",
     params(("sku" = String, Path, description = "1 to 64 characters of `A-Za-z0-9._-`", pattern = "^[A-Za-z0-9._-]{1,64}$", example = "tee-black-m")),
     request_body(content = PutWaitingRoomRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The SKU with its room", body = crate::wire::SkuBody),
         (status = 400, description = "`malformed_json`: the body is not JSON, or repeats a key", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 404, description = "`unknown_sku`: this node does not hold the SKU (yet: a standby behind its primary)", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 404, description = "`unknown_sku`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 408, description = "`body_timeout`: the body did not arrive in time after the head; the connection is closed", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 422, description = "`invalid_field`: the detail names the member and its rule", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 503, description = "`storage_failed`: the settings were not saved (put them again), `overloaded` (with `Retry-After`), `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded`"))),
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`", content_type = "application/problem+json", body = crate::problem::Problem,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
     ),
     security(("bearer" = []))
 )]
@@ -264,13 +265,14 @@ pub async fn put_room(
         state.waiting_rooms.queue_length_max(),
     )?;
     fields.finish()?;
-    // A read: answered on every role, from this node's own state.
-    let sku = state.node.sku(id).await?;
-    let opens_at_ms = sku.settings.sale_starts_at.map_or(0, |at| at.0);
-    state
-        .waiting_rooms
-        .put(sku.id.as_str(), room, opens_at_ms)
-        .map_err(RequestError::WaitingRoom)?;
+    // A write through the log (primary only), so every node holds it.
+    let sku = state
+        .node
+        .set_waiting_room(flashgate_actors::domain::SetWaitingRoom {
+            sku: id,
+            room: room.map(Into::into),
+        })
+        .await?;
     Ok(json(
         StatusCode::OK,
         &crate::wire::SkuBody::from(&sku).with_waiting_room(&state.waiting_rooms),

@@ -106,7 +106,7 @@ pub async fn get(
         (status = 413, description = "`body_too_large`: the body is over the configured limit", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`", content_type = "application/problem+json", body = crate::problem::Problem),
         (status = 422, description = "`invalid_field`: the detail names the member and its rule", content_type = "application/problem+json", body = crate::problem::Problem),
-        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed` (also: the waiting room's settings were not saved; put them again), `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
+        (status = 503, description = "`overloaded` or `standby_unavailable` (both with `Retry-After`), `not_primary` (with `primary` and `primary_quic` when known), `storage_failed`, `shutting_down`, `capacity_reached`", content_type = "application/problem+json", body = crate::problem::Problem,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying, with `overloaded` and `standby_unavailable`"))),
     ),
     security(("bearer" = []))
@@ -125,12 +125,15 @@ pub async fn put(
     )?;
     let command = fields.into_put_sku(&path)?;
     let (sku, created) = state.node.put_sku(command).await?;
-    // After the SKU, so a room is never kept for a SKU the node refused.
-    let opens_at_ms = sku.settings.sale_starts_at.map_or(0, |at| at.0);
-    state
-        .waiting_rooms
-        .put(sku.id.as_str(), waiting_room, opens_at_ms)
-        .map_err(RequestError::WaitingRoom)?;
+    // After the SKU, so a room is never kept for a SKU the node refused;
+    // through the log like the SKU, so every node of the cluster holds it.
+    let sku = state
+        .node
+        .set_waiting_room(flashgate_actors::domain::SetWaitingRoom {
+            sku: sku.id.clone(),
+            room: waiting_room.map(Into::into),
+        })
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

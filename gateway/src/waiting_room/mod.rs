@@ -11,16 +11,16 @@
 //! - `ticket`: `TicketKey`, `Claims`: signing and verifying tickets (HMAC-SHA256).
 //! - `spent`: `SpentTickets`, the bounded set of used admissions.
 //! - this file: `WaitingRooms`, the shell the front ends call: the rooms by
-//!   SKU (each behind its own mutex), their settings on disk, the clock.
+//!   SKU (each behind its own mutex), following the settings the node
+//!   publishes (`Directory`), the clock.
 //!
 //! # What survives a restart or a failover
-//! Kept: each room's settings across a restart (in `waiting-rooms.json` in
-//! the data dir, written before the PUT is answered), and admission tickets
-//! until their expiry, when the nodes share `waiting_room_secret_file` (the
-//! check is by signature alone). The settings are each node's own, not
-//! replicated: `PUT /v1/skus/{sku}/waiting-room` puts them on a standby
-//! too, or a promoted standby takes orders for those SKUs without tickets.
-//! Not kept: the queues themselves. A join ticket from before a restart is
+//! Kept: each room's settings, which are replicated state (the shard's
+//! `Event::WaitingRoomSet`, in the log and checkpoints): a restart, a
+//! standby, a promoted standby and a restored backup hold them. Admission
+//! tickets are kept until their expiry when the nodes share
+//! `waiting_room_secret_file` (the check is by signature alone).
+//! Not kept: the queues themselves (the primary's memory). A join ticket from before a restart is
 //! refused as `queue_ticket_expired` and its holder must join again (in
 //! arrival order, the opening's draw having passed); the set of used
 //! admissions starts empty, so an admission used just before a failover
@@ -50,10 +50,10 @@ pub const TICKET_HEADER: &str = "Flashgate-Queue-Ticket";
 pub const SETTINGS_FILE: &str = "waiting-rooms.json";
 /// The shortest waiting-room secret.
 pub const SECRET_BYTES_MIN: usize = 32;
-/// The highest `admit_per_sec` a room may set.
-pub const ADMIT_PER_SEC_LIMIT: u32 = 100_000;
+/// The highest `admit_per_sec` a room may set (the domain's rule).
+pub const ADMIT_PER_SEC_LIMIT: u32 = flashgate_actors::domain::ADMIT_PER_SEC_LIMIT;
 /// The longest `admitted_ttl_secs` a room may set (a day).
-pub const ADMITTED_TTL_SECS_LIMIT: u32 = 86_400;
+pub const ADMITTED_TTL_SECS_LIMIT: u32 = flashgate_actors::domain::ADMITTED_TTL_SECS_LIMIT;
 
 use flashgate_protocol::code::{
     NOT_ADMITTED_YET, NO_WAITING_ROOM, QUEUE_FULL, QUEUE_TICKET_EXPIRED, QUEUE_TICKET_INVALID,
@@ -89,8 +89,39 @@ pub struct WaitingRoomConfig {
     pub spent_tickets_max: usize,
     pub poll_after_min_ms: u64,
     pub poll_after_max_ms: u64,
-    /// Where the settings are kept (`None`: in memory only, for tests).
+    /// Where an older version kept the settings (`waiting-rooms.json`),
+    /// read once at start to move them into the log (`None`: none).
     pub settings_path: Option<PathBuf>,
+}
+
+impl From<WaitingRoomSettings> for flashgate_actors::domain::WaitingRoom {
+    fn from(settings: WaitingRoomSettings) -> Self {
+        flashgate_actors::domain::WaitingRoom {
+            admit_per_sec: settings.admit_per_sec,
+            admitted_ttl_secs: settings.admitted_ttl_secs,
+            queue_length_max: settings.queue_length_max,
+        }
+    }
+}
+
+impl From<flashgate_actors::domain::WaitingRoom> for WaitingRoomSettings {
+    fn from(room: flashgate_actors::domain::WaitingRoom) -> Self {
+        WaitingRoomSettings {
+            admit_per_sec: room.admit_per_sec,
+            admitted_ttl_secs: room.admitted_ttl_secs,
+            queue_length_max: room.queue_length_max,
+        }
+    }
+}
+
+/// The directory of a node: each SKU's room as its shard publishes it
+/// from the replicated state.
+pub fn node_directory(node: std::sync::Arc<flashgate_actors::Node>) -> Directory {
+    Box::new(move |sku| {
+        let id = flashgate_actors::domain::SkuId::parse(sku).ok()?;
+        let (room, opens_at) = node.waiting_room(&id)?;
+        Some((room.into(), opens_at.map_or(0, |at| at.0)))
+    })
 }
 
 /// A waiting room's refusal.
@@ -233,9 +264,18 @@ pub struct WaitingRooms {
     any: AtomicBool,
     rooms: RwLock<HashMap<String, Arc<Mutex<Room>>>>,
     spent: Mutex<SpentTickets>,
-    /// Serialises the settings' writes to disk.
+    /// Serialises changes to the set of rooms.
     saving: Mutex<()>,
+    /// Where each SKU's room settings come from: the node's replicated state
+    /// (`Node::waiting_room`). `None`: only `put` sets them (unit tests).
+    directory: Option<Directory>,
+    /// Rooms of the settings file of an older version, to move into the log
+    /// once (`take_saved`).
+    saved: Mutex<Vec<(String, WaitingRoomSettings)>>,
 }
+
+/// A SKU's published room settings and its sale's opening (ms, 0: open).
+pub type Directory = Box<dyn Fn(&str) -> Option<(WaitingRoomSettings, u64)> + Send + Sync>;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -249,7 +289,8 @@ fn random_u64() -> u64 {
 }
 
 impl WaitingRooms {
-    /// The rooms saved in `config.settings_path` (if any), with fresh queues.
+    /// No rooms yet; those of an older version's `config.settings_path` (if
+    /// any) are kept for `take_saved`.
     pub fn open(config: WaitingRoomConfig) -> Result<WaitingRooms, String> {
         let key = match &config.secret {
             Some(secret) => TicketKey::new(secret),
@@ -264,14 +305,7 @@ impl WaitingRooms {
             Some(path) => load(path)?,
             None => SavedRooms::default(),
         };
-        let rooms = WaitingRooms {
-            spent: Mutex::new(SpentTickets::new(config.spent_tickets_max)),
-            config,
-            key,
-            any: AtomicBool::new(false),
-            rooms: RwLock::new(HashMap::new()),
-            saving: Mutex::new(()),
-        };
+        let mut legacy = Vec::new();
         for (sku, room) in saved.rooms {
             let settings = room.settings;
             if settings.admit_per_sec == 0
@@ -280,16 +314,39 @@ impl WaitingRooms {
             {
                 return Err(format!(
                     "{}: the room of SKU {sku:?} has a setting at 0; fix or remove the file, then put the room again",
-                    rooms
-                        .config
+                    config
                         .settings_path
                         .as_deref()
                         .map_or_else(|| SETTINGS_FILE.into(), |path| path.display().to_string())
                 ));
             }
-            rooms.install(sku, settings, room.opens_at_ms);
+            legacy.push((sku, settings));
         }
+        let rooms = WaitingRooms {
+            spent: Mutex::new(SpentTickets::new(config.spent_tickets_max)),
+            config,
+            key,
+            any: AtomicBool::new(false),
+            rooms: RwLock::new(HashMap::new()),
+            saving: Mutex::new(()),
+            directory: None,
+            saved: Mutex::new(legacy),
+        };
         Ok(rooms)
+    }
+
+    /// Takes the room settings from the data dir's `waiting-rooms.json` of
+    /// an older version (once): the caller moves them into the log.
+    pub fn take_saved(&self) -> Vec<(String, WaitingRoomSettings)> {
+        std::mem::take(&mut *lock(&self.saved))
+    }
+
+    /// Reads each SKU's room settings from `directory` from now on: a room
+    /// follows its settings there (created, changed or removed) at the next
+    /// call that names its SKU.
+    pub fn with_directory(mut self, directory: Directory) -> WaitingRooms {
+        self.directory = Some(directory);
+        self
     }
 
     /// Whether `credential` (a QUIC connection's) bypasses the rooms.
@@ -308,7 +365,7 @@ impl WaitingRooms {
 
     /// `sku`'s room settings, if it has a room.
     pub fn settings(&self, sku: &str) -> Option<WaitingRoomSettings> {
-        if !self.any.load(Ordering::Acquire) {
+        if self.directory.is_none() && !self.any.load(Ordering::Acquire) {
             return None;
         }
         let room = self.room(sku)?;
@@ -316,7 +373,43 @@ impl WaitingRooms {
         Some(settings)
     }
 
+    /// `sku`'s room, first brought in line with the directory's settings
+    /// (when there is one): a cheap comparison when they are unchanged.
     fn room(&self, sku: &str) -> Option<Arc<Mutex<Room>>> {
+        let Some(directory) = &self.directory else {
+            return self.local(sku);
+        };
+        let published = directory(sku).map(|(settings, opens_at_ms)| {
+            let queue_length_max = settings.queue_length_max.min(self.config.queue_length_max);
+            (
+                WaitingRoomSettings {
+                    queue_length_max,
+                    ..settings
+                },
+                opens_at_ms,
+            )
+        });
+        let local = self.local(sku);
+        match (published, &local) {
+            (None, None) => return None,
+            (Some((settings, opens_at_ms)), Some(room)) => {
+                let room = lock(room);
+                if room.settings == settings && room.queue.opens_at_ms() == opens_at_ms {
+                    drop(room);
+                    return local;
+                }
+            }
+            _ => {}
+        }
+        self.put(
+            sku,
+            published.map(|(settings, _)| settings),
+            published.map_or(0, |(_, opens_at_ms)| opens_at_ms),
+        );
+        self.local(sku)
+    }
+
+    fn local(&self, sku: &str) -> Option<Arc<Mutex<Room>>> {
         self.rooms
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -325,19 +418,15 @@ impl WaitingRooms {
     }
 
     /// Puts `settings` on `sku` (`None` removes its room), for a sale opening
-    /// at `opens_at_ms` (0: open). Unchanged settings keep the queue; a
-    /// changed rate, expiry or length applies to the queue as it is; a
-    /// changed opening starts a new queue. Saved before it returns.
-    pub fn put(
-        &self,
-        sku: &str,
-        settings: Option<WaitingRoomSettings>,
-        opens_at_ms: u64,
-    ) -> Result<(), Refusal> {
+    /// at `opens_at_ms` (0: open), in this node's memory. Unchanged settings
+    /// keep the queue; a changed rate, expiry or length applies to the queue
+    /// as it is; a changed opening starts a new queue. With a directory, the
+    /// rooms follow it and this is how they do.
+    pub fn put(&self, sku: &str, settings: Option<WaitingRoomSettings>, opens_at_ms: u64) {
         let _saving = lock(&self.saving);
-        let existing = self.room(sku);
+        let existing = self.local(sku);
         match (settings, existing) {
-            (None, None) => return Ok(()),
+            (None, None) => return,
             (None, Some(_)) => {
                 self.rooms
                     .write()
@@ -348,7 +437,7 @@ impl WaitingRooms {
                 let mut room = lock(&room);
                 if room.queue.opens_at_ms() == opens_at_ms {
                     if room.settings == settings {
-                        return Ok(());
+                        return;
                     }
                     room.settings = settings;
                     room.queue.update(room_settings(settings));
@@ -361,26 +450,6 @@ impl WaitingRooms {
         }
         let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
         self.any.store(!rooms.is_empty(), Ordering::Release);
-        let saved = SavedRooms {
-            rooms: rooms
-                .iter()
-                .map(|(sku, room)| {
-                    let room = lock(room);
-                    (
-                        sku.clone(),
-                        SavedRoom {
-                            settings: room.settings,
-                            opens_at_ms: room.queue.opens_at_ms(),
-                        },
-                    )
-                })
-                .collect(),
-        };
-        drop(rooms);
-        match &self.config.settings_path {
-            Some(path) => save(path, &saved).map_err(Refusal::NotSaved),
-            None => Ok(()),
-        }
     }
 
     fn install(&self, sku: String, settings: WaitingRoomSettings, opens_at_ms: u64) {
@@ -488,7 +557,7 @@ impl WaitingRooms {
         idempotency_key: Option<&str>,
         now_ms: u64,
     ) -> Result<(), Refusal> {
-        if !self.any.load(Ordering::Acquire) {
+        if self.directory.is_none() && !self.any.load(Ordering::Acquire) {
             return Ok(());
         }
         let Some(room) = self.room(sku) else {
@@ -656,27 +725,6 @@ fn load(path: &Path) -> Result<SavedRooms, String> {
     }
 }
 
-/// Writes the settings whole: a temporary file, synced, renamed over the
-/// old one, and the directory synced, so a crash leaves the old or the new.
-fn save(path: &Path, rooms: &SavedRooms) -> Result<(), String> {
-    let text = serde_json::to_vec_pretty(rooms).expect("room settings serialise");
-    let temporary = path.with_extension("json.tmp");
-    let describe = |error: std::io::Error| format!("{}: {error}", path.display());
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temporary).map_err(describe)?;
-        file.write_all(&text).map_err(describe)?;
-        file.sync_all().map_err(describe)?;
-    }
-    std::fs::rename(&temporary, path).map_err(describe)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(describe)?;
-    }
-    Ok(())
-}
-
 /// The settings a PUT's `waiting_room` member gives: `None` for absent or
 /// null; each member checked, with the rule in the error.
 pub fn parse_settings(
@@ -776,7 +824,7 @@ mod tests {
     #[test]
     fn a_join_an_admission_and_one_order_with_it() {
         let rooms = rooms();
-        rooms.put("S", Some(SETTINGS), 0).unwrap();
+        rooms.put("S", Some(SETTINGS), 0);
         let first = rooms.join("S", "alice", 1_000, true).unwrap();
         assert_eq!(first.status, Status::Admitted);
         let (admission, until) = first.admission.clone().unwrap();
@@ -868,45 +916,92 @@ mod tests {
         }
     }
 
+    /// The rooms follow the directory (the node's replicated settings):
+    /// a room appears, changes and goes with it, a new node's rooms are the
+    /// directory's, and a join ticket of another process's queue is expired
+    /// while its admission still orders (checked by signature).
     #[test]
-    fn settings_survive_a_reopen_and_tickets_of_the_old_queue_are_expired() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = WaitingRoomConfig {
-            settings_path: Some(dir.path().join(SETTINGS_FILE)),
-            ..rooms().config
+    fn rooms_follow_the_directory_and_tickets_of_another_queue_are_expired() {
+        let published: Arc<Mutex<Option<(WaitingRoomSettings, u64)>>> = Arc::default();
+        let directory = |published: &Arc<Mutex<Option<(WaitingRoomSettings, u64)>>>| {
+            let published = Arc::clone(published);
+            Box::new(move |sku: &str| (sku == "S").then(|| *lock(&published)).flatten())
+                as Directory
         };
-        let rooms = WaitingRooms::open(config.clone()).unwrap();
-        rooms.put("S", Some(SETTINGS), 0).unwrap();
-        let joined = rooms.join("S", "alice", 1_000, true).unwrap();
-        let reopened = WaitingRooms::open(config).unwrap();
-        assert_eq!(reopened.settings("S"), Some(SETTINGS));
+        let here = rooms().with_directory(directory(&published));
+        assert_eq!(here.settings("S"), None);
+        assert_eq!(here.check_order("S", "alice", None, None, 1_000), Ok(()));
+        *lock(&published) = Some((SETTINGS, 0));
+        assert_eq!(here.settings("S"), Some(SETTINGS));
         assert_eq!(
-            reopened
+            here.check_order("S", "alice", None, None, 1_000)
+                .unwrap_err()
+                .code(),
+            QUEUE_TICKET_REQUIRED
+        );
+        let joined = here.join("S", "alice", 1_000, true).unwrap();
+        // Another node (a promoted standby) holds the same settings.
+        let other = rooms().with_directory(directory(&published));
+        assert_eq!(other.settings("S"), Some(SETTINGS));
+        assert_eq!(
+            other
                 .poll("S", &joined.ticket, |_| true, 1_001, true)
                 .unwrap_err()
                 .code(),
             QUEUE_TICKET_EXPIRED
         );
-        // The admission is checked by signature alone: still good.
         let (admission, _) = joined.admission.unwrap();
         assert_eq!(
-            reopened.check_order("S", "alice", Some(&admission), None, 1_002),
+            other.check_order("S", "alice", Some(&admission), None, 1_002),
             Ok(())
         );
-        rooms.put("S", None, 0).unwrap();
-        let reopened = WaitingRooms::open(rooms.config.clone()).unwrap();
-        assert_eq!(reopened.settings("S"), None);
-        // A file that does not hold valid rooms stops the start with its path.
-        let path = rooms.config.settings_path.clone().unwrap();
+        // A changed length applies to the queue as it is: the ticket stays.
+        let longer = WaitingRoomSettings {
+            queue_length_max: SETTINGS.queue_length_max - 1,
+            ..SETTINGS
+        };
+        *lock(&published) = Some((longer, 0));
+        assert_eq!(here.settings("S"), Some(longer));
+        assert!(here
+            .poll("S", &joined.ticket, |_| true, 1_003, true)
+            .is_ok());
+        *lock(&published) = None;
+        assert_eq!(here.settings("S"), None);
+        assert_eq!(here.check_order("S", "bob", None, None, 1_004), Ok(()));
+    }
+
+    /// An older version's settings file is read once, for the node to move
+    /// into the log; a damaged one stops the start with its path.
+    #[test]
+    fn an_older_settings_file_is_taken_once_and_a_damaged_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WaitingRoomConfig {
+            settings_path: Some(dir.path().join(SETTINGS_FILE)),
+            ..rooms().config
+        };
+        let path = config.settings_path.clone().unwrap();
+        std::fs::write(
+            &path,
+            br#"{"rooms": {"S": {"admit_per_sec": 5, "admitted_ttl_secs": 60, "queue_length_max": 9, "opens_at_ms": 0}}}"#,
+        )
+        .unwrap();
+        let rooms = WaitingRooms::open(config.clone()).unwrap();
+        let expected = WaitingRoomSettings {
+            admit_per_sec: 5,
+            admitted_ttl_secs: 60,
+            queue_length_max: 9,
+        };
+        assert_eq!(rooms.take_saved(), vec![("S".to_owned(), expected)]);
+        assert_eq!(rooms.take_saved(), Vec::new());
         std::fs::write(&path, b"not json").unwrap();
-        let error = WaitingRooms::open(rooms.config.clone()).err().unwrap();
+        let error = WaitingRooms::open(config.clone()).err().unwrap();
         assert!(error.contains(SETTINGS_FILE), "{error}");
         std::fs::write(
             &path,
             br#"{"rooms": {"S": {"admit_per_sec": 0, "admitted_ttl_secs": 5, "queue_length_max": 9, "opens_at_ms": 0}}}"#,
         )
         .unwrap();
-        let error = WaitingRooms::open(rooms.config.clone()).err().unwrap();
+        let error = WaitingRooms::open(config).err().unwrap();
         assert!(error.contains("at 0"), "{error}");
     }
 }

@@ -9,6 +9,7 @@ mod place_order;
 mod put_sku;
 mod restock;
 mod retire;
+mod set_waiting_room;
 mod transition;
 
 pub use change_order::ChangeOrder;
@@ -18,6 +19,9 @@ pub use place_order::PlaceOrder;
 pub use put_sku::PutSku;
 pub use restock::Restock;
 pub use retire::Retire;
+pub use set_waiting_room::{
+    SetWaitingRoom, WaitingRoom, ADMITTED_TTL_SECS_LIMIT, ADMIT_PER_SEC_LIMIT,
+};
 pub use transition::{Cancel, Confirm, Ship};
 
 use super::event::Event;
@@ -41,6 +45,7 @@ pub enum Command {
     FinishMove(FinishMove),
     ExpireDue(ExpireDue),
     Retire(Retire),
+    SetWaitingRoom(SetWaitingRoom),
 }
 
 /// What a successful command answers.
@@ -134,6 +139,7 @@ impl Command {
         let reply = match self {
             Command::PutSku(command) => command.decide(shard, &mut events),
             Command::Restock(command) => command.decide(shard, &mut events),
+            Command::SetWaitingRoom(command) => command.decide(shard, &mut events),
             Command::PlaceOrder(command) => command.decide(shard, now, &mut events),
             Command::Confirm(command) => command.decide(shard, now, &mut events),
             Command::Cancel(command) => command.decide(shard, now, &mut events),
