@@ -151,9 +151,23 @@ impl Node {
         Ok(())
     }
 
+    /// `resolve_moves`, logged: for a task the caller spawns once this node
+    /// is a primary (at start, after a promotion); the frozen orders answer
+    /// `order_busy` until it ends. A task of its own because its answers,
+    /// like any, wait for a sync standby.
+    pub async fn resolve_moves_logged(self: std::sync::Arc<Self>) {
+        match self.resolve_moves().await {
+            Ok(0) => {}
+            Ok(ended) => tracing::info!(ended, "ended order moves left half done"),
+            Err(error) => tracing::error!(
+                %error,
+                "cannot end the order moves left half done; they end at the next start or promotion"
+            ),
+        }
+    }
+
     /// Ends every move left half done (a crash between its steps, or a
-    /// primary lost in the middle of one). Call before taking orders as a
-    /// primary; returns how many it ended.
+    /// primary lost in the middle of one); returns how many it ended.
     pub async fn resolve_moves(&self) -> Result<usize, NodeError> {
         let mut ended = 0;
         for from in 0..self.shard_count() {

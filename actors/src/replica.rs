@@ -498,14 +498,6 @@ impl Node {
         self.cluster.set_primary(Some(self.cluster.advertise()));
         self.cluster.set_role(Role::Primary);
         tracing::warn!(epoch, last_lsn, "PROMOTED: this node is the primary");
-        // Moves of orders between shards the old primary left half done.
-        match self.resolve_moves().await {
-            Ok(0) => {}
-            Ok(ended) => tracing::info!(ended, "ended order moves the old primary left half done"),
-            Err(error) => {
-                tracing::error!(%error, "cannot end the order moves left half done; they end at the next start")
-            }
-        }
         Ok(PromoteReport {
             epoch,
             last_lsn,

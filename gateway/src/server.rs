@@ -145,16 +145,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         )?),
         None => None,
     };
-    // Moves of orders between shards that a crash left half done end now,
-    // before any order is taken.
+    // Moves of orders between shards that a crash left half done.
     if node.cluster().takes_writes() {
-        match node.resolve_moves().await {
-            Ok(0) => {}
-            Ok(ended) => tracing::info!(ended, "ended order moves left half done"),
-            Err(error) => {
-                tracing::error!(%error, "cannot end the order moves left half done; they end at the next start")
-            }
-        }
+        actix_web::rt::spawn(Arc::clone(&node).resolve_moves_logged());
     }
     let events = match &config.events_nats_url {
         Some(url) => Some(

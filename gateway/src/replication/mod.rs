@@ -299,6 +299,8 @@ async fn promote(
         following.stop().await;
     }
     let report = shared.node.promote().await?;
+    // Moves of orders between shards the old primary left half done.
+    tokio::spawn(Arc::clone(&shared.node).resolve_moves_logged());
     if let Some(old) = followed {
         tracing::info!(old_primary = %old, "will fence the old primary whenever it is reachable");
         *fencer = Some(tokio::spawn(standby::fence(Arc::clone(shared), old)));
