@@ -560,6 +560,22 @@ impl ShardCore {
         Ok(())
     }
 
+    /// The key of an order that left memory stays, marked retired, until
+    /// its retention: then `KeysForgotten` drops it.
+    fn retire_key(&mut self, order: &Order) {
+        let Some(key) = &order.idempotency_key else {
+            return;
+        };
+        let customer_key = (order.customer.clone(), key.clone());
+        if let Some(entry) = self.by_idempotency_key.get_mut(&customer_key) {
+            if entry.order == order.id && !entry.retired {
+                entry.retired = true;
+                let at = self.config.retention.key_forgotten_at(entry.created_at);
+                self.key_queue.insert((at, customer_key.0, customer_key.1));
+            }
+        }
+    }
+
     /// Lets a confirmed or finished order leave memory. A confirmed one is
     /// settled: its units stay sold and held by its customer.
     fn retire(&mut self, id: &OrderId) -> Result<(), InconsistentEvent> {
@@ -583,16 +599,7 @@ impl ShardCore {
                 .entry(order.customer.clone())
                 .or_default() += quantity;
         }
-        if let Some(key) = &order.idempotency_key {
-            let customer_key = (order.customer.clone(), key.clone());
-            if let Some(entry) = self.by_idempotency_key.get_mut(&customer_key) {
-                if entry.order == order.id && !entry.retired {
-                    entry.retired = true;
-                    let at = self.config.retention.key_forgotten_at(entry.created_at);
-                    self.key_queue.insert((at, customer_key.0, customer_key.1));
-                }
-            }
-        }
+        self.retire_key(&order);
         let changes = self.changes.remove(id).unwrap_or_default();
         self.retired.push((order, changes));
         Ok(())
@@ -666,16 +673,7 @@ impl ShardCore {
         sku.assert_invariants();
         self.live_orders -= 1;
         self.changes.remove(id);
-        if let Some(key) = &order.idempotency_key {
-            let customer_key = (order.customer.clone(), key.clone());
-            if let Some(entry) = self.by_idempotency_key.get_mut(&customer_key) {
-                if entry.order == order.id && !entry.retired {
-                    entry.retired = true;
-                    let at = self.config.retention.key_forgotten_at(entry.created_at);
-                    self.key_queue.insert((at, customer_key.0, customer_key.1));
-                }
-            }
-        }
+        self.retire_key(&order);
         Ok(())
     }
 
