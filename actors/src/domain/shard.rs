@@ -485,17 +485,11 @@ impl ShardCore {
                 sku.assert_invariants();
             }
             Event::OrderCancelled { id, at } => {
+                // `transition` allows a cancel only from reserved or confirmed.
                 let from = self.status_of(id)?;
                 let (sku, quantity, customer) = self.transition(id, OrderStatus::Cancelled, *at)?;
-                let sku = self.sku_mut(&sku)?;
-                match from {
-                    OrderStatus::Reserved => sku.reserved -= quantity,
-                    OrderStatus::Confirmed => sku.sold -= quantity,
-                    _ => unreachable!("transition() allows cancel only from reserved or confirmed"),
-                }
-                sku.available += quantity;
-                sku.release(&customer, quantity);
-                sku.assert_invariants();
+                self.sku_mut(&sku)?
+                    .give_back(&customer, quantity, from.is_sold());
             }
             Event::OrderExpired { id, at } => {
                 let (sku, quantity, customer) = self.transition(id, OrderStatus::Expired, *at)?;
@@ -663,14 +657,8 @@ impl ShardCore {
         let order = self.orders.remove(id).expect("a frozen order is in memory");
         self.by_customer.remove(&order);
         let quantity = u64::from(order.quantity);
-        let sku = self.sku_mut(&order.sku)?;
-        match order.status {
-            OrderStatus::Reserved => sku.reserved -= quantity,
-            _ => sku.sold -= quantity,
-        }
-        sku.available += quantity;
-        sku.release(&order.customer, quantity);
-        sku.assert_invariants();
+        self.sku_mut(&order.sku)?
+            .give_back(&order.customer, quantity, order.status.is_sold());
         self.live_orders -= 1;
         self.changes.remove(id);
         self.retire_key(&order);
@@ -694,29 +682,7 @@ impl ShardCore {
                 order.id
             )));
         }
-        let quantity = u64::from(order.quantity);
-        let sku = self.sku_mut(&order.sku)?;
-        if sku.available < quantity {
-            return Err(inconsistent(format!(
-                "order {} adopts {} of sku {} with only {} available",
-                order.id, quantity, order.sku, sku.available
-            )));
-        }
-        sku.available -= quantity;
-        match order.status {
-            OrderStatus::Reserved => sku.reserved += quantity,
-            _ => sku.sold += quantity,
-        }
-        sku.hold(&order.customer, quantity);
-        sku.assert_invariants();
-        let stored = Order {
-            sku: sku.id.clone(),
-            customer: order.customer.clone(),
-            idempotency_key: order.idempotency_key.clone(),
-            ..*order
-        };
-        self.index_order(&stored);
-        self.orders.insert(stored.id, stored);
+        self.take_in(order, "adopts")?;
         self.changes.insert(order.id, history.to_vec());
         Ok(())
     }
@@ -751,14 +717,8 @@ impl ShardCore {
         let (customer, status) = (order.customer.clone(), order.status);
         let from = u64::from(change.from_quantity);
         let to = u64::from(change.to_quantity);
-        let sku = self.sku_mut(&change.from_sku)?;
-        match status {
-            OrderStatus::Reserved => sku.reserved -= from,
-            _ => sku.sold -= from,
-        }
-        sku.available += from;
-        sku.release(&customer, from);
-        sku.assert_invariants();
+        self.sku_mut(&change.from_sku)?
+            .give_back(&customer, from, status.is_sold());
         let sku = self.sku_mut(&change.to_sku)?;
         if sku.available < to {
             return Err(inconsistent(format!(
@@ -766,13 +726,7 @@ impl ShardCore {
                 change.to_sku, sku.available
             )));
         }
-        sku.available -= to;
-        match status {
-            OrderStatus::Reserved => sku.reserved += to,
-            _ => sku.sold += to,
-        }
-        sku.hold(&customer, to);
-        sku.assert_invariants();
+        sku.take(&customer, to, status.is_sold());
         let to_sku = sku.id.clone();
         let order = self.orders.get_mut(id).expect("checked above");
         order.sku = to_sku;
@@ -791,18 +745,22 @@ impl ShardCore {
         if self.orders.contains_key(&order.id) {
             return Err(inconsistent(format!("order {} reserved twice", order.id)));
         }
+        self.take_in(order, "reserves")
+    }
+
+    /// Order `order` (new here) takes its units of its SKU, in its status,
+    /// and enters memory and the indexes. `what` names the event in the
+    /// error of a log that does not fit.
+    fn take_in(&mut self, order: &Order, what: &str) -> Result<(), InconsistentEvent> {
         let quantity = u64::from(order.quantity);
         let sku = self.sku_mut(&order.sku)?;
         if sku.available < quantity {
             return Err(inconsistent(format!(
-                "order {} reserves {} of sku {} with only {} available",
+                "order {} {what} {} of sku {} with only {} available",
                 order.id, quantity, order.sku, sku.available
             )));
         }
-        sku.available -= quantity;
-        sku.reserved += quantity;
-        sku.hold(&order.customer, quantity);
-        sku.assert_invariants();
+        sku.take(&order.customer, quantity, order.status.is_sold());
         // Every order of a SKU shares the SKU's id text.
         let stored = Order {
             sku: sku.id.clone(),

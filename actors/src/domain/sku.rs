@@ -134,6 +134,33 @@ impl Sku {
         self.available <= self.settings.low_stock_threshold
     }
 
+    /// An order of `customer` takes `quantity` available units (the caller
+    /// checked they are), as sold units when `sold` (paid for), else as
+    /// reserved ones.
+    pub(crate) fn take(&mut self, customer: &CustomerId, quantity: u64, sold: bool) {
+        self.available -= quantity;
+        if sold {
+            self.sold += quantity;
+        } else {
+            self.reserved += quantity;
+        }
+        self.hold(customer, quantity);
+        self.assert_invariants();
+    }
+
+    /// An order of `customer` gives back the `quantity` units it took (sold
+    /// ones when `sold`): they are available again.
+    pub(crate) fn give_back(&mut self, customer: &CustomerId, quantity: u64, sold: bool) {
+        if sold {
+            self.sold -= quantity;
+        } else {
+            self.reserved -= quantity;
+        }
+        self.available += quantity;
+        self.release(customer, quantity);
+        self.assert_invariants();
+    }
+
     pub(crate) fn hold(&mut self, customer: &CustomerId, quantity: u64) {
         *self.held_by_customer.entry(customer.clone()).or_insert(0) += quantity;
     }

@@ -13,7 +13,7 @@
 
 use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
 use crate::domain::event::Event;
-use crate::domain::order::{OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
+use crate::domain::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::QUANTITY_PER_ORDER_MAX;
 use crate::domain::types::{CustomerId, IdempotencyKey, InvalidField, OrderId, SkuId, Timestamp};
@@ -28,6 +28,33 @@ pub struct ChangeOrder {
     /// The new quantity; `None` keeps it.
     pub quantity: Option<u32>,
     pub key: IdempotencyKey,
+}
+
+/// Whether `order` may change now (stay or move): reserved and not yet due
+/// to expire, or confirmed.
+pub(super) fn changeable(order: &Order, now: Timestamp) -> Result<(), CoreError> {
+    let from = match order.status {
+        OrderStatus::Confirmed => return Ok(()),
+        OrderStatus::Reserved if now < order.reserved_until => return Ok(()),
+        OrderStatus::Reserved => "expired",
+        other => other.as_str(),
+    };
+    Err(CoreError::InvalidTransition {
+        id: order.id,
+        from,
+        to: "changed",
+    })
+}
+
+/// Whether an order with `history` may take one more change.
+pub(super) fn room_for_a_change(id: OrderId, history: &[OrderChange]) -> Result<(), CoreError> {
+    if history.len() >= CHANGES_PER_ORDER_MAX {
+        return Err(CoreError::TooManyChanges {
+            id,
+            max: CHANGES_PER_ORDER_MAX,
+        });
+    }
+    Ok(())
 }
 
 impl ChangeOrder {
@@ -89,30 +116,12 @@ impl ChangeOrder {
                 Err(CoreError::IdempotencyKeyReused)
             };
         }
-        if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed) {
-            return Err(CoreError::InvalidTransition {
-                id: self.id,
-                from: order.status.as_str(),
-                to: "changed",
-            });
-        }
-        if order.status == OrderStatus::Reserved && now >= order.reserved_until {
-            return Err(CoreError::InvalidTransition {
-                id: self.id,
-                from: "expired",
-                to: "changed",
-            });
-        }
+        changeable(order, now)?;
         if to_sku == order.sku && to_quantity == order.quantity {
             // Nothing to change.
             return Ok(order_reply(shard, &self.id, false));
         }
-        if history.len() >= CHANGES_PER_ORDER_MAX {
-            return Err(CoreError::TooManyChanges {
-                id: self.id,
-                max: CHANGES_PER_ORDER_MAX,
-            });
-        }
+        room_for_a_change(order.id, history)?;
         let sku = shard
             .sku(&to_sku)
             .ok_or_else(|| CoreError::UnknownSku(to_sku.clone()))?;

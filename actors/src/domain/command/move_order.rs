@@ -20,7 +20,7 @@
 
 use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
 use crate::domain::event::Event;
-use crate::domain::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
+use crate::domain::order::{Order, OrderChange};
 use crate::domain::shard::ShardCore;
 use crate::domain::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
@@ -86,26 +86,8 @@ impl BeginMove {
             // shard: not this request.
             return Err(CoreError::IdempotencyKeyReused);
         }
-        if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Confirmed)
-            || (order.status == OrderStatus::Reserved && now >= order.reserved_until)
-        {
-            let from = if order.status == OrderStatus::Reserved {
-                "expired"
-            } else {
-                order.status.as_str()
-            };
-            return Err(CoreError::InvalidTransition {
-                id: self.id,
-                from,
-                to: "changed",
-            });
-        }
-        if history.len() >= CHANGES_PER_ORDER_MAX {
-            return Err(CoreError::TooManyChanges {
-                id: self.id,
-                max: CHANGES_PER_ORDER_MAX,
-            });
-        }
+        super::change_order::changeable(order, now)?;
+        super::change_order::room_for_a_change(self.id, history)?;
         let change = OrderChange {
             at: now,
             from_sku: order.sku.clone(),
