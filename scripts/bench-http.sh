@@ -13,7 +13,7 @@ skus=${WRK_SKUS:-8}
 export WRK_SKUS=$skus
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --quiet --bin flashgate --example echo
+[ -n "${FLASHGATE_BIN:-}" ] || cargo build --release --quiet --bin flashgate --example echo
 
 work=$(mktemp -d)
 cleanup() { for pidfile in "$work"/*.pid; do [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; done; rm -rf "$work"; }
@@ -36,7 +36,7 @@ token=bench-token-0123456789
 # Orders carry the admin token (it may do everything; the check costs what a
 # service token's does): wrk-orders.lua and quic_bench read these.
 export WRK_TOKEN="$token" FLASHGATE_CREDENTIAL="$token"
-addr=$(start "$work/flashgate" target/release/flashgate serve --data-dir "$work/data" \
+addr=$(start "$work/flashgate" "${FLASHGATE_BIN:-target/release/flashgate}" serve --data-dir "$work/data" \
   --http-addr 127.0.0.1:0 --admin-token "$token")
 for i in $(seq 0 $((skus - 1))); do
   curl -sf -o /dev/null -X PUT "http://$addr/v1/skus/BENCH-$i" -H "Authorization: Bearer $token" \
