@@ -39,7 +39,7 @@ pub mod log_hold;
 mod meta;
 mod moves;
 pub mod node;
-mod outbox;
+pub mod outbox;
 pub mod peer;
 pub mod recovery;
 pub mod replica;

@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
-use crate::outbox::{Held, Outboxes};
+use crate::outbox::{Holding, Outboxes, Turn};
 use crate::recovery::{recover, RecoveryError};
 use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
@@ -493,18 +493,30 @@ impl Node {
     fn submit(&self, shard: u32, request: Request) -> Result<(), NodeError> {
         self.admit(shard, 1)?;
         match self.outboxes.hold(shard, request) {
-            Held::Queued => {}
-            Held::First => {
+            Holding::Queued => {}
+            Holding::First(turn, outbox) => {
                 let this = self.this.clone();
-                actix::spawn(async move {
+                let send = async move {
                     if let Some(node) = this.upgrade() {
-                        for (shard, requests) in node.outboxes.take() {
+                        for (shard, requests) in outbox.take() {
                             node.deliver(shard, requests);
                         }
                     }
-                });
+                };
+                match turn {
+                    Turn::Arbiter => {
+                        actix::spawn(send);
+                    }
+                    Turn::Tokio => {
+                        tokio::spawn(async move {
+                            // After the tasks already ready on this worker.
+                            tokio::task::yield_now().await;
+                            send.await;
+                        });
+                    }
+                }
             }
-            Held::Direct(request) => self.deliver(shard, vec![request]),
+            Holding::Direct(request) => self.deliver(shard, vec![request]),
         }
         Ok(())
     }

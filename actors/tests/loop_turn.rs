@@ -101,8 +101,9 @@ fn one_turns_requests_travel_as_one_message_per_shard_with_their_own_answers() {
         let sku = node.sku(SkuId::parse(scarce).unwrap()).await.unwrap();
         assert_eq!((sku.available, sku.reserved), (0, 100));
 
-        // A caller on a thread with no event loop of the node's kind (as the
-        // QUIC front end's runtime) is served one request per message.
+        // A caller on a thread with no event loop of the node's kind (a
+        // runtime whose threads did not mark themselves) is served one
+        // request per message.
         let remote = std::sync::Arc::clone(&node);
         let remote_sku = ample.to_owned();
         let answers = std::thread::spawn(move || {
@@ -121,6 +122,99 @@ fn one_turns_requests_travel_as_one_message_per_shard_with_their_own_answers() {
         let shard = node.shard_of(&SkuId::parse(ample).unwrap()) as usize;
         let (m2, r2) = node.shard_traffic()[shard];
         assert_eq!((m2 - after[shard].0, r2 - after[shard].1), (10, 10));
+
+        drop(node);
+        tokio::task::spawn_blocking(move || runtime.stop())
+            .await
+            .unwrap();
+    });
+}
+
+/// The QUIC front end serves each request as a task of its own on a
+/// multi-threaded tokio runtime whose threads mark themselves: the orders that
+/// such tasks make while ready together on a worker reach each shard in far
+/// fewer messages than orders, and each still gets its own answer, with the
+/// stock never oversold. Without the mark (any other runtime) each order is a
+/// message of its own, as the first test shows.
+#[test]
+fn orders_of_a_marked_tokio_workers_ready_tasks_share_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    actix::System::new().block_on(async move {
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let config = NodeConfig {
+            shards: 2,
+            ..NodeConfig::default()
+        };
+        let (node, runtime, _) = Node::start(storage, config).unwrap();
+        let scarce = "SCARCE";
+        let scarce_shard = node.shard_of(&SkuId::parse(scarce).unwrap());
+        let ample = (0..)
+            .map(|i| format!("AMPLE-{i}"))
+            .find(|sku| node.shard_of(&SkuId::parse(sku).unwrap()) != scarce_shard)
+            .unwrap();
+        put_sku(&node, scarce, 10).await;
+        put_sku(&node, &ample, 1_000).await;
+        let before = node.shard_traffic();
+
+        const PER_SKU: usize = 25;
+        let remote = std::sync::Arc::clone(&node);
+        let remote_ample = ample.clone();
+        let results = std::thread::spawn(move || {
+            let quic_like = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .on_thread_start(flashgate_actors::outbox::mark_event_loop_thread)
+                .enable_all()
+                .build()
+                .unwrap();
+            quic_like.block_on(async move {
+                // Spawned from a worker, as a stream's reader spawns its
+                // requests: all of them are ready on that worker together.
+                let spawner = tokio::spawn(async move {
+                    let mut tasks = Vec::new();
+                    for i in 0..PER_SKU {
+                        for sku in [scarce.to_owned(), remote_ample.clone()] {
+                            let node = std::sync::Arc::clone(&remote);
+                            tasks.push(tokio::spawn(async move {
+                                let result = node
+                                    .place_order(order(&sku, &format!("{sku}-{i}"), None))
+                                    .await;
+                                (sku, result)
+                            }));
+                        }
+                    }
+                    join_all(tasks).await
+                });
+                spawner.await.unwrap()
+            })
+        })
+        .join()
+        .unwrap();
+
+        let mut created_per_sku = std::collections::HashMap::new();
+        for result in results {
+            let (sku, result) = result.unwrap();
+            match &result {
+                Ok((order, true)) => {
+                    assert_eq!(order.sku.as_str(), sku, "each caller got its own order");
+                    *created_per_sku.entry(sku).or_insert(0) += 1;
+                }
+                Err(NodeError::Rejected(error)) if sku == scarce => {
+                    assert!(format!("{error:?}").starts_with("SoldOut"), "{error:?}")
+                }
+                other => panic!("an order for {sku} answered {other:?}"),
+            }
+        }
+        assert_eq!(created_per_sku[scarce], 10, "exactly the stock is sold");
+        assert_eq!(created_per_sku[&ample], PER_SKU);
+        let after = node.shard_traffic();
+        for (shard, ((m0, r0), (m1, r1))) in before.iter().zip(&after).enumerate() {
+            let (messages, requests) = (m1 - m0, r1 - r0);
+            assert_eq!(requests, PER_SKU as u64, "shard {shard}");
+            assert!(
+                messages * 4 <= requests,
+                "shard {shard}: {requests} requests came in {messages} messages"
+            );
+        }
 
         drop(node);
         tokio::task::spawn_blocking(move || runtime.stop())

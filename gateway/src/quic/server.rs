@@ -118,6 +118,9 @@ impl QuicServer {
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(Config::cores().min(WORKER_THREADS_MAX))
                     .thread_name("flashgate-quic-worker")
+                    // Orders made by one worker's ready tasks reach each shard
+                    // as one message, as an HTTP worker's do.
+                    .on_thread_start(flashgate_actors::outbox::mark_event_loop_thread)
                     .enable_all()
                     .build()
                 {
