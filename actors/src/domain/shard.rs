@@ -11,7 +11,7 @@ use super::command::{Command, CoreError, Reply};
 use super::command::{PendingMove, WaitingRoom};
 use super::customers::{CustomerOrders, ListingPosition};
 use super::due::DueQueue;
-use super::event::Event;
+use super::event::{Event, Events};
 use super::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
@@ -44,7 +44,7 @@ pub struct ShardConfig {
 #[derive(Debug)]
 pub struct Execution {
     pub reply: Result<Reply, CoreError>,
-    pub events: Vec<Event>,
+    pub events: Events,
 }
 
 /// An event that does not fit the state it is applied to: the log is corrupt or
@@ -438,7 +438,8 @@ impl ShardCore {
     /// the events to log. Panics if an invariant breaks: no reply may leave the
     /// shard oversold.
     pub fn execute(&mut self, command: Command, now: Timestamp) -> Execution {
-        let (reply, events) = command.decide(self, now);
+        let mut events = Events::new();
+        let reply = command.decide(self, now, &mut events);
         // A command's decision allocated order numbers it may not use (a refused
         // order); that is fine, numbers only need to be unique.
         Execution { reply, events }

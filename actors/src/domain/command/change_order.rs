@@ -12,7 +12,7 @@
 //! reused key (another request).
 
 use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::QUANTITY_PER_ORDER_MAX;
@@ -102,7 +102,7 @@ impl ChangeOrder {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let order = super::transition::owned_order(shard, &self.id, self.customer.as_ref())?;
         let to_sku = self.sku.clone().unwrap_or_else(|| order.sku.clone());

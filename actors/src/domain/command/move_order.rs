@@ -19,7 +19,7 @@
 //! hold units: never more units taken than exist, none lost.
 
 use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderChange};
 use crate::domain::shard::ShardCore;
 use crate::domain::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
@@ -69,7 +69,7 @@ impl BeginMove {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let order = super::transition::owned_order(shard, &self.id, self.customer.as_ref())?;
         if order.id.shard != shard.config().shard {
@@ -117,7 +117,7 @@ impl AdoptOrder {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let id = self.order.id;
         if shard.order(&id).is_some() {
@@ -150,7 +150,7 @@ impl AbortMove {
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         if shard.pending_move(&self.id).is_none() {
             return Err(CoreError::UnknownOrder(self.id));
@@ -165,7 +165,7 @@ impl FinishMove {
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let Some(order) = shard.order(&self.id).cloned() else {
             return Err(CoreError::UnknownOrder(self.id));

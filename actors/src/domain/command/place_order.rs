@@ -2,7 +2,7 @@
 //! that prevents oversell: the shard is the only writer of its SKUs' counters.
 
 use super::{apply_decided, check_offer, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::QUANTITY_PER_ORDER_MAX;
@@ -52,7 +52,7 @@ impl PlaceOrder {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         // A retry answers with the first result, before any rule is checked again:
         // stock may have run out since, but this customer's order exists.
