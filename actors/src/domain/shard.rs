@@ -437,12 +437,11 @@ impl ShardCore {
     /// Decides a command at `now`, applies its events, and returns the reply and
     /// the events to log. Panics if an invariant breaks: no reply may leave the
     /// shard oversold.
+    #[inline]
     pub fn execute(&mut self, command: Command, now: Timestamp) -> Execution {
-        let mut events = Events::new();
-        let reply = command.decide(self, now, &mut events);
         // A command's decision allocated order numbers it may not use (a refused
         // order); that is fine, numbers only need to be unique.
-        Execution { reply, events }
+        command.execute(self, now)
     }
 
     /// Applies one event. Live execution reaches here through `execute` with
@@ -736,7 +735,8 @@ impl ShardCore {
         Ok(())
     }
 
-    fn apply_reserved(&mut self, order: &Order) -> Result<(), InconsistentEvent> {
+    /// Applies `Event::OrderReserved(order)`.
+    pub(super) fn apply_reserved(&mut self, order: &Order) -> Result<(), InconsistentEvent> {
         if order.status != OrderStatus::Reserved {
             return Err(inconsistent(format!(
                 "order {} logged as new but not reserved",

@@ -26,7 +26,7 @@ pub use transition::{Cancel, Confirm, Ship};
 
 use super::event::{Event, Events};
 use super::order::Order;
-use super::shard::ShardCore;
+use super::shard::{Execution, ShardCore};
 use super::sku::Sku;
 use super::types::{InvalidField, OrderId, SkuId, Timestamp};
 
@@ -129,30 +129,28 @@ pub enum CoreError {
 }
 
 impl Command {
-    /// Decides the command at `now`, pushes the events that carry it out
-    /// onto `events` (already applied to `shard`), and returns the reply.
-    pub(super) fn decide(
-        self,
-        shard: &mut ShardCore,
-        now: Timestamp,
-        events: &mut Events,
-    ) -> Result<Reply, CoreError> {
-        match self {
-            Command::PutSku(command) => command.decide(shard, events),
-            Command::Restock(command) => command.decide(shard, events),
-            Command::SetWaitingRoom(command) => command.decide(shard, events),
-            Command::PlaceOrder(command) => command.decide(shard, now, events),
-            Command::Confirm(command) => command.decide(shard, now, events),
-            Command::Cancel(command) => command.decide(shard, now, events),
-            Command::Ship(command) => command.decide(shard, now, events),
-            Command::ChangeOrder(command) => command.decide(shard, now, events),
-            Command::BeginMove(command) => command.decide(shard, now, events),
-            Command::AdoptOrder(command) => command.decide(shard, now, events),
-            Command::AbortMove(command) => command.decide(shard, events),
-            Command::FinishMove(command) => command.decide(shard, events),
-            Command::ExpireDue(command) => command.decide(shard, now, events),
-            Command::Retire(command) => command.decide(shard, now, events),
-        }
+    /// Decides the command at `now` and applies the events that carry it
+    /// out to `shard`; returns the reply and those events.
+    pub(super) fn execute(self, shard: &mut ShardCore, now: Timestamp) -> Execution {
+        let mut events = Events::new();
+        let reply = match self {
+            // The order path builds its execution where the caller receives it.
+            Command::PlaceOrder(command) => return command.execute(shard, now),
+            Command::PutSku(command) => command.decide(shard, &mut events),
+            Command::Restock(command) => command.decide(shard, &mut events),
+            Command::SetWaitingRoom(command) => command.decide(shard, &mut events),
+            Command::Confirm(command) => command.decide(shard, now, &mut events),
+            Command::Cancel(command) => command.decide(shard, now, &mut events),
+            Command::Ship(command) => command.decide(shard, now, &mut events),
+            Command::ChangeOrder(command) => command.decide(shard, now, &mut events),
+            Command::BeginMove(command) => command.decide(shard, now, &mut events),
+            Command::AdoptOrder(command) => command.decide(shard, now, &mut events),
+            Command::AbortMove(command) => command.decide(shard, &mut events),
+            Command::FinishMove(command) => command.decide(shard, &mut events),
+            Command::ExpireDue(command) => command.decide(shard, now, &mut events),
+            Command::Retire(command) => command.decide(shard, now, &mut events),
+        };
+        Execution { reply, events }
     }
 }
 

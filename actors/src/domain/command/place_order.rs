@@ -1,7 +1,8 @@
 //! `PlaceOrder`: reserve units of a SKU for a customer. The single-owner decision
 //! that prevents oversell: the shard is the only writer of its SKUs' counters.
 
-use super::{apply_decided, check_offer, CoreError, Reply};
+use super::{check_offer, CoreError, Reply};
+use crate::domain::shard::Execution;
 use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
@@ -48,12 +49,40 @@ impl PlaceOrder {
         })
     }
 
-    pub(super) fn decide(
-        self,
-        shard: &mut ShardCore,
-        now: Timestamp,
-        events: &mut Events,
-    ) -> Result<Reply, CoreError> {
+    /// Decides the order at `now`; a new one is applied to `shard`. Builds
+    /// the execution where the caller receives it, not in steps that move
+    /// it: the reply and the event are over 100 bytes each, and this is the
+    /// order path.
+    pub(super) fn execute(self, shard: &mut ShardCore, now: Timestamp) -> Execution {
+        match self.decide(shard, now) {
+            Ok(Decided::New(order)) => {
+                // Applied as replay applies its `Event::OrderReserved`.
+                shard.apply_reserved(&order).expect(
+                    "an order decided by the core applies to the state it was decided on",
+                );
+                // A new order is in memory exactly as its event carries it:
+                // the reply is the event's order, not a second look-up of
+                // the state.
+                Execution {
+                    reply: Ok(Reply::Order {
+                        order: order.clone(),
+                        created: true,
+                    }),
+                    events: smallvec::smallvec![Event::OrderReserved(order)],
+                }
+            }
+            Ok(Decided::Retry(reply)) => Execution {
+                reply: Ok(reply),
+                events: Events::new(),
+            },
+            Err(refused) => Execution {
+                reply: Err(refused),
+                events: Events::new(),
+            },
+        }
+    }
+
+    fn decide(self, shard: &mut ShardCore, now: Timestamp) -> Result<Decided, CoreError> {
         // A retry answers with the first result, before any rule is checked again:
         // stock may have run out since, but this customer's order exists.
         if let Some(key) = &self.idempotency_key {
@@ -62,13 +91,13 @@ impl PlaceOrder {
                     return Err(CoreError::IdempotencyKeyReused);
                 }
                 // An order that left memory is answered from the archive.
-                return Ok(match shard.order(&existing.order) {
+                return Ok(Decided::Retry(match shard.order(&existing.order) {
                     Some(order) => Reply::Order {
                         order: order.clone(),
                         created: false,
                     },
                     None => Reply::ArchivedOrder { id: existing.order },
-                });
+                }));
             }
         }
         let sku = shard
@@ -88,7 +117,7 @@ impl PlaceOrder {
         // The order shares the shard's text of its SKU id, as it will in memory.
         let sku = sku.id.clone();
         let id = shard.allocate_order_id();
-        let order = Order {
+        Ok(Decided::New(Order {
             id,
             sku,
             quantity: self.quantity,
@@ -98,17 +127,16 @@ impl PlaceOrder {
             reserved_until,
             updated_at: now,
             idempotency_key: self.idempotency_key,
-        };
-        // A new order is in memory exactly as its event carries it: the reply
-        // is the event's order, not a second look-up of the state.
-        let reply = Reply::Order {
-            order: order.clone(),
-            created: true,
-        };
-        events.push(Event::OrderReserved(order));
-        apply_decided(shard, events);
-        Ok(reply)
+        }))
     }
+}
+
+/// What `PlaceOrder::decide` found.
+enum Decided {
+    /// A new order, to be reserved.
+    New(Order),
+    /// A retry of an order placed before under the same key: its answer.
+    Retry(Reply),
 }
 
 #[cfg(test)]
