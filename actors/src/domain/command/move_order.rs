@@ -41,7 +41,9 @@ pub struct BeginMove {
 /// and quantity), with its whole history (the move last).
 #[derive(Clone, Debug)]
 pub struct AdoptOrder {
-    pub order: Order,
+    /// Boxed: a command is moved whole on every order's path, and this rare
+    /// one would double its size.
+    pub order: Box<Order>,
     pub history: Vec<OrderChange>,
 }
 
@@ -138,7 +140,7 @@ impl AdoptOrder {
             return Err(CoreError::OrderCapacityReached(shard.orders_max()));
         }
         events.push(Event::OrderAdopted {
-            order: self.order,
+            order: *self.order,
             history: self.history,
         });
         apply_decided(shard, events);
