@@ -127,16 +127,13 @@ impl ChangeOrder {
             .ok_or_else(|| CoreError::UnknownSku(to_sku.clone()))?;
         // What the target SKU would offer, and what the customer would hold
         // of it, without this order.
-        let (available, held) = if to_sku == order.sku {
-            let own = u64::from(order.quantity);
-            (
-                sku.available + own,
-                sku.held_by(&order.customer).saturating_sub(own),
-            )
+        let own = if to_sku == order.sku {
+            u64::from(order.quantity)
         } else {
-            (sku.available, sku.held_by(&order.customer))
+            0
         };
-        check_offer(sku, to_quantity, available, held, now)?;
+        let held = || sku.held_by(&order.customer).saturating_sub(own);
+        check_offer(sku, to_quantity, sku.available + own, held, now)?;
         let change = OrderChange {
             at: now,
             from_sku: order.sku.clone(),

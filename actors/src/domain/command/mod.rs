@@ -159,11 +159,12 @@ impl Command {
 /// opening, its stock and the customer's limit. `available` and `held` are
 /// the SKU's units on offer and the customer's holding, as they would be
 /// without the order being decided (a change counts its own units back).
+/// `held` is a look-up, made only when the SKU limits what a customer holds.
 pub(super) fn check_offer(
     sku: &super::sku::Sku,
     quantity: u32,
     available: u64,
-    held: u64,
+    held: impl FnOnce() -> u64,
     now: Timestamp,
 ) -> Result<(), CoreError> {
     let max = sku.settings.max_quantity_per_order;
@@ -194,6 +195,7 @@ pub(super) fn check_offer(
         });
     }
     if let Some(limit) = sku.settings.per_customer_limit {
+        let held = held();
         if held + requested > limit {
             return Err(CoreError::LimitExceeded {
                 sku: sku.id.clone(),

@@ -133,7 +133,7 @@ impl AdoptOrder {
             sku,
             self.order.quantity,
             sku.available,
-            sku.held_by(&self.order.customer),
+            || sku.held_by(&self.order.customer),
             now,
         )?;
         if shard.live_order_count() >= shard.orders_max() {

@@ -107,7 +107,7 @@ impl PlaceOrder {
             sku,
             self.quantity,
             sku.available,
-            sku.held_by(&self.customer),
+            || sku.held_by(&self.customer),
             now,
         )?;
         if shard.live_order_count() >= shard.orders_max() {
