@@ -2,10 +2,9 @@
 //! that prevents oversell: the shard is the only writer of its SKUs' counters.
 
 use super::{check_offer, CoreError, Reply};
-use crate::domain::shard::Execution;
 use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderStatus};
-use crate::domain::shard::ShardCore;
+use crate::domain::shard::{Execution, ShardCore};
 use crate::domain::sku::QUANTITY_PER_ORDER_MAX;
 use crate::domain::types::{CustomerId, IdempotencyKey, InvalidField, SkuId, Timestamp};
 
@@ -57,9 +56,9 @@ impl PlaceOrder {
         match self.decide(shard, now) {
             Ok(Decided::New(order)) => {
                 // Applied as replay applies its `Event::OrderReserved`.
-                shard.apply_reserved(&order).expect(
-                    "an order decided by the core applies to the state it was decided on",
-                );
+                shard
+                    .apply_reserved(&order)
+                    .expect("an order decided by the core applies to the state it was decided on");
                 // A new order is in memory exactly as its event carries it:
                 // the reply is the event's order, not a second look-up of
                 // the state.
