@@ -54,17 +54,25 @@ impl PlaceOrder {
     /// order path.
     pub(super) fn execute(self, shard: &mut ShardCore, now: Timestamp) -> Execution {
         match self.decide(shard, now) {
-            Ok(Decided::New(order)) => {
+            Ok(Decided::New { order, caller_sku }) => {
                 // Applied as replay applies its `Event::OrderReserved`.
                 shard
                     .apply_reserved(&order)
                     .expect("an order decided by the core applies to the state it was decided on");
                 // A new order is in memory exactly as its event carries it:
                 // the reply is the event's order, not a second look-up of
-                // the state.
+                // the state. It carries the caller's own copy of the SKU id
+                // (the same text) back to the caller, whose thread made it
+                // and frees it: the shard's thread neither frees it nor
+                // counts another reference to its own copy.
                 Execution {
                     reply: Ok(Reply::Order {
-                        order: order.clone(),
+                        order: Order {
+                            sku: caller_sku,
+                            customer: order.customer.clone(),
+                            idempotency_key: order.idempotency_key.clone(),
+                            ..order
+                        },
                         created: true,
                     }),
                     events: smallvec::smallvec![Event::OrderReserved(order)],
@@ -116,24 +124,27 @@ impl PlaceOrder {
         // The order shares the shard's text of its SKU id, as it will in memory.
         let sku = sku.id.clone();
         let id = shard.allocate_order_id();
-        Ok(Decided::New(Order {
-            id,
-            sku,
-            quantity: self.quantity,
-            customer: self.customer,
-            status: OrderStatus::Reserved,
-            created_at: now,
-            reserved_until,
-            updated_at: now,
-            idempotency_key: self.idempotency_key,
-        }))
+        Ok(Decided::New {
+            order: Order {
+                id,
+                sku,
+                quantity: self.quantity,
+                customer: self.customer,
+                status: OrderStatus::Reserved,
+                created_at: now,
+                reserved_until,
+                updated_at: now,
+                idempotency_key: self.idempotency_key,
+            },
+            caller_sku: self.sku,
+        })
     }
 }
 
 /// What `PlaceOrder::decide` found.
 enum Decided {
-    /// A new order, to be reserved.
-    New(Order),
+    /// A new order, to be reserved, and the caller's copy of its SKU id.
+    New { order: Order, caller_sku: SkuId },
     /// A retry of an order placed before under the same key: its answer.
     Retry(Reply),
 }
