@@ -42,7 +42,7 @@ pub struct BeginMove {
 #[derive(Clone, Debug)]
 pub struct AdoptOrder {
     /// Boxed: a command is moved whole on every order's path, and this rare
-    /// one would double its size.
+    /// one would make every command 144 bytes instead of 104.
     pub order: Box<Order>,
     pub history: Vec<OrderChange>,
 }
