@@ -184,4 +184,44 @@ mod tests {
             format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}")
         );
     }
+
+    /// A placed order answers with exactly the order its event logs and the
+    /// shard holds (the reply carries the caller's copy of the SKU id, the
+    /// same text), and its one event is held inline: the order path
+    /// allocates nothing for its events.
+    #[test]
+    fn a_placed_order_answers_what_it_logs_and_holds() {
+        use crate::domain::command::{Command, PutSku};
+        use crate::domain::retention::Retention;
+        use crate::domain::shard::ShardConfig;
+        use crate::domain::sku::SkuSettings;
+
+        let mut shard = ShardCore::new(ShardConfig {
+            shard: 0,
+            epoch: 1,
+            orders_max: 10,
+            expiry_batch_max: 10,
+            retention: Retention::default(),
+        });
+        let put = Command::PutSku(PutSku {
+            sku: SkuId::parse("A").unwrap(),
+            stock: Some(5),
+            settings: SkuSettings::default(),
+        });
+        shard.execute(put, Timestamp(0)).reply.unwrap();
+        let key = IdempotencyKey::parse("retry-1").unwrap();
+        let place = PlaceOrder::parse("A", 2, "alice", Some(key)).unwrap();
+        let execution = shard.execute(Command::PlaceOrder(place), Timestamp(1_000));
+        let Ok(Reply::Order { order, created }) = execution.reply else {
+            panic!("the order is placed: {:?}", execution.reply);
+        };
+        assert!(created);
+        assert!(!execution.events.spilled(), "one event, held inline");
+        assert_eq!(
+            execution.events.as_slice(),
+            [Event::OrderReserved(order.clone())]
+        );
+        assert_eq!(shard.order(&order.id), Some(&order));
+        assert_eq!(shard.sku(&order.sku).unwrap().reserved, 2);
+    }
 }
