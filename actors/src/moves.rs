@@ -106,7 +106,7 @@ impl Node {
             .execute(
                 to,
                 Command::AdoptOrder(AdoptOrder {
-                    order: adopted,
+                    order: Box::new(adopted),
                     history,
                 }),
             )

@@ -206,7 +206,7 @@ impl Cluster {
         let adoption = self.run(
             to,
             Command::AdoptOrder(AdoptOrder {
-                order: adopted,
+                order: Box::new(adopted),
                 history,
             }),
             now,

@@ -8,6 +8,11 @@ use super::order::{Order, OrderChange};
 use super::sku::SkuSettings;
 use super::types::{CustomerId, IdempotencyKey, OrderId, SkuId, Timestamp};
 
+/// The events one command decided, in the order they apply. Most commands
+/// decide one event (an order reserved, confirmed, cancelled): it is held
+/// inline, without an allocation; more spill to the heap.
+pub type Events = smallvec::SmallVec<[Event; 1]>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Event {
     SkuCreated {

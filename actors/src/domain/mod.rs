@@ -19,7 +19,7 @@ pub use command::{
     WaitingRoom, ADMITTED_TTL_SECS_LIMIT, ADMIT_PER_SEC_LIMIT,
 };
 pub use customers::ListingPosition;
-pub use event::Event;
+pub use event::{Event, Events};
 pub use gate::SkuGate;
 pub use order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 pub use retention::{

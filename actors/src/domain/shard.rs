@@ -11,7 +11,7 @@ use super::command::{Command, CoreError, Reply};
 use super::command::{PendingMove, WaitingRoom};
 use super::customers::{CustomerOrders, ListingPosition};
 use super::due::DueQueue;
-use super::event::Event;
+use super::event::{Event, Events};
 use super::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use super::retention::{KeyEntry, RetainedImage, RetainedKey, Retention, Settled, SettledImage};
 use super::sku::{Sku, SkuSettings};
@@ -44,7 +44,7 @@ pub struct ShardConfig {
 #[derive(Debug)]
 pub struct Execution {
     pub reply: Result<Reply, CoreError>,
-    pub events: Vec<Event>,
+    pub events: Events,
 }
 
 /// An event that does not fit the state it is applied to: the log is corrupt or
@@ -437,11 +437,11 @@ impl ShardCore {
     /// Decides a command at `now`, applies its events, and returns the reply and
     /// the events to log. Panics if an invariant breaks: no reply may leave the
     /// shard oversold.
+    #[inline]
     pub fn execute(&mut self, command: Command, now: Timestamp) -> Execution {
-        let (reply, events) = command.decide(self, now);
         // A command's decision allocated order numbers it may not use (a refused
         // order); that is fine, numbers only need to be unique.
-        Execution { reply, events }
+        command.execute(self, now)
     }
 
     /// Applies one event. Live execution reaches here through `execute` with
@@ -735,25 +735,37 @@ impl ShardCore {
         Ok(())
     }
 
-    fn apply_reserved(&mut self, order: &Order) -> Result<(), InconsistentEvent> {
+    /// Applies `Event::OrderReserved(order)`.
+    pub(super) fn apply_reserved(&mut self, order: &Order) -> Result<(), InconsistentEvent> {
         if order.status != OrderStatus::Reserved {
             return Err(inconsistent(format!(
                 "order {} logged as new but not reserved",
                 order.id
             )));
         }
-        if self.orders.contains_key(&order.id) {
-            return Err(inconsistent(format!("order {} reserved twice", order.id)));
-        }
         self.take_in(order, "reserves")
     }
 
     /// Order `order` (new here) takes its units of its SKU, in its status,
-    /// and enters memory and the indexes. `what` names the event in the
-    /// error of a log that does not fit.
+    /// and enters memory and the indexes: the order table, the idempotency
+    /// keys, the expiry and retire queues, the id counter and the customer
+    /// index. `what` names the event in the error of a log that does not fit;
+    /// nothing changes then. Each table is looked up once.
     fn take_in(&mut self, order: &Order, what: &str) -> Result<(), InconsistentEvent> {
         let quantity = u64::from(order.quantity);
-        let sku = self.sku_mut(&order.sku)?;
+        let slot = match self.orders.entry(order.id) {
+            Entry::Occupied(_) => {
+                return Err(inconsistent(format!(
+                    "order {} {what} while it is already in memory",
+                    order.id
+                )))
+            }
+            Entry::Vacant(slot) => slot,
+        };
+        let sku = self
+            .skus
+            .get_mut(&order.sku)
+            .ok_or_else(|| inconsistent(format!("unknown sku {}", order.sku)))?;
         if sku.available < quantity {
             return Err(inconsistent(format!(
                 "order {} {what} {} of sku {} with only {} available",
@@ -762,42 +774,12 @@ impl ShardCore {
         }
         sku.take(&order.customer, quantity, order.status.is_sold());
         // Every order of a SKU shares the SKU's id text.
-        let stored = Order {
+        let order = slot.insert(Order {
             sku: sku.id.clone(),
             customer: order.customer.clone(),
             idempotency_key: order.idempotency_key.clone(),
             ..*order
-        };
-        self.index_order(&stored);
-        self.orders.insert(stored.id, stored);
-        Ok(())
-    }
-
-    /// Adds a key entry; a key already taken by another order is a log that
-    /// does not fit.
-    fn index_key(
-        &mut self,
-        customer: CustomerId,
-        key: IdempotencyKey,
-        entry: KeyEntry,
-    ) -> Result<(), InconsistentEvent> {
-        if entry.retired {
-            let at = self.config.retention.key_forgotten_at(entry.created_at);
-            self.key_queue.insert((at, customer.clone(), key.clone()));
-        }
-        match self.by_idempotency_key.insert((customer, key), entry) {
-            Some(previous) => Err(inconsistent(format!(
-                "an idempotency key of order {} is also held by another order",
-                previous.order
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// Keeps the derived indexes (idempotency keys, expiry queue, id counter,
-    /// customer index) in step
-    /// with a newly known order.
-    fn index_order(&mut self, order: &Order) {
+        });
         // An order adopted from another shard keeps its key there.
         if let Some(key) = order
             .idempotency_key
@@ -820,6 +802,28 @@ impl ShardCore {
             self.next_order_number = self.next_order_number.max(order.id.number + 1);
         }
         self.by_customer.insert(order);
+        Ok(())
+    }
+
+    /// Adds a key entry; a key already taken by another order is a log that
+    /// does not fit.
+    fn index_key(
+        &mut self,
+        customer: CustomerId,
+        key: IdempotencyKey,
+        entry: KeyEntry,
+    ) -> Result<(), InconsistentEvent> {
+        if entry.retired {
+            let at = self.config.retention.key_forgotten_at(entry.created_at);
+            self.key_queue.insert((at, customer.clone(), key.clone()));
+        }
+        match self.by_idempotency_key.insert((customer, key), entry) {
+            Some(previous) => Err(inconsistent(format!(
+                "an idempotency key of order {} is also held by another order",
+                previous.order
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn sku_mut(&mut self, id: &SkuId) -> Result<&mut Sku, InconsistentEvent> {

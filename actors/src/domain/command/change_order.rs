@@ -12,7 +12,7 @@
 //! reused key (another request).
 
 use super::{apply_decided, check_offer, order_reply, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderChange, OrderStatus, CHANGES_PER_ORDER_MAX};
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::QUANTITY_PER_ORDER_MAX;
@@ -102,7 +102,7 @@ impl ChangeOrder {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let order = super::transition::owned_order(shard, &self.id, self.customer.as_ref())?;
         let to_sku = self.sku.clone().unwrap_or_else(|| order.sku.clone());
@@ -127,16 +127,13 @@ impl ChangeOrder {
             .ok_or_else(|| CoreError::UnknownSku(to_sku.clone()))?;
         // What the target SKU would offer, and what the customer would hold
         // of it, without this order.
-        let (available, held) = if to_sku == order.sku {
-            let own = u64::from(order.quantity);
-            (
-                sku.available + own,
-                sku.held_by(&order.customer).saturating_sub(own),
-            )
+        let own = if to_sku == order.sku {
+            u64::from(order.quantity)
         } else {
-            (sku.available, sku.held_by(&order.customer))
+            0
         };
-        check_offer(sku, to_quantity, available, held, now)?;
+        let held = || sku.held_by(&order.customer).saturating_sub(own);
+        check_offer(sku, to_quantity, sku.available + own, held, now)?;
         let change = OrderChange {
             at: now,
             from_sku: order.sku.clone(),

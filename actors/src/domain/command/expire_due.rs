@@ -3,7 +3,7 @@
 //! logs are what replay and a standby apply.
 
 use super::{apply_decided, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::shard::ShardCore;
 use crate::domain::types::Timestamp;
 
@@ -15,7 +15,7 @@ impl ExpireDue {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         events.extend(
             shard

@@ -24,9 +24,9 @@ pub use set_waiting_room::{
 };
 pub use transition::{Cancel, Confirm, Ship};
 
-use super::event::Event;
+use super::event::{Event, Events};
 use super::order::Order;
-use super::shard::ShardCore;
+use super::shard::{Execution, ShardCore};
 use super::sku::Sku;
 use super::types::{InvalidField, OrderId, SkuId, Timestamp};
 
@@ -129,18 +129,16 @@ pub enum CoreError {
 }
 
 impl Command {
-    pub(super) fn decide(
-        self,
-        shard: &mut ShardCore,
-        now: Timestamp,
-    ) -> (Result<Reply, CoreError>, Vec<Event>) {
-        // Most commands decide one event.
-        let mut events = Vec::with_capacity(1);
+    /// Decides the command at `now` and applies the events that carry it
+    /// out to `shard`; returns the reply and those events.
+    pub(super) fn execute(self, shard: &mut ShardCore, now: Timestamp) -> Execution {
+        let mut events = Events::new();
         let reply = match self {
+            // The order path builds its execution where the caller receives it.
+            Command::PlaceOrder(command) => return command.execute(shard, now),
             Command::PutSku(command) => command.decide(shard, &mut events),
             Command::Restock(command) => command.decide(shard, &mut events),
             Command::SetWaitingRoom(command) => command.decide(shard, &mut events),
-            Command::PlaceOrder(command) => command.decide(shard, now, &mut events),
             Command::Confirm(command) => command.decide(shard, now, &mut events),
             Command::Cancel(command) => command.decide(shard, now, &mut events),
             Command::Ship(command) => command.decide(shard, now, &mut events),
@@ -152,7 +150,7 @@ impl Command {
             Command::ExpireDue(command) => command.decide(shard, now, &mut events),
             Command::Retire(command) => command.decide(shard, now, &mut events),
         };
-        (reply, events)
+        Execution { reply, events }
     }
 }
 
@@ -161,11 +159,12 @@ impl Command {
 /// opening, its stock and the customer's limit. `available` and `held` are
 /// the SKU's units on offer and the customer's holding, as they would be
 /// without the order being decided (a change counts its own units back).
+/// `held` is a look-up, made only when the SKU limits what a customer holds.
 pub(super) fn check_offer(
     sku: &super::sku::Sku,
     quantity: u32,
     available: u64,
-    held: u64,
+    held: impl FnOnce() -> u64,
     now: Timestamp,
 ) -> Result<(), CoreError> {
     let max = sku.settings.max_quantity_per_order;
@@ -196,6 +195,7 @@ pub(super) fn check_offer(
         });
     }
     if let Some(limit) = sku.settings.per_customer_limit {
+        let held = held();
         if held + requested > limit {
             return Err(CoreError::LimitExceeded {
                 sku: sku.id.clone(),

@@ -1,7 +1,7 @@
 //! `PutSku`: create a SKU with its stock, or change an existing SKU's settings.
 
 use super::{apply_decided, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::{
     RequestedSettings, SkuSettings, QUANTITY_PER_ORDER_MAX, RESERVATION_TTL_SECS_MAX, STOCK_MAX,
@@ -91,7 +91,7 @@ impl PutSku {
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         self.validate()?;
         let created = match shard.sku(&self.sku) {

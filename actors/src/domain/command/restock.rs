@@ -1,7 +1,7 @@
 //! `Restock`: add units to a SKU's stock.
 
 use super::{apply_decided, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::shard::ShardCore;
 use crate::domain::sku::STOCK_MAX;
 use crate::domain::types::{InvalidField, SkuId};
@@ -30,7 +30,7 @@ impl Restock {
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let sku = shard
             .sku(&self.sku)

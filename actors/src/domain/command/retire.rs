@@ -4,7 +4,7 @@
 //! events it logs are what replay and a standby apply.
 
 use super::{apply_decided, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::retention::{KEYS_PER_FORGET_EVENT, ORDERS_PER_RETIRE_EVENT};
 use crate::domain::shard::ShardCore;
 use crate::domain::types::Timestamp;
@@ -17,7 +17,7 @@ impl Retire {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let batch_max = shard.config().retention.retire_batch_max;
         let ids: Vec<_> = shard.due_retirements(now).take(batch_max).collect();

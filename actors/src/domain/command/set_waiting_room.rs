@@ -6,7 +6,7 @@
 use bincode::{Decode, Encode};
 
 use super::{apply_decided, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::shard::ShardCore;
 use crate::domain::types::{InvalidField, SkuId};
 
@@ -74,7 +74,7 @@ impl SetWaitingRoom {
     pub(super) fn decide(
         self,
         shard: &mut ShardCore,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         if shard.sku(&self.sku).is_none() {
             return Err(CoreError::UnknownSku(self.sku));

@@ -8,7 +8,7 @@
 //! contents and its fate are its customer's).
 
 use super::{apply_decided, order_reply, CoreError, Reply};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Events};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::shard::ShardCore;
 use crate::domain::types::{CustomerId, OrderId, Timestamp};
@@ -63,7 +63,7 @@ impl Confirm {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let order = owned_order(shard, &self.id, self.customer.as_ref())?;
         match order.status {
@@ -103,7 +103,7 @@ impl Cancel {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let order = owned_order(shard, &self.id, self.customer.as_ref())?;
         match order.status {
@@ -127,7 +127,7 @@ impl Ship {
         self,
         shard: &mut ShardCore,
         now: Timestamp,
-        events: &mut Vec<Event>,
+        events: &mut Events,
     ) -> Result<Reply, CoreError> {
         let order = owned_order(shard, &self.id, None)?;
         match order.status {
