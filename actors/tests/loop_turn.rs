@@ -34,26 +34,37 @@ async fn put_sku(node: &Node, sku: &str, stock: u64) {
     .unwrap();
 }
 
+/// A node of two shards with a scarce SKU (`scarce_stock` units) and an ample
+/// one (1,000 units) on different shards; returns the node, its runtime and
+/// the ample SKU's id ("SCARCE" is the scarce one's).
+async fn two_shards(
+    dir: &std::path::Path,
+    scarce_stock: u64,
+) -> (std::sync::Arc<Node>, flashgate_actors::NodeRuntime, String) {
+    let storage = Storage::open(dir, StorageConfig::default()).unwrap();
+    let config = NodeConfig {
+        shards: 2,
+        ..NodeConfig::default()
+    };
+    let (node, runtime, _) = Node::start(storage, config).unwrap();
+    let scarce_shard = node.shard_of(&SkuId::parse("SCARCE").unwrap());
+    let ample = (0..)
+        .map(|i| format!("AMPLE-{i}"))
+        .find(|sku| node.shard_of(&SkuId::parse(sku).unwrap()) != scarce_shard)
+        .unwrap();
+    put_sku(&node, "SCARCE", scarce_stock).await;
+    put_sku(&node, &ample, 1_000).await;
+    (node, runtime, ample)
+}
+
 #[test]
 fn one_turns_requests_travel_as_one_message_per_shard_with_their_own_answers() {
     let dir = tempfile::tempdir().unwrap();
     actix::System::new().block_on(async move {
-        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
-        let config = NodeConfig {
-            shards: 2,
-            ..NodeConfig::default()
-        };
-        let (node, runtime, _) = Node::start(storage, config).unwrap();
         // Two SKUs on different shards: scarce and ample.
+        let (node, runtime, ample) = two_shards(dir.path(), 100).await;
         let scarce = "SCARCE";
-        let scarce_shard = node.shard_of(&SkuId::parse(scarce).unwrap());
-        let ample = (0..)
-            .map(|i| format!("AMPLE-{i}"))
-            .find(|sku| node.shard_of(&SkuId::parse(sku).unwrap()) != scarce_shard)
-            .unwrap();
         let ample = ample.as_str();
-        put_sku(&node, scarce, 100).await;
-        put_sku(&node, ample, 1_000).await;
         let before = node.shard_traffic();
 
         // 300 orders made in one poll of one task: one loop turn.
@@ -140,20 +151,8 @@ fn one_turns_requests_travel_as_one_message_per_shard_with_their_own_answers() {
 fn orders_of_a_marked_tokio_workers_ready_tasks_share_messages() {
     let dir = tempfile::tempdir().unwrap();
     actix::System::new().block_on(async move {
-        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
-        let config = NodeConfig {
-            shards: 2,
-            ..NodeConfig::default()
-        };
-        let (node, runtime, _) = Node::start(storage, config).unwrap();
+        let (node, runtime, ample) = two_shards(dir.path(), 10).await;
         let scarce = "SCARCE";
-        let scarce_shard = node.shard_of(&SkuId::parse(scarce).unwrap());
-        let ample = (0..)
-            .map(|i| format!("AMPLE-{i}"))
-            .find(|sku| node.shard_of(&SkuId::parse(sku).unwrap()) != scarce_shard)
-            .unwrap();
-        put_sku(&node, scarce, 10).await;
-        put_sku(&node, &ample, 1_000).await;
         let before = node.shard_traffic();
 
         const PER_SKU: usize = 25;
