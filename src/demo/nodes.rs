@@ -268,14 +268,20 @@ impl Nodes {
         timeout: Duration,
     ) -> Result<SocketAddr, StartError> {
         let deadline = Instant::now() + timeout;
-        loop {
-            let text = std::fs::read(log)
+        let read = || {
+            std::fs::read(log)
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        loop {
+            let text = read();
             if let Some(address) = listening_address(&text, HTTP_LISTENING_PREFIX) {
                 return address.parse().map_err(|_| StartError::BadAddress(address));
             }
             if let Some(status) = self.exited(name) {
+                // Read again for the tail: what it wrote between the read
+                // above and its exit is in the file now.
+                let text = read();
                 return Err(StartError::Exited {
                     status,
                     log: log.to_path_buf(),
