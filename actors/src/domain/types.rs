@@ -153,6 +153,15 @@ impl fmt::Display for SkuId {
 /// that look the same different (`al\u{200b}ice` is not `alice`), or change
 /// how logs and consoles show them.
 fn printable(c: char) -> bool {
+    // Most ids are ASCII, where only the controls are excluded; the table
+    // look-up below says the same (a test compares all 128).
+    if c.is_ascii() {
+        return !c.is_ascii_control();
+    }
+    printable_by_category(c)
+}
+
+fn printable_by_category(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     !matches!(
         c.general_category(),
@@ -252,6 +261,18 @@ impl fmt::Display for OrderId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ASCII shortcut of `printable` decides every ASCII character as
+    /// the general-category rule does: an id is accepted or refused the same
+    /// whichever path checks it.
+    #[test]
+    fn the_ascii_shortcut_agrees_with_the_category_rule() {
+        for byte in 0..=127u8 {
+            let c = char::from(byte);
+            assert_eq!(printable(c), printable_by_category(c), "{byte:#04x}");
+        }
+        assert!(!printable('\u{200b}') && !printable('\u{202e}') && printable('é'));
+    }
 
     #[test]
     fn sku_ids_follow_the_rule() {
