@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::error::NodeError;
 use crate::meta::{ensure_cluster_id, read_fence};
-use crate::outbox::{Holding, Outboxes, Turn};
+use crate::outbox::{Holding, Outboxes};
 use crate::recovery::{recover, RecoveryError};
 use crate::retire::claim_key;
 use crate::shard_actor::{Request, RequestKind, Requests, ShardActor, Snapshot};
@@ -496,25 +496,13 @@ impl Node {
             Holding::Queued => {}
             Holding::First(turn, outbox) => {
                 let this = self.this.clone();
-                let send = async move {
+                turn.spawn(async move {
                     if let Some(node) = this.upgrade() {
                         for (shard, requests) in outbox.take() {
                             node.deliver(shard, requests);
                         }
                     }
-                };
-                match turn {
-                    Turn::Arbiter => {
-                        actix::spawn(send);
-                    }
-                    Turn::Tokio => {
-                        tokio::spawn(async move {
-                            // After the tasks already ready on this worker.
-                            tokio::task::yield_now().await;
-                            send.await;
-                        });
-                    }
-                }
+                });
             }
             Holding::Direct(request) => self.deliver(shard, vec![request]),
         }

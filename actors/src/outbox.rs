@@ -64,6 +64,23 @@ pub(crate) enum Turn {
     Tokio,
 }
 
+impl Turn {
+    /// Runs `task` on this thread's loop, after the tasks already ready there.
+    pub(crate) fn spawn(self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        match self {
+            Turn::Arbiter => {
+                actix::spawn(task);
+            }
+            Turn::Tokio => {
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    task.await;
+                });
+            }
+        }
+    }
+}
+
 pub(crate) struct Outboxes {
     shards: usize,
     local: ThreadLocal<RefCell<Option<Local>>>,
@@ -128,14 +145,7 @@ impl Outboxes {
             Some(local) if local.turn == turn && local.generation == generation => {}
             _ => {
                 let inbox = Arc::new(Inbox::default());
-                match turn {
-                    Turn::Arbiter => {
-                        actix::spawn(Arc::clone(&inbox).run());
-                    }
-                    Turn::Tokio => {
-                        tokio::spawn(Arc::clone(&inbox).run());
-                    }
-                }
+                turn.spawn(Arc::clone(&inbox).run());
                 *slot = Some(Local {
                     turn,
                     generation,
