@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Restart time with a data dir holding ORDERS orders (default 1,000,000):
-# 1. fill it through `flashgate serve` with wrk (8 SKUs, periodic checkpoints off);
+# 1. fill it through `flashgate serve` with wrk (8 SKUs, periodic checkpoints off),
+#    each wrk thread stopping at its share of the count (WRK_MAX_ANSWERS), so
+#    the data dir holds ORDERS orders, not a run's worth more;
 # 2. SIGKILL: restarts that replay the whole log (no checkpoint yet);
 # 3. SIGTERM (final checkpoint): restarts that load the checkpoint;
 # 4. TAIL more orders (default 100,000), SIGKILL: restarts that load the
@@ -47,12 +49,18 @@ recovery_line() {
   grep 'recovered data dir' "$work/err" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' |
     grep -o 'orders=.*recovery_ms=[0-9]*'
 }
-fill() { # fill COUNT: orders until at least COUNT more were acknowledged
-  local filled=0
+fill() { # fill COUNT: COUNT more acknowledged orders, give or take wrk's connections
+  # wrk runs until its duration even once every thread has stopped at its
+  # share (WRK_MAX_ANSWERS), so the duration comes from the rate of a first
+  # 2-second run, with a margin.
+  local filled=0 rate=0 half secs
   while [ "$filled" -lt "$1" ]; do
-    local secs=$(( ($1 - filled) / 20000 + 1 )); [ "$secs" -gt 10 ] && secs=10
-    WRK_SKUS=8 wrk -t2 -c64 -d${secs}s -s scripts/wrk-orders.lua "http://$addr" >"$work/wrk"
-    filled=$((filled + $(awk '/^status 201:/ {print $3}' "$work/wrk")))
+    half=$(( ($1 - filled + 1) / 2 ))
+    if [ "$rate" -gt 0 ]; then secs=$(( 2 * ($1 - filled) / rate + 2 )); else secs=2; fi
+    WRK_MAX_ANSWERS=$half WRK_SKUS=8 wrk -t2 -c64 -d${secs}s -s scripts/wrk-orders.lua "http://$addr" >"$work/wrk"
+    local got; got=$(awk '/^status 201:/ {print $3}' "$work/wrk")
+    [ "$rate" -gt 0 ] || rate=$(( got / 2 + 1 ))
+    filled=$((filled + got))
     echo "   $filled orders acknowledged"
   done
 }

@@ -164,30 +164,49 @@ impl CustomerOrders {
             .map(|(customer, positions)| (customer, positions.as_slice()))
     }
 
-    /// Builds the index of many orders at once (a checkpoint's): one sort per
-    /// customer instead of a sorted insert per order.
-    pub fn extend<'a>(&mut self, orders: impl IntoIterator<Item = &'a Order>) {
-        let mut unsorted = Vec::new();
-        for order in orders {
-            let position = ListingPosition::of(order);
-            match self.by_customer.entry(order.customer.clone()) {
-                Entry::Vacant(slot) => {
-                    slot.insert(Positions::One(position));
+    /// Starts indexing many orders at once (a checkpoint's), room made for
+    /// `orders` more customers: one sort per customer with several orders at
+    /// the end (`Bulk::finish`) instead of a sorted insert per order.
+    pub fn bulk(&mut self, orders: usize) -> Bulk<'_> {
+        self.by_customer.reserve(orders);
+        Bulk {
+            index: self,
+            unsorted: Vec::new(),
+        }
+    }
+}
+
+/// An index being built from many orders; see `CustomerOrders::bulk`.
+pub struct Bulk<'a> {
+    index: &'a mut CustomerOrders,
+    /// Customers that got a second order: their positions need a sort.
+    unsorted: Vec<CustomerId>,
+}
+
+impl Bulk<'_> {
+    pub fn add(&mut self, order: &Order) {
+        let position = ListingPosition::of(order);
+        match self.index.by_customer.entry(order.customer.clone()) {
+            Entry::Vacant(slot) => {
+                slot.insert(Positions::One(position));
+            }
+            Entry::Occupied(mut slot) => {
+                let positions = slot.get_mut();
+                if let Positions::One(first) = *positions {
+                    *positions = Positions::Many(vec![first]);
+                    self.unsorted.push(order.customer.clone());
                 }
-                Entry::Occupied(mut slot) => {
-                    let positions = slot.get_mut();
-                    if let Positions::One(first) = *positions {
-                        *positions = Positions::Many(vec![first]);
-                        unsorted.push(order.customer.clone());
-                    }
-                    if let Positions::Many(positions) = positions {
-                        positions.push(position);
-                    }
+                if let Positions::Many(positions) = positions {
+                    positions.push(position);
                 }
             }
         }
-        for customer in unsorted {
-            if let Some(Positions::Many(positions)) = self.by_customer.get_mut(&customer) {
+    }
+
+    /// Sorts the positions of every customer that got more than one.
+    pub fn finish(self) {
+        for customer in self.unsorted {
+            if let Some(Positions::Many(positions)) = self.index.by_customer.get_mut(&customer) {
                 positions.sort_unstable();
                 positions.dedup();
             }
@@ -301,7 +320,13 @@ mod tests {
         index.insert(&orders[4]);
         index.insert(&orders[0]);
         let mut built = CustomerOrders::default();
-        built.extend(orders.iter().filter(|order| order.id.number != 2));
+        let kept: Vec<&Order> = orders.iter().filter(|order| order.id.number != 2).collect();
+        let mut bulk = built.bulk(kept.len());
+        // Out of order: the bulk build sorts each customer's positions.
+        for order in kept.iter().rev() {
+            bulk.add(order);
+        }
+        bulk.finish();
         assert_eq!(numbers(built.newest_before(&ann, None, 10)), [5, 4, 1]);
         assert_eq!(built.len(), 4);
     }

@@ -1052,6 +1052,7 @@ impl ShardCore {
         let mut counts = vec![(0u64, 0u64); skus.len()];
         let mut expiring = Vec::new();
         let mut retiring = Vec::new();
+        let mut by_customer = self.by_customer.bulk(orders.len());
         for (mut order, position) in orders.into_iter().zip(sku_of) {
             // Every order of a SKU shares the SKU's id text.
             order.sku = skus[position].0.clone();
@@ -1096,8 +1097,10 @@ impl ShardCore {
             if order.id.shard == self.config.shard && order.id.epoch == self.config.epoch {
                 self.next_order_number = self.next_order_number.max(order.id.number + 1);
             }
+            by_customer.add(&order);
             slot.insert(order);
         }
+        by_customer.finish();
         for ((id, sku), (reserved, sold)) in skus.iter_mut().zip(counts) {
             let implied = implied.entry((*id).clone()).or_default();
             implied.0 += reserved;
@@ -1107,7 +1110,6 @@ impl ShardCore {
                 sku.held_by_customer.shrink_to_fit();
             }
         }
-        self.by_customer.extend(self.orders.values());
         // Inserted in order, each lands at the end of its queue's sorted run.
         expiring.sort_unstable();
         for key in expiring {
