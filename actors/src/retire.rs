@@ -21,8 +21,10 @@ use crate::codec::{
 use crate::domain::{CustomerId, IdempotencyKey, KeyEntry, Order, OrderChange, OrderId};
 use crate::node::KeyClaim;
 
-/// Writes orders that left memory to the archive, in one atomic batch, after
-/// their keys in the archive's customer index (`crate::customer_archive`).
+/// Writes orders that left memory to the archive, after their keys in the
+/// archive's customer index (`crate::customer_archive`). Neither write is one
+/// atomic batch (`flashgate_storage::SLED_BATCH_KEYS_MAX`): a crash before the
+/// event is logged may leave some of them, which is harmless (see above).
 pub fn archive_orders(
     storage: &Storage,
     orders: &[(Order, Vec<OrderChange>)],

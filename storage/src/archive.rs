@@ -18,7 +18,7 @@
 
 use crate::error::StorageError;
 use crate::inline::check_value;
-use crate::store::Storage;
+use crate::store::{apply_in_batches, Storage};
 
 /// A key and its value.
 pub type ArchiveEntry = (Vec<u8>, Vec<u8>);
@@ -27,17 +27,19 @@ pub type ArchiveEntry = (Vec<u8>, Vec<u8>);
 pub const ARCHIVE_PAGE_VALUES_MAX: usize = 8_192;
 
 impl Storage {
-    /// Inserts (or replaces) values in one atomic batch; durable with the next
-    /// barrier. Refuses a key or value over the limits, inserting none.
+    /// Inserts (or replaces) values, in order, `SLED_BATCH_KEYS_MAX` per sled
+    /// batch: a crash may keep some of them (harmless: a value is only read
+    /// once the order has left memory, which its log record says); durable
+    /// with the next barrier. Refuses a key or value over the limits,
+    /// inserting none.
     pub fn archive_insert(&self, values: &[ArchiveEntry]) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
         for (key, value) in values {
             check_value("archive", key, value)?;
-            batch.insert(key.as_slice(), value.as_slice());
         }
         let _wait = self.disk_wait("archive write");
-        self.archive_tree().apply_batch(batch)?;
-        Ok(())
+        apply_in_batches(self.archive_tree(), values, |batch, (key, value)| {
+            batch.insert(key.as_slice(), value.as_slice())
+        })
     }
 
     /// The value under `key`, if any. May read the disk; the wait is watched
@@ -67,17 +69,17 @@ impl Storage {
             .collect()
     }
 
-    /// Inserts index keys in one atomic batch; durable with the next barrier.
-    /// Refuses a key over the limit, inserting none.
+    /// Inserts index keys, `SLED_BATCH_KEYS_MAX` per sled batch (a crash may
+    /// keep some: a reader treats a key without its value as a miss); durable
+    /// with the next barrier. Refuses a key over the limit, inserting none.
     pub fn archive_index_insert(&self, keys: &[Vec<u8>]) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
         for key in keys {
             check_value("archive index", key, &[])?;
-            batch.insert(key.as_slice(), &[][..]);
         }
         let _wait = self.disk_wait("archive index write");
-        self.archive_index_tree().apply_batch(batch)?;
-        Ok(())
+        apply_in_batches(self.archive_index_tree(), keys, |batch, key| {
+            batch.insert(key.as_slice(), &[][..])
+        })
     }
 
     /// Up to `limit` index keys that start with `prefix` and sort strictly

@@ -65,6 +65,7 @@ pub use record::{
 };
 pub use store::{
     DiskWait, EntryBytes, Storage, StorageConfig, CACHE_BYTES_MAX_DEFAULT, FORMAT_VERSION,
+    SLED_BATCH_KEYS_MAX,
 };
 pub use writer::{
     Append, Completion, DurableBatch, LogProgress, LogSender, LogWriter, WriterConfig,
