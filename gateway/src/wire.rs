@@ -852,7 +852,7 @@ pub struct PutSkuRequest {
     #[schema(minimum = 0, maximum = 281_474_976_710_656_u64)]
     pub stock: Option<u64>,
     /// Absent or null: no limit.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 281_474_976_710_656_u64)]
     pub per_customer_limit: Option<u64>,
     /// Default 10.
     #[schema(minimum = 1, maximum = 1_000_000)]

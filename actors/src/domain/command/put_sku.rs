@@ -48,10 +48,14 @@ impl PutSku {
             }
         }
         let settings = &self.settings;
-        if settings.per_customer_limit == Some(0) {
+        // Above the most stock a SKU may have, a limit could never bind.
+        if settings
+            .per_customer_limit
+            .is_some_and(|limit| limit == 0 || limit > STOCK_MAX)
+        {
             return Err(InvalidField::new(
                 "per_customer_limit",
-                "must be at least 1 when given",
+                format!("must be between 1 and {STOCK_MAX} when given"),
             ));
         }
         if settings.max_quantity_per_order == 0
@@ -190,6 +194,13 @@ mod tests {
             (
                 RequestedSettings {
                     per_customer_limit: Some(0),
+                    ..none()
+                },
+                "per_customer_limit",
+            ),
+            (
+                RequestedSettings {
+                    per_customer_limit: Some(STOCK_MAX + 1),
                     ..none()
                 },
                 "per_customer_limit",
