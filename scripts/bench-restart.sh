@@ -38,6 +38,7 @@ start() {
   for _ in $(seq 1 60000); do
     addr=$(grep -o 'listening on http [0-9.:]*' "$work/out" | awk '{print $4}' | head -1 || true)
     [ -n "$addr" ] && return
+    kill -0 "$(cat "$work/pid")" 2>/dev/null || break
     sleep 0.005
   done
   echo "flashgate did not start: $(tail -5 "$work/err")" >&2; exit 1

@@ -173,6 +173,56 @@ pub fn log_entry_shard(bytes: &[u8]) -> Result<u32, DecodeError> {
         })
 }
 
+/// What a checkpoint chunk holds, read from its first bytes without decoding
+/// the rest: recovery hands each shard its chunks, and sizes the shard's
+/// tables from the order counts, before it decodes them. `decode_chunk` still
+/// checks every chunk whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkHead {
+    /// An `Orders` chunk: its shard and how many orders it holds.
+    Orders { shard: u32, orders: usize },
+    /// Any other chunk of one shard's state (the header included).
+    Shard { shard: u32 },
+    /// `Archived` or `ArchivedChanged`: a standby's catch-up, no shard's.
+    Archived,
+}
+
+/// `CheckpointChunk`'s variant indexes as bincode writes them (the order of
+/// declaration); `chunk_head_agrees_with_the_decoded_chunk` holds them to it.
+const CHUNK_VARIANT_ORDERS: u32 = 1;
+const CHUNK_VARIANT_ARCHIVED: u32 = 4;
+const CHUNK_VARIANT_ARCHIVED_CHANGED: u32 = 5;
+
+/// Reads a chunk's head: its variant, then its first field (every variant
+/// but the archived ones starts with its shard), then, of an `Orders` chunk,
+/// the length of its order list, which may not exceed the bytes left (every
+/// order takes more than one).
+pub fn chunk_head(bytes: &[u8]) -> Result<ChunkHead, DecodeError> {
+    let config = bincode::config::standard().with_limit::<CHUNK_BYTES_MAX>();
+    let error = |source| DecodeError {
+        what: "checkpoint chunk",
+        source,
+    };
+    let (variant, _): (u32, usize) = bincode::decode_from_slice(bytes, config).map_err(error)?;
+    if variant == CHUNK_VARIANT_ARCHIVED || variant == CHUNK_VARIANT_ARCHIVED_CHANGED {
+        return Ok(ChunkHead::Archived);
+    }
+    if variant != CHUNK_VARIANT_ORDERS {
+        let ((_, shard), _): ((u32, u32), usize) =
+            bincode::decode_from_slice(bytes, config).map_err(error)?;
+        return Ok(ChunkHead::Shard { shard });
+    }
+    let ((_, shard, orders), read): ((u32, u32, u64), usize) =
+        bincode::decode_from_slice(bytes, config).map_err(error)?;
+    let left = bytes.len() - read;
+    match usize::try_from(orders) {
+        Ok(orders) if orders <= left => Ok(ChunkHead::Orders { shard, orders }),
+        _ => Err(error(bincode::error::DecodeError::OtherString(format!(
+            "claims {orders} orders in {left} bytes"
+        )))),
+    }
+}
+
 pub fn encode_chunk(chunk: &CheckpointChunk) -> Vec<u8> {
     bincode::encode_to_vec(chunk, bincode::config::standard()).expect("snapshots always encode")
 }
@@ -403,6 +453,72 @@ mod tests {
         for chunk in chunks {
             assert_eq!(decode_chunk(&encode_chunk(&chunk)).unwrap(), chunk);
         }
+    }
+
+    /// The head read without decoding names what the whole decode finds, for
+    /// every kind of chunk; an order count beyond the bytes is refused.
+    #[test]
+    fn chunk_head_agrees_with_the_decoded_chunk() {
+        let (_, mut chunks) = golden_samples();
+        let order = match &chunks[0] {
+            CheckpointChunk::Orders { orders, .. } => orders[0].clone(),
+            _ => unreachable!(),
+        };
+        chunks.extend([
+            CheckpointChunk::ShardHeader {
+                shard: 300,
+                seq: 9,
+                next_order_number: 2,
+                skus: Vec::new(),
+            },
+            CheckpointChunk::Orders {
+                shard: 70_000,
+                orders: vec![order.clone(); 3],
+            },
+            CheckpointChunk::Archived {
+                orders: vec![order.clone(); 2],
+            },
+            CheckpointChunk::ArchivedChanged { orders: Vec::new() },
+            CheckpointChunk::Changes {
+                shard: 2,
+                changes: Vec::new(),
+            },
+            CheckpointChunk::Moves {
+                shard: 3,
+                moving: Vec::new(),
+                moved_out: vec![(order.id, 1)],
+            },
+            CheckpointChunk::WaitingRooms {
+                shard: 4,
+                rooms: Vec::new(),
+            },
+        ]);
+        for chunk in chunks {
+            let expected = match &chunk {
+                CheckpointChunk::Orders { shard, orders } => ChunkHead::Orders {
+                    shard: *shard,
+                    orders: orders.len(),
+                },
+                CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
+                    ChunkHead::Archived
+                }
+                CheckpointChunk::ShardHeader { shard, .. }
+                | CheckpointChunk::Settled { shard, .. }
+                | CheckpointChunk::Keys { shard, .. }
+                | CheckpointChunk::Changes { shard, .. }
+                | CheckpointChunk::Moves { shard, .. }
+                | CheckpointChunk::WaitingRooms { shard, .. } => ChunkHead::Shard { shard: *shard },
+            };
+            assert_eq!(
+                chunk_head(&encode_chunk(&chunk)).unwrap(),
+                expected,
+                "{chunk:?}"
+            );
+        }
+        // An Orders chunk of shard 1 claiming 250 orders in no bytes.
+        let error = chunk_head(&[1, 1, 250]).unwrap_err().to_string();
+        assert!(error.contains("claims 250 orders in 0 bytes"), "{error}");
+        assert!(chunk_head(&[]).is_err());
     }
 
     /// Written by the build before ids were shared (`String` ids); see

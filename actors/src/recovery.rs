@@ -3,9 +3,10 @@
 //! checkpoint already holds and refuses a gap.
 //!
 //! Shards are independent, so the work runs side by side on scoped threads:
-//! - the checkpoint's chunks are decoded by `recovery_threads` threads, each
-//!   a contiguous run of chunks, then handed to their shards in chunk order;
-//! - each shard is rebuilt from its chunks on a thread of its own;
+//! - the checkpoint's chunks are sorted to their shards by their heads
+//!   (`codec::chunk_head`), and each shard decodes its chunks and rebuilds
+//!   itself from them on a thread of its own, each chunk's orders entering
+//!   the tables as soon as they are decoded;
 //! - the log is read (and every record checked) on the calling thread, and
 //!   each record handed, in LSN order, to its shard's thread, which decodes
 //!   and applies it;
@@ -20,16 +21,15 @@ use std::time::{Duration, Instant};
 use flashgate_storage::{Lsn, Storage, StorageError};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::codec::{decode_chunk, decode_log_entry, log_entry_shard, CheckpointChunk, DecodeError};
+use crate::codec::{
+    chunk_head, decode_chunk, decode_log_entry, log_entry_shard, CheckpointChunk, ChunkHead,
+    DecodeError,
+};
 use crate::domain::{
-    InconsistentEvent, Order, OrderChange, OrderId, RetainedImage, ShardConfig, ShardCore, SkuImage,
+    InconsistentEvent, OrderChange, OrderId, RetainedImage, ShardConfig, ShardCore, SkuImage,
 };
 use crate::retire::archive_orders;
 
-/// Most threads recovery decodes checkpoint chunks on (fewer on a machine
-/// with fewer cores). Shards are rebuilt, replayed and verified one thread
-/// per shard.
-pub const RECOVERY_THREADS_MAX: usize = 16;
 /// Most orders a shard makes room for ahead of a replay (see
 /// `ShardCore::reserve_orders`), about 150 MiB of table: the log's records
 /// bound the orders it adds, but orders may have left memory since, so a
@@ -81,224 +81,166 @@ pub struct Recovered {
     pub replay_elapsed: Duration,
 }
 
-/// One shard's part of a checkpoint, decoded.
-struct ShardParts {
+/// One shard's part of a checkpoint: its chunks as stored, in their order.
+#[derive(Default)]
+struct ShardChunks {
+    chunks: Vec<Vec<u8>>,
+    /// The orders its `Orders` chunks hold, as their heads say.
+    orders: usize,
+}
+
+/// One shard's state from a checkpoint, its orders still encoded.
+struct ShardParts<'a> {
     seq: u64,
     next_order_number: u64,
     skus: Vec<SkuImage>,
-    /// The shard's `Orders` chunks, in chunk order.
-    orders: Vec<Vec<Order>>,
     retained: RetainedImage,
     /// The history of changed orders in memory.
     changes: Vec<(OrderId, Vec<OrderChange>)>,
     moving: Vec<(OrderId, crate::domain::PendingMove)>,
     moved_out: Vec<(OrderId, u32)>,
     waiting_rooms: Vec<(crate::domain::SkuId, crate::domain::WaitingRoom)>,
+    /// The shard's `Orders` chunks, in their order, not yet decoded.
+    order_chunks: Vec<&'a [u8]>,
 }
 
-/// The orders of a shard's chunks, one after the other, with their count
-/// known up front so the shard can size its tables once.
-struct ChunkOrders {
-    chunks: std::iter::Flatten<std::vec::IntoIter<Vec<Order>>>,
-    remaining: usize,
+fn checkpoint_error(error: DecodeError) -> RecoveryError {
+    RecoveryError::Checkpoint(error.to_string())
 }
 
-impl ChunkOrders {
-    fn new(chunks: Vec<Vec<Order>>) -> ChunkOrders {
-        let remaining = chunks.iter().map(Vec::len).sum();
-        ChunkOrders {
-            chunks: chunks.into_iter().flatten(),
-            remaining,
+/// Decodes a shard's chunks but its `Orders` ones, checking that the shard
+/// has one header and that it comes first.
+fn decode_shard_state(
+    shard: usize,
+    chunks: &[Vec<u8>],
+) -> Result<Option<ShardParts<'_>>, RecoveryError> {
+    let Some((first, rest)) = chunks.split_first() else {
+        return Ok(None);
+    };
+    let mut part = match decode_chunk(first).map_err(checkpoint_error)? {
+        CheckpointChunk::ShardHeader {
+            seq,
+            next_order_number,
+            skus,
+            ..
+        } => ShardParts {
+            seq,
+            next_order_number,
+            skus,
+            retained: RetainedImage::default(),
+            changes: Vec::new(),
+            moving: Vec::new(),
+            moved_out: Vec::new(),
+            waiting_rooms: Vec::new(),
+            order_chunks: Vec::new(),
+        },
+        CheckpointChunk::Orders { .. } => {
+            return Err(RecoveryError::Checkpoint(format!(
+                "orders of shard {shard} before its header"
+            )))
+        }
+        _ => {
+            return Err(RecoveryError::Checkpoint(format!(
+                "state of shard {shard} before its header"
+            )))
+        }
+    };
+    for bytes in rest {
+        if let ChunkHead::Orders { .. } = chunk_head(bytes).map_err(checkpoint_error)? {
+            part.order_chunks.push(bytes.as_slice());
+            continue;
+        }
+        match decode_chunk(bytes).map_err(checkpoint_error)? {
+            CheckpointChunk::ShardHeader { .. } => {
+                return Err(RecoveryError::Checkpoint(format!(
+                    "shard {shard} stored twice"
+                )))
+            }
+            CheckpointChunk::Settled { settled, .. } => part.retained.settled.extend(settled),
+            CheckpointChunk::Keys { keys, .. } => part.retained.keys.extend(keys),
+            CheckpointChunk::Changes { changes, .. } => part.changes.extend(changes),
+            CheckpointChunk::Moves {
+                moving, moved_out, ..
+            } => {
+                part.moving.extend(moving);
+                part.moved_out.extend(moved_out);
+            }
+            CheckpointChunk::WaitingRooms { rooms, .. } => part.waiting_rooms.extend(rooms),
+            CheckpointChunk::Orders { .. }
+            | CheckpointChunk::Archived { .. }
+            | CheckpointChunk::ArchivedChanged { .. } => {
+                unreachable!("sorted by its head, which the decode agrees with")
+            }
         }
     }
+    Ok(Some(part))
 }
 
-impl Iterator for ChunkOrders {
-    type Item = Order;
-
-    fn next(&mut self) -> Option<Order> {
-        let order = self.chunks.next()?;
-        self.remaining -= 1;
-        Some(order)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl ExactSizeIterator for ChunkOrders {}
-
+/// Rebuilds a shard from its chunks: its state first, then its orders, each
+/// `Orders` chunk decoded as the restore reaches it.
 fn restore_shard(
     config: ShardConfig,
-    part: Option<ShardParts>,
+    part: ShardChunks,
 ) -> Result<(ShardCore, u64), RecoveryError> {
     let shard = config.shard;
-    match part {
-        None => Ok((ShardCore::new(config), 0)),
-        Some(part) => {
-            let core = ShardCore::restore(
-                config,
-                part.next_order_number,
-                part.skus,
-                ChunkOrders::new(part.orders),
-                part.retained,
-            )
-            .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
-            .and_then(|mut core| {
-                core.restore_moves(part.moving, part.moved_out)
-                    .map(|()| core)
-            })
-            .and_then(|mut core| {
-                core.restore_waiting_rooms(part.waiting_rooms)
-                    .map(|()| core)
-            })
-            .map_err(|InconsistentEvent(reason)| {
-                RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
-            })?;
-            Ok((core, part.seq))
-        }
-    }
-}
-
-fn header_of(
-    slot: &mut Option<ShardParts>,
-    shard: usize,
-) -> Result<&mut ShardParts, RecoveryError> {
-    slot.as_mut().ok_or_else(|| {
-        RecoveryError::Checkpoint(format!("state of shard {shard} before its header"))
+    let orders_count = part.orders;
+    let Some(part) = decode_shard_state(shard as usize, &part.chunks)? else {
+        return Ok((ShardCore::new(config), 0));
+    };
+    let orders = part
+        .order_chunks
+        .into_iter()
+        .map(|bytes| match decode_chunk(bytes) {
+            Ok(CheckpointChunk::Orders { orders, .. }) => Ok(orders),
+            Ok(_) => unreachable!("sorted by its head, which the decode agrees with"),
+            Err(error) => Err(InconsistentEvent(error.to_string())),
+        });
+    let core = ShardCore::restore_chunks(
+        config,
+        part.next_order_number,
+        part.skus,
+        orders_count,
+        orders,
+        part.retained,
+    )
+    .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
+    .and_then(|mut core| {
+        core.restore_moves(part.moving, part.moved_out)
+            .map(|()| core)
     })
+    .and_then(|mut core| {
+        core.restore_waiting_rooms(part.waiting_rooms)
+            .map(|()| core)
+    })
+    .map_err(|InconsistentEvent(reason)| {
+        RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
+    })?;
+    Ok((core, part.seq))
 }
 
-/// How many threads recovery decodes on: the cores, at most `RECOVERY_THREADS_MAX`.
-fn recovery_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, RECOVERY_THREADS_MAX)
-}
-
-/// Decodes every chunk, `threads` contiguous runs of chunks side by side
-/// (runs of about equal bytes). Returns the chunks in their stored order, or
-/// the error of the first chunk that does not decode.
-fn decode_chunks(
-    chunks: Vec<Vec<u8>>,
-    threads: usize,
-) -> Result<Vec<CheckpointChunk>, RecoveryError> {
-    let total_bytes: usize = chunks.iter().map(Vec::len).sum();
-    let bytes_per_run = total_bytes.div_ceil(threads.max(1)).max(1);
-    let mut runs: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut run_bytes = 0;
-    for chunk in chunks {
-        if runs.is_empty() || run_bytes >= bytes_per_run {
-            runs.push(Vec::new());
-            run_bytes = 0;
-        }
-        run_bytes += chunk.len();
-        runs.last_mut().expect("a run was pushed").push(chunk);
-    }
-    let decoded: Vec<Result<Vec<CheckpointChunk>, DecodeError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|run| {
-                scope.spawn(move || {
-                    run.iter()
-                        .map(|bytes| decode_chunk(bytes))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("decoding checkpoint chunks panicked"))
-            .collect()
-    });
-    let mut all = Vec::new();
-    for run in decoded {
-        all.extend(run.map_err(|error| RecoveryError::Checkpoint(error.to_string()))?);
-    }
-    Ok(all)
-}
-
-/// Sorts decoded chunks into their shards, checking that each shard has one
-/// header and that it comes before the shard's other chunks.
+/// Sorts a checkpoint's chunks to their shards by their heads, keeping each
+/// shard's chunks in their stored order.
 fn group_by_shard(
-    chunks: Vec<CheckpointChunk>,
+    chunks: Vec<Vec<u8>>,
     shard_count: usize,
-) -> Result<Vec<Option<ShardParts>>, RecoveryError> {
-    let mut parts: Vec<Option<ShardParts>> = (0..shard_count).map(|_| None).collect();
-    for chunk in chunks {
-        let shard = match &chunk {
-            CheckpointChunk::ShardHeader { shard, .. }
-            | CheckpointChunk::Orders { shard, .. }
-            | CheckpointChunk::Settled { shard, .. }
-            | CheckpointChunk::Keys { shard, .. }
-            | CheckpointChunk::Changes { shard, .. }
-            | CheckpointChunk::Moves { shard, .. }
-            | CheckpointChunk::WaitingRooms { shard, .. } => *shard,
-            CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
+) -> Result<Vec<ShardChunks>, RecoveryError> {
+    let mut parts: Vec<ShardChunks> = (0..shard_count).map(|_| ShardChunks::default()).collect();
+    for bytes in chunks {
+        let (shard, orders) = match chunk_head(&bytes).map_err(checkpoint_error)? {
+            ChunkHead::Orders { shard, orders } => (shard, orders),
+            ChunkHead::Shard { shard } => (shard, 0),
+            ChunkHead::Archived => {
                 return Err(RecoveryError::Checkpoint(
                     "holds archived orders, which only a checkpoint sent to a standby carries"
                         .into(),
                 ))
             }
-        } as usize;
-        let slot = parts.get_mut(shard).ok_or_else(|| {
+        };
+        let part = parts.get_mut(shard as usize).ok_or_else(|| {
             RecoveryError::Checkpoint(format!("names shard {shard} of only {shard_count}"))
         })?;
-        match chunk {
-            CheckpointChunk::ShardHeader {
-                seq,
-                next_order_number,
-                skus,
-                ..
-            } => {
-                if slot.is_some() {
-                    return Err(RecoveryError::Checkpoint(format!(
-                        "shard {shard} stored twice"
-                    )));
-                }
-                *slot = Some(ShardParts {
-                    seq,
-                    next_order_number,
-                    skus,
-                    orders: Vec::new(),
-                    retained: RetainedImage::default(),
-                    changes: Vec::new(),
-                    moving: Vec::new(),
-                    moved_out: Vec::new(),
-                    waiting_rooms: Vec::new(),
-                });
-            }
-            CheckpointChunk::Orders { orders, .. } => slot
-                .as_mut()
-                .ok_or_else(|| {
-                    RecoveryError::Checkpoint(format!("orders of shard {shard} before its header"))
-                })?
-                .orders
-                .push(orders),
-            CheckpointChunk::Settled { settled, .. } => {
-                header_of(slot, shard)?.retained.settled.extend(settled)
-            }
-            CheckpointChunk::Keys { keys, .. } => {
-                header_of(slot, shard)?.retained.keys.extend(keys)
-            }
-            CheckpointChunk::Changes { changes, .. } => {
-                header_of(slot, shard)?.changes.extend(changes)
-            }
-            CheckpointChunk::Moves {
-                moving, moved_out, ..
-            } => {
-                let part = header_of(slot, shard)?;
-                part.moving.extend(moving);
-                part.moved_out.extend(moved_out);
-            }
-            CheckpointChunk::WaitingRooms { rooms, .. } => {
-                header_of(slot, shard)?.waiting_rooms.extend(rooms)
-            }
-            CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
-                unreachable!("refused above")
-            }
-        }
+        part.orders += orders;
+        part.chunks.push(bytes);
     }
     Ok(parts)
 }
@@ -306,7 +248,7 @@ fn group_by_shard(
 /// Rebuilds every shard from its part of the checkpoint, a thread per shard.
 fn restore_shards(
     configs: Vec<ShardConfig>,
-    parts: Vec<Option<ShardParts>>,
+    parts: Vec<ShardChunks>,
 ) -> Result<(Vec<ShardCore>, Vec<u64>), RecoveryError> {
     let restored: Vec<Result<(ShardCore, u64), RecoveryError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = configs
@@ -544,8 +486,7 @@ pub fn recover(storage: &Storage, configs: Vec<ShardConfig>) -> Result<Recovered
             0,
         ),
         Some(checkpoint) => {
-            let chunks = decode_chunks(checkpoint.chunks, recovery_threads())?;
-            let parts = group_by_shard(chunks, shard_count)?;
+            let parts = group_by_shard(checkpoint.chunks, shard_count)?;
             let (cores, seqs) = restore_shards(configs, parts)?;
             (cores, seqs, checkpoint.covers_lsn)
         }
@@ -579,7 +520,7 @@ pub fn verify(cores: &[ShardCore]) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::decode_chunk;
+    use crate::codec::encode_chunk;
     use crate::domain::{
         Command, Event, PutSku, RequestedSettings, Retention, SetWaitingRoom, SkuId, Timestamp,
         WaitingRoom,
@@ -639,10 +580,7 @@ mod tests {
         }
         assert_eq!(replayed.waiting_rooms(), vec![(a.clone(), room)]);
 
-        let chunks: Vec<CheckpointChunk> = encode_image(shard_image(&core, log.len() as u64))
-            .iter()
-            .map(|bytes| decode_chunk(bytes).unwrap())
-            .collect();
+        let chunks = encode_image(shard_image(&core, log.len() as u64));
         let mut parts = group_by_shard(chunks, 1).unwrap();
         let (rebuilt, seq) = restore_shard(config(), parts.remove(0)).unwrap();
         assert_eq!(seq, log.len() as u64);
@@ -650,7 +588,7 @@ mod tests {
         assert_eq!(rebuilt.waiting_room(&b), None);
 
         // A room naming a SKU the checkpoint does not hold is refused.
-        let bad = vec![
+        let bad = [
             CheckpointChunk::ShardHeader {
                 shard: 0,
                 seq: 1,
@@ -662,6 +600,7 @@ mod tests {
                 rooms: vec![(SkuId::parse("C").unwrap(), room)],
             },
         ];
+        let bad = bad.iter().map(encode_chunk).collect();
         let mut parts = group_by_shard(bad, 1).unwrap();
         assert!(restore_shard(config(), parts.remove(0)).is_err());
     }

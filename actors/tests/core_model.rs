@@ -765,6 +765,14 @@ proptest! {
                         prop_assert_eq!(sku.available, model.available(index));
                         prop_assert_eq!(sku.reserved, model.held(index, OrderStatus::Reserved));
                         prop_assert_eq!(sku.sold, model.sold(index));
+                        // Only a SKU with a per-customer limit counts its
+                        // holders; one that got its limit later counted
+                        // them when it did.
+                        prop_assert_eq!(sku.counts_holders(), expected.limit.is_some());
+                        if !sku.counts_holders() {
+                            prop_assert!(sku.held_by_customer.is_empty());
+                            continue;
+                        }
                         for customer in 0..4 {
                             let id = CustomerId::parse(&format!("customer-{customer}")).unwrap();
                             prop_assert_eq!(sku.held_by(&id), model.held_by(index, customer));

@@ -190,6 +190,66 @@ fn settled_units_count_toward_the_customer_limit_after_they_leave_memory() {
     assert_eq!(replayed.retained_image(), shard.core.retained_image());
 }
 
+/// A SKU without a per-customer limit counts no holders; a limit set later
+/// counts what each customer already holds, settled units included, in the
+/// live core and in a replay of its log alike.
+#[test]
+fn a_limit_set_later_counts_what_customers_already_hold() {
+    let mut shard = Shard::new(10, None);
+    let settled = shard.placed("alice", None, 0);
+    shard
+        .run(
+            Command::Confirm(Confirm {
+                id: settled,
+                customer: None,
+            }),
+            0,
+        )
+        .unwrap();
+    shard.retire(61 * SECOND);
+    assert!(shard.core.order(&settled).is_none());
+    shard.placed("alice", None, 61 * SECOND);
+    let sku = SkuId::parse("A").unwrap();
+    let alice = CustomerId::parse("alice").unwrap();
+    assert!(shard.core.sku(&sku).unwrap().held_by_customer.is_empty());
+
+    let limit = |limit: Option<u64>| {
+        Command::PutSku(PutSku {
+            sku: SkuId::parse("A").unwrap(),
+            stock: None,
+            settings: SkuSettings {
+                per_customer_limit: limit,
+                ..SkuSettings::default()
+            },
+        })
+    };
+    shard.run(limit(Some(2)), 62 * SECOND).unwrap();
+    assert_eq!(shard.core.sku(&sku).unwrap().held_by(&alice), 2);
+    let refused = shard.place("alice", None, 62 * SECOND);
+    assert!(
+        matches!(refused, Err(CoreError::LimitExceeded { held: 2, .. })),
+        "{refused:?}"
+    );
+    let mut replayed = ShardCore::new(config());
+    for event in &shard.log {
+        replayed.apply(event).unwrap();
+    }
+    replayed.assert_consistent();
+    assert_eq!(replayed.sku(&sku).unwrap().held_by(&alice), 2);
+
+    // Without the limit again, the holders are dropped, and buyers are not
+    // held to it.
+    shard.run(limit(None), 63 * SECOND).unwrap();
+    assert!(shard.core.sku(&sku).unwrap().held_by_customer.is_empty());
+    let cancelled = shard
+        .core
+        .orders()
+        .find(|order| order.status == OrderStatus::Reserved);
+    let cancelled = cancelled.unwrap().id;
+    shard.cancel(cancelled, 63 * SECOND).unwrap();
+    shard.placed("alice", None, 63 * SECOND);
+}
+
 /// A retry with an idempotency key gets the same order back after the order
 /// left memory, for the key's retention; after it, the key makes a new order.
 #[test]

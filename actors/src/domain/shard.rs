@@ -461,7 +461,14 @@ impl ShardCore {
                 self.skus.insert(sku.clone(), created);
             }
             Event::SkuSettingsChanged { sku, settings } => {
-                self.sku_mut(sku)?.settings = settings.clone();
+                let changed = self.sku_mut(sku)?;
+                let counted = changed.counts_holders();
+                changed.settings = settings.clone();
+                if !changed.counts_holders() {
+                    changed.held_by_customer = IdMap::default();
+                } else if !counted {
+                    self.count_holders(sku);
+                }
             }
             Event::WaitingRoomSet { sku, room } => {
                 self.sku_mut(sku)?;
@@ -826,6 +833,27 @@ impl ShardCore {
         }
     }
 
+    /// Fills a SKU's `held_by_customer` from what its customers hold: its
+    /// orders in memory that hold stock, and its settled units. For a SKU
+    /// that just got a per-customer limit: O(orders in memory), once per
+    /// such change.
+    fn count_holders(&mut self, id: &SkuId) {
+        let Some(sku) = self.skus.get_mut(id) else {
+            return;
+        };
+        assert!(sku.held_by_customer.is_empty());
+        if let Some(settled) = self.settled.get(id) {
+            for (customer, quantity) in &settled.by_customer {
+                sku.hold(customer, *quantity);
+            }
+        }
+        for order in self.orders.values() {
+            if order.sku == *id && order.status.holds_stock() {
+                sku.hold(&order.customer, u64::from(order.quantity));
+            }
+        }
+    }
+
     fn sku_mut(&mut self, id: &SkuId) -> Result<&mut Sku, InconsistentEvent> {
         self.skus
             .get_mut(id)
@@ -951,6 +979,31 @@ impl ShardCore {
         orders: impl IntoIterator<Item = Order>,
         retained: RetainedImage,
     ) -> Result<ShardCore, InconsistentEvent> {
+        let orders: Vec<Order> = orders.into_iter().collect();
+        let count = orders.len();
+        ShardCore::restore_chunks(
+            config,
+            next_order_number,
+            skus,
+            count,
+            std::iter::once(Ok(orders)),
+            retained,
+        )
+    }
+
+    /// `restore` from the orders of a checkpoint's chunks, each handed over
+    /// as it is decoded (a failed decode stops the restore with its reason),
+    /// with `orders_count` the orders they hold in all: the tables are sized
+    /// once, and each chunk's orders enter them while they are still in the
+    /// cache.
+    pub fn restore_chunks(
+        config: ShardConfig,
+        next_order_number: u64,
+        skus: Vec<SkuImage>,
+        orders_count: usize,
+        order_chunks: impl IntoIterator<Item = Result<Vec<Order>, InconsistentEvent>>,
+        retained: RetainedImage,
+    ) -> Result<ShardCore, InconsistentEvent> {
         let mut core = ShardCore::new(config);
         core.next_order_number = next_order_number.max(1);
         for image in skus {
@@ -999,7 +1052,7 @@ impl ShardCore {
             }
             core.index_key(retained.customer, retained.key, retained.entry)?;
         }
-        core.restore_orders(orders.into_iter().collect(), &mut implied)?;
+        core.restore_orders(orders_count, order_chunks, &mut implied)?;
         for sku in core.skus.values() {
             let (reserved, sold) = implied.get(&sku.id).copied().unwrap_or((0, 0));
             if (reserved, sold) != (sku.reserved, sku.sold) {
@@ -1014,12 +1067,14 @@ impl ShardCore {
 
     /// Adds a checkpoint's orders to a shard being restored: the order table,
     /// the SKUs' holders, the indexes, and what they hold to `implied`
-    /// (reserved, sold per SKU). Looks each order's SKU up once, sizes the
-    /// tables once, and builds the time queues from sorted runs instead of an
-    /// insert per order: a restart restores millions of orders.
+    /// (reserved, sold per SKU). Sizes the tables once from `orders_count`
+    /// (a chunk holding more grows them), looks each order's SKU up once,
+    /// and builds the time queues from sorted runs instead of an insert per
+    /// order: a restart restores millions of orders.
     fn restore_orders(
         &mut self,
-        orders: Vec<Order>,
+        orders_count: usize,
+        order_chunks: impl IntoIterator<Item = Result<Vec<Order>, InconsistentEvent>>,
         implied: &mut IdMap<SkuId, (u64, u64)>,
     ) -> Result<(), InconsistentEvent> {
         let mut skus: Vec<(&SkuId, &mut Sku)> = self.skus.iter_mut().collect();
@@ -1028,84 +1083,88 @@ impl ShardCore {
             .enumerate()
             .map(|(position, (id, _))| (*id, position))
             .collect();
-        let mut sku_of = Vec::with_capacity(orders.len());
-        let mut holders = vec![0usize; skus.len()];
-        let mut keyed = 0;
-        for order in &orders {
-            let position = *positions.get(&order.sku).ok_or_else(|| {
-                inconsistent(format!(
-                    "order {} names unknown sku {}",
-                    order.id, order.sku
-                ))
-            })?;
-            if order.status.holds_stock() {
-                holders[position] += 1;
-            }
-            keyed += usize::from(order.idempotency_key.is_some());
-            sku_of.push(position);
+        // A holder holds at least one unit: a SKU's units held bound its
+        // holders, as the orders bound them (the unused room is given back
+        // below).
+        for (_, sku) in skus.iter_mut().filter(|(_, sku)| sku.counts_holders()) {
+            let units =
+                usize::try_from(sku.reserved.saturating_add(sku.sold)).unwrap_or(usize::MAX);
+            sku.held_by_customer.reserve(units.min(orders_count));
         }
-        for ((_, sku), holders) in skus.iter_mut().zip(&holders) {
-            sku.held_by_customer.reserve(*holders);
-        }
-        self.orders.reserve(orders.len());
-        self.by_idempotency_key.reserve(keyed);
+        self.orders.reserve(orders_count);
         let mut counts = vec![(0u64, 0u64); skus.len()];
         let mut expiring = Vec::new();
         let mut retiring = Vec::new();
-        let mut by_customer = self.by_customer.bulk(orders.len());
-        for (mut order, position) in orders.into_iter().zip(sku_of) {
-            // Every order of a SKU shares the SKU's id text.
-            order.sku = skus[position].0.clone();
-            let slot = match self.orders.entry(order.id) {
-                Entry::Occupied(_) => {
-                    return Err(inconsistent(format!("order {} stored twice", order.id)))
-                }
-                Entry::Vacant(slot) => slot,
-            };
-            let quantity = u64::from(order.quantity);
-            match order.status {
-                OrderStatus::Reserved => counts[position].0 += quantity,
-                OrderStatus::Confirmed | OrderStatus::Shipped => counts[position].1 += quantity,
-                OrderStatus::Cancelled | OrderStatus::Expired => {}
-            }
-            if order.status.holds_stock() {
-                skus[position].1.hold(&order.customer, quantity);
-                self.live_orders += 1;
-            }
-            if let Some(key) = &order.idempotency_key {
-                match self
-                    .by_idempotency_key
-                    .entry((order.customer.clone(), key.clone()))
-                {
+        let mut by_customer = self.by_customer.bulk(orders_count);
+        for orders in order_chunks {
+            let orders = orders?;
+            self.orders.reserve(orders.len());
+            let keyed = orders
+                .iter()
+                .filter(|order| order.idempotency_key.is_some())
+                .count();
+            self.by_idempotency_key.reserve(keyed);
+            for mut order in orders {
+                let position = *positions.get(&order.sku).ok_or_else(|| {
+                    inconsistent(format!(
+                        "order {} names unknown sku {}",
+                        order.id, order.sku
+                    ))
+                })?;
+                // Every order of a SKU shares the SKU's id text.
+                order.sku = skus[position].0.clone();
+                let slot = match self.orders.entry(order.id) {
                     Entry::Occupied(_) => {
-                        return Err(inconsistent(format!(
-                            "the idempotency key of order {} is stored twice",
-                            order.id
-                        )))
+                        return Err(inconsistent(format!("order {} stored twice", order.id)))
                     }
-                    Entry::Vacant(entry) => {
-                        entry.insert(KeyEntry::of(&order));
+                    Entry::Vacant(slot) => slot,
+                };
+                let quantity = u64::from(order.quantity);
+                match order.status {
+                    OrderStatus::Reserved => counts[position].0 += quantity,
+                    OrderStatus::Confirmed | OrderStatus::Shipped => counts[position].1 += quantity,
+                    OrderStatus::Cancelled | OrderStatus::Expired => {}
+                }
+                if order.status.holds_stock() {
+                    skus[position].1.hold(&order.customer, quantity);
+                    self.live_orders += 1;
+                }
+                if let Some(key) = &order.idempotency_key {
+                    match self
+                        .by_idempotency_key
+                        .entry((order.customer.clone(), key.clone()))
+                    {
+                        Entry::Occupied(_) => {
+                            return Err(inconsistent(format!(
+                                "the idempotency key of order {} is stored twice",
+                                order.id
+                            )))
+                        }
+                        Entry::Vacant(entry) => {
+                            entry.insert(KeyEntry::of(&order));
+                        }
                     }
                 }
+                if order.status == OrderStatus::Reserved {
+                    expiring.push((order.reserved_until, order.id));
+                }
+                if let Some(at) = self.config.retention.order_leaves_at(&order) {
+                    retiring.push((at, order.id));
+                }
+                if order.id.shard == self.config.shard && order.id.epoch == self.config.epoch {
+                    self.next_order_number = self.next_order_number.max(order.id.number + 1);
+                }
+                by_customer.add(&order);
+                slot.insert(order);
             }
-            if order.status == OrderStatus::Reserved {
-                expiring.push((order.reserved_until, order.id));
-            }
-            if let Some(at) = self.config.retention.order_leaves_at(&order) {
-                retiring.push((at, order.id));
-            }
-            if order.id.shard == self.config.shard && order.id.epoch == self.config.epoch {
-                self.next_order_number = self.next_order_number.max(order.id.number + 1);
-            }
-            by_customer.add(&order);
-            slot.insert(order);
         }
         by_customer.finish();
         for ((id, sku), (reserved, sold)) in skus.iter_mut().zip(counts) {
             let implied = implied.entry((*id).clone()).or_default();
             implied.0 += reserved;
             implied.1 += sold;
-            // Many orders of one customer reserved more than it needs.
+            // Many orders of one customer, or few orders of many units,
+            // reserved more than it needs.
             if sku.held_by_customer.capacity() > 4 * sku.held_by_customer.len().max(1) {
                 sku.held_by_customer.shrink_to_fit();
             }
@@ -1125,22 +1184,30 @@ impl ShardCore {
     /// Checks every SKU's counters against its orders. O(orders): for tests and
     /// recovery, not the order path.
     pub fn assert_consistent(&self) {
+        // What the orders imply per SKU: units reserved, units sold, and
+        // the units each customer holds, for a SKU that counts its holders.
         // Sized up front from what the SKUs say they hold: if the orders
         // imply other holders, the comparison below fails anyway.
-        let mut implied: IdMap<&SkuId, (u64, u64, IdMap<&CustomerId, u64>)> = self
+        type Implied<'a> = (u64, u64, Option<IdMap<&'a CustomerId, u64>>);
+        let mut implied: IdMap<&SkuId, Implied> = self
             .skus
             .values()
             .map(|sku| {
-                let mut held = IdMap::default();
-                held.reserve(sku.held_by_customer.len());
+                let held = sku.counts_holders().then(|| {
+                    let mut held = IdMap::default();
+                    held.reserve(sku.held_by_customer.len());
+                    held
+                });
                 (&sku.id, (0, 0, held))
             })
             .collect();
         for (sku, settled) in &self.settled {
             let entry = implied.entry(sku).or_default();
             entry.1 += settled.sold;
-            for (customer, quantity) in &settled.by_customer {
-                *entry.2.entry(customer).or_default() += quantity;
+            if let Some(held) = &mut entry.2 {
+                for (customer, quantity) in &settled.by_customer {
+                    *held.entry(customer).or_default() += quantity;
+                }
             }
             assert_eq!(
                 settled.sold,
@@ -1169,7 +1236,9 @@ impl ShardCore {
             }
             if order.status.holds_stock() {
                 live += 1;
-                *entry.2.entry(&order.customer).or_default() += quantity;
+                if let Some(held) = &mut entry.2 {
+                    *held.entry(&order.customer).or_default() += quantity;
+                }
             }
         }
         assert_eq!(self.live_orders, live, "live order count");
@@ -1201,6 +1270,14 @@ impl ShardCore {
                 "sku {} counters",
                 sku.id
             );
+            let Some(held) = held else {
+                assert!(
+                    sku.held_by_customer.is_empty(),
+                    "sku {} counts holders without a per-customer limit",
+                    sku.id
+                );
+                continue;
+            };
             assert_eq!(
                 sku.held_by_customer.len(),
                 held.len(),

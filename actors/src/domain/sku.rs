@@ -97,7 +97,10 @@ pub struct Sku {
     pub reserved: u64,
     pub sold: u64,
     pub settings: SkuSettings,
-    /// Units each customer holds (reserved + confirmed); entries at zero are removed.
+    /// Units each customer holds (reserved + confirmed, settled included);
+    /// entries at zero are removed. Kept only while the SKU has a
+    /// per-customer limit, the one rule that reads it (`counts_holders`);
+    /// empty otherwise.
     pub held_by_customer: IdMap<CustomerId, u64>,
 }
 
@@ -114,6 +117,16 @@ impl Sku {
         }
     }
 
+    /// Whether the SKU keeps `held_by_customer`: a per-customer limit is
+    /// the only rule that reads it, so a SKU without one spends no table
+    /// entry per buyer. A limit set later has the shard count its holders
+    /// then (`ShardCore::apply`, `SkuSettingsChanged`).
+    #[inline]
+    pub fn counts_holders(&self) -> bool {
+        self.settings.per_customer_limit.is_some()
+    }
+
+    /// Units `customer` holds; only kept (and only asked) with a limit.
     pub fn held_by(&self, customer: &CustomerId) -> u64 {
         self.held_by_customer.get(customer).copied().unwrap_or(0)
     }
@@ -162,10 +175,16 @@ impl Sku {
     }
 
     pub(crate) fn hold(&mut self, customer: &CustomerId, quantity: u64) {
+        if !self.counts_holders() {
+            return;
+        }
         *self.held_by_customer.entry(customer.clone()).or_insert(0) += quantity;
     }
 
     pub(crate) fn release(&mut self, customer: &CustomerId, quantity: u64) {
+        if !self.counts_holders() {
+            return;
+        }
         let held = self
             .held_by_customer
             .get_mut(customer)
