@@ -12,13 +12,17 @@
 # figures (process start to the "listening" line, and flashgate's own
 # recovery line), then the median and the machine's load average.
 #
-#   scripts/bench-restart.sh [orders=1000000] [runs=5] [tail=100000] [binary]
+#   [SKU_LIMIT=N] scripts/bench-restart.sh [orders=1000000] [runs=5] [tail=100000] [binary]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 orders=${1:-1000000}
 runs=${2:-5}
 tail_orders=${3:-100000}
 bin=${4:-target/release/flashgate}
+# SKU_LIMIT=N gives every SKU a per-customer limit of N: its shard then
+# counts each buyer's units (every order has a buyer of its own, so the
+# limit never refuses one).
+limit_field=${SKU_LIMIT:+, \"per_customer_limit\": $SKU_LIMIT}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 [ -n "${4:-}" ] || cargo build --release --quiet --bin flashgate
 
@@ -81,7 +85,7 @@ restarts() { # restarts CASE: RUNS restarts of the stopped node, each SIGKILLed 
 start
 for i in $(seq 0 7); do
   curl -sf -o /dev/null -X PUT "http://$addr/v1/skus/BENCH-$i" -H "Authorization: Bearer $token" \
-    -H 'Content-Type: application/json' -d '{"stock": 100000000}'
+    -H 'Content-Type: application/json' -d "{\"stock\": 100000000${limit_field}}"
 done
 echo "== filling $addr with $orders orders"
 fill "$orders"
