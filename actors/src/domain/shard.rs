@@ -1296,3 +1296,80 @@ impl ShardCore {
         assert!(implied.is_empty(), "orders name unknown SKUs");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Command, PlaceOrder, PutSku, RequestedSettings};
+
+    /// A shard with SKU "L" (limit 5) and SKU "U" (no limit), and orders of
+    /// alice (2 units of L) and bob (1 of L, 1 of U).
+    fn shard() -> ShardCore {
+        let mut core = ShardCore::new(ShardConfig {
+            shard: 0,
+            epoch: 1,
+            orders_max: 100,
+            expiry_batch_max: 100,
+            retention: Retention::default(),
+        });
+        let now = Timestamp(1_000);
+        for (sku, limit) in [("L", Some(5)), ("U", None)] {
+            let settings = RequestedSettings {
+                per_customer_limit: limit,
+                ..RequestedSettings::default()
+            };
+            let put = PutSku::parse(sku, Some(10), settings).unwrap();
+            core.execute(Command::PutSku(put), now).reply.unwrap();
+        }
+        for (sku, customer, quantity) in [("L", "alice", 2), ("L", "bob", 1), ("U", "bob", 1)] {
+            let place = PlaceOrder {
+                sku: SkuId::parse(sku).unwrap(),
+                quantity,
+                customer: CustomerId::parse(customer).unwrap(),
+                idempotency_key: None,
+            };
+            core.execute(Command::PlaceOrder(place), now).reply.unwrap();
+        }
+        core
+    }
+
+    /// The verification finds every way a SKU's holder counts can disagree
+    /// with its orders.
+    #[test]
+    fn the_verification_finds_wrong_holder_counts() {
+        shard().assert_consistent();
+        let alice = CustomerId::parse("alice").unwrap();
+        let carol = CustomerId::parse("carol").unwrap();
+        type Damage = fn(&mut IdMap<CustomerId, u64>, &CustomerId, &CustomerId);
+        let damage: [(&str, Damage); 5] = [
+            ("a count too high", |held, alice, _| {
+                *held.get_mut(alice).unwrap() += 1
+            }),
+            ("a count too low", |held, alice, _| {
+                *held.get_mut(alice).unwrap() -= 1
+            }),
+            ("a holder missing", |held, alice, _| {
+                held.remove(alice);
+            }),
+            ("a holder too many", |held, _, carol| {
+                held.insert(carol.clone(), 1);
+            }),
+            ("a holder moved", |held, alice, carol| {
+                let units = held.remove(alice).unwrap();
+                held.insert(carol.clone(), units);
+            }),
+        ];
+        for (what, damage) in damage {
+            let mut core = shard();
+            let sku = core.skus.get_mut(&SkuId::parse("L").unwrap()).unwrap();
+            damage(&mut sku.held_by_customer, &alice, &carol);
+            let found = std::panic::catch_unwind(|| core.assert_consistent());
+            assert!(found.is_err(), "{what} was not found");
+        }
+        // A SKU without a limit keeps no holders.
+        let mut core = shard();
+        let sku = core.skus.get_mut(&SkuId::parse("U").unwrap()).unwrap();
+        sku.held_by_customer.insert(alice, 1);
+        assert!(std::panic::catch_unwind(|| core.assert_consistent()).is_err());
+    }
+}
