@@ -187,6 +187,27 @@ pub enum ChunkHead {
     Archived,
 }
 
+impl CheckpointChunk {
+    /// What `chunk_head` reads of this chunk's bytes.
+    pub fn head(&self) -> ChunkHead {
+        match self {
+            CheckpointChunk::Orders { shard, orders } => ChunkHead::Orders {
+                shard: *shard,
+                orders: orders.len(),
+            },
+            CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
+                ChunkHead::Archived
+            }
+            CheckpointChunk::ShardHeader { shard, .. }
+            | CheckpointChunk::Settled { shard, .. }
+            | CheckpointChunk::Keys { shard, .. }
+            | CheckpointChunk::Changes { shard, .. }
+            | CheckpointChunk::Moves { shard, .. }
+            | CheckpointChunk::WaitingRooms { shard, .. } => ChunkHead::Shard { shard: *shard },
+        }
+    }
+}
+
 /// `CheckpointChunk`'s variant indexes as bincode writes them (the order of
 /// declaration); `chunk_head_agrees_with_the_decoded_chunk` holds them to it.
 const CHUNK_VARIANT_ORDERS: u32 = 1;
@@ -494,21 +515,7 @@ mod tests {
             },
         ]);
         for chunk in chunks {
-            let expected = match &chunk {
-                CheckpointChunk::Orders { shard, orders } => ChunkHead::Orders {
-                    shard: *shard,
-                    orders: orders.len(),
-                },
-                CheckpointChunk::Archived { .. } | CheckpointChunk::ArchivedChanged { .. } => {
-                    ChunkHead::Archived
-                }
-                CheckpointChunk::ShardHeader { shard, .. }
-                | CheckpointChunk::Settled { shard, .. }
-                | CheckpointChunk::Keys { shard, .. }
-                | CheckpointChunk::Changes { shard, .. }
-                | CheckpointChunk::Moves { shard, .. }
-                | CheckpointChunk::WaitingRooms { shard, .. } => ChunkHead::Shard { shard: *shard },
-            };
+            let expected = chunk.head();
             assert_eq!(
                 chunk_head(&encode_chunk(&chunk)).unwrap(),
                 expected,
