@@ -81,16 +81,18 @@ pub struct Recovered {
     pub replay_elapsed: Duration,
 }
 
-/// One shard's part of a checkpoint: its chunks as stored, in their order.
+/// One shard's part of a checkpoint, as stored: its state chunks (the
+/// header first) and its `Orders` chunks, each kind in its stored order.
 #[derive(Default)]
 struct ShardChunks {
-    chunks: Vec<Vec<u8>>,
+    state: Vec<Vec<u8>>,
+    orders: Vec<Vec<u8>>,
     /// The orders its `Orders` chunks hold, as their heads say.
-    orders: usize,
+    order_count: usize,
 }
 
-/// One shard's state from a checkpoint, its orders still encoded.
-struct ShardParts<'a> {
+/// One shard's state from a checkpoint, but its orders.
+struct ShardParts {
     seq: u64,
     next_order_number: u64,
     skus: Vec<SkuImage>,
@@ -100,20 +102,18 @@ struct ShardParts<'a> {
     moving: Vec<(OrderId, crate::domain::PendingMove)>,
     moved_out: Vec<(OrderId, u32)>,
     waiting_rooms: Vec<(crate::domain::SkuId, crate::domain::WaitingRoom)>,
-    /// The shard's `Orders` chunks, in their order, not yet decoded.
-    order_chunks: Vec<&'a [u8]>,
 }
 
 fn checkpoint_error(error: DecodeError) -> RecoveryError {
     RecoveryError::Checkpoint(error.to_string())
 }
 
-/// Decodes a shard's chunks but its `Orders` ones, checking that the shard
-/// has one header and that it comes first.
+/// Decodes a shard's state chunks, checking that the shard has one header
+/// and that it comes first.
 fn decode_shard_state(
     shard: usize,
     chunks: &[Vec<u8>],
-) -> Result<Option<ShardParts<'_>>, RecoveryError> {
+) -> Result<Option<ShardParts>, RecoveryError> {
     let Some((first, rest)) = chunks.split_first() else {
         return Ok(None);
     };
@@ -132,13 +132,7 @@ fn decode_shard_state(
             moving: Vec::new(),
             moved_out: Vec::new(),
             waiting_rooms: Vec::new(),
-            order_chunks: Vec::new(),
         },
-        CheckpointChunk::Orders { .. } => {
-            return Err(RecoveryError::Checkpoint(format!(
-                "orders of shard {shard} before its header"
-            )))
-        }
         _ => {
             return Err(RecoveryError::Checkpoint(format!(
                 "state of shard {shard} before its header"
@@ -146,10 +140,6 @@ fn decode_shard_state(
         }
     };
     for bytes in rest {
-        if let ChunkHead::Orders { .. } = chunk_head(bytes).map_err(checkpoint_error)? {
-            part.order_chunks.push(bytes.as_slice());
-            continue;
-        }
         match decode_chunk(bytes).map_err(checkpoint_error)? {
             CheckpointChunk::ShardHeader { .. } => {
                 return Err(RecoveryError::Checkpoint(format!(
@@ -183,43 +173,40 @@ fn restore_shard(
     part: ShardChunks,
 ) -> Result<(ShardCore, u64), RecoveryError> {
     let shard = config.shard;
-    let orders_count = part.orders;
-    let Some(part) = decode_shard_state(shard as usize, &part.chunks)? else {
+    let Some(state) = decode_shard_state(shard as usize, &part.state)? else {
         return Ok((ShardCore::new(config), 0));
     };
-    let orders = part
-        .order_chunks
-        .into_iter()
-        .map(|bytes| match decode_chunk(bytes) {
-            Ok(CheckpointChunk::Orders { orders, .. }) => Ok(orders),
-            Ok(_) => unreachable!("sorted by its head, which the decode agrees with"),
-            Err(error) => Err(InconsistentEvent(error.to_string())),
-        });
+    let orders = part.orders.iter().map(|bytes| match decode_chunk(bytes) {
+        Ok(CheckpointChunk::Orders { orders, .. }) => Ok(orders),
+        Ok(_) => unreachable!("sorted by its head, which the decode agrees with"),
+        Err(error) => Err(InconsistentEvent(error.to_string())),
+    });
     let core = ShardCore::restore_chunks(
         config,
-        part.next_order_number,
-        part.skus,
-        orders_count,
+        state.next_order_number,
+        state.skus,
+        part.order_count,
         orders,
-        part.retained,
+        state.retained,
     )
-    .and_then(|mut core| core.restore_changes(part.changes).map(|()| core))
+    .and_then(|mut core| core.restore_changes(state.changes).map(|()| core))
     .and_then(|mut core| {
-        core.restore_moves(part.moving, part.moved_out)
+        core.restore_moves(state.moving, state.moved_out)
             .map(|()| core)
     })
     .and_then(|mut core| {
-        core.restore_waiting_rooms(part.waiting_rooms)
+        core.restore_waiting_rooms(state.waiting_rooms)
             .map(|()| core)
     })
     .map_err(|InconsistentEvent(reason)| {
         RecoveryError::Checkpoint(format!("shard {shard}: {reason}"))
     })?;
-    Ok((core, part.seq))
+    Ok((core, state.seq))
 }
 
 /// Sorts a checkpoint's chunks to their shards by their heads, keeping each
-/// shard's chunks in their stored order.
+/// shard's chunks in their stored order; a shard's orders may not come
+/// before its state.
 fn group_by_shard(
     chunks: Vec<Vec<u8>>,
     shard_count: usize,
@@ -227,8 +214,8 @@ fn group_by_shard(
     let mut parts: Vec<ShardChunks> = (0..shard_count).map(|_| ShardChunks::default()).collect();
     for bytes in chunks {
         let (shard, orders) = match chunk_head(&bytes).map_err(checkpoint_error)? {
-            ChunkHead::Orders { shard, orders } => (shard, orders),
-            ChunkHead::Shard { shard } => (shard, 0),
+            ChunkHead::Orders { shard, orders } => (shard, Some(orders)),
+            ChunkHead::Shard { shard } => (shard, None),
             ChunkHead::Archived => {
                 return Err(RecoveryError::Checkpoint(
                     "holds archived orders, which only a checkpoint sent to a standby carries"
@@ -239,8 +226,18 @@ fn group_by_shard(
         let part = parts.get_mut(shard as usize).ok_or_else(|| {
             RecoveryError::Checkpoint(format!("names shard {shard} of only {shard_count}"))
         })?;
-        part.orders += orders;
-        part.chunks.push(bytes);
+        match orders {
+            None => part.state.push(bytes),
+            Some(_) if part.state.is_empty() => {
+                return Err(RecoveryError::Checkpoint(format!(
+                    "orders of shard {shard} before its header"
+                )))
+            }
+            Some(orders) => {
+                part.order_count += orders;
+                part.orders.push(bytes);
+            }
+        }
     }
     Ok(parts)
 }
@@ -603,6 +600,28 @@ mod tests {
         let bad = bad.iter().map(encode_chunk).collect();
         let mut parts = group_by_shard(bad, 1).unwrap();
         assert!(restore_shard(config(), parts.remove(0)).is_err());
+
+        // A shard's orders stored before its header are refused by name.
+        let orders_first = [
+            CheckpointChunk::Orders {
+                shard: 0,
+                orders: Vec::new(),
+            },
+            CheckpointChunk::ShardHeader {
+                shard: 0,
+                seq: 1,
+                next_order_number: 1,
+                skus: Vec::new(),
+            },
+        ];
+        let error = group_by_shard(orders_first.iter().map(encode_chunk).collect(), 1)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            error.contains("orders of shard 0 before its header"),
+            "{error}"
+        );
     }
 
     /// Only a SKU that exists takes a room, and setting what is set logs

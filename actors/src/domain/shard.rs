@@ -1067,8 +1067,8 @@ impl ShardCore {
 
     /// Adds a checkpoint's orders to a shard being restored: the order table,
     /// the SKUs' holders, the indexes, and what they hold to `implied`
-    /// (reserved, sold per SKU). Sizes the tables once from `orders_count`
-    /// (a chunk holding more grows them), looks each order's SKU up once,
+    /// (reserved, sold per SKU). Sizes the tables once from `orders_count`,
+    /// looks each order's SKU up once,
     /// and builds the time queues from sorted runs instead of an insert per
     /// order: a restart restores millions of orders.
     fn restore_orders(
@@ -1097,14 +1097,7 @@ impl ShardCore {
         let mut retiring = Vec::new();
         let mut by_customer = self.by_customer.bulk(orders_count);
         for orders in order_chunks {
-            let orders = orders?;
-            self.orders.reserve(orders.len());
-            let keyed = orders
-                .iter()
-                .filter(|order| order.idempotency_key.is_some())
-                .count();
-            self.by_idempotency_key.reserve(keyed);
-            for mut order in orders {
+            for mut order in orders? {
                 let position = *positions.get(&order.sku).ok_or_else(|| {
                     inconsistent(format!(
                         "order {} names unknown sku {}",
